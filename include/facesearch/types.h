@@ -1,0 +1,31 @@
+// facesearch — plain value types shared by every module. No third-party types here.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace facesearch {
+
+inline constexpr int kEmbeddingDim = 128;
+using Embedding = std::array<float, kEmbeddingDim>;
+
+// A face rectangle in pixels of the decoded (EXIF-oriented) image. May extend past the image
+// border: dlib's detector reports boxes partly outside the frame and the aligner relies on them.
+struct Box {
+  int64_t x = 0, y = 0, w = 0, h = 0;
+};
+
+struct Point {
+  int64_t x = 0, y = 0;
+};
+
+// One detected and embedded face.
+struct Face {
+  Box box;
+  std::array<Point, 5> landmarks{};  // dlib 5-point order: eye corners (2 per eye), nose base
+  double det_score = 0.0;            // detector confidence (HOG: SVM margin, larger is surer)
+  Embedding embedding{};
+};
+
+}  // namespace facesearch

@@ -1,0 +1,42 @@
+// File-system helpers with the durability and privacy rules the corpus needs.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "facesearch/error.h"
+
+namespace facesearch {
+
+// Creates `dir` (and parents) if missing, with mode 0700 for every directory this call creates,
+// and tightens `dir` itself to 0700. Errors: kIo.
+Status EnsurePrivateDir(const std::filesystem::path& dir);
+
+// Reads a whole file. Refuses files larger than max_bytes (kDecode, message names the limit).
+// Errors: kNotFound, kIo, kDecode.
+Result<std::string> ReadFile(const std::filesystem::path& path, size_t max_bytes);
+
+// Atomically replaces `path` with `data`: writes `path.tmp.<pid>` (mode 0600) in the same
+// directory, fsyncs it, checks close(), renames over `path`, then fsyncs the directory. On any
+// failure the temp file is removed and `path` is untouched. Errors: kIo.
+Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data);
+
+// An advisory exclusive lock (flock) on `path` held for the object's lifetime; the lock file is
+// created 0600. Used so that only one writer changes a corpus at a time.
+class FileLock {
+ public:
+  // Blocks until the lock is acquired when wait is true; otherwise fails with kBusy at once.
+  static Result<FileLock> Acquire(const std::filesystem::path& path, bool exclusive, bool wait);
+  FileLock(FileLock&& other) noexcept;
+  FileLock& operator=(FileLock&& other) noexcept;
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  ~FileLock();
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace facesearch

@@ -1,0 +1,46 @@
+// Keeps the vector index consistent with the Store (the protocol of ../shared/RELIABILITY.md).
+//
+// On open: load the snapshot named in the Store's meta table after checking size and SHA-256; if
+// it is missing, corrupt or foreign, rebuild from SQLite; if it lags (snapshot generation older
+// than the Store's) and no face was deleted since, append the faces newer than the snapshot;
+// otherwise rebuild. Writers commit SQLite first, then update and save the index, then record the
+// snapshot — so a crash at any point leaves a corpus that the next open repairs.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "facesearch/error.h"
+#include "index/vector_index.h"
+#include "store/store.h"
+
+namespace facesearch {
+
+enum class IndexState {
+  kFresh,     // snapshot on disk matched the Store
+  kCaughtUp,  // snapshot lagged; newer faces were appended
+  kRebuilt,   // snapshot missing, corrupt or unusable; rebuilt from SQLite
+};
+const char* IndexStateName(IndexState s);  // "fresh", "caught-up", "rebuilt"
+
+struct OpenedIndex {
+  std::unique_ptr<VectorIndex> index;
+  IndexState state = IndexState::kFresh;
+  std::string reason;  // why it was caught up or rebuilt (for logs and `info`)
+};
+
+inline constexpr const char* kIndexFileName = "faces.faiss";
+
+// Opens the index for `store`, repairing as described above. When `persist` is true and the index
+// was caught up or rebuilt, it is saved and the snapshot recorded (caller must hold the corpus
+// write lock). Errors: kIndex, kDatabase, kIo.
+Result<OpenedIndex> OpenCorpusIndex(Store& store, const std::filesystem::path& index_dir,
+                                    bool persist);
+
+// Saves `index` into index_dir and records the snapshot for the Store's current generation.
+// Caller must hold the corpus write lock and have added every committed face to `index`.
+Status SaveCorpusIndex(Store& store, const VectorIndex& index,
+                       const std::filesystem::path& index_dir);
+
+}  // namespace facesearch

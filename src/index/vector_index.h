@@ -1,0 +1,57 @@
+// The vector index: an exact L2 FAISS index keyed by face id (IndexIDMap2 over IndexFlatL2).
+// Derived data: it can always be rebuilt from the Store.
+//
+// Thread-safety: Search may be called from several threads at once; Add/Save need exclusive use.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "facesearch/error.h"
+#include "facesearch/types.h"
+
+namespace faiss {
+struct Index;
+}
+
+namespace facesearch {
+
+struct Hit {
+  int64_t face_id = 0;
+  float distance = 0.f;  // Euclidean (not squared), as dlib reports it
+};
+
+struct SavedFile {
+  int64_t size = 0;
+  std::string sha256;
+};
+
+class VectorIndex {
+ public:
+  static std::unique_ptr<VectorIndex> CreateEmpty();
+  // Reads `path` fully, checks its size and SHA-256 against the expected values BEFORE handing the
+  // bytes to FAISS (crafted files have crashed FAISS's reader), then deserialises and checks the
+  // dimension and type. Errors: kNotFound (missing file), kCorrupt (size, checksum or structure).
+  static Result<std::unique_ptr<VectorIndex>> Load(const std::filesystem::path& path,
+                                                   int64_t expected_size,
+                                                   const std::string& expected_sha256);
+  ~VectorIndex();
+
+  // ids.size() == vectors.size() / kEmbeddingDim. Errors: kIndex.
+  Status Add(std::span<const int64_t> ids, std::span<const float> vectors);
+  // Up to k nearest faces, nearest first. Errors: kIndex.
+  Result<std::vector<Hit>> Search(const Embedding& query, int k) const;
+  // Serialises and writes atomically (WriteFileAtomic). Returns size and sha256 of what was written.
+  Result<SavedFile> Save(const std::filesystem::path& path) const;
+  int64_t ntotal() const;
+
+ private:
+  explicit VectorIndex(faiss::Index* index);
+  std::unique_ptr<faiss::Index> index_;
+};
+
+}  // namespace facesearch

@@ -1,0 +1,124 @@
+// The corpus database: SQLite, the source of truth for images and faces.
+//
+// Settings (see ../shared/RELIABILITY.md): WAL, synchronous=FULL, foreign_keys=ON, secure_delete=ON,
+// busy_timeout, and BEGIN IMMEDIATE for every write transaction. The file is created 0600.
+//
+// Thread-safety: a Store is used by one thread at a time (the caller serialises). Only one Store
+// per database file per process: opening the file twice would drop POSIX locks on close.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "facesearch/error.h"
+#include "facesearch/types.h"
+
+struct sqlite3;
+
+namespace facesearch {
+
+inline constexpr int kSchemaVersion = 1;
+
+enum class ImageStatus { kOk, kNoFace, kError };
+const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
+
+struct ImageRecord {
+  std::optional<std::string> sha256;  // absent only when the file could not be read at all
+  std::string path;                   // absolute path (or URL) as given at ingest
+  int64_t size = 0;                   // bytes
+  int width = 0, height = 0;          // 0 when not decoded
+  ImageStatus status = ImageStatus::kOk;
+  std::string error;                  // why, when status == kError
+};
+
+// A face row joined with its image, as returned to queries and exports.
+struct FaceRecord {
+  int64_t face_id = 0;
+  int64_t image_id = 0;
+  std::string image_path;
+  std::string image_sha256;
+  Face face;
+};
+
+struct CorpusCounts {
+  int64_t images = 0, images_ok = 0, images_noface = 0, images_error = 0;
+  int64_t faces = 0;
+};
+
+// What the index files on disk claim to cover; stored in the meta table after each index write.
+struct IndexSnapshot {
+  int64_t generation = 0;   // Store::Generation() the snapshot reflects
+  int64_t max_face_id = 0;  // largest face id in the snapshot (0 when empty)
+  int64_t ntotal = 0;       // vectors in the snapshot
+  int64_t size = 0;         // file size in bytes
+  std::string sha256;       // of the file's bytes
+  std::string file;         // file name inside the index directory
+};
+
+class Store {
+ public:
+  // Opens or creates the database. On creation records kSchemaVersion and `model_identity`.
+  // On open refuses (kMismatch, with a message naming both identities) a corpus built with other
+  // models, and a schema newer than this build. Errors: kDatabase, kIo, kMismatch.
+  static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& db_path,
+                                             const std::string& model_identity);
+  // Opens an existing database without checking model identity (for `info` and `export`, which
+  // must work without model files). Errors: kNotFound when the file does not exist.
+  static Result<std::unique_ptr<Store>> OpenReadOnly(const std::filesystem::path& db_path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Image id with this content hash, if already in the corpus.
+  Result<std::optional<int64_t>> FindImageBySha(const std::string& sha256);
+
+  // Inserts an image and its faces in one transaction and bumps the generation when faces were
+  // added. Returns the new face ids, in the order of `faces`. An image whose sha256 is already
+  // present fails with kInvalidArgument and changes nothing. Rows with no sha256 (unreadable
+  // files) replace an earlier unreadable row for the same path.
+  Result<std::vector<int64_t>> AddImage(const ImageRecord& image, const std::vector<Face>& faces);
+
+  // Several AddImage calls in one transaction (one fsync per batch). Returns face ids per image.
+  Result<std::vector<std::vector<int64_t>>> AddImages(
+      const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch);
+
+  Result<CorpusCounts> Counts();
+
+  // Monotonic counter bumped by every transaction that adds or removes faces.
+  Result<int64_t> Generation();
+  // The generation of the last transaction that removed faces (0 if never). An index snapshot
+  // older than this cannot be caught up by appending and must be rebuilt.
+  Result<int64_t> DeleteGeneration();
+
+  // Calls fn(face_id, embedding) for every face with id > after_id, in id order.
+  Status ForEachEmbedding(int64_t after_id,
+                          const std::function<void(int64_t, const Embedding&)>& fn);
+  // Calls fn for every face joined with its image, in face id order.
+  Status ForEachFace(const std::function<void(const FaceRecord&)>& fn);
+  // Rows for the given face ids; ids with no live row are omitted (a stale index can then never
+  // surface an erased face). Order follows `ids`.
+  Result<std::vector<FaceRecord>> GetFaces(std::span<const int64_t> ids);
+
+  Result<std::optional<IndexSnapshot>> GetIndexSnapshot();
+  Status SetIndexSnapshot(const IndexSnapshot& snap);
+  Status ClearIndexSnapshot();
+
+  Result<std::string> ModelIdentity();
+  Result<std::optional<std::string>> GetMeta(const std::string& key);
+  Status SetMeta(const std::string& key, const std::string& value);
+
+  // Checkpoints the WAL into the main file and truncates it.
+  Status Checkpoint();
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+};
+
+}  // namespace facesearch

@@ -1,0 +1,47 @@
+// Shared test helpers: temporary directories, fetched assets, and running the real binary.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace facesearch::test {
+
+// A fresh directory under the system temp dir, removed (recursively) on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Directory holding the face_recognition 1.3.0 test images (scripts/fetch-test-images.sh):
+// $FACESEARCH_TEST_IMAGES, else ${XDG_CACHE_HOME:-~/.cache}/facesearch/test-images.
+// Fails the current test (Catch2 FAIL) with the fetch command when the directory is missing.
+std::filesystem::path TestImage(const std::string& name);
+
+// Directory of the dlib models (scripts/fetch-models.sh), resolved like the binary does.
+std::filesystem::path ModelsDir();
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the facesearch binary built by this tree with `args` (no shell involved), feeding `input`
+// on stdin. FACESEARCH_CORPUS/FACESEARCH_MODELS are inherited from the environment unless args
+// set --corpus/--models.
+RunResult RunFacesearch(const std::vector<std::string>& args, const std::string& input = "");
+
+// Copies a fetched test image into `dir` (optionally under a new name) and returns the new path.
+std::filesystem::path CopyTestImage(const std::string& name, const std::filesystem::path& dir,
+                                    const std::string& new_name = "");
+
+}  // namespace facesearch::test
