@@ -10,6 +10,8 @@ namespace facesearch {
 inline constexpr int kEmbeddingDim = 128;
 using Embedding = std::array<float, kEmbeddingDim>;
 
+enum class DetectorKind { kHog, kCnn };
+
 // A face rectangle in pixels of the decoded (EXIF-oriented) image. May extend past the image
 // border: dlib's detector reports boxes partly outside the frame and the aligner relies on them.
 struct Box {
@@ -26,6 +28,20 @@ struct Face {
   std::array<Point, 5> landmarks{};  // dlib 5-point order: eye corners (2 per eye), nose base
   double det_score = 0.0;            // detector confidence (HOG: SVM margin, larger is surer)
   Embedding embedding{};
+};
+
+// A face row joined with its image, as returned to queries and exports.
+struct FaceRecord {
+  int64_t face_id = 0;
+  int64_t image_id = 0;
+  std::string image_path;
+  std::string image_sha256;
+  Face face;
+};
+
+struct CorpusCounts {
+  int64_t images = 0, images_ok = 0, images_noface = 0, images_error = 0;
+  int64_t faces = 0;
 };
 
 }  // namespace facesearch

@@ -19,7 +19,9 @@ Result<std::string> ReadFile(const std::filesystem::path& path, size_t max_bytes
 
 // Atomically replaces `path` with `data`: writes `path.tmp.<pid>` (mode 0600) in the same
 // directory, fsyncs it, checks close(), renames over `path`, then fsyncs the directory. On any
-// failure the temp file is removed and `path` is untouched. Errors: kIo.
+// failure the temp file is removed and `path` is untouched, except when only the final directory
+// fsync fails: the new content is then in place but may not survive a power loss. Writers of one
+// path must be serialised (the temp name is per process). Errors: kIo.
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data);
 
 // An advisory exclusive lock (flock) on `path` held for the object's lifetime; the lock file is

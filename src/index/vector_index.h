@@ -41,17 +41,25 @@ class VectorIndex {
                                                    const std::string& expected_sha256);
   ~VectorIndex();
 
-  // ids.size() == vectors.size() / kEmbeddingDim. Errors: kIndex.
+  // ids.size() == vectors.size() / kEmbeddingDim. Adds nothing and fails with kInvalidArgument
+  // when the sizes disagree or an id is already in the index (or repeated in `ids`).
+  // Errors: kInvalidArgument, kIndex.
   Status Add(std::span<const int64_t> ids, std::span<const float> vectors);
-  // Up to k nearest faces, nearest first. Errors: kIndex.
+  // Up to k nearest faces, nearest first; fewer when the index holds fewer than k (none for
+  // k <= 0). Errors: kIndex.
   Result<std::vector<Hit>> Search(const Embedding& query, int k) const;
   // Serialises and writes atomically (WriteFileAtomic). Returns size and sha256 of what was written.
+  // Errors: kIndex, kIo.
   Result<SavedFile> Save(const std::filesystem::path& path) const;
   int64_t ntotal() const;
+  // The largest face id in the index; 0 when it is empty.
+  int64_t max_id() const { return max_id_; }
 
  private:
+  // Takes ownership of `index`, which must be an IndexIDMap2 over an IndexFlatL2 of kEmbeddingDim.
   explicit VectorIndex(faiss::Index* index);
   std::unique_ptr<faiss::Index> index_;
+  int64_t max_id_ = 0;
 };
 
 }  // namespace facesearch

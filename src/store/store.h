@@ -37,20 +37,6 @@ struct ImageRecord {
   std::string error;                  // why, when status == kError
 };
 
-// A face row joined with its image, as returned to queries and exports.
-struct FaceRecord {
-  int64_t face_id = 0;
-  int64_t image_id = 0;
-  std::string image_path;
-  std::string image_sha256;
-  Face face;
-};
-
-struct CorpusCounts {
-  int64_t images = 0, images_ok = 0, images_noface = 0, images_error = 0;
-  int64_t faces = 0;
-};
-
 // What the index files on disk claim to cover; stored in the meta table after each index write.
 struct IndexSnapshot {
   int64_t generation = 0;   // Store::Generation() the snapshot reflects
@@ -65,7 +51,8 @@ class Store {
  public:
   // Opens or creates the database. On creation records kSchemaVersion and `model_identity`.
   // On open refuses (kMismatch, with a message naming both identities) a corpus built with other
-  // models, and a schema newer than this build. Errors: kDatabase, kIo, kMismatch.
+  // models, and a schema newer than this build. The parent directory must exist (callers create
+  // it with EnsurePrivateDir). Errors: kDatabase, kIo, kMismatch, kCorrupt (not a database).
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& db_path,
                                              const std::string& model_identity);
   // Opens an existing database without checking model identity (for `info` and `export`, which
@@ -96,7 +83,8 @@ class Store {
   // older than this cannot be caught up by appending and must be rebuilt.
   Result<int64_t> DeleteGeneration();
 
-  // Calls fn(face_id, embedding) for every face with id > after_id, in id order.
+  // Calls fn(face_id, embedding) for every face with id > after_id, in id order. The callbacks of
+  // ForEachEmbedding/ForEachFace run inside a read statement: they must not call this Store.
   Status ForEachEmbedding(int64_t after_id,
                           const std::function<void(int64_t, const Embedding&)>& fn);
   // Calls fn for every face joined with its image, in face id order.
@@ -111,9 +99,17 @@ class Store {
 
   Result<std::string> ModelIdentity();
   Result<std::optional<std::string>> GetMeta(const std::string& key);
+  // Sets a free-form meta key. Keys the store manages (schema_version, model_identity,
+  // generation, delete_generation, created_at, index.*) are refused with kInvalidArgument.
   Status SetMeta(const std::string& key, const std::string& value);
 
-  // Checkpoints the WAL into the main file and truncates it.
+  // Deletes every face of `image_id` in one transaction (the image row stays). When faces were
+  // removed, bumps the generation and sets the delete generation to it, so that index snapshots
+  // taken earlier are rebuilt rather than caught up. No-op for an image without faces.
+  Status DeleteFacesOfImage(int64_t image_id);
+
+  // Checkpoints the WAL into the main file and truncates it. Errors: kBusy when readers kept it
+  // from completing, kDatabase.
   Status Checkpoint();
 
  private:

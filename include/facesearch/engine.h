@@ -1,0 +1,135 @@
+// facesearch's library API: what the command line (or any other front end) calls.
+//
+// A corpus is one directory: corpus.sqlite (the source of truth) and index/ (derived vectors).
+// Functions here never print; they report through return values and the optional callbacks, and
+// log through spdlog's default logger, whose sinks the caller chooses.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "facesearch/error.h"
+#include "facesearch/types.h"
+
+namespace facesearch {
+
+struct CorpusConfig {
+  std::filesystem::path corpus_dir;
+  std::optional<std::filesystem::path> models_dir;  // unset: $FACESEARCH_MODELS, then the cache
+};
+
+// $FACESEARCH_CORPUS, else ${XDG_DATA_HOME:-~/.local/share}/facesearch/corpus.
+std::filesystem::path DefaultCorpusDir();
+
+struct PipelineOptions {
+  DetectorKind detector = DetectorKind::kHog;
+  int upsample = 1;                           // detector upsampling (dlib's default for HOG)
+  int64_t max_file_bytes = int64_t{256} << 20;
+  int64_t max_pixels = 80'000'000;
+};
+
+// ---- index -------------------------------------------------------------------------------------
+
+enum class FileResult { kAdded, kNoFace, kDuplicate, kError };
+const char* FileResultName(FileResult r);  // "added", "noface", "duplicate", "error"
+
+struct FileOutcome {
+  std::string path;
+  FileResult result = FileResult::kAdded;
+  int faces = 0;
+  std::string error;  // for kError
+};
+
+struct IndexProgress {
+  int64_t done = 0, total = 0, faces = 0, errors = 0;
+  double elapsed_s = 0;
+};
+
+struct IndexOptions {
+  PipelineOptions pipeline;
+  int jobs = 0;  // worker threads; 0 = one per hardware thread
+  // Called on the calling thread, once per file (in completion order) and about once a second.
+  std::function<void(const FileOutcome&)> on_file;
+  std::function<void(const IndexProgress&)> on_progress;
+};
+
+struct IndexSummary {
+  int64_t files = 0;       // candidate files found
+  int64_t added = 0;       // new images with at least one face
+  int64_t noface = 0;      // new images with no face detected
+  int64_t duplicates = 0;  // content already in the corpus (same SHA-256), skipped
+  int64_t errors = 0;      // unreadable or undecodable files, recorded with their reason
+  int64_t faces = 0;       // faces added
+  double elapsed_s = 0;
+};
+
+// Indexes files and directories (recursively: files with an image extension). A path "-" reads
+// further paths from stdin, one per line. One failing file never stops the run. Takes the corpus
+// write lock (waits for another writer). Errors: setup failures only (models, database, lock).
+Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
+                                const IndexOptions& options);
+
+// ---- query -------------------------------------------------------------------------------------
+
+struct QueryOptions {
+  PipelineOptions pipeline;
+  int top_k = 10;
+  float threshold = 0.6f;  // dlib's same-person Euclidean distance on LFW
+  bool all_faces = false;  // default: only the probe's largest face
+};
+
+struct Match {
+  int rank = 0;  // 1-based, by distance
+  int64_t face_id = 0;
+  float distance = 0;
+  std::string image_path;
+  std::string image_sha256;
+  Box box;
+};
+
+struct ProbeFace {
+  int index = 0;  // position among the faces detected in the probe (0-based, detector order)
+  Face face;
+  std::vector<Match> matches;  // at most top_k, all within the threshold, nearest first
+};
+
+struct QueryResult {
+  std::string probe_path;  // "-" for stdin
+  std::string probe_sha256;
+  int faces_detected = 0;
+  int64_t corpus_faces = 0;
+  std::vector<ProbeFace> probes;  // empty when the probe has no face
+  bool any_match() const;
+};
+
+// `photo` is a path, or "-" to read the image bytes from stdin. Errors: the probe cannot be read
+// or decoded, models or corpus problems. A probe with no face is a normal result.
+Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& photo,
+                               const QueryOptions& options);
+
+// ---- info / export -----------------------------------------------------------------------------
+
+struct CorpusInfo {
+  std::filesystem::path corpus_dir;
+  std::filesystem::path database;
+  CorpusCounts counts;
+  std::string model_identity;
+  int schema_version = 0;
+  int64_t generation = 0;
+  std::string index_state;  // "fresh", "lagging", "missing", "corrupt"
+  int64_t index_vectors = 0;
+  int64_t index_bytes = 0;
+};
+
+// Reads the corpus without changing it and without needing model files. Errors: kNotFound when
+// there is no corpus at config.corpus_dir.
+Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config);
+
+// Calls fn for every face in the corpus, in face id order (read-only; no model files needed).
+Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn);
+
+}  // namespace facesearch

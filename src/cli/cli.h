@@ -1,0 +1,41 @@
+// The command line: a table of subcommands, each in its own cmd_*.cpp. The CLI parses, calls the
+// engine and formats; it holds no domain logic.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "facesearch/engine.h"
+
+namespace facesearch::cli {
+
+// Exit codes, like grep's.
+inline constexpr int kExitMatch = 0;    // success; for query: at least one match
+inline constexpr int kExitNoMatch = 1;  // ran fine, nothing matched (or the probe has no face)
+inline constexpr int kExitError = 2;
+
+// Options shared by every subcommand, and the exit code the chosen one sets.
+struct Context {
+  std::string corpus;  // --corpus; empty: DefaultCorpusDir()
+  std::string models;  // --models; empty: FACESEARCH_MODELS, then the cache
+  int exit_code = kExitMatch;
+
+  CorpusConfig Config() const;
+  // Logs the error on stderr and sets exit_code to kExitError.
+  void Report(const Error& error);
+};
+
+// Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
+void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
+
+struct Subcommand {
+  const char* name;
+  void (*add)(CLI::App& app, Context& ctx);
+};
+
+void AddIndexCommand(CLI::App& app, Context& ctx);
+void AddQueryCommand(CLI::App& app, Context& ctx);
+void AddInfoCommand(CLI::App& app, Context& ctx);
+void AddExportCommand(CLI::App& app, Context& ctx);
+
+}  // namespace facesearch::cli

@@ -1,0 +1,76 @@
+// `facesearch index PATH...`
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli/cli.h"
+#include "cli/format.h"
+
+namespace facesearch::cli {
+namespace {
+
+struct IndexArgs {
+  std::vector<std::string> paths;
+  IndexOptions options;
+  bool json = false;
+};
+
+void PrintSummary(const IndexSummary& s, bool json) {
+  if (json) {
+    std::cout << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
+              << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
+              << ",\"faces\":" << s.faces << ",\"seconds\":" << JsonNumber(s.elapsed_s) << "}\n";
+    return;
+  }
+  std::cout << "indexed " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)
+            << " s: " << s.added << " images with faces (" << s.faces << " faces), " << s.noface
+            << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors\n";
+}
+
+void Run(Context& ctx, IndexArgs& args) {
+  const bool tty = isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info;
+  args.options.on_file = [&](const FileOutcome& o) {
+    if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
+    else spdlog::debug("{}: {} ({} faces)", o.path, FileResultName(o.result), o.faces);
+  };
+  if (tty)
+    args.options.on_progress = [](const IndexProgress& p) {
+      double rate = p.elapsed_s > 0 ? static_cast<double>(p.done) / p.elapsed_s : 0.0;
+      std::fprintf(stderr, "\r%lld/%lld files, %lld faces, %lld errors, %.1f files/s ",
+                   static_cast<long long>(p.done), static_cast<long long>(p.total),
+                   static_cast<long long>(p.faces), static_cast<long long>(p.errors), rate);
+      if (p.done == p.total) std::fputc('\n', stderr);
+    };
+  auto summary = IndexPaths(ctx.Config(), args.paths, args.options);
+  if (!summary) return ctx.Report(summary.error());
+  PrintSummary(*summary, args.json);
+  ctx.exit_code = kExitMatch;
+}
+
+}  // namespace
+
+void AddIndexCommand(CLI::App& app, Context& ctx) {
+  auto args = std::make_shared<IndexArgs>();
+  CLI::App* cmd = app.add_subcommand("index", "Add images to the corpus: detect, align and embed every face");
+  cmd->footer(
+      "Directories are walked recursively for .jpg .jpeg .png .webp .bmp .tif .tiff files; files\n"
+      "named on the command line are always tried. Content already in the corpus (same SHA-256) is\n"
+      "skipped, so re-running is cheap. A file that fails is recorded with its reason and the run\n"
+      "goes on. Exit status 0 when the run completes (see the summary for per-file errors), 2 when\n"
+      "it cannot run.\n\n"
+      "Examples:\n"
+      "  facesearch index ~/case-42/photos\n"
+      "  find /mnt/archive -name '*.jpg' -newer last-run | facesearch index -\n"
+      "  facesearch --corpus /srv/cases/42 index --jobs 8 --json photos/ > summary.json");
+  cmd->add_option("paths", args->paths, "Files, directories, or - to read paths from stdin")->required();
+  cmd->add_option("-j,--jobs", args->options.jobs, "Worker threads (default: one per CPU)")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");
+  AddPipelineOptions(*cmd, args->options.pipeline);
+  cmd->callback([&ctx, args] { Run(ctx, *args); });
+}
+
+}  // namespace facesearch::cli

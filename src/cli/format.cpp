@@ -1,0 +1,156 @@
+#include "cli/format.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <iomanip>
+
+namespace facesearch::cli {
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string JsonNumber(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+namespace {
+std::string JsonFloat(float v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+// Distances are shown to 4 decimals: more digits suggest a precision the model does not have.
+std::string Distance(float d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", static_cast<double>(d));
+  return buf;
+}
+}  // namespace
+
+std::string JsonBox(const Box& b) {
+  return "{\"x\":" + std::to_string(b.x) + ",\"y\":" + std::to_string(b.y) +
+         ",\"w\":" + std::to_string(b.w) + ",\"h\":" + std::to_string(b.h) + "}";
+}
+
+std::string CsvField(std::string_view s) {
+  if (s.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(s);
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+namespace {
+
+std::string MatchJsonFields(const Match& m) {
+  return "\"rank\":" + std::to_string(m.rank) + ",\"face_id\":" + std::to_string(m.face_id) +
+         ",\"distance\":" + Distance(m.distance) + ",\"image\":" + JsonString(m.image_path) +
+         ",\"sha256\":" + JsonString(m.image_sha256) + ",\"box\":" + JsonBox(m.box);
+}
+
+void WriteJson(std::ostream& out, const QueryResult& r, const QueryOptions& o) {
+  out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
+      << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
+      << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"top_k\":" << o.top_k << ",\"results\":[";
+  for (size_t p = 0; p < r.probes.size(); ++p) {
+    const ProbeFace& probe = r.probes[p];
+    out << (p ? "," : "") << "{\"probe_face\":" << probe.index << ",\"box\":" << JsonBox(probe.face.box)
+        << ",\"matches\":[";
+    for (size_t i = 0; i < probe.matches.size(); ++i)
+      out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i]) << "}";
+    out << "]}";
+  }
+  out << "]}\n";
+}
+
+void WriteJsonl(std::ostream& out, const QueryResult& r) {
+  for (const ProbeFace& probe : r.probes)
+    for (const Match& m : probe.matches)
+      out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_face\":" << probe.index << ","
+          << MatchJsonFields(m) << "}\n";
+}
+
+void WriteCsv(std::ostream& out, const QueryResult& r) {
+  out << "probe,probe_face,rank,face_id,distance,image,x,y,w,h\n";
+  for (const ProbeFace& probe : r.probes)
+    for (const Match& m : probe.matches)
+      out << CsvField(r.probe_path) << ',' << probe.index << ',' << m.rank << ',' << m.face_id << ','
+          << Distance(m.distance) << ',' << CsvField(m.image_path) << ',' << m.box.x << ','
+          << m.box.y << ',' << m.box.w << ',' << m.box.h << '\n';
+}
+
+void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o) {
+  for (const ProbeFace& probe : r.probes) {
+    const Box& b = probe.face.box;
+    out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y
+        << ": " << probe.matches.size() << " match(es) within distance " << Distance(o.threshold)
+        << " among " << r.corpus_faces << " faces\n";
+    if (probe.matches.empty()) continue;
+    out << std::left << std::setw(6) << "RANK" << std::setw(10) << "DISTANCE" << std::setw(20) << "BOX"
+        << "IMAGE\n";
+    for (const Match& m : probe.matches) {
+      std::string box = std::to_string(m.box.w) + "x" + std::to_string(m.box.h) + "+" +
+                        std::to_string(m.box.x) + "+" + std::to_string(m.box.y);
+      out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
+          << std::setw(20) << box << m.image_path << "\n";
+    }
+  }
+}
+
+}  // namespace
+
+void WriteQueryResult(std::ostream& out, const QueryResult& result, const QueryOptions& options,
+                      OutputFormat format) {
+  switch (format) {
+    case OutputFormat::kTable: WriteTable(out, result, options); break;
+    case OutputFormat::kJson: WriteJson(out, result, options); break;
+    case OutputFormat::kJsonl: WriteJsonl(out, result); break;
+    case OutputFormat::kCsv: WriteCsv(out, result); break;
+  }
+}
+
+std::string FaceRecordJson(const FaceRecord& r) {
+  std::string s = "{\"face_id\":" + std::to_string(r.face_id) + ",\"image_id\":" +
+                  std::to_string(r.image_id) + ",\"image\":" + JsonString(r.image_path) +
+                  ",\"sha256\":" + JsonString(r.image_sha256) + ",\"box\":" + JsonBox(r.face.box) +
+                  ",\"landmarks\":[";
+  for (size_t i = 0; i < r.face.landmarks.size(); ++i) {
+    s.append(i ? ",[" : "[");
+    s += std::to_string(r.face.landmarks[i].x) + "," + std::to_string(r.face.landmarks[i].y) + "]";
+  }
+  s += "],\"det_score\":" + JsonNumber(r.face.det_score) + ",\"embedding\":[";
+  for (size_t i = 0; i < r.face.embedding.size(); ++i) {
+    if (i) s += ',';
+    s += JsonFloat(r.face.embedding[i]);
+  }
+  return s + "]}";
+}
+
+}  // namespace facesearch::cli

@@ -1,0 +1,79 @@
+// facesearch: find the photos of a person in an image corpus. See README.md.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <iostream>
+
+#include "cli/cli.h"
+#include "facesearch/version.h"
+
+namespace facesearch::cli {
+
+namespace {
+
+constexpr Subcommand kSubcommands[] = {
+    {"index", AddIndexCommand},
+    {"query", AddQueryCommand},
+    {"info", AddInfoCommand},
+    {"export", AddExportCommand},
+};
+
+void SetUpLogging(int verbose, bool quiet) {
+  auto logger = spdlog::stderr_color_mt("facesearch");
+  logger->set_pattern(isatty(STDERR_FILENO) ? "%^facesearch: %l:%$ %v" : "facesearch: %l: %v");
+  logger->set_level(quiet ? spdlog::level::warn
+                          : verbose > 0 ? spdlog::level::debug : spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "facesearch: find the photos of one person in an image corpus you indexed.\n"
+      "Results are leads for a person to check, never identifications: each match carries its\n"
+      "distance (dlib's Euclidean distance; 0.6 is the usual same-person threshold).\n\n"
+      "Typical use:\n"
+      "  facesearch index ~/case-42/photos             # build or extend the corpus\n"
+      "  facesearch query suspect.jpg                   # ranked matches, exit 0 if any\n"
+      "  facesearch query --format jsonl probe.jpg | jq -r .image\n\n"
+      "Exit status: 0 match found / success, 1 no match, 2 error.",
+      "facesearch"};
+  app.set_version_flag("--version", "facesearch " FACESEARCH_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+
+  Context ctx;
+  int verbose = 0;
+  bool quiet = false;
+  app.add_option("--corpus", ctx.corpus,
+                 "Corpus directory (default: $FACESEARCH_CORPUS, else ~/.local/share/facesearch/corpus)")
+      ->envname("FACESEARCH_CORPUS");
+  app.add_option("--models", ctx.models,
+                 "Directory of the dlib model files (default: $FACESEARCH_MODELS, else "
+                 "~/.cache/facesearch/models, filled by scripts/fetch-models.sh)");
+  app.add_flag("-v,--verbose", verbose, "More detail on stderr");
+  app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+  for (const Subcommand& sub : kSubcommands) sub.add(app, ctx);
+
+  // Logging must be configured before any subcommand callback runs.
+  app.parse_complete_callback([&] { SetUpLogging(verbose, quiet); });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitError;
+  }
+  return ctx.exit_code;
+}
+
+}  // namespace
+}  // namespace facesearch::cli
+
+int main(int argc, char** argv) {
+  try {
+    return facesearch::cli::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "facesearch: internal error: " << e.what() << "\n";
+    return facesearch::cli::kExitError;
+  }
+}

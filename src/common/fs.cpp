@@ -1,0 +1,178 @@
+#include "common/fs.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+namespace facesearch {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::unexpected<Error> ErrnoFail(ErrorCode code, const std::string& what, const fs::path& path,
+                                 int err) {
+  return Fail(code, what + " " + path.string() + ": " + std::strerror(err));
+}
+
+// Closes a descriptor on scope exit unless released.
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+Status WriteAll(int fd, std::string_view data, const fs::path& path) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoFail(ErrorCode::kIo, "cannot write", path, errno);
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return Ok();
+}
+
+Status FsyncDir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoFail(ErrorCode::kIo, "cannot open directory", dir, errno);
+  FdGuard guard(fd);
+  if (::fsync(fd) != 0) return ErrnoFail(ErrorCode::kIo, "cannot fsync directory", dir, errno);
+  return Ok();
+}
+
+// Writes, fsyncs and closes `tmp`; the caller removes it on failure.
+Status WriteTemp(const fs::path& tmp, std::string_view data) {
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoFail(ErrorCode::kIo, "cannot create", tmp, errno);
+  FdGuard guard(fd);
+  // A stale temp file left by a crashed process of the same pid may have another mode.
+  if (::fchmod(fd, 0600) != 0) return ErrnoFail(ErrorCode::kIo, "cannot chmod", tmp, errno);
+  FS_TRY(WriteAll(fd, data, tmp));
+  if (::fsync(fd) != 0) return ErrnoFail(ErrorCode::kIo, "cannot fsync", tmp, errno);
+  // close() can report a deferred write error (NFS, quota): it must be checked.
+  if (::close(guard.release()) != 0) return ErrnoFail(ErrorCode::kIo, "cannot close", tmp, errno);
+  return Ok();
+}
+
+}  // namespace
+
+Status EnsurePrivateDir(const fs::path& dir) {
+  if (dir.empty()) return Fail(ErrorCode::kIo, "empty directory path");
+  fs::path prefix;
+  for (const fs::path& part : dir.lexically_normal()) {
+    prefix /= part;
+    if (part.empty() || part == prefix.root_path()) continue;
+    if (::mkdir(prefix.c_str(), 0700) == 0) {
+      // mkdir applies the umask, which can only remove bits; set the mode exactly.
+      if (::chmod(prefix.c_str(), 0700) != 0)
+        return ErrnoFail(ErrorCode::kIo, "cannot chmod", prefix, errno);
+    } else if (errno != EEXIST) {
+      return ErrnoFail(ErrorCode::kIo, "cannot create directory", prefix, errno);
+    }
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", dir, errno);
+  if (!S_ISDIR(st.st_mode)) return Fail(ErrorCode::kIo, dir.string() + " is not a directory");
+  if ((st.st_mode & 07777) != 0700 && ::chmod(dir.c_str(), 0700) != 0)
+    return ErrnoFail(ErrorCode::kIo, "cannot chmod", dir, errno);
+  return Ok();
+}
+
+Result<std::string> ReadFile(const fs::path& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    return ErrnoFail(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo, "cannot open", path,
+                     err);
+  }
+  FdGuard guard(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", path, errno);
+  if (!S_ISREG(st.st_mode)) return Fail(ErrorCode::kIo, path.string() + " is not a regular file");
+  auto too_large = [&] {
+    return Fail(ErrorCode::kDecode, path.string() + " is larger than the limit of " +
+                                        std::to_string(max_bytes) + " bytes");
+  };
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) return too_large();
+
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t used = 0;
+  for (;;) {
+    // The file may grow while we read it: keep going until EOF, never past max_bytes + 1.
+    if (used == data.size()) {
+      if (data.size() > max_bytes) return too_large();
+      data.resize(std::min(max_bytes + 1, std::max<size_t>(data.size() * 2, 4096)));
+    }
+    ssize_t n = ::read(fd, data.data() + used, data.size() - used);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoFail(ErrorCode::kIo, "cannot read", path, errno);
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  if (used > max_bytes) return too_large();
+  data.resize(used);
+  return data;
+}
+
+Status WriteFileAtomic(const fs::path& path, std::string_view data) {
+  fs::path tmp = path;
+  tmp += ".tmp." + std::to_string(::getpid());
+  if (Status s = WriteTemp(tmp, data); !s) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoFail(ErrorCode::kIo, "cannot rename over", path, err);
+  }
+  // Make the rename itself durable. If this fails the new content is in place but may not survive
+  // a power loss; the error is still reported.
+  fs::path dir = path.parent_path();
+  return FsyncDir(dir.empty() ? fs::path(".") : dir);
+}
+
+Result<FileLock> FileLock::Acquire(const fs::path& path, bool exclusive, bool wait) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoFail(ErrorCode::kIo, "cannot open lock file", path, errno);
+  FdGuard guard(fd);
+  const int op = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+  while (::flock(fd, op) != 0) {
+    if (errno == EINTR) continue;
+    if (errno == EWOULDBLOCK)
+      return Fail(ErrorCode::kBusy, "another facesearch process is using the corpus (lock " +
+                                        path.string() + "); wait for it to finish");
+    return ErrnoFail(ErrorCode::kIo, "cannot lock", path, errno);
+  }
+  return FileLock(guard.release());
+}
+
+FileLock::FileLock(FileLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+// Closing the descriptor releases the flock.
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace facesearch

@@ -1,0 +1,102 @@
+// Corpus layout and the read-only commands (info, export).
+#include "engine/corpus.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "common/sha256.h"
+#include "face/models.h"
+#include "index/corpus_index.h"
+
+namespace facesearch {
+namespace fs = std::filesystem;
+
+fs::path DefaultCorpusDir() {
+  if (const char* env = std::getenv("FACESEARCH_CORPUS"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg)
+    return fs::path(xdg) / "facesearch" / "corpus";
+  const char* home = std::getenv("HOME");
+  return fs::path(home && *home ? home : ".") / ".local" / "share" / "facesearch" / "corpus";
+}
+
+CorpusPaths PathsFor(const fs::path& corpus_dir) {
+  return CorpusPaths{corpus_dir, corpus_dir / "corpus.sqlite", corpus_dir / "index",
+                     corpus_dir / "write.lock"};
+}
+
+Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths) {
+  FS_TRY(EnsurePrivateDir(paths.dir));
+  FS_TRY(EnsurePrivateDir(paths.index_dir));
+  auto lock = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/false);
+  if (lock || lock.error().code != ErrorCode::kBusy) return lock;
+  spdlog::info("another facesearch process is writing to {}; waiting for it to finish",
+               paths.dir.string());
+  return FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/true);
+}
+
+DecodeLimits LimitsFrom(const PipelineOptions& options) {
+  DecodeLimits limits;
+  limits.max_bytes = options.max_file_bytes;
+  limits.max_pixels = options.max_pixels;
+  return limits;
+}
+
+Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
+                                                   const PipelineOptions& options) {
+  fs::path dir = ResolveModelsDir(config.models_dir);
+  spdlog::debug("loading models from {}", dir.string());
+  return LoadDlibAnalyzer(dir, AnalyzerOptions{options.detector, options.upsample});
+}
+
+namespace {
+
+Result<std::unique_ptr<Store>> OpenExisting(const CorpusConfig& config) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  std::error_code ec;
+  if (!fs::exists(paths.database, ec))
+    return Fail(ErrorCode::kNotFound, "no corpus at " + config.corpus_dir.string() +
+                                          ": create one with `facesearch index PATH...` "
+                                          "(or choose another with --corpus)");
+  return Store::OpenReadOnly(paths.database);
+}
+
+// Describes the index files against the Store without repairing anything.
+std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& info) {
+  auto snap = store.GetIndexSnapshot();
+  if (!snap || !*snap) return "missing";
+  const IndexSnapshot& s = **snap;
+  info.index_vectors = s.ntotal;
+  info.index_bytes = s.size;
+  fs::path file = paths.index_dir / s.file;
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return "missing";
+  auto sha = Sha256File(file);
+  if (!sha || *sha != s.sha256 || static_cast<int64_t>(fs::file_size(file, ec)) != s.size)
+    return "corrupt";
+  return s.generation == info.generation ? "fresh" : "lagging";
+}
+
+}  // namespace
+
+Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
+  FS_ASSIGN(auto store, OpenExisting(config));
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  CorpusInfo info;
+  info.corpus_dir = config.corpus_dir;
+  info.database = paths.database;
+  FS_ASSIGN(info.counts, store->Counts());
+  FS_ASSIGN(info.model_identity, store->ModelIdentity());
+  FS_ASSIGN(info.generation, store->Generation());
+  FS_ASSIGN(auto version, store->GetMeta("schema_version"));
+  info.schema_version = version ? std::atoi(version->c_str()) : 0;
+  info.index_state = DescribeIndex(*store, paths, info);
+  return info;
+}
+
+Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn) {
+  FS_ASSIGN(auto store, OpenExisting(config));
+  return store->ForEachFace(fn);
+}
+
+}  // namespace facesearch

@@ -1,0 +1,35 @@
+// Internal helpers shared by the engine's commands: corpus layout, locking, model loading.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "common/fs.h"
+#include "face/analyzer.h"
+#include "facesearch/engine.h"
+#include "image/decode.h"
+#include "store/store.h"
+
+namespace facesearch {
+
+// The files of a corpus directory.
+struct CorpusPaths {
+  std::filesystem::path dir;
+  std::filesystem::path database;   // corpus.sqlite
+  std::filesystem::path index_dir;  // index/
+  std::filesystem::path lock;       // write.lock: held by any process that changes the corpus
+};
+CorpusPaths PathsFor(const std::filesystem::path& corpus_dir);
+
+// Creates the corpus directories (0700) and takes the exclusive write lock, logging while it waits
+// for another writer. Errors: kIo.
+Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths);
+
+DecodeLimits LimitsFrom(const PipelineOptions& options);
+
+// Loads the models named by the config and options. Errors: kModel.
+Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
+                                                   const PipelineOptions& options);
+
+}  // namespace facesearch

@@ -1,0 +1,38 @@
+// Face analysis: detection → 5-point landmarks → aligned 150×150 chip → 128-d embedding.
+//
+// FaceAnalyzer is the seam between the engine and dlib: the engine only sees this interface, so
+// the heavy models stay in one adapter (dlib_analyzer.cpp) and pipeline code can be exercised with
+// other implementations.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "facesearch/error.h"
+#include "facesearch/types.h"
+#include "image/decode.h"
+
+namespace facesearch {
+
+struct AnalyzerOptions {
+  DetectorKind detector = DetectorKind::kHog;
+  int upsample = 1;  // times the image is doubled before detection (finds faces ≥ ~40 px at 1)
+};
+
+// One instance is used by one thread at a time; Clone() gives another thread its own copy.
+class FaceAnalyzer {
+ public:
+  virtual ~FaceAnalyzer() = default;
+  // Every face in `image`, in the detector's order. An image with no face yields an empty vector,
+  // not an error. Errors: kInternal when the model library fails.
+  virtual Result<std::vector<Face>> Analyze(const RgbImage& image) = 0;
+  virtual std::unique_ptr<FaceAnalyzer> Clone() const = 0;
+};
+
+// Loads and verifies (SHA-256 pins) the dlib models from `models_dir`. The CNN detector model is
+// only needed when options.detector == kCnn. Errors: kModel.
+Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::path& models_dir,
+                                                       const AnalyzerOptions& options);
+
+}  // namespace facesearch

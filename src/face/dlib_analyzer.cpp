@@ -1,0 +1,151 @@
+// The dlib adapter: HOG (or CNN) detection, 5-point landmarks, face chips and the ResNet embedder,
+// arranged exactly as dlib's Python bindings (and so the `face_recognition` package) arrange them,
+// so that embeddings agree with the reference implementation (scripts/parity.sh measures it).
+#include <dlib/dnn.h>
+#include <dlib/image_processing.h>
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <dlib/image_transforms.h>
+
+#include "face/analyzer.h"
+#include "face/cnn_detector.h"
+#include "face/dlib_convert.h"
+#include "face/models.h"
+
+namespace facesearch {
+namespace {
+
+// The network of dlib_face_recognition_resnet_model_v1.dat, as declared in dlib's
+// examples/dnn_face_recognition_ex.cpp. The layer list must match the file exactly.
+template <template <int, template <typename> class, int, typename> class block, int N,
+          template <typename> class BN, typename SUBNET>
+using residual = dlib::add_prev1<block<N, BN, 1, dlib::tag1<SUBNET>>>;
+
+template <template <int, template <typename> class, int, typename> class block, int N,
+          template <typename> class BN, typename SUBNET>
+using residual_down = dlib::add_prev2<
+    dlib::avg_pool<2, 2, 2, 2, dlib::skip1<dlib::tag2<block<N, BN, 2, dlib::tag1<SUBNET>>>>>>;
+
+template <int N, template <typename> class BN, int stride, typename SUBNET>
+using block =
+    BN<dlib::con<N, 3, 3, 1, 1, dlib::relu<BN<dlib::con<N, 3, 3, stride, stride, SUBNET>>>>>;
+
+template <int N, typename SUBNET>
+using ares = dlib::relu<residual<block, N, dlib::affine, SUBNET>>;
+template <int N, typename SUBNET>
+using ares_down = dlib::relu<residual_down<block, N, dlib::affine, SUBNET>>;
+
+template <typename SUBNET> using alevel0 = ares_down<256, SUBNET>;
+template <typename SUBNET> using alevel1 = ares<256, ares<256, ares_down<256, SUBNET>>>;
+template <typename SUBNET> using alevel2 = ares<128, ares<128, ares_down<128, SUBNET>>>;
+template <typename SUBNET> using alevel3 = ares<64, ares<64, ares<64, ares_down<64, SUBNET>>>>;
+template <typename SUBNET> using alevel4 = ares<32, ares<32, ares<32, SUBNET>>>;
+
+using EmbedderNet = dlib::loss_metric<dlib::fc_no_bias<
+    128, dlib::avg_pool_everything<alevel0<alevel1<alevel2<alevel3<alevel4<dlib::max_pool<
+             3, 3, 2, 2,
+             dlib::relu<dlib::affine<dlib::con<32, 7, 7, 2, 2,
+                                               dlib::input_rgb_image_sized<150>>>>>>>>>>>>>;
+
+constexpr int kChipSize = 150;
+constexpr double kChipPadding = 0.25;
+constexpr int kEmbedBatch = 16;
+
+// HOG detection with the upsampling of dlib's Python binding (run_detector_with_upscale1):
+// pyramid_up `upsample` times, detect with adjust_threshold 0, map each box back down.
+std::vector<Detection> DetectHog(dlib::frontal_face_detector& detector,
+                                 const dlib::matrix<dlib::rgb_pixel>& img, int upsample) {
+  std::vector<dlib::rect_detection> dets;
+  if (upsample <= 0) {
+    detector(img, dets, 0.0);
+  } else {
+    dlib::pyramid_down<2> pyr;
+    dlib::array2d<dlib::rgb_pixel> up;
+    dlib::pyramid_up(img, up, pyr);
+    for (int level = 1; level < upsample; ++level) dlib::pyramid_up(up, pyr);
+    detector(up, dets, 0.0);
+    for (auto& d : dets) d.rect = pyr.rect_down(d.rect, static_cast<unsigned>(upsample));
+  }
+  std::vector<Detection> out;
+  out.reserve(dets.size());
+  for (const auto& d : dets) out.push_back({ToBox(d.rect), d.detection_confidence});
+  return out;
+}
+
+class DlibAnalyzer final : public FaceAnalyzer {
+ public:
+  DlibAnalyzer(const AnalyzerOptions& options, dlib::shape_predictor sp, EmbedderNet net,
+               std::unique_ptr<CnnDetector> cnn)
+      : options_(options),
+        hog_(dlib::get_frontal_face_detector()),
+        sp_(std::move(sp)),
+        net_(std::move(net)),
+        cnn_(std::move(cnn)) {}
+
+  Result<std::vector<Face>> Analyze(const RgbImage& image) override {
+    try {
+      return AnalyzeOrThrow(image);
+    } catch (const std::exception& e) {
+      return Fail(ErrorCode::kInternal, std::string("dlib failed on this image: ") + e.what());
+    }
+  }
+
+  std::unique_ptr<FaceAnalyzer> Clone() const override {
+    return std::make_unique<DlibAnalyzer>(options_, sp_, net_, cnn_ ? cnn_->Clone() : nullptr);
+  }
+
+ private:
+  std::vector<Face> AnalyzeOrThrow(const RgbImage& image) {
+    dlib::matrix<dlib::rgb_pixel> img = ToDlib(image);
+    std::vector<Detection> dets = cnn_ ? cnn_->Detect(image, options_.upsample)
+                                       : DetectHog(hog_, img, options_.upsample);
+    std::vector<Face> faces(dets.size());
+    if (dets.empty()) return faces;
+
+    std::vector<dlib::chip_details> chips_at;
+    for (size_t i = 0; i < dets.size(); ++i) {
+      dlib::full_object_detection shape = sp_(img, ToRect(dets[i].box));
+      faces[i].box = dets[i].box;
+      faces[i].det_score = dets[i].score;
+      for (unsigned long k = 0; k < shape.num_parts() && k < faces[i].landmarks.size(); ++k)
+        faces[i].landmarks[k] = Point{shape.part(k).x(), shape.part(k).y()};
+      chips_at.push_back(dlib::get_face_chip_details(shape, kChipSize, kChipPadding));
+    }
+    dlib::array<dlib::matrix<dlib::rgb_pixel>> chips;
+    dlib::extract_image_chips(img, chips_at, chips);
+    std::vector<dlib::matrix<dlib::rgb_pixel>> batch(chips.begin(), chips.end());
+    std::vector<dlib::matrix<float, 0, 1>> descriptors = net_(batch, kEmbedBatch);
+    for (size_t i = 0; i < faces.size(); ++i)
+      for (int d = 0; d < kEmbeddingDim; ++d) faces[i].embedding[d] = descriptors[i](d);
+    return faces;
+  }
+
+  AnalyzerOptions options_;
+  dlib::frontal_face_detector hog_;
+  dlib::shape_predictor sp_;
+  EmbedderNet net_;
+  std::unique_ptr<CnnDetector> cnn_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::path& models_dir,
+                                                       const AnalyzerOptions& options) {
+  FS_ASSIGN(auto sp_path, VerifiedModelPath(models_dir, ModelId::kShape5));
+  FS_ASSIGN(auto net_path, VerifiedModelPath(models_dir, ModelId::kResnet));
+  std::unique_ptr<CnnDetector> cnn;
+  if (options.detector == DetectorKind::kCnn) {
+    FS_ASSIGN(auto cnn_path, VerifiedModelPath(models_dir, ModelId::kCnnDetector));
+    FS_ASSIGN(cnn, CnnDetector::Load(cnn_path));
+  }
+  dlib::shape_predictor sp;
+  EmbedderNet net;
+  try {
+    dlib::deserialize(sp_path.string()) >> sp;
+    dlib::deserialize(net_path.string()) >> net;
+  } catch (const std::exception& e) {
+    return Fail(ErrorCode::kModel, std::string("cannot load dlib model: ") + e.what());
+  }
+  return std::make_unique<DlibAnalyzer>(options, std::move(sp), std::move(net), std::move(cnn));
+}
+
+}  // namespace facesearch

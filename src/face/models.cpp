@@ -1,0 +1,68 @@
+#include "face/models.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <system_error>
+
+#include "common/sha256.h"
+#include "face/model_pins.h"
+
+namespace facesearch {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kFixHint =
+    "run scripts/fetch-models.sh from the facesearch source tree, or point --models / "
+    "FACESEARCH_MODELS at a directory holding the pinned files";
+
+}  // namespace
+
+const char* ModelFileName(ModelId id) {
+  switch (id) {
+    case ModelId::kResnet: return "dlib_face_recognition_resnet_model_v1.dat";
+    case ModelId::kShape5: return "shape_predictor_5_face_landmarks.dat";
+    case ModelId::kCnnDetector: return "mmod_human_face_detector.dat";
+  }
+  return "";
+}
+
+const char* ModelSha256(ModelId id) {
+  for (const auto& pin : generated::kModelPins)
+    if (std::strcmp(pin.file, ModelFileName(id)) == 0) return pin.sha256;
+  return nullptr;
+}
+
+fs::path ResolveModelsDir(const std::optional<fs::path>& flag) {
+  if (flag && !flag->empty()) return *flag;
+  if (const char* env = std::getenv("FACESEARCH_MODELS"); env && *env) return env;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return fs::path(xdg) / "facesearch" / "models";
+  const char* home = std::getenv("HOME");
+  return fs::path(home && *home ? home : ".") / ".cache" / "facesearch" / "models";
+}
+
+Result<fs::path> VerifiedModelPath(const fs::path& dir, ModelId id) {
+  const char* pinned = ModelSha256(id);
+  fs::path path = dir / ModelFileName(id);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    return Fail(ErrorCode::kModel,
+                "model file " + path.string() + " is missing: " + kFixHint);
+  FS_ASSIGN(std::string actual, Sha256File(path));
+  if (pinned == nullptr || actual != pinned)
+    return Fail(ErrorCode::kModel, "model file " + path.string() + " has SHA-256 " + actual +
+                                       ", expected " + (pinned ? pinned : "(no pin)") +
+                                       ": " + kFixHint);
+  return path;
+}
+
+std::string ModelIdentity() {
+  auto short_pin = [](ModelId id) {
+    const char* s = ModelSha256(id);
+    return std::string(s ? s : "unpinned").substr(0, 16);
+  };
+  return "dlib_resnet_v1@" + short_pin(ModelId::kResnet) + "+sp5@" + short_pin(ModelId::kShape5);
+}
+
+}  // namespace facesearch

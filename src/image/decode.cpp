@@ -1,0 +1,229 @@
+// Decoding of untrusted image files. See decode.h for the contract.
+//
+// Why parse headers ourselves: OpenCV's own pixel cap (OPENCV_IO_MAX_IMAGE_PIXELS) is read once
+// when the library loads, and OpenCV picks its decoder from the first bytes, not the extension,
+// so a ".jpg" could reach a rarely used decoder. We therefore allow-list formats by magic bytes
+// and check the dimensions in the header before any decoder touches the data.
+#include "image/decode.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <string>
+
+namespace facesearch {
+namespace {
+
+uint32_t Be16(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
+uint32_t Be32(const uint8_t* p) { return (Be16(p) << 16) | Be16(p + 2); }
+uint32_t Le16(const uint8_t* p) { return (uint32_t{p[1]} << 8) | p[0]; }
+uint32_t Le32(const uint8_t* p) { return (Le16(p + 2) << 16) | Le16(p); }
+
+const uint8_t* Bytes(std::string_view s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+auto Malformed(ImageFormat f, const char* what) {
+  return Fail(ErrorCode::kDecode,
+              std::string("malformed ") + ImageFormatName(f) + " header: " + what);
+}
+
+// JPEG: walk the marker segments up to the first start-of-frame. Also reports where the scan
+// data starts, so truncation (no end-of-image marker after it) can be detected.
+Result<ImageHeader> JpegHeader(std::string_view s, size_t* scan_start) {
+  const uint8_t* b = Bytes(s);
+  size_t i = 2;
+  ImageHeader h{ImageFormat::kJpeg, 0, 0};
+  while (i + 4 <= s.size()) {
+    if (b[i] != 0xFF) return Malformed(h.format, "expected a marker");
+    uint8_t m = b[i + 1];
+    if (m == 0xFF) { ++i; continue; }                              // fill byte
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }  // standalone markers
+    size_t len = Be16(b + i + 2);
+    if (len < 2 || i + 2 + len > s.size()) return Malformed(h.format, "segment past end of file");
+    bool sof = (m >= 0xC0 && m <= 0xCF) && m != 0xC4 && m != 0xC8 && m != 0xCC;
+    if (sof) {
+      if (len < 7) return Malformed(h.format, "short frame header");
+      h.height = static_cast<int>(Be16(b + i + 5));
+      h.width = static_cast<int>(Be16(b + i + 7));
+    }
+    if (m == 0xDA) {  // start of scan: entropy-coded data follows
+      if (h.width == 0) return Malformed(h.format, "scan before frame header");
+      *scan_start = i + 2 + len;
+      return h;
+    }
+    i += 2 + len;
+  }
+  return Fail(ErrorCode::kDecode, "truncated JPEG: no image data");
+}
+
+Result<ImageHeader> PngHeader(std::string_view s) {
+  if (s.size() < 24 || std::memcmp(s.data() + 12, "IHDR", 4) != 0)
+    return Malformed(ImageFormat::kPng, "no IHDR chunk");
+  const uint8_t* b = Bytes(s);
+  uint32_t w = Be32(b + 16), h = Be32(b + 20);
+  if (w > 0x7FFFFFFF || h > 0x7FFFFFFF) return Malformed(ImageFormat::kPng, "dimension overflow");
+  return ImageHeader{ImageFormat::kPng, static_cast<int>(w), static_cast<int>(h)};
+}
+
+Result<ImageHeader> BmpHeader(std::string_view s) {
+  if (s.size() < 26) return Malformed(ImageFormat::kBmp, "file too short");
+  const uint8_t* b = Bytes(s);
+  uint32_t dib = Le32(b + 14);
+  int64_t w = 0, h = 0;
+  if (dib == 12) {
+    w = Le16(b + 18);
+    h = Le16(b + 20);
+  } else {
+    w = static_cast<int32_t>(Le32(b + 18));
+    h = static_cast<int32_t>(Le32(b + 22));
+  }
+  h = h < 0 ? -h : h;  // negative height = top-down rows
+  if (w <= 0 || w > 0x7FFFFFFF || h > 0x7FFFFFFF) return Malformed(ImageFormat::kBmp, "bad size");
+  return ImageHeader{ImageFormat::kBmp, static_cast<int>(w), static_cast<int>(h)};
+}
+
+Result<ImageHeader> WebpHeader(std::string_view s) {
+  const uint8_t* b = Bytes(s);
+  ImageHeader h{ImageFormat::kWebp, 0, 0};
+  if (s.size() < 30) return Malformed(h.format, "file too short");
+  if (std::memcmp(b + 12, "VP8 ", 4) == 0) {
+    if (b[23] != 0x9D || b[24] != 0x01 || b[25] != 0x2A) return Malformed(h.format, "bad VP8 start code");
+    h.width = static_cast<int>(Le16(b + 26) & 0x3FFF);
+    h.height = static_cast<int>(Le16(b + 28) & 0x3FFF);
+  } else if (std::memcmp(b + 12, "VP8L", 4) == 0) {
+    if (b[20] != 0x2F) return Malformed(h.format, "bad VP8L signature");
+    uint32_t bits = Le32(b + 21);
+    h.width = static_cast<int>((bits & 0x3FFF) + 1);
+    h.height = static_cast<int>(((bits >> 14) & 0x3FFF) + 1);
+  } else if (std::memcmp(b + 12, "VP8X", 4) == 0) {
+    h.width = static_cast<int>((Le32(b + 24) & 0xFFFFFF) + 1);
+    h.height = static_cast<int>((Le32(b + 27) & 0xFFFFFF) + 1);
+  } else {
+    return Malformed(h.format, "unknown chunk");
+  }
+  return h;
+}
+
+Result<ImageHeader> TiffHeader(std::string_view s) {
+  const uint8_t* b = Bytes(s);
+  bool le = b[0] == 'I';
+  auto u16 = [&](size_t at) { return le ? Le16(b + at) : Be16(b + at); };
+  auto u32 = [&](size_t at) { return le ? Le32(b + at) : Be32(b + at); };
+  ImageHeader h{ImageFormat::kTiff, 0, 0};
+  size_t ifd = u32(4);
+  if (ifd + 2 > s.size()) return Malformed(h.format, "IFD past end of file");
+  size_t count = u16(ifd);
+  for (size_t k = 0; k < count; ++k) {
+    size_t e = ifd + 2 + 12 * k;
+    if (e + 12 > s.size()) return Malformed(h.format, "IFD entry past end of file");
+    uint32_t tag = u16(e), type = u16(e + 2);
+    uint32_t value = type == 3 ? u16(e + 8) : u32(e + 8);
+    if (tag == 256) h.width = static_cast<int>(std::min<uint32_t>(value, 0x7FFFFFFF));
+    if (tag == 257) h.height = static_cast<int>(std::min<uint32_t>(value, 0x7FFFFFFF));
+  }
+  if (h.width <= 0 || h.height <= 0) return Malformed(h.format, "no image size tags");
+  return h;
+}
+
+Result<ImageHeader> ParseHeader(std::string_view bytes, size_t* jpeg_scan_start) {
+  switch (SniffFormat(bytes)) {
+    case ImageFormat::kJpeg: return JpegHeader(bytes, jpeg_scan_start);
+    case ImageFormat::kPng: return PngHeader(bytes);
+    case ImageFormat::kBmp: return BmpHeader(bytes);
+    case ImageFormat::kWebp: return WebpHeader(bytes);
+    case ImageFormat::kTiff: return TiffHeader(bytes);
+    case ImageFormat::kUnknown: break;
+  }
+  return Fail(ErrorCode::kDecode,
+              "not an image format facesearch accepts (JPEG, PNG, WebP, BMP, TIFF)");
+}
+
+void SilenceOpenCvLogging() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  });
+}
+
+}  // namespace
+
+const char* ImageFormatName(ImageFormat f) {
+  switch (f) {
+    case ImageFormat::kJpeg: return "JPEG";
+    case ImageFormat::kPng: return "PNG";
+    case ImageFormat::kWebp: return "WebP";
+    case ImageFormat::kBmp: return "BMP";
+    case ImageFormat::kTiff: return "TIFF";
+    case ImageFormat::kUnknown: break;
+  }
+  return "unknown";
+}
+
+ImageFormat SniffFormat(std::string_view h) {
+  auto starts = [&](std::string_view magic, size_t at = 0) {
+    return h.size() >= at + magic.size() && h.substr(at, magic.size()) == magic;
+  };
+  if (starts("\xFF\xD8\xFF")) return ImageFormat::kJpeg;
+  if (starts("\x89PNG\r\n\x1A\n")) return ImageFormat::kPng;
+  if (starts("RIFF") && starts("WEBP", 8)) return ImageFormat::kWebp;
+  if (starts("BM") && h.size() >= 26) return ImageFormat::kBmp;
+  if (starts(std::string_view("II*\0", 4)) || starts(std::string_view("MM\0*", 4)))
+    return ImageFormat::kTiff;
+  return ImageFormat::kUnknown;
+}
+
+Result<ImageHeader> ReadImageHeader(std::string_view bytes) {
+  size_t scan_start = 0;
+  return ParseHeader(bytes, &scan_start);
+}
+
+Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits) {
+  if (static_cast<int64_t>(bytes.size()) > limits.max_bytes)
+    return Fail(ErrorCode::kDecode, "file is larger than the " +
+                                        std::to_string(limits.max_bytes >> 20) + " MiB limit");
+  size_t scan_start = 0;
+  FS_ASSIGN(ImageHeader header, ParseHeader(bytes, &scan_start));
+  if (header.width <= 0 || header.height <= 0)
+    return Fail(ErrorCode::kDecode, "image has zero width or height");
+  if (header.width > limits.max_side || header.height > limits.max_side ||
+      int64_t{header.width} * header.height > limits.max_pixels)
+    return Fail(ErrorCode::kDecode, std::to_string(header.width) + "x" +
+                                        std::to_string(header.height) +
+                                        " image exceeds the pixel limit (" +
+                                        std::to_string(limits.max_pixels) + " pixels)");
+  if (header.format == ImageFormat::kJpeg) {
+    // libjpeg "decodes" a truncated file by padding it with grey; refuse it instead.
+    std::string_view scan = bytes.substr(scan_start);
+    if (scan.find("\xFF\xD9") == std::string_view::npos)
+      return Fail(ErrorCode::kDecode, "truncated JPEG: no end-of-image marker");
+  }
+
+  SilenceOpenCvLogging();
+  cv::Mat bgr;
+  try {
+    cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U,
+                const_cast<char*>(bytes.data()));  // imdecode does not write to its input
+    // IMREAD_COLOR: applies EXIF orientation, expands grey/palette, drops alpha, scales 16-bit
+    // samples to 8-bit.
+    bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    return Fail(ErrorCode::kDecode, std::string(ImageFormatName(header.format)) +
+                                        " decoder refused the file: " + e.what());
+  }
+  if (bgr.empty() || bgr.type() != CV_8UC3)
+    return Fail(ErrorCode::kDecode,
+                std::string("corrupt ") + ImageFormatName(header.format) + " data");
+
+  RgbImage out;
+  out.width = bgr.cols;
+  out.height = bgr.rows;
+  out.pixels.resize(static_cast<size_t>(out.width) * out.height * 3);
+  cv::Mat rgb(out.height, out.width, CV_8UC3, out.pixels.data());
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  return out;
+}
+
+}  // namespace facesearch

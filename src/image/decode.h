@@ -1,0 +1,48 @@
+// Image decoding for untrusted files: format allow-list by magic bytes, dimension caps checked in
+// the file header BEFORE any decoder runs, EXIF orientation applied, and every pixel format
+// (grey, alpha, 16-bit, palette) normalised to 8-bit RGB.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string_view>
+#include <vector>
+
+#include "facesearch/error.h"
+
+namespace facesearch {
+
+// 8-bit RGB, rows packed (stride = 3 * width).
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;
+};
+
+struct DecodeLimits {
+  int64_t max_bytes = int64_t{256} << 20;  // refuse larger files without reading them
+  int64_t max_pixels = 80'000'000;         // width*height; ~240 MB as RGB
+  int max_side = 30'000;
+};
+
+enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp, kBmp, kTiff };
+const char* ImageFormatName(ImageFormat f);
+
+// Identifies an accepted format from the first bytes; kUnknown for anything else (including
+// formats OpenCV could decode but we refuse: PxM, SunRaster, HDR, JPEG-2000, EXR...).
+ImageFormat SniffFormat(std::string_view head);
+
+struct ImageHeader {
+  ImageFormat format = ImageFormat::kUnknown;
+  int width = 0;
+  int height = 0;
+};
+
+// Reads the dimensions from the header without decoding pixels. Errors: kDecode (unknown format,
+// truncated or malformed header).
+Result<ImageHeader> ReadImageHeader(std::string_view bytes);
+
+// Decodes `bytes`. Errors: kDecode with a message saying why (format, size cap, corrupt data).
+Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits);
+
+}  // namespace facesearch

@@ -1,0 +1,112 @@
+// The open / catch-up / rebuild protocol that keeps the derived vector index in step with SQLite.
+#include "index/corpus_index.h"
+
+#include <spdlog/spdlog.h>
+
+#include <vector>
+
+#include "common/fs.h"
+
+namespace facesearch {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Streams faces with id > after_id from the Store into `index` in bounded batches.
+// Returns how many faces were added.
+Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id) {
+  constexpr size_t kBatch = 4096;
+  std::vector<int64_t> ids;
+  std::vector<float> vectors;
+  Status add_status = Ok();
+  int64_t added = 0;
+  auto flush = [&] {
+    if (add_status && !ids.empty()) add_status = index.Add(ids, vectors);
+    added += static_cast<int64_t>(ids.size());
+    ids.clear();
+    vectors.clear();
+  };
+  FS_TRY(store.ForEachEmbedding(after_id, [&](int64_t id, const Embedding& e) {
+    ids.push_back(id);
+    vectors.insert(vectors.end(), e.begin(), e.end());
+    if (ids.size() == kBatch) flush();
+  }));
+  flush();
+  FS_TRY(add_status);
+  return added;
+}
+
+// Rebuilds from every face in the Store. A first build is routine (info); a repair is a warning.
+Result<OpenedIndex> Rebuild(Store& store, std::string reason,
+                            spdlog::level::level_enum level = spdlog::level::warn) {
+  auto index = VectorIndex::CreateEmpty();
+  FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0));
+  spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}", added, reason);
+  return OpenedIndex{std::move(index), IndexState::kRebuilt, std::move(reason)};
+}
+
+// Loads the recorded snapshot and decides whether it is fresh, can be caught up, or must be
+// rebuilt. Errors only for failures that a rebuild could not fix either (database errors).
+Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
+  FS_ASSIGN(const int64_t generation, store.Generation());
+  FS_ASSIGN(const int64_t delete_generation, store.DeleteGeneration());
+  auto snap_or = store.GetIndexSnapshot();
+  if (!snap_or && snap_or.error().code != ErrorCode::kCorrupt)
+    return std::unexpected(snap_or.error());
+  if (!snap_or) return Rebuild(store, "the index snapshot record is unreadable: " +
+                                          snap_or.error().message);
+  const std::optional<IndexSnapshot>& snap = *snap_or;
+  if (!snap) return Rebuild(store, "no index snapshot is recorded", spdlog::level::info);
+  if (snap->file != kIndexFileName)
+    return Rebuild(store, "the snapshot names an unexpected file '" + snap->file + "'");
+  if (snap->generation > generation)
+    return Rebuild(store, "the snapshot (generation " + std::to_string(snap->generation) +
+                              ") is newer than the database (generation " +
+                              std::to_string(generation) + ")");
+
+  auto loaded = VectorIndex::Load(index_dir / snap->file, snap->size, snap->sha256);
+  if (!loaded) return Rebuild(store, "the index file cannot be used: " + loaded.error().message);
+  std::unique_ptr<VectorIndex> index = std::move(*loaded);
+  if (index->ntotal() != snap->ntotal || index->max_id() != snap->max_face_id)
+    return Rebuild(store, "the index file's contents disagree with its snapshot record");
+
+  if (snap->generation == generation) return OpenedIndex{std::move(index), IndexState::kFresh, ""};
+  if (delete_generation > snap->generation)
+    return Rebuild(store, "faces were removed after the snapshot (generation " +
+                              std::to_string(snap->generation) + ", removal at generation " +
+                              std::to_string(delete_generation) + ")");
+  FS_ASSIGN(int64_t added, AppendFaces(store, *index, snap->max_face_id));
+  std::string reason = "the snapshot was at generation " + std::to_string(snap->generation) +
+                       ", the database at " + std::to_string(generation) + "; appended " +
+                       std::to_string(added) + " faces";
+  spdlog::info("caught up the vector index: {}", reason);
+  return OpenedIndex{std::move(index), IndexState::kCaughtUp, std::move(reason)};
+}
+
+}  // namespace
+
+const char* IndexStateName(IndexState s) {
+  switch (s) {
+    case IndexState::kFresh: return "fresh";
+    case IndexState::kCaughtUp: return "caught-up";
+    case IndexState::kRebuilt: return "rebuilt";
+  }
+  return "rebuilt";
+}
+
+Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, bool persist) {
+  FS_ASSIGN(OpenedIndex opened, LoadOrRepair(store, index_dir));
+  if (persist && opened.state != IndexState::kFresh)
+    FS_TRY(SaveCorpusIndex(store, *opened.index, index_dir));
+  return opened;
+}
+
+Status SaveCorpusIndex(Store& store, const VectorIndex& index, const fs::path& index_dir) {
+  FS_TRY(EnsurePrivateDir(index_dir));
+  FS_ASSIGN(const int64_t generation, store.Generation());
+  FS_ASSIGN(SavedFile saved, index.Save(index_dir / kIndexFileName));
+  return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(),
+                                              saved.size, saved.sha256, kIndexFileName});
+}
+
+}  // namespace facesearch

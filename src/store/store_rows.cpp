@@ -1,0 +1,234 @@
+// Store: image and face rows. Every write is one BEGIN IMMEDIATE transaction.
+#include <cmath>
+
+#include "store/face_codec.h"
+#include "store/meta.h"
+#include "store/sqlite.h"
+#include "store/store.h"
+
+namespace facesearch {
+using sqlite::QueryInt;
+using sqlite::Stmt;
+using sqlite::Transaction;
+
+const char* ImageStatusName(ImageStatus s) {
+  switch (s) {
+    case ImageStatus::kOk: return "ok";
+    case ImageStatus::kNoFace: return "noface";
+    case ImageStatus::kError: return "error";
+  }
+  return "error";
+}
+
+namespace {
+
+constexpr const char* kSelectFaces =
+    "SELECT f.id, f.image_id, i.path, i.sha256, f.x, f.y, f.w, f.h, f.landmarks, f.det_score, "
+    "f.embedding FROM faces f JOIN images i ON i.id = f.image_id ";
+
+Result<FaceRecord> ReadFaceRow(const Stmt& row) {
+  FaceRecord r;
+  r.face_id = row.Int(0);
+  r.image_id = row.Int(1);
+  r.image_path = row.Text(2);
+  r.image_sha256 = row.Text(3);
+  r.face.box = Box{row.Int(4), row.Int(5), row.Int(6), row.Int(7)};
+  auto landmarks = codec::DecodeLandmarks(row.Text(8));
+  auto embedding = codec::DecodeEmbedding(row.Blob(10));
+  if (!landmarks || !embedding)
+    return Fail(ErrorCode::kCorrupt, "face " + std::to_string(r.face_id) + " has a malformed row");
+  r.face.landmarks = *landmarks;
+  r.face.det_score = row.Double(9);
+  r.face.embedding = *embedding;
+  return r;
+}
+
+bool IsSha256Hex(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+Status Validate(const ImageRecord& image, const std::vector<Face>& faces) {
+  auto invalid = [&](const std::string& why) {
+    return Fail(ErrorCode::kInvalidArgument, "cannot add " + image.path + ": " + why);
+  };
+  if (image.path.empty()) return invalid("the path is empty");
+  if (image.sha256 && !IsSha256Hex(*image.sha256))
+    return invalid("'" + *image.sha256 + "' is not a lowercase hex SHA-256");
+  if (image.size < 0 || image.width < 0 || image.height < 0)
+    return invalid("negative size or dimensions");
+  if (!faces.empty() && (image.status != ImageStatus::kOk || !image.sha256))
+    return invalid("only a hashed image with status ok may have faces");
+  for (const Face& f : faces) {
+    if (!std::isfinite(f.det_score)) return invalid("a detection score is not finite");
+    for (float v : f.embedding)
+      if (!std::isfinite(v)) return invalid("an embedding value is not finite");
+  }
+  return Ok();
+}
+
+// The prepared statements of one write transaction that adds images and their faces.
+class Inserter {
+ public:
+  static Result<Inserter> Prepare(sqlite3* db) {
+    FS_ASSIGN(Stmt find, Stmt::Prepare(db, "SELECT path FROM images WHERE sha256 = ?"));
+    FS_ASSIGN(Stmt drop, Stmt::Prepare(db, "DELETE FROM images WHERE sha256 IS NULL AND path = ?"));
+    FS_ASSIGN(Stmt image, Stmt::Prepare(db,
+        "INSERT INTO images(sha256, path, size, width, height, status, error, added_at) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+    FS_ASSIGN(Stmt face, Stmt::Prepare(db,
+        "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    return Inserter(db, std::move(find), std::move(drop), std::move(image), std::move(face));
+  }
+
+  // Inserts one image and its faces; returns the face ids in the order of `faces`.
+  Result<std::vector<int64_t>> Insert(const ImageRecord& image, const std::vector<Face>& faces) {
+    FS_TRY(Validate(image, faces));
+    if (image.sha256) {
+      find_.Reset();
+      find_.Bind(1, *image.sha256);
+      FS_ASSIGN(bool duplicate, find_.Step());
+      if (duplicate) {
+        std::string earlier = find_.Text(0);
+        find_.Reset();
+        return Fail(ErrorCode::kInvalidArgument, "cannot add " + image.path + ": the same image "
+                    "(SHA-256 " + *image.sha256 + ") is already in the corpus as " + earlier);
+      }
+      image_.Bind(1, *image.sha256);
+    } else {
+      drop_.Reset();
+      drop_.Bind(1, image.path);
+      FS_TRY(drop_.Run());
+      image_.BindNull(1);
+    }
+    image_.Bind(2, image.path).Bind(3, image.size).Bind(4, int64_t{image.width});
+    image_.Bind(5, int64_t{image.height}).Bind(6, ImageStatusName(image.status));
+    if (image.error.empty()) image_.BindNull(7); else image_.Bind(7, image.error);
+    image_.Bind(8, now_);
+    FS_TRY(image_.Run());
+    image_.Reset();
+    const int64_t image_id = sqlite3_last_insert_rowid(db_);
+
+    std::vector<int64_t> ids;
+    for (const Face& f : faces) {
+      face_.Reset();
+      face_.Bind(1, image_id).Bind(2, f.box.x).Bind(3, f.box.y).Bind(4, f.box.w).Bind(5, f.box.h);
+      face_.Bind(6, codec::EncodeLandmarks(f.landmarks)).Bind(7, f.det_score);
+      face_.BindBlob(8, codec::EncodeEmbedding(f.embedding)).Bind(9, now_);
+      FS_TRY(face_.Run());
+      ids.push_back(sqlite3_last_insert_rowid(db_));
+    }
+    return ids;
+  }
+
+ private:
+  Inserter(sqlite3* db, Stmt find, Stmt drop, Stmt image, Stmt face)
+      : db_(db), find_(std::move(find)), drop_(std::move(drop)), image_(std::move(image)),
+        face_(std::move(face)), now_(meta::NowUtc()) {}
+  sqlite3* db_;
+  Stmt find_, drop_, image_, face_;
+  std::string now_;
+};
+
+}  // namespace
+
+Result<std::optional<int64_t>> Store::FindImageBySha(const std::string& sha256) {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM images WHERE sha256 = ?"));
+  stmt.Bind(1, sha256);
+  FS_ASSIGN(bool row, stmt.Step());
+  if (!row) return std::optional<int64_t>();
+  return std::optional<int64_t>(stmt.Int(0));
+}
+
+Result<std::vector<int64_t>> Store::AddImage(const ImageRecord& image,
+                                             const std::vector<Face>& faces) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Inserter inserter, Inserter::Prepare(db_));
+  FS_ASSIGN(std::vector<int64_t> ids, inserter.Insert(image, faces));
+  if (!ids.empty()) FS_TRY(meta::BumpGeneration(db_, /*removed_faces=*/false));
+  FS_TRY(txn.Commit());
+  return ids;
+}
+
+Result<std::vector<std::vector<int64_t>>> Store::AddImages(
+    const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Inserter inserter, Inserter::Prepare(db_));
+  std::vector<std::vector<int64_t>> ids;
+  bool added_faces = false;
+  for (const auto& [image, faces] : batch) {
+    FS_ASSIGN(std::vector<int64_t> image_ids, inserter.Insert(image, faces));
+    added_faces = added_faces || !image_ids.empty();
+    ids.push_back(std::move(image_ids));
+  }
+  if (added_faces) FS_TRY(meta::BumpGeneration(db_, /*removed_faces=*/false));
+  FS_TRY(txn.Commit());
+  return ids;
+}
+
+Status Store::DeleteFacesOfImage(int64_t image_id) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Stmt del, Stmt::Prepare(db_, "DELETE FROM faces WHERE image_id = ?"));
+  del.Bind(1, image_id);
+  FS_TRY(del.Run());
+  if (sqlite3_changes64(db_) > 0) FS_TRY(meta::BumpGeneration(db_, /*removed_faces=*/true));
+  return txn.Commit();
+}
+
+Result<CorpusCounts> Store::Counts() {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/false));
+  FS_ASSIGN(Stmt images, Stmt::Prepare(db_,
+      "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), COALESCE(SUM(status = 'noface'), 0), "
+      "COALESCE(SUM(status = 'error'), 0) FROM images"));
+  FS_ASSIGN(bool row, images.Step());
+  if (!row) return Fail(ErrorCode::kInternal, "no row from an aggregate query");
+  CorpusCounts c{images.Int(0), images.Int(1), images.Int(2), images.Int(3), 0};
+  images.Reset();
+  FS_ASSIGN(c.faces, QueryInt(db_, "SELECT COUNT(*) FROM faces"));
+  FS_TRY(txn.Commit());
+  return c;
+}
+
+Status Store::ForEachEmbedding(int64_t after_id,
+                               const std::function<void(int64_t, const Embedding&)>& fn) {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_,
+      "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id"));
+  stmt.Bind(1, after_id);
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) return Ok();
+    auto embedding = codec::DecodeEmbedding(stmt.Blob(1));
+    if (!embedding)
+      return Fail(ErrorCode::kCorrupt, "face " + std::to_string(stmt.Int(0)) + " has a malformed embedding");
+    fn(stmt.Int(0), *embedding);
+  }
+}
+
+Status Store::ForEachFace(const std::function<void(const FaceRecord&)>& fn) {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, (std::string(kSelectFaces) + "ORDER BY f.id").c_str()));
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) return Ok();
+    FS_ASSIGN(FaceRecord record, ReadFaceRow(stmt));
+    fn(record);
+  }
+}
+
+Result<std::vector<FaceRecord>> Store::GetFaces(std::span<const int64_t> ids) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/false));
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, (std::string(kSelectFaces) + "WHERE f.id = ?").c_str()));
+  std::vector<FaceRecord> out;
+  for (int64_t id : ids) {
+    stmt.Reset();
+    stmt.Bind(1, id);
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) continue;  // erased (or never existed): never surface it
+    FS_ASSIGN(FaceRecord record, ReadFaceRow(stmt));
+    out.push_back(std::move(record));
+  }
+  stmt.Reset();
+  FS_TRY(txn.Commit());
+  return out;
+}
+
+}  // namespace facesearch

@@ -1,0 +1,267 @@
+// End-to-end: the real facesearch binary on real photos, real models, a real corpus on disk.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <set>
+#include <opencv2/imgcodecs.hpp>
+
+#include "json.h"
+#include "support.h"
+
+using namespace facesearch::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A corpus in a temp dir and the arguments that select it.
+struct Corpus {
+  TempDir dir;
+  fs::path photos = dir / "photos";
+  fs::path corpus = dir / "corpus";
+
+  std::vector<std::string> Args(std::vector<std::string> rest) const {
+    std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
+    a.insert(a.end(), rest.begin(), rest.end());
+    return a;
+  }
+  RunResult Run(std::vector<std::string> rest, const std::string& input = "") const {
+    return RunFacesearch(Args(std::move(rest)), input);
+  }
+  // photos/ holds obama.jpg, obama2.jpg and biden.jpg, indexed.
+  void IndexThreePeople() {
+    for (const char* name : {"obama.jpg", "obama2.jpg", "biden.jpg"}) CopyTestImage(name, photos);
+    RunResult r = Run({"index", photos.string()});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+};
+
+std::string FileName(const Json& match) { return fs::path(match["image"].str()).filename().string(); }
+
+void WriteFile(const fs::path& p, const std::string& data) {
+  std::ofstream(p, std::ios::binary) << data;
+}
+
+fs::path BlankPhoto(const fs::path& dir) {
+  fs::path p = dir / "wall.png";
+  cv::imwrite(p.string(), cv::Mat(240, 320, CV_8UC3, cv::Scalar(200, 190, 180)));
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("Query with obama3 ranks both Obama photos first within 0.6 and Biden is no match", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  RunResult r = c.Run({"query", "--format", "json", TestImage("obama3.jpg").string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json doc = ParseJson(r.out);
+  CHECK(doc["faces_detected"].num() >= 1);
+  CHECK(doc["corpus_faces"].num() == 3);
+  REQUIRE(doc["results"].size() == 1);
+  const Json& matches = doc["results"][0]["matches"];
+  REQUIRE(matches.size() == 2);
+  std::set<std::string> names = {FileName(matches[0]), FileName(matches[1])};
+  CHECK(names == std::set<std::string>{"obama.jpg", "obama2.jpg"});
+  for (size_t i = 0; i < matches.size(); ++i) {
+    CHECK(matches[i]["rank"].num() == double(i + 1));
+    CHECK(matches[i]["distance"].num() <= 0.6);
+    CHECK(matches[i]["sha256"].str().size() == 64);
+    CHECK(matches[i]["box"]["w"].num() > 0);
+  }
+  CHECK(matches[0]["distance"].num() <= matches[1]["distance"].num());
+}
+
+TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  const std::string probe = TestImage("obama3.jpg").string();
+
+  RunResult jsonl = c.Run({"query", "--format", "jsonl", probe});
+  REQUIRE(jsonl.exit_code == 0);
+  std::vector<Json> lines = ParseJsonLines(jsonl.out);
+  REQUIRE(lines.size() == 2);
+  for (const char* key : {"probe", "probe_face", "rank", "face_id", "distance", "image", "sha256", "box"})
+    CHECK(lines[0].has(key));
+
+  RunResult csv = c.Run({"query", "--format", "csv", probe});
+  REQUIRE(csv.exit_code == 0);
+  CHECK(csv.out.rfind("probe,probe_face,rank,face_id,distance,image,x,y,w,h\n", 0) == 0);
+  CHECK(std::count(csv.out.begin(), csv.out.end(), '\n') == 3);
+  CHECK(csv.out.find(lines[0]["image"].str()) != std::string::npos);
+
+  RunResult table = c.Run({"query", probe});
+  REQUIRE(table.exit_code == 0);
+  CHECK(table.out.find("DISTANCE") != std::string::npos);
+  CHECK(table.out.find(lines[1]["image"].str()) != std::string::npos);
+  CHECK(table.out.find("biden.jpg") == std::string::npos);
+}
+
+TEST_CASE("A probe read from stdin gives the same matches as the file", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  std::ifstream f(TestImage("obama2.jpg"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  RunResult from_file = c.Run({"query", "--format", "jsonl", TestImage("obama2.jpg").string()});
+  RunResult from_stdin = c.Run({"query", "--format", "jsonl", "-"}, bytes);
+  REQUIRE(from_stdin.exit_code == 0);
+  auto a = ParseJsonLines(from_file.out), b = ParseJsonLines(from_stdin.out);
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) CHECK(a[i]["face_id"].num() == b[i]["face_id"].num());
+}
+
+TEST_CASE("A probe with no face exits 1 with a message on stderr and nothing matched", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  RunResult r = c.Run({"query", "--format", "json", BlankPhoto(c.dir.path()).string()});
+  CHECK(r.exit_code == 1);
+  CHECK(r.err.find("no face") != std::string::npos);
+  Json doc = ParseJson(r.out);
+  CHECK(doc["faces_detected"].num() == 0);
+  CHECK(doc["results"].size() == 0);
+}
+
+TEST_CASE("A face nobody in the corpus matches exits 1", "[cli][e2e]") {
+  Corpus c;
+  CopyTestImage("biden.jpg", c.photos);
+  REQUIRE(c.Run({"index", c.photos.string()}).exit_code == 0);
+  RunResult r = c.Run({"query", "--format", "jsonl", TestImage("obama2.jpg").string()});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+}
+
+TEST_CASE("Corrupt and truncated files are recorded as errors while the rest of the run succeeds", "[cli][e2e]") {
+  Corpus c;
+  CopyTestImage("obama.jpg", c.photos);
+  fs::create_directories(c.photos);
+  WriteFile(c.photos / "corrupt.jpg", "definitely not a jpeg");
+  std::ifstream f(TestImage("obama2.jpg"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  WriteFile(c.photos / "truncated.jpg", bytes.substr(0, bytes.size() / 3));
+  BlankPhoto(c.photos);
+
+  RunResult r = c.Run({"index", "--json", c.photos.string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json summary = ParseJson(r.out);
+  CHECK(summary["files"].num() == 4);
+  CHECK(summary["added"].num() == 1);
+  CHECK(summary["noface"].num() == 1);
+  CHECK(summary["errors"].num() == 2);
+  CHECK(summary["faces"].num() == 1);
+  CHECK(r.err.find("corrupt.jpg") != std::string::npos);
+  CHECK(r.err.find("truncated") != std::string::npos);
+
+  Json info = ParseJson(c.Run({"info", "--json"}).out);
+  CHECK(info["images"].num() == 4);
+  CHECK(info["images_error"].num() == 2);
+  CHECK(info["faces"].num() == 1);
+  CHECK(info["index_state"].str() == "fresh");
+}
+
+TEST_CASE("Indexing the same folder twice adds nothing the second time", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  RunResult again = c.Run({"index", "--json", c.photos.string()});
+  REQUIRE(again.exit_code == 0);
+  Json s = ParseJson(again.out);
+  CHECK(s["added"].num() == 0);
+  CHECK(s["duplicates"].num() == 3);
+  CHECK(s["faces"].num() == 0);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 3);
+}
+
+TEST_CASE("A deleted index file is rebuilt from SQLite and queries still find every match", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  fs::path index_file = c.corpus / "index" / "faces.faiss";
+  REQUIRE(fs::exists(index_file));
+  fs::remove(index_file);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["index_state"].str() == "missing");
+
+  RunResult r = c.Run({"query", "--format", "jsonl", TestImage("obama3.jpg").string()});
+  REQUIRE(r.exit_code == 0);
+  CHECK(ParseJsonLines(r.out).size() == 2);
+  CHECK(fs::exists(index_file));
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["index_state"].str() == "fresh");
+}
+
+TEST_CASE("A corrupted index file is detected by checksum and rebuilt", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  fs::path index_file = c.corpus / "index" / "faces.faiss";
+  {
+    std::fstream f(index_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(index_file) / 2));
+    f.write("\x13\x37\x13\x37", 4);
+  }
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["index_state"].str() == "corrupt");
+  RunResult r = c.Run({"query", "--format", "jsonl", TestImage("obama3.jpg").string()});
+  REQUIRE(r.exit_code == 0);
+  CHECK(ParseJsonLines(r.out).size() == 2);
+}
+
+TEST_CASE("Export prints every face with its box, landmarks and 128 floats", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  RunResult r = c.Run({"export"});
+  REQUIRE(r.exit_code == 0);
+  std::vector<Json> faces = ParseJsonLines(r.out);
+  REQUIRE(faces.size() == 3);
+  for (const Json& f : faces) {
+    CHECK(f["embedding"].size() == 128);
+    CHECK(f["landmarks"].size() == 5);
+    CHECK(f["sha256"].str().size() == 64);
+    CHECK(fs::path(f["image"].str()).is_absolute());
+  }
+}
+
+TEST_CASE("Corpus files holding biometric data are private to their owner", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  auto mode = [](const fs::path& p) {
+    struct stat st {};
+    REQUIRE(stat(p.c_str(), &st) == 0);
+    return st.st_mode & 0777;
+  };
+  CHECK(mode(c.corpus) == 0700);
+  CHECK(mode(c.corpus / "index") == 0700);
+  CHECK(mode(c.corpus / "corpus.sqlite") == 0600);
+  CHECK(mode(c.corpus / "index" / "faces.faiss") == 0600);
+}
+
+TEST_CASE("Errors exit 2 and say what to do next", "[cli]") {
+  TempDir dir;
+  RunResult no_corpus = RunFacesearch({"--corpus", (dir / "nothing").string(), "info"});
+  CHECK(no_corpus.exit_code == 2);
+  CHECK(no_corpus.err.find("facesearch index") != std::string::npos);
+
+  RunResult no_models = RunFacesearch({"--corpus", (dir / "c").string(), "--models",
+                                       (dir / "no-models").string(), "index", dir.path().string()});
+  CHECK(no_models.exit_code == 2);
+  CHECK(no_models.err.find("fetch-models.sh") != std::string::npos);
+
+  RunResult bad_flag = RunFacesearch({"query", "--format", "xml", "x.jpg"});
+  CHECK(bad_flag.exit_code == 2);
+  RunResult no_sub = RunFacesearch({});
+  CHECK(no_sub.exit_code == 2);
+}
+
+TEST_CASE("--help teaches each subcommand with an example and --version prints the version", "[cli]") {
+  RunResult top = RunFacesearch({"--help"});
+  CHECK(top.exit_code == 0);
+  for (const char* sub : {"index", "query", "info", "export"}) {
+    INFO(sub);
+    CHECK(top.out.find(sub) != std::string::npos);
+    RunResult help = RunFacesearch({sub, "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("Examples:") != std::string::npos);
+    CHECK(help.out.find(std::string("facesearch ")) != std::string::npos);
+  }
+  RunResult version = RunFacesearch({"--version"});
+  CHECK(version.exit_code == 0);
+  CHECK(version.out.find("facesearch 0.") != std::string::npos);
+}

@@ -1,0 +1,220 @@
+// OpenCorpusIndex / SaveCorpusIndex: the repair protocol on real SQLite and FAISS files.
+// Every damaged state must end in an index that matches the database, never in a silent
+// empty or stale one.
+#include "index/corpus_index.h"
+
+#include <sqlite3.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "common/fs.h"
+#include "common/sha256.h"
+#include "support.h"
+
+using namespace facesearch;
+namespace fs = std::filesystem;
+
+namespace {
+
+Face FaceAt(float value) {
+  Face f;
+  f.box = {1, 2, 30, 30};
+  f.det_score = 1.0;
+  f.embedding.fill(0.f);
+  f.embedding[0] = value;
+  return f;
+}
+
+ImageRecord Image(const std::string& name) {
+  ImageRecord r;
+  r.sha256 = Sha256Hex(name);
+  r.path = "/photos/" + name;
+  r.size = 10;
+  return r;
+}
+
+struct Corpus {
+  test::TempDir dir;
+  fs::path db = dir / "corpus.db";
+  fs::path index_dir = dir / "index";
+  std::unique_ptr<Store> store = Store::Open(db, "models:test").value();
+
+  std::vector<int64_t> Add(const std::string& name, std::vector<Face> faces) {
+    return store->AddImage(Image(name), faces).value();
+  }
+  OpenedIndex Open(bool persist = true) {
+    auto opened = OpenCorpusIndex(*store, index_dir, persist);
+    if (!opened) FAIL(opened.error().message);
+    return std::move(*opened);
+  }
+  fs::path IndexFile() const { return index_dir / kIndexFileName; }
+};
+
+int64_t Nearest(const VectorIndex& index, float value) {
+  auto hits = index.Search(FaceAt(value).embedding, 1).value();
+  REQUIRE(hits.size() == 1);
+  return hits[0].face_id;
+}
+
+}  // namespace
+
+TEST_CASE("With no snapshot the index is rebuilt and persisted; the next open is fresh",
+          "[corpus_index]") {
+  Corpus c;
+  c.Add("a", {FaceAt(1.f), FaceAt(2.f)});
+  auto first = c.Open();
+  CHECK(first.state == IndexState::kRebuilt);
+  CHECK_THAT(first.reason, Catch::Contains("no index snapshot"));
+  CHECK(first.index->ntotal() == 2);
+  CHECK(fs::exists(c.IndexFile()));
+
+  auto second = c.Open();
+  CHECK(second.state == IndexState::kFresh);
+  CHECK(second.index->ntotal() == 2);
+  CHECK(std::string(IndexStateName(second.state)) == "fresh");
+}
+
+TEST_CASE("An empty corpus opens to an empty index", "[corpus_index]") {
+  Corpus c;
+  CHECK(c.Open().index->ntotal() == 0);
+  auto again = c.Open();
+  CHECK(again.state == IndexState::kFresh);
+  CHECK(again.index->Search(FaceAt(0.f).embedding, 5).value().empty());
+}
+
+TEST_CASE("SaveCorpusIndex records size, checksum and coverage for the current generation",
+          "[corpus_index]") {
+  Corpus c;
+  auto ids = c.Add("a", {FaceAt(1.f), FaceAt(2.f), FaceAt(3.f)});
+  auto opened = c.Open(/*persist=*/false);
+  REQUIRE(SaveCorpusIndex(*c.store, *opened.index, c.index_dir));
+  auto snap = c.store->GetIndexSnapshot().value();
+  REQUIRE(snap);
+  CHECK(snap->generation == c.store->Generation().value());
+  CHECK(snap->ntotal == 3);
+  CHECK(snap->max_face_id == ids.back());
+  CHECK(snap->file == kIndexFileName);
+  CHECK(snap->size == static_cast<int64_t>(fs::file_size(c.IndexFile())));
+  CHECK(snap->sha256 == Sha256File(c.IndexFile()).value());
+}
+
+TEST_CASE("A deleted index file is rebuilt from the database", "[corpus_index]") {
+  Corpus c;
+  auto ids = c.Add("a", {FaceAt(1.f), FaceAt(2.f)});
+  c.Open();
+  fs::remove(c.IndexFile());
+  auto opened = c.Open();
+  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK(opened.index->ntotal() == 2);
+  CHECK(Nearest(*opened.index, 2.f) == ids[1]);
+  CHECK(c.Open().state == IndexState::kFresh);
+}
+
+TEST_CASE("A corrupted index file is rebuilt, not loaded and not served empty",
+          "[corpus_index]") {
+  Corpus c;
+  auto ids = c.Add("a", {FaceAt(1.f), FaceAt(2.f)});
+  c.Open();
+  std::string bytes = ReadFile(c.IndexFile(), 1 << 20).value();
+  bytes[bytes.size() - 5] = static_cast<char>(bytes[bytes.size() - 5] ^ 0x01);
+  std::ofstream(c.IndexFile(), std::ios::binary | std::ios::trunc) << bytes;
+
+  auto opened = c.Open();
+  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK_THAT(opened.reason, Catch::Contains("SHA-256"));
+  CHECK(opened.index->ntotal() == 2);
+  CHECK(Nearest(*opened.index, 1.f) == ids[0]);
+  CHECK(c.Open().state == IndexState::kFresh);
+}
+
+TEST_CASE("A lagging snapshot is caught up: faces added after the save are found",
+          "[corpus_index]") {
+  Corpus c;
+  c.Add("a", {FaceAt(1.f)});
+  c.Open();
+  auto late = c.Add("b", {FaceAt(5.f), FaceAt(6.f)});
+  c.Add("c", {FaceAt(7.f)});
+
+  auto opened = c.Open();
+  CHECK(opened.state == IndexState::kCaughtUp);
+  CHECK_THAT(opened.reason, Catch::Contains("appended 3 faces"));
+  CHECK(opened.index->ntotal() == 4);
+  CHECK(Nearest(*opened.index, 6.f) == late[1]);
+  auto next = c.Open();
+  CHECK(next.state == IndexState::kFresh);
+  CHECK(next.index->ntotal() == 4);
+}
+
+TEST_CASE("Faces removed after the snapshot force a rebuild; erased faces never resurface",
+          "[corpus_index]") {
+  Corpus c;
+  auto keep = c.Add("a", {FaceAt(1.f)});
+  auto erase = c.Add("b", {FaceAt(9.f)});
+  c.Open();
+  const int64_t image_b = c.store->GetFaces(erase).value().at(0).image_id;
+  REQUIRE(c.store->DeleteFacesOfImage(image_b));
+
+  auto opened = c.Open();
+  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK_THAT(opened.reason, Catch::Contains("removed"));
+  CHECK(opened.index->ntotal() == 1);
+  CHECK(Nearest(*opened.index, 9.f) == keep[0]);
+}
+
+TEST_CASE("A snapshot newer than the database (restored backup) is rebuilt", "[corpus_index]") {
+  Corpus c;
+  c.Add("a", {FaceAt(1.f)});
+  c.Open();
+  auto snap = c.store->GetIndexSnapshot().value().value();
+  snap.generation += 5;
+  REQUIRE(c.store->SetIndexSnapshot(snap));
+  auto opened = c.Open();
+  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK_THAT(opened.reason, Catch::Contains("newer"));
+}
+
+TEST_CASE("A snapshot naming another file is rebuilt, never followed", "[corpus_index]") {
+  Corpus c;
+  c.Add("a", {FaceAt(1.f)});
+  c.Open();
+  auto snap = c.store->GetIndexSnapshot().value().value();
+  snap.file = "../elsewhere.faiss";
+  REQUIRE(c.store->SetIndexSnapshot(snap));
+  CHECK(c.Open().state == IndexState::kRebuilt);
+  CHECK(c.store->GetIndexSnapshot().value()->file == kIndexFileName);
+}
+
+TEST_CASE("Without persist, repairs stay in memory and disk state is left alone",
+          "[corpus_index]") {
+  Corpus c;
+  c.Add("a", {FaceAt(1.f)});
+  auto opened = c.Open(/*persist=*/false);
+  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK_FALSE(fs::exists(c.IndexFile()));
+  CHECK_FALSE(c.store->GetIndexSnapshot().value());
+
+  c.Open();
+  c.Add("b", {FaceAt(2.f)});
+  const auto before = c.store->GetIndexSnapshot().value().value();
+  CHECK(c.Open(/*persist=*/false).state == IndexState::kCaughtUp);
+  CHECK(c.store->GetIndexSnapshot().value()->generation == before.generation);
+}
+
+TEST_CASE("An unreadable snapshot record in the database triggers a rebuild", "[corpus_index]") {
+  Corpus c;
+  c.Add("a", {FaceAt(1.f)});
+  c.Open();
+  c.store.reset();  // a second connection only while no Store has the file open
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(c.db.c_str(), &raw) == SQLITE_OK);
+  CHECK(sqlite3_exec(raw, "UPDATE meta SET value = 'many' WHERE key = 'index.ntotal'", nullptr,
+                     nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(raw);
+  c.store = Store::Open(c.db, "models:test").value();
+
+  auto opened = c.Open();
+  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK_THAT(opened.reason, Catch::Contains("unreadable"));
+  CHECK(c.Open().state == IndexState::kFresh);
+}

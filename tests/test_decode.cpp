@@ -1,0 +1,142 @@
+// Decoding of untrusted files: format allow-list, header caps, pixel-format normalisation, EXIF.
+#include <catch2/catch.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "common/fs.h"
+#include "image/decode.h"
+#include "support.h"
+
+using namespace facesearch;
+
+namespace {
+
+std::string Encode(const cv::Mat& m, const std::string& ext) {
+  std::vector<uchar> buf;
+  REQUIRE(cv::imencode(ext, m, buf));
+  return std::string(buf.begin(), buf.end());
+}
+
+std::string ReadTestImage(const std::string& name) {
+  auto bytes = ReadFile(test::TestImage(name), size_t{1} << 30);
+  REQUIRE(bytes);
+  return *bytes;
+}
+
+// A JPEG of w×h whose APP1 EXIF segment carries the given orientation tag.
+std::string JpegWithOrientation(int w, int h, uint16_t orientation) {
+  cv::Mat m(h, w, CV_8UC3, cv::Scalar(10, 200, 30));
+  std::string jpeg = Encode(m, ".jpg");
+  const std::string tiff = std::string("MM\0*\0\0\0\x08", 8) + std::string("\0\x01", 2) +  // 1 entry
+                           std::string("\x01\x12\0\x03\0\0\0\x01", 8) +                   // tag, SHORT, 1
+                           std::string(1, '\0') + std::string(1, static_cast<char>(orientation)) +
+                           std::string("\0\0", 2) + std::string("\0\0\0\0", 4);            // next IFD
+  std::string payload = std::string("Exif\0\0", 6) + tiff;
+  size_t len = payload.size() + 2;
+  std::string app1 = std::string("\xFF\xE1", 2) + static_cast<char>(len >> 8) + static_cast<char>(len & 0xFF) + payload;
+  return jpeg.substr(0, 2) + app1 + jpeg.substr(2);
+}
+
+}  // namespace
+
+TEST_CASE("SniffFormat accepts the five allowed formats and refuses others by magic bytes", "[decode]") {
+  cv::Mat m(8, 8, CV_8UC3, cv::Scalar(1, 2, 3));
+  CHECK(SniffFormat(Encode(m, ".jpg")) == ImageFormat::kJpeg);
+  CHECK(SniffFormat(Encode(m, ".png")) == ImageFormat::kPng);
+  CHECK(SniffFormat(Encode(m, ".bmp")) == ImageFormat::kBmp);
+  CHECK(SniffFormat(Encode(m, ".webp")) == ImageFormat::kWebp);
+  CHECK(SniffFormat(Encode(m, ".tiff")) == ImageFormat::kTiff);
+  CHECK(SniffFormat(Encode(m, ".ppm")) == ImageFormat::kUnknown);  // OpenCV decodes it; we refuse
+  CHECK(SniffFormat("GIF89a") == ImageFormat::kUnknown);
+  CHECK(SniffFormat("") == ImageFormat::kUnknown);
+}
+
+TEST_CASE("Every accepted format decodes to RGB with the dimensions its header states", "[decode]") {
+  cv::Mat bgr(37, 53, CV_8UC3, cv::Scalar(255, 0, 0));  // pure blue in OpenCV's BGR order
+  for (const char* ext : {".jpg", ".png", ".bmp", ".webp", ".tiff"}) {
+    INFO(ext);
+    std::string bytes = Encode(bgr, ext);
+    auto header = ReadImageHeader(bytes);
+    REQUIRE(header);
+    CHECK(header->width == 53);
+    CHECK(header->height == 37);
+    auto img = DecodeImage(bytes, DecodeLimits{});
+    REQUIRE(img);
+    CHECK(img->width == 53);
+    CHECK(img->height == 37);
+    REQUIRE(img->pixels.size() == 53u * 37u * 3u);
+    CHECK(int(img->pixels[0]) < 10);   // R
+    CHECK(int(img->pixels[2]) > 245);  // B
+  }
+}
+
+TEST_CASE("Grey, 16-bit and RGBA images are normalised to 8-bit RGB", "[decode]") {
+  cv::Mat grey(10, 12, CV_8UC1, cv::Scalar(77));
+  auto g = DecodeImage(Encode(grey, ".png"), DecodeLimits{});
+  REQUIRE(g);
+  CHECK((g->pixels[0] == 77 && g->pixels[1] == 77 && g->pixels[2] == 77));
+
+  cv::Mat deep(10, 12, CV_16UC3, cv::Scalar(0x1200, 0x3400, 0xAB00));
+  auto d = DecodeImage(Encode(deep, ".png"), DecodeLimits{});
+  REQUIRE(d);
+  CHECK(int(d->pixels[0]) == 0xAB);  // R came from OpenCV's third (red) channel, scaled to 8 bits
+  CHECK(int(d->pixels[2]) == 0x12);
+
+  auto rgba = DecodeImage(ReadTestImage("32bit.png"), DecodeLimits{});
+  REQUIRE(rgba);
+  CHECK(rgba->width == 626);
+  CHECK(rgba->height == 1200);
+  CHECK(rgba->pixels.size() == 626u * 1200u * 3u);
+}
+
+TEST_CASE("EXIF orientation 6 rotates the decoded image by 90 degrees", "[decode]") {
+  std::string upright = JpegWithOrientation(40, 20, 1);
+  std::string rotated = JpegWithOrientation(40, 20, 6);
+  auto a = DecodeImage(upright, DecodeLimits{});
+  auto b = DecodeImage(rotated, DecodeLimits{});
+  REQUIRE(a);
+  REQUIRE(b);
+  CHECK((a->width == 40 && a->height == 20));
+  CHECK((b->width == 20 && b->height == 40));
+}
+
+TEST_CASE("A truncated JPEG is refused instead of decoded with grey padding", "[decode]") {
+  std::string jpeg = ReadTestImage("obama.jpg");
+  auto r = DecodeImage(jpeg.substr(0, jpeg.size() / 2), DecodeLimits{});
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kDecode);
+  CHECK_THAT(r.error().message, Catch::Contains("truncated"));
+}
+
+TEST_CASE("A header claiming huge dimensions is refused before any decoder runs", "[decode]") {
+  std::string png = Encode(cv::Mat(4, 4, CV_8UC3, cv::Scalar(0)), ".png");
+  // Patch IHDR to 60000 x 60000 (3.6 gigapixels); the CRC no longer matches, which is fine since
+  // the decoder must never see it.
+  for (int off : {16, 20}) {
+    png[off] = 0;
+    png[off + 1] = 0;
+    png[off + 2] = static_cast<char>(60000 >> 8);
+    png[off + 3] = static_cast<char>(60000 & 0xFF);
+  }
+  auto r = DecodeImage(png, DecodeLimits{});
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("exceeds the pixel limit"));
+
+  DecodeLimits small;
+  small.max_bytes = 100;
+  auto big = DecodeImage(ReadTestImage("obama.jpg"), small);
+  REQUIRE_FALSE(big);
+  CHECK_THAT(big.error().message, Catch::Contains("larger than"));
+}
+
+TEST_CASE("Garbage, empty and disguised non-image files give a clear decode error", "[decode]") {
+  for (std::string bytes : {std::string("this is not an image"), std::string(),
+                            Encode(cv::Mat(4, 4, CV_8UC3, cv::Scalar(0)), ".ppm"),
+                            std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF", 10),
+                            std::string("\x89PNG\r\n\x1A\n", 8) + std::string(200, '\x42')}) {
+    auto r = DecodeImage(bytes, DecodeLimits{});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kDecode);
+    CHECK_FALSE(r.error().message.empty());
+  }
+}

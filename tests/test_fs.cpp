@@ -1,0 +1,168 @@
+// File-system helpers: atomic replacement, private modes, size-capped reads and flock exclusivity.
+#include "common/fs.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "support.h"
+
+using facesearch::ErrorCode;
+using facesearch::FileLock;
+namespace fs = std::filesystem;
+
+namespace {
+unsigned Mode(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+std::vector<std::string> Names(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+}  // namespace
+
+TEST_CASE("WriteFileAtomic creates a 0600 file with exactly the given bytes", "[fs]") {
+  facesearch::test::TempDir dir;
+  const std::string data("bytes\0with nul", 14);
+  REQUIRE(facesearch::WriteFileAtomic(dir / "f", data));
+  auto read = facesearch::ReadFile(dir / "f", 1024);
+  REQUIRE(read);
+  CHECK(*read == data);
+  CHECK(Mode(dir / "f") == 0600);
+}
+
+TEST_CASE("WriteFileAtomic replaces content and leaves no temp file behind", "[fs]") {
+  facesearch::test::TempDir dir;
+  std::ofstream(dir / "f") << "a much longer original content";
+  fs::permissions(dir / "f", fs::perms(0644));
+  REQUIRE(facesearch::WriteFileAtomic(dir / "f", "new"));
+  CHECK(*facesearch::ReadFile(dir / "f", 1024) == "new");
+  CHECK(Mode(dir / "f") == 0600);
+  CHECK(Names(dir.path()) == std::vector<std::string>{"f"});
+}
+
+TEST_CASE("WriteFileAtomic failing to rename leaves the target and no temp file", "[fs]") {
+  facesearch::test::TempDir dir;
+  fs::create_directory(dir / "target");  // rename(2) of a file over a directory fails
+  std::ofstream(dir / "target" / "keep") << "x";
+  auto s = facesearch::WriteFileAtomic(dir / "target", "data");
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == ErrorCode::kIo);
+  CHECK(fs::is_directory(dir / "target"));
+  CHECK(Names(dir.path()) == std::vector<std::string>{"target"});
+}
+
+TEST_CASE("WriteFileAtomic into a missing directory fails with kIo", "[fs]") {
+  facesearch::test::TempDir dir;
+  auto s = facesearch::WriteFileAtomic(dir / "missing" / "f", "data");
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == ErrorCode::kIo);
+}
+
+TEST_CASE("EnsurePrivateDir creates every missing level 0700 and tightens an existing dir",
+          "[fs]") {
+  facesearch::test::TempDir dir;
+  REQUIRE(facesearch::EnsurePrivateDir(dir / "a/b/c"));
+  CHECK(Mode(dir / "a") == 0700);
+  CHECK(Mode(dir / "a/b") == 0700);
+  CHECK(Mode(dir / "a/b/c") == 0700);
+
+  fs::create_directory(dir / "open");
+  fs::permissions(dir / "open", fs::perms(0755));
+  REQUIRE(facesearch::EnsurePrivateDir(dir / "open"));
+  CHECK(Mode(dir / "open") == 0700);
+  REQUIRE(facesearch::EnsurePrivateDir(dir / "open"));  // idempotent
+}
+
+TEST_CASE("EnsurePrivateDir refuses a path that is a regular file", "[fs]") {
+  facesearch::test::TempDir dir;
+  std::ofstream(dir / "file") << "x";
+  auto s = facesearch::EnsurePrivateDir(dir / "file");
+  REQUIRE_FALSE(s);
+  CHECK(s.error().code == ErrorCode::kIo);
+  CHECK_FALSE(facesearch::EnsurePrivateDir(dir / "file" / "sub"));
+}
+
+TEST_CASE("ReadFile accepts a file of exactly max_bytes and refuses one byte more", "[fs]") {
+  facesearch::test::TempDir dir;
+  std::ofstream(dir / "f") << std::string(100, 'x');
+  auto ok = facesearch::ReadFile(dir / "f", 100);
+  REQUIRE(ok);
+  CHECK(ok->size() == 100);
+  auto big = facesearch::ReadFile(dir / "f", 99);
+  REQUIRE_FALSE(big);
+  CHECK(big.error().code == ErrorCode::kDecode);
+  CHECK_THAT(big.error().message, Catch::Contains("99 bytes"));
+}
+
+TEST_CASE("ReadFile reports missing files as kNotFound and directories as kIo", "[fs]") {
+  facesearch::test::TempDir dir;
+  auto missing = facesearch::ReadFile(dir / "absent", 10);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ErrorCode::kNotFound);
+  auto directory = facesearch::ReadFile(dir.path(), 10);
+  REQUIRE_FALSE(directory);
+  CHECK(directory.error().code == ErrorCode::kIo);
+  auto empty_path = dir / "empty";
+  std::ofstream(empty_path).close();
+  auto empty = facesearch::ReadFile(empty_path, 0);
+  REQUIRE(empty);
+  CHECK(empty->empty());
+}
+
+TEST_CASE("FileLock: a second exclusive Acquire fails with kBusy until the first is released",
+          "[fs]") {
+  facesearch::test::TempDir dir;
+  const fs::path path = dir / "lock";
+  {
+    auto first = FileLock::Acquire(path, /*exclusive=*/true, /*wait=*/false);
+    REQUIRE(first);
+    CHECK(Mode(path) == 0600);
+    auto second = FileLock::Acquire(path, true, false);
+    REQUIRE_FALSE(second);
+    CHECK(second.error().code == ErrorCode::kBusy);
+    auto shared = FileLock::Acquire(path, false, false);
+    REQUIRE_FALSE(shared);
+    CHECK(shared.error().code == ErrorCode::kBusy);
+
+    FileLock moved = std::move(*first);  // the lock follows the object, not the moved-from shell
+    CHECK_FALSE(FileLock::Acquire(path, true, false));
+  }
+  CHECK(FileLock::Acquire(path, true, false));
+}
+
+TEST_CASE("FileLock: shared locks coexist but exclude an exclusive one", "[fs]") {
+  facesearch::test::TempDir dir;
+  auto a = FileLock::Acquire(dir / "lock", false, false);
+  auto b = FileLock::Acquire(dir / "lock", false, false);
+  REQUIRE(a);
+  REQUIRE(b);
+  auto exclusive = FileLock::Acquire(dir / "lock", true, false);
+  REQUIRE_FALSE(exclusive);
+  CHECK(exclusive.error().code == ErrorCode::kBusy);
+}
+
+TEST_CASE("FileLock with wait blocks until the holder releases the lock", "[fs]") {
+  facesearch::test::TempDir dir;
+  auto held = FileLock::Acquire(dir / "lock", true, false);
+  REQUIRE(held);
+  std::atomic<bool> released{false};
+  std::thread holder([&, lock = std::move(*held)]() mutable {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    released = true;
+    FileLock drop = std::move(lock);
+  });
+  auto waited = FileLock::Acquire(dir / "lock", true, /*wait=*/true);
+  CHECK(waited);
+  CHECK(released);
+  holder.join();
+}
