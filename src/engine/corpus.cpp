@@ -25,6 +25,14 @@ CorpusPaths PathsFor(const fs::path& corpus_dir) {
                      corpus_dir / "write.lock"};
 }
 
+Status RequireCorpus(const CorpusPaths& paths) {
+  std::error_code ec;
+  if (fs::exists(paths.database, ec)) return Ok();
+  return Fail(ErrorCode::kNotFound, "no corpus at " + paths.dir.string() +
+                                        ": build one with `facesearch index PATH...` "
+                                        "(or choose another with --corpus)");
+}
+
 Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths) {
   FS_TRY(EnsurePrivateDir(paths.dir));
   FS_TRY(EnsurePrivateDir(paths.index_dir));
@@ -53,11 +61,7 @@ namespace {
 
 Result<std::unique_ptr<Store>> OpenExisting(const CorpusConfig& config) {
   CorpusPaths paths = PathsFor(config.corpus_dir);
-  std::error_code ec;
-  if (!fs::exists(paths.database, ec))
-    return Fail(ErrorCode::kNotFound, "no corpus at " + config.corpus_dir.string() +
-                                          ": create one with `facesearch index PATH...` "
-                                          "(or choose another with --corpus)");
+  FS_TRY(RequireCorpus(paths));
   return Store::OpenReadOnly(paths.database);
 }
 

@@ -22,6 +22,9 @@ struct CorpusPaths {
 };
 CorpusPaths PathsFor(const std::filesystem::path& corpus_dir);
 
+// Fails with kNotFound, naming the command that creates a corpus, when `paths` holds none.
+Status RequireCorpus(const CorpusPaths& paths);
+
 // Creates the corpus directories (0700) and takes the exclusive write lock, logging while it waits
 // for another writer. Errors: kIo.
 Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths);

@@ -60,11 +60,7 @@ Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& ph
                                const QueryOptions& options) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
   CorpusPaths corpus = PathsFor(config.corpus_dir);
-  std::error_code ec;
-  if (!fs::exists(corpus.database, ec))
-    return Fail(ErrorCode::kNotFound, "no corpus at " + corpus.dir.string() +
-                                          ": build one with `facesearch index PATH...` first "
-                                          "(or choose another with --corpus)");
+  FS_TRY(RequireCorpus(corpus));
 
   QueryResult result;
   result.probe_path = photo;

@@ -36,7 +36,7 @@ Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id) 
   return added;
 }
 
-// Rebuilds from every face in the Store. A first build is routine (info); a repair is a warning.
+// Rebuilds from every face in the Store. A first build is routine (debug); a repair is a warning.
 Result<OpenedIndex> Rebuild(Store& store, std::string reason,
                             spdlog::level::level_enum level = spdlog::level::warn) {
   auto index = VectorIndex::CreateEmpty();
@@ -56,7 +56,7 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
   if (!snap_or) return Rebuild(store, "the index snapshot record is unreadable: " +
                                           snap_or.error().message);
   const std::optional<IndexSnapshot>& snap = *snap_or;
-  if (!snap) return Rebuild(store, "no index snapshot is recorded", spdlog::level::info);
+  if (!snap) return Rebuild(store, "no index snapshot is recorded", spdlog::level::debug);
   if (snap->file != kIndexFileName)
     return Rebuild(store, "the snapshot names an unexpected file '" + snap->file + "'");
   if (snap->generation > generation)

