@@ -70,6 +70,13 @@ int Main(int argc, char** argv) {
 }  // namespace facesearch::cli
 
 int main(int argc, char** argv) {
+#ifdef FACESEARCH_DLIB_AVX2
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) {
+    std::cerr << "facesearch: error: this build needs a CPU with AVX2 and FMA; rebuild with "
+                 "cmake -DFACESEARCH_DLIB_AVX2=OFF\n";
+    return facesearch::cli::kExitError;
+  }
+#endif
   try {
     return facesearch::cli::Main(argc, argv);
   } catch (const std::exception& e) {

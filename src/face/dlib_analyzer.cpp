@@ -1,6 +1,10 @@
 // The dlib adapter: HOG (or CNN) detection, 5-point landmarks, face chips and the ResNet embedder,
 // arranged exactly as dlib's Python bindings (and so the `face_recognition` package) arrange them,
 // so that embeddings agree with the reference implementation (scripts/parity.sh measures it).
+//
+// Compiled with AVX2/FMA contraction when FACESEARCH_DLIB_AVX2 is on (see CMakeLists.txt): the
+// shape predictor then rounds landmarks exactly as the reference build does. HOG detection lives in
+// hog_detector.cpp, compiled without them, for the same reason.
 #include <dlib/dnn.h>
 #include <dlib/image_processing.h>
 #include <dlib/image_processing/frontal_face_detector.h>
@@ -9,6 +13,7 @@
 #include "face/analyzer.h"
 #include "face/cnn_detector.h"
 #include "face/dlib_convert.h"
+#include "face/hog_detector.h"
 #include "face/models.h"
 
 namespace facesearch {
@@ -49,27 +54,6 @@ using EmbedderNet = dlib::loss_metric<dlib::fc_no_bias<
 constexpr int kChipSize = 150;
 constexpr double kChipPadding = 0.25;
 constexpr int kEmbedBatch = 16;
-
-// HOG detection with the upsampling of dlib's Python binding (run_detector_with_upscale1):
-// pyramid_up `upsample` times, detect with adjust_threshold 0, map each box back down.
-std::vector<Detection> DetectHog(dlib::frontal_face_detector& detector,
-                                 const dlib::matrix<dlib::rgb_pixel>& img, int upsample) {
-  std::vector<dlib::rect_detection> dets;
-  if (upsample <= 0) {
-    detector(img, dets, 0.0);
-  } else {
-    dlib::pyramid_down<2> pyr;
-    dlib::array2d<dlib::rgb_pixel> up;
-    dlib::pyramid_up(img, up, pyr);
-    for (int level = 1; level < upsample; ++level) dlib::pyramid_up(up, pyr);
-    detector(up, dets, 0.0);
-    for (auto& d : dets) d.rect = pyr.rect_down(d.rect, static_cast<unsigned>(upsample));
-  }
-  std::vector<Detection> out;
-  out.reserve(dets.size());
-  for (const auto& d : dets) out.push_back({ToBox(d.rect), d.detection_confidence});
-  return out;
-}
 
 class DlibAnalyzer final : public FaceAnalyzer {
  public:

@@ -1,0 +1,21 @@
+// dlib's HOG face detector with the upsampling rule of dlib's Python binding. Internal to the dlib
+// adapter (includes dlib headers).
+//
+// Kept in its own translation unit because it is compiled with different floating-point flags
+// from dlib_analyzer.cpp: the reference build's HOG boxes are reproduced by a plain x86-64 build,
+// its landmarks by an AVX2/FMA build (measured by scripts/parity.sh; see CMakeLists.txt).
+#pragma once
+
+#include <dlib/image_processing/frontal_face_detector.h>
+#include <vector>
+
+#include "face/cnn_detector.h"
+
+namespace facesearch {
+
+// pyramid_up `upsample` times, detect with adjust_threshold 0, map each box back down
+// (run_detector_with_upscale1 in dlib's tools/python). Not thread-safe per detector.
+std::vector<Detection> DetectHog(dlib::frontal_face_detector& detector,
+                                 const dlib::matrix<dlib::rgb_pixel>& img, int upsample);
+
+}  // namespace facesearch
