@@ -35,11 +35,11 @@ def parse(fmt, out):
         return [(d["image"], d["distance"]) for d in map(json.loads, out.splitlines()) if d]
     if fmt == "csv":
         return [(row["image"], float(row["distance"])) for row in csv.DictReader(io.StringIO(out))]
-    rows = []
+    rows = []  # table: RANK DISTANCE FMR CONFIDENCE BOX IMAGE; the image path is the last column
     for line in out.splitlines():
-        parts = line.split(None, 3)
-        if len(parts) == 4 and parts[0].isdigit():
-            rows.append((parts[3], float(parts[1])))
+        parts = line.split()
+        if len(parts) >= 6 and parts[0].isdigit():
+            rows.append((parts[-1], float(parts[1])))
     return rows
 
 

@@ -84,12 +84,13 @@ TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e]") {
   REQUIRE(jsonl.exit_code == 0);
   std::vector<Json> lines = ParseJsonLines(jsonl.out);
   REQUIRE(lines.size() == 2);
-  for (const char* key : {"probe", "probe_face", "rank", "face_id", "distance", "image", "sha256", "box"})
+  for (const char* key : {"probe", "probe_face", "rank", "face_id", "distance", "fmr", "confidence", "image",
+                          "sha256", "box"})
     CHECK(lines[0].has(key));
 
   RunResult csv = c.Run({"query", "--format", "csv", probe});
   REQUIRE(csv.exit_code == 0);
-  CHECK(csv.out.rfind("probe,probe_face,rank,face_id,distance,image,x,y,w,h\n", 0) == 0);
+  CHECK(csv.out.rfind("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h\n", 0) == 0);
   CHECK(std::count(csv.out.begin(), csv.out.end(), '\n') == 3);
   CHECK(csv.out.find(lines[0]["image"].str()) != std::string::npos);
 

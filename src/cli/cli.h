@@ -37,5 +37,6 @@ void AddIndexCommand(CLI::App& app, Context& ctx);
 void AddQueryCommand(CLI::App& app, Context& ctx);
 void AddInfoCommand(CLI::App& app, Context& ctx);
 void AddExportCommand(CLI::App& app, Context& ctx);
+void AddEvalCommand(CLI::App& app, Context& ctx);
 
 }  // namespace facesearch::cli

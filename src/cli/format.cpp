@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <iomanip>
 
+#include "facesearch/eval.h"
+
 namespace facesearch::cli {
 
 std::string JsonString(std::string_view s) {
@@ -69,16 +71,33 @@ std::string CsvField(std::string_view s) {
 
 namespace {
 
+// The calibrated false-match rate at a distance (data/calibration.tsv), in a fixed short form.
+std::string Fmr(float distance) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2g", EstimatedFmr(distance));
+  return buf;
+}
+
 std::string MatchJsonFields(const Match& m) {
   return "\"rank\":" + std::to_string(m.rank) + ",\"face_id\":" + std::to_string(m.face_id) +
-         ",\"distance\":" + Distance(m.distance) + ",\"image\":" + JsonString(m.image_path) +
-         ",\"sha256\":" + JsonString(m.image_sha256) + ",\"box\":" + JsonBox(m.box);
+         ",\"distance\":" + Distance(m.distance) + ",\"fmr\":" + Fmr(m.distance) +
+         ",\"confidence\":" + JsonString(ConfidenceBand(EstimatedFmr(m.distance))) +
+         ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
+         ",\"box\":" + JsonBox(m.box);
+}
+
+// Expected number of different-person faces within the threshold in a corpus of this size: the
+// 1:N caveat that a 1:1 false-match rate hides.
+double ExpectedFalseMatches(const QueryResult& r, const QueryOptions& o) {
+  return EstimatedFmr(o.threshold) * static_cast<double>(r.corpus_faces);
 }
 
 void WriteJson(std::ostream& out, const QueryResult& r, const QueryOptions& o) {
   out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
       << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
-      << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"top_k\":" << o.top_k << ",\"results\":[";
+      << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"threshold_fmr\":" << Fmr(o.threshold)
+      << ",\"expected_false_matches\":" << JsonNumber(ExpectedFalseMatches(r, o))
+      << ",\"top_k\":" << o.top_k << ",\"results\":[";
   for (size_t p = 0; p < r.probes.size(); ++p) {
     const ProbeFace& probe = r.probes[p];
     out << (p ? "," : "") << "{\"probe_face\":" << probe.index << ",\"box\":" << JsonBox(probe.face.box)
@@ -98,11 +117,12 @@ void WriteJsonl(std::ostream& out, const QueryResult& r) {
 }
 
 void WriteCsv(std::ostream& out, const QueryResult& r) {
-  out << "probe,probe_face,rank,face_id,distance,image,x,y,w,h\n";
+  out << "probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h\n";
   for (const ProbeFace& probe : r.probes)
     for (const Match& m : probe.matches)
       out << CsvField(r.probe_path) << ',' << probe.index << ',' << m.rank << ',' << m.face_id << ','
-          << Distance(m.distance) << ',' << CsvField(m.image_path) << ',' << m.box.x << ','
+          << Distance(m.distance) << ',' << Fmr(m.distance) << ','
+          << ConfidenceBand(EstimatedFmr(m.distance)) << ',' << CsvField(m.image_path) << ',' << m.box.x << ','
           << m.box.y << ',' << m.box.w << ',' << m.box.h << '\n';
 }
 
@@ -113,14 +133,24 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o) 
         << ": " << probe.matches.size() << " match(es) within distance " << Distance(o.threshold)
         << " among " << r.corpus_faces << " faces\n";
     if (probe.matches.empty()) continue;
-    out << std::left << std::setw(6) << "RANK" << std::setw(10) << "DISTANCE" << std::setw(20) << "BOX"
-        << "IMAGE\n";
+    out << std::left << std::setw(6) << "RANK" << std::setw(10) << "DISTANCE" << std::setw(10) << "FMR"
+        << std::setw(13) << "CONFIDENCE" << std::setw(20) << "BOX" << "IMAGE\n";
     for (const Match& m : probe.matches) {
       std::string box = std::to_string(m.box.w) + "x" + std::to_string(m.box.h) + "+" +
                         std::to_string(m.box.x) + "+" + std::to_string(m.box.y);
       out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
+          << std::setw(10) << Fmr(m.distance) << std::setw(13) << ConfidenceBand(EstimatedFmr(m.distance))
           << std::setw(20) << box << m.image_path << "\n";
     }
+  }
+  if (!r.probes.empty()) {
+    char note[256];
+    std::snprintf(note, sizeof note,
+                  "FMR: share of different-person pairs this close on LFW. At distance %.2f about %.1f "
+                  "different-person faces are expected among %lld: treat matches as leads.\n",
+                  static_cast<double>(o.threshold), ExpectedFalseMatches(r, o),
+                  static_cast<long long>(r.corpus_faces));
+    out << note;
   }
 }
 

@@ -17,6 +17,7 @@ constexpr Subcommand kSubcommands[] = {
     {"query", AddQueryCommand},
     {"info", AddInfoCommand},
     {"export", AddExportCommand},
+    {"eval", AddEvalCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

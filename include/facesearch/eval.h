@@ -1,0 +1,87 @@
+// Accuracy measurement on Labeled Faces in the Wild (LFW), with the field's protocols, and the
+// distance → false-match-rate calibration that `query` prints beside every distance.
+//
+// Embeddings come from a corpus that has indexed the LFW images (`facesearch index lfw/images`),
+// so the figures measure exactly what `query` searches. An image is represented by the face
+// nearest to the image centre (LFW crops are centred on the labelled person); an image with no
+// detected face is a "miss".
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "facesearch/engine.h"
+
+namespace facesearch {
+
+struct RocPoint {
+  float threshold = 0;
+  double far = 0;  // false accept rate: impostor pairs with distance <= threshold
+  double tar = 0;  // true accept rate: genuine pairs with distance <= threshold
+};
+
+struct VerificationReport {
+  int pairs = 0;         // 6000 for pairs.txt
+  int pairs_missed = 0;  // pairs where either image has no face (counted as errors)
+  int images_missed = 0;
+  std::vector<double> fold_accuracy;    // misses counted as errors
+  std::vector<float> fold_threshold;    // chosen on the other nine folds
+  double mean_accuracy = 0, std_accuracy = 0;
+  double mean_accuracy_found = 0;       // same, over pairs where both faces were found
+  double accuracy_at_06 = 0;            // fixed threshold 0.6, misses counted as errors
+  double tar_at_far_1e3 = 0, tar_at_far_1e2 = 0;  // over pairs where both faces were found
+  std::vector<RocPoint> roc;
+};
+
+// pairs_file: the standard View 2 pairs.txt. images_dir: LFW's images/ (Name/Name_NNNN.jpg).
+// Errors: kInvalidArgument for a malformed pairs file; corpus errors.
+Result<VerificationReport> EvalLfwVerification(const CorpusConfig& config,
+                                               const std::filesystem::path& images_dir,
+                                               const std::filesystem::path& pairs_file);
+
+struct IdentificationReport {
+  int gallery = 0;            // enrolled images: one per person with >= 2 images, plus distractors
+  int distractors = 0;        // single-image people in the gallery
+  int mated_probes = 0;       // other images of enrolled people
+  int non_mated_probes = 0;   // images of held-out people (not in the gallery)
+  int probes_missed = 0;      // probes without a face (count as misses / non-answers)
+  double rank1 = 0, rank10 = 0;                  // mated probes, misses counted as failures
+  double fnir_at_fpir_1e2 = 0, fnir_at_fpir_1e3 = 0;
+  float threshold_fpir_1e2 = 0, threshold_fpir_1e3 = 0;
+};
+
+// Open-set 1:N identification the way NIST FRVT measures face search. People with >= 2 images,
+// sorted by name, alternate between enrolled (first image in the gallery, other images are mated
+// probes) and held out (all images are non-mated probes); single-image people are distractors.
+Result<IdentificationReport> EvalLfwIdentification(const CorpusConfig& config,
+                                                   const std::filesystem::path& images_dir);
+
+struct CalibrationRow {
+  float distance = 0;
+  double fmr = 0;   // share of different-person pairs at or below this distance
+  double fnmr = 0;  // share of same-person pairs above this distance
+};
+
+// Genuine and impostor distances over every pair of LFW images (one face per image), tabulated
+// every 0.01 from 0 to 1.2. Also reports how many pairs each side had.
+struct CalibrationTable {
+  int64_t genuine_pairs = 0, impostor_pairs = 0;
+  std::vector<CalibrationRow> rows;
+};
+Result<CalibrationTable> BuildLfwCalibration(const CorpusConfig& config,
+                                             const std::filesystem::path& images_dir);
+
+// The calibration shipped in data/calibration.tsv (compiled in). Interpolated; distances beyond
+// the table clamp to its ends.
+double EstimatedFmr(float distance);
+double EstimatedFnmr(float distance);
+// Smallest distance whose estimated false-match rate exceeds max_fmr, minus nothing: the largest
+// threshold t with EstimatedFmr(t) <= max_fmr.
+float ThresholdForFmr(double max_fmr);
+// Plain-language band for a false-match rate: "very strong", "strong", "moderate", "weak",
+// "very weak".
+const char* ConfidenceBand(double fmr);
+
+}  // namespace facesearch

@@ -1,0 +1,86 @@
+// Distance → false-match rate, measured on LFW by BuildLfwCalibration and shipped compiled in from
+// data/calibration.tsv (regenerate: facesearch eval calibrate, see docs/benchmarks.md).
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "eval/calibration_table.h"
+#include "eval/lfw_faces.h"
+#include "facesearch/eval.h"
+
+namespace facesearch {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr float kStep = 0.01f;
+constexpr int kRows = 121;  // 0.00 .. 1.20
+constexpr int kBins = 12000;  // histogram resolution 0.0001
+
+double Interpolate(float distance, double generated::CalibrationPoint::*field) {
+  const auto& t = generated::kCalibration;
+  if (distance <= t.front().distance) return t.front().*field;
+  if (distance >= t.back().distance) return t.back().*field;
+  auto hi = std::upper_bound(t.begin(), t.end(), distance,
+                             [](float d, const generated::CalibrationPoint& p) { return d < p.distance; });
+  auto lo = hi - 1;
+  double w = (distance - lo->distance) / (hi->distance - lo->distance);
+  return lo->*field + w * (hi->*field - lo->*field);
+}
+
+}  // namespace
+
+double EstimatedFmr(float distance) { return Interpolate(distance, &generated::CalibrationPoint::fmr); }
+double EstimatedFnmr(float distance) { return Interpolate(distance, &generated::CalibrationPoint::fnmr); }
+
+float ThresholdForFmr(double max_fmr) {
+  float best = 0;
+  for (const auto& p : generated::kCalibration)
+    if (p.fmr <= max_fmr) best = p.distance;
+  return best;
+}
+
+const char* ConfidenceBand(double fmr) {
+  if (fmr <= 1e-5) return "very strong";
+  if (fmr <= 1e-4) return "strong";
+  if (fmr <= 1e-3) return "moderate";
+  if (fmr <= 1e-2) return "weak";
+  return "very weak";
+}
+
+Result<CalibrationTable> BuildLfwCalibration(const CorpusConfig& config, const fs::path& images_dir) {
+  FS_ASSIGN(eval::LfwFaces lfw, eval::LfwFaces::Load(config, images_dir));
+  // One face per image, grouped by person.
+  std::vector<const Embedding*> faces;
+  std::vector<int> owner;
+  for (int p = 0; p < static_cast<int>(lfw.people().size()); ++p)
+    for (const auto& img : lfw.people()[p].images)
+      if (const Embedding* e = lfw.Find(img)) {
+        faces.push_back(e);
+        owner.push_back(p);
+      }
+  std::vector<int64_t> genuine(kBins + 1, 0), impostor(kBins + 1, 0);
+  for (size_t i = 0; i < faces.size(); ++i)
+    for (size_t j = i + 1; j < faces.size(); ++j) {
+      int bin = std::min(kBins, static_cast<int>(eval::L2(*faces[i], *faces[j]) / 1e-4f));
+      ++(owner[i] == owner[j] ? genuine : impostor)[bin];
+    }
+  CalibrationTable table;
+  for (int64_t c : genuine) table.genuine_pairs += c;
+  for (int64_t c : impostor) table.impostor_pairs += c;
+  int64_t g_at_or_below = 0, i_at_or_below = 0;
+  int bin = 0;
+  for (int row = 0; row < kRows; ++row) {
+    float d = row * kStep;
+    int last_bin = std::min(kBins, static_cast<int>(std::lround(d / 1e-4)));
+    for (; bin <= last_bin; ++bin) {
+      g_at_or_below += genuine[bin];
+      i_at_or_below += impostor[bin];
+    }
+    table.rows.push_back({d, static_cast<double>(i_at_or_below) / std::max<int64_t>(1, table.impostor_pairs),
+                          1.0 - static_cast<double>(g_at_or_below) / std::max<int64_t>(1, table.genuine_pairs)});
+  }
+  return table;
+}
+
+}  // namespace facesearch

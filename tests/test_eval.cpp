@@ -1,0 +1,110 @@
+// Calibration lookups, and `facesearch eval` end to end on a miniature LFW built from real photos.
+#include <catch2/catch.hpp>
+#include <fstream>
+
+#include "facesearch/eval.h"
+#include "json.h"
+#include "support.h"
+
+using namespace facesearch;
+namespace fs = std::filesystem;
+
+TEST_CASE("The shipped calibration is monotonic: FMR rises and FNMR falls with distance", "[eval]") {
+  double last_fmr = -1, last_fnmr = 2;
+  for (float d = 0; d <= 1.2f; d += 0.005f) {
+    double fmr = EstimatedFmr(d), fnmr = EstimatedFnmr(d);
+    CHECK(fmr >= last_fmr);
+    CHECK(fnmr <= last_fnmr);
+    CHECK((fmr >= 0 && fmr <= 1 && fnmr >= 0 && fnmr <= 1));
+    last_fmr = fmr;
+    last_fnmr = fnmr;
+  }
+  // Measured on LFW, not assumed: dlib's 0.6 rule lies where both error rates are around 1%.
+  CHECK(EstimatedFmr(0.6f) > 1e-3);
+  CHECK(EstimatedFmr(0.6f) < 5e-2);
+  CHECK(EstimatedFnmr(0.6f) < 5e-2);
+}
+
+TEST_CASE("ThresholdForFmr returns the largest tabulated distance within the requested FMR", "[eval]") {
+  for (double target : {1e-2, 1e-3, 1e-4}) {
+    float t = ThresholdForFmr(target);
+    CHECK(t > 0.2f);
+    CHECK(EstimatedFmr(t) <= target);
+    CHECK(EstimatedFmr(t + 0.01f) > target);
+  }
+  CHECK(ThresholdForFmr(1e-3) < ThresholdForFmr(1e-2));
+}
+
+TEST_CASE("Confidence bands follow the documented FMR boundaries", "[eval]") {
+  CHECK(std::string(ConfidenceBand(1e-6)) == "very strong");
+  CHECK(std::string(ConfidenceBand(1e-5)) == "very strong");
+  CHECK(std::string(ConfidenceBand(5e-5)) == "strong");
+  CHECK(std::string(ConfidenceBand(5e-4)) == "moderate");
+  CHECK(std::string(ConfidenceBand(5e-3)) == "weak");
+  CHECK(std::string(ConfidenceBand(0.2)) == "very weak");
+}
+
+TEST_CASE("eval lfw scores a miniature LFW of real photos perfectly and counts a missing face", "[eval][e2e]") {
+  test::TempDir dir;
+  fs::path images = dir / "images";
+  test::CopyTestImage("obama.jpg", images / "Barack_Obama", "Barack_Obama_0001.jpg");
+  test::CopyTestImage("obama2.jpg", images / "Barack_Obama", "Barack_Obama_0002.jpg");
+  test::CopyTestImage("biden.jpg", images / "Joe_Biden", "Joe_Biden_0001.jpg");
+  {
+    std::ofstream pairs(dir / "pairs.txt");
+    pairs << "2\t1\nBarack_Obama\t1\t2\nBarack_Obama\t1\tJoe_Biden\t1\n"
+          << "Barack_Obama\t2\t1\nJoe_Biden\t1\tBarack_Obama\t2\n";
+  }
+  std::vector<std::string> base = {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()};
+  auto run = [&](std::vector<std::string> rest) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), rest.begin(), rest.end());
+    return test::RunFacesearch(args);
+  };
+  REQUIRE(run({"index", images.string()}).exit_code == 0);
+  test::RunResult r = run({"eval", "lfw", "--images", images.string(), "--pairs", (dir / "pairs.txt").string(),
+                           "--roc", (dir / "roc.csv").string(), "--json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  test::Json doc = test::ParseJson(r.out);
+  CHECK(doc["verification"]["pairs"].num() == 4);
+  CHECK(doc["verification"]["pairs_missed"].num() == 0);
+  CHECK(doc["verification"]["mean_accuracy"].num() == 1.0);
+  CHECK(doc["identification"]["gallery"].num() == 2);  // Obama enrolled, Biden a distractor
+  CHECK(doc["identification"]["rank1"].num() == 1.0);
+  CHECK(fs::file_size(dir / "roc.csv") > 100);
+
+  // A pairs file naming an image that is not in the corpus counts that pair as an error.
+  {
+    std::ofstream pairs(dir / "pairs2.txt");
+    pairs << "1\t1\nBarack_Obama\t1\t3\nBarack_Obama\t1\tJoe_Biden\t1\n";
+  }
+  test::RunResult missing = run({"eval", "lfw", "--images", images.string(), "--pairs",
+                                 (dir / "pairs2.txt").string(), "--json"});
+  REQUIRE(missing.exit_code == 0);
+  test::Json m = test::ParseJson(missing.out);
+  CHECK(m["verification"]["pairs_missed"].num() == 1);
+  CHECK(m["verification"]["mean_accuracy"].num() == 0.5);
+
+  test::RunResult cal = run({"eval", "calibrate", "--images", images.string()});
+  REQUIRE(cal.exit_code == 0);
+  CHECK(cal.out.find("1 same-person pairs, 2 different-person pairs") != std::string::npos);
+}
+
+TEST_CASE("query --max-fmr derives its threshold from the calibration and excludes --threshold", "[eval][cli]") {
+  test::TempDir dir;
+  test::CopyTestImage("obama.jpg", dir / "photos");
+  std::vector<std::string> base = {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()};
+  auto run = [&](std::vector<std::string> rest) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), rest.begin(), rest.end());
+    return test::RunFacesearch(args);
+  };
+  REQUIRE(run({"index", (dir / "photos").string()}).exit_code == 0);
+  test::RunResult r = run({"query", "--max-fmr", "1e-3", "--format", "json", test::TestImage("obama2.jpg").string()});
+  REQUIRE(r.exit_code <= 1);
+  test::Json doc = test::ParseJson(r.out);
+  CHECK(doc["threshold"].num() == Approx(ThresholdForFmr(1e-3)));
+  CHECK(doc["threshold_fmr"].num() <= 1e-3);
+  CHECK(run({"query", "--max-fmr", "1e-3", "--threshold", "0.5", test::TestImage("obama2.jpg").string()}).exit_code == 2);
+}
