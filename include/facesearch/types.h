@@ -2,6 +2,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <string>
 
@@ -29,6 +30,16 @@ struct Face {
   double det_score = 0.0;            // detector confidence (HOG: SVM margin, larger is surer)
   Embedding embedding{};
 };
+
+// dlib's face distance: Euclidean distance between embeddings (same person below ~0.6).
+inline float EmbeddingDistance(const Embedding& a, const Embedding& b) {
+  float s = 0;
+  for (int i = 0; i < kEmbeddingDim; ++i) {
+    float d = a[i] - b[i];
+    s += d * d;
+  }
+  return std::sqrt(s);
+}
 
 // A face row joined with its image, as returned to queries and exports.
 struct FaceRecord {

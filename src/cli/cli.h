@@ -38,5 +38,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx);
 void AddInfoCommand(CLI::App& app, Context& ctx);
 void AddExportCommand(CLI::App& app, Context& ctx);
 void AddEvalCommand(CLI::App& app, Context& ctx);
+void AddCompareCommand(CLI::App& app, Context& ctx);
+void AddFacesCommand(CLI::App& app, Context& ctx);
 
 }  // namespace facesearch::cli

@@ -17,6 +17,8 @@ constexpr Subcommand kSubcommands[] = {
     {"query", AddQueryCommand},
     {"info", AddInfoCommand},
     {"export", AddExportCommand},
+    {"compare", AddCompareCommand},
+    {"faces", AddFacesCommand},
     {"eval", AddEvalCommand},
 };
 

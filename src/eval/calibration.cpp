@@ -62,7 +62,7 @@ Result<CalibrationTable> BuildLfwCalibration(const CorpusConfig& config, const f
   std::vector<int64_t> genuine(kBins + 1, 0), impostor(kBins + 1, 0);
   for (size_t i = 0; i < faces.size(); ++i)
     for (size_t j = i + 1; j < faces.size(); ++j) {
-      int bin = std::min(kBins, static_cast<int>(eval::L2(*faces[i], *faces[j]) / 1e-4f));
+      int bin = std::min(kBins, static_cast<int>(EmbeddingDistance(*faces[i], *faces[j]) / 1e-4f));
       ++(owner[i] == owner[j] ? genuine : impostor)[bin];
     }
   CalibrationTable table;

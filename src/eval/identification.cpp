@@ -30,7 +30,7 @@ Search Run(const Embedding& probe, int person, const std::vector<GalleryEntry>& 
   float mate = INFINITY;
   std::vector<float> d(gallery.size());
   for (size_t g = 0; g < gallery.size(); ++g) {
-    d[g] = eval::L2(probe, *gallery[g].embedding);
+    d[g] = EmbeddingDistance(probe, *gallery[g].embedding);
     s.best_distance = std::min(s.best_distance, d[g]);
     if (gallery[g].person == person) mate = d[g];
   }

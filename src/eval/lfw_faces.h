@@ -2,7 +2,6 @@
 // image centre, or "no face". Shared by the verification, identification and calibration code.
 #pragma once
 
-#include <cmath>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -37,14 +36,5 @@ class LfwFaces {
   std::map<std::string, Embedding> faces_;  // canonical image path → chosen face
   int indexed_ = 0;
 };
-
-inline float L2(const Embedding& a, const Embedding& b) {
-  float s = 0;
-  for (int i = 0; i < kEmbeddingDim; ++i) {
-    float d = a[i] - b[i];
-    s += d * d;
-  }
-  return std::sqrt(s);
-}
 
 }  // namespace facesearch::eval

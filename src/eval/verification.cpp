@@ -46,7 +46,7 @@ Result<std::vector<Pair>> ReadPairs(const fs::path& file, const eval::LfwFaces& 
       const Embedding* ea = lookup(a, i);
       const Embedding* eb = lookup(same ? a : b, j);
       Pair p{fold, same, std::nullopt};
-      if (ea && eb) p.distance = eval::L2(*ea, *eb);
+      if (ea && eb) p.distance = EmbeddingDistance(*ea, *eb);
       pairs.push_back(p);
     }
   }

@@ -27,6 +27,8 @@ class FaceAnalyzer {
   // Every face in `image`, in the detector's order. An image with no face yields an empty vector,
   // not an error. Errors: kInternal when the model library fails.
   virtual Result<std::vector<Face>> Analyze(const RgbImage& image) = 0;
+  // The aligned 150x150 chip of a face found by Analyze in the same image: what the embedder sees.
+  virtual Result<RgbImage> Chip(const RgbImage& image, const Face& face) = 0;
   virtual std::unique_ptr<FaceAnalyzer> Clone() const = 0;
 };
 

@@ -73,6 +73,26 @@ class DlibAnalyzer final : public FaceAnalyzer {
     }
   }
 
+  Result<RgbImage> Chip(const RgbImage& image, const Face& face) override {
+    try {
+      std::vector<dlib::point> parts;
+      for (const Point& p : face.landmarks) parts.emplace_back(p.x, p.y);
+      dlib::full_object_detection shape(ToRect(face.box), parts);
+      dlib::matrix<dlib::rgb_pixel> chip;
+      dlib::extract_image_chip(ToDlib(image), dlib::get_face_chip_details(shape, kChipSize, kChipPadding), chip);
+      RgbImage out{static_cast<int>(chip.nc()), static_cast<int>(chip.nr()), {}};
+      out.pixels.reserve(static_cast<size_t>(out.width) * out.height * 3);
+      for (long r = 0; r < chip.nr(); ++r)
+        for (long c = 0; c < chip.nc(); ++c) {
+          const dlib::rgb_pixel& px = chip(r, c);
+          out.pixels.insert(out.pixels.end(), {px.red, px.green, px.blue});
+        }
+      return out;
+    } catch (const std::exception& e) {
+      return Fail(ErrorCode::kInternal, std::string("dlib failed to extract a face chip: ") + e.what());
+    }
+  }
+
   std::unique_ptr<FaceAnalyzer> Clone() const override {
     return std::make_unique<DlibAnalyzer>(options_, sp_, net_, cnn_ ? cnn_->Clone() : nullptr);
   }

@@ -226,4 +226,19 @@ Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits)
   return out;
 }
 
+Result<std::string> EncodeImage(const RgbImage& image, const std::string& extension) {
+  std::vector<uchar> buf;
+  try {
+    cv::Mat rgb(image.height, image.width, CV_8UC3, const_cast<uint8_t*>(image.pixels.data()));
+    cv::Mat bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    bool jpeg = extension == ".jpg" || extension == ".jpeg";
+    if (!cv::imencode(jpeg ? ".jpg" : ".png", bgr, buf))
+      return Fail(ErrorCode::kInternal, "OpenCV could not encode the image");
+  } catch (const cv::Exception& e) {
+    return Fail(ErrorCode::kInternal, std::string("OpenCV could not encode the image: ") + e.what());
+  }
+  return std::string(buf.begin(), buf.end());
+}
+
 }  // namespace facesearch

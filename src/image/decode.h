@@ -42,6 +42,9 @@ struct ImageHeader {
 // truncated or malformed header).
 Result<ImageHeader> ReadImageHeader(std::string_view bytes);
 
+// Encodes `image` as PNG (or JPEG when `extension` is ".jpg"/".jpeg"). Errors: kInternal.
+Result<std::string> EncodeImage(const RgbImage& image, const std::string& extension);
+
 // Decodes `bytes`. Errors: kDecode with a message saying why (format, size cap, corrupt data).
 Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits);
 

@@ -1,0 +1,67 @@
+// Photo analysis without a corpus: 1:1 comparison of two photos, and face detection only.
+// Neither needs a corpus; both need the model files.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "facesearch/engine.h"
+
+namespace facesearch {
+
+// The faces found in one photo, in detector order.
+struct PhotoFaces {
+  std::string path;  // as given; "-" for stdin
+  std::string sha256;
+  int width = 0, height = 0;
+  std::vector<Face> faces;
+  std::vector<std::string> chip_paths;  // when chips were requested, one per face
+};
+
+// Loads the models once and analyzes any number of photos with them. One thread at a time.
+class PhotoAnalyzer {
+ public:
+  // Errors: kModel when the model files are missing or not the pinned ones.
+  static Result<std::unique_ptr<PhotoAnalyzer>> Load(const CorpusConfig& config,
+                                                     const PipelineOptions& options);
+  ~PhotoAnalyzer();
+  // Reads (a path, or "-" for stdin), decodes and analyzes one photo. When chip_dir is given, also
+  // writes each face's aligned 150x150 chip (what the embedder sees) there as
+  // <stem>_face<N>.png, mode 0600: a face crop is biometric data. Errors: unreadable or
+  // undecodable input, I/O errors writing chips.
+  Result<PhotoFaces> Analyze(const std::string& photo,
+                             const std::filesystem::path* chip_dir = nullptr);
+
+ private:
+  struct Impl;
+  explicit PhotoAnalyzer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Index of the face to use: `face` when set (0-based, detector order), else the largest by box
+// area. Errors: kNotFound when the photo has no face or fewer than face+1 faces.
+Result<int> ChooseFace(const PhotoFaces& photo, std::optional<int> face);
+
+struct CompareOptions {
+  PipelineOptions pipeline;
+  float threshold = 0.6f;
+  std::optional<int> face_a, face_b;  // unset: the largest face
+};
+
+struct CompareResult {
+  PhotoFaces a, b;
+  int face_a = -1, face_b = -1;  // chosen faces; -1 when the photo has none
+  std::optional<float> distance;  // absent when either photo has no usable face
+  bool same = false;              // distance <= threshold
+};
+
+// 1:1 verification: the distance between one face of each photo. A photo without a face is a
+// normal result (no distance, not the same person). Errors: unreadable input, models, or a --face
+// index beyond the faces found.
+Result<CompareResult> ComparePhotos(const CorpusConfig& config, const std::string& a,
+                                    const std::string& b, const CompareOptions& options);
+
+}  // namespace facesearch

@@ -1,0 +1,111 @@
+// Photo analysis without a corpus: PhotoAnalyzer, face choice, and 1:1 comparison.
+#include "facesearch/analyze.h"
+
+#include <algorithm>
+#include <iostream>
+
+#include "common/fs.h"
+#include "common/sha256.h"
+#include "engine/corpus.h"
+
+namespace facesearch {
+namespace fs = std::filesystem;
+
+namespace {
+
+Result<std::string> ReadPhoto(const std::string& photo, size_t max_bytes) {
+  if (photo != "-") return ReadFile(photo, max_bytes);
+  std::string bytes;
+  char buf[1 << 16];
+  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+    bytes.append(buf, static_cast<size_t>(std::cin.gcount()));
+    if (bytes.size() > max_bytes) return Fail(ErrorCode::kDecode, "image on stdin is larger than the size limit");
+  }
+  if (bytes.empty()) return Fail(ErrorCode::kInvalidArgument, "no image data on stdin");
+  return bytes;
+}
+
+Status WriteChip(FaceAnalyzer& analyzer, const RgbImage& image, const Face& face, const fs::path& path) {
+  FS_ASSIGN(RgbImage chip, analyzer.Chip(image, face));
+  FS_ASSIGN(std::string png, EncodeImage(chip, ".png"));
+  return WriteFileAtomic(path, png);  // created 0600
+}
+
+}  // namespace
+
+struct PhotoAnalyzer::Impl {
+  std::unique_ptr<FaceAnalyzer> analyzer;
+  DecodeLimits limits;
+};
+
+PhotoAnalyzer::PhotoAnalyzer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PhotoAnalyzer::~PhotoAnalyzer() = default;
+
+Result<std::unique_ptr<PhotoAnalyzer>> PhotoAnalyzer::Load(const CorpusConfig& config,
+                                                           const PipelineOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  FS_ASSIGN(impl->analyzer, LoadAnalyzer(config, options));
+  impl->limits = LimitsFrom(options);
+  return std::unique_ptr<PhotoAnalyzer>(new PhotoAnalyzer(std::move(impl)));
+}
+
+Result<PhotoFaces> PhotoAnalyzer::Analyze(const std::string& photo, const fs::path* chip_dir) {
+  PhotoFaces out;
+  out.path = photo;
+  FS_ASSIGN(std::string bytes, ReadPhoto(photo, static_cast<size_t>(impl_->limits.max_bytes)));
+  out.sha256 = Sha256Hex(bytes);
+  auto image = DecodeImage(bytes, impl_->limits);
+  if (!image) return Fail(ErrorCode::kDecode, "cannot read " + photo + ": " + image.error().message);
+  out.width = image->width;
+  out.height = image->height;
+  FS_ASSIGN(out.faces, impl_->analyzer->Analyze(*image));
+  if (chip_dir) {
+    FS_TRY(EnsurePrivateDir(*chip_dir));
+    std::string stem = photo == "-" ? "stdin" : fs::path(photo).stem().string();
+    for (size_t i = 0; i < out.faces.size(); ++i) {
+      fs::path path = *chip_dir / (stem + "_face" + std::to_string(i) + ".png");
+      FS_TRY(WriteChip(*impl_->analyzer, *image, out.faces[i], path));
+      out.chip_paths.push_back(path.string());
+    }
+  }
+  return out;
+}
+
+Result<int> ChooseFace(const PhotoFaces& photo, std::optional<int> face) {
+  const int n = static_cast<int>(photo.faces.size());
+  if (face) {
+    if (*face < 0 || *face >= n)
+      return Fail(ErrorCode::kNotFound, photo.path + " has " + std::to_string(n) + " face(s); --face " +
+                                            std::to_string(*face) + " does not exist (faces count from 0)");
+    return *face;
+  }
+  if (n == 0) return Fail(ErrorCode::kNotFound, "no face found in " + photo.path);
+  auto area = [&](int i) { return photo.faces[i].box.w * photo.faces[i].box.h; };
+  int best = 0;
+  for (int i = 1; i < n; ++i)
+    if (area(i) > area(best)) best = i;
+  return best;
+}
+
+Result<CompareResult> ComparePhotos(const CorpusConfig& config, const std::string& a, const std::string& b,
+                                    const CompareOptions& options) {
+  if (a == "-" && b == "-") return Fail(ErrorCode::kInvalidArgument, "only one of the two photos can come from stdin");
+  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, options.pipeline));
+  CompareResult r;
+  FS_ASSIGN(r.a, analyzer->Analyze(a));
+  FS_ASSIGN(r.b, analyzer->Analyze(b));
+  // An explicit --face that does not exist is an error; a photo with no face at all is an answer.
+  auto choose = [](const PhotoFaces& p, std::optional<int> face) -> Result<int> {
+    if (!face && p.faces.empty()) return -1;
+    return ChooseFace(p, face);
+  };
+  FS_ASSIGN(r.face_a, choose(r.a, options.face_a));
+  FS_ASSIGN(r.face_b, choose(r.b, options.face_b));
+  if (r.face_a >= 0 && r.face_b >= 0) {
+    r.distance = EmbeddingDistance(r.a.faces[r.face_a].embedding, r.b.faces[r.face_b].embedding);
+    r.same = *r.distance <= options.threshold;
+  }
+  return r;
+}
+
+}  // namespace facesearch

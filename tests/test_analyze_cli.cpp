@@ -1,0 +1,94 @@
+// `facesearch compare` and `facesearch faces` end to end: the real binary, models and photos.
+#include <sys/stat.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+
+#include "json.h"
+#include "support.h"
+
+using namespace facesearch::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+RunResult Run(std::vector<std::string> args, const std::string& input = "") {
+  args.insert(args.begin(), {"--models", ModelsDir().string()});
+  return RunFacesearch(args, input);
+}
+
+std::string Blank(const TempDir& dir) {
+  fs::path p = dir / "wall.png";
+  cv::imwrite(p.string(), cv::Mat(240, 320, CV_8UC3, cv::Scalar(200, 190, 180)));
+  return p.string();
+}
+
+}  // namespace
+
+TEST_CASE("compare says same person for two Obama photos and exits 0", "[compare][e2e]") {
+  RunResult r = Run({"compare", "--json", TestImage("obama.jpg").string(), TestImage("obama2.jpg").string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json doc = ParseJson(r.out);
+  CHECK(doc["same"].boolean());
+  CHECK(doc["distance"].num() < 0.6);
+  CHECK(doc["fmr"].num() < 1e-3);
+  CHECK(doc["a"]["faces_detected"].num() == 1);
+  CHECK(doc["b"]["box"]["w"].num() > 0);
+}
+
+TEST_CASE("compare says different people for Obama and Biden and exits 1", "[compare][e2e]") {
+  RunResult r = Run({"compare", TestImage("obama.jpg").string(), TestImage("biden.jpg").string()});
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.rfind("different people: distance ", 0) == 0);
+}
+
+TEST_CASE("compare with a faceless photo exits 1 with no distance; a missing --face exits 2", "[compare][e2e]") {
+  TempDir dir;
+  RunResult none = Run({"compare", "--json", TestImage("obama.jpg").string(), Blank(dir)});
+  CHECK(none.exit_code == 1);
+  CHECK(ParseJson(none.out)["distance"].is_null());
+  CHECK(none.err.find("no face") != std::string::npos);
+
+  RunResult bad = Run({"compare", "--face-a", "3", TestImage("obama.jpg").string(), TestImage("obama2.jpg").string()});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.err.find("--face 3 does not exist") != std::string::npos);
+}
+
+TEST_CASE("compare reads one photo from stdin", "[compare][e2e]") {
+  std::ifstream f(TestImage("obama2.jpg"), std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), {});
+  RunResult r = Run({"compare", "--json", TestImage("obama.jpg").string(), "-"}, bytes);
+  REQUIRE(r.exit_code == 0);
+  CHECK(ParseJson(r.out)["b"]["path"].str() == "-");
+}
+
+TEST_CASE("faces lists each face with landmarks and writes private 150x150 chips", "[faces][e2e]") {
+  TempDir dir;
+  RunResult r = Run({"faces", "--jsonl", "--crop", (dir / "chips").string(), TestImage("obama.jpg").string(),
+                     TestImage("biden.jpg").string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  std::vector<Json> faces = ParseJsonLines(r.out);
+  REQUIRE(faces.size() == 2);
+  for (const Json& f : faces) {
+    CHECK(f["landmarks"].size() == 5);
+    CHECK(f["size"].num() > 50);
+    fs::path chip = f["chip"].str();
+    cv::Mat m = cv::imread(chip.string());
+    CHECK((m.cols == 150 && m.rows == 150));
+    struct stat st {};
+    REQUIRE(stat(chip.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+  }
+}
+
+TEST_CASE("faces exits 1 when no image has a face and 2 when one cannot be read", "[faces][e2e]") {
+  TempDir dir;
+  CHECK(Run({"faces", Blank(dir)}).exit_code == 1);
+  std::ofstream(dir / "bad.jpg") << "not an image";
+  RunResult bad = Run({"faces", TestImage("obama.jpg").string(), (dir / "bad.jpg").string()});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.out.find("obama.jpg") != std::string::npos);  // the readable image was still reported
+}
