@@ -77,7 +77,7 @@ TEST_CASE("Store::Open creates a 0600 database that records schema version and m
     CHECK(Mode(fs::path(db.string() + "-wal")) == 0600);
     CHECK(Mode(fs::path(db.string() + "-shm")) == 0600);
     CHECK(store->ModelIdentity().value() == kModels);
-    CHECK(store->GetMeta("schema_version").value() == "1");
+    CHECK(store->GetMeta("schema_version").value() == std::to_string(kSchemaVersion));
     auto created = store->GetMeta("created_at").value();
     REQUIRE(created);
     CHECK(created->size() == 20);  // 2024-01-02T03:04:05Z
@@ -102,7 +102,7 @@ TEST_CASE("Store::Open refuses a corpus built with other models, naming both ide
 TEST_CASE("Store::Open and OpenReadOnly refuse a schema newer than this build", "[store]") {
   test::TempDir dir;
   OpenOrDie(dir / "c.db");
-  RawExec(dir / "c.db", "PRAGMA user_version = 2");
+  RawExec(dir / "c.db", "PRAGMA user_version = " + std::to_string(kSchemaVersion + 1));
   auto rw = Store::Open(dir / "c.db", kModels);
   REQUIRE_FALSE(rw);
   CHECK(rw.error().code == ErrorCode::kMismatch);

@@ -17,9 +17,20 @@
 
 namespace facesearch {
 
+// Who is acting and why: recorded in the audit log with every search, export and erasure
+// (facesearch/privacy.h). Empty fields are recorded as absent.
+struct AuditContext {
+  std::string case_id;  // --case
+  std::string purpose;  // --purpose
+};
+
 struct CorpusConfig {
   std::filesystem::path corpus_dir;
   std::optional<std::filesystem::path> models_dir;  // unset: $FACESEARCH_MODELS, then the cache
+  AuditContext audit;
+  // Refuse (kInvalidArgument) rather than warn when the corpus directory or its files are
+  // accessible to group or others (CheckCorpusPermissions in facesearch/privacy.h).
+  bool strict_permissions = false;
 };
 
 // $FACESEARCH_CORPUS, else ${XDG_DATA_HOME:-~/.local/share}/facesearch/corpus.
@@ -34,14 +45,16 @@ struct PipelineOptions {
 
 // ---- index -------------------------------------------------------------------------------------
 
-enum class FileResult { kAdded, kNoFace, kDuplicate, kError };
-const char* FileResultName(FileResult r);  // "added", "noface", "duplicate", "error"
+// kErased: the content was erased by `forget` earlier (a tombstone), skipped unless allow_reindex.
+enum class FileResult { kAdded, kNoFace, kDuplicate, kError, kErased };
+const char* FileResultName(FileResult r);  // "added", "noface", "duplicate", "error", "erased"
 
 struct FileOutcome {
   std::string path;
   FileResult result = FileResult::kAdded;
   int faces = 0;
   std::string error;  // for kError
+  int optout_faces = 0;  // faces skipped because they match an opt-out (not stored, not counted)
 };
 
 struct IndexProgress {
@@ -52,6 +65,7 @@ struct IndexProgress {
 struct IndexOptions {
   PipelineOptions pipeline;
   int jobs = 0;  // worker threads; 0 = one per hardware thread
+  bool allow_reindex = false;  // index content that `forget` erased earlier (tombstoned)
   // Called on the calling thread, once per file (in completion order) and about once a second.
   std::function<void(const FileOutcome&)> on_file;
   std::function<void(const IndexProgress&)> on_progress;
@@ -64,6 +78,8 @@ struct IndexSummary {
   int64_t duplicates = 0;  // content already in the corpus (same SHA-256), skipped
   int64_t errors = 0;      // unreadable or undecodable files, recorded with their reason
   int64_t faces = 0;       // faces added
+  int64_t erased = 0;        // content erased earlier by `forget` (tombstoned), skipped
+  int64_t optout_faces = 0;  // faces skipped because they match an opt-out
   double elapsed_s = 0;
 };
 
@@ -107,7 +123,9 @@ struct QueryResult {
 };
 
 // `photo` is a path, or "-" to read the image bytes from stdin. Errors: the probe cannot be read
-// or decoded, models or corpus problems. A probe with no face is a normal result.
+// or decoded, models or corpus problems. A probe with no face is a normal result. Appends the
+// query's audit record (facesearch/privacy.h) before returning; no record, no result (an error).
+// Matches that fall within an opt-out are never returned.
 Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& photo,
                                const QueryOptions& options);
 
@@ -129,7 +147,8 @@ struct CorpusInfo {
 // there is no corpus at config.corpus_dir.
 Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config);
 
-// Calls fn for every face in the corpus, in face id order (read-only; no model files needed).
+// Calls fn for every face in the corpus, in face id order (no model files needed). Appends the
+// export's audit record first, so it needs write access to the corpus.
 Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn);
 
 }  // namespace facesearch

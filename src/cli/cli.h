@@ -18,6 +18,9 @@ inline constexpr int kExitError = 2;
 struct Context {
   std::string corpus;  // --corpus; empty: DefaultCorpusDir()
   std::string models;  // --models; empty: FACESEARCH_MODELS, then the cache
+  std::string case_id;              // --case, recorded in the audit log
+  std::string purpose;              // --purpose, recorded in the audit log
+  bool strict_permissions = false;  // --strict-permissions
   int exit_code = kExitMatch;
 
   CorpusConfig Config() const;
@@ -40,5 +43,12 @@ void AddExportCommand(CLI::App& app, Context& ctx);
 void AddEvalCommand(CLI::App& app, Context& ctx);
 void AddCompareCommand(CLI::App& app, Context& ctx);
 void AddFacesCommand(CLI::App& app, Context& ctx);
+void AddAuditCommand(CLI::App& app, Context& ctx);
+void AddForgetCommand(CLI::App& app, Context& ctx);
+void AddOptoutCommand(CLI::App& app, Context& ctx);
+void AddConfigCommand(CLI::App& app, Context& ctx);
+// Adds the global --case, --purpose and --strict-permissions options (cmd_audit.cpp). With the
+// app's fallthrough they are accepted after the subcommand name too.
+void AddAccountabilityOptions(CLI::App& app, Context& ctx);
 
 }  // namespace facesearch::cli

@@ -22,18 +22,24 @@ void PrintSummary(const IndexSummary& s, bool json) {
   if (json) {
     std::cout << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
               << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
-              << ",\"faces\":" << s.faces << ",\"seconds\":" << JsonNumber(s.elapsed_s) << "}\n";
+              << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
+              << ",\"optout_faces\":" << s.optout_faces << ",\"seconds\":" << JsonNumber(s.elapsed_s) << "}\n";
     return;
   }
   std::cout << "indexed " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)
             << " s: " << s.added << " images with faces (" << s.faces << " faces), " << s.noface
-            << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors\n";
+            << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors";
+  if (s.erased > 0) std::cout << ", " << s.erased << " skipped (erased earlier)";
+  if (s.optout_faces > 0) std::cout << ", " << s.optout_faces << " face(s) skipped (opt-out)";
+  std::cout << "\n";
 }
 
 void Run(Context& ctx, IndexArgs& args) {
   const bool tty = isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info;
   args.options.on_file = [&](const FileOutcome& o) {
     if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
+    else if (o.result == FileResult::kErased)
+      spdlog::info("{}: skipped: erased earlier by `facesearch forget` (index --allow-reindex to add it)", o.path);
     else spdlog::debug("{}: {} ({} faces)", o.path, FileResultName(o.result), o.faces);
   };
   if (tty)
@@ -60,7 +66,8 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       "named on the command line are always tried. Content already in the corpus (same SHA-256) is\n"
       "skipped, so re-running is cheap. A file that fails is recorded with its reason and the run\n"
       "goes on. Exit status 0 when the run completes (see the summary for per-file errors), 2 when\n"
-      "it cannot run.\n\n"
+      "it cannot run. Content erased by `facesearch forget` is skipped unless --allow-reindex, and\n"
+      "faces matching an opt-out (`facesearch optout`) are never stored.\n\n"
       "Examples:\n"
       "  facesearch index ~/case-42/photos\n"
       "  find /mnt/archive -name '*.jpg' -newer last-run | facesearch index -\n"
@@ -69,6 +76,8 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("-j,--jobs", args->options.jobs, "Worker threads (default: one per CPU)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");
+  cmd->add_flag("--allow-reindex", args->options.allow_reindex,
+                "Also index content that `facesearch forget` erased earlier (skipped by default)");
   AddPipelineOptions(*cmd, args->options.pipeline);
   cmd->callback([&ctx, args] { Run(ctx, *args); });
 }

@@ -20,6 +20,10 @@ constexpr Subcommand kSubcommands[] = {
     {"compare", AddCompareCommand},
     {"faces", AddFacesCommand},
     {"eval", AddEvalCommand},
+    {"forget", AddForgetCommand},
+    {"optout", AddOptoutCommand},
+    {"audit", AddAuditCommand},
+    {"config", AddConfigCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {
@@ -56,6 +60,7 @@ int Main(int argc, char** argv) {
                  "~/.cache/facesearch/models, filled by scripts/fetch-models.sh)");
   app.add_flag("-v,--verbose", verbose, "More detail on stderr");
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+  AddAccountabilityOptions(app, ctx);
   for (const Subcommand& sub : kSubcommands) sub.add(app, ctx);
 
   // Logging must be configured before any subcommand callback runs.

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/sha256.h"
+#include "engine/privacy_internal.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
 
@@ -62,6 +63,7 @@ namespace {
 Result<std::unique_ptr<Store>> OpenExisting(const CorpusConfig& config) {
   CorpusPaths paths = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(paths));
+  FS_TRY(CheckCorpusPermissions(config));
   return Store::OpenReadOnly(paths.database);
 }
 
@@ -98,8 +100,16 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
   return info;
 }
 
+// Export is audited like a search: the record (with the number of faces) is committed before the
+// first face is handed to `fn`, so it needs write access to the corpus.
 Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn) {
-  FS_ASSIGN(auto store, OpenExisting(config));
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_TRY(RequireCorpus(paths));
+  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_ASSIGN(CorpusCounts counts, store->Counts());
+  FS_TRY(AppendAudit(*store, config.audit,
+                     {"export", "{}", {}, "{\"faces\":" + std::to_string(counts.faces) + "}"}));
   return store->ForEachFace(fn);
 }
 

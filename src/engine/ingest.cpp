@@ -19,6 +19,7 @@
 
 #include "common/sha256.h"
 #include "engine/corpus.h"
+#include "engine/privacy_internal.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
 
@@ -31,6 +32,7 @@ const char* FileResultName(FileResult r) {
     case FileResult::kNoFace: return "noface";
     case FileResult::kDuplicate: return "duplicate";
     case FileResult::kError: return "error";
+    case FileResult::kErased: return "erased";
   }
   return "?";
 }
@@ -105,8 +107,12 @@ struct Item {
 // State shared between the workers and the writer.
 class Pipeline {
  public:
-  Pipeline(Store& store, std::vector<fs::path> files, DecodeLimits limits)
-      : store_(store), files_(std::move(files)), limits_(limits) {}
+  // `optouts`: faces matching them are dropped before they are stored. Content erased earlier
+  // (tombstoned) is skipped as kErased unless allow_reindex.
+  Pipeline(Store& store, std::vector<fs::path> files, DecodeLimits limits, OptOutFilter optouts,
+           bool allow_reindex)
+      : store_(store), files_(std::move(files)), limits_(limits), optouts_(std::move(optouts)),
+        allow_reindex_(allow_reindex) {}
 
   void Work(FaceAnalyzer& analyzer) {
     for (size_t i = next_++; i < files_.size() && !stop_; i = next_++) Push(Process(analyzer, files_[i]));
@@ -143,6 +149,10 @@ class Pipeline {
       item.outcome.result = FileResult::kDuplicate;
       return item;
     }
+    if (!allow_reindex_ && Erased(*item.record.sha256)) {
+      item.outcome.result = FileResult::kErased;
+      return item;
+    }
     auto image = DecodeImage(*bytes, limits_);
     if (!image) return fail(image.error().message);
     item.record.width = image->width;
@@ -150,6 +160,7 @@ class Pipeline {
     auto faces = analyzer.Analyze(*image);
     if (!faces) return fail(faces.error().message);
     item.faces = std::move(*faces);
+    item.outcome.optout_faces = optouts_.RemoveMatching(item.faces);  // an all-opted-out image: noface
     item.outcome.faces = static_cast<int>(item.faces.size());
     item.outcome.result = item.faces.empty() ? FileResult::kNoFace : FileResult::kAdded;
     item.record.status = item.faces.empty() ? ImageStatus::kNoFace : ImageStatus::kOk;
@@ -167,6 +178,14 @@ class Pipeline {
     return found && !found->has_value();
   }
 
+  // True when `forget` erased this content earlier (a tombstone). A read error counts as erased:
+  // when in doubt, do not re-index.
+  bool Erased(const std::string& sha) {
+    std::lock_guard lock(store_mu_);
+    auto erased = store_.IsTombstoned(sha);
+    return !erased || *erased;
+  }
+
   void Push(Item item) {
     {
       std::lock_guard lock(queue_mu_);
@@ -178,6 +197,8 @@ class Pipeline {
   Store& store_;
   const std::vector<fs::path> files_;
   const DecodeLimits limits_;
+  const OptOutFilter optouts_;
+  const bool allow_reindex_;
   std::atomic<size_t> next_{0};
   std::atomic<bool> stop_{false};
   std::mutex store_mu_, claimed_mu_, queue_mu_;
@@ -224,15 +245,19 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
       case FileResult::kNoFace: ++summary.noface; break;
       case FileResult::kDuplicate: ++summary.duplicates; break;
       case FileResult::kError: ++summary.errors; break;
+      case FileResult::kErased: ++summary.erased; break;
     }
+    summary.optout_faces += o.optout_faces;
     if (options.on_file) options.on_file(o);
   };
 
+  FS_TRY(CheckCorpusPermissions(config));
   FS_ASSIGN(auto analyzer, LoadAnalyzer(config, options.pipeline));
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus));
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/true));
+  FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
 
   std::vector<FileOutcome> missing;
   std::vector<fs::path> files = CollectFiles(paths, missing);
@@ -244,7 +269,8 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   if (jobs > 1) LimitBlasThreads(1);
   spdlog::info("indexing {} files with {} worker(s) into {}", files.size(), jobs, corpus.dir.string());
 
-  Pipeline pipeline(*store, std::move(files), LimitsFrom(options.pipeline));
+  Pipeline pipeline(*store, std::move(files), LimitsFrom(options.pipeline), std::move(optouts),
+                    options.allow_reindex);
   std::vector<std::unique_ptr<FaceAnalyzer>> analyzers;
   analyzers.push_back(std::move(analyzer));
   for (int j = 1; j < jobs; ++j) analyzers.push_back(analyzers.front()->Clone());
@@ -265,7 +291,8 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     for (Item& item : pipeline.Take(std::chrono::milliseconds(200))) {
       ++done;
       report(item.outcome);
-      if (item.outcome.result != FileResult::kDuplicate) batch.push_back(std::move(item));
+      if (item.outcome.result != FileResult::kDuplicate && item.outcome.result != FileResult::kErased)
+        batch.push_back(std::move(item));
     }
     if (status && (batch.size() >= kBatchImages || (finished && !batch.empty()) ||
                    Clock::now() - last_flush > kBatchMaxAge)) {

@@ -9,6 +9,7 @@
 
 #include "common/sha256.h"
 #include "engine/corpus.h"
+#include "engine/privacy_internal.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
 
@@ -34,8 +35,9 @@ Result<std::string> ReadProbe(const std::string& photo, size_t max_bytes) {
   return bytes;
 }
 
+// Hits matching an opt-out are dropped (defence in depth: ingest and `optout add` keep them out).
 Result<std::vector<Match>> FindMatches(Store& store, const VectorIndex& index, const Face& face,
-                                       const QueryOptions& options) {
+                                       const QueryOptions& options, const OptOutFilter& optouts) {
   FS_ASSIGN(std::vector<Hit> hits, index.Search(face.embedding, options.top_k));
   std::erase_if(hits, [&](const Hit& h) { return h.distance > options.threshold; });
   std::vector<int64_t> ids;
@@ -48,6 +50,7 @@ Result<std::vector<Match>> FindMatches(Store& store, const VectorIndex& index, c
     auto it = by_id.find(h.face_id);
     if (it == by_id.end()) continue;  // stale index entry: the face is gone from SQLite
     const FaceRecord& r = *it->second;
+    if (optouts.Matches(r.face.embedding)) continue;
     matches.push_back(Match{static_cast<int>(matches.size()) + 1, h.face_id, h.distance,
                             r.image_path, r.image_sha256, r.face.box});
   }
@@ -61,6 +64,7 @@ Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& ph
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(corpus));
+  FS_TRY(CheckCorpusPermissions(config));
 
   QueryResult result;
   result.probe_path = photo;
@@ -77,6 +81,8 @@ Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& ph
   // Repair the index on disk too when no writer is busy; otherwise repair in memory only.
   auto lock = FileLock::Acquire(corpus.lock, /*exclusive=*/true, /*wait=*/false);
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  FS_TRY(CheckCaseRequired(*store, config.audit, "query"));
+  FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value()));
   result.corpus_faces = opened.index->ntotal();
 
@@ -89,9 +95,20 @@ Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& ph
   }
   for (int i : chosen) {
     ProbeFace probe{i, faces[i], {}};
-    FS_ASSIGN(probe.matches, FindMatches(*store, *opened.index, faces[i], options));
+    FS_ASSIGN(probe.matches, FindMatches(*store, *opened.index, faces[i], options, optouts));
     result.probes.push_back(std::move(probe));
   }
+  // The audit record is committed before any result leaves this function; no record, no result.
+  std::vector<int64_t> returned;
+  for (const ProbeFace& p : result.probes)
+    for (const Match& m : p.matches) returned.push_back(m.face_id);
+  const std::string params =
+      "{\"probe\":" + JsonQuote(photo) + ",\"top_k\":" + std::to_string(options.top_k) +
+      ",\"threshold\":" + JsonFloat(options.threshold) +
+      ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
+      ",\"detector\":" + (options.pipeline.detector == DetectorKind::kCnn ? "\"cnn\"" : "\"hog\"") +
+      ",\"faces_detected\":" + std::to_string(result.faces_detected) + "}";
+  FS_TRY(AppendAudit(*store, config.audit, {"query", params, {result.probe_sha256}, JsonIdArray(returned)}));
   return result;
 }
 

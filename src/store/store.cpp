@@ -17,6 +17,7 @@
 #include <ctime>
 
 #include "store/meta.h"
+#include "store/migrate.h"
 #include "store/sqlite.h"
 
 namespace facesearch {
@@ -156,11 +157,12 @@ std::string ImmutableUri(const fs::path& path) {
 }
 
 // Checks an existing schema: known version, matching meta row. Runs inside a transaction.
-Status CheckSchema(sqlite3* db, const fs::path& path) {
+// Read-only opens accept older versions (min_version 1) since they cannot upgrade them.
+Status CheckSchema(sqlite3* db, const fs::path& path, int64_t min_version = kSchemaVersion) {
   FS_ASSIGN(int64_t version, QueryInt(db, "PRAGMA user_version"));
   if (version == 0)
     return Fail(ErrorCode::kMismatch, path.string() + " is not a facesearch corpus database");
-  if (version != kSchemaVersion)
+  if (version < min_version || version > kSchemaVersion)
     return Fail(ErrorCode::kMismatch,
                 path.string() + " has schema version " + std::to_string(version) +
                     " but this facesearch supports version " + std::to_string(kSchemaVersion) +
@@ -172,28 +174,32 @@ Status CheckSchema(sqlite3* db, const fs::path& path) {
   return Ok();
 }
 
-// Creates the schema in an empty database, or checks an existing one and its model identity.
-Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string& model_identity) {
+// Creates the schema in an empty database, or upgrades (migrate.h) and checks an existing one and
+// its model identity (skipped when model_identity is null).
+Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string* model_identity) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db, /*immediate=*/true));
   FS_ASSIGN(int64_t version, QueryInt(db, "PRAGMA user_version"));
   FS_ASSIGN(int64_t objects, QueryInt(db, "SELECT COUNT(*) FROM sqlite_master"));
   if (version == 0 && objects == 0) {
+    if (!model_identity) return Fail(ErrorCode::kNotFound, "no corpus database at " + path.string());
     FS_TRY(Exec(db, kSchemaSql));
+    FS_TRY(migrate::CreateV2(db));
     const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
     FS_TRY(Exec(db, set_version.c_str()));
     FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
-    FS_TRY(meta::Write(db, meta::kModelIdentity, model_identity));
+    FS_TRY(meta::Write(db, meta::kModelIdentity, *model_identity));
     FS_TRY(meta::Write(db, meta::kGeneration, "0"));
     FS_TRY(meta::Write(db, meta::kDeleteGeneration, "0"));
     FS_TRY(meta::Write(db, meta::kCreatedAt, meta::NowUtc()));
     return txn.Commit();
   }
+  if (version >= 1 && version < kSchemaVersion) FS_TRY(migrate::Upgrade(db, version));
   FS_TRY(CheckSchema(db, path));
   FS_ASSIGN(std::string recorded, meta::ReadRequired(db, meta::kModelIdentity));
-  if (recorded != model_identity)
+  if (model_identity && recorded != *model_identity)
     return Fail(ErrorCode::kMismatch,
                 "the corpus " + path.string() + " was built with models '" + recorded +
-                    "' but this run uses '" + model_identity +
+                    "' but this run uses '" + *model_identity +
                     "'; use the original model files or start a new corpus");
   return txn.Commit();
 }
@@ -203,7 +209,7 @@ Result<DbPtr> OpenReadOnlyConnection(const std::string& name, int flags, const f
   FS_TRY(Exec(db.get(), "PRAGMA query_only=ON"));
   FS_TRY(Exec(db.get(), "PRAGMA foreign_keys=ON"));
   FS_ASSIGN(Transaction txn, Transaction::Begin(db.get(), /*immediate=*/false));
-  FS_TRY(CheckSchema(db.get(), path));
+  FS_TRY(CheckSchema(db.get(), path, /*min_version=*/1));
   FS_TRY(txn.Commit());
   return db;
 }
@@ -211,7 +217,7 @@ Result<DbPtr> OpenReadOnlyConnection(const std::string& name, int flags, const f
 bool IsReservedMetaKey(const std::string& key) {
   return key == meta::kSchemaVersionKey || key == meta::kModelIdentity ||
          key == meta::kGeneration || key == meta::kDeleteGeneration ||
-         key == meta::kCreatedAt || key.starts_with("index.");
+         key == meta::kCreatedAt || key.starts_with("index.") || key.starts_with("audit.");
 }
 
 }  // namespace
@@ -223,7 +229,17 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& db_path,
   FS_TRY(CreatePrivateFile(db_path));
   FS_ASSIGN(DbPtr db, OpenConnection(db_path.string(), SQLITE_OPEN_READWRITE));
   FS_TRY(ApplyWritePragmas(db.get()));
-  FS_TRY(InitOrCheck(db.get(), db_path, model_identity));
+  FS_TRY(InitOrCheck(db.get(), db_path, &model_identity));
+  return std::unique_ptr<Store>(new Store(db.release()));
+}
+
+Result<std::unique_ptr<Store>> Store::OpenExisting(const fs::path& db_path) {
+  std::error_code ec;
+  if (!fs::exists(db_path, ec))
+    return Fail(ErrorCode::kNotFound, "no corpus database at " + db_path.string());
+  FS_ASSIGN(DbPtr db, OpenConnection(db_path.string(), SQLITE_OPEN_READWRITE));
+  FS_TRY(ApplyWritePragmas(db.get()));
+  FS_TRY(InitOrCheck(db.get(), db_path, nullptr));
   return std::unique_ptr<Store>(new Store(db.release()));
 }
 

@@ -18,12 +18,14 @@
 
 #include "facesearch/error.h"
 #include "facesearch/types.h"
+#include "facesearch/privacy_types.h"
 
 struct sqlite3;
 
 namespace facesearch {
 
-inline constexpr int kSchemaVersion = 1;
+// v2 added the audit, tombstones and optouts tables (store_migrate.cpp upgrades v1 on open).
+inline constexpr int kSchemaVersion = 2;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -58,6 +60,10 @@ class Store {
   // Opens an existing database without checking model identity (for `info` and `export`, which
   // must work without model files). Errors: kNotFound when the file does not exist.
   static Result<std::unique_ptr<Store>> OpenReadOnly(const std::filesystem::path& db_path);
+  // Opens an existing database for writing without checking model identity (erasure, opt-out
+  // lists, audit records of commands that need no models). Upgrades an older schema like Open.
+  // Errors: kNotFound when the file does not exist, and those of Open.
+  static Result<std::unique_ptr<Store>> OpenExisting(const std::filesystem::path& db_path);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -100,7 +106,7 @@ class Store {
   Result<std::string> ModelIdentity();
   Result<std::optional<std::string>> GetMeta(const std::string& key);
   // Sets a free-form meta key. Keys the store manages (schema_version, model_identity,
-  // generation, delete_generation, created_at, index.*) are refused with kInvalidArgument.
+  // generation, delete_generation, created_at, index.*, audit.*) are refused with kInvalidArgument.
   Status SetMeta(const std::string& key, const std::string& value);
 
   // Deletes every face of `image_id` in one transaction (the image row stays). When faces were
@@ -111,6 +117,38 @@ class Store {
   // Checkpoints the WAL into the main file and truncates it. Errors: kBusy when readers kept it
   // from completing, kDatabase.
   Status Checkpoint();
+
+  // ---- accountability and privacy (store_privacy.cpp) -------------------------------------------
+  // Appends `record` to the audit chain in one transaction: fills seq, prev_hash and hash (and
+  // `at` when empty) and moves the chain head in meta. Returns the stored record.
+  Result<AuditRecord> AppendAudit(AuditRecord record);
+  // Records matching `filter` in seq order. An older read-only schema without the table: none.
+  Status ForEachAudit(const AuditFilter& filter, const std::function<void(const AuditRecord&)>& fn);
+  // Reads every record and checks the chain (audit_chain.h).
+  Result<AuditCheck> VerifyAudit();
+  // Sets a meta key and appends its audit record in one transaction (settings changes are audited).
+  Status SetMetaAudited(const std::string& key, const std::string& value, AuditRecord record);
+
+  // True when an image with this SHA-256 was erased (and not since re-admitted).
+  Result<bool> IsTombstoned(const std::string& sha256);
+  // Image ids whose path is `path` (several when unreadable rows exist), and ids added before
+  // `added_before` (ISO-8601 UTC).
+  Result<std::vector<int64_t>> FindImagesByPath(const std::string& path);
+  Result<std::vector<int64_t>> FindImagesAddedBefore(const std::string& added_before);
+  // Erases, in one transaction with the audit record that make_audit builds from the counts:
+  // the image rows of `image_ids` with all their faces, and the face rows of `face_ids`; an image
+  // left without faces is erased too. Every erased image with a SHA-256 gets a tombstone carrying
+  // `reason`. Bumps the delete generation when faces went, so the index is rebuilt
+  // (corpus_index.h). Ids with no row are skipped. secure_delete zeroes the deleted bytes in the
+  // database pages; callers then Checkpoint() so the WAL holds none either.
+  Result<EraseCounts> Erase(const std::vector<int64_t>& image_ids,
+                            const std::vector<int64_t>& face_ids, const std::string& reason,
+                            const std::function<AuditRecord(const EraseCounts&)>& make_audit);
+
+  Result<int64_t> AddOptOut(const OptOutRecord& optout, AuditRecord record);
+  Result<std::vector<OptOutRecord>> OptOuts();  // empty on an older read-only schema
+  // kNotFound when no opt-out has this id.
+  Status RemoveOptOut(int64_t id, AuditRecord record);
 
  private:
   explicit Store(sqlite3* db) : db_(db) {}

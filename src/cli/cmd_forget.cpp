@@ -1,0 +1,68 @@
+// `facesearch forget`: erase faces and images (right to erasure, retention schedule).
+#include <iostream>
+#include <memory>
+
+#include "cli/cli.h"
+#include "cli/format.h"
+#include "facesearch/privacy.h"
+
+namespace facesearch::cli {
+namespace {
+
+struct ForgetArgs {
+  ForgetRequest request;
+  std::string older_than;
+  bool json = false;
+};
+
+void Run(Context& ctx, ForgetArgs& args) {
+  if (!args.older_than.empty()) {
+    auto seconds = ParseDuration(args.older_than);
+    if (!seconds) return ctx.Report(seconds.error());
+    args.request.older_than_s = *seconds;
+  }
+  auto summary = Forget(ctx.Config(), args.request);
+  if (!summary) return ctx.Report(summary.error());
+  const EraseCounts& e = summary->erased;
+  if (args.json) {
+    std::cout << "{\"faces_erased\":" << e.faces << ",\"images_erased\":" << e.images
+              << ",\"faces_left\":" << summary->faces_left << "}\n";
+  } else {
+    std::cout << "erased " << e.faces << " face(s) and " << e.images << " image(s); "
+              << summary->faces_left << " face(s) remain\n";
+  }
+  ctx.exit_code = e.faces + e.images > 0 ? kExitMatch : kExitNoMatch;
+}
+
+}  // namespace
+
+void AddForgetCommand(CLI::App& app, Context& ctx) {
+  auto args = std::make_shared<ForgetArgs>();
+  CLI::App* cmd = app.add_subcommand("forget", "Erase faces and images from the corpus for good");
+  cmd->footer(
+      "Erased faces leave the database and the vector index, and their bytes are scrubbed from the\n"
+      "corpus files. An erased image's SHA-256 (only that) is kept as a tombstone so that `index`\n"
+      "skips it later (\"erased\") unless `index --allow-reindex`. A face erased by --face-id or\n"
+      "--like whose image still has other faces leaves that image in place. Every forget is\n"
+      "recorded in the audit log with the number of faces and images erased.\n"
+      "Exit status: 0 something was erased, 1 nothing matched, 2 error.\n\n"
+      "Examples:\n"
+      "  facesearch forget --image ~/case-42/photos/IMG_2210.png\n"
+      "  facesearch forget --face-id 17 --face-id 18\n"
+      "  facesearch --case DSR-2025-4 forget --like request-photo.jpg --threshold 0.5\n"
+      "  facesearch forget --older-than 365d        # retention schedule, e.g. daily from cron");
+  cmd->add_option("--image", args->request.images, "Image file to erase (matched by content, else by path)");
+  cmd->add_option("--face-id", args->request.face_ids, "Face id to erase (from query or export output)");
+  cmd->add_option("--like", args->request.like_photo,
+                  "Erase every face within --threshold of the largest face in this photo");
+  cmd->add_option("-t,--threshold", args->request.threshold, "Distance limit for --like")
+      ->check(CLI::Range(0.0, 2.0))
+      ->capture_default_str();
+  cmd->add_option("--older-than", args->older_than,
+                  "Erase images added longer ago than this: 90s, 45m, 12h, 30d, 2w");
+  cmd->add_flag("--json", args->json, "Print the counts as JSON on stdout");
+  AddPipelineOptions(*cmd, args->request.pipeline);
+  cmd->callback([&ctx, args] { Run(ctx, *args); });
+}
+
+}  // namespace facesearch::cli

@@ -1,0 +1,169 @@
+// The audit log and corpus settings (facesearch/privacy.h): building records, the require-case
+// rule, listing and verifying the chain.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+
+#include "engine/corpus.h"
+#include "engine/privacy_internal.h"
+
+namespace facesearch {
+
+namespace {
+
+constexpr const char* kRequireCase = "require-case";
+
+// Settings live in meta as "config.<key>".
+std::string MetaKey(const std::string& key) { return "config." + key; }
+
+bool IsSearch(const std::string& action) {
+  return action == "query" || action == "export" || action == "compare" || action == "cluster";
+}
+
+std::string OsUser() {
+  const uid_t uid = geteuid();
+  if (const passwd* pw = getpwuid(uid); pw && pw->pw_name) return pw->pw_name;
+  return "uid:" + std::to_string(uid);
+}
+
+Result<std::unique_ptr<Store>> OpenForAudit(const CorpusConfig& config) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_TRY(RequireCorpus(paths));
+  FS_TRY(CheckCorpusPermissions(config));
+  return Store::OpenExisting(paths.database);
+}
+
+Result<std::unique_ptr<Store>> OpenForReading(const CorpusConfig& config) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_TRY(RequireCorpus(paths));
+  FS_TRY(CheckCorpusPermissions(config));
+  return Store::OpenReadOnly(paths.database);
+}
+
+}  // namespace
+
+std::string JsonQuote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + '"';
+}
+
+std::string JsonFloat(float v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : "null";
+}
+
+std::string JsonIdArray(const std::vector<int64_t>& ids) {
+  std::string out = "[";
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out + "]";
+}
+
+AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {
+  AuditRecord r;
+  r.user = OsUser();
+  r.action = event.action;
+  r.params = event.params.empty() ? "{}" : event.params;
+  r.case_id = who.case_id;
+  r.purpose = who.purpose;
+  r.probe_sha256 = event.probe_sha256;
+  r.results = event.results.empty() ? "null" : event.results;
+  return r;
+}
+
+Status CheckCaseRequired(Store& store, const AuditContext& who, const std::string& action) {
+  if (!IsSearch(action) || !who.case_id.empty()) return Ok();
+  FS_ASSIGN(std::optional<std::string> required, store.GetMeta(MetaKey(kRequireCase)));
+  if (required.value_or("") == "true")
+    return Fail(ErrorCode::kInvalidArgument,
+                "this corpus requires a case reference for every " + action +
+                    ": add --case ID (and --purpose TEXT), e.g. facesearch --case 2025-017 " +
+                    action + " ...");
+  return Ok();
+}
+
+Status AppendAudit(Store& store, const AuditContext& who, const AuditEvent& event) {
+  FS_TRY(CheckCaseRequired(store, who, event.action));
+  auto stored = store.AppendAudit(MakeAuditRecord(who, event));
+  if (!stored)
+    return Fail(stored.error().code, "cannot write the audit record, so no result is shown: " +
+                                         stored.error().message);
+  return Ok();
+}
+
+Result<OptOutFilter> OptOutFilter::Load(Store& store) {
+  OptOutFilter filter;
+  FS_ASSIGN(filter.optouts_, store.OptOuts());
+  return filter;
+}
+
+bool OptOutFilter::Matches(const Embedding& e) const {
+  return std::any_of(optouts_.begin(), optouts_.end(), [&](const OptOutRecord& o) {
+    return EmbeddingDistance(e, o.embedding) <= o.threshold;
+  });
+}
+
+int OptOutFilter::RemoveMatching(std::vector<Face>& faces) const {
+  if (optouts_.empty()) return 0;
+  return static_cast<int>(std::erase_if(faces, [&](const Face& f) { return Matches(f.embedding); }));
+}
+
+// ---- public API --------------------------------------------------------------------------------
+
+Status AppendAudit(const CorpusConfig& config, const AuditEvent& event) {
+  FS_ASSIGN(auto store, OpenForAudit(config));
+  return AppendAudit(*store, config.audit, event);
+}
+
+Status ListAudit(const CorpusConfig& config, const AuditFilter& filter,
+                 const std::function<void(const AuditRecord&)>& fn) {
+  FS_ASSIGN(auto store, OpenForReading(config));
+  return store->ForEachAudit(filter, fn);
+}
+
+Result<AuditCheck> VerifyAuditLog(const CorpusConfig& config) {
+  FS_ASSIGN(auto store, OpenForReading(config));
+  return store->VerifyAudit();
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ListSettings(const CorpusConfig& config) {
+  FS_ASSIGN(auto store, OpenForReading(config));
+  FS_ASSIGN(std::optional<std::string> require, store->GetMeta(MetaKey(kRequireCase)));
+  return std::vector<std::pair<std::string, std::string>>{{kRequireCase, require.value_or("false")}};
+}
+
+Status SetSetting(const CorpusConfig& config, const std::string& key, const std::string& value) {
+  if (key != kRequireCase)
+    return Fail(ErrorCode::kInvalidArgument, "unknown setting '" + key + "'; known: require-case");
+  if (value != "true" && value != "false")
+    return Fail(ErrorCode::kInvalidArgument, "require-case takes true or false, not '" + value + "'");
+  FS_ASSIGN(auto store, OpenForAudit(config));
+  AuditEvent event{"config", "{\"key\":" + JsonQuote(key) + ",\"value\":" + JsonQuote(value) + "}", {}, "null"};
+  return store->SetMetaAudited(MetaKey(key), value, MakeAuditRecord(config.audit, event));
+}
+
+}  // namespace facesearch

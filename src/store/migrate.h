@@ -1,0 +1,26 @@
+// Schema upgrades, private to the store module. Each step runs inside the caller's BEGIN IMMEDIATE
+// transaction, so a failed upgrade leaves the database at its old version.
+//
+//   v1 → v2: the accountability and privacy tables (audit, tombstones, optouts) and the audit
+//            chain head in meta (audit.head_seq = 0, audit.head_hash = "").
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+
+#include "facesearch/error.h"
+
+namespace facesearch::migrate {
+
+// DDL of the tables added in v2; also run (after the v1 DDL) when creating a new corpus.
+extern const char* const kV2Sql;
+
+// Creates the v2 tables and meta rows in a database being created (no version bump here).
+Status CreateV2(sqlite3* db);
+
+// Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
+// schema_version. No-op when already current. Logs what it did.
+Status Upgrade(sqlite3* db, int64_t from);
+
+}  // namespace facesearch::migrate
