@@ -92,3 +92,21 @@ TEST_CASE("faces exits 1 when no image has a face and 2 when one cannot be read"
   CHECK(bad.exit_code == 2);
   CHECK(bad.out.find("obama.jpg") != std::string::npos);  // the readable image was still reported
 }
+
+TEST_CASE("compare is recorded in the corpus audit log with both probes' SHA-256", "[compare][e2e]") {
+  TempDir dir;
+  const std::string corpus = (dir / "corpus").string();
+  CopyTestImage("biden.jpg", dir / "photos");
+  REQUIRE(Run({"--corpus", corpus, "index", (dir / "photos").string()}).exit_code == 0);
+  RunResult r = Run({"--corpus", corpus, "--case", "C-7", "compare", TestImage("obama.jpg").string(),
+                     TestImage("obama2.jpg").string()});
+  REQUIRE(r.exit_code == 0);
+  RunResult log = Run({"--corpus", corpus, "audit", "--format", "jsonl"});
+  REQUIRE(log.exit_code == 0);
+  std::vector<Json> records = ParseJsonLines(log.out);
+  REQUIRE_FALSE(records.empty());
+  const Json& last = records.back();
+  CHECK(last["action"].str() == "compare");
+  CHECK(last["case"].str() == "C-7");
+  CHECK(Run({"--corpus", corpus, "audit", "verify"}).exit_code == 0);
+}

@@ -2,11 +2,15 @@
 #include "facesearch/analyze.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <iostream>
+
+#include <spdlog/spdlog.h>
 
 #include "common/fs.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
+#include "facesearch/privacy.h"
 
 namespace facesearch {
 namespace fs = std::filesystem;
@@ -104,6 +108,22 @@ Result<CompareResult> ComparePhotos(const CorpusConfig& config, const std::strin
   if (r.face_a >= 0 && r.face_b >= 0) {
     r.distance = EmbeddingDistance(r.a.faces[r.face_a].embedding, r.b.faces[r.face_b].embedding);
     r.same = *r.distance <= options.threshold;
+  }
+  // A comparison is a search: it is audited in the corpus when there is one (before the result
+  // is shown; no record, no result). Without a corpus there is no log to write to.
+  if (RequireCorpus(PathsFor(config.corpus_dir))) {
+    char params[96];
+    std::snprintf(params, sizeof params, "{\"threshold\":%.4f,\"face_a\":%d,\"face_b\":%d}",
+                  static_cast<double>(options.threshold), r.face_a, r.face_b);
+    char results[96];
+    if (r.distance)
+      std::snprintf(results, sizeof results, "{\"distance\":%.6f,\"same\":%s}", static_cast<double>(*r.distance),
+                    r.same ? "true" : "false");
+    else
+      std::snprintf(results, sizeof results, "{\"distance\":null,\"same\":false}");
+    FS_TRY(AppendAudit(config, AuditEvent{"compare", params, {r.a.sha256, r.b.sha256}, results}));
+  } else {
+    spdlog::info("compare not audited: there is no corpus at {} to hold the record", config.corpus_dir.string());
   }
   return r;
 }
