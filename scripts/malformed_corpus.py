@@ -64,8 +64,8 @@ def generate(out, seeds, rng):
     for s_idx, seed in enumerate(seeds):
         data = open(seed, "rb").read()
         ext = os.path.splitext(seed)[1]
-        for k in range(120):  # truncations across the whole file
-            write(f"trunc/{s_idx}_{k}{ext}", data[: max(1, len(data) * k // 120)])
+        for k in range(200):  # truncations across the whole file
+            write(f"trunc/{s_idx}_{k}{ext}", data[: max(1, len(data) * k // 200)])
         for k in range(60):  # bit flips, 1 to 64 bits
             b = bytearray(data)
             for _ in range(rng.randint(1, 64)):

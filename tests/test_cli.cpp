@@ -251,7 +251,7 @@ TEST_CASE("Errors exit 2 and say what to do next", "[cli]") {
   CHECK(no_sub.exit_code == 2);
 }
 
-TEST_CASE("--help teaches each subcommand with an example and --version prints the version", "[cli]") {
+TEST_CASE("Help teaches each subcommand with an example and --version prints the version", "[cli]") {
   RunResult top = RunFacesearch({"--help"});
   CHECK(top.exit_code == 0);
   for (const char* sub : {"index", "query", "info", "export"}) {
@@ -265,4 +265,60 @@ TEST_CASE("--help teaches each subcommand with an example and --version prints t
   RunResult version = RunFacesearch({"--version"});
   CHECK(version.exit_code == 0);
   CHECK(version.out.find("facesearch 0.") != std::string::npos);
+}
+
+TEST_CASE("Several probes in one run: every row names its probe and json is an array", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  const std::string obama3 = TestImage("obama3.jpg").string(), biden = TestImage("biden.jpg").string();
+  RunResult tsv = c.Run({"query", "--format", "tsv", obama3, biden});
+  REQUIRE(tsv.exit_code == 0);
+  CHECK(tsv.out.rfind("probe\tprobe_face\trank\tface_id\tdistance\tfmr\tconfidence\timage\tx\ty\tw\th\n", 0) == 0);
+  CHECK(std::count(tsv.out.begin(), tsv.out.end(), '\n') == 1 + 2 + 1);  // header, 2 Obama rows, Biden
+  CHECK(tsv.out.find(biden + "\t0\t1\t") != std::string::npos);
+
+  Json many = ParseJson(c.Run({"query", "--format", "json", obama3, biden}).out);
+  REQUIRE(many.size() == 2);
+  CHECK(many[0]["probe"].str() == obama3);
+  CHECK(many[1]["results"][0]["matches"].size() == 1);
+}
+
+TEST_CASE("An unreadable probe among good ones exits 2 while the others are still answered", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  std::ofstream(c.dir / "broken.jpg") << "not a photo";
+  RunResult r = c.Run({"query", "--format", "json", (c.dir / "broken.jpg").string(), TestImage("obama3.jpg").string()});
+  CHECK(r.exit_code == 2);
+  Json doc = ParseJson(r.out);
+  REQUIRE(doc.size() == 2);
+  CHECK(doc[0].has("error"));
+  CHECK(doc[1]["results"][0]["matches"].size() == 2);
+}
+
+TEST_CASE("Paths-only output feeds xargs: each matching image once, NUL-separated with -0", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  const std::string obama3 = TestImage("obama3.jpg").string(), obama2 = TestImage("obama2.jpg").string();
+  RunResult r = c.Run({"query", "--paths-only", obama3, obama2});
+  REQUIRE(r.exit_code == 0);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 2);  // obama.jpg and obama2.jpg, once each
+  CHECK(r.out.find("biden.jpg") == std::string::npos);
+  RunResult nul = c.Run({"query", "--paths-only", "-0", obama3});
+  CHECK(std::count(nul.out.begin(), nul.out.end(), '\0') == 2);
+  CHECK(nul.out.find('\n') == std::string::npos);
+}
+
+TEST_CASE("Probe lists come from --from-file, newline- or NUL-separated, and --face picks one face", "[cli][e2e]") {
+  Corpus c;
+  c.IndexThreePeople();
+  const std::string list = TestImage("obama3.jpg").string() + std::string(1, '\0') + TestImage("biden.jpg").string();
+  RunResult r = c.Run({"query", "--from-file", "-", "-0", "--format", "jsonl"}, list);
+  REQUIRE(r.exit_code == 0);
+  CHECK(ParseJsonLines(r.out).size() == 3);
+  RunResult face0 = c.Run({"query", "--face", "0", "--format", "json", TestImage("biden.jpg").string()});
+  REQUIRE(face0.exit_code == 0);
+  CHECK(ParseJson(face0.out)["results"][0]["probe_face"].num() == 0);
+  RunResult missing = c.Run({"query", "--face", "7", TestImage("biden.jpg").string()});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("--face 7 does not exist") != std::string::npos);
 }

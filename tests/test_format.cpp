@@ -7,16 +7,16 @@
 using namespace facesearch;
 
 TEST_CASE("JsonString escapes quotes, backslashes and control characters", "[format]") {
-  CHECK(cli::JsonString("a\"b\\c\nd\te\x01") == "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
-  CHECK(test::ParseJson(cli::JsonString("say \"hi\"\n")).str() == "say \"hi\"\n");
+  CHECK(JsonString("a\"b\\c\nd\te\x01") == "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
+  CHECK(test::ParseJson(JsonString("say \"hi\"\n")).str() == "say \"hi\"\n");
 }
 
 TEST_CASE("JsonString keeps valid UTF-8 and replaces invalid bytes so output stays valid JSON", "[format]") {
-  CHECK(cli::JsonString("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82\"");
+  CHECK(JsonString("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82\"");
   // A Latin-1 file name, a lone continuation byte, an overlong '/', a truncated sequence.
   for (std::string bad : {std::string("nonutf8_\xff\xfe.jpg"), std::string("\x80"), std::string("\xc0\xaf"),
                           std::string("end\xe2\x82")}) {
-    std::string json = cli::JsonString(bad);
+    std::string json = JsonString(bad);
     CHECK(json.find("\\ufffd") != std::string::npos);
     CHECK_NOTHROW(test::ParseJson(json));
   }

@@ -324,7 +324,7 @@ TEST_CASE("A group- or world-accessible corpus is warned about, refused with --s
   CHECK(c.Run({"export"}).out.find("\"embedding\"") != std::string::npos);  // stdout still works
 }
 
-TEST_CASE("--help of each privacy subcommand explains it with examples", "[privacy][cli]") {
+TEST_CASE("Help of each privacy subcommand explains it with examples", "[privacy][cli]") {
   for (const char* sub : {"forget", "optout", "audit", "config"}) {
     INFO(sub);
     RunResult help = RunFacesearch({sub, "--help"});

@@ -96,6 +96,7 @@ struct QueryOptions {
   int top_k = 10;
   float threshold = 0.6f;  // dlib's same-person Euclidean distance on LFW
   bool all_faces = false;  // default: only the probe's largest face
+  std::optional<int> face;  // instead: the probe's face with this index (0-based, detector order)
 };
 
 struct Match {
@@ -122,12 +123,21 @@ struct QueryResult {
   bool any_match() const;
 };
 
-// `photo` is a path, or "-" to read the image bytes from stdin. Errors: the probe cannot be read
-// or decoded, models or corpus problems. A probe with no face is a normal result. Appends the
-// query's audit record (facesearch/privacy.h) before returning; no record, no result (an error).
-// Matches that fall within an opt-out are never returned.
-Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& photo,
-                               const QueryOptions& options);
+// The answer for one probe photo of a query: its result, or why it could not be searched.
+struct ProbeOutcome {
+  std::string photo;
+  QueryResult result;          // meaningful when !error
+  std::optional<Error> error;  // unreadable or undecodable photo, or a --face it does not have
+};
+
+// Searches the corpus with each photo (a path, or "-" for the image bytes on stdin), loading the
+// models and the index once. A photo that cannot be searched gets its error in its outcome and
+// the others go on; a probe with no face is a normal result. Each searched probe's audit record
+// (facesearch/privacy.h) is committed before this returns: no record, no result. Matches within
+// an opt-out are never returned. Errors: setup failures (corpus, models, --top-k, audit).
+Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config,
+                                              const std::vector<std::string>& photos,
+                                              const QueryOptions& options);
 
 // ---- info / export -----------------------------------------------------------------------------
 

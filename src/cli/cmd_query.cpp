@@ -1,8 +1,10 @@
 // `facesearch query PHOTO`
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "cli/cli.h"
 #include "cli/format.h"
@@ -12,11 +14,39 @@ namespace facesearch::cli {
 namespace {
 
 struct QueryArgs {
-  std::string photo;
+  std::vector<std::string> photos;
+  std::string from_file;  // a list of probe paths; "-" for stdin
+  bool null_separated = false;
+  int face = -1;
   QueryOptions options;
   double max_fmr = 0;  // set: the threshold comes from the calibration table
   OutputFormat format = OutputFormat::kTable;
+  bool paths_only = false;
 };
+
+// Appends the probe paths listed in `file` (newline- or NUL-separated).
+Status ReadProbeList(const std::string& file, bool null_separated, std::vector<std::string>& photos) {
+  std::ifstream in;
+  if (file != "-") {
+    in.open(file);
+    if (!in) return Fail(ErrorCode::kNotFound, "cannot open probe list " + file);
+  }
+  std::istream& src = file == "-" ? std::cin : in;
+  for (std::string line; std::getline(src, line, null_separated ? '\0' : '\n');) {
+    if (!null_separated && !line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) photos.push_back(line);
+  }
+  return Ok();
+}
+
+// --paths-only: each matching image once, in rank order of first appearance.
+void WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) {
+  std::set<std::string> seen;
+  for (const ProbeOutcome& o : outcomes)
+    for (const ProbeFace& p : o.result.probes)
+      for (const Match& m : p.matches)
+        if (seen.insert(m.image_path).second) std::cout << m.image_path << (null_separated ? '\0' : '\n');
+}
 
 void Run(Context& ctx, QueryArgs& args) {
   if (args.max_fmr > 0) {
@@ -26,17 +56,30 @@ void Run(Context& ctx, QueryArgs& args) {
                               "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
     spdlog::debug("--max-fmr {} gives threshold {}", args.max_fmr, args.options.threshold);
   }
-  auto result = QueryPhoto(ctx.Config(), args.photo, args.options);
-  if (!result) return ctx.Report(result.error());
-  if (result->faces_detected == 0) {
-    spdlog::warn("no face found in {}; try --upsample 2 or --detector cnn for small or turned faces",
-                 args.photo);
+  if (args.face >= 0) args.options.face = args.face;
+  if (!args.from_file.empty())
+    if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
+  if (args.photos.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO... or --from-file)"});
+  auto outcomes = QueryPhotos(ctx.Config(), args.photos, args.options);
+  if (!outcomes) return ctx.Report(outcomes.error());
+
+  bool any_match = false, any_error = false;
+  for (const ProbeOutcome& o : *outcomes) {
+    if (o.error) {
+      any_error = true;
+      spdlog::error("{}", o.error->message);
+    } else if (o.result.faces_detected == 0) {
+      spdlog::warn("no face found in {}; try --upsample 2 or --detector cnn for small or turned faces", o.photo);
+    } else if (!o.result.any_match()) {
+      spdlog::info("no face in the corpus is within distance {} of {}", args.options.threshold, o.photo);
+    }
+    any_match = any_match || (!o.error && o.result.any_match());
   }
-  WriteQueryResult(std::cout, *result, args.options, args.format);
+  if (args.paths_only) WritePaths(*outcomes, args.null_separated);
+  else WriteQueryResults(std::cout, *outcomes, args.options, args.format);
   std::cout.flush();
-  if (!result->any_match() && result->faces_detected > 0)
-    spdlog::info("no face in the corpus is within distance {} of the probe", args.options.threshold);
-  ctx.exit_code = result->any_match() ? kExitMatch : kExitNoMatch;
+  ctx.exit_code = any_error ? kExitError : any_match ? kExitMatch : kExitNoMatch;
 }
 
 }  // namespace
@@ -50,7 +93,10 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "(very strong <= 1e-5 < strong <= 1e-4 < moderate <= 1e-3 < weak <= 1e-2 < very weak). In a\n"
       "corpus of N faces about FMR x N strangers are expected within the threshold: a match is a\n"
       "lead for a person to check, not an identification.\n"
-      "Exit status: 0 at least one match, 1 no match (or no face in the probe), 2 error.\n"
+      "Several probes (PHOTO..., --from-file) share one model load; every row names its probe, and\n"
+      "--format json prints an array of per-probe objects. --face N picks one face of each probe.\n"
+      "Exit status: 0 at least one match, 1 no match (or no face in the probe), 2 error (including\n"
+      "any probe that could not be read; the other probes are still searched and printed).\n"
       "Every query is recorded in the audit log before results are shown (`facesearch audit`);\n"
       "say why with --case ID and --purpose TEXT.\n\n"
       "Examples:\n"
@@ -58,9 +104,15 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch --case 2025-017 --purpose 'robbery, Main St' query probe.jpg\n"
       "  facesearch query --max-fmr 1e-4 probe.jpg        # only strong or very strong matches\n"
       "  facesearch query --all-faces --format csv group.jpg > leads.csv\n"
+      "  facesearch query --paths-only a.jpg b.jpg | xargs -d '\\n' cp -t leads/\n"
+      "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
       "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'");
-  cmd->add_option("photo", args->photo, "Probe image file, or - to read it from stdin")->required();
+  cmd->add_option("photos", args->photos, "Probe image files, or - to read one from stdin");
+  cmd->add_option("--from-file", args->from_file, "Also read probe paths from this file (- for stdin)");
+  cmd->add_flag("-0,--null", args->null_separated,
+                "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0)");
+  cmd->add_flag("--paths-only", args->paths_only, "Print only the matching image paths, each once");
   cmd->add_option("-k,--top-k", args->options.top_k, "Most matches to return per probe face")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
@@ -74,14 +126,18 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
                   "(from the LFW calibration in data/calibration.tsv)")
       ->check(CLI::Range(1e-9, 1.0))
       ->excludes(threshold);
-  cmd->add_flag("--all-faces", args->options.all_faces,
-                "Search with every face in the probe (default: the largest face only)");
-  cmd->add_option("-f,--format", args->format, "Output: table, json, jsonl or csv")
+  CLI::Option* all_faces = cmd->add_flag("--all-faces", args->options.all_faces,
+                                         "Search with every face in the probe (default: the largest face only)");
+  cmd->add_option("--face", args->face, "Search with the probe's face N (0-based, as `facesearch faces` numbers them)")
+      ->check(CLI::NonNegativeNumber)
+      ->excludes(all_faces);
+  cmd->add_option("-f,--format", args->format, "Output: table, json, jsonl, csv or tsv")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable},
                                               {"json", OutputFormat::kJson},
                                               {"jsonl", OutputFormat::kJsonl},
-                                              {"csv", OutputFormat::kCsv}},
+                                              {"csv", OutputFormat::kCsv},
+                                              {"tsv", OutputFormat::kTsv}},
           CLI::ignore_case))
       ->default_str("table");
   AddPipelineOptions(*cmd, args->options.pipeline);

@@ -4,83 +4,14 @@
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
+#include <iterator>
 
+#include "common/json.h"
 #include "facesearch/eval.h"
 
 namespace facesearch::cli {
 
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 when the bytes there are not one.
-size_t Utf8Length(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k)
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-  if (n == 2 && c < 0xC2) return 0;                       // overlong
-  if (n == 3 && c == 0xE0 && b(i + 1) < 0xA0) return 0;   // overlong
-  if (n == 3 && c == 0xED && b(i + 1) >= 0xA0) return 0;  // UTF-16 surrogate
-  if (n == 4 && (c > 0xF4 || (c == 0xF0 && b(i + 1) < 0x90) || (c == 0xF4 && b(i + 1) >= 0x90))) return 0;
-  return n;
-}
-
-}  // namespace
-
-// File names are bytes, JSON strings are Unicode: bytes that are not valid UTF-8 (possible in
-// Linux file names) become U+FFFD so that every line stays valid JSON; the image's sha256 still
-// identifies the file exactly.
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t n = Utf8Length(s, i);
-    if (n == 0) {
-      out += "\\ufffd";
-      ++i;
-      continue;
-    }
-    if (n > 1) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    }
-    ++i;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
-std::string JsonNumber(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-namespace {
-std::string JsonFloat(float v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
 // Distances are shown to 4 decimals: more digits suggest a precision the model does not have.
 std::string Distance(float d) {
   char buf[32];
@@ -127,7 +58,12 @@ double ExpectedFalseMatches(const QueryResult& r, const QueryOptions& o) {
   return EstimatedFmr(o.threshold) * static_cast<double>(r.corpus_faces);
 }
 
-void WriteJson(std::ostream& out, const QueryResult& r, const QueryOptions& o) {
+void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const QueryOptions& o) {
+  const QueryResult& r = outcome.result;
+  if (outcome.error) {
+    out << "{\"probe\":" << JsonString(outcome.photo) << ",\"error\":" << JsonString(outcome.error->message) << "}";
+    return;
+  }
   out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
       << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
       << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"threshold_fmr\":" << Fmr(o.threshold)
@@ -141,7 +77,18 @@ void WriteJson(std::ostream& out, const QueryResult& r, const QueryOptions& o) {
       out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i]) << "}";
     out << "]}";
   }
-  out << "]}\n";
+  out << "]}";
+}
+
+// One object for one probe; an array of them for several.
+void WriteJson(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& o) {
+  const bool many = outcomes.size() != 1;
+  if (many) out << "[";
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    if (i) out << ",";
+    WriteJsonObject(out, outcomes[i], o);
+  }
+  out << (many ? "]\n" : "\n");
 }
 
 void WriteJsonl(std::ostream& out, const QueryResult& r) {
@@ -151,17 +98,32 @@ void WriteJsonl(std::ostream& out, const QueryResult& r) {
           << MatchJsonFields(m) << "}\n";
 }
 
-void WriteCsv(std::ostream& out, const QueryResult& r) {
-  out << "probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h\n";
-  for (const ProbeFace& probe : r.probes)
-    for (const Match& m : probe.matches)
-      out << CsvField(r.probe_path) << ',' << probe.index << ',' << m.rank << ',' << m.face_id << ','
-          << Distance(m.distance) << ',' << Fmr(m.distance) << ','
-          << ConfidenceBand(EstimatedFmr(m.distance)) << ',' << CsvField(m.image_path) << ',' << m.box.x << ','
-          << m.box.y << ',' << m.box.w << ',' << m.box.h << '\n';
+// TSV cannot quote: tabs and line breaks inside a field become spaces.
+std::string TsvField(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+  return out;
 }
 
-void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o) {
+// CSV (sep ',') or TSV (sep '\t'): one header, then one row per match of every probe.
+void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep) {
+  auto field = [&](std::string_view s) { return sep == ',' ? CsvField(s) : TsvField(s); };
+  const char* columns[] = {"probe", "probe_face", "rank", "face_id", "distance", "fmr", "confidence",
+                           "image", "x", "y", "w", "h"};
+  for (size_t i = 0; i < std::size(columns); ++i) out << (i ? std::string(1, sep) : "") << columns[i];
+  out << '\n';
+  for (const ProbeOutcome& o : outcomes)
+    for (const ProbeFace& probe : o.result.probes)
+      for (const Match& m : probe.matches)
+        out << field(o.photo) << sep << probe.index << sep << m.rank << sep << m.face_id << sep
+            << Distance(m.distance) << sep << Fmr(m.distance) << sep << ConfidenceBand(EstimatedFmr(m.distance))
+            << sep << field(m.image_path) << sep << m.box.x << sep << m.box.y << sep << m.box.w << sep
+            << m.box.h << '\n';
+}
+
+void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, bool name_probe) {
+  if (name_probe) out << "== " << r.probe_path << " (" << r.faces_detected << " face(s))\n";
   for (const ProbeFace& probe : r.probes) {
     const Box& b = probe.face.box;
     out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y
@@ -191,13 +153,20 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o) 
 
 }  // namespace
 
-void WriteQueryResult(std::ostream& out, const QueryResult& result, const QueryOptions& options,
-                      OutputFormat format) {
+void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
+                       OutputFormat format) {
   switch (format) {
-    case OutputFormat::kTable: WriteTable(out, result, options); break;
-    case OutputFormat::kJson: WriteJson(out, result, options); break;
-    case OutputFormat::kJsonl: WriteJsonl(out, result); break;
-    case OutputFormat::kCsv: WriteCsv(out, result); break;
+    case OutputFormat::kJson: return WriteJson(out, outcomes, options);
+    case OutputFormat::kCsv: return WriteDelimited(out, outcomes, ',');
+    case OutputFormat::kTsv: return WriteDelimited(out, outcomes, '\t');
+    case OutputFormat::kTable:
+    case OutputFormat::kJsonl:
+      break;
+  }
+  for (const ProbeOutcome& o : outcomes) {
+    if (o.error) continue;  // reported on stderr
+    if (format == OutputFormat::kJsonl) WriteJsonl(out, o.result);
+    else WriteTable(out, o.result, options, outcomes.size() > 1);
   }
 }
 

@@ -4,20 +4,23 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "common/json.h"
 #include "facesearch/engine.h"
 
 namespace facesearch::cli {
 
-enum class OutputFormat { kTable, kJson, kJsonl, kCsv };
+enum class OutputFormat { kTable, kJson, kJsonl, kCsv, kTsv };
 
-std::string JsonString(std::string_view s);  // quoted and escaped
-std::string JsonNumber(double v);            // shortest round-trip form; non-finite → null
 std::string JsonBox(const Box& b);           // {"x":..,"y":..,"w":..,"h":..}
 std::string CsvField(std::string_view s);    // quoted when it holds a comma, quote or newline
 
-void WriteQueryResult(std::ostream& out, const QueryResult& result, const QueryOptions& options,
-                      OutputFormat format);
+// Results of a (multi-probe) query. json: one object for one probe, an array for several (a probe
+// that failed is {"probe","error"}); jsonl/csv/tsv: one row per match, naming its probe; table: one
+// block per probe. Failed probes are skipped by the other formats (the CLI reports them on stderr).
+void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes,
+                       const QueryOptions& options, OutputFormat format);
 
 // One export line: face id, image, box, landmarks, detector score and the 128 floats.
 std::string FaceRecordJson(const FaceRecord& record);

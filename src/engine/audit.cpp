@@ -45,35 +45,6 @@ Result<std::unique_ptr<Store>> OpenForReading(const CorpusConfig& config) {
 
 }  // namespace
 
-std::string JsonQuote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + '"';
-}
-
-std::string JsonFloat(float v) {
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  return ec == std::errc() ? std::string(buf, end) : "null";
-}
-
 std::string JsonIdArray(const std::vector<int64_t>& ids) {
   std::string out = "[";
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -162,7 +133,7 @@ Status SetSetting(const CorpusConfig& config, const std::string& key, const std:
   if (value != "true" && value != "false")
     return Fail(ErrorCode::kInvalidArgument, "require-case takes true or false, not '" + value + "'");
   FS_ASSIGN(auto store, OpenForAudit(config));
-  AuditEvent event{"config", "{\"key\":" + JsonQuote(key) + ",\"value\":" + JsonQuote(value) + "}", {}, "null"};
+  AuditEvent event{"config", "{\"key\":" + JsonString(key) + ",\"value\":" + JsonString(value) + "}", {}, "null"};
   return store->SetMetaAudited(MetaKey(key), value, MakeAuditRecord(config.audit, event));
 }
 

@@ -142,7 +142,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   std::string params = "{\"by\":[";
   for (size_t i = 0; i < by.size(); ++i) {
     if (i) params += ',';
-    params += JsonQuote(by[i]);
+    params += JsonString(by[i]);
   }
   params += "],\"images\":" + std::to_string(request.images.size()) +
             ",\"face_ids\":" + JsonIdArray(request.face_ids);
@@ -152,7 +152,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
     image_ids.insert(old.begin(), old.end());
     params += ",\"older_than_s\":" + std::to_string(*request.older_than_s) +
-              ",\"added_before\":" + JsonQuote(cutoff);
+              ",\"added_before\":" + JsonString(cutoff);
     by.push_back("retention");
   }
   params += "}";
@@ -184,7 +184,7 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
   FS_ASSIGN(auto store, OpenForWriting(paths, /*models=*/true));
 
   const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(request.threshold) +
-                             ",\"reason\":" + JsonQuote(request.reason) + "}";
+                             ",\"reason\":" + JsonString(request.reason) + "}";
   OptOutRecord record;
   record.embedding = probe.face.embedding;
   record.threshold = request.threshold;

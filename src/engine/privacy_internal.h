@@ -5,15 +5,12 @@
 #include <string_view>
 #include <vector>
 
+#include "common/json.h"
 #include "facesearch/privacy.h"
 #include "store/store.h"
 
 namespace facesearch {
 
-// "ab\"c" with JSON escaping, for building audit parameters.
-std::string JsonQuote(std::string_view s);
-// Shortest text that reads back as the same float: 0.6f → "0.6".
-std::string JsonFloat(float v);
 // "[1,2,3]"
 std::string JsonIdArray(const std::vector<int64_t>& ids);
 

@@ -10,6 +10,7 @@
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
+#include "facesearch/analyze.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
 
@@ -21,19 +22,6 @@ bool QueryResult::any_match() const {
 }
 
 namespace {
-
-Result<std::string> ReadProbe(const std::string& photo, size_t max_bytes) {
-  if (photo != "-") return ReadFile(photo, max_bytes);
-  std::string bytes;
-  char buf[1 << 16];
-  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
-    bytes.append(buf, static_cast<size_t>(std::cin.gcount()));
-    if (bytes.size() > max_bytes)
-      return Fail(ErrorCode::kDecode, "probe on stdin is larger than the size limit");
-  }
-  if (bytes.empty()) return Fail(ErrorCode::kInvalidArgument, "no image data on stdin");
-  return bytes;
-}
 
 // Hits matching an opt-out are dropped (defence in depth: ingest and `optout add` keep them out).
 Result<std::vector<Match>> FindMatches(Store& store, const VectorIndex& index, const Face& face,
@@ -57,26 +45,39 @@ Result<std::vector<Match>> FindMatches(Store& store, const VectorIndex& index, c
   return matches;
 }
 
+// Which of the probe's faces to search with: --face N, every face, or the largest.
+Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOptions& options) {
+  if (options.face) {
+    FS_ASSIGN(int i, ChooseFace(photo, options.face));
+    return std::vector<int>{i};
+  }
+  std::vector<int> all(photo.faces.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  if (options.all_faces || all.empty()) return all;
+  FS_ASSIGN(int largest, ChooseFace(photo, std::nullopt));
+  return std::vector<int>{largest};
+}
+
+std::string AuditParams(const QueryOptions& options, const std::string& photo, int faces_detected) {
+  return "{\"probe\":" + JsonString(photo) + ",\"top_k\":" + std::to_string(options.top_k) +
+         ",\"threshold\":" + JsonFloat(options.threshold) +
+         ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
+         ",\"face\":" + (options.face ? std::to_string(*options.face) : "null") +
+         ",\"detector\":" + (options.pipeline.detector == DetectorKind::kCnn ? "\"cnn\"" : "\"hog\"") +
+         ",\"faces_detected\":" + std::to_string(faces_detected) + "}";
+}
+
 }  // namespace
 
-Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& photo,
-                               const QueryOptions& options) {
+Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<std::string>& photos,
+                                              const QueryOptions& options) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
+  if (std::count(photos.begin(), photos.end(), "-") > 1)
+    return Fail(ErrorCode::kInvalidArgument, "only one probe can come from stdin (-)");
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(corpus));
   FS_TRY(CheckCorpusPermissions(config));
-
-  QueryResult result;
-  result.probe_path = photo;
-  DecodeLimits limits = LimitsFrom(options.pipeline);
-  FS_ASSIGN(std::string bytes, ReadProbe(photo, static_cast<size_t>(limits.max_bytes)));
-  result.probe_sha256 = Sha256Hex(bytes);
-  auto image = DecodeImage(bytes, limits);
-  if (!image) return Fail(ErrorCode::kDecode, "cannot read probe " + photo + ": " + image.error().message);
-
-  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, options.pipeline));
-  FS_ASSIGN(std::vector<Face> faces, analyzer->Analyze(*image));
-  result.faces_detected = static_cast<int>(faces.size());
+  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, options.pipeline));
 
   // Repair the index on disk too when no writer is busy; otherwise repair in memory only.
   auto lock = FileLock::Acquire(corpus.lock, /*exclusive=*/true, /*wait=*/false);
@@ -84,32 +85,37 @@ Result<QueryResult> QueryPhoto(const CorpusConfig& config, const std::string& ph
   FS_TRY(CheckCaseRequired(*store, config.audit, "query"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value()));
-  result.corpus_faces = opened.index->ntotal();
 
-  std::vector<int> chosen;
-  for (int i = 0; i < result.faces_detected; ++i) chosen.push_back(i);
-  if (!options.all_faces && !chosen.empty()) {
-    auto area = [&](int i) { return faces[i].box.w * faces[i].box.h; };
-    chosen = {*std::max_element(chosen.begin(), chosen.end(),
-                                [&](int a, int b) { return area(a) < area(b); })};
+  std::vector<ProbeOutcome> outcomes;
+  for (const std::string& photo : photos) {
+    ProbeOutcome& out = outcomes.emplace_back();
+    out.photo = out.result.probe_path = photo;
+    out.result.corpus_faces = opened.index->ntotal();
+    auto analyzed = analyzer->Analyze(photo);
+    if (!analyzed) {
+      out.error = analyzed.error();
+      continue;
+    }
+    out.result.probe_sha256 = analyzed->sha256;
+    out.result.faces_detected = static_cast<int>(analyzed->faces.size());
+    auto chosen = ChooseProbeFaces(*analyzed, options);
+    if (!chosen) {
+      out.error = chosen.error();
+      continue;
+    }
+    std::vector<int64_t> returned;
+    for (int i : *chosen) {
+      ProbeFace probe{i, analyzed->faces[i], {}};
+      FS_ASSIGN(probe.matches, FindMatches(*store, *opened.index, probe.face, options, optouts));
+      for (const Match& m : probe.matches) returned.push_back(m.face_id);
+      out.result.probes.push_back(std::move(probe));
+    }
+    // The audit record is committed before any result leaves this function; no record, no result.
+    FS_TRY(AppendAudit(*store, config.audit,
+                       {"query", AuditParams(options, photo, out.result.faces_detected),
+                        {out.result.probe_sha256}, JsonIdArray(returned)}));
   }
-  for (int i : chosen) {
-    ProbeFace probe{i, faces[i], {}};
-    FS_ASSIGN(probe.matches, FindMatches(*store, *opened.index, faces[i], options, optouts));
-    result.probes.push_back(std::move(probe));
-  }
-  // The audit record is committed before any result leaves this function; no record, no result.
-  std::vector<int64_t> returned;
-  for (const ProbeFace& p : result.probes)
-    for (const Match& m : p.matches) returned.push_back(m.face_id);
-  const std::string params =
-      "{\"probe\":" + JsonQuote(photo) + ",\"top_k\":" + std::to_string(options.top_k) +
-      ",\"threshold\":" + JsonFloat(options.threshold) +
-      ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
-      ",\"detector\":" + (options.pipeline.detector == DetectorKind::kCnn ? "\"cnn\"" : "\"hog\"") +
-      ",\"faces_detected\":" + std::to_string(result.faces_detected) + "}";
-  FS_TRY(AppendAudit(*store, config.audit, {"query", params, {result.probe_sha256}, JsonIdArray(returned)}));
-  return result;
+  return outcomes;
 }
 
 }  // namespace facesearch

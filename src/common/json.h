@@ -1,0 +1,17 @@
+// JSON text building blocks shared by the CLI's output and the audit log. Header-light on purpose:
+// facesearch writes JSON by hand in a few fixed shapes and never parses it.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace facesearch {
+
+// Quoted and escaped. Bytes that are not valid UTF-8 (possible in Linux file names) become U+FFFD
+// so that the text stays valid JSON; keep a content hash beside such names to identify files.
+std::string JsonString(std::string_view s);
+// Shortest round-trip form; non-finite values become null.
+std::string JsonNumber(double v);
+std::string JsonFloat(float v);
+
+}  // namespace facesearch
