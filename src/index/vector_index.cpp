@@ -15,6 +15,7 @@
 
 #include "common/fs.h"
 #include "common/sha256.h"
+#include "search/exact_search.h"
 
 namespace facesearch {
 namespace {
@@ -123,22 +124,32 @@ Status VectorIndex::Add(std::span<const int64_t> ids, std::span<const float> vec
   return Ok();
 }
 
+// Exact search with our SIMD scan (src/search/) over the flat index's own storage: FAISS's
+// generic-x86-64 build is compute-bound here, ours runs at memory speed (docs/benchmarks.md).
 Result<std::vector<Hit>> VectorIndex::Search(const Embedding& query, int k) const {
-  const int64_t n = std::min<int64_t>(k, index_->ntotal);
-  if (n <= 0) return std::vector<Hit>();
-  std::vector<float> distances(static_cast<size_t>(n));
-  std::vector<idx_t> labels(static_cast<size_t>(n));
+  FS_ASSIGN(auto hits, SearchBatch(std::span<const Embedding>(&query, 1), k));
+  return std::move(hits.front());
+}
+
+Result<std::vector<std::vector<Hit>>> VectorIndex::SearchBatch(std::span<const Embedding> queries,
+                                                               int k) const {
+  const auto& map = IdMap(*index_);
+  const auto& flat = static_cast<const faiss::IndexFlat&>(*map.index);
+  const search::FlatView view{flat.get_xb(), map.id_map.data(),
+                              static_cast<size_t>(map.ntotal)};
+  static_assert(sizeof(Embedding) == kEmbeddingDim * sizeof(float));  // contiguous rows
+  std::vector<std::vector<search::Neighbor>> found;
   FS_TRY(Guard(ErrorCode::kIndex, "cannot search the vector index", [&] {
-    index_->search(1, query.data(), n, distances.data(), labels.data());
+    found = search::ExactSearchBatch(view, queries.empty() ? nullptr : queries.front().data(),
+                                     queries.size(), k);
   }));
-  std::vector<Hit> hits;
-  hits.reserve(labels.size());
-  for (size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] < 0) continue;  // FAISS pads missing results with -1
-    // FAISS reports squared L2; rounding can make it slightly negative for identical vectors.
-    hits.push_back({labels[i], std::sqrt(std::max(0.f, distances[i]))});
+  std::vector<std::vector<Hit>> result(found.size());
+  for (size_t q = 0; q < found.size(); ++q) {
+    result[q].reserve(found[q].size());
+    // Squared L2 from the kernels; never negative, unlike FAISS's expanded form.
+    for (const auto& f : found[q]) result[q].push_back({f.id, std::sqrt(f.dist2)});
   }
-  return hits;
+  return result;
 }
 
 Result<SavedFile> VectorIndex::Save(const std::filesystem::path& path) const {

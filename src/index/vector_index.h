@@ -1,5 +1,6 @@
 // The vector index: an exact L2 FAISS index keyed by face id (IndexIDMap2 over IndexFlatL2).
-// Derived data: it can always be rebuilt from the Store.
+// Derived data: it can always be rebuilt from the Store. FAISS stores and serialises the vectors;
+// Search scans them with our own SIMD kernels (src/search/exact_search.h), multithreaded.
 //
 // Thread-safety: Search may be called from several threads at once; Add/Save need exclusive use.
 #pragma once
@@ -48,6 +49,11 @@ class VectorIndex {
   // Up to k nearest faces, nearest first; fewer when the index holds fewer than k (none for
   // k <= 0). Errors: kIndex.
   Result<std::vector<Hit>> Search(const Embedding& query, int k) const;
+  // Search for several probes in one pass over the vectors (each block is compared with every
+  // probe while in cache): result[i] is exactly what Search(queries[i], k) returns.
+  // Errors: kIndex.
+  Result<std::vector<std::vector<Hit>>> SearchBatch(std::span<const Embedding> queries,
+                                                    int k) const;
   // Serialises and writes atomically (WriteFileAtomic). Returns size and sha256 of what was written.
   // Errors: kIndex, kIo.
   Result<SavedFile> Save(const std::filesystem::path& path) const;
