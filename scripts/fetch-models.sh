@@ -23,26 +23,7 @@ readonly DLIB_URL="http://dlib.net/files"
 
 usage() { sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-dest="$(fs_default_models_dir)"
-while (($# > 0)); do
-  case "$1" in
-    --dest)
-      (($# >= 2)) || die "--dest needs a directory"
-      dest="$2"
-      shift 2
-      ;;
-    --dest=*)
-      dest="${1#--dest=}"
-      shift
-      ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) die "unknown argument: $1 (try --help)" ;;
-  esac
-done
-[[ -n "$dest" ]] || die "empty destination directory"
+fs_parse_dest_args "$(fs_default_models_dir)" "$@"
 
 # Fallback: the same files as published by dlib's author, bzip2-compressed.
 fetch_from_dlib_net() {

@@ -22,26 +22,7 @@ readonly MEMBER_DIR="face_recognition-1.3.0/tests/test_images"
 
 usage() { sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-dest="$(fs_default_test_images_dir)"
-while (($# > 0)); do
-  case "$1" in
-    --dest)
-      (($# >= 2)) || die "--dest needs a directory"
-      dest="$2"
-      shift 2
-      ;;
-    --dest=*)
-      dest="${1#--dest=}"
-      shift
-      ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *) die "unknown argument: $1 (try --help)" ;;
-  esac
-done
-[[ -n "$dest" ]] || die "empty destination directory"
+fs_parse_dest_args "$(fs_default_test_images_dir)" "$@"
 
 log "making sure the test images are in $dest"
 fs_fetch_pinned_sdist "$FS_REPO_ROOT/data/test-images.sha256" "$dest" "$SDIST_SPEC" "$SDIST_FILE" \

@@ -145,3 +145,29 @@ fs_fetch_pinned_sdist() {
   fs_verify_staged "$work/stage"
   fs_install_staged "$work/stage" "$dest"
 }
+
+# Parses a fetch script's arguments: --dest DIR (or --dest=DIR), -h/--help (calls the script's
+# usage). Sets the global `dest`, defaulting to $1.
+fs_parse_dest_args() {
+  dest="$1"
+  shift
+  while (($# > 0)); do
+    case "$1" in
+      --dest)
+        (($# >= 2)) || die "--dest needs a directory"
+        dest="$2"
+        shift 2
+        ;;
+      --dest=*)
+        dest="${1#--dest=}"
+        shift
+        ;;
+      -h | --help)
+        usage
+        exit 0
+        ;;
+      *) die "unknown argument: $1 (try --help)" ;;
+    esac
+  done
+  [[ -n "$dest" ]] || die "empty destination directory"
+}
