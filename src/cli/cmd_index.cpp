@@ -45,9 +45,12 @@ void Run(Context& ctx, IndexArgs& args) {
   if (tty)
     args.options.on_progress = [](const IndexProgress& p) {
       double rate = p.elapsed_s > 0 ? static_cast<double>(p.done) / p.elapsed_s : 0.0;
-      std::fprintf(stderr, "\r%lld/%lld files, %lld faces, %lld errors, %.1f files/s ",
+      double faces_rate = p.elapsed_s > 0 ? static_cast<double>(p.faces) / p.elapsed_s : 0.0;
+      long long eta_s = rate > 0 ? static_cast<long long>(static_cast<double>(p.total - p.done) / rate) : 0;
+      std::fprintf(stderr, "\r%lld/%lld files, %lld faces, %lld errors, %.1f files/s, %.1f faces/s, ETA %lld:%02lld ",
                    static_cast<long long>(p.done), static_cast<long long>(p.total),
-                   static_cast<long long>(p.faces), static_cast<long long>(p.errors), rate);
+                   static_cast<long long>(p.faces), static_cast<long long>(p.errors), rate, faces_rate,
+                   eta_s / 60, eta_s % 60);
       if (p.done == p.total) std::fputc('\n', stderr);
     };
   auto summary = IndexPaths(ctx.Config(), args.paths, args.options);

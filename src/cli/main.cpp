@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/cli.h"
@@ -28,7 +29,10 @@ constexpr Subcommand kSubcommands[] = {
 
 void SetUpLogging(int verbose, bool quiet) {
   auto logger = spdlog::stderr_color_mt("facesearch");
-  logger->set_pattern(isatty(STDERR_FILENO) ? "%^facesearch: %l:%$ %v" : "facesearch: %l: %v");
+  // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
+  const char* no_color = std::getenv("NO_COLOR");
+  const bool colour = isatty(STDERR_FILENO) && !(no_color && *no_color);
+  logger->set_pattern(colour ? "%^facesearch: %l:%$ %v" : "facesearch: %l: %v");  // %^..%$: colour range
   logger->set_level(quiet ? spdlog::level::warn
                           : verbose > 0 ? spdlog::level::debug : spdlog::level::info);
   spdlog::set_default_logger(logger);
