@@ -8,11 +8,14 @@
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 seconds="${1:-300}"
-command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ is needed (apt-get install clang)" >&2; exit 2; }
+# libstdc++ 12's std::expected needs clang >= 16 (Debian bookworm's default clang is 14).
+cxx=""
+for c in clang++-19 clang++-18 clang++-17 clang++-16; do command -v "$c" >/dev/null && { cxx="$c"; break; }; done
+[[ -n "$cxx" ]] || { echo "fuzz.sh: clang >= 16 is needed: apt-get install clang-16 libclang-rt-16-dev libomp-16-dev" >&2; exit 2; }
 seeds="${FACESEARCH_TEST_IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/facesearch/test-images}"
 [[ -d "$seeds" ]] || scripts/fetch-test-images.sh
-echo "fuzz.sh: building the fuzz target with clang, ASan and UBSan (build-fuzz/)" >&2
-CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACESEARCH_FUZZ=ON \
+echo "fuzz.sh: building the fuzz target with $cxx, ASan and UBSan (build-fuzz/)" >&2
+CXX="$cxx" cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFACESEARCH_FUZZ=ON \
   -DFACESEARCH_SANITIZE=ON -DFACESEARCH_BUILD_TESTS=OFF >/dev/null
 cmake --build build-fuzz --target fuzz_decode -j"$(nproc)"
 mkdir -p build-fuzz/corpus
