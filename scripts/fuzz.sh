@@ -21,5 +21,5 @@ cmake --build build-fuzz --target fuzz_decode -j"$(nproc)"
 mkdir -p build-fuzz/corpus
 echo "fuzz.sh: fuzzing for ${seconds}s (seeds: $seeds)" >&2
 # Leaks inside OpenCV/libjpeg error paths are not ours to fix; ASan still reports memory errors.
-ASAN_OPTIONS=detect_leaks=0 build-fuzz/fuzz_decode -max_total_time="$seconds" -max_len=262144 \
+ASAN_OPTIONS=detect_leaks=0 build-fuzz/fuzz_decode -max_total_time="$seconds" -max_len=65536 \
   -rss_limit_mb=4096 -artifact_prefix=build-fuzz/ build-fuzz/corpus "$seeds"
