@@ -70,7 +70,11 @@ void Run(Context& ctx, QueryArgs& args) {
   std::istringstream stdin_copy;
   std::streambuf* cin_buf = std::cin.rdbuf();
   if (!args.html.empty() && std::find(args.photos.begin(), args.photos.end(), "-") != args.photos.end()) {
-    stdin_probe.assign(std::istreambuf_iterator<char>(std::cin), {});
+    // At most one byte past the size limit: the query then refuses it as it would unbuffered.
+    const auto limit = static_cast<size_t>(args.options.pipeline.max_file_bytes) + 1;
+    char buf[1 << 16];
+    while (stdin_probe.size() < limit && (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0))
+      stdin_probe.append(buf, static_cast<size_t>(std::cin.gcount()));
     stdin_copy.str(stdin_probe);
     std::cin.rdbuf(stdin_copy.rdbuf());
   }
