@@ -139,7 +139,7 @@ TEST_CASE("The HTML report renders in headless Chromium with one card per match 
     return;
   }
   TempDir profile;
-  const std::string flags = " --headless --no-sandbox --disable-gpu --hide-scrollbars --user-data-dir=" +
+  const std::string flags = " --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars --user-data-dir=" +
                             ShellQuote(profile.path().string());
   RunResult version = RunShell(chromium + flags + " --version", profile.path().string());
   if (version.exit_code != 0) {

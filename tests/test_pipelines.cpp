@@ -99,13 +99,7 @@ TEST_CASE("Exit codes are grep's: 0 match, 1 no match or no face, 2 unreadable p
   CHECK(rc("facesearch --corpus nowhere query \"$IMAGES/obama3.jpg\"") == 2);
   CHECK(rc("facesearch --corpus nowhere info") == 2);
   CHECK(rc("facesearch --corpus nowhere cluster") == 2);
-  CHECK(rc("facesearch info") == 0);
-  CHECK(rc("facesearch compare \"$IMAGES/obama.jpg\" \"$IMAGES/obama2.jpg\"") == 0);
-  CHECK(rc("facesearch compare \"$IMAGES/obama.jpg\" \"$IMAGES/biden.jpg\"") == 1);
-  CHECK(rc("facesearch compare \"$IMAGES/obama.jpg\" broken.jpg") == 2);
-  CHECK(rc("facesearch faces \"$IMAGES/biden.jpg\"") == 0);
-  CHECK(rc("facesearch faces wall.png") == 1);
-  CHECK(rc("facesearch faces does-not-exist.jpg") == 2);
+  // compare's and faces' codes: tests/test_analyze_cli.cpp.
   CHECK(rc("facesearch cluster") == 0);                 // the two Obama photos
   CHECK(rc("facesearch cluster --min-size 3") == 1);    // no cluster that large
   CHECK(rc("facesearch query --format xml x.jpg 2>/dev/null") == 2);  // usage error
