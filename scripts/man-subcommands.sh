@@ -16,14 +16,19 @@ printf '[=DESCRIPTION]\n.nf\n'
 "$bin" --help | sed -n '/^Usage:/q;p' | roff
 printf '.fi\n'
 printf '\n[SUBCOMMANDS]\nEach subcommand has its own \\fB\\-\\-help\\fR, shown here.\n'
-"$bin" --help | awk '/^[A-Za-z].*:$/ { in_subs = ($0 == "Subcommands:"); next } in_subs && /^  [a-z]/ { print $1 }' |
-  while read -r sub; do
-    printf '.SS "facesearch %s"\n.nf\n' "$sub"
-    "$bin" "$sub" --help | roff
-    printf '.fi\n'
-  done
+subcommands() { "$@" --help | awk '/^[A-Za-z].*:$/ { in_subs = ($0 == "Subcommands:"); next } in_subs && /^  [a-z]/ { print $1 }'; }
+section() {  # section WORD... : the help of `facesearch WORD...`
+  printf '.SS "facesearch %s"\n.nf\n' "$*"
+  "$bin" "$@" --help | roff
+  printf '.fi\n'
+}
+subcommands "$bin" | while read -r sub; do
+  section "$sub"
+  subcommands "$bin" "$sub" | while read -r nested; do section "$sub" "$nested"; done
+done
 printf '\n[ENVIRONMENT]\n.TP\n.B FACESEARCH_CORPUS\nCorpus directory when \\fB\\-\\-corpus\\fR is not given.\n'
 printf '.TP\n.B FACESEARCH_MODELS\nDirectory of the dlib model files when \\fB\\-\\-models\\fR is not given.\n'
+printf '.TP\n.B FACESEARCH_CASE\nCase reference for the audit log when \\fB\\-\\-case\\fR is not given.\n'
 printf '.TP\n.B NO_COLOR\nWhen set, log lines on stderr are never coloured.\n'
-printf '\n[EXIT STATUS]\n0 a match was found (or the command succeeded), 1 no match, 2 an error (as grep).\n'
+printf '\n[EXIT STATUS]\n0 a match was found (or the command succeeded), 1 no match, 2 an error (as grep);\nthe help of each subcommand above says what counts as a match for it.\n'
 printf '\n[SEE ALSO]\ndocs/output.md for the output formats; README.md for a walk-through.\n'
