@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "facesearch/engine.h"
@@ -63,5 +64,12 @@ struct CompareResult {
 // index beyond the faces found.
 Result<CompareResult> ComparePhotos(const CorpusConfig& config, const std::string& a,
                                     const std::string& b, const CompareOptions& options);
+
+// Face crops for visual reports (`query --html`): decodes `image_bytes` once (EXIF-oriented, the
+// frame boxes are given in) and returns, per box, a JPEG of the box widened by a quarter of its size
+// on each side, scaled down so its longer side is at most max_side pixels. A box wholly outside the
+// image gets an empty string. Errors: kDecode for bytes that are not a readable image.
+Result<std::vector<std::string>> FaceThumbnails(std::string_view image_bytes, const std::vector<Box>& boxes,
+                                                const PipelineOptions& limits, int max_side = 160);
 
 }  // namespace facesearch

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -16,7 +17,24 @@ struct IndexArgs {
   std::vector<std::string> paths;
   IndexOptions options;
   bool json = false;
+  std::string from_file;  // a list of paths; "-" for stdin
+  bool null_separated = false;
 };
+
+// Appends the paths listed in `file` (newline- or NUL-separated), as `query --from-file` does.
+Status ReadPathList(const std::string& file, bool null_separated, std::vector<std::string>& paths) {
+  std::ifstream in;
+  if (file != "-") {
+    in.open(file);
+    if (!in) return Fail(ErrorCode::kNotFound, "cannot open path list " + file);
+  }
+  std::istream& src = file == "-" ? std::cin : in;
+  for (std::string line; std::getline(src, line, null_separated ? '\0' : '\n');) {
+    if (!null_separated && !line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) paths.push_back(line);
+  }
+  return Ok();
+}
 
 void PrintSummary(const IndexSummary& s, bool json) {
   if (json) {
@@ -35,6 +53,9 @@ void PrintSummary(const IndexSummary& s, bool json) {
 }
 
 void Run(Context& ctx, IndexArgs& args) {
+  if (!args.from_file.empty())
+    if (Status s = ReadPathList(args.from_file, args.null_separated, args.paths); !s) return ctx.Report(s.error());
+  if (args.paths.empty()) return ctx.Report(Error{ErrorCode::kInvalidArgument, "nothing to index (PATH... or --from-file)"});
   const bool tty = isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info;
   args.options.on_file = [&](const FileOutcome& o) {
     if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
@@ -74,8 +95,11 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       "Examples:\n"
       "  facesearch index ~/case-42/photos\n"
       "  find /mnt/archive -name '*.jpg' -newer last-run | facesearch index -\n"
+      "  find /mnt/archive -name '*.jpg' -print0 | facesearch index --from-file - -0\n"
       "  facesearch --corpus /srv/cases/42 index --jobs 8 --json photos/ > summary.json");
-  cmd->add_option("paths", args->paths, "Files, directories, or - to read paths from stdin")->required();
+  cmd->add_option("paths", args->paths, "Files, directories, or - to read paths from stdin");
+  cmd->add_option("--from-file", args->from_file, "Also index the paths listed in this file (- for stdin)");
+  cmd->add_flag("-0,--null", args->null_separated, "--from-file lists are NUL-separated (find -print0)");
   cmd->add_option("-j,--jobs", args->options.jobs, "Worker threads (default: one per CPU)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");

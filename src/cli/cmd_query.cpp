@@ -1,13 +1,16 @@
 // `facesearch query PHOTO`
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <set>
+#include <sstream>
 
 #include "cli/cli.h"
 #include "cli/format.h"
+#include "cli/html_report.h"
 #include "facesearch/eval.h"
 
 namespace facesearch::cli {
@@ -22,6 +25,7 @@ struct QueryArgs {
   double max_fmr = 0;  // set: the threshold comes from the calibration table
   OutputFormat format = OutputFormat::kTable;
   bool paths_only = false;
+  std::string html;  // --html FILE
 };
 
 // Appends the probe paths listed in `file` (newline- or NUL-separated).
@@ -61,7 +65,21 @@ void Run(Context& ctx, QueryArgs& args) {
     if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
   if (args.photos.empty())
     return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO... or --from-file)"});
+  // The report crops the probe's faces, so a probe on stdin is kept for it.
+  std::string stdin_probe;
+  std::istringstream stdin_copy;
+  std::streambuf* cin_buf = std::cin.rdbuf();
+  if (!args.html.empty() && std::find(args.photos.begin(), args.photos.end(), "-") != args.photos.end()) {
+    // At most one byte past the size limit: the query then refuses it as it would unbuffered.
+    const auto limit = static_cast<size_t>(args.options.pipeline.max_file_bytes) + 1;
+    char buf[1 << 16];
+    while (stdin_probe.size() < limit && (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0))
+      stdin_probe.append(buf, static_cast<size_t>(std::cin.gcount()));
+    stdin_copy.str(stdin_probe);
+    std::cin.rdbuf(stdin_copy.rdbuf());
+  }
   auto outcomes = QueryPhotos(ctx.Config(), args.photos, args.options);
+  std::cin.rdbuf(cin_buf);
   if (!outcomes) return ctx.Report(outcomes.error());
 
   bool any_match = false, any_error = false;
@@ -80,6 +98,11 @@ void Run(Context& ctx, QueryArgs& args) {
   else WriteQueryResults(std::cout, *outcomes, args.options, args.format);
   std::cout.flush();
   ctx.exit_code = any_error ? kExitError : any_match ? kExitMatch : kExitNoMatch;
+  if (!args.html.empty()) {
+    HtmlReportContext report{ctx.case_id, ctx.purpose, stdin_probe.empty() ? nullptr : &stdin_probe};
+    if (Status s = WriteHtmlReport(args.html, *outcomes, args.options, report); !s) return ctx.Report(s.error());
+    spdlog::info("report written to {}", args.html);
+  }
 }
 
 }  // namespace
@@ -104,6 +127,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch --case 2025-017 --purpose 'robbery, Main St' query probe.jpg\n"
       "  facesearch query --max-fmr 1e-4 probe.jpg        # only strong or very strong matches\n"
       "  facesearch query --all-faces --format csv group.jpg > leads.csv\n"
+      "  facesearch query --html report.html a.jpg b.jpg  # probe faces beside their matches\n"
       "  facesearch query --paths-only a.jpg b.jpg | xargs -d '\\n' cp -t leads/\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
@@ -113,6 +137,8 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
   cmd->add_flag("-0,--null", args->null_separated,
                 "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0)");
   cmd->add_flag("--paths-only", args->paths_only, "Print only the matching image paths, each once");
+  cmd->add_option("--html", args->html,
+                  "Also write a self-contained HTML report (face crops inlined, mode 0600) to this file");
   cmd->add_option("-k,--top-k", args->options.top_k, "Most matches to return per probe face")
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();

@@ -20,6 +20,7 @@ constexpr Subcommand kSubcommands[] = {
     {"export", AddExportCommand},
     {"compare", AddCompareCommand},
     {"faces", AddFacesCommand},
+    {"cluster", AddClusterCommand},
     {"eval", AddEvalCommand},
     {"forget", AddForgetCommand},
     {"optout", AddOptoutCommand},

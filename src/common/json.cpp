@@ -78,4 +78,6 @@ std::string JsonFloat(float v) {
   return std::string(buf, r.ptr);
 }
 
+size_t Utf8SequenceLength(std::string_view s, size_t i) { return Utf8Length(s, i); }
+
 }  // namespace facesearch

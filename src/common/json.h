@@ -14,4 +14,8 @@ std::string JsonString(std::string_view s);
 std::string JsonNumber(double v);
 std::string JsonFloat(float v);
 
+// Length of the valid UTF-8 sequence starting at s[i] (1 to 4), or 0 when the bytes there are not
+// one (invalid, overlong, surrogate). For writers of other text formats (the HTML report).
+size_t Utf8SequenceLength(std::string_view s, size_t i);
+
 }  // namespace facesearch
