@@ -4,7 +4,7 @@
     python3 tests/http_fixture.py IMAGE_DIR LOG_FILE
 
 Binds 127.0.0.1 on a free port, prints the port on stdout, then serves until killed. Every request
-is appended to LOG_FILE as "PATH<TAB>USER-AGENT". Routes:
+is appended to LOG_FILE as "PATH<TAB>USER-AGENT<TAB>SECONDS" (time.monotonic()). Routes:
   /robots.txt           User-agent: * / Disallow: /private/
   /img/NAME, /private/NAME, /noindex/NAME   images from IMAGE_DIR (image/jpeg); /noindex/ adds
                         "X-Robots-Tag: noimageindex"
@@ -56,7 +56,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         with lock, open(LOG, "a") as log:
-            log.write("%s\t%s\n" % (self.path, self.headers.get("User-Agent", "")))
+            log.write("%s\t%s\t%.4f\n" % (self.path, self.headers.get("User-Agent", ""), time.monotonic()))
         p = self.path
         if p == "/robots.txt":
             return self.send(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
