@@ -89,6 +89,7 @@ void Run(Context& ctx, IndexArgs& args) {
     if (g_interrupted) ctx.exit_code = kExitInterrupted;
     return;
   }
+  if (tty && summary->interrupted) std::fputc('\n', stderr);  // end the progress line
   PrintSummary(*summary, args.json);
   ctx.exit_code = summary->interrupted ? kExitInterrupted : kExitMatch;
 }

@@ -211,6 +211,7 @@ struct Item {
   ImageRecord record;
   std::vector<Face> faces;
   std::optional<InputIssue> issue;  // instead of an image row: an input skipped before reading
+  bool read_again = false;          // instead of an image row: known content read from here
 };
 
 // State shared between the workers and the writer.
@@ -275,6 +276,7 @@ class Pipeline {
     item.record.sha256 = Sha256Hex(*bytes);
     if (!Claim(*item.record.sha256)) {
       item.outcome.result = FileResult::kDuplicate;
+      item.read_again = true;
       return item;
     }
     if (!allow_reindex_ && Erased(*item.record.sha256)) {
@@ -342,14 +344,16 @@ Status Commit(Store& store, std::mutex& store_mu, VectorIndex& index, std::vecto
   if (batch.empty()) return Ok();
   std::vector<std::pair<ImageRecord, std::vector<Face>>> rows;
   std::vector<InputIssue> issues;
+  std::vector<std::string> read_again;
   for (auto& item : batch) {
     if (item.issue) issues.push_back(std::move(*item.issue));
+    else if (item.read_again) read_again.push_back(std::move(item.record.path));
     else rows.emplace_back(std::move(item.record), std::move(item.faces));
   }
   Result<std::vector<std::vector<int64_t>>> ids;
   {
     std::lock_guard lock(store_mu);
-    ids = store.AddImages(rows, issues);
+    ids = store.AddImages(rows, issues, read_again);
   }
   if (!ids) return std::unexpected(ids.error());
   std::vector<int64_t> flat_ids;
@@ -450,7 +454,8 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     for (Item& item : pipeline.Take(std::chrono::milliseconds(200))) {
       ++done;
       report(item.outcome);
-      if (item.outcome.result != FileResult::kDuplicate && item.outcome.result != FileResult::kErased)
+      if (item.outcome.result != FileResult::kErased &&
+          (item.outcome.result != FileResult::kDuplicate || item.read_again))
         batch.push_back(std::move(item));
     }
     if (status && (batch.size() >= kBatchImages || (finished && !batch.empty()) ||

@@ -81,11 +81,12 @@ class Store {
   Result<std::vector<int64_t>> AddImage(const ImageRecord& image, const std::vector<Face>& faces);
 
   // Several AddImage calls in one transaction (one fsync per batch), with the batch's input issues
-  // (RecordInputIssue). Returns face ids per image. An image with a sha256 clears the unreadable
-  // rows and input issues left for its path by earlier runs.
+  // (RecordInputIssue). Returns face ids per image. Every image row clears the unreadable rows and
+  // input issues left for its path by earlier runs; so does each of `read_again`: locations read
+  // fine this time whose content was already in the corpus.
   Result<std::vector<std::vector<int64_t>>> AddImages(
       const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch,
-      const std::vector<InputIssue>& issues = {});
+      const std::vector<InputIssue>& issues = {}, const std::vector<std::string>& read_again = {});
 
   // Records an input refused or failed before any content was read (a robots.txt rule, a
   // malformed manifest row...), replacing an earlier issue for the same location. `at` is set by

@@ -124,12 +124,7 @@ class Inserter {
     }
     // This path's content is (or again is not) readable: earlier unreadable rows and input
     // issues for it are out of date.
-    drop_.Reset();
-    drop_.Bind(1, image.path);
-    FS_TRY(drop_.Run());
-    clear_.Reset();
-    clear_.Bind(1, image.path);
-    FS_TRY(clear_.Run());
+    FS_TRY(ClearStale(image.path));
     image_.Bind(2, image.path).Bind(3, image.size).Bind(4, int64_t{image.width});
     image_.Bind(5, int64_t{image.height}).Bind(6, ImageStatusName(image.status));
     if (image.error.empty()) image_.BindNull(7); else image_.Bind(7, image.error);
@@ -150,6 +145,16 @@ class Inserter {
       ids.push_back(sqlite3_last_insert_rowid(db_));
     }
     return ids;
+  }
+
+  // Deletes the unreadable rows and input issues recorded earlier for `location`.
+  Status ClearStale(const std::string& location) {
+    drop_.Reset();
+    drop_.Bind(1, location);
+    FS_TRY(drop_.Run());
+    clear_.Reset();
+    clear_.Bind(1, location);
+    return clear_.Run();
   }
 
  private:
@@ -227,10 +232,11 @@ Result<std::vector<int64_t>> Store::AddImage(const ImageRecord& image,
 
 Result<std::vector<std::vector<int64_t>>> Store::AddImages(
     const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch,
-    const std::vector<InputIssue>& issues) {
+    const std::vector<InputIssue>& issues, const std::vector<std::string>& read_again) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
   for (const InputIssue& issue : issues) FS_TRY(InsertIssue(db_, issue));
   FS_ASSIGN(Inserter inserter, Inserter::Prepare(db_));
+  for (const std::string& location : read_again) FS_TRY(inserter.ClearStale(location));
   std::vector<std::vector<int64_t>> ids;
   bool added_faces = false;
   for (const auto& [image, faces] : batch) {
