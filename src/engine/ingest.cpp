@@ -172,8 +172,13 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
       inputs.push_back({std::move(e.location), std::move(e.provenance), true});
       continue;
     }
-    fs::path p = fs::absolute(e.location).lexically_normal();
     std::error_code ec;
+    fs::path p = fs::absolute(e.location, ec).lexically_normal();
+    if (ec || e.location.empty()) {
+      problems.push_back(Problem(e.location.empty() ? "(empty path)" : e.location, "not_found",
+                                 "cannot resolve the path '" + e.location + "'"));
+      continue;
+    }
     if (fs::is_directory(p, ec)) {
       std::vector<fs::path> found;
       Walk(p, found, problems);
