@@ -11,7 +11,7 @@ is appended to LOG_FILE as "PATH<TAB>USER-AGENT<TAB>SECONDS" (time.monotonic()).
   /missing.jpg          404
   /loop                 302 to itself (a redirect loop)
   /moved.jpg            301 to /img/biden.jpg
-  /slow.jpg             sleeps 5 s before answering (a timeout)
+  /slow.jpg             sleeps 8 s before answering (a timeout)
   /big.jpg              3 MiB of image/jpeg bytes (over a 1 MiB limit), no Content-Length
   /page.html            text/html
   /flaky.jpg            503 on the first request, then /img/obama2.jpg
@@ -69,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
         if p == "/moved.jpg":
             return self.send(301, b"", "text/plain", [("Location", "/img/biden.jpg")])
         if p == "/slow.jpg":
-            time.sleep(5)
+            time.sleep(8)
             return self.image("obama.jpg")
         if p == "/big.jpg":
             return self.send(200, b"\xff\xd8\xff" + b"\0" * (3 << 20), "image/jpeg", length=False)

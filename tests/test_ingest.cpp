@@ -373,7 +373,7 @@ TEST_CASE("URLs are fetched politely from a local server: images indexed with pr
                 "ftp://127.0.0.1/x.jpg\n");
   WriteFile(c.dir / "web.jsonl", "{\"url\": \"" + base + "/img/biden.jpg\", \"page_url\": \"" + base +
                                      "/gallery.html\", \"source\": \"fixture\"}\n");
-  const std::vector<std::string> polite = {"--host-rate", "50", "--fetch-timeout", "1", "--retries", "1",
+  const std::vector<std::string> polite = {"--host-rate", "50", "--fetch-timeout", "3", "--retries", "1",
                                            "--backoff", "0.1", "--max-fetch-bytes", "1048576",
                                            "--contact", "test-suite@example.org"};
   std::vector<std::string> args = {"index", "--json", "--urls", (c.dir / "urls.txt").string(), "--manifest",

@@ -366,6 +366,25 @@ Fetcher::Response Fetcher::Get(Host& host, const std::string& url, int64_t max_b
   return r;
 }
 
+// Get, retried after a 5xx, 429, timeout or connection error, with doubling backoff.
+Fetcher::Response Fetcher::GetWithRetries(Host& host, const std::string& url, int64_t max_bytes,
+                                          bool want_image) {
+  double backoff = options_.backoff_s;
+  for (int attempt = 0;; ++attempt) {
+    Response r = Get(host, url, max_bytes, want_image);
+    const bool transient =
+        (r.curl == CURLE_OK && (r.status >= 500 || r.status == 429)) ||
+        r.curl == CURLE_OPERATION_TIMEDOUT || r.curl == CURLE_COULDNT_CONNECT ||
+        r.curl == CURLE_RECV_ERROR || r.curl == CURLE_SEND_ERROR || r.curl == CURLE_GOT_NOTHING ||
+        r.curl == CURLE_PARTIAL_FILE;
+    if (!transient || attempt >= options_.retries) return r;
+    spdlog::debug("{}: attempt {} failed ({}), retrying in {} s", url, attempt + 1,
+                  r.curl == CURLE_OK ? "HTTP " + std::to_string(r.status) : r.curl_error, backoff);
+    std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
+    backoff *= 2;
+  }
+}
+
 // RFC 9309: 2xx → the rules; 4xx → no rules; 5xx or unreachable → everything disallowed.
 // robots.txt redirects are followed (up to 5 hops, http(s) only).
 const RobotsRules& Fetcher::RobotsFor(Host& host, const std::string& origin) {
@@ -378,7 +397,7 @@ const RobotsRules& Fetcher::RobotsFor(Host& host, const std::string& origin) {
   RobotsRules rules = RobotsRules::DisallowAll();
   std::string url = origin + "/robots.txt";
   for (int hop = 0; hop <= 5; ++hop) {
-    Response r = Get(host, url, kMaxRobotsBytes, /*want_image=*/false);
+    Response r = GetWithRetries(host, url, kMaxRobotsBytes, /*want_image=*/false);
     if ((r.curl == CURLE_OK || r.too_large) && r.status >= 200 && r.status < 300) {
       rules = RobotsRules::Parse(r.body, kProduct);
     } else if (r.curl == CURLE_OK && r.status >= 300 && r.status < 400 && !r.redirect_url.empty()) {
@@ -426,21 +445,7 @@ FetchOutcome Fetcher::Fetch(const std::string& original_url) {
       return outcome(Kind::kSkipped, "robots", "skipped " + where + ": disallowed by " +
                                                    parts->scheme + "://" + parts->host + ":" +
                                                    parts->port + "/robots.txt");
-    Response r;
-    double backoff = options_.backoff_s;
-    for (int attempt = 0;; ++attempt) {
-      r = Get(host, url, options_.max_bytes, /*want_image=*/true);
-      const bool transient =
-          (r.curl == CURLE_OK && (r.status >= 500 || r.status == 429)) ||
-          r.curl == CURLE_OPERATION_TIMEDOUT || r.curl == CURLE_COULDNT_CONNECT ||
-          r.curl == CURLE_RECV_ERROR || r.curl == CURLE_SEND_ERROR || r.curl == CURLE_GOT_NOTHING ||
-          r.curl == CURLE_PARTIAL_FILE;
-      if (!transient || attempt >= options_.retries) break;
-      spdlog::debug("{}: attempt {} failed ({}), retrying in {} s", url, attempt + 1,
-                    r.curl == CURLE_OK ? "HTTP " + std::to_string(r.status) : r.curl_error, backoff);
-      std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
-      backoff *= 2;
-    }
+    Response r = GetWithRetries(host, url, options_.max_bytes, /*want_image=*/true);
     if (r.too_large)
       return outcome(Kind::kFailed, "too_large", where + ": body larger than the limit of " +
                                                      std::to_string(options_.max_bytes) + " bytes");

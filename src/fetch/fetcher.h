@@ -70,6 +70,7 @@ class Fetcher {
   Host& HostFor(const std::string& key);
   // Waits for a slot at the host, then runs one GET without following redirects.
   Response Get(Host& host, const std::string& url, int64_t max_bytes, bool want_image);
+  Response GetWithRetries(Host& host, const std::string& url, int64_t max_bytes, bool want_image);
   const RobotsRules& RobotsFor(Host& host, const std::string& origin);
 
   const FetchOptions options_;
