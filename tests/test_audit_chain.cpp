@@ -6,6 +6,7 @@
 
 #include "common/sha256.h"
 #include "store/audit_chain.h"
+#include "store/migrate.h"
 #include "store/store.h"
 #include "support.h"
 
@@ -275,4 +276,50 @@ TEST_CASE("Opt-outs are stored, listed and removed with audit records", "[audit]
   CHECK(store->OptOuts().value().empty());
   CHECK(store->RemoveOptOut(id, Draft("optout")).error().code == ErrorCode::kNotFound);
   CHECK(store->VerifyAudit().value().records == 2);
+}
+
+TEST_CASE("Opening a version-2 corpus migrates it to version 3 and keeps its images, faces and audit log",
+          "[audit][store]") {
+  test::TempDir dir;
+  const fs::path db = dir / "corpus.sqlite";
+  CreateV1(db);
+  RawExec(db, std::string(migrate::kV2Sql) +
+                  "PRAGMA user_version = 2; UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+                  "INSERT INTO meta VALUES('audit.head_seq','0'),('audit.head_hash','');"
+                  "INSERT INTO images(id, sha256, path, size, status, error, added_at) VALUES(2, NULL, "
+                  "'/photos/bad.jpg', 0, 'error', 'cannot open /photos/bad.jpg', '2024-01-01T00:00:00Z');");
+  {
+    auto ro = Store::OpenReadOnly(db);  // a read-only open reads v2 as it is: no provenance, no issues
+    REQUIRE(ro);
+    auto faces = (*ro)->GetFaces(std::vector<int64_t>{1}).value();
+    REQUIRE(faces.size() == 1);
+    CHECK(faces[0].provenance.empty());
+    std::vector<InputIssue> issues;
+    REQUIRE((*ro)->ForEachInputIssue([&](const InputIssue& i) { issues.push_back(i); }));
+    REQUIRE(issues.size() == 1);
+    CHECK(issues[0].reason.empty());
+  }
+  CHECK(RawInt(db, "PRAGMA user_version") == 2);
+  auto store = Store::Open(db, kModels);
+  REQUIRE(store);
+  CHECK((*store)->GetMeta("schema_version").value() == "3");
+  CHECK((*store)->Counts().value().faces == 1);
+  CHECK((*store)->Counts().value().images_error == 1);
+  REQUIRE((*store)->AppendAudit(Draft("query")));
+  CHECK((*store)->VerifyAudit().value().ok);
+  ImageRecord image;
+  image.sha256 = Sha256Hex("new");
+  image.path = "https://example.org/a.jpg";
+  image.size = 3;
+  image.status = ImageStatus::kNoFace;
+  image.provenance.page_url = "https://example.org/page";
+  image.provenance.licence = "CC-BY-4.0";
+  REQUIRE((*store)->AddImage(image, {}));
+  REQUIRE((*store)->RecordInputIssue({"https://example.org/private/b.jpg", "skipped", "robots", "disallowed", "", {}}));
+  CHECK((*store)->Counts().value().inputs_skipped == 1);
+  store->reset();
+  CHECK(RawInt(db, "PRAGMA user_version") == 3);
+  CHECK(RawInt(db, "SELECT COUNT(*) FROM images WHERE licence = 'CC-BY-4.0' AND page_url IS NOT NULL") == 1);
+  CHECK(RawInt(db, "SELECT COUNT(*) FROM input_issues") == 1);
+  CHECK(RawInt(db, "SELECT COUNT(*) FROM faces WHERE image_id = 1") == 1);
 }

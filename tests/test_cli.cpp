@@ -90,7 +90,8 @@ TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e]") {
 
   RunResult csv = c.Run({"query", "--format", "csv", probe});
   REQUIRE(csv.exit_code == 0);
-  CHECK(csv.out.rfind("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h\n", 0) == 0);
+  CHECK(csv.out.rfind("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h,"
+                      "page_url,source,captured_at,licence,notes\n", 0) == 0);
   CHECK(std::count(csv.out.begin(), csv.out.end(), '\n') == 3);
   CHECK(csv.out.find(lines[0]["image"].str()) != std::string::npos);
 
@@ -273,7 +274,8 @@ TEST_CASE("Several probes in one run: every row names its probe and json is an a
   const std::string obama3 = TestImage("obama3.jpg").string(), biden = TestImage("biden.jpg").string();
   RunResult tsv = c.Run({"query", "--format", "tsv", obama3, biden});
   REQUIRE(tsv.exit_code == 0);
-  CHECK(tsv.out.rfind("probe\tprobe_face\trank\tface_id\tdistance\tfmr\tconfidence\timage\tx\ty\tw\th\n", 0) == 0);
+  CHECK(tsv.out.rfind("probe\tprobe_face\trank\tface_id\tdistance\tfmr\tconfidence\timage\tx\ty\tw\th\t"
+                      "page_url\tsource\tcaptured_at\tlicence\tnotes\n", 0) == 0);
   CHECK(std::count(tsv.out.begin(), tsv.out.end(), '\n') == 1 + 2 + 1);  // header, 2 Obama rows, Biden
   CHECK(tsv.out.find(biden + "\t0\t1\t") != std::string::npos);
 

@@ -154,11 +154,15 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   const std::string probe = TestImage("obama2.jpg").string();
   // An older (version 1) corpus: the privacy tables are added on the next write.
   Tamper(c.db(), "DROP TABLE audit; DROP TABLE tombstones; DROP TABLE optouts; PRAGMA user_version = 1; "
-                 "UPDATE meta SET value = '1' WHERE key = 'schema_version'; DELETE FROM meta WHERE key LIKE 'audit.%'");
+                 "UPDATE meta SET value = '1' WHERE key = 'schema_version'; DELETE FROM meta WHERE key LIKE 'audit.%'; "
+                 "DROP TABLE input_issues; DROP INDEX images_path; ALTER TABLE images DROP COLUMN error_kind; "
+                 "ALTER TABLE images DROP COLUMN page_url; ALTER TABLE images DROP COLUMN source; "
+                 "ALTER TABLE images DROP COLUMN captured_at; ALTER TABLE images DROP COLUMN licence; "
+                 "ALTER TABLE images DROP COLUMN notes");
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 1);
 
   REQUIRE(c.Run({"config", "set", "require-case", "true"}).exit_code == 0);
-  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 2);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 3);
   CHECK(c.Run({"config"}).out.find("require-case = true") != std::string::npos);
 
   RunResult refused = c.Run({"query", probe});

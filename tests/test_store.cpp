@@ -426,3 +426,63 @@ TEST_CASE("OpenReadOnly falls back to immutable mode when the -shm file cannot b
   if (!ro) FAIL(ro.error().message);
   CHECK((*ro)->Counts().value().faces == 1);
 }
+
+TEST_CASE("Provenance is stored with the image and returned with its faces", "[store]") {
+  test::TempDir dir;
+  auto store = OpenOrDie(dir / "c.db");
+  ImageRecord image = MakeImage("a");
+  image.path = "https://example.org/a.jpg";
+  image.provenance = {"https://example.org/page", "city-archive", "2024-05-01", "CC-BY-4.0", "line one\nline two"};
+  auto ids = store->AddImage(image, {MakeFace(1)}).value();
+  REQUIRE(store->AddImage(MakeImage("b"), {MakeFace(2)}));
+  auto rows = store->GetFaces(std::vector<int64_t>{ids[0], ids[0] + 1}).value();
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].image_path == "https://example.org/a.jpg");
+  CHECK(rows[0].provenance.page_url == "https://example.org/page");
+  CHECK(rows[0].provenance.source == "city-archive");
+  CHECK(rows[0].provenance.captured_at == "2024-05-01");
+  CHECK(rows[0].provenance.licence == "CC-BY-4.0");
+  CHECK(rows[0].provenance.notes == "line one\nline two");
+  CHECK(rows[1].provenance.empty());
+  int seen = 0;
+  REQUIRE(store->ForEachFace([&](const FaceRecord& r) { seen += r.provenance.source == "city-archive"; }));
+  CHECK(seen == 1);
+}
+
+TEST_CASE("Input issues are listed with image errors, replaced per location and cleared when the input is later read or found known",
+          "[store]") {
+  test::TempDir dir;
+  auto store = OpenOrDie(dir / "c.db");
+  ImageRecord broken;
+  broken.path = "/photos/gone.jpg";
+  broken.status = ImageStatus::kError;
+  broken.error = "cannot open /photos/gone.jpg";
+  broken.error_kind = "not_found";
+  REQUIRE(store->AddImage(broken, {}));
+  REQUIRE(store->RecordInputIssue({"http://h/x.jpg", "skipped", "robots", "disallowed by robots.txt", "", {}}));
+  REQUIRE(store->RecordInputIssue({"http://h/x.jpg", "skipped", "noimageindex", "X-Robots-Tag", "", {}}));
+  CHECK_FALSE(store->RecordInputIssue({"", "skipped", "robots", "", "", {}}));
+  CHECK_FALSE(store->RecordInputIssue({"http://h/y.jpg", "maybe", "robots", "", "", {}}));
+  std::vector<InputIssue> issues;
+  REQUIRE(store->ForEachInputIssue([&](const InputIssue& i) { issues.push_back(i); }));
+  REQUIRE(issues.size() == 2);
+  CHECK(issues[0].location == "/photos/gone.jpg");
+  CHECK(issues[0].outcome == "error");
+  CHECK(issues[0].reason == "not_found");
+  CHECK(issues[1].reason == "noimageindex");
+  CHECK(issues[1].at.size() == 20);
+  CHECK(store->Counts().value().inputs_skipped == 1);
+
+  // Both locations become readable: their stale issues go with the new rows.
+  ImageRecord found = MakeImage("c");
+  found.path = "/photos/gone.jpg";
+  ImageRecord fetched = MakeImage("d");
+  fetched.path = "http://h/x.jpg";
+  REQUIRE(store->RecordInputIssue({"http://h/known.jpg", "error", "timeout", "timed out", "", {}}));
+  // known.jpg now answers with content already in the corpus: read fine, nothing to add.
+  REQUIRE(store->AddImages({{found, {MakeFace(3)}}, {fetched, {}}}, {}, {"http://h/known.jpg"}));
+  issues.clear();
+  REQUIRE(store->ForEachInputIssue([&](const InputIssue& i) { issues.push_back(i); }));
+  CHECK(issues.empty());
+  CHECK(store->Counts().value().images_error == 0);
+}

@@ -5,6 +5,7 @@
 // log through spdlog's default logger, whose sinks the caller chooses.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -46,16 +47,60 @@ struct PipelineOptions {
 // ---- index -------------------------------------------------------------------------------------
 
 // kErased: the content was erased by `forget` earlier (a tombstone), skipped unless allow_reindex.
-enum class FileResult { kAdded, kNoFace, kDuplicate, kError, kErased };
-const char* FileResultName(FileResult r);  // "added", "noface", "duplicate", "error", "erased"
+// kSkipped: an input refused before its content was read (robots.txt, X-Robots-Tag).
+enum class FileResult { kAdded, kNoFace, kDuplicate, kError, kErased, kSkipped };
+// "added", "noface", "duplicate", "error", "erased", "skipped"
+const char* FileResultName(FileResult r);
 
 struct FileOutcome {
-  std::string path;
+  std::string path;  // file path, URL, or "MANIFEST:LINE" for a malformed manifest row
   FileResult result = FileResult::kAdded;
   int faces = 0;
-  std::string error;  // for kError
+  std::string error;  // for kError and kSkipped: the full reason
   int optout_faces = 0;  // faces skipped because they match an opt-out (not stored, not counted)
+  // For kError and kSkipped, a short code (InputIssue::reason in types.h): not_found, unreadable,
+  // unreadable_dir, symlink, not_image, truncated, pixel_cap, too_large, decoder_error,
+  // analyzer_error, http_status, timeout, fetch_error, redirect, scheme, content_type, manifest,
+  // robots, noimageindex.
+  std::string reason;
 };
+
+// One input of an index run: a file, a directory, or an http(s) URL, and where it came from.
+struct IndexInput {
+  std::string location;
+  Provenance provenance;
+};
+
+enum class ManifestFormat { kAuto, kJsonl, kCsv };  // kAuto: by extension (.jsonl/.ndjson/.json, .csv)
+
+// Reads a manifest: JSONL (one object per line) or CSV (a header row, RFC 4180 quoting). Each row
+// names "path" or "url" and optionally page_url, source, captured_at, licence (or license), notes;
+// other keys are ignored. A malformed row (bad JSON or CSV, no path/url, a non-string value)
+// becomes an error outcome in `problems` (path "FILE:LINE", reason "manifest") and the others go
+// on. Errors: kNotFound/kIo when the file cannot be read, kInvalidArgument for an unknown
+// extension with kAuto or a CSV without a path or url column.
+Result<std::vector<IndexInput>> ReadManifest(const std::string& file, ManifestFormat format,
+                                             std::vector<FileOutcome>& problems);
+
+// How URLs are fetched (libcurl). Politeness is on by default: robots.txt (fetched once per host
+// per run) and X-Robots-Tag noimageindex/noindex/none are honoured, one request per second per
+// host, at most two at a time per host.
+struct FetchOptions {
+  double timeout_s = 30;          // whole transfer, per attempt
+  double connect_timeout_s = 10;
+  int64_t max_bytes = 0;          // 0: the pipeline's max_file_bytes
+  int max_redirects = 5;
+  int retries = 2;                // extra attempts after a 5xx, 429, timeout or connection error
+  double backoff_s = 1.0;         // before the first retry; doubles each time
+  double host_rate = 1.0;         // requests per second per host (robots.txt included)
+  int host_concurrency = 2;       // requests in flight per host
+  std::string contact;            // the User-Agent's contact part; empty: the build's project URL, if any
+  bool ignore_robots = false;     // also ignore X-Robots-Tag; recorded in the audit log
+};
+
+// "facesearch/<version> (+<contact>)"; with an empty contact the build's FACESEARCH_PROJECT_URL
+// stands in, and with neither it is just "facesearch/<version>".
+std::string FetchUserAgent(const std::string& contact);
 
 struct IndexProgress {
   int64_t done = 0, total = 0, faces = 0, errors = 0;
@@ -64,6 +109,18 @@ struct IndexProgress {
 
 struct IndexOptions {
   PipelineOptions pipeline;
+  // Further inputs beside the paths: lists of paths or URLs (one per line, or NUL-separated with
+  // null_separated; "-" reads stdin), manifests (ReadManifest) and URL lists (one URL per line,
+  // '#' comments). URLs may also be given as paths.
+  std::vector<std::string> list_files;
+  bool null_separated = false;
+  std::vector<std::string> manifests;
+  ManifestFormat manifest_format = ManifestFormat::kAuto;
+  std::vector<std::string> url_lists;
+  FetchOptions fetch;
+  // When set and it becomes true (a signal handler), no new input is started; what is done is
+  // committed, the index saved, and the summary comes back with interrupted = true.
+  const std::atomic<bool>* stop = nullptr;
   int jobs = 0;  // worker threads; 0 = one per hardware thread
   bool allow_reindex = false;  // index content that `forget` erased earlier (tombstoned)
   // Called on the calling thread, once per file (in completion order) and about once a second.
@@ -80,12 +137,17 @@ struct IndexSummary {
   int64_t faces = 0;       // faces added
   int64_t erased = 0;        // content erased earlier by `forget` (tombstoned), skipped
   int64_t optout_faces = 0;  // faces skipped because they match an opt-out
+  int64_t skipped = 0;       // inputs refused before their content was read (robots, noimageindex)
+  bool interrupted = false;  // IndexOptions::stop ended the run early
   double elapsed_s = 0;
 };
 
-// Indexes files and directories (recursively: files with an image extension). A path "-" reads
-// further paths from stdin, one per line. One failing file never stops the run. Takes the corpus
-// write lock (waits for another writer). Errors: setup failures only (models, database, lock).
+// Indexes files and directories (recursively: files with an image extension), http(s) URLs, and
+// the inputs of options' lists and manifests. A path "-" reads further paths from stdin, one per
+// line. One failing input never stops the run: errors are stored with their reason (image rows
+// with status error) and skips too (input issues), see ListInputIssues. Takes the corpus write
+// lock (waits for another writer). Errors: setup failures only (models, database, lock, a list
+// or manifest that cannot be opened).
 Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
                                 const IndexOptions& options);
 
@@ -106,6 +168,7 @@ struct Match {
   std::string image_path;
   std::string image_sha256;
   Box box;
+  Provenance provenance;  // of the matched image
 };
 
 struct ProbeFace {
@@ -156,6 +219,10 @@ struct CorpusInfo {
 // Reads the corpus without changing it and without needing model files. Errors: kNotFound when
 // there is no corpus at config.corpus_dir.
 Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config);
+
+// Calls fn for every input that failed (image rows with status error) or was skipped before its
+// content was read (robots.txt, noimageindex, malformed manifest rows), oldest first. Read-only.
+Status ListInputIssues(const CorpusConfig& config, const std::function<void(const InputIssue&)>& fn);
 
 // Calls fn for every face in the corpus, in face id order (no model files needed). Appends the
 // export's audit record first, so it needs write access to the corpus.

@@ -41,18 +41,45 @@ inline float EmbeddingDistance(const Embedding& a, const Embedding& b) {
   return std::sqrt(s);
 }
 
+// Where an image came from, as given in an ingest manifest (all optional, empty when unknown).
+struct Provenance {
+  std::string page_url;     // the web page the image was found on
+  std::string source;       // a name for the collection or site, e.g. "city-archive"
+  std::string captured_at;  // when it was captured or published (free text, ISO-8601 advised)
+  std::string licence;      // licence or terms, e.g. "CC-BY-4.0"
+  std::string notes;        // free-form
+  bool empty() const {
+    return page_url.empty() && source.empty() && captured_at.empty() && licence.empty() && notes.empty();
+  }
+};
+
 // A face row joined with its image, as returned to queries and exports.
 struct FaceRecord {
   int64_t face_id = 0;
   int64_t image_id = 0;
-  std::string image_path;
+  std::string image_path;  // the file path, or the URL for fetched images
   std::string image_sha256;
   Face face;
+  Provenance provenance;
 };
 
 struct CorpusCounts {
   int64_t images = 0, images_ok = 0, images_noface = 0, images_error = 0;
   int64_t faces = 0;
+  int64_t inputs_skipped = 0;  // inputs refused without content (robots, noimageindex, ...)
+};
+
+// One input that did not end in the corpus as an image with or without faces: an image row with
+// status error, or an input refused before any content was read (input_issues table, schema v3).
+struct InputIssue {
+  std::string location;  // file path or URL (or "MANIFEST:LINE" for a malformed manifest row)
+  std::string outcome;   // "error" or "skipped"
+  std::string reason;    // short code: unreadable, not_image, truncated, pixel_cap, too_large,
+                         // decoder_error, http_status, timeout, fetch_error, redirect, scheme,
+                         // content_type, manifest, robots, noimageindex, ...
+  std::string detail;    // the full message
+  std::string at;        // ISO-8601 UTC
+  Provenance provenance;
 };
 
 }  // namespace facesearch

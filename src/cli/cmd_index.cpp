@@ -2,8 +2,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
@@ -13,27 +14,23 @@
 namespace facesearch::cli {
 namespace {
 
+// Exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report Ctrl-C).
+constexpr int kExitInterrupted = 130;
+
 struct IndexArgs {
   std::vector<std::string> paths;
   IndexOptions options;
   bool json = false;
-  std::string from_file;  // a list of paths; "-" for stdin
-  bool null_separated = false;
 };
 
-// Appends the paths listed in `file` (newline- or NUL-separated), as `query --from-file` does.
-Status ReadPathList(const std::string& file, bool null_separated, std::vector<std::string>& paths) {
-  std::ifstream in;
-  if (file != "-") {
-    in.open(file);
-    if (!in) return Fail(ErrorCode::kNotFound, "cannot open path list " + file);
-  }
-  std::istream& src = file == "-" ? std::cin : in;
-  for (std::string line; std::getline(src, line, null_separated ? '\0' : '\n');) {
-    if (!null_separated && !line.empty() && line.back() == '\r') line.pop_back();
-    if (!line.empty()) paths.push_back(line);
-  }
-  return Ok();
+// Set by SIGINT/SIGTERM; the run stops starting new inputs and commits what is done. The handler
+// then restores the default action, so a second Ctrl-C ends the process at once (SQLite's
+// journal keeps the corpus consistent either way).
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void OnInterrupt(int sig) {
+  g_interrupted.store(true);
+  std::signal(sig, SIG_DFL);
 }
 
 void PrintSummary(const IndexSummary& s, bool json) {
@@ -41,7 +38,9 @@ void PrintSummary(const IndexSummary& s, bool json) {
     std::cout << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
               << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
               << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
-              << ",\"optout_faces\":" << s.optout_faces << ",\"seconds\":" << JsonNumber(s.elapsed_s) << "}\n";
+              << ",\"optout_faces\":" << s.optout_faces << ",\"skipped\":" << s.skipped
+              << ",\"interrupted\":" << (s.interrupted ? "true" : "false")
+              << ",\"seconds\":" << JsonNumber(s.elapsed_s) << "}\n";
     return;
   }
   std::cout << "indexed " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)
@@ -49,16 +48,16 @@ void PrintSummary(const IndexSummary& s, bool json) {
             << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors";
   if (s.erased > 0) std::cout << ", " << s.erased << " skipped (erased earlier)";
   if (s.optout_faces > 0) std::cout << ", " << s.optout_faces << " face(s) skipped (opt-out)";
+  if (s.skipped > 0) std::cout << ", " << s.skipped << " skipped (robots.txt, noimageindex, scheme)";
+  if (s.interrupted) std::cout << "; INTERRUPTED: run the same command again to finish";
   std::cout << "\n";
 }
 
 void Run(Context& ctx, IndexArgs& args) {
-  if (!args.from_file.empty())
-    if (Status s = ReadPathList(args.from_file, args.null_separated, args.paths); !s) return ctx.Report(s.error());
-  if (args.paths.empty()) return ctx.Report(Error{ErrorCode::kInvalidArgument, "nothing to index (PATH... or --from-file)"});
   const bool tty = isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info;
   args.options.on_file = [&](const FileOutcome& o) {
     if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
+    else if (o.result == FileResult::kSkipped) spdlog::info("{}: skipped ({}): {}", o.path, o.reason, o.error);
     else if (o.result == FileResult::kErased)
       spdlog::info("{}: skipped: erased earlier by `facesearch forget` (index --allow-reindex to add it)", o.path);
     else spdlog::debug("{}: {} ({} faces)", o.path, FileResultName(o.result), o.faces);
@@ -74,10 +73,25 @@ void Run(Context& ctx, IndexArgs& args) {
                    eta_s / 60, eta_s % 60);
       if (p.done == p.total) std::fputc('\n', stderr);
     };
+  if (args.paths.empty() && args.options.list_files.empty() && args.options.manifests.empty() &&
+      args.options.url_lists.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "nothing to index: give PATH..., --from-file, --manifest or --urls"});
+  g_interrupted = false;
+  args.options.stop = &g_interrupted;
+  auto previous_int = std::signal(SIGINT, OnInterrupt);
+  auto previous_term = std::signal(SIGTERM, OnInterrupt);
   auto summary = IndexPaths(ctx.Config(), args.paths, args.options);
-  if (!summary) return ctx.Report(summary.error());
+  std::signal(SIGINT, previous_int);
+  std::signal(SIGTERM, previous_term);
+  if (!summary) {
+    ctx.Report(summary.error());
+    if (g_interrupted) ctx.exit_code = kExitInterrupted;
+    return;
+  }
+  if (tty && summary->interrupted) std::fputc('\n', stderr);  // end the progress line
   PrintSummary(*summary, args.json);
-  ctx.exit_code = kExitMatch;
+  ctx.exit_code = summary->interrupted ? kExitInterrupted : kExitMatch;
 }
 
 }  // namespace
@@ -89,17 +103,58 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       "Directories are walked recursively for .jpg .jpeg .png .webp .bmp .tif .tiff files; files\n"
       "named on the command line are always tried. Content already in the corpus (same SHA-256) is\n"
       "skipped, so re-running is cheap. A file that fails is recorded with its reason and the run\n"
-      "goes on. Exit status 0 when the run completes (see the summary for per-file errors), 2 when\n"
-      "it cannot run. Content erased by `facesearch forget` is skipped unless --allow-reindex, and\n"
-      "faces matching an opt-out (`facesearch optout`) are never stored.\n\n"
+      "goes on (`facesearch info --errors` lists them). Exit status 0 when the run completes (see\n"
+      "the summary for per-file errors), 2 when it cannot run, 130 when SIGINT (Ctrl-C) or SIGTERM\n"
+      "stopped it: what was done is committed and a second run finishes the job. Content erased by\n"
+      "`facesearch forget` is skipped unless --allow-reindex, and faces matching an opt-out\n"
+      "(`facesearch optout`) are never stored.\n\n"
+      "Manifests (--manifest, .jsonl or .csv) give each image's path or url and its provenance:\n"
+      "page_url, source, captured_at, licence, notes; queries and export return them.\n"
+      "URLs (--urls, manifests, or as PATH) are fetched politely: robots.txt and X-Robots-Tag\n"
+      "(noimageindex, noindex, none) are honoured, one request per second and two at a time per\n"
+      "host, User-Agent \"facesearch/VERSION (+CONTACT)\". --ignore-robots is recorded in the audit log.\n\n"
       "Examples:\n"
       "  facesearch index ~/case-42/photos\n"
       "  find /mnt/archive -name '*.jpg' -newer last-run | facesearch index -\n"
       "  find /mnt/archive -name '*.jpg' -print0 | facesearch index --from-file - -0\n"
+      "  facesearch index --manifest seized.jsonl --manifest web.csv\n"
+      "  facesearch index --urls urls.txt --contact 'case-42 team <ana@example.org>'\n"
       "  facesearch --corpus /srv/cases/42 index --jobs 8 --json photos/ > summary.json");
-  cmd->add_option("paths", args->paths, "Files, directories, or - to read paths from stdin");
-  cmd->add_option("--from-file", args->from_file, "Also index the paths listed in this file (- for stdin)");
-  cmd->add_flag("-0,--null", args->null_separated, "--from-file lists are NUL-separated (find -print0)");
+  cmd->add_option("paths", args->paths, "Files, directories, URLs, or - to read paths from stdin");
+  cmd->add_option("--from-file", args->options.list_files,
+                  "Also index the paths (or URLs) listed in this file, one per line (- for stdin)");
+  cmd->add_flag("-0,--null", args->options.null_separated,
+                "Lists read from stdin or --from-file are NUL-separated (find -print0)");
+  cmd->add_option("--manifest", args->options.manifests,
+                  "Index the rows of this JSONL or CSV manifest (path or url, page_url, source, "
+                  "captured_at, licence, notes)");
+  cmd->add_option("--manifest-format", args->options.manifest_format, "jsonl or csv (default: by extension)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, ManifestFormat>{{"auto", ManifestFormat::kAuto},
+                                                {"jsonl", ManifestFormat::kJsonl},
+                                                {"csv", ManifestFormat::kCsv}},
+          CLI::ignore_case));
+  cmd->add_option("--urls", args->options.url_lists, "Fetch and index the URLs listed in this file, one per line");
+  FetchOptions& fetch = args->options.fetch;
+  cmd->add_option("--fetch-timeout", fetch.timeout_s, "Seconds for one HTTP request")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--max-fetch-bytes", fetch.max_bytes,
+                  "Largest HTTP body accepted, in bytes (default: 256 MiB, the file size limit)")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--max-redirects", fetch.max_redirects, "Redirects followed per URL")
+      ->check(CLI::Range(0, 20))->capture_default_str();
+  cmd->add_option("--retries", fetch.retries, "Retries after a 5xx, 429, timeout or connection error")
+      ->check(CLI::Range(0, 10))->capture_default_str();
+  cmd->add_option("--backoff", fetch.backoff_s, "Seconds before the first retry (doubles each time)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  cmd->add_option("--host-rate", fetch.host_rate, "Requests per second per host")
+      ->check(CLI::Range(0.01, 1000.0))->capture_default_str();
+  cmd->add_option("--host-concurrency", fetch.host_concurrency, "Requests in flight per host")
+      ->check(CLI::Range(1, 16))->capture_default_str();
+  cmd->add_option("--contact", fetch.contact,
+                  "Contact in the User-Agent \"facesearch/VERSION (+CONTACT)\", e.g. an e-mail address");
+  cmd->add_flag("--ignore-robots", fetch.ignore_robots,
+                "Do not honour robots.txt and X-Robots-Tag (recorded in the audit log)");
   cmd->add_option("-j,--jobs", args->options.jobs, "Worker threads (default: one per CPU)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");

@@ -1,4 +1,5 @@
 // `facesearch info`
+#include <iomanip>
 #include <iostream>
 #include <memory>
 
@@ -7,15 +8,64 @@
 
 namespace facesearch::cli {
 
+namespace {
+
+// `info --errors`: every input that failed or was skipped, with its reason.
+void PrintIssues(Context& ctx, bool json) {
+  std::vector<InputIssue> issues;
+  Status s = ListInputIssues(ctx.Config(), [&](const InputIssue& i) { issues.push_back(i); });
+  if (!s) return ctx.Report(s.error());
+  int64_t errors = 0, skipped = 0;
+  for (const auto& i : issues) ++(i.outcome == "skipped" ? skipped : errors);
+  if (json) {
+    std::cout << "{\"errors\":" << errors << ",\"skipped\":" << skipped << ",\"issues\":[";
+    for (size_t n = 0; n < issues.size(); ++n) {
+      const InputIssue& i = issues[n];
+      std::cout << (n ? "," : "") << "{\"location\":" << JsonString(i.location)
+                << ",\"outcome\":" << JsonString(i.outcome) << ",\"reason\":" << JsonString(i.reason)
+                << ",\"detail\":" << JsonString(i.detail) << ",\"at\":" << JsonString(i.at) << ","
+                << ProvenanceJsonFields(i.provenance) << "}";
+    }
+    std::cout << "]}\n";
+  } else {
+    std::cout << errors << " error(s), " << skipped << " skipped\n";
+    if (!issues.empty())
+      std::cout << std::left << std::setw(9) << "OUTCOME" << std::setw(15) << "REASON" << std::setw(22)
+                << "AT" << "LOCATION: DETAIL\n";
+    for (const InputIssue& i : issues) {
+      std::string detail = i.detail;
+      for (char& c : detail)
+        if (c == '\n' || c == '\r') c = ' ';
+      std::cout << std::left << std::setw(9) << i.outcome << std::setw(15)
+                << (i.reason.empty() ? "-" : i.reason) << std::setw(22) << i.at << i.location << ": "
+                << detail << "\n";
+    }
+  }
+  ctx.exit_code = kExitMatch;
+}
+
+}  // namespace
+
 void AddInfoCommand(CLI::App& app, Context& ctx) {
   auto json = std::make_shared<bool>(false);
+  auto errors = std::make_shared<bool>(false);
+  auto format = std::make_shared<std::string>("table");
   CLI::App* cmd = app.add_subcommand("info", "Show the corpus location, counts, models and index state");
-  cmd->footer("Reads the corpus without changing it and needs no model files.\n\n"
+  cmd->footer("Reads the corpus without changing it and needs no model files. --errors lists every\n"
+              "input that failed (unreadable, not an image, truncated, over the pixel cap, decoder\n"
+              "error, HTTP status, timeout, too large...) or was skipped before it was read\n"
+              "(robots.txt, noimageindex, a refused scheme), with its reason code and message.\n\n"
               "Examples:\n"
               "  facesearch info\n"
-              "  facesearch --corpus /srv/cases/42 info --json | jq .faces");
-  cmd->add_flag("--json", *json, "Print as one JSON object");
-  cmd->callback([&ctx, json] {
+              "  facesearch --corpus /srv/cases/42 info --json | jq .faces\n"
+              "  facesearch info --errors --format json | jq -r '.issues[] | select(.reason==\"timeout\") | .location'");
+  cmd->add_flag("--json", *json, "Print as one JSON object (same as --format json)");
+  cmd->add_option("-f,--format", *format, "table or json")->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  cmd->add_flag("--errors", *errors, "List the inputs that failed or were skipped, with their reasons");
+  cmd->callback([&ctx, json, errors, format] {
+    if (*format == "json") *json = true;
+    if (*errors) return PrintIssues(ctx, *json);
     auto info = GetCorpusInfo(ctx.Config());
     if (!info) return ctx.Report(info.error());
     const CorpusCounts& c = info->counts;
@@ -26,7 +76,8 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << ",\"model_identity\":" << JsonString(info->model_identity)
                 << ",\"images\":" << c.images << ",\"images_with_faces\":" << c.images_ok
                 << ",\"images_without_face\":" << c.images_noface << ",\"images_error\":" << c.images_error
-                << ",\"faces\":" << c.faces << ",\"generation\":" << info->generation
+                << ",\"faces\":" << c.faces << ",\"inputs_skipped\":" << c.inputs_skipped
+                << ",\"generation\":" << info->generation
                 << ",\"index_state\":" << JsonString(info->index_state)
                 << ",\"index_vectors\":" << info->index_vectors << ",\"index_bytes\":" << info->index_bytes
                 << "}\n";
@@ -35,7 +86,8 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << "database:        " << info->database.string() << " (schema " << info->schema_version << ")\n"
                 << "models:          " << info->model_identity << "\n"
                 << "images:          " << c.images << " (" << c.images_ok << " with faces, " << c.images_noface
-                << " without, " << c.images_error << " errors)\n"
+                << " without, " << c.images_error << " errors; " << c.inputs_skipped
+                << " inputs skipped; see info --errors)\n"
                 << "faces:           " << c.faces << "\n"
                 << "index:           " << info->index_state << ", " << info->index_vectors << " vectors, "
                 << info->index_bytes << " bytes (generation " << info->generation << ")\n";

@@ -25,6 +25,13 @@ std::string JsonBox(const Box& b) {
          ",\"w\":" + std::to_string(b.w) + ",\"h\":" + std::to_string(b.h) + "}";
 }
 
+std::string ProvenanceJsonFields(const Provenance& p) {
+  auto field = [](const std::string& v) { return v.empty() ? std::string("null") : JsonString(v); };
+  return "\"page_url\":" + field(p.page_url) + ",\"source\":" + field(p.source) +
+         ",\"captured_at\":" + field(p.captured_at) + ",\"licence\":" + field(p.licence) +
+         ",\"notes\":" + field(p.notes);
+}
+
 std::string CsvField(std::string_view s) {
   if (s.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(s);
   std::string out = "\"";
@@ -49,7 +56,7 @@ std::string MatchJsonFields(const Match& m) {
          ",\"distance\":" + Distance(m.distance) + ",\"fmr\":" + Fmr(m.distance) +
          ",\"confidence\":" + JsonString(ConfidenceBand(EstimatedFmr(m.distance))) +
          ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
-         ",\"box\":" + JsonBox(m.box);
+         ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance);
 }
 
 // Expected number of different-person faces within the threshold in a corpus of this size: the
@@ -110,7 +117,8 @@ std::string TsvField(std::string_view s) {
 void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep) {
   auto field = [&](std::string_view s) { return sep == ',' ? CsvField(s) : TsvField(s); };
   const char* columns[] = {"probe", "probe_face", "rank", "face_id", "distance", "fmr", "confidence",
-                           "image", "x", "y", "w", "h"};
+                           "image", "x", "y", "w", "h", "page_url", "source", "captured_at",
+                           "licence", "notes"};
   for (size_t i = 0; i < std::size(columns); ++i) out << (i ? std::string(1, sep) : "") << columns[i];
   out << '\n';
   for (const ProbeOutcome& o : outcomes)
@@ -119,7 +127,28 @@ void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes
         out << field(o.photo) << sep << probe.index << sep << m.rank << sep << m.face_id << sep
             << Distance(m.distance) << sep << Fmr(m.distance) << sep << ConfidenceBand(EstimatedFmr(m.distance))
             << sep << field(m.image_path) << sep << m.box.x << sep << m.box.y << sep << m.box.w << sep
-            << m.box.h << '\n';
+            << m.box.h << sep << field(m.provenance.page_url) << sep << field(m.provenance.source)
+            << sep << field(m.provenance.captured_at) << sep << field(m.provenance.licence) << sep
+            << field(m.provenance.notes) << '\n';
+}
+
+// "from PAGE_URL; source S; captured AT; licence L; notes N" with the fields that are set.
+std::string ProvenanceLine(const Provenance& p) {
+  std::string line;
+  auto add = [&](const char* label, const std::string& v) {
+    if (v.empty()) return;
+    if (!line.empty()) line += "; ";
+    line += label;
+    line += v;
+  };
+  add("from ", p.page_url);
+  add("source ", p.source);
+  add("captured ", p.captured_at);
+  add("licence ", p.licence);
+  add("notes ", p.notes);
+  for (char& c : line)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  return line;
 }
 
 void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, bool name_probe) {
@@ -138,6 +167,7 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
       out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
           << std::setw(10) << Fmr(m.distance) << std::setw(13) << ConfidenceBand(EstimatedFmr(m.distance))
           << std::setw(20) << box << m.image_path << "\n";
+      if (!m.provenance.empty()) out << std::string(59, ' ') << ProvenanceLine(m.provenance) << "\n";
     }
   }
   if (!r.probes.empty()) {
@@ -179,7 +209,8 @@ std::string FaceRecordJson(const FaceRecord& r) {
     s.append(i ? ",[" : "[");
     s += std::to_string(r.face.landmarks[i].x) + "," + std::to_string(r.face.landmarks[i].y) + "]";
   }
-  s += "],\"det_score\":" + JsonNumber(r.face.det_score) + ",\"embedding\":[";
+  s += "],\"det_score\":" + JsonNumber(r.face.det_score) + "," + ProvenanceJsonFields(r.provenance) +
+       ",\"embedding\":[";
   for (size_t i = 0; i < r.face.embedding.size(); ++i) {
     if (i) s += ',';
     s += JsonFloat(r.face.embedding[i]);

@@ -15,6 +15,8 @@ enum class OutputFormat { kTable, kJson, kJsonl, kCsv, kTsv };
 
 std::string JsonBox(const Box& b);           // {"x":..,"y":..,"w":..,"h":..}
 std::string CsvField(std::string_view s);    // quoted when it holds a comma, quote or newline
+// "page_url":..,"source":..,"captured_at":..,"licence":..,"notes":.. (null when not set)
+std::string ProvenanceJsonFields(const Provenance& p);
 
 // Results of a (multi-probe) query. json: one object for one probe, an array for several (a probe
 // that failed is {"probe","error"}); jsonl/csv/tsv: one row per match, naming its probe; table: one
@@ -22,7 +24,7 @@ std::string CsvField(std::string_view s);    // quoted when it holds a comma, qu
 void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes,
                        const QueryOptions& options, OutputFormat format);
 
-// One export line: face id, image, box, landmarks, detector score and the 128 floats.
+// One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
 std::string FaceRecordJson(const FaceRecord& record);
 
 }  // namespace facesearch::cli

@@ -100,6 +100,11 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
   return info;
 }
 
+Status ListInputIssues(const CorpusConfig& config, const std::function<void(const InputIssue&)>& fn) {
+  FS_ASSIGN(auto store, OpenExisting(config));
+  return store->ForEachInputIssue(fn);
+}
+
 // Export is audited like a search: the record (with the number of faces) is committed before the
 // first face is handed to `fn`, so it needs write access to the corpus.
 Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn) {

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
+#include "fetch/fetcher.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -33,6 +35,7 @@ const char* FileResultName(FileResult r) {
     case FileResult::kDuplicate: return "duplicate";
     case FileResult::kError: return "error";
     case FileResult::kErased: return "erased";
+    case FileResult::kSkipped: return "skipped";
   }
   return "?";
 }
@@ -52,43 +55,153 @@ bool HasImageExtension(const fs::path& p) {
   return kExts.contains(ext);
 }
 
-// Expands the arguments into candidate files, in a deterministic order. Directories are walked
-// recursively (symlinked directories are not followed, so links cannot loop) and contribute files
-// with an image extension; files named explicitly are always tried. Arguments that do not exist
-// become error outcomes.
-std::vector<fs::path> CollectFiles(const std::vector<std::string>& args,
-                                   std::vector<FileOutcome>& missing) {
-  std::vector<std::string> expanded;
+// One unit of work: a file or a URL, with its provenance.
+struct Input {
+  std::string location;
+  Provenance provenance;
+  bool url = false;
+};
+
+FileOutcome Problem(std::string location, const char* reason, std::string why) {
+  FileOutcome o;
+  o.path = std::move(location);
+  o.result = FileResult::kError;
+  o.reason = reason;
+  o.error = std::move(why);
+  return o;
+}
+
+// Walks `dir` recursively for files with an image extension, sorted. Symlinked directories are
+// not followed (so links cannot loop); symlinked files are. A directory that cannot be read, a
+// broken or looping link with an image extension, or an entry that vanishes is recorded in
+// `problems` and the walk goes on.
+void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOutcome>& problems) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) {
+    problems.push_back(Problem(dir.string(), "unreadable_dir", "cannot read directory " + dir.string() + ": " + ec.message()));
+    return;
+  }
+  std::vector<fs::path> subdirs;
+  for (; it != fs::directory_iterator(); it.increment(ec)) {
+    if (ec) {
+      problems.push_back(Problem(dir.string(), "unreadable_dir", "cannot list directory " + dir.string() + ": " + ec.message()));
+      break;
+    }
+    const fs::path& p = it->path();
+    std::error_code entry_ec;
+    const fs::file_status link = it->symlink_status(entry_ec);
+    if (entry_ec) continue;  // vanished since it was listed
+    if (fs::is_directory(link)) {
+      subdirs.push_back(p);
+    } else if (fs::is_symlink(link)) {
+      const fs::file_status target = fs::status(p, entry_ec);
+      if (entry_ec) {
+        if (HasImageExtension(p))
+          problems.push_back(Problem(p.string(), "symlink", "broken or looping symbolic link " + p.string() + ": " + entry_ec.message()));
+      } else if (fs::is_regular_file(target) && HasImageExtension(p)) {
+        found.push_back(p);
+      }
+    } else if (fs::is_regular_file(link) && HasImageExtension(p)) {
+      found.push_back(p);
+    }
+  }
+  std::sort(subdirs.begin(), subdirs.end());
+  for (const fs::path& sub : subdirs) Walk(sub, found, problems);
+}
+
+// Reads a list of paths or URLs: one per line (or NUL-separated), "-" for stdin. Blank lines and,
+// in URL lists, lines starting with '#' are skipped.
+Status ReadList(const std::string& file, bool null_separated, bool comments, std::vector<std::string>& out) {
+  std::ifstream in;
+  if (file != "-") {
+    in.open(file, std::ios::binary);
+    if (!in) return Fail(ErrorCode::kNotFound, "cannot open list " + file);
+  }
+  std::istream& src = file == "-" ? std::cin : in;
+  for (std::string line; std::getline(src, line, null_separated ? '\0' : '\n');) {
+    if (!null_separated && !line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (comments && line.front() == '#')) continue;
+    out.push_back(line);
+  }
+  return Ok();
+}
+
+// Expands every input form into work items, in the order given: directories are walked (Walk),
+// files named explicitly are always tried (one that does not exist fails when read, like a file
+// that vanishes mid-run), URLs are fetched. Problems found while expanding (malformed manifest
+// rows, unreadable directories, broken links) go to `problems`.
+Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, const IndexOptions& options,
+                                         std::vector<FileOutcome>& problems) {
+  std::vector<IndexInput> expanded;
   for (const auto& a : args) {
     if (a != "-") {
-      expanded.push_back(a);
+      expanded.push_back({a, {}});
       continue;
     }
-    for (std::string line; std::getline(std::cin, line);) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!line.empty()) expanded.push_back(line);
+    std::vector<std::string> lines;
+    FS_TRY(ReadList("-", options.null_separated, false, lines));
+    for (auto& l : lines) expanded.push_back({std::move(l), {}});
+  }
+  for (const auto& f : options.list_files) {
+    std::vector<std::string> lines;
+    FS_TRY(ReadList(f, options.null_separated, false, lines));
+    for (auto& l : lines) expanded.push_back({std::move(l), {}});
+  }
+  for (const auto& f : options.manifests) {
+    FS_ASSIGN(std::vector<IndexInput> rows, ReadManifest(f, options.manifest_format, problems));
+    // Relative paths in a manifest are relative to the manifest's folder.
+    const fs::path base = fs::absolute(f).parent_path();
+    for (auto& r : rows) {
+      if (!LooksLikeUrl(r.location) && fs::path(r.location).is_relative()) r.location = (base / r.location).string();
+      expanded.push_back(std::move(r));
     }
   }
-  std::vector<fs::path> files;
-  for (const auto& a : expanded) {
-    fs::path p = fs::absolute(a).lexically_normal();
+  for (const auto& f : options.url_lists) {
+    std::vector<std::string> lines;
+    FS_TRY(ReadList(f, false, true, lines));
+    for (auto& l : lines) {
+      while (!l.empty() && std::isspace(static_cast<unsigned char>(l.back()))) l.pop_back();
+      if (!l.empty()) expanded.push_back({std::move(l), {}});
+    }
+  }
+
+  std::vector<Input> inputs;
+  for (auto& e : expanded) {
+    if (LooksLikeUrl(e.location)) {
+      inputs.push_back({std::move(e.location), std::move(e.provenance), true});
+      continue;
+    }
     std::error_code ec;
+    fs::path p = fs::absolute(e.location, ec).lexically_normal();
+    if (ec || e.location.empty()) {
+      problems.push_back(Problem(e.location.empty() ? "(empty path)" : e.location, "not_found",
+                                 "cannot resolve the path '" + e.location + "'"));
+      continue;
+    }
     if (fs::is_directory(p, ec)) {
       std::vector<fs::path> found;
-      auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
-      for (; !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (it->is_regular_file(ec) && HasImageExtension(it->path())) found.push_back(it->path());
-      }
-      if (ec) missing.push_back({p.string(), FileResult::kError, 0, "cannot walk directory: " + ec.message()});
+      Walk(p, found, problems);
       std::sort(found.begin(), found.end());
-      files.insert(files.end(), found.begin(), found.end());
-    } else if (fs::exists(p, ec)) {
-      files.push_back(p);
+      for (auto& f : found) inputs.push_back({f.string(), e.provenance, false});
     } else {
-      missing.push_back({p.string(), FileResult::kError, 0, "no such file or directory"});
+      inputs.push_back({p.string(), std::move(e.provenance), false});
     }
   }
-  return files;
+  return inputs;
+}
+
+// A short code for why a file could not be read or decoded (FileOutcome::reason).
+const char* ReasonFor(const Error& e) {
+  if (e.code == ErrorCode::kNotFound) return "not_found";
+  if (e.code == ErrorCode::kIo) return "unreadable";
+  const std::string& m = e.message;
+  if (m.find("larger than") != std::string::npos) return "too_large";
+  if (m.find("pixel limit") != std::string::npos) return "pixel_cap";
+  if (m.find("truncated") != std::string::npos) return "truncated";
+  if (m.find("not an image") != std::string::npos) return "not_image";
+  if (e.code == ErrorCode::kDecode) return "decoder_error";
+  return "analyzer_error";
 }
 
 // dlib's convolutions call BLAS; with one worker per core, OpenBLAS's own threads only contend.
@@ -102,6 +215,8 @@ struct Item {
   FileOutcome outcome;
   ImageRecord record;
   std::vector<Face> faces;
+  std::optional<InputIssue> issue;  // instead of an image row: an input skipped before reading
+  bool read_again = false;          // instead of an image row: known content read from here
 };
 
 // State shared between the workers and the writer.
@@ -109,14 +224,15 @@ class Pipeline {
  public:
   // `optouts`: faces matching them are dropped before they are stored. Content erased earlier
   // (tombstoned) is skipped as kErased unless allow_reindex.
-  Pipeline(Store& store, std::vector<fs::path> files, DecodeLimits limits, OptOutFilter optouts,
-           bool allow_reindex)
+  Pipeline(Store& store, std::vector<Input> files, DecodeLimits limits, OptOutFilter optouts,
+           bool allow_reindex, Fetcher* fetcher, const std::atomic<bool>* interrupt)
       : store_(store), files_(std::move(files)), limits_(limits), optouts_(std::move(optouts)),
-        allow_reindex_(allow_reindex) {}
+        allow_reindex_(allow_reindex), fetcher_(fetcher), interrupt_(interrupt) {}
 
   void Work(FaceAnalyzer& analyzer) {
-    for (size_t i = next_++; i < files_.size() && !stop_; i = next_++) Push(Process(analyzer, files_[i]));
+    for (size_t i = next_++; i < files_.size() && !Stopping(); i = next_++) Push(Process(analyzer, files_[i]));
   }
+  bool Interrupted() const { return interrupt_ && interrupt_->load(); }
 
   // Waits up to `timeout` for results; returns what is ready (possibly nothing).
   std::vector<Item> Take(std::chrono::milliseconds timeout) {
@@ -132,21 +248,40 @@ class Pipeline {
   size_t total() const { return files_.size(); }
 
  private:
-  Item Process(FaceAnalyzer& analyzer, const fs::path& path) {
+  bool Stopping() const { return stop_ || Interrupted(); }
+
+  Item Process(FaceAnalyzer& analyzer, const Input& input) {
     Item item;
-    item.outcome.path = item.record.path = path.string();
-    auto fail = [&](std::string why) {
+    item.outcome.path = item.record.path = input.location;
+    item.record.provenance = input.provenance;
+    auto fail = [&](std::string why, std::string reason) {
       item.outcome.result = FileResult::kError;
       item.outcome.error = item.record.error = std::move(why);
+      item.outcome.reason = item.record.error_kind = std::move(reason);
       item.record.status = ImageStatus::kError;
       return std::move(item);
     };
-    auto bytes = ReadFile(path, static_cast<size_t>(limits_.max_bytes));
-    if (!bytes) return fail(bytes.error().message);
+    Result<std::string> bytes;
+    if (input.url) {
+      FetchOutcome fetched = fetcher_->Fetch(input.location);
+      if (fetched.kind == FetchOutcome::Kind::kFailed) return fail(fetched.detail, fetched.reason);
+      if (fetched.kind == FetchOutcome::Kind::kSkipped) {
+        item.outcome.result = FileResult::kSkipped;
+        item.outcome.error = fetched.detail;
+        item.outcome.reason = fetched.reason;
+        item.issue = InputIssue{input.location, "skipped", fetched.reason, fetched.detail, "", input.provenance};
+        return item;
+      }
+      bytes = std::move(fetched.body);
+    } else {
+      bytes = ReadFile(input.location, static_cast<size_t>(limits_.max_bytes));
+    }
+    if (!bytes) return fail(bytes.error().message, ReasonFor(bytes.error()));
     item.record.size = static_cast<int64_t>(bytes->size());
     item.record.sha256 = Sha256Hex(*bytes);
     if (!Claim(*item.record.sha256)) {
       item.outcome.result = FileResult::kDuplicate;
+      item.read_again = true;
       return item;
     }
     if (!allow_reindex_ && Erased(*item.record.sha256)) {
@@ -154,11 +289,11 @@ class Pipeline {
       return item;
     }
     auto image = DecodeImage(*bytes, limits_);
-    if (!image) return fail(image.error().message);
+    if (!image) return fail(image.error().message, ReasonFor(image.error()));
     item.record.width = image->width;
     item.record.height = image->height;
     auto faces = analyzer.Analyze(*image);
-    if (!faces) return fail(faces.error().message);
+    if (!faces) return fail(faces.error().message, "analyzer_error");
     item.faces = std::move(*faces);
     item.outcome.optout_faces = optouts_.RemoveMatching(item.faces);  // an all-opted-out image: noface
     item.outcome.faces = static_cast<int>(item.faces.size());
@@ -195,10 +330,12 @@ class Pipeline {
   }
 
   Store& store_;
-  const std::vector<fs::path> files_;
+  const std::vector<Input> files_;
   const DecodeLimits limits_;
   const OptOutFilter optouts_;
   const bool allow_reindex_;
+  Fetcher* const fetcher_;  // null when no input is a URL
+  const std::atomic<bool>* const interrupt_;
   std::atomic<size_t> next_{0};
   std::atomic<bool> stop_{false};
   std::mutex store_mu_, claimed_mu_, queue_mu_;
@@ -211,11 +348,17 @@ class Pipeline {
 Status Commit(Store& store, std::mutex& store_mu, VectorIndex& index, std::vector<Item>& batch) {
   if (batch.empty()) return Ok();
   std::vector<std::pair<ImageRecord, std::vector<Face>>> rows;
-  for (auto& item : batch) rows.emplace_back(std::move(item.record), std::move(item.faces));
+  std::vector<InputIssue> issues;
+  std::vector<std::string> read_again;
+  for (auto& item : batch) {
+    if (item.issue) issues.push_back(std::move(*item.issue));
+    else if (item.read_again) read_again.push_back(std::move(item.record.path));
+    else rows.emplace_back(std::move(item.record), std::move(item.faces));
+  }
   Result<std::vector<std::vector<int64_t>>> ids;
   {
     std::lock_guard lock(store_mu);
-    ids = store.AddImages(rows);
+    ids = store.AddImages(rows, issues, read_again);
   }
   if (!ids) return std::unexpected(ids.error());
   std::vector<int64_t> flat_ids;
@@ -246,6 +389,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
       case FileResult::kDuplicate: ++summary.duplicates; break;
       case FileResult::kError: ++summary.errors; break;
       case FileResult::kErased: ++summary.erased; break;
+      case FileResult::kSkipped: ++summary.skipped; break;
     }
     summary.optout_faces += o.optout_faces;
     if (options.on_file) options.on_file(o);
@@ -259,10 +403,35 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/true));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
 
-  std::vector<FileOutcome> missing;
-  std::vector<fs::path> files = CollectFiles(paths, missing);
-  for (const auto& m : missing) report(m);
+  std::vector<FileOutcome> problems;
+  FS_ASSIGN(std::vector<Input> files, CollectInputs(paths, options, problems));
   summary.files = static_cast<int64_t>(files.size());
+  // Problems found while expanding the inputs have no content: they are stored as input issues.
+  std::vector<Item> batch;
+  for (const auto& p : problems) {
+    report(p);
+    Item item;
+    item.outcome = p;
+    item.issue = InputIssue{p.path, "error", p.reason, p.error, "", {}};
+    batch.push_back(std::move(item));
+  }
+
+  std::unique_ptr<Fetcher> fetcher;
+  if (std::any_of(files.begin(), files.end(), [](const Input& i) { return i.url; })) {
+    FetchOptions fetch = options.fetch;
+    if (fetch.max_bytes <= 0) fetch.max_bytes = options.pipeline.max_file_bytes;
+    fetcher = std::make_unique<Fetcher>(fetch);
+    spdlog::info("fetching URLs as \"{}\"{}", fetcher->user_agent(),
+                 fetch.ignore_robots ? " IGNORING robots.txt and X-Robots-Tag (audited)" : "");
+    if (fetch.ignore_robots) {
+      // An override of the politeness rules is an accountable act: recorded before any fetch.
+      AuditEvent event;
+      event.action = "index-ignore-robots";
+      event.params = "{\"user_agent\":" + JsonString(fetcher->user_agent()) + ",\"urls\":" +
+                     std::to_string(std::count_if(files.begin(), files.end(), [](const Input& i) { return i.url; })) + "}";
+      FS_TRY(AppendAudit(*store, config.audit, event));
+    }
+  }
 
   int jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::thread::hardware_concurrency());
   jobs = std::clamp(jobs, 1, std::max(1, static_cast<int>(files.size())));
@@ -270,7 +439,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   spdlog::info("indexing {} files with {} worker(s) into {}", files.size(), jobs, corpus.dir.string());
 
   Pipeline pipeline(*store, std::move(files), LimitsFrom(options.pipeline), std::move(optouts),
-                    options.allow_reindex);
+                    options.allow_reindex, fetcher.get(), options.stop);
   std::vector<std::unique_ptr<FaceAnalyzer>> analyzers;
   analyzers.push_back(std::move(analyzer));
   for (int j = 1; j < jobs; ++j) analyzers.push_back(analyzers.front()->Clone());
@@ -283,7 +452,6 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     });
 
   Status status = Ok();
-  std::vector<Item> batch;
   int64_t done = 0;
   auto last_flush = Clock::now(), last_progress = Clock::now();
   while (true) {
@@ -291,7 +459,8 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     for (Item& item : pipeline.Take(std::chrono::milliseconds(200))) {
       ++done;
       report(item.outcome);
-      if (item.outcome.result != FileResult::kDuplicate && item.outcome.result != FileResult::kErased)
+      if (item.outcome.result != FileResult::kErased &&
+          (item.outcome.result != FileResult::kDuplicate || item.read_again))
         batch.push_back(std::move(item));
     }
     if (status && (batch.size() >= kBatchImages || (finished && !batch.empty()) ||
@@ -309,6 +478,10 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   }
   for (auto& w : workers) w.join();
   if (!status) return std::unexpected(status.error());
+  summary.interrupted = pipeline.Interrupted() && done < static_cast<int64_t>(pipeline.total());
+  if (summary.interrupted)
+    spdlog::warn("interrupted: {} of {} inputs done and committed; run the same command again to "
+                 "finish (finished inputs are skipped by their content hash)", done, pipeline.total());
 
   FS_TRY(SaveCorpusIndex(*store, *opened.index, corpus.index_dir));
   FS_TRY(store->Checkpoint());

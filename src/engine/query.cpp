@@ -40,7 +40,7 @@ Result<std::vector<Match>> FindMatches(Store& store, const VectorIndex& index, c
     const FaceRecord& r = *it->second;
     if (optouts.Matches(r.face.embedding)) continue;
     matches.push_back(Match{static_cast<int>(matches.size()) + 1, h.face_id, h.distance,
-                            r.image_path, r.image_sha256, r.face.box});
+                            r.image_path, r.image_sha256, r.face.box, r.provenance});
   }
   return matches;
 }

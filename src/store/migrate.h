@@ -3,6 +3,10 @@
 //
 //   v1 → v2: the accountability and privacy tables (audit, tombstones, optouts) and the audit
 //            chain head in meta (audit.head_seq = 0, audit.head_hash = "").
+//   v2 → v3: provenance columns on images (page_url, source, captured_at, licence, notes), the
+//            error_kind column (a short code beside the error text) and the input_issues table
+//            (inputs refused or failed before any content was read: robots.txt, noimageindex,
+//            malformed manifest rows...).
 #pragma once
 
 #include <sqlite3.h>
@@ -18,6 +22,9 @@ extern const char* const kV2Sql;
 
 // Creates the v2 tables and meta rows in a database being created (no version bump here).
 Status CreateV2(sqlite3* db);
+
+// The v3 columns and table; also run when creating a new corpus (no version bump here).
+Status CreateV3(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

@@ -184,6 +184,7 @@ Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string* model_i
     if (!model_identity) return Fail(ErrorCode::kNotFound, "no corpus database at " + path.string());
     FS_TRY(Exec(db, kSchemaSql));
     FS_TRY(migrate::CreateV2(db));
+    FS_TRY(migrate::CreateV3(db));
     const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
     FS_TRY(Exec(db, set_version.c_str()));
     FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
@@ -264,7 +265,9 @@ Result<std::unique_ptr<Store>> Store::OpenReadOnly(const fs::path& db_path) {
     }
   }
   if (!db) return std::unexpected(db.error());
-  return std::unique_ptr<Store>(new Store(db->release()));
+  auto version = QueryInt(db->get(), "PRAGMA user_version");
+  if (!version) return std::unexpected(version.error());
+  return std::unique_ptr<Store>(new Store(db->release(), *version));
 }
 
 Store::~Store() { sqlite3_close_v2(db_); }

@@ -24,8 +24,9 @@ struct sqlite3;
 
 namespace facesearch {
 
-// v2 added the audit, tombstones and optouts tables (store_migrate.cpp upgrades v1 on open).
-inline constexpr int kSchemaVersion = 2;
+// v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
+// columns and the input_issues table (store_migrate.cpp upgrades older versions on open).
+inline constexpr int kSchemaVersion = 3;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -37,6 +38,8 @@ struct ImageRecord {
   int width = 0, height = 0;          // 0 when not decoded
   ImageStatus status = ImageStatus::kOk;
   std::string error;                  // why, when status == kError
+  std::string error_kind;             // short code for `error` (InputIssue::reason), when kError
+  Provenance provenance;              // from the ingest manifest (v3)
 };
 
 // What the index files on disk claim to cover; stored in the meta table after each index write.
@@ -77,9 +80,21 @@ class Store {
   // files) replace an earlier unreadable row for the same path.
   Result<std::vector<int64_t>> AddImage(const ImageRecord& image, const std::vector<Face>& faces);
 
-  // Several AddImage calls in one transaction (one fsync per batch). Returns face ids per image.
+  // Several AddImage calls in one transaction (one fsync per batch), with the batch's input issues
+  // (RecordInputIssue). Returns face ids per image. Every image row clears the unreadable rows and
+  // input issues left for its path by earlier runs; so does each of `read_again`: locations read
+  // fine this time whose content was already in the corpus.
   Result<std::vector<std::vector<int64_t>>> AddImages(
-      const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch);
+      const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch,
+      const std::vector<InputIssue>& issues = {}, const std::vector<std::string>& read_again = {});
+
+  // Records an input refused or failed before any content was read (a robots.txt rule, a
+  // malformed manifest row...), replacing an earlier issue for the same location. `at` is set by
+  // the store. Errors: kDatabase; kInvalidArgument for an empty location or outcome.
+  Status RecordInputIssue(const InputIssue& issue);
+  // Every image with status error and every input issue, oldest first. An older read-only schema
+  // has no input issues and no error kinds ("" then).
+  Status ForEachInputIssue(const std::function<void(const InputIssue&)>& fn);
 
   Result<CorpusCounts> Counts();
 
@@ -151,8 +166,9 @@ class Store {
   Status RemoveOptOut(int64_t id, AuditRecord record);
 
  private:
-  explicit Store(sqlite3* db) : db_(db) {}
+  explicit Store(sqlite3* db, int64_t version = kSchemaVersion) : db_(db), version_(version) {}
   sqlite3* db_;
+  int64_t version_;  // schema version; below kSchemaVersion only for read-only opens
 };
 
 }  // namespace facesearch

@@ -30,15 +30,37 @@ Status CreateV2(sqlite3* db) {
   return meta::Write(db, "audit.head_hash", "");
 }
 
+namespace {
+const char* const kV3Sql = R"sql(
+ALTER TABLE images ADD COLUMN error_kind TEXT;
+ALTER TABLE images ADD COLUMN page_url TEXT;
+ALTER TABLE images ADD COLUMN source TEXT;
+ALTER TABLE images ADD COLUMN captured_at TEXT;
+ALTER TABLE images ADD COLUMN licence TEXT;
+ALTER TABLE images ADD COLUMN notes TEXT;
+CREATE INDEX images_path ON images(path);
+-- Inputs that never became an image row: refused (robots.txt, noimageindex...) or failed before
+-- any content was read (a malformed manifest row). One row per location, the latest outcome.
+CREATE TABLE input_issues(id INTEGER PRIMARY KEY, location TEXT NOT NULL UNIQUE,
+                          outcome TEXT NOT NULL CHECK(outcome IN ('error','skipped')),
+                          reason TEXT NOT NULL, detail TEXT NOT NULL, at TEXT NOT NULL,
+                          page_url TEXT, source TEXT, captured_at TEXT, licence TEXT, notes TEXT);
+)sql";
+}  // namespace
+
+Status CreateV3(sqlite3* db) { return sqlite::Exec(db, kV3Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
-  if (from == 1) FS_TRY(CreateV2(db));
+  if (from <= 1) FS_TRY(CreateV2(db));
+  if (from <= 2) FS_TRY(CreateV3(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
-  spdlog::info("upgraded the corpus database from schema version {} to {} (audit log, erasure "
-               "tombstones, opt-outs)", from, kSchemaVersion);
+  spdlog::info("upgraded the corpus database from schema version {} to {} ({}provenance, error "
+               "kinds, input issues)", from, kSchemaVersion,
+               from <= 1 ? "audit log, erasure tombstones, opt-outs, " : "");
   return Ok();
 }
 

@@ -22,9 +22,29 @@ const char* ImageStatusName(ImageStatus s) {
 
 namespace {
 
-constexpr const char* kSelectFaces =
-    "SELECT f.id, f.image_id, i.path, i.sha256, f.x, f.y, f.w, f.h, f.landmarks, f.det_score, "
-    "f.embedding FROM faces f JOIN images i ON i.id = f.image_id ";
+// Columns 11-15 are the image's provenance (schema v3; NULL on an older read-only corpus).
+std::string SelectFaces(int64_t version) {
+  return std::string(
+             "SELECT f.id, f.image_id, i.path, i.sha256, f.x, f.y, f.w, f.h, f.landmarks, "
+             "f.det_score, f.embedding, ") +
+         (version >= 3 ? "i.page_url, i.source, i.captured_at, i.licence, i.notes "
+                       : "NULL, NULL, NULL, NULL, NULL ") +
+         "FROM faces f JOIN images i ON i.id = f.image_id ";
+}
+
+Provenance ReadProvenance(const Stmt& row, int first) {
+  return Provenance{row.Text(first), row.Text(first + 1), row.Text(first + 2), row.Text(first + 3),
+                    row.Text(first + 4)};
+}
+
+// Binds the five provenance fields from parameter `first` on; empty fields become NULL.
+void BindProvenance(Stmt& stmt, int first, const Provenance& p) {
+  int i = first;
+  for (const std::string* field : {&p.page_url, &p.source, &p.captured_at, &p.licence, &p.notes}) {
+    if (field->empty()) stmt.BindNull(i++);
+    else stmt.Bind(i++, *field);
+  }
+}
 
 Result<FaceRecord> ReadFaceRow(const Stmt& row) {
   FaceRecord r;
@@ -40,6 +60,7 @@ Result<FaceRecord> ReadFaceRow(const Stmt& row) {
   r.face.landmarks = *landmarks;
   r.face.det_score = row.Double(9);
   r.face.embedding = *embedding;
+  r.provenance = ReadProvenance(row, 11);
   return r;
 }
 
@@ -72,13 +93,16 @@ class Inserter {
   static Result<Inserter> Prepare(sqlite3* db) {
     FS_ASSIGN(Stmt find, Stmt::Prepare(db, "SELECT path FROM images WHERE sha256 = ?"));
     FS_ASSIGN(Stmt drop, Stmt::Prepare(db, "DELETE FROM images WHERE sha256 IS NULL AND path = ?"));
+    FS_ASSIGN(Stmt clear, Stmt::Prepare(db, "DELETE FROM input_issues WHERE location = ?"));
     FS_ASSIGN(Stmt image, Stmt::Prepare(db,
-        "INSERT INTO images(sha256, path, size, width, height, status, error, added_at) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?)"));
+        "INSERT INTO images(sha256, path, size, width, height, status, error, added_at, "
+        "error_kind, page_url, source, captured_at, licence, notes) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     FS_ASSIGN(Stmt face, Stmt::Prepare(db,
         "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    return Inserter(db, std::move(find), std::move(drop), std::move(image), std::move(face));
+    return Inserter(db, std::move(find), std::move(drop), std::move(clear), std::move(image),
+                    std::move(face));
   }
 
   // Inserts one image and its faces; returns the face ids in the order of `faces`.
@@ -96,15 +120,17 @@ class Inserter {
       }
       image_.Bind(1, *image.sha256);
     } else {
-      drop_.Reset();
-      drop_.Bind(1, image.path);
-      FS_TRY(drop_.Run());
       image_.BindNull(1);
     }
+    // This path's content is (or again is not) readable: earlier unreadable rows and input
+    // issues for it are out of date.
+    FS_TRY(ClearStale(image.path));
     image_.Bind(2, image.path).Bind(3, image.size).Bind(4, int64_t{image.width});
     image_.Bind(5, int64_t{image.height}).Bind(6, ImageStatusName(image.status));
     if (image.error.empty()) image_.BindNull(7); else image_.Bind(7, image.error);
     image_.Bind(8, now_);
+    if (image.error_kind.empty()) image_.BindNull(9); else image_.Bind(9, image.error_kind);
+    BindProvenance(image_, 10, image.provenance);
     FS_TRY(image_.Run());
     image_.Reset();
     const int64_t image_id = sqlite3_last_insert_rowid(db_);
@@ -121,16 +147,70 @@ class Inserter {
     return ids;
   }
 
+  // Deletes the unreadable rows and input issues recorded earlier for `location`.
+  Status ClearStale(const std::string& location) {
+    drop_.Reset();
+    drop_.Bind(1, location);
+    FS_TRY(drop_.Run());
+    clear_.Reset();
+    clear_.Bind(1, location);
+    return clear_.Run();
+  }
+
  private:
-  Inserter(sqlite3* db, Stmt find, Stmt drop, Stmt image, Stmt face)
-      : db_(db), find_(std::move(find)), drop_(std::move(drop)), image_(std::move(image)),
-        face_(std::move(face)), now_(meta::NowUtc()) {}
+  Inserter(sqlite3* db, Stmt find, Stmt drop, Stmt clear, Stmt image, Stmt face)
+      : db_(db), find_(std::move(find)), drop_(std::move(drop)), clear_(std::move(clear)),
+        image_(std::move(image)), face_(std::move(face)), now_(meta::NowUtc()) {}
   sqlite3* db_;
-  Stmt find_, drop_, image_, face_;
+  Stmt find_, drop_, clear_, image_, face_;
   std::string now_;
 };
 
+Status InsertIssue(sqlite3* db, const InputIssue& issue) {
+  if (issue.location.empty() || (issue.outcome != "error" && issue.outcome != "skipped"))
+    return Fail(ErrorCode::kInvalidArgument, "an input issue needs a location and an outcome "
+                                             "of error or skipped");
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db,
+      "INSERT INTO input_issues(location, outcome, reason, detail, at, page_url, source, "
+      "captured_at, licence, notes) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+      "ON CONFLICT(location) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason, "
+      "detail = excluded.detail, at = excluded.at, page_url = excluded.page_url, "
+      "source = excluded.source, captured_at = excluded.captured_at, "
+      "licence = excluded.licence, notes = excluded.notes"));
+  stmt.Bind(1, issue.location).Bind(2, issue.outcome).Bind(3, issue.reason).Bind(4, issue.detail);
+  stmt.Bind(5, meta::NowUtc());
+  BindProvenance(stmt, 6, issue.provenance);
+  return stmt.Run();
+}
+
 }  // namespace
+
+Status Store::RecordInputIssue(const InputIssue& issue) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_TRY(InsertIssue(db_, issue));
+  return txn.Commit();
+}
+
+Status Store::ForEachInputIssue(const std::function<void(const InputIssue&)>& fn) {
+  const std::string sql =
+      version_ >= 3
+          ? "SELECT path, 'error', COALESCE(error_kind, ''), COALESCE(error, ''), added_at, "
+            "page_url, source, captured_at, licence, notes, 0, id FROM images WHERE status = 'error' "
+            "UNION ALL SELECT location, outcome, reason, detail, at, page_url, source, "
+            "captured_at, licence, notes, 1, id FROM input_issues ORDER BY 5, 11, 12"
+          : "SELECT path, 'error', '', COALESCE(error, ''), added_at, NULL, NULL, NULL, NULL, "
+            "NULL, 0, id FROM images WHERE status = 'error' ORDER BY 5, 12";
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/false));
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, sql.c_str()));
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) break;
+    fn(InputIssue{stmt.Text(0), stmt.Text(1), stmt.Text(2), stmt.Text(3), stmt.Text(4),
+                  ReadProvenance(stmt, 5)});
+  }
+  stmt.Reset();
+  return txn.Commit();
+}
 
 Result<std::optional<int64_t>> Store::FindImageBySha(const std::string& sha256) {
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM images WHERE sha256 = ?"));
@@ -151,9 +231,12 @@ Result<std::vector<int64_t>> Store::AddImage(const ImageRecord& image,
 }
 
 Result<std::vector<std::vector<int64_t>>> Store::AddImages(
-    const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch) {
+    const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch,
+    const std::vector<InputIssue>& issues, const std::vector<std::string>& read_again) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  for (const InputIssue& issue : issues) FS_TRY(InsertIssue(db_, issue));
   FS_ASSIGN(Inserter inserter, Inserter::Prepare(db_));
+  for (const std::string& location : read_again) FS_TRY(inserter.ClearStale(location));
   std::vector<std::vector<int64_t>> ids;
   bool added_faces = false;
   for (const auto& [image, faces] : batch) {
@@ -185,6 +268,10 @@ Result<CorpusCounts> Store::Counts() {
   CorpusCounts c{images.Int(0), images.Int(1), images.Int(2), images.Int(3), 0};
   images.Reset();
   FS_ASSIGN(c.faces, QueryInt(db_, "SELECT COUNT(*) FROM faces"));
+  if (version_ >= 3) {
+    FS_ASSIGN(c.inputs_skipped,
+              QueryInt(db_, "SELECT COUNT(*) FROM input_issues WHERE outcome = 'skipped'"));
+  }
   FS_TRY(txn.Commit());
   return c;
 }
@@ -205,7 +292,7 @@ Status Store::ForEachEmbedding(int64_t after_id,
 }
 
 Status Store::ForEachFace(const std::function<void(const FaceRecord&)>& fn) {
-  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, (std::string(kSelectFaces) + "ORDER BY f.id").c_str()));
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, (SelectFaces(version_) + "ORDER BY f.id").c_str()));
   for (;;) {
     FS_ASSIGN(bool row, stmt.Step());
     if (!row) return Ok();
@@ -216,7 +303,7 @@ Status Store::ForEachFace(const std::function<void(const FaceRecord&)>& fn) {
 
 Result<std::vector<FaceRecord>> Store::GetFaces(std::span<const int64_t> ids) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/false));
-  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, (std::string(kSelectFaces) + "WHERE f.id = ?").c_str()));
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, (SelectFaces(version_) + "WHERE f.id = ?").c_str()));
   std::vector<FaceRecord> out;
   for (int64_t id : ids) {
     stmt.Reset();

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Helper of scripts/bench-ingest.sh (standard library only).
+
+    bench_ingest.py run --out FILE --stats FILE -- COMMAND...
+        Runs COMMAND with stdout to FILE; writes {"seconds", "peak_rss_kib", "rc", "cmd"} to --stats.
+        Peak RSS is the largest resident set of the command or any of its children (getrusage).
+    bench_ingest.py boxes DIR > FILE      (run with the reference virtualenv's python)
+        The reference CLI's detection for every image in DIR, as "file,top,right,bottom,left" lines:
+        images over 1600 px are shrunk first (as face_recognition_cli does), then HOG with one
+        upsample (face_encodings' default); boxes are scaled back to the full image.
+    bench_ingest.py report --images N --ref-stats F [--ref-stats F...] --ref-boxes F
+                           --ours-stats F --ours-export F --sample DIR [--json]
+        Prints the comparison: images/s, faces/s, peak RSS, ratio, face recall.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+
+def cmd_run(args):
+    cmd = args.command[1:] if args.command and args.command[0] == "--" else args.command
+    start = time.monotonic()
+    with open(args.out, "wb") as out:
+        rc = subprocess.call(cmd, stdout=out)
+    seconds = time.monotonic() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    with open(args.stats, "w") as f:
+        json.dump({"seconds": seconds, "peak_rss_kib": peak, "rc": rc, "cmd": cmd}, f)
+    if rc != 0:
+        print("bench_ingest.py: %s exited with %d" % (cmd[0], rc), file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_boxes(args):
+    import face_recognition  # the reference virtualenv only
+    import numpy as np
+    import PIL.Image
+
+    for name in sorted(os.listdir(args.dir)):
+        path = os.path.join(args.dir, name)
+        img = PIL.Image.open(path).convert("RGB")
+        scale = 1.0
+        if max(img.size) > 1600:
+            full = img.size[0]
+            img.thumbnail((1600, 1600), PIL.Image.LANCZOS)
+            scale = full / img.size[0]
+        for top, right, bottom, left in face_recognition.face_locations(np.array(img), 1, "hog"):
+            print("%s,%d,%d,%d,%d" % (path, round(top * scale), round(right * scale),
+                                       round(bottom * scale), round(left * scale)))
+    return 0
+
+
+def reference_faces(path):
+    """face_recognition CLI: one "file,name" line per face ("no_persons_found" when none)."""
+    faces = 0
+    for line in open(path, encoding="utf-8", errors="replace"):
+        line = line.strip()
+        if line and not line.endswith(",no_persons_found"):
+            faces += 1
+    return faces
+
+
+def reference_boxes(path, sample):
+    """face_detection CLI: "file,top,right,bottom,left" per face -> {realpath: [(x, y, w, h)]}."""
+    boxes = {}
+    for line in open(path, encoding="utf-8", errors="replace"):
+        parts = line.strip().rsplit(",", 4)
+        if len(parts) != 5:
+            continue
+        f, top, right, bottom, left = parts[0], *map(int, parts[1:])
+        key = os.path.realpath(f if os.path.isabs(f) else os.path.join(sample, f))
+        boxes.setdefault(key, []).append((left, top, right - left, bottom - top))
+    return boxes
+
+
+def our_boxes(path):
+    boxes = {}
+    for line in open(path, encoding="utf-8"):
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        b = r["box"]
+        boxes.setdefault(os.path.realpath(r["image"]), []).append((b["x"], b["y"], b["w"], b["h"]))
+    return boxes
+
+
+def iou(a, b):
+    ax2, ay2, bx2, by2 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0, min(ax2, bx2) - max(a[0], b[0]))
+    ih = max(0, min(ay2, by2) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def cmd_report(args):
+    n = args.images
+    refs = [json.load(open(p)) for p in args.ref_stats]
+    best = min(refs, key=lambda r: r["seconds"])
+    ours = json.load(open(args.ours_stats))
+    ref_out = best["cmd"]
+    ref_faces = reference_faces(args.ref_stats[refs.index(best)].replace(".json", ".out"))
+    ref_boxes = reference_boxes(args.ref_boxes, args.sample)
+    mine = our_boxes(args.ours_export)
+    total = sum(len(v) for v in ref_boxes.values())
+    found = 0
+    for image, boxes in ref_boxes.items():
+        candidates = list(mine.get(image, []))
+        for b in boxes:
+            match = next((c for c in candidates if iou(b, c) >= 0.5), None)
+            if match is not None:
+                found += 1
+                candidates.remove(match)
+    our_faces = sum(len(v) for v in mine.values())
+    row = lambda s, faces: {  # noqa: E731
+        "seconds": round(s["seconds"], 2),
+        "images_per_s": round(n / s["seconds"], 2),
+        "faces": faces,
+        "faces_per_s": round(faces / s["seconds"], 2),
+        "peak_rss_mib": round(s["peak_rss_kib"] / 1024, 1),
+    }
+    result = {
+        "images": n,
+        "reference": dict(row(best, ref_faces), cpus=ref_out[ref_out.index("--cpus") + 1]),
+        "reference_runs": [{"cpus": r["cmd"][r["cmd"].index("--cpus") + 1], "seconds": round(r["seconds"], 2)}
+                           for r in refs],
+        "facesearch": row(ours, our_faces),
+        "throughput_ratio": round(best["seconds"] / ours["seconds"], 2),
+        "reference_boxes": total,
+        "face_recall": round(found / total, 4) if total else None,
+    }
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    r, o = result["reference"], result["facesearch"]
+    print("%d images" % n)
+    print("%-34s %8s %9s %7s %9s %10s" % ("", "seconds", "images/s", "faces", "faces/s", "peak RSS"))
+    print("%-34s %8.1f %9.2f %7d %9.2f %7.0f MiB" % ("reference face_recognition --cpus " + r["cpus"],
+                                                     r["seconds"], r["images_per_s"], r["faces"],
+                                                     r["faces_per_s"], r["peak_rss_mib"]))
+    print("%-34s %8.1f %9.2f %7d %9.2f %7.0f MiB" % ("facesearch index", o["seconds"], o["images_per_s"],
+                                                     o["faces"], o["faces_per_s"], o["peak_rss_mib"]))
+    print("throughput ratio (reference time / facesearch time): %.2f" % result["throughput_ratio"])
+    print("face recall vs the reference's boxes (IoU >= 0.5): %s of %d" %
+          ("n/a" if total == 0 else "%.2f%%" % (100.0 * found / total), total))
+    print("reference runs: " + ", ".join("--cpus %s %.1f s" % (x["cpus"], x["seconds"])
+                                         for x in result["reference_runs"]))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--out", required=True)
+    r.add_argument("--stats", required=True)
+    r.add_argument("command", nargs=argparse.REMAINDER)
+    b = sub.add_parser("boxes")
+    b.add_argument("dir")
+    rep = sub.add_parser("report")
+    rep.add_argument("--images", type=int, required=True)
+    rep.add_argument("--ref-stats", action="append", required=True)
+    rep.add_argument("--ref-boxes", required=True)
+    rep.add_argument("--ours-stats", required=True)
+    rep.add_argument("--ours-export", required=True)
+    rep.add_argument("--sample", required=True)
+    rep.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    return {"run": cmd_run, "boxes": cmd_boxes, "report": cmd_report}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

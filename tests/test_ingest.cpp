@@ -1,0 +1,463 @@
+// Ingest inputs end to end (the real binary): manifests with provenance, path lists, every input
+// accounted for in `info --errors`, Ctrl-C, and URL fetching against a local HTTP server
+// (tests/http_fixture.py) that this test starts on 127.0.0.1.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <fstream>
+#include <opencv2/imgcodecs.hpp>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "facesearch/version.h"
+#include "fetch/fetcher.h"
+#include "json.h"
+#include "support.h"
+
+extern char** environ;
+
+using namespace facesearch::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Corpus {
+  TempDir dir;
+  fs::path photos = dir / "photos";
+  fs::path corpus = dir / "corpus";
+
+  std::vector<std::string> Args(std::vector<std::string> rest) const {
+    std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
+    a.insert(a.end(), rest.begin(), rest.end());
+    return a;
+  }
+  RunResult Run(std::vector<std::string> rest, const std::string& input = "") const {
+    return RunFacesearch(Args(std::move(rest)), input);
+  }
+};
+
+void WriteFile(const fs::path& p, const std::string& data) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary) << data;
+}
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), {});
+}
+
+// reason -> locations, from `info --errors --format json`.
+std::multimap<std::string, std::string> IssuesByReason(const Corpus& c) {
+  RunResult r = c.Run({"info", "--errors", "--format", "json"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json j = ParseJson(r.out);
+  std::multimap<std::string, std::string> out;
+  for (size_t i = 0; i < j["issues"].size(); ++i)
+    out.emplace(j["issues"][i]["reason"].str(), j["issues"][i]["location"].str());
+  return out;
+}
+
+bool HasIssue(const std::multimap<std::string, std::string>& issues, const std::string& reason,
+              const std::string& location_part) {
+  auto [lo, hi] = issues.equal_range(reason);
+  for (auto it = lo; it != hi; ++it)
+    if (it->second.find(location_part) != std::string::npos) return true;
+  return false;
+}
+
+// A child process whose stderr the test reads while it runs.
+class Child {
+ public:
+  Child(const std::vector<std::string>& argv_in, const std::string& program) {
+    int out_pipe[2], err_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC)) throw std::runtime_error("pipe");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+    std::vector<std::string> storage = argv_in;
+    std::vector<char*> argv;
+    for (auto& a : storage) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    signal(SIGPIPE, SIG_IGN);
+    int rc = posix_spawnp(&pid_, program.c_str(), &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    out_ = out_pipe[0];
+    err_ = err_pipe[0];
+    if (rc != 0) throw std::runtime_error("posix_spawn " + program);
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(out_);
+    close(err_);
+  }
+  // Reads stdout until a full line is there (or EOF); returns it without the newline.
+  std::string ReadOutLine() {
+    std::string line;
+    char c;
+    while (read(out_, &c, 1) == 1 && c != '\n') line += c;
+    return line;
+  }
+  // Reads stderr until `needle` appears or `seconds` pass; true when it appeared.
+  bool WaitForErr(const std::string& needle, double seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (err_text_.find(needle) == std::string::npos) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{err_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      ssize_t n = read(err_, buf, sizeof buf);
+      if (n <= 0) return err_text_.find(needle) != std::string::npos;
+      err_text_.append(buf, static_cast<size_t>(n));
+    }
+    return true;
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  // Drains both pipes and waits; returns the exit code (128 + signal when killed).
+  int Wait(std::string& out, std::string& err) {
+    char buf[4096];
+    for (ssize_t n; (n = read(out_, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    for (ssize_t n; (n = read(err_, buf, sizeof buf)) > 0;) err_text_.append(buf, static_cast<size_t>(n));
+    err = err_text_;
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1, err_ = -1;
+  std::string err_text_;
+};
+
+}  // namespace
+
+TEST_CASE("Manifest rows in JSONL and CSV keep their provenance in every query format and export, and malformed rows are named by file and line",
+          "[ingest][e2e]") {
+  Corpus c;
+  CopyTestImage("obama.jpg", c.photos);
+  CopyTestImage("biden.jpg", c.photos);
+  const fs::path jsonl = c.dir / "rows.jsonl";
+  WriteFile(jsonl,
+            "{\"path\": \"photos/obama.jpg\", \"page_url\": \"https://example.org/obama\", \"source\": \"press\", "
+            "\"captured_at\": \"2009-01-20\", \"licence\": \"public domain\", \"notes\": \"official, \\\"portrait\\\"\"}\n"
+            "{\"path\": \"photos/obama.jpg\"\n"
+            "{\"page_url\": \"https://example.org/none\"}\n"
+            "{\"path\": 5}\n");
+  const fs::path csv = c.dir / "rows.csv";
+  WriteFile(csv,
+            "path,source,license,notes\n"
+            "photos/biden.jpg,agency,CC-BY-4.0,\"a, b\"\n"
+            "photos/y.jpg,only-two\n"
+            "photos/z.jpg,so\"urce,x,y\n");
+  RunResult r = c.Run({"index", "--json", "--manifest", jsonl.string(), "--manifest", csv.string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["added"].num() == 2);
+  CHECK(s["errors"].num() == 5);
+  for (const char* where : {"rows.jsonl:2", "rows.jsonl:3", "rows.jsonl:4", "rows.csv:3", "rows.csv:4"})
+    CHECK_THAT(r.err, Catch::Contains(where));
+  auto issues = IssuesByReason(c);
+  CHECK(issues.count("manifest") == 5);
+  CHECK(HasIssue(issues, "manifest", "rows.csv:4"));
+
+  const std::string probe = TestImage("obama3.jpg").string();
+  Json q = ParseJson(c.Run({"query", "--format", "json", probe}).out);
+  const Json& m = q["results"][0]["matches"][0];
+  CHECK(fs::path(m["image"].str()).filename() == "obama.jpg");
+  CHECK(m["page_url"].str() == "https://example.org/obama");
+  CHECK(m["source"].str() == "press");
+  CHECK(m["captured_at"].str() == "2009-01-20");
+  CHECK(m["licence"].str() == "public domain");
+  CHECK(m["notes"].str() == "official, \"portrait\"");
+
+  auto lines = ParseJsonLines(c.Run({"query", "--format", "jsonl", probe}).out);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0]["source"].str() == "press");
+
+  RunResult csv_out = c.Run({"query", "--format", "csv", probe});
+  CHECK_THAT(csv_out.out, Catch::StartsWith("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h,"
+                                            "page_url,source,captured_at,licence,notes\n"));
+  CHECK_THAT(csv_out.out, Catch::Contains(",https://example.org/obama,press,2009-01-20,public domain,"
+                                          "\"official, \"\"portrait\"\"\"\n"));
+  RunResult tsv_out = c.Run({"query", "--format", "tsv", probe});
+  CHECK_THAT(tsv_out.out, Catch::Contains("\thttps://example.org/obama\tpress\t2009-01-20\tpublic domain\t"));
+  RunResult table = c.Run({"query", probe});
+  CHECK_THAT(table.out, Catch::Contains("from https://example.org/obama; source press; captured 2009-01-20; "
+                                        "licence public domain"));
+
+  // Biden's row came from the CSV ("license" is accepted for "licence"); export carries both.
+  std::map<std::string, Json> exported;
+  for (const Json& line : ParseJsonLines(c.Run({"export"}).out))
+    exported[fs::path(line["image"].str()).filename().string()] = line;
+  REQUIRE(exported.size() == 2);
+  CHECK(exported["biden.jpg"]["source"].str() == "agency");
+  CHECK(exported["biden.jpg"]["licence"].str() == "CC-BY-4.0");
+  CHECK(exported["biden.jpg"]["notes"].str() == "a, b");
+  CHECK(exported["biden.jpg"]["page_url"].is_null());
+  CHECK(exported["obama.jpg"]["page_url"].str() == "https://example.org/obama");
+}
+
+TEST_CASE("index reads path lists from --from-file and stdin, newline- or NUL-separated", "[ingest][e2e]") {
+  Corpus c;
+  const fs::path a = CopyTestImage("obama.jpg", c.photos);
+  const fs::path b = CopyTestImage("biden.jpg", c.photos);
+  const fs::path d = CopyTestImage("obama2.jpg", c.photos);
+  WriteFile(c.dir / "list.txt", a.string() + "\r\n\n");
+  RunResult r = c.Run({"index", "--json", "--from-file", (c.dir / "list.txt").string(), "-"}, b.string() + "\n");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(ParseJson(r.out)["added"].num() == 2);
+  r = c.Run({"index", "--json", "-0", "--from-file", "-"}, d.string() + std::string(1, '\0') + a.string() + std::string(1, '\0'));
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["added"].num() == 1);
+  CHECK(s["duplicates"].num() == 1);
+  CHECK(c.Run({"index"}).exit_code == 2);  // nothing to index
+}
+
+TEST_CASE("Every broken input is listed by info --errors with its reason while the good ones are indexed",
+          "[ingest][e2e]") {
+  Corpus c;
+  CopyTestImage("obama.jpg", c.photos, "ok.jpg");
+  // A non-UTF-8 file name, indexed like any other.
+  CopyTestImage("biden.jpg", c.photos, std::string("b\xff\xfe-biden.jpg"));
+  WriteFile(c.photos / "corrupt.jpg", "definitely not a jpeg");
+  const std::string bytes = ReadAll(TestImage("obama2.jpg"));
+  WriteFile(c.photos / "truncated.jpg", bytes.substr(0, bytes.size() / 3));
+  cv::imwrite((c.photos / "huge.png").string(), cv::Mat(2000, 2000, CV_8UC3, cv::Scalar(9, 9, 9)));
+  fs::create_symlink("loop2.jpg", c.photos / "loop1.jpg");
+  fs::create_symlink("loop1.jpg", c.photos / "loop2.jpg");
+  fs::create_directory_symlink(c.photos, c.photos / "again");  // a directory link: not followed
+  const fs::path locked = c.photos / "locked";
+  CopyTestImage("obama3.jpg", locked);
+  fs::permissions(locked, fs::perms::none);
+  WriteFile(c.dir / "list.txt", (c.dir / "vanished.jpg").string() + "\n");
+
+  RunResult r = c.Run({"index", "--json", "--max-pixels", "3500000", c.photos.string(), "--from-file",
+                       (c.dir / "list.txt").string()});
+  fs::permissions(locked, fs::perms::owner_all);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  const bool root = geteuid() == 0;  // root reads the locked directory anyway
+  CHECK(s["added"].num() == (root ? 3 : 2));
+  auto issues = IssuesByReason(c);
+  CHECK(HasIssue(issues, "not_image", "corrupt.jpg"));
+  CHECK(HasIssue(issues, "truncated", "truncated.jpg"));
+  CHECK(HasIssue(issues, "pixel_cap", "huge.png"));
+  CHECK(HasIssue(issues, "symlink", "loop1.jpg"));
+  CHECK(HasIssue(issues, "symlink", "loop2.jpg"));
+  CHECK(HasIssue(issues, "not_found", "vanished.jpg"));
+  if (!root) CHECK(HasIssue(issues, "unreadable_dir", "locked"));
+  CHECK(issues.size() == (root ? 6u : 7u));
+
+  RunResult table = c.Run({"info", "--errors"});
+  CHECK_THAT(table.out, Catch::Contains("error    truncated"));
+  CHECK_THAT(table.out, Catch::Contains("truncated.jpg: "));
+
+  // The non-UTF-8 name is found by a query; JSON output stays valid (U+FFFD for the bad bytes).
+  RunResult q = c.Run({"query", "--format", "json", TestImage("biden.jpg").string()});
+  INFO(q.err);
+  REQUIRE(q.exit_code == 0);
+  CHECK_THAT(ParseJson(q.out)["results"][0]["matches"][0]["image"].str(), Catch::Contains("-biden.jpg"));
+  RunResult paths = c.Run({"query", "--paths-only", TestImage("biden.jpg").string()});
+  CHECK_THAT(paths.out, Catch::Contains("b\xff\xfe-biden.jpg"));
+}
+
+TEST_CASE("SIGINT stops an index run after committing finished images, prints the summary and exits 130, and the next run finishes",
+          "[ingest][e2e]") {
+  Corpus c;
+  const std::string bytes = ReadAll(TestImage("obama.jpg"));
+  constexpr int kImages = 8;
+  for (int i = 0; i < kImages; ++i)  // distinct content: bytes after the JPEG end marker differ
+    WriteFile(c.photos / ("copy" + std::to_string(100 + i) + ".jpg"), bytes + "copy" + std::to_string(i));
+  std::vector<std::string> argv = {FACESEARCH_BINARY};
+  for (auto& a : c.Args({"-v", "index", "--json", "--jobs", "2", c.photos.string()})) argv.push_back(a);
+  std::string out, err;
+  int code = 0;
+  {
+    Child child(argv, FACESEARCH_BINARY);
+    REQUIRE(child.WaitForErr(": added (1 faces)", 120));
+    child.Signal(SIGINT);
+    code = child.Wait(out, err);
+  }
+  INFO(err);
+  CHECK(code == 130);
+  Json s = ParseJson(out);
+  CHECK(s["interrupted"].boolean());
+  const double first = s["added"].num();
+  CHECK(first >= 1);
+  CHECK(first < kImages);
+  CHECK_THAT(err, Catch::Contains("interrupted"));
+  Json info = ParseJson(c.Run({"info", "--json"}).out);
+  CHECK(info["faces"].num() == first);
+  CHECK(info["index_state"].str() == "fresh");
+
+  RunResult again = c.Run({"index", "--json", c.photos.string()});
+  INFO(again.err);
+  REQUIRE(again.exit_code == 0);
+  Json s2 = ParseJson(again.out);
+  CHECK_FALSE(s2["interrupted"].boolean());
+  CHECK(s2["duplicates"].num() == first);
+  CHECK(s2["added"].num() == kImages - first);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == kImages);
+}
+
+// ---- URL fetching ---------------------------------------------------------------------------------
+
+TEST_CASE("robots.txt rules: the longest match wins, Allow wins ties, wildcards and $ anchor, and our own group beats the star group",
+          "[fetch]") {
+  using facesearch::RobotsRules;
+  auto star = RobotsRules::Parse("User-agent: *\nDisallow: /private/\nAllow: /private/ok\n"
+                                 "Disallow: /*.gif$\n# comment\n", "facesearch");
+  CHECK(star.Allowed("/img/a.jpg"));
+  CHECK_FALSE(star.Allowed("/private/a.jpg"));
+  CHECK(star.Allowed("/private/ok.jpg"));
+  CHECK_FALSE(star.Allowed("/x/y.gif"));
+  CHECK(star.Allowed("/x/y.gif?z"));
+  CHECK(star.Allowed("/robots.txt"));
+  auto ours = RobotsRules::Parse("User-agent: *\nDisallow: /\n\nUser-agent: FaceSearch\nDisallow: /faces/\n",
+                                 "facesearch");
+  CHECK(ours.Allowed("/img/a.jpg"));
+  CHECK_FALSE(ours.Allowed("/faces/a.jpg"));
+  auto other = RobotsRules::Parse("User-agent: otherbot\nDisallow: /\n", "facesearch");
+  CHECK(other.Allowed("/anything"));
+  auto grouped = RobotsRules::Parse("User-agent: a\nUser-agent: *\nDisallow: /x\n", "facesearch");
+  CHECK_FALSE(grouped.Allowed("/x/1.jpg"));
+  CHECK_FALSE(RobotsRules::DisallowAll().Allowed("/a"));
+  CHECK(facesearch::LooksLikeUrl("https://a.b/c"));
+  CHECK(facesearch::LooksLikeUrl("ftp://a.b/c"));
+  CHECK_FALSE(facesearch::LooksLikeUrl("/photos/a://b.jpg"));
+  CHECK_FALSE(facesearch::LooksLikeUrl("photos/a.jpg"));
+}
+
+TEST_CASE("URLs are fetched politely from a local server: images indexed with provenance, every refusal and failure recorded with its reason",
+          "[fetch][e2e]") {
+  Corpus c;
+  const fs::path served = c.dir / "served";
+  for (const char* name : {"obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"}) CopyTestImage(name, served);
+  WriteFile(served / "secret.jpg", ReadAll(TestImage("obama.jpg")) + "other content");
+  const fs::path log = c.dir / "requests.log";
+  Child server({"python3", std::string(FACESEARCH_SOURCE_DIR) + "/tests/http_fixture.py", served.string(),
+                log.string()},
+               "python3");
+  const std::string port = server.ReadOutLine();
+  REQUIRE(!port.empty());
+  const std::string base = "http://127.0.0.1:" + port;
+
+  WriteFile(c.dir / "urls.txt",
+            "# one URL per line\n" + base + "/img/obama.jpg\n" + base + "/private/secret.jpg\n" + base +
+                "/noindex/obama3.jpg\n" + base + "/missing.jpg\n" + base + "/loop\n" + base + "/slow.jpg\n" +
+                base + "/big.jpg\n" + base + "/page.html\n" + base + "/flaky.jpg\n" + base + "/moved.jpg\n" +
+                "ftp://127.0.0.1/x.jpg\n");
+  WriteFile(c.dir / "web.jsonl", "{\"url\": \"" + base + "/img/biden.jpg\", \"page_url\": \"" + base +
+                                     "/gallery.html\", \"source\": \"fixture\"}\n");
+  const std::vector<std::string> polite = {"--host-rate", "50", "--fetch-timeout", "3", "--retries", "1",
+                                           "--backoff", "0.1", "--max-fetch-bytes", "1048576",
+                                           "--contact", "test-suite@example.org"};
+  std::vector<std::string> args = {"index", "--json", "--urls", (c.dir / "urls.txt").string(), "--manifest",
+                                   (c.dir / "web.jsonl").string()};
+  args.insert(args.end(), polite.begin(), polite.end());
+  RunResult r = c.Run(args);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["files"].num() == 12);
+  // obama, flaky (obama2 after a 503), biden; moved.jpg redirects to biden: the same content.
+  CHECK(s["added"].num() == 3);
+  CHECK(s["duplicates"].num() == 1);
+  CHECK(s["skipped"].num() == 3);  // robots, noimageindex, ftp
+  CHECK(s["errors"].num() == 5);   // 404, loop, timeout, too large, text/html
+
+  auto issues = IssuesByReason(c);
+  CHECK(HasIssue(issues, "robots", "/private/secret.jpg"));
+  CHECK(HasIssue(issues, "noimageindex", "/noindex/obama3.jpg"));
+  CHECK(HasIssue(issues, "scheme", "ftp://"));
+  CHECK(HasIssue(issues, "http_status", "/missing.jpg"));
+  CHECK(HasIssue(issues, "redirect", "/loop"));
+  CHECK(HasIssue(issues, "timeout", "/slow.jpg"));
+  CHECK(HasIssue(issues, "too_large", "/big.jpg"));
+  CHECK(HasIssue(issues, "content_type", "/page.html"));
+  CHECK(issues.size() == 8);
+
+  // The server saw robots.txt once, an honest User-Agent, and nothing under /private/.
+  const std::string requests = ReadAll(log);
+  std::istringstream lines(requests);
+  int robots = 0, flaky = 0;
+  for (std::string line; std::getline(lines, line);) {
+    CHECK_THAT(line, Catch::Contains("\tfacesearch/" FACESEARCH_VERSION " (+test-suite@example.org)\t"));
+    CHECK_THAT(line, !Catch::StartsWith("/private/"));
+    robots += line.starts_with("/robots.txt\t");
+    flaky += line.starts_with("/flaky.jpg\t");
+  }
+  CHECK(robots == 1);
+  CHECK(flaky == 2);
+
+  // Fetched images are queryable; the URL is the image and the manifest's page_url comes back.
+  Json q = ParseJson(c.Run({"query", "--format", "json", TestImage("biden.jpg").string()}).out);
+  const Json& m = q["results"][0]["matches"][0];
+  CHECK(m["image"].str() == base + "/img/biden.jpg");
+  CHECK(m["page_url"].str() == base + "/gallery.html");
+  CHECK(m["source"].str() == "fixture");
+  Json q2 = ParseJson(c.Run({"query", "--format", "json", TestImage("obama3.jpg").string()}).out);
+  std::set<std::string> images;
+  for (size_t i = 0; i < q2["results"][0]["matches"].size(); ++i)
+    images.insert(q2["results"][0]["matches"][i]["image"].str());
+  CHECK(images == std::set<std::string>{base + "/img/obama.jpg", base + "/flaky.jpg"});
+
+  // The override is explicit and audited; with it the disallowed and noimageindex images are read.
+  args.push_back("--ignore-robots");
+  RunResult forced = c.Run(args);
+  INFO(forced.err);
+  REQUIRE(forced.exit_code == 0);
+  CHECK(ParseJson(forced.out)["added"].num() == 2);  // secret.jpg and obama3.jpg
+  RunResult audit = c.Run({"audit", "list", "--format", "jsonl"});
+  CHECK_THAT(audit.out, Catch::Contains("index-ignore-robots"));
+  auto after = IssuesByReason(c);
+  CHECK_FALSE(HasIssue(after, "robots", "/private/secret.jpg"));
+  CHECK_FALSE(HasIssue(after, "noimageindex", "/noindex/obama3.jpg"));
+}
+
+TEST_CASE("Requests to one host are spaced by the --host-rate limit, robots.txt included", "[fetch][e2e]") {
+  Corpus c;
+  const fs::path log = c.dir / "requests.log";
+  Child server({"python3", std::string(FACESEARCH_SOURCE_DIR) + "/tests/http_fixture.py", c.dir.path().string(),
+                log.string()},
+               "python3");
+  const std::string port = server.ReadOutLine();
+  REQUIRE(!port.empty());
+  const std::string base = "http://127.0.0.1:" + port;
+  WriteFile(c.dir / "urls.txt", base + "/missing.jpg?a\n" + base + "/missing.jpg?b\n" + base + "/missing.jpg?c\n");
+  RunResult r = c.Run({"index", "--json", "--jobs", "2", "--urls", (c.dir / "urls.txt").string(), "--host-rate",
+                       "4", "--host-concurrency", "2"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(ParseJson(r.out)["errors"].num() == 3);
+  std::vector<double> times;
+  std::istringstream lines(ReadAll(log));
+  for (std::string line; std::getline(lines, line);) times.push_back(std::stod(line.substr(line.rfind('\t') + 1)));
+  REQUIRE(times.size() == 4);  // robots.txt and three images
+  std::sort(times.begin(), times.end());
+  for (size_t i = 1; i < times.size(); ++i) CHECK(times[i] - times[i - 1] >= 0.24);  // 1/4 s, less clock slack
+}
