@@ -204,6 +204,13 @@ TEST_CASE("Manifest rows in JSONL and CSV keep their provenance in every query f
   RunResult table = c.Run({"query", probe});
   CHECK_THAT(table.out, Catch::Contains("from https://example.org/obama; source press; captured 2009-01-20; "
                                         "licence public domain"));
+  // The HTML report's card shows the same provenance, escaped.
+  const fs::path html = c.dir / "report.html";
+  REQUIRE(c.Run({"query", "--html", html.string(), probe}).exit_code == 0);
+  const std::string page = ReadAll(html);
+  CHECK_THAT(page, Catch::Contains("<dt>source</dt><dd class=\"path\">press</dd>"));
+  CHECK_THAT(page, Catch::Contains("https://example.org/obama"));
+  CHECK_THAT(page, Catch::Contains("official, &quot;portrait&quot;"));
 
   // Biden's row came from the CSV ("license" is accepted for "licence"); export carries both.
   std::map<std::string, Json> exported;

@@ -143,9 +143,18 @@ std::string MatchCard(const Match& m, const std::string& jpeg, const std::string
   s += "<dt>FMR</dt><dd>" + Short(fmr) + "</dd>";
   s += std::string("<dt>confidence</dt><dd><span class=\"band ") + BandClass(fmr) + "\">" +
        HtmlEscape(ConfidenceBand(fmr)) + "</span></dd>";
-  // Provenance (source, page URL, capture time, licence) goes here once matches carry it.
-  s += "<dt>source</dt><dd class=\"path\">" + HtmlEscape(std::filesystem::path(m.image_path).parent_path().string()) +
-       "</dd>";
+  // Provenance from the manifest or URL list the image came from; a plain file's folder otherwise.
+  const Provenance& p = m.provenance;
+  const std::string source =
+      p.source.empty() ? std::filesystem::path(m.image_path).parent_path().string() : p.source;
+  s += "<dt>source</dt><dd class=\"path\">" + HtmlEscape(source) + "</dd>";
+  auto row = [&s](const char* name, const std::string& value) {
+    if (!value.empty()) s += std::string("<dt>") + name + "</dt><dd class=\"path\">" + HtmlEscape(value) + "</dd>";
+  };
+  row("page", p.page_url);
+  row("captured", p.captured_at);
+  row("licence", p.licence);
+  row("notes", p.notes);
   s += "<dt>image</dt><dd class=\"path\">" + HtmlEscape(m.image_path) + "</dd>";
   s += "<dt>face</dt><dd>id " + std::to_string(m.face_id) + ", " + BoxText(m.box) + "</dd>";
   s += "<dt>SHA-256</dt><dd class=\"path\">" + HtmlEscape(m.image_sha256.substr(0, 16)) + "&hellip;</dd>";
