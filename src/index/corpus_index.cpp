@@ -64,7 +64,9 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
                               ") is newer than the database (generation " +
                               std::to_string(generation) + ")");
 
-  auto loaded = VectorIndex::Load(index_dir / snap->file, snap->size, snap->sha256);
+  FS_ASSIGN(std::string model_identity, store.ModelIdentity());
+  auto loaded = VectorIndex::Load(index_dir / snap->file, snap->size, snap->sha256,
+                                  IndexStamp{snap->generation, model_identity});
   if (!loaded) return Rebuild(store, "the index file cannot be used: " + loaded.error().message);
   std::unique_ptr<VectorIndex> index = std::move(*loaded);
   if (index->ntotal() != snap->ntotal || index->max_id() != snap->max_face_id)
@@ -104,7 +106,9 @@ Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, boo
 Status SaveCorpusIndex(Store& store, const VectorIndex& index, const fs::path& index_dir) {
   FS_TRY(EnsurePrivateDir(index_dir));
   FS_ASSIGN(const int64_t generation, store.Generation());
-  FS_ASSIGN(SavedFile saved, index.Save(index_dir / kIndexFileName));
+  FS_ASSIGN(std::string model_identity, store.ModelIdentity());
+  FS_ASSIGN(SavedFile saved,
+            index.Save(index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
   return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(),
                                               saved.size, saved.sha256, kIndexFileName});
 }
