@@ -59,7 +59,7 @@ int64_t Nearest(const VectorIndex& index, float value) {
 
 }  // namespace
 
-TEST_CASE("With no snapshot the index is rebuilt and persisted; the next open is fresh",
+TEST_CASE("With no snapshot the index is rebuilt and persisted, and the next open is fresh",
           "[corpus_index]") {
   Corpus c;
   c.Add("a", {FaceAt(1.f), FaceAt(2.f)});
@@ -175,7 +175,7 @@ TEST_CASE("A lagging snapshot is caught up: faces added after the save are found
   CHECK(next.index->ntotal() == 4);
 }
 
-TEST_CASE("Faces removed after the snapshot force a rebuild; erased faces never resurface",
+TEST_CASE("Faces removed after the snapshot force a rebuild, and erased faces never resurface",
           "[corpus_index]") {
   Corpus c;
   auto keep = c.Add("a", {FaceAt(1.f)});

@@ -170,7 +170,7 @@ bool Locked(const fs::path& lock) {
 
 }  // namespace
 
-TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage; --repair rebuilds the index from SQLite",
+TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage, and --repair rebuilds the index from SQLite",
           "[reliability][e2e]") {
   Corpus c;
   c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
@@ -303,7 +303,7 @@ TEST_CASE("Truncated, bit-flipped, foreign, random and empty index files are det
   }
 }
 
-TEST_CASE("Queries keep answering consistently while an index runs; a second writer waits with a message; nothing is corrupted",
+TEST_CASE("Queries keep answering consistently while an index runs, a second writer waits with a message, and nothing is corrupted",
           "[reliability][e2e][concurrency]") {
   Corpus c;
   c.Index({"obama.jpg", "biden.jpg"});
@@ -313,7 +313,7 @@ TEST_CASE("Queries keep answering consistently while an index runs; a second wri
   const fs::path lock = c.corpus / "write.lock";
 
   auto writer_a = std::async(std::launch::async, [&] {
-    return RunFacesearch(c.Args({"index", "--jobs", "1", batch_a.string()}));
+    return RunFacesearch(c.Args({"index", "--jobs", "2", batch_a.string()}));
   });
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!Locked(lock) && std::chrono::steady_clock::now() < deadline)

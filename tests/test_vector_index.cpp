@@ -87,7 +87,7 @@ TEST_CASE("Search returns nearest first with Euclidean, not squared, distances",
   CHECK(hits[2].distance == 5.f);
 }
 
-TEST_CASE("Search with k above ntotal returns ntotal hits; empty index or k <= 0 returns none",
+TEST_CASE("Search with k above ntotal returns ntotal hits, and an empty index or k <= 0 returns none",
           "[index]") {
   auto index = VectorIndex::CreateEmpty();
   CHECK(index->Search(Embedding{}, 5).value().empty());

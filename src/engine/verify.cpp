@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "common/fs.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
@@ -113,6 +114,10 @@ class Checker {
     if (!each) return fail("cannot read the face rows", each.error());
     report_.faces = static_cast<int64_t>(faces.size());
 
+    for (const fs::path& stale : StaleIndexTempFiles(paths_.index_dir))
+      Add("index", stale.string() + " was left by an interrupted index write (it may hold embeddings); "
+                   "--repair or the next index removes it",
+          /*problem=*/false);
     const std::optional<IndexSnapshot>& snap = *snap_or;
     if (!snap) {
       if (!faces.empty())
@@ -134,7 +139,20 @@ class Checker {
       return Add("index", "the index snapshot (generation " + g + ") is newer than the database (" +
                               std::to_string(*generation) + "): restored from another copy?");
     auto loaded = VectorIndex::Load(file, snap->size, snap->sha256, IndexStamp{snap->generation, model_identity_});
-    if (!loaded) return Add("index", loaded.error().message + "; --repair rebuilds it from the database");
+    if (!loaded) {
+      // A writer killed between replacing the file and recording it leaves an intact file that is
+      // newer than its record: a crash state the next command repairs, not damage.
+      auto bytes = ReadFile(file, static_cast<size_t>(fs::file_size(file, ec)));
+      auto header = bytes ? DecodeIndexFile(*bytes) : Result<IndexFileHeader>(std::unexpected(bytes.error()));
+      if (header && header->stamp.model_identity == model_identity_ &&
+          header->stamp.generation >= snap->generation && header->stamp.generation <= *generation)
+        return Add("index", "the index file is intact but newer than its record (generation " +
+                                std::to_string(header->stamp.generation) + ", recorded " + g +
+                                "): a writer was interrupted between saving and recording it; the next "
+                                "index or query rebuilds it",
+                   /*problem=*/false);
+      return Add("index", loaded.error().message + "; --repair rebuilds it from the database");
+    }
     report_.index_vectors = (*loaded)->ntotal();
 
     std::vector<int64_t> ids = (*loaded)->ids();
