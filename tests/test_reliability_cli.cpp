@@ -196,6 +196,16 @@ TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage, and --re
     CHECK(fs::exists(c.index_file()));
     CHECK(c.Verify(0)["repairs"].size() == 0);
   }
+  {  // the temporary file of a killed index write: a note (exit 0), removed by --repair
+    const fs::path stale = c.corpus / "index" / "faces.faiss.tmp.999999";
+    std::ofstream(stale) << "partial";
+    fs::permissions(stale, fs::perms::owner_read | fs::perms::owner_write);
+    Json noted = c.Verify(0);
+    REQUIRE(noted["notes"].size() == 1);
+    CHECK_THAT(noted["notes"][0]["message"].str(), Catch::Contains("interrupted index write"));
+    c.Verify(0, {"--repair"});
+    CHECK_FALSE(fs::exists(stale));
+  }
   {  // a face row deleted behind facesearch's back
     Tamper(c.db(), "DELETE FROM faces WHERE id = (SELECT min(id) FROM faces)");
     RunResult r = c.Run({"verify"});
