@@ -2,14 +2,15 @@
 """Crash campaign: kill -9 `facesearch index` or `forget` at random moments and prove nothing is lost.
 
     scripts/crash_campaign.py [--command index|forget] [--images DIR] [--count 1000] [--kills 50]
-                              [--binary PATH] [--models DIR] [--seed N] [--keep]
+                              [--binary PATH] [--models DIR] [--seed N] [--max-delay S] [--keep]
 
 --command index (the default):
 
 1. Picks COUNT images under DIR (default: LFW, ../shared/data/lfw/images; sorted, evenly spread) and
    indexes them once, uninterrupted, into a reference corpus.
 2. Into a second corpus, starts the same `facesearch index` KILLS times and SIGKILLs it after a
-   random delay, uniform between 0.2 s and max(3 s, 15% of the reference run's time), so that model
+   random delay, uniform between 0.2 s and max(3 s, 15% of the reference run's time) (or
+   --max-delay), so that model
    loading, batch commits, the end-of-run index save and the all-duplicates reruns all get hit.
    After every kill: SQLite `PRAGMA integrity_check` must say ok, `facesearch info --json` must
    succeed, every face row must still belong to an image row, and `facesearch verify` must exit 0
@@ -208,6 +209,8 @@ def main():
     ap.add_argument("--binary", default=os.path.join(root, "build", "facesearch"))
     ap.add_argument("--models", default=None)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-delay", type=float, default=None,
+                    help="index: longest delay before a kill (default: max(3 s, 15%% of the reference run))")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     random.seed(args.seed)
@@ -230,7 +233,7 @@ def main():
         with open(listing) as stdin:
             subprocess.run(index_cmd(ref), stdin=stdin, check=True, stdout=subprocess.DEVNULL)
         ref_seconds = time.time() - t0
-        max_delay = max(3.0, 0.15 * ref_seconds)
+        max_delay = args.max_delay or max(3.0, 0.15 * ref_seconds)
         print(f"reference: {len(images)} images indexed uninterrupted in {ref_seconds:.1f} s; "
               f"kills come after 0.2-{max_delay:.1f} s", flush=True)
 
