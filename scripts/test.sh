@@ -8,7 +8,7 @@
 # scripts/fetch-test-images.sh, cmake -S . -B build -DCMAKE_BUILD_TYPE=Release,
 # cmake --build build -j$(nproc), ctest --test-dir build --output-on-failure -j1 CTEST_ARGS...
 # Without CTEST_ARGS it then builds build-asan/ (-DFACESEARCH_SANITIZE=address,undefined) and runs
-# the tests tagged in FS_ASAN_TESTS under AddressSanitizer + UBSan (any finding fails the run);
+# the test suite (or FS_ASAN_TESTS) under AddressSanitizer + UBSan (any finding fails the run);
 # FS_SANITIZE_STAGE=0 skips that stage. Exits non-zero when any stage fails. CI (.ci/run) calls
 # exactly this script.
 set -euo pipefail
@@ -21,11 +21,11 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   exit 0
 fi
 
-# The sanitizer stage: the storage, index, decode, search and end-to-end CLI tests (the real binary,
-# instrumented, on real photos and corpora). Left out: dlib-heavy suites whose time goes into the
-# ResNet under ASan ([analyzer], [eval], [compare], [faces]) — see docs/reliability.md for the
-# measured times and the command that runs everything.
-FS_ASAN_TESTS="${FS_ASAN_TESTS:-[fs],[sha256],[store],[audit],[index],[corpus_index],[search],[decode],[format],[cli],[privacy],[reliability]}"
+# The sanitizer stage runs the whole suite (FS_ASAN_TESTS: a Catch test spec to run less, e.g.
+# "[store],[index]"). The dlib adapter files stay uninstrumented (CMakeLists.txt,
+# FACESEARCH_SANITIZE_DLIB), which keeps the instrumented binary about 1.3x as slow as Release;
+# docs/reliability.md has the measured times.
+FS_ASAN_TESTS="${FS_ASAN_TESTS:-}"
 FS_ASAN_BUILD_DIR="${FS_ASAN_BUILD_DIR:-build-asan}"
 
 cd -- "$FS_REPO_ROOT"
@@ -47,12 +47,12 @@ if (($# == 0)) && [[ "${FS_SANITIZE_STAGE:-1}" != 0 ]]; then
   log "step: sanitizer build (cmake -S . -B $FS_ASAN_BUILD_DIR -DFACESEARCH_SANITIZE=address,undefined)"
   cmake -S . -B "$FS_ASAN_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DFACESEARCH_SANITIZE=address,undefined
   cmake --build "$FS_ASAN_BUILD_DIR" -j"$jobs" --target facesearch facesearch_tests
-  log "step: ASan+UBSan tests ($FS_ASAN_BUILD_DIR/tests/facesearch_tests '$FS_ASAN_TESTS'; built in $((SECONDS - stage)) s)"
+  log "step: ASan+UBSan tests ($FS_ASAN_BUILD_DIR/tests/facesearch_tests ${FS_ASAN_TESTS:-(all)}; built in $((SECONDS - stage)) s)"
   asan_rc=0
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
     LSAN_OPTIONS="suppressions=$FS_REPO_ROOT/tests/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-    "$FS_ASAN_BUILD_DIR/tests/facesearch_tests" --use-colour no --durations yes "$FS_ASAN_TESTS" \
+    "$FS_ASAN_BUILD_DIR/tests/facesearch_tests" --use-colour no -w NoTests ${FS_ASAN_TESTS:+"$FS_ASAN_TESTS"} \
     || asan_rc=$?
   if ((asan_rc == 0)); then
     log "sanitizer stage passed in $((SECONDS - stage)) s"
