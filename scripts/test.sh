@@ -1,31 +1,65 @@
 #!/usr/bin/env bash
-# scripts/test.sh — THE test command: install deps, fetch models and test images, build, run ctest.
+# scripts/test.sh — THE test command: install deps, fetch models and test images, build, run ctest,
+# then build and run the sanitizer stage (ASan + UBSan).
 #
 #   scripts/test.sh [CTEST_ARGS...]      e.g. scripts/test.sh -L slow   or   scripts/test.sh -R sha256
 #
 # Works from any directory. Steps: scripts/setup-deps.sh, scripts/fetch-models.sh,
 # scripts/fetch-test-images.sh, cmake -S . -B build -DCMAKE_BUILD_TYPE=Release,
 # cmake --build build -j$(nproc), ctest --test-dir build --output-on-failure -j1 CTEST_ARGS...
-# Exits with ctest's status. CI (.ci/run) calls exactly this script.
+# Without CTEST_ARGS it then builds build-asan/ (-DFACESEARCH_SANITIZE=address,undefined) and runs
+# the test suite (or FS_ASAN_TESTS) under AddressSanitizer + UBSan (any finding fails the run);
+# FS_SANITIZE_STAGE=0 skips that stage. Exits non-zero when any stage fails. CI (.ci/run) calls
+# exactly this script.
 set -euo pipefail
 
 # shellcheck source=scripts/lib/build.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/build.sh"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,9s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
   exit 0
 fi
 
+# The sanitizer stage runs the whole suite (FS_ASAN_TESTS: a Catch test spec to run less, e.g.
+# "[store],[index]"). The dlib adapter files stay uninstrumented (CMakeLists.txt,
+# FACESEARCH_SANITIZE_DLIB), which keeps the instrumented binary about 1.3x as slow as Release;
+# docs/reliability.md has the measured times.
+FS_ASAN_TESTS="${FS_ASAN_TESTS:-}"
+FS_ASAN_BUILD_DIR="${FS_ASAN_BUILD_DIR:-build-asan}"
+
 cd -- "$FS_REPO_ROOT"
+start=$SECONDS
 fs_prepare
 fs_build
 log "step: tests (ctest --test-dir $FS_BUILD_DIR --output-on-failure -j1${*:+ $*})"
 rc=0
 ctest --test-dir "$FS_BUILD_DIR" --output-on-failure -j1 "$@" || rc=$?
 if ((rc == 0)); then
-  log "all tests passed"
+  log "all tests passed ($((SECONDS - start)) s so far)"
 else
   log "ctest failed (exit code $rc)"
 fi
+
+if (($# == 0)) && [[ "${FS_SANITIZE_STAGE:-1}" != 0 ]]; then
+  stage=$SECONDS
+  jobs="$(nproc 2>/dev/null || echo 2)"
+  log "step: sanitizer build (cmake -S . -B $FS_ASAN_BUILD_DIR -DFACESEARCH_SANITIZE=address,undefined)"
+  cmake -S . -B "$FS_ASAN_BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DFACESEARCH_SANITIZE=address,undefined
+  cmake --build "$FS_ASAN_BUILD_DIR" -j"$jobs" --target facesearch facesearch_tests
+  log "step: ASan+UBSan tests ($FS_ASAN_BUILD_DIR/tests/facesearch_tests ${FS_ASAN_TESTS:-(all)}; built in $((SECONDS - stage)) s)"
+  asan_rc=0
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
+    LSAN_OPTIONS="suppressions=$FS_REPO_ROOT/tests/lsan.supp:print_suppressions=0" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    "$FS_ASAN_BUILD_DIR/tests/facesearch_tests" --use-colour no -w NoTests ${FS_ASAN_TESTS:+"$FS_ASAN_TESTS"} \
+    || asan_rc=$?
+  if ((asan_rc == 0)); then
+    log "sanitizer stage passed in $((SECONDS - stage)) s"
+  else
+    log "sanitizer stage failed (exit code $asan_rc)"
+    ((rc != 0)) || rc=$asan_rc
+  fi
+fi
+log "finished in $((SECONDS - start)) s"
 exit "$rc"

@@ -68,6 +68,14 @@ fs::path CopyTestImage(const std::string& name, const fs::path& dir, const std::
 }
 
 RunResult RunFacesearch(const std::vector<std::string>& args, const std::string& input) {
+  std::vector<std::string> argv = {FACESEARCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv, input);
+}
+
+std::string FacesearchBinary() { return FACESEARCH_BINARY; }
+
+RunResult RunProgram(const std::vector<std::string>& args, const std::string& input) {
   signal(SIGPIPE, SIG_IGN);  // a child that exits without reading stdin must not kill the test
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC))
@@ -79,14 +87,13 @@ RunResult RunFacesearch(const std::vector<std::string>& args, const std::string&
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
 
-  std::vector<std::string> argv_storage = {FACESEARCH_BINARY};
-  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<std::string> argv_storage = args;
   std::vector<char*> argv;
   for (auto& a : argv_storage) argv.push_back(a.data());
   argv.push_back(nullptr);
 
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, FACESEARCH_BINARY, &actions, nullptr, argv.data(), environ);
+  int rc = posix_spawnp(&pid, argv_storage.at(0).c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   close(in_pipe[0]);
   close(out_pipe[1]);

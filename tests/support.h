@@ -40,6 +40,13 @@ struct RunResult {
 // set --corpus/--models.
 RunResult RunFacesearch(const std::vector<std::string>& args, const std::string& input = "");
 
+// Runs any program (args[0], looked up in PATH) like RunFacesearch. Safe to call from several
+// threads at once (to run commands concurrently).
+RunResult RunProgram(const std::vector<std::string>& args, const std::string& input = "");
+
+// The path of the facesearch binary under test.
+std::string FacesearchBinary();
+
 // Copies a fetched test image into `dir` (optionally under a new name) and returns the new path.
 std::filesystem::path CopyTestImage(const std::string& name, const std::filesystem::path& dir,
                                     const std::string& new_name = "");

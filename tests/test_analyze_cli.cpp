@@ -44,7 +44,7 @@ TEST_CASE("compare says different people for Obama and Biden and exits 1", "[com
   CHECK(r.out.rfind("different people: distance ", 0) == 0);
 }
 
-TEST_CASE("compare with a faceless photo exits 1 with no distance; a missing --face exits 2", "[compare][e2e]") {
+TEST_CASE("compare with a faceless photo exits 1 with no distance, and a missing --face exits 2", "[compare][e2e]") {
   TempDir dir;
   RunResult none = Run({"compare", "--json", TestImage("obama.jpg").string(), Blank(dir)});
   CHECK(none.exit_code == 1);

@@ -59,7 +59,7 @@ int64_t Nearest(const VectorIndex& index, float value) {
 
 }  // namespace
 
-TEST_CASE("With no snapshot the index is rebuilt and persisted; the next open is fresh",
+TEST_CASE("With no snapshot the index is rebuilt and persisted, and the next open is fresh",
           "[corpus_index]") {
   Corpus c;
   c.Add("a", {FaceAt(1.f), FaceAt(2.f)});
@@ -128,6 +128,35 @@ TEST_CASE("A corrupted index file is rebuilt, not loaded and not served empty",
   CHECK(c.Open().state == IndexState::kFresh);
 }
 
+TEST_CASE("A headerless index file from an older facesearch is rebuilt and upgraded",
+          "[corpus_index]") {
+  Corpus c;
+  auto ids = c.Add("a", {FaceAt(1.f), FaceAt(2.f)});
+  c.Open();
+  // What facesearch wrote before index format 1: the bare FAISS bytes, with their size and
+  // SHA-256 recorded in SQLite (so the record check alone would accept them).
+  std::string_view payload;
+  const std::string framed = ReadFile(c.IndexFile(), 1 << 20).value();
+  REQUIRE(DecodeIndexFile(framed, &payload));
+  const std::string legacy(payload);
+  std::ofstream(c.IndexFile(), std::ios::binary | std::ios::trunc) << legacy;
+  auto snap = c.store->GetIndexSnapshot().value().value();
+  snap.size = static_cast<int64_t>(legacy.size());
+  snap.sha256 = Sha256Hex(legacy);
+  REQUIRE(c.store->SetIndexSnapshot(snap));
+
+  auto opened = c.Open();
+  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK_THAT(opened.reason, Catch::Contains("not a facesearch index file"));
+  CHECK(Nearest(*opened.index, 2.f) == ids[1]);
+  auto header = DecodeIndexFile(ReadFile(c.IndexFile(), 1 << 20).value());
+  REQUIRE(header);
+  CHECK(header->stamp.generation == c.store->Generation().value());
+  CHECK(header->stamp.model_identity == "models:test");
+  CHECK(header->ntotal == 2);
+  CHECK(c.Open().state == IndexState::kFresh);
+}
+
 TEST_CASE("A lagging snapshot is caught up: faces added after the save are found",
           "[corpus_index]") {
   Corpus c;
@@ -146,7 +175,7 @@ TEST_CASE("A lagging snapshot is caught up: faces added after the save are found
   CHECK(next.index->ntotal() == 4);
 }
 
-TEST_CASE("Faces removed after the snapshot force a rebuild; erased faces never resurface",
+TEST_CASE("Faces removed after the snapshot force a rebuild, and erased faces never resurface",
           "[corpus_index]") {
   Corpus c;
   auto keep = c.Add("a", {FaceAt(1.f)});

@@ -124,7 +124,7 @@ TEST_CASE("Store::Open refuses foreign SQLite databases and non-database files",
   CHECK(garbage.error().code == ErrorCode::kCorrupt);
 }
 
-TEST_CASE("OpenReadOnly: kNotFound when missing; reads without an identity and refuses writes",
+TEST_CASE("OpenReadOnly: kNotFound when missing, reads without an identity and refuses writes",
           "[store]") {
   test::TempDir dir;
   auto missing = Store::OpenReadOnly(dir / "absent.db");
@@ -292,7 +292,7 @@ TEST_CASE("GetFaces drops ids with no live row and keeps the requested order", "
   CHECK(rows[0].face_id == b[0]);
 }
 
-TEST_CASE("DeleteFacesOfImage bumps generation and delete generation; no-op without faces",
+TEST_CASE("DeleteFacesOfImage bumps generation and delete generation, and is a no-op without faces",
           "[store]") {
   test::TempDir dir;
   auto store = OpenOrDie(dir / "c.db");

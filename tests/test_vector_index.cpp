@@ -40,13 +40,32 @@ void Overwrite(const fs::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
 }
 
+const IndexStamp kStamp{7, "models:test"};
+
 // A populated index saved to dir/"faces.faiss"; returns what Save reported.
 SavedFile SaveSample(const fs::path& path, size_t n = 50) {
   auto index = VectorIndex::CreateEmpty();
   std::vector<int64_t> ids(n);
   for (size_t i = 0; i < n; ++i) ids[i] = 100 + 3 * static_cast<int64_t>(i);
   REQUIRE(index->Add(ids, RandomVectors(n, 7)));
-  return index->Save(path).value();
+  return index->Save(path, kStamp).value();
+}
+
+// Loads `bytes` written to `path` with a Store record that matches them (as if an attacker or a
+// bug had rewritten the record too), so that only the file's own header stands in the way.
+Result<std::unique_ptr<VectorIndex>> LoadTrustingRecord(const fs::path& path, const std::string& bytes,
+                                                        const IndexStamp& stamp = kStamp) {
+  Overwrite(path, bytes);
+  return VectorIndex::Load(path, static_cast<int64_t>(bytes.size()), Sha256Hex(bytes), stamp);
+}
+
+// The FAISS payload of a saved index file, and a header for it.
+std::string PayloadOf(const std::string& file, IndexFileHeader* header = nullptr) {
+  std::string_view payload;
+  auto h = DecodeIndexFile(file, &payload);
+  REQUIRE(h);
+  if (header) *header = *h;
+  return std::string(payload);
 }
 }  // namespace
 
@@ -68,7 +87,7 @@ TEST_CASE("Search returns nearest first with Euclidean, not squared, distances",
   CHECK(hits[2].distance == 5.f);
 }
 
-TEST_CASE("Search with k above ntotal returns ntotal hits; empty index or k <= 0 returns none",
+TEST_CASE("Search with k above ntotal returns ntotal hits, and an empty index or k <= 0 returns none",
           "[index]") {
   auto index = VectorIndex::CreateEmpty();
   CHECK(index->Search(Embedding{}, 5).value().empty());
@@ -107,7 +126,7 @@ TEST_CASE("Save then Load gives identical search results, ntotal and max_id", "[
   CHECK(index->max_id() == ids.back());
 
   const fs::path path = dir / "faces.faiss";
-  auto saved = index->Save(path);
+  auto saved = index->Save(path, kStamp);
   REQUIRE(saved);
   CHECK(saved->size == static_cast<int64_t>(fs::file_size(path)));
   CHECK(saved->sha256 == Sha256File(path).value());
@@ -115,7 +134,7 @@ TEST_CASE("Save then Load gives identical search results, ntotal and max_id", "[
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
 
-  auto loaded = VectorIndex::Load(path, saved->size, saved->sha256);
+  auto loaded = VectorIndex::Load(path, saved->size, saved->sha256, kStamp);
   REQUIRE(loaded);
   CHECK((*loaded)->ntotal() == static_cast<int64_t>(n));
   CHECK((*loaded)->max_id() == ids.back());
@@ -137,12 +156,12 @@ TEST_CASE("Load refuses a truncated index file as kCorrupt by its size", "[index
   const SavedFile saved = SaveSample(path);
   const std::string bytes = Slurp(path);
   Overwrite(path, bytes.substr(0, bytes.size() - 100));
-  auto r = VectorIndex::Load(path, saved.size, saved.sha256);
+  auto r = VectorIndex::Load(path, saved.size, saved.sha256, kStamp);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
 
   Overwrite(path, bytes + "trailing");
-  CHECK(VectorIndex::Load(path, saved.size, saved.sha256).error().code == ErrorCode::kCorrupt);
+  CHECK(VectorIndex::Load(path, saved.size, saved.sha256, kStamp).error().code == ErrorCode::kCorrupt);
 }
 
 TEST_CASE("Load refuses a bit-flipped index file as kCorrupt by its checksum", "[index]") {
@@ -152,22 +171,22 @@ TEST_CASE("Load refuses a bit-flipped index file as kCorrupt by its checksum", "
   std::string bytes = Slurp(path);
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x10);
   Overwrite(path, bytes);
-  auto r = VectorIndex::Load(path, saved.size, saved.sha256);
+  auto r = VectorIndex::Load(path, saved.size, saved.sha256, kStamp);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
   CHECK_THAT(r.error().message, Catch::Contains("SHA-256"));
 }
 
 TEST_CASE("Load turns a FAISS reader exception on damaged bytes into kCorrupt", "[index]") {
-  // The recorded checksum matches the damaged bytes (as if the record were rewritten too), so
+  // Header and record both vouch for the damaged payload (as if rewritten by an attacker), so
   // only FAISS's own parser stands between the bytes and us. FAISS 1.7.3 leaks the partly read
   // index when it throws here; LeakSanitizer runs need tests/lsan.supp.
   test::TempDir dir;
   const fs::path path = dir / "faces.faiss";
   SaveSample(path);
-  const std::string bytes = Slurp(path).substr(0, 60);
-  Overwrite(path, bytes);
-  auto r = VectorIndex::Load(path, static_cast<int64_t>(bytes.size()), Sha256Hex(bytes));
+  IndexFileHeader header;
+  const std::string payload = PayloadOf(Slurp(path), &header).substr(0, 60);
+  auto r = LoadTrustingRecord(path, EncodeIndexFile(header, payload));
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
 }
@@ -177,11 +196,19 @@ TEST_CASE("Load refuses well-formed FAISS files of another layout or dimension",
   auto check_refused = [&](faiss::Index& index, const std::string& name) {
     const fs::path path = dir / name;
     faiss::write_index(&index, path.c_str());
-    const std::string bytes = Slurp(path);
-    auto r = VectorIndex::Load(path, static_cast<int64_t>(bytes.size()), Sha256Hex(bytes));
+    const std::string raw = Slurp(path);
     INFO(name);
-    REQUIRE_FALSE(r);
-    CHECK(r.error().code == ErrorCode::kCorrupt);
+    // Without our header: refused before FAISS sees a byte.
+    auto bare = LoadTrustingRecord(path, raw);
+    REQUIRE_FALSE(bare);
+    CHECK(bare.error().code == ErrorCode::kCorrupt);
+    CHECK_THAT(bare.error().message, Catch::Contains("not a facesearch index file"));
+    // Wrapped in a valid header: FAISS parses it and the layout check refuses it.
+    IndexFileHeader header;
+    header.stamp = kStamp;
+    auto framed = LoadTrustingRecord(path, EncodeIndexFile(header, raw));
+    REQUIRE_FALSE(framed);
+    CHECK(framed.error().code == ErrorCode::kCorrupt);
   };
   faiss::IndexFlatL2 bare(kEmbeddingDim);  // no id map
   check_refused(bare, "bare.faiss");
@@ -193,9 +220,84 @@ TEST_CASE("Load refuses well-formed FAISS files of another layout or dimension",
   check_refused(inner_product, "ip.faiss");
 }
 
+TEST_CASE("Index files truncated at any of many offsets are refused by their own header",
+          "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  SaveSample(path);
+  const std::string bytes = Slurp(path);
+  for (size_t keep : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{30}, size_t{51}, size_t{52},
+                      size_t{60}, size_t{75}, size_t{120}, size_t{200}, bytes.size() / 2,
+                      bytes.size() - 1}) {
+    INFO("kept " << keep << " of " << bytes.size() << " bytes");
+    auto r = LoadTrustingRecord(path, bytes.substr(0, keep));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kCorrupt);
+  }
+}
+
+TEST_CASE("Index files with one flipped bit anywhere are refused by their own checksum",
+          "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  SaveSample(path);
+  const std::string bytes = Slurp(path);
+  std::mt19937 rng(11);
+  std::vector<size_t> positions = {0, 7, 8, 12, 16, 24, 32, 40, 48, 52, 60, 70, 80, 100, 140,
+                                   bytes.size() - 1};
+  for (int i = 0; i < 40; ++i) positions.push_back(rng() % bytes.size());
+  for (size_t pos : positions) {
+    for (int bit : {0, 7}) {
+      std::string damaged = bytes;
+      damaged[pos] = static_cast<char>(damaged[pos] ^ (1 << bit));
+      INFO("bit " << bit << " of byte " << pos);
+      auto r = LoadTrustingRecord(path, damaged);
+      REQUIRE_FALSE(r);
+      CHECK(r.error().code == ErrorCode::kCorrupt);
+    }
+  }
+}
+
+TEST_CASE("Random bytes and an empty file are refused as index files", "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  std::mt19937 rng(3);
+  std::string noise(5000, '\0');
+  for (char& c : noise) c = static_cast<char>(rng());
+  CHECK(LoadTrustingRecord(path, noise).error().code == ErrorCode::kCorrupt);
+  CHECK(LoadTrustingRecord(path, "FSVINDEX" + noise).error().code == ErrorCode::kCorrupt);
+  CHECK(LoadTrustingRecord(path, "").error().code == ErrorCode::kCorrupt);
+}
+
+TEST_CASE("An intact index file stamped for another generation or model is refused", "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  SaveSample(path);
+  const std::string bytes = Slurp(path);
+  REQUIRE(LoadTrustingRecord(path, bytes));
+  auto other_generation = LoadTrustingRecord(path, bytes, IndexStamp{8, kStamp.model_identity});
+  REQUIRE_FALSE(other_generation);
+  CHECK_THAT(other_generation.error().message, Catch::Contains("generation 7"));
+  auto other_model = LoadTrustingRecord(path, bytes, IndexStamp{7, "models:other"});
+  REQUIRE_FALSE(other_model);
+  CHECK_THAT(other_model.error().message, Catch::Contains("models:other"));
+}
+
+TEST_CASE("A header whose counts disagree with the FAISS payload is refused", "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  SaveSample(path);
+  IndexFileHeader header;
+  const std::string payload = PayloadOf(Slurp(path), &header);
+  header.ntotal += 1;
+  auto r = LoadTrustingRecord(path, EncodeIndexFile(header, payload));
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("its header says"));
+}
+
 TEST_CASE("Load reports a missing index file as kNotFound", "[index]") {
   test::TempDir dir;
-  auto r = VectorIndex::Load(dir / "absent.faiss", 10, Sha256Hex(""));
+  auto r = VectorIndex::Load(dir / "absent.faiss", 10, Sha256Hex(""), kStamp);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kNotFound);
 }

@@ -26,6 +26,7 @@ constexpr Subcommand kSubcommands[] = {
     {"optout", AddOptoutCommand},
     {"audit", AddAuditCommand},
     {"config", AddConfigCommand},
+    {"verify", AddVerifyCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

@@ -2,6 +2,7 @@
 #include "engine/corpus.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 
 #include <cstdlib>
 
@@ -34,7 +35,16 @@ Status RequireCorpus(const CorpusPaths& paths) {
                                         "(or choose another with --corpus)");
 }
 
+Status RequireWritable(const CorpusPaths& paths, const std::string& why) {
+  struct statvfs st {};
+  if (::statvfs(paths.dir.c_str(), &st) != 0 || !(st.f_flag & ST_RDONLY)) return Ok();
+  return Fail(ErrorCode::kIo, "the corpus at " + paths.dir.string() +
+                                  " is on a read-only file system, and " + why +
+                                  ": remount it read-write (info, verify and audit work read-only)");
+}
+
 Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths) {
+  FS_TRY(RequireWritable(paths, "this command changes the corpus"));
   FS_TRY(EnsurePrivateDir(paths.dir));
   FS_TRY(EnsurePrivateDir(paths.index_dir));
   auto lock = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/false);
@@ -111,6 +121,7 @@ Status ExportFaces(const CorpusConfig& config, const std::function<void(const Fa
   CorpusPaths paths = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(paths));
   FS_TRY(CheckCorpusPermissions(config));
+  FS_TRY(RequireWritable(paths, "an export must commit its audit record before it shows a face"));
   FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   FS_TRY(AppendAudit(*store, config.audit,

@@ -25,6 +25,10 @@ CorpusPaths PathsFor(const std::filesystem::path& corpus_dir);
 // Fails with kNotFound, naming the command that creates a corpus, when `paths` holds none.
 Status RequireCorpus(const CorpusPaths& paths);
 
+// Fails with kIo, naming the remedy and the commands that still work, when the corpus directory is
+// on a read-only file system (a read-only mount or medium). `why` says what needs to write.
+Status RequireWritable(const CorpusPaths& paths, const std::string& why);
+
 // Creates the corpus directories (0700) and takes the exclusive write lock, logging while it waits
 // for another writer. Errors: kIo.
 Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths);

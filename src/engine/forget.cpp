@@ -1,10 +1,10 @@
 // `facesearch forget` and `facesearch optout`: erasure with tombstones, opt-outs, and the scrub
 // that follows every erasure (index rebuilt and saved, WAL checkpointed with TRUNCATE).
 //
-// Order under the write lock: SQLite commits the erasure and its audit record together; then the
-// index is rebuilt from SQLite and saved atomically (the old file is replaced, not edited); then
-// the WAL is truncated. A crash after the commit leaves an index that the next open rebuilds (the
-// delete generation moved), and queries drop ids with no live row meanwhile.
+// Order under the write lock: the index snapshot record and file are dropped; SQLite commits the
+// erasure and its audit record together; then the index is rebuilt from SQLite and saved
+// atomically; then the WAL is truncated. A crash after the commit leaves no index file (so no copy
+// of the erased embeddings), which the next open rebuilds; queries drop ids with no live row.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -81,6 +81,19 @@ Status Scrub(Store& store, const CorpusPaths& paths) {
     return Ok();
   }
   return checkpoint;
+}
+
+// Before an erasure commits: forget the index snapshot and delete its file, so that a crash between
+// the commit and Scrub's new index leaves no index at all (rebuilt by the next command) rather than
+// a file that still holds the erased embeddings.
+Status DropIndex(Store& store, const CorpusPaths& paths) {
+  FS_TRY(store.ClearIndexSnapshot());
+  std::error_code ec;
+  fs::remove(paths.index_dir / kIndexFileName, ec);
+  if (ec)
+    return Fail(ErrorCode::kIo, "cannot remove " + (paths.index_dir / kIndexFileName).string() +
+                                    " before the erasure: " + ec.message());
+  return Ok();
 }
 
 Result<std::unique_ptr<Store>> OpenForWriting(const CorpusPaths& paths,
@@ -165,6 +178,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     return MakeAuditRecord(config.audit, e);
   };
   ForgetSummary summary;
+  FS_TRY(DropIndex(*store, paths));
   FS_ASSIGN(summary.erased, store->Erase({image_ids.begin(), image_ids.end()},
                                          {face_ids.begin(), face_ids.end()}, reason, make_audit));
   FS_TRY(Scrub(*store, paths));
@@ -198,6 +212,7 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
     auto make_audit = [&](const EraseCounts& c) {
       return MakeAuditRecord(config.audit, {"optout", erase_params, {}, CountsJson(c)});
     };
+    FS_TRY(DropIndex(*store, paths));
     FS_ASSIGN(result.erased, store->Erase({}, near, "opt-out " + std::to_string(result.id), make_audit));
   }
   FS_TRY(Scrub(*store, paths));

@@ -41,11 +41,11 @@ void Inspect(const fs::path& path, bool directory, std::vector<std::string>& pro
 
 }  // namespace
 
-Status CheckCorpusPermissions(const CorpusConfig& config) {
+std::vector<std::string> CorpusPermissionProblems(const CorpusConfig& config) {
   CorpusPaths paths = PathsFor(config.corpus_dir);
   std::error_code ec;
-  if (!fs::exists(paths.database, ec)) return Ok();
   std::vector<std::string> problems;
+  if (!fs::exists(paths.database, ec)) return problems;
   Inspect(paths.dir, true, problems);
   for (const fs::path& dir : {paths.dir, paths.index_dir}) {
     if (dir != paths.dir) Inspect(dir, true, problems);
@@ -53,6 +53,11 @@ Status CheckCorpusPermissions(const CorpusConfig& config) {
       if (!it->is_directory(ec)) Inspect(it->path(), false, problems);
     ec.clear();
   }
+  return problems;
+}
+
+Status CheckCorpusPermissions(const CorpusConfig& config) {
+  const std::vector<std::string> problems = CorpusPermissionProblems(config);
   if (problems.empty()) return Ok();
   if (config.strict_permissions) {
     std::string all;

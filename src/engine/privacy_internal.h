@@ -11,6 +11,10 @@
 
 namespace facesearch {
 
+// Each way the corpus files are not private (CheckCorpusPermissions in facesearch/privacy.h), one
+// sentence each naming the file and the chmod that fixes it; empty when there is no corpus.
+std::vector<std::string> CorpusPermissionProblems(const CorpusConfig& config);
+
 // "[1,2,3]"
 std::string JsonIdArray(const std::vector<int64_t>& ids);
 

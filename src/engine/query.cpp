@@ -77,6 +77,7 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const 
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(corpus));
   FS_TRY(CheckCorpusPermissions(config));
+  FS_TRY(RequireWritable(corpus, "a query must commit its audit record before it shows a result"));
   FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, options.pipeline));
 
   // Repair the index on disk too when no writer is busy; otherwise repair in memory only.

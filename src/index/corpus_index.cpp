@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "common/fs.h"
@@ -64,7 +65,9 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
                               ") is newer than the database (generation " +
                               std::to_string(generation) + ")");
 
-  auto loaded = VectorIndex::Load(index_dir / snap->file, snap->size, snap->sha256);
+  FS_ASSIGN(std::string model_identity, store.ModelIdentity());
+  auto loaded = VectorIndex::Load(index_dir / snap->file, snap->size, snap->sha256,
+                                  IndexStamp{snap->generation, model_identity});
   if (!loaded) return Rebuild(store, "the index file cannot be used: " + loaded.error().message);
   std::unique_ptr<VectorIndex> index = std::move(*loaded);
   if (index->ntotal() != snap->ntotal || index->max_id() != snap->max_face_id)
@@ -101,10 +104,26 @@ Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, boo
   return opened;
 }
 
+std::vector<fs::path> StaleIndexTempFiles(const fs::path& index_dir) {
+  std::vector<fs::path> found;
+  const std::string prefix = std::string(kIndexFileName) + ".tmp.";
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(index_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().starts_with(prefix)) found.push_back(it->path());
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 Status SaveCorpusIndex(Store& store, const VectorIndex& index, const fs::path& index_dir) {
   FS_TRY(EnsurePrivateDir(index_dir));
+  for (const fs::path& stale : StaleIndexTempFiles(index_dir)) {
+    std::error_code ec;
+    if (fs::remove(stale, ec)) spdlog::info("removed {}, left by an interrupted index write", stale.string());
+  }
   FS_ASSIGN(const int64_t generation, store.Generation());
-  FS_ASSIGN(SavedFile saved, index.Save(index_dir / kIndexFileName));
+  FS_ASSIGN(std::string model_identity, store.ModelIdentity());
+  FS_ASSIGN(SavedFile saved,
+            index.Save(index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
   return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(),
                                               saved.size, saved.sha256, kIndexFileName});
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "facesearch/error.h"
 #include "index/vector_index.h"
@@ -38,9 +39,13 @@ inline constexpr const char* kIndexFileName = "faces.faiss";
 Result<OpenedIndex> OpenCorpusIndex(Store& store, const std::filesystem::path& index_dir,
                                     bool persist);
 
-// Saves `index` into index_dir and records the snapshot for the Store's current generation.
+// Saves `index` into index_dir and records the snapshot for the Store's current generation, after
+// removing the temporary files that killed writers left behind (they may hold embeddings).
 // Caller must hold the corpus write lock and have added every committed face to `index`.
 Status SaveCorpusIndex(Store& store, const VectorIndex& index,
                        const std::filesystem::path& index_dir);
+
+// Temporary files of interrupted index writes ("faces.faiss.tmp.<pid>") in index_dir.
+std::vector<std::filesystem::path> StaleIndexTempFiles(const std::filesystem::path& index_dir);
 
 }  // namespace facesearch

@@ -10,6 +10,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "facesearch/error.h"
@@ -31,15 +32,49 @@ struct SavedFile {
   std::string sha256;
 };
 
+// What an index file says it covers; written into its header and checked on load.
+struct IndexStamp {
+  int64_t generation = 0;      // the Store generation the snapshot reflects
+  std::string model_identity;  // the Store's model identity (embedding space)
+};
+
+// The header of an index file. Layout (integers little-endian):
+//   0  8  magic "FSVINDEX"          8  4  format version (kIndexFormatVersion)
+//  12  4  dimension                16  8  generation
+//  24  8  ntotal                   32  8  largest face id
+//  40  8  payload length           48  4  model identity length n (at most 1024)
+//  52  n  model identity          52+n 64 SHA-256 (lowercase hex) of bytes [0, 52+n) + payload
+// then the payload: FAISS's serialisation of the IndexIDMap2. Nothing reaches FAISS before the
+// header, its lengths and the checksum over header and payload have been checked.
+inline constexpr uint32_t kIndexFormatVersion = 1;
+struct IndexFileHeader {
+  uint32_t version = 0;
+  uint32_t dimension = 0;
+  IndexStamp stamp;
+  int64_t ntotal = 0;
+  int64_t max_face_id = 0;
+  uint64_t payload_size = 0;
+};
+
+// Frames a FAISS serialisation `payload` with the header above (version and dimension filled in).
+std::string EncodeIndexFile(const IndexFileHeader& header, std::string_view payload);
+// Checks the magic, version, dimension, lengths and checksum of a whole index file's bytes.
+// On success `payload` (if given) views the FAISS bytes inside `file`. Errors: kCorrupt, with a
+// message saying what is wrong (a file without the magic is "not a facesearch index file").
+Result<IndexFileHeader> DecodeIndexFile(std::string_view file, std::string_view* payload = nullptr);
+
 class VectorIndex {
  public:
   static std::unique_ptr<VectorIndex> CreateEmpty();
-  // Reads `path` fully, checks its size and SHA-256 against the expected values BEFORE handing the
-  // bytes to FAISS (crafted files have crashed FAISS's reader), then deserialises and checks the
-  // dimension and type. Errors: kNotFound (missing file), kCorrupt (size, checksum or structure).
+  // Reads `path` fully, checks its size and SHA-256 against the expected values (the Store's
+  // record), then its header (DecodeIndexFile) and that the header's stamp equals `expected`,
+  // all BEFORE handing the bytes to FAISS (crafted files have crashed FAISS's reader); then
+  // deserialises and checks the dimension, type and the header's ntotal and largest id.
+  // Errors: kNotFound (missing file), kCorrupt (size, checksum, header, stamp or structure).
   static Result<std::unique_ptr<VectorIndex>> Load(const std::filesystem::path& path,
                                                    int64_t expected_size,
-                                                   const std::string& expected_sha256);
+                                                   const std::string& expected_sha256,
+                                                   const IndexStamp& expected);
   ~VectorIndex();
 
   // ids.size() == vectors.size() / kEmbeddingDim. Adds nothing and fails with kInvalidArgument
@@ -54,10 +89,12 @@ class VectorIndex {
   // Errors: kIndex.
   Result<std::vector<std::vector<Hit>>> SearchBatch(std::span<const Embedding> queries,
                                                     int k) const;
-  // Serialises and writes atomically (WriteFileAtomic). Returns size and sha256 of what was written.
-  // Errors: kIndex, kIo.
-  Result<SavedFile> Save(const std::filesystem::path& path) const;
+  // Serialises, frames with a header carrying `stamp` (EncodeIndexFile) and writes atomically
+  // (WriteFileAtomic). Returns size and sha256 of the whole file written. Errors: kIndex, kIo.
+  Result<SavedFile> Save(const std::filesystem::path& path, const IndexStamp& stamp) const;
   int64_t ntotal() const;
+  // Every face id in the index, in insertion order.
+  std::vector<int64_t> ids() const;
   // The largest face id in the index; 0 when it is empty.
   int64_t max_id() const { return max_id_; }
 

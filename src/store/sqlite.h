@@ -3,8 +3,10 @@
 #pragma once
 
 #include <sqlite3.h>
+#include <sys/statvfs.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <span>
 #include <string>
@@ -26,7 +28,20 @@ inline std::unexpected<Error> DbFail(sqlite3* db, const std::string& what) {
     case SQLITE_IOERR: case SQLITE_FULL: case SQLITE_CANTOPEN: code = ErrorCode::kIo; break;
     default: break;
   }
-  return Fail(code, what + ": " + sqlite3_errmsg(db));
+  std::string message = what + ": " + sqlite3_errmsg(db);
+  // A full disk often surfaces as a generic I/O error (the WAL or its index cannot be created):
+  // say so, since the fix is the user's.
+  if (code == ErrorCode::kIo) {
+    const char* file = sqlite3_db_filename(db, "main");
+    struct statvfs st {};
+    if (file && *file &&
+        ::statvfs(std::filesystem::path(file).parent_path().c_str(), &st) == 0 &&
+        static_cast<unsigned long long>(st.f_bavail) * st.f_frsize < (1ull << 20))
+      message += " (the file system holding " + std::filesystem::path(file).parent_path().string() +
+                 " is full: free some space and run the command again; SQLite keeps every "
+                 "committed transaction and nothing of this one)";
+  }
+  return Fail(code, message);
 }
 
 // Runs SQL text that carries no values (pragmas, DDL, BEGIN/COMMIT).

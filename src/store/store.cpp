@@ -331,4 +331,25 @@ Status Store::Checkpoint() {
   return Ok();
 }
 
+Result<std::vector<std::string>> Store::IntegrityCheck() {
+  std::vector<std::string> problems;
+  {
+    FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "PRAGMA integrity_check"));
+    while (true) {
+      FS_ASSIGN(bool row, stmt.Step());
+      if (!row) break;
+      std::string line = stmt.Text(0);
+      if (line != "ok") problems.push_back("integrity_check: " + line);
+    }
+  }
+  FS_ASSIGN(Stmt fk, Stmt::Prepare(db_, "PRAGMA foreign_key_check"));
+  while (true) {
+    FS_ASSIGN(bool row, fk.Step());
+    if (!row) break;
+    problems.push_back("foreign_key_check: row " + std::to_string(fk.Int(1)) + " of table " +
+                       fk.Text(0) + " refers to a missing row of " + fk.Text(2));
+  }
+  return problems;
+}
+
 }  // namespace facesearch

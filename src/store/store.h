@@ -129,6 +129,10 @@ class Store {
   // taken earlier are rebuilt rather than caught up. No-op for an image without faces.
   Status DeleteFacesOfImage(int64_t image_id);
 
+  // SQLite's own consistency checks: PRAGMA integrity_check and foreign_key_check. Returns one
+  // line per problem found (empty when the database is sound). Read-only. Errors: kDatabase, kCorrupt.
+  Result<std::vector<std::string>> IntegrityCheck();
+
   // Checkpoints the WAL into the main file and truncates it. Errors: kBusy when readers kept it
   // from completing, kDatabase.
   Status Checkpoint();

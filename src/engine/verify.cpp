@@ -1,0 +1,248 @@
+// `facesearch verify` (facesearch/verify.h): every consistency promise of the corpus, checked from
+// the files on disk, and --repair for the derived state.
+#include "facesearch/verify.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <iterator>
+
+#include "common/fs.h"
+#include "engine/corpus.h"
+#include "engine/privacy_internal.h"
+#include "face/models.h"
+#include "index/corpus_index.h"
+
+namespace facesearch {
+namespace fs = std::filesystem;
+
+bool VerifyReport::healthy() const {
+  return std::none_of(findings.begin(), findings.end(), [](const VerifyFinding& f) { return f.problem; });
+}
+
+namespace {
+
+// "3 (ids 4, 9, 12)" or "120 (ids 4, 9, 12, 13, 15, ...)".
+std::string CountWithIds(const std::vector<int64_t>& ids) {
+  std::string out = std::to_string(ids.size()) + " (id" + (ids.size() == 1 ? " " : "s ");
+  for (size_t i = 0; i < ids.size() && i < 5; ++i) out += (i ? ", " : "") + std::to_string(ids[i]);
+  return out + (ids.size() > 5 ? ", ...)" : ")");
+}
+
+class Checker {
+ public:
+  Checker(const CorpusConfig& config, VerifyReport& report)
+      : config_(config), paths_(PathsFor(config.corpus_dir)), report_(report) {}
+
+  // Runs every check into report_. Returns false when the database could not be opened at all.
+  void Run() {
+    CheckPermissions();
+    auto store = Store::OpenReadOnly(paths_.database);
+    if (!store) {
+      Add("database", "cannot open " + paths_.database.string() + ": " + store.error().message);
+      return;
+    }
+    CheckDatabase(**store);
+    CheckModels(**store);
+    CheckAudit(**store);
+    CheckIndex(**store);
+  }
+
+ private:
+  void Add(const std::string& check, std::string message, bool problem = true) {
+    report_.findings.push_back({check, std::move(message), problem});
+  }
+  void Ran(const std::string& check) { report_.checks.push_back(check); }
+
+  void CheckPermissions() {
+    Ran("permissions");
+    for (std::string& p : CorpusPermissionProblems(config_))
+      Add("permissions", "the corpus holds biometric data but " + p);
+  }
+
+  void CheckDatabase(Store& store) {
+    Ran("database");
+    auto problems = store.IntegrityCheck();
+    if (!problems) return Add("database", "SQLite cannot check " + paths_.database.string() + ": " +
+                                              problems.error().message);
+    for (const std::string& p : *problems)
+      Add("database", paths_.database.string() + " fails " + p +
+                          " (restore the corpus from a backup; --repair does not rewrite SQLite)");
+  }
+
+  void CheckModels(Store& store) {
+    Ran("models");
+    auto identity = store.ModelIdentity();
+    if (!identity) return Add("models", "the corpus records no model identity: " + identity.error().message);
+    model_identity_ = *identity;
+    if (*identity != ModelIdentity())
+      Add("models", "the corpus was built with models '" + *identity + "' but this facesearch uses '" +
+                        ModelIdentity() + "': queries and indexing will refuse it");
+    const fs::path dir = ResolveModelsDir(config_.models_dir);
+    for (ModelId id : {ModelId::kResnet, ModelId::kShape5}) {
+      auto path = VerifiedModelPath(dir, id);
+      if (!path) Add("models", path.error().message);
+    }
+    std::error_code ec;  // the CNN detector is optional (only --detector cnn needs it)
+    if (fs::exists(dir / ModelFileName(ModelId::kCnnDetector), ec)) {
+      auto path = VerifiedModelPath(dir, ModelId::kCnnDetector);
+      if (!path) Add("models", path.error().message);
+    }
+  }
+
+  void CheckAudit(Store& store) {
+    Ran("audit");
+    auto check = store.VerifyAudit();
+    if (!check) return Add("audit", "cannot read the audit log: " + check.error().message);
+    if (!check->ok)
+      Add("audit", "the audit log's hash chain is broken at record " + std::to_string(check->first_bad) +
+                       ": " + check->problem);
+  }
+
+  void CheckIndex(Store& store) {
+    Ran("index");
+    auto fail = [&](const std::string& what, const Error& e) { Add("index", what + ": " + e.message); };
+    auto generation = store.Generation();
+    auto delete_generation = store.DeleteGeneration();
+    auto snap_or = store.GetIndexSnapshot();
+    if (!generation) return fail("cannot read the generation", generation.error());
+    if (!delete_generation) return fail("cannot read the delete generation", delete_generation.error());
+    if (!snap_or) return fail("the index snapshot record is unreadable", snap_or.error());
+
+    std::vector<int64_t> faces;
+    auto each = store.ForEachEmbedding(0, [&](int64_t id, const Embedding&) { faces.push_back(id); });
+    if (!each) return fail("cannot read the face rows", each.error());
+    report_.faces = static_cast<int64_t>(faces.size());
+
+    for (const fs::path& stale : StaleIndexTempFiles(paths_.index_dir))
+      Add("index", stale.string() + " was left by an interrupted index write (it may hold embeddings); "
+                   "--repair or the next index removes it",
+          /*problem=*/false);
+    const std::optional<IndexSnapshot>& snap = *snap_or;
+    if (!snap) {
+      if (!faces.empty())
+        Add("index", "no index snapshot is recorded for " + std::to_string(faces.size()) +
+                         " faces (a first index or an erasure was interrupted); the next query or "
+                         "index rebuilds it",
+            /*problem=*/false);
+      return;
+    }
+    const std::string g = std::to_string(snap->generation);
+    if (snap->file != kIndexFileName)
+      return Add("index", "the snapshot record names an unexpected file '" + snap->file + "'");
+    const fs::path file = paths_.index_dir / snap->file;
+    std::error_code ec;
+    if (!fs::exists(file, ec))
+      return Add("index", "index file " + file.string() + " (generation " + g +
+                              ") is missing; --repair rebuilds it from the database");
+    if (snap->generation > *generation)
+      return Add("index", "the index snapshot (generation " + g + ") is newer than the database (" +
+                              std::to_string(*generation) + "): restored from another copy?");
+    auto loaded = VectorIndex::Load(file, snap->size, snap->sha256, IndexStamp{snap->generation, model_identity_});
+    if (!loaded) {
+      // A writer killed between replacing the file and recording it leaves an intact file that is
+      // newer than its record: a crash state the next command repairs, not damage.
+      auto bytes = ReadFile(file, static_cast<size_t>(fs::file_size(file, ec)));
+      auto header = bytes ? DecodeIndexFile(*bytes) : Result<IndexFileHeader>(std::unexpected(bytes.error()));
+      if (header && header->stamp.model_identity == model_identity_ &&
+          header->stamp.generation >= snap->generation && header->stamp.generation <= *generation)
+        return Add("index", "the index file is intact but newer than its record (generation " +
+                                std::to_string(header->stamp.generation) + ", recorded " + g +
+                                "): a writer was interrupted between saving and recording it; the next "
+                                "index or query rebuilds it",
+                   /*problem=*/false);
+      return Add("index", loaded.error().message + "; --repair rebuilds it from the database");
+    }
+    report_.index_vectors = (*loaded)->ntotal();
+
+    std::vector<int64_t> ids = (*loaded)->ids();
+    std::sort(ids.begin(), ids.end());
+    std::vector<int64_t> dead, absent;  // in the index without a row; rows not in the index
+    std::set_difference(ids.begin(), ids.end(), faces.begin(), faces.end(), std::back_inserter(dead));
+    std::set_difference(faces.begin(), faces.end(), ids.begin(), ids.end(), std::back_inserter(absent));
+
+    if (snap->generation == *generation) {
+      if (!dead.empty())
+        Add("index", "the index holds face ids with no face row in the database: " +
+                         CountWithIds(dead) + "; --repair rebuilds it");
+      if (!absent.empty())
+        Add("index", "faces of the database are missing from the index, which claims to be up to "
+                     "date: " + CountWithIds(absent) + "; --repair rebuilds it");
+      return;
+    }
+    const std::string lag = "the index (generation " + g + ") lags the database (generation " +
+                            std::to_string(*generation) + ")";
+    if (*delete_generation > snap->generation) {
+      Add("index", lag + " and predates a removal of faces" +
+                       (dead.empty() ? "" : ", and still holds erased faces: " + CountWithIds(dead)) +
+                       "; --repair (or the next index or query) rebuilds it");
+      return;
+    }
+    if (!dead.empty())
+      Add("index", "the index holds face ids with no face row in the database, yet no face was "
+                   "removed since it was written: " + CountWithIds(dead) + "; --repair rebuilds it");
+    std::vector<int64_t> old_absent;
+    std::copy_if(absent.begin(), absent.end(), std::back_inserter(old_absent),
+                 [&](int64_t id) { return id <= snap->max_face_id; });
+    if (!old_absent.empty())
+      Add("index", "faces older than the snapshot are missing from the index: " +
+                       CountWithIds(old_absent) + "; --repair rebuilds it");
+    if (dead.empty() && old_absent.empty())
+      Add("index", lag + " by " + std::to_string(absent.size()) +
+                       " new faces (an interrupted or running index); the next index or query appends them",
+          /*problem=*/false);
+  }
+
+  const CorpusConfig& config_;
+  CorpusPaths paths_;
+  VerifyReport& report_;
+  std::string model_identity_;
+};
+
+bool IndexFound(const VerifyReport& report) {
+  return std::any_of(report.findings.begin(), report.findings.end(),
+                     [](const VerifyFinding& f) { return f.check == "index"; });
+}
+
+}  // namespace
+
+Result<VerifyReport> VerifyCorpus(const CorpusConfig& config, const VerifyOptions& options) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_TRY(RequireCorpus(paths));
+  VerifyReport report;
+  std::optional<FileLock> lock;
+  if (options.repair) {
+    // Not LockCorpusForWriting: it would chmod the corpus directory and hide a permission problem.
+    auto held = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/false);
+    if (!held && held.error().code == ErrorCode::kBusy) {
+      spdlog::info("another facesearch process is writing to {}; waiting for it to finish",
+                   paths.dir.string());
+      held = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/true);
+    }
+    if (!held) return std::unexpected(held.error());
+    lock = std::move(*held);
+  }
+  Checker(config, report).Run();
+  if (!options.repair || !IndexFound(report)) return report;
+
+  std::vector<std::string> before;
+  for (const VerifyFinding& f : report.findings)
+    if (f.check == "index") before.push_back(f.message);
+  {
+    FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+    FS_TRY(EnsurePrivateDir(paths.index_dir));
+    FS_TRY(store->ClearIndexSnapshot());  // a routine rebuild, not a "repair" warning in the log
+    FS_ASSIGN(OpenedIndex rebuilt, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
+    FS_ASSIGN(int64_t generation, store->Generation());
+    std::string what = "rebuilt the index from the database: " + std::to_string(rebuilt.index->ntotal()) +
+                       " faces at generation " + std::to_string(generation) + " (it was: ";
+    for (size_t i = 0; i < before.size(); ++i) what += (i ? "; " : "") + before[i];
+    report.repairs.push_back(what + ")");
+  }
+  VerifyReport after;
+  Checker(config, after).Run();
+  after.repairs = std::move(report.repairs);
+  return after;
+}
+
+}  // namespace facesearch
