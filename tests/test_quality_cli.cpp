@@ -83,7 +83,7 @@ TEST_CASE("a steeply tilted face missed by the default pass is found by the defa
   CHECK(same.exit_code == 0);
 }
 
-TEST_CASE("--min-face drops small faces at ingest, from probes and from matches", "[quality][e2e]") {
+TEST_CASE("A minimum face size (--min-face) drops small faces at ingest, from probes and from matches", "[quality][e2e]") {
   TempDir dir;
   fs::create_directories(dir / "photos");
   const std::string small = Scaled(dir, "photos/obama_small.jpg", 6);  // face about 44 px
