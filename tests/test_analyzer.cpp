@@ -74,7 +74,10 @@ TEST_CASE("An image without a face yields no faces and no error", "[analyzer][mo
 
 TEST_CASE("The CNN detector finds the same face as HOG", "[analyzer][models]") {
   auto hog = Analyzer();
-  auto cnn = Analyzer(AnalyzerOptions{DetectorKind::kCnn, 0});
+  AnalyzerOptions cnn_options;
+  cnn_options.detector = DetectorKind::kCnn;
+  cnn_options.upsample = 0;
+  auto cnn = Analyzer(cnn_options);
   Face h = OnlyFace(*hog, "obama2.jpg");
   Face c = OnlyFace(*cnn, "obama2.jpg");
   // Centres agree within a quarter of the box size, and the embeddings agree on identity.

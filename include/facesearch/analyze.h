@@ -19,6 +19,7 @@ struct PhotoFaces {
   std::string sha256;
   int width = 0, height = 0;
   std::vector<Face> faces;
+  std::vector<FaceQuality> quality;     // one per face
   std::vector<std::string> chip_paths;  // when chips were requested, one per face
 };
 

@@ -37,12 +37,51 @@ struct CorpusConfig {
 // $FACESEARCH_CORPUS, else ${XDG_DATA_HOME:-~/.local/share}/facesearch/corpus.
 std::filesystem::path DefaultCorpusDir();
 
+// What to try when the detector finds no face in an image (docs/benchmarks.md, detector-miss
+// study). Only images with no face pay for it; every other image is analysed exactly as with kNone.
+enum class RetryStrategy {
+  kNone,
+  kUpsample,   // HOG again on the image doubled once more (upsample + 1)
+  kThreshold,  // HOG again with dlib's adjust_threshold lowered to retry_threshold
+  kCnn,        // dlib's CNN (MMOD) detector, same upsampling
+};
+inline constexpr RetryStrategy kDefaultRetry = RetryStrategy::kThreshold;
+const char* RetryStrategyName(RetryStrategy r);  // "none", "upsample", "threshold", "cnn"
+
+// "plain", "flip", "jitter:N". Parse errors: kInvalidArgument.
+std::string EmbeddingModeName(const EmbeddingMode& mode);
+Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text);
+
 struct PipelineOptions {
   DetectorKind detector = DetectorKind::kHog;
   int upsample = 1;                           // detector upsampling (dlib's default for HOG)
+  RetryStrategy retry = kDefaultRetry;        // only for images where the detector finds no face
+  double retry_threshold = -0.5;              // HOG adjust_threshold for RetryStrategy::kThreshold
+  // Unset: the corpus's mode (meta key "embedding_mode"; plain for a corpus without one, and when
+  // there is no corpus). A corpus holds embeddings of one mode only: asking for another is refused.
+  std::optional<EmbeddingMode> embedding;
+  int min_face = 0;  // ignore faces whose box is smaller than this many pixels (width or height)
   int64_t max_file_bytes = int64_t{256} << 20;
   int64_t max_pixels = 80'000'000;
 };
+
+// How far a detected face can be trusted as a probe: the calibration (data/calibration.tsv) was
+// measured on LFW faces, so a face outside what LFW holds gives less reliable distances
+// (docs/benchmarks.md, quality signals).
+struct FaceQuality {
+  int64_t size = 0;       // the box's smaller side, in pixels
+  double det_score = 0;   // detector confidence (HOG: SVM margin; larger is surer)
+  double sharpness = 0;   // variance of the Laplacian of the aligned 150x150 grey chip
+  // "small", "blurry", "weak_detection"; empty when nothing is in doubt.
+  std::vector<std::string> issues;
+  bool low() const { return !issues.empty(); }
+};
+// "small": fewer pixels than this across (the embedder's 150 px chip is then upscaled 3x or more).
+inline constexpr int64_t kSmallFacePixels = 50;
+// "blurry": sharpness below this; fewer than 1% of LFW's faces (sharpness median 28) score lower.
+inline constexpr double kBlurrySharpness = 8.0;
+// "weak_detection": a score below 0, which only a lowered-threshold retry (--retry threshold) finds.
+FaceQuality AssessFace(const Face& face, double sharpness);
 
 // ---- index -------------------------------------------------------------------------------------
 
@@ -174,6 +213,7 @@ struct Match {
 struct ProbeFace {
   int index = 0;  // position among the faces detected in the probe (0-based, detector order)
   Face face;
+  FaceQuality quality;
   std::vector<Match> matches;  // at most top_k, all within the threshold, nearest first
 };
 
@@ -209,6 +249,7 @@ struct CorpusInfo {
   std::filesystem::path database;
   CorpusCounts counts;
   std::string model_identity;
+  std::string embedding_mode;  // "plain", "flip", "jitter:N" (facesearch index --embedding)
   int schema_version = 0;
   int64_t generation = 0;
   std::string index_state;  // "fresh", "lagging", "missing", "corrupt"

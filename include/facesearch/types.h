@@ -13,6 +13,17 @@ using Embedding = std::array<float, kEmbeddingDim>;
 
 enum class DetectorKind { kHog, kCnn };
 
+// How a face chip becomes an embedding. Plain is dlib's single forward pass (what the reference
+// implementation computes). Flip: the mean of the chip's and its mirror image's descriptors.
+// Jitter N: the mean over N randomly jittered copies (dlib::jitter_image, as dlib's example and
+// face_recognition's num_jitters do; seeded per face, so deterministic). dlib's descriptors are not
+// unit length and dlib does not renormalise its jittered mean, so neither do we.
+struct EmbeddingMode {
+  bool flip = false;
+  int jitter = 0;  // 0: none; otherwise >= 2 copies
+  bool operator==(const EmbeddingMode&) const = default;
+};
+
 // A face rectangle in pixels of the decoded (EXIF-oriented) image. May extend past the image
 // border: dlib's detector reports boxes partly outside the frame and the aligner relies on them.
 struct Box {

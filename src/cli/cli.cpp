@@ -31,6 +31,38 @@ void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
                  "Times to double the image before detecting; 1 finds faces down to ~40 px")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
+  cmd.add_option("--retry", options.retry,
+                 "When the detector finds no face: none, upsample (detect again on the image doubled "
+                 "once more), threshold (HOG with a lower threshold) or cnn (the CNN detector)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, RetryStrategy>{{"none", RetryStrategy::kNone},
+                                               {"upsample", RetryStrategy::kUpsample},
+                                               {"threshold", RetryStrategy::kThreshold},
+                                               {"cnn", RetryStrategy::kCnn}},
+          CLI::ignore_case))
+      ->default_str(RetryStrategyName(kDefaultRetry));
+  cmd.add_option("--retry-threshold", options.retry_threshold,
+                 "dlib adjust_threshold for --retry threshold (0 is the first pass's; lower finds "
+                 "more faces and more false ones)")
+      ->check(CLI::Range(-3.0, 0.0))
+      ->capture_default_str();
+  cmd.add_option_function<std::string>(
+         "--embedding",
+         [&options](const std::string& text) {
+           auto mode = ParseEmbeddingMode(text);
+           if (!mode) throw CLI::ValidationError("--embedding", mode.error().message);
+           options.embedding = *mode;
+         },
+         "How a face becomes a vector: plain (dlib's single pass), flip (mean with the mirror "
+         "image; about 2x the embedding time, more accurate) or jitter:N (mean of N jittered "
+         "copies). A corpus keeps the mode of its first index run; default: the corpus's mode, "
+         "plain for a new one")
+      ->type_name("MODE");
+  cmd.add_option("--min-face", options.min_face,
+                 "Ignore faces smaller than this many pixels (box width or height): not indexed, not "
+                 "searched with, not returned as matches")
+      ->check(CLI::Range(0, 100000))
+      ->capture_default_str();
   cmd.add_option("--max-pixels", options.max_pixels, "Refuse images with more pixels than this")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -30,6 +30,16 @@ std::string FaceJson(const PhotoFaces& p, size_t i) {
     s += "[" + std::to_string(f.landmarks[k].x) + "," + std::to_string(f.landmarks[k].y) + "]";
   }
   s += "]";
+  if (i < p.quality.size()) {
+    const FaceQuality& q = p.quality[i];
+    s += ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"low_quality\":" + (q.low() ? "true" : "false") +
+         ",\"quality_issues\":[";
+    for (size_t k = 0; k < q.issues.size(); ++k) {
+      if (k) s += ',';
+      s += JsonString(q.issues[k]);
+    }
+    s += "]";
+  }
   if (i < p.chip_paths.size()) s += ",\"chip\":" + JsonString(p.chip_paths[i]);
   return s + "}";
 }

@@ -74,6 +74,7 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << ",\"database\":" << JsonString(info->database.string())
                 << ",\"schema_version\":" << info->schema_version
                 << ",\"model_identity\":" << JsonString(info->model_identity)
+                << ",\"embedding_mode\":" << JsonString(info->embedding_mode)
                 << ",\"images\":" << c.images << ",\"images_with_faces\":" << c.images_ok
                 << ",\"images_without_face\":" << c.images_noface << ",\"images_error\":" << c.images_error
                 << ",\"faces\":" << c.faces << ",\"inputs_skipped\":" << c.inputs_skipped
@@ -85,6 +86,7 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
       std::cout << "corpus:          " << info->corpus_dir.string() << "\n"
                 << "database:        " << info->database.string() << " (schema " << info->schema_version << ")\n"
                 << "models:          " << info->model_identity << "\n"
+                << "embedding mode:  " << info->embedding_mode << "\n"
                 << "images:          " << c.images << " (" << c.images_ok << " with faces, " << c.images_noface
                 << " without, " << c.images_error << " errors; " << c.inputs_skipped
                 << " inputs skipped; see info --errors)\n"

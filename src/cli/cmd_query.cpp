@@ -93,6 +93,16 @@ void Run(Context& ctx, QueryArgs& args) {
       spdlog::info("no face in the corpus is within distance {} of {}", args.options.threshold, o.photo);
     }
     any_match = any_match || (!o.error && o.result.any_match());
+    // json/jsonl carry the quality in their records; the other formats get a warning line.
+    if (!o.error && args.format != OutputFormat::kJson && args.format != OutputFormat::kJsonl)
+      for (const ProbeFace& p : o.result.probes)
+        if (p.quality.low()) {
+          std::string issues;
+          for (const std::string& i : p.quality.issues) issues += (issues.empty() ? "" : ", ") + i;
+          spdlog::warn("low-quality probe: face {} of {} is {} (size {} px, sharpness {:.0f}); its distances "
+                       "are less reliable than the calibration assumes",
+                       p.index, o.photo, issues, p.quality.size, p.quality.sharpness);
+        }
   }
   if (args.paths_only) WritePaths(*outcomes, args.null_separated);
   else WriteQueryResults(std::cout, *outcomes, args.options, args.format);

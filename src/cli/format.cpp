@@ -65,6 +65,22 @@ double ExpectedFalseMatches(const QueryResult& r, const QueryOptions& o) {
   return EstimatedFmr(o.threshold) * static_cast<double>(r.corpus_faces);
 }
 
+std::string JsonIssues(const FaceQuality& q) {
+  std::string s = "[";
+  for (size_t i = 0; i < q.issues.size(); ++i) {
+    if (i) s += ',';
+    s += JsonString(q.issues[i]);
+  }
+  return s + "]";
+}
+
+// The probe face's quality signals (json): size, detector score, sharpness, and whether it is low.
+std::string QualityJson(const FaceQuality& q) {
+  return "{\"size\":" + std::to_string(q.size) + ",\"det_score\":" + JsonNumber(q.det_score) +
+         ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"low\":" + (q.low() ? "true" : "false") +
+         ",\"issues\":" + JsonIssues(q) + "}";
+}
+
 void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const QueryOptions& o) {
   const QueryResult& r = outcome.result;
   if (outcome.error) {
@@ -79,7 +95,7 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   for (size_t p = 0; p < r.probes.size(); ++p) {
     const ProbeFace& probe = r.probes[p];
     out << (p ? "," : "") << "{\"probe_face\":" << probe.index << ",\"box\":" << JsonBox(probe.face.box)
-        << ",\"matches\":[";
+        << ",\"quality\":" << QualityJson(probe.quality) << ",\"matches\":[";
     for (size_t i = 0; i < probe.matches.size(); ++i)
       out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i]) << "}";
     out << "]}";
@@ -101,8 +117,9 @@ void WriteJson(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, con
 void WriteJsonl(std::ostream& out, const QueryResult& r) {
   for (const ProbeFace& probe : r.probes)
     for (const Match& m : probe.matches)
-      out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_face\":" << probe.index << ","
-          << MatchJsonFields(m) << "}\n";
+      out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_face\":" << probe.index
+          << ",\"probe_low_quality\":" << (probe.quality.low() ? "true" : "false")
+          << ",\"probe_quality_issues\":" << JsonIssues(probe.quality) << "," << MatchJsonFields(m) << "}\n";
 }
 
 // TSV cannot quote: tabs and line breaks inside a field become spaces.

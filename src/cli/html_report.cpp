@@ -117,6 +117,7 @@ code,.path{font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:12px;
 .row{display:flex;gap:16px;align-items:flex-start;border-top:1px solid var(--line);padding-top:12px;margin-top:12px}
 .probe-face{flex:0 0 220px;margin:0;padding:10px;background:#eef3ff;border:2px solid #0969da;border-radius:8px}
 .probe-face figcaption{margin-top:6px;font-size:12px}
+.low-quality{color:#953800;font-weight:600}
 .matches{display:flex;flex-wrap:wrap;gap:12px;flex:1}
 .card{width:224px;border:1px solid var(--line);border-radius:8px;padding:8px;background:var(--card)}
 .thumb{display:block;width:100%;max-width:200px;aspect-ratio:1/1;object-fit:contain;background:#222;border-radius:4px}
@@ -189,7 +190,15 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& op
     const ProbeFace& p = r.probes[i];
     s += "<div class=\"row\"><figure class=\"probe-face\">";
     s += Thumb(probe_crops.jpegs[i], "probe face " + std::to_string(p.index), probe_crops.why_missing);
-    s += fmt::format("<figcaption><b>Probe face {}</b><br>{}</figcaption></figure>", p.index, BoxText(p.face.box));
+    std::string quality;
+    if (p.quality.low()) {
+      std::string issues;
+      for (const std::string& issue : p.quality.issues) issues += (issues.empty() ? "" : ", ") + issue;
+      quality = "<br><span class=\"low-quality\">Low-quality probe (" + HtmlEscape(issues) +
+                "): distances are less reliable</span>";
+    }
+    s += fmt::format("<figcaption><b>Probe face {}</b><br>{}{}</figcaption></figure>", p.index, BoxText(p.face.box),
+                     quality);
     s += "<div class=\"matches\">";
     std::vector<const Match*> sorted;
     for (const Match& m : p.matches) sorted.push_back(&m);

@@ -11,6 +11,7 @@
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "facesearch/privacy.h"
+#include "image/sharpness.h"
 
 namespace facesearch {
 namespace fs = std::filesystem;
@@ -36,6 +37,17 @@ Status WriteChip(FaceAnalyzer& analyzer, const RgbImage& image, const Face& face
 }
 
 }  // namespace
+
+FaceQuality AssessFace(const Face& face, double sharpness) {
+  FaceQuality q;
+  q.size = std::min(face.box.w, face.box.h);
+  q.det_score = face.det_score;
+  q.sharpness = sharpness;
+  if (q.size < kSmallFacePixels) q.issues.push_back("small");
+  if (sharpness < kBlurrySharpness) q.issues.push_back("blurry");
+  if (face.det_score < 0) q.issues.push_back("weak_detection");
+  return q;
+}
 
 struct PhotoAnalyzer::Impl {
   std::unique_ptr<FaceAnalyzer> analyzer;
@@ -63,6 +75,10 @@ Result<PhotoFaces> PhotoAnalyzer::Analyze(const std::string& photo, const fs::pa
   out.width = image->width;
   out.height = image->height;
   FS_ASSIGN(out.faces, impl_->analyzer->Analyze(*image));
+  for (const Face& face : out.faces) {
+    FS_ASSIGN(RgbImage chip, impl_->analyzer->Chip(*image, face));
+    out.quality.push_back(AssessFace(face, LaplacianVariance(chip)));
+  }
   if (chip_dir) {
     FS_TRY(EnsurePrivateDir(*chip_dir));
     std::string stem = photo == "-" ? "stdin" : fs::path(photo).stem().string();

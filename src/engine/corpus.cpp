@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
+#include <charconv>
 #include <cstdlib>
 
 #include "common/sha256.h"
@@ -61,11 +62,95 @@ DecodeLimits LimitsFrom(const PipelineOptions& options) {
   return limits;
 }
 
+const char* RetryStrategyName(RetryStrategy r) {
+  switch (r) {
+    case RetryStrategy::kNone: return "none";
+    case RetryStrategy::kUpsample: return "upsample";
+    case RetryStrategy::kThreshold: return "threshold";
+    case RetryStrategy::kCnn: return "cnn";
+  }
+  return "?";
+}
+
+std::string EmbeddingModeName(const EmbeddingMode& mode) {
+  if (mode.jitter >= 2) return "jitter:" + std::to_string(mode.jitter);
+  return mode.flip ? "flip" : "plain";
+}
+
+Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text) {
+  if (text == "plain") return EmbeddingMode{};
+  if (text == "flip") return EmbeddingMode{true, 0};
+  if (text.starts_with("jitter:")) {
+    const std::string n = text.substr(7);
+    int jitter = 0;
+    auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), jitter);
+    if (ec == std::errc() && end == n.data() + n.size() && jitter >= 2 && jitter <= 1000)
+      return EmbeddingMode{false, jitter};
+  }
+  return Fail(ErrorCode::kInvalidArgument,
+              "embedding mode '" + text + "' is not one of plain, flip, jitter:N (N from 2 to 1000)");
+}
+
+Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store) {
+  FS_ASSIGN(auto recorded, store.GetMeta(kEmbeddingModeKey));
+  if (!recorded) return std::optional<EmbeddingMode>{};
+  FS_ASSIGN(EmbeddingMode mode, ParseEmbeddingMode(*recorded));
+  return std::optional<EmbeddingMode>{mode};
+}
+
+Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus,
+                                           const std::optional<EmbeddingMode>& requested) {
+  EmbeddingMode have = corpus.value_or(EmbeddingMode{});
+  if (!requested || *requested == have) return have;
+  return Fail(ErrorCode::kInvalidArgument,
+              "this corpus holds '" + EmbeddingModeName(have) + "' embeddings; '" +
+                  EmbeddingModeName(*requested) + "' ones cannot be mixed with them or searched against "
+                  "them (leave out --embedding, or index into a new corpus with --embedding " +
+                  EmbeddingModeName(*requested) + ")");
+}
+
+Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, PipelineOptions options) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  if (!RequireCorpus(paths)) {
+    options.embedding = options.embedding.value_or(EmbeddingMode{});
+    return options;
+  }
+  FS_ASSIGN(auto store, Store::OpenReadOnly(paths.database));
+  FS_ASSIGN(auto corpus, CorpusEmbeddingMode(*store));
+  if (!corpus) {
+    FS_ASSIGN(CorpusCounts counts, store->Counts());
+    if (counts.images == 0) {  // an empty corpus takes the first indexing run's mode
+      options.embedding = options.embedding.value_or(EmbeddingMode{});
+      return options;
+    }
+  }
+  FS_ASSIGN(options.embedding, ResolveEmbeddingMode(corpus, options.embedding));
+  return options;
+}
+
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options) {
   fs::path dir = ResolveModelsDir(config.models_dir);
   spdlog::debug("loading models from {}", dir.string());
-  return LoadDlibAnalyzer(dir, AnalyzerOptions{options.detector, options.upsample});
+  AnalyzerOptions a;
+  a.detector = options.detector;
+  a.upsample = options.upsample;
+  a.embedding = options.embedding.value_or(EmbeddingMode{});
+  a.min_face = options.min_face;
+  switch (options.retry) {
+    case RetryStrategy::kNone: break;
+    case RetryStrategy::kUpsample:
+      a.retry.push_back({options.detector, options.upsample + 1, 0.0});
+      break;
+    case RetryStrategy::kThreshold:
+      if (options.detector == DetectorKind::kHog)
+        a.retry.push_back({DetectorKind::kHog, options.upsample, options.retry_threshold});
+      break;
+    case RetryStrategy::kCnn:
+      if (options.detector == DetectorKind::kHog) a.retry.push_back({DetectorKind::kCnn, options.upsample, 0.0});
+      break;
+  }
+  return LoadDlibAnalyzer(dir, a);
 }
 
 namespace {
@@ -103,6 +188,8 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
   info.database = paths.database;
   FS_ASSIGN(info.counts, store->Counts());
   FS_ASSIGN(info.model_identity, store->ModelIdentity());
+  FS_ASSIGN(auto mode, CorpusEmbeddingMode(*store));
+  info.embedding_mode = EmbeddingModeName(mode.value_or(EmbeddingMode{}));
   FS_ASSIGN(info.generation, store->Generation());
   FS_ASSIGN(auto version, store->GetMeta("schema_version"));
   info.schema_version = version ? std::atoi(version->c_str()) : 0;

@@ -35,6 +35,23 @@ Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths);
 
 DecodeLimits LimitsFrom(const PipelineOptions& options);
 
+// The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N"). A corpus
+// without it was built before modes existed: plain.
+inline constexpr const char* kEmbeddingModeKey = "embedding_mode";
+
+// The mode recorded in the corpus (nullopt: none recorded). Errors: a value this build cannot read.
+Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store);
+
+// The mode to use with a corpus whose recorded mode is `corpus` (nullopt: plain) when the user
+// asked for `requested` (nullopt: whatever the corpus has). Errors: kInvalidArgument when they
+// differ — one corpus never mixes modes.
+Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus,
+                                           const std::optional<EmbeddingMode>& requested);
+
+// `options` with .embedding resolved against the corpus at config.corpus_dir (read-only), or
+// defaulted to plain when there is no corpus there.
+Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, PipelineOptions options);
+
 // Loads the models named by the config and options. Errors: kModel.
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options);

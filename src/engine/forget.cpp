@@ -34,7 +34,8 @@ Result<PhotoFace> LargestFace(const CorpusConfig& config, const std::string& pho
   FS_ASSIGN(std::string bytes, ReadFile(photo, static_cast<size_t>(limits.max_bytes)));
   auto image = DecodeImage(bytes, limits);
   if (!image) return Fail(ErrorCode::kDecode, "cannot read " + photo + ": " + image.error().message);
-  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, pipeline));
+  FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, pipeline));
+  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
   FS_ASSIGN(std::vector<Face> faces, analyzer->Analyze(*image));
   if (faces.empty())
     return Fail(ErrorCode::kInvalidArgument, "no face found in " + photo +

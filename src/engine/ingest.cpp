@@ -396,10 +396,22 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   };
 
   FS_TRY(CheckCorpusPermissions(config));
-  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, options.pipeline));
+  FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, options.pipeline));
+  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus));
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  // Under the lock: the mode chosen above still agrees with the corpus (a first run records it).
+  FS_ASSIGN(auto recorded, CorpusEmbeddingMode(*store));
+  if (recorded) {
+    FS_TRY(ResolveEmbeddingMode(recorded, resolved.embedding));
+  } else {
+    FS_ASSIGN(CorpusCounts counts, store->Counts());
+    if (counts.images > 0) FS_TRY(ResolveEmbeddingMode(std::nullopt, resolved.embedding));
+    FS_TRY(store->SetMeta(kEmbeddingModeKey, EmbeddingModeName(*resolved.embedding)));
+  }
+  spdlog::debug("embedding mode {}, retry {}", EmbeddingModeName(*resolved.embedding),
+                RetryStrategyName(resolved.retry));
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/true));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
 
@@ -438,7 +450,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   if (jobs > 1) LimitBlasThreads(1);
   spdlog::info("indexing {} files with {} worker(s) into {}", files.size(), jobs, corpus.dir.string());
 
-  Pipeline pipeline(*store, std::move(files), LimitsFrom(options.pipeline), std::move(optouts),
+  Pipeline pipeline(*store, std::move(files), LimitsFrom(resolved), std::move(optouts),
                     options.allow_reindex, fetcher.get(), options.stop);
   std::vector<std::unique_ptr<FaceAnalyzer>> analyzers;
   analyzers.push_back(std::move(analyzer));

@@ -39,6 +39,7 @@ Result<std::vector<Match>> FindMatches(Store& store, const VectorIndex& index, c
     if (it == by_id.end()) continue;  // stale index entry: the face is gone from SQLite
     const FaceRecord& r = *it->second;
     if (optouts.Matches(r.face.embedding)) continue;
+    if (std::min(r.face.box.w, r.face.box.h) < options.pipeline.min_face) continue;  // --min-face
     matches.push_back(Match{static_cast<int>(matches.size()) + 1, h.face_id, h.distance,
                             r.image_path, r.image_sha256, r.face.box, r.provenance});
   }
@@ -64,6 +65,8 @@ std::string AuditParams(const QueryOptions& options, const std::string& photo, i
          ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
          ",\"face\":" + (options.face ? std::to_string(*options.face) : "null") +
          ",\"detector\":" + (options.pipeline.detector == DetectorKind::kCnn ? "\"cnn\"" : "\"hog\"") +
+         ",\"retry\":" + JsonString(RetryStrategyName(options.pipeline.retry)) +
+         ",\"min_face\":" + std::to_string(options.pipeline.min_face) +
          ",\"faces_detected\":" + std::to_string(faces_detected) + "}";
 }
 
@@ -78,7 +81,8 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const 
   FS_TRY(RequireCorpus(corpus));
   FS_TRY(CheckCorpusPermissions(config));
   FS_TRY(RequireWritable(corpus, "a query must commit its audit record before it shows a result"));
-  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, options.pipeline));
+  FS_ASSIGN(PipelineOptions pipeline, WithCorpusEmbedding(config, options.pipeline));
+  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, pipeline));
 
   // Repair the index on disk too when no writer is busy; otherwise repair in memory only.
   auto lock = FileLock::Acquire(corpus.lock, /*exclusive=*/true, /*wait=*/false);
@@ -106,7 +110,7 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const 
     }
     std::vector<int64_t> returned;
     for (int i : *chosen) {
-      ProbeFace probe{i, analyzed->faces[i], {}};
+      ProbeFace probe{i, analyzed->faces[i], analyzed->quality[i], {}};
       FS_ASSIGN(probe.matches, FindMatches(*store, *opened.index, probe.face, options, optouts));
       for (const Match& m : probe.matches) returned.push_back(m.face_id);
       out.result.probes.push_back(std::move(probe));

@@ -15,9 +15,23 @@
 
 namespace facesearch {
 
+// One detection pass: which detector, how many times the image is doubled first, and (HOG only)
+// the adjust_threshold handed to dlib's object_detector (0 = dlib's default; lower finds more,
+// including more false faces).
+struct DetectPass {
+  DetectorKind detector = DetectorKind::kHog;
+  int upsample = 1;
+  double adjust_threshold = 0.0;
+};
+
 struct AnalyzerOptions {
   DetectorKind detector = DetectorKind::kHog;
   int upsample = 1;  // times the image is doubled before detection (finds faces ≥ ~40 px at 1)
+  // Tried in order only while no face has been found: an image where the first pass finds a face
+  // is analysed exactly as without them, at no extra cost.
+  std::vector<DetectPass> retry;
+  EmbeddingMode embedding;  // plain (default): dlib's single forward pass, as face_recognition does
+  int min_face = 0;         // drop faces whose box is narrower or shorter than this (pixels)
 };
 
 // One instance is used by one thread at a time; Clone() gives another thread its own copy.

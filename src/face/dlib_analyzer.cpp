@@ -10,6 +10,8 @@
 #include <dlib/image_processing/frontal_face_detector.h>
 #include <dlib/image_transforms.h>
 
+#include <algorithm>
+
 #include "face/analyzer.h"
 #include "face/cnn_detector.h"
 #include "face/dlib_convert.h"
@@ -98,10 +100,43 @@ class DlibAnalyzer final : public FaceAnalyzer {
   }
 
  private:
+  std::vector<Detection> Detect(const RgbImage& image, const dlib::matrix<dlib::rgb_pixel>& img,
+                                const DetectPass& pass) {
+    if (pass.detector == DetectorKind::kCnn) return cnn_->Detect(image, pass.upsample);
+    return DetectHog(hog_, img, pass.upsample, pass.adjust_threshold);
+  }
+
+  // The descriptor of each chip under options_.embedding. Plain is one batch through the network,
+  // exactly as dlib's Python binding computes it; flip and jitter average several forward passes.
+  std::vector<dlib::matrix<float, 0, 1>> Embed(std::vector<dlib::matrix<dlib::rgb_pixel>>& batch) {
+    const EmbeddingMode& mode = options_.embedding;
+    if (!mode.flip && mode.jitter < 2) return net_(batch, kEmbedBatch);
+    std::vector<dlib::matrix<float, 0, 1>> out;
+    out.reserve(batch.size());
+    for (const auto& chip : batch) {
+      std::vector<dlib::matrix<dlib::rgb_pixel>> copies;
+      if (mode.flip) {
+        copies.push_back(chip);
+        copies.emplace_back();
+        dlib::flip_image_left_right(chip, copies.back());
+      } else {
+        dlib::rand rnd(0);  // seeded per face: the same chip always gives the same descriptor
+        for (int j = 0; j < mode.jitter; ++j) copies.push_back(dlib::jitter_image(chip, rnd));
+      }
+      std::vector<dlib::matrix<float, 0, 1>> descriptors = net_(copies, kEmbedBatch);
+      dlib::matrix<float, 0, 1> mean = descriptors[0];
+      for (size_t j = 1; j < descriptors.size(); ++j) mean += descriptors[j];
+      out.push_back(mean / static_cast<float>(descriptors.size()));
+    }
+    return out;
+  }
+
   std::vector<Face> AnalyzeOrThrow(const RgbImage& image) {
     dlib::matrix<dlib::rgb_pixel> img = ToDlib(image);
-    std::vector<Detection> dets = cnn_ ? cnn_->Detect(image, options_.upsample)
-                                       : DetectHog(hog_, img, options_.upsample);
+    std::vector<Detection> dets = Detect(image, img, {options_.detector, options_.upsample, 0.0});
+    for (size_t p = 0; dets.empty() && p < options_.retry.size(); ++p) dets = Detect(image, img, options_.retry[p]);
+    if (options_.min_face > 0)
+      std::erase_if(dets, [&](const Detection& d) { return std::min(d.box.w, d.box.h) < options_.min_face; });
     std::vector<Face> faces(dets.size());
     if (dets.empty()) return faces;
 
@@ -117,7 +152,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
     dlib::array<dlib::matrix<dlib::rgb_pixel>> chips;
     dlib::extract_image_chips(img, chips_at, chips);
     std::vector<dlib::matrix<dlib::rgb_pixel>> batch(chips.begin(), chips.end());
-    std::vector<dlib::matrix<float, 0, 1>> descriptors = net_(batch, kEmbedBatch);
+    std::vector<dlib::matrix<float, 0, 1>> descriptors = Embed(batch);
     for (size_t i = 0; i < faces.size(); ++i)
       for (int d = 0; d < kEmbeddingDim; ++d) faces[i].embedding[d] = descriptors[i](d);
     return faces;
@@ -137,7 +172,10 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::pa
   FS_ASSIGN(auto sp_path, VerifiedModelPath(models_dir, ModelId::kShape5));
   FS_ASSIGN(auto net_path, VerifiedModelPath(models_dir, ModelId::kResnet));
   std::unique_ptr<CnnDetector> cnn;
-  if (options.detector == DetectorKind::kCnn) {
+  const bool needs_cnn = options.detector == DetectorKind::kCnn ||
+                         std::any_of(options.retry.begin(), options.retry.end(),
+                                     [](const DetectPass& p) { return p.detector == DetectorKind::kCnn; });
+  if (needs_cnn) {
     FS_ASSIGN(auto cnn_path, VerifiedModelPath(models_dir, ModelId::kCnnDetector));
     FS_ASSIGN(cnn, CnnDetector::Load(cnn_path));
   }

@@ -13,9 +13,11 @@
 
 namespace facesearch {
 
-// pyramid_up `upsample` times, detect with adjust_threshold 0, map each box back down
-// (run_detector_with_upscale1 in dlib's tools/python). Not thread-safe per detector.
+// pyramid_up `upsample` times, detect with `adjust_threshold` (0: dlib's default; a detection is
+// kept when its SVM score exceeds it), map each box back down (run_detector_with_upscale1 in
+// dlib's tools/python). Not thread-safe per detector.
 std::vector<Detection> DetectHog(dlib::frontal_face_detector& detector,
-                                 const dlib::matrix<dlib::rgb_pixel>& img, int upsample);
+                                 const dlib::matrix<dlib::rgb_pixel>& img, int upsample,
+                                 double adjust_threshold = 0.0);
 
 }  // namespace facesearch
