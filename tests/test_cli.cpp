@@ -15,6 +15,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Distances as the csv/tsv/json writers print them: four decimals.
+std::string FormatDistance(double d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", d);
+  return buf;
+}
+
 // A corpus in a temp dir and the arguments that select it.
 struct Corpus {
   TempDir dir;
@@ -94,6 +101,18 @@ TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e]") {
                       "page_url,source,captured_at,licence,notes\n", 0) == 0);
   CHECK(std::count(csv.out.begin(), csv.out.end(), '\n') == 3);
   CHECK(csv.out.find(lines[0]["image"].str()) != std::string::npos);
+
+  // --fields picks the csv/tsv columns and their order; an unknown one is a usage error.
+  RunResult tsv = c.Run({"query", "--format", "tsv", "--fields", "image,distance,sha256", probe});
+  REQUIRE(tsv.exit_code == 0);
+  CHECK(tsv.out == "image\tdistance\tsha256\n" + lines[0]["image"].str() + "\t" +
+                       FormatDistance(lines[0]["distance"].num()) + "\t" + lines[0]["sha256"].str() + "\n" +
+                       lines[1]["image"].str() + "\t" + FormatDistance(lines[1]["distance"].num()) + "\t" +
+                       lines[1]["sha256"].str() + "\n");
+  RunResult unknown = c.Run({"query", "--format", "csv", "--fields", "image,nope", probe});
+  CHECK(unknown.exit_code == 2);
+  CHECK_THAT(unknown.err, Catch::Contains("unknown --fields column 'nope'"));
+  CHECK(c.Run({"query", "--fields", "image", probe}).exit_code == 2);  // not csv/tsv
 
   RunResult table = c.Run({"query", probe});
   REQUIRE(table.exit_code == 0);

@@ -25,6 +25,8 @@ struct QueryArgs {
   double max_fmr = 0;  // set: the threshold comes from the calibration table
   OutputFormat format = OutputFormat::kTable;
   bool paths_only = false;
+  std::string fields_list;           // --fields a,b,c
+  std::vector<std::string> fields;  // its csv/tsv columns
   std::string html;  // --html FILE
 };
 
@@ -61,6 +63,14 @@ void Run(Context& ctx, QueryArgs& args) {
     spdlog::debug("--max-fmr {} gives threshold {}", args.max_fmr, args.options.threshold);
   }
   if (args.face >= 0) args.options.face = args.face;
+  for (size_t start = 0; !args.fields_list.empty() && start <= args.fields_list.size();) {
+    const size_t comma = std::min(args.fields_list.find(',', start), args.fields_list.size());
+    args.fields.push_back(args.fields_list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  if (Status s = CheckFields(args.fields); !s) return ctx.Report(s.error());
+  if (!args.fields.empty() && args.format != OutputFormat::kCsv && args.format != OutputFormat::kTsv)
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "--fields chooses csv/tsv columns: add --format csv or tsv"});
   if (!args.from_file.empty())
     if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
   if (args.photos.empty())
@@ -105,7 +115,7 @@ void Run(Context& ctx, QueryArgs& args) {
         }
   }
   if (args.paths_only) WritePaths(*outcomes, args.null_separated);
-  else WriteQueryResults(std::cout, *outcomes, args.options, args.format);
+  else WriteQueryResults(std::cout, *outcomes, args.options, args.format, args.fields);
   std::cout.flush();
   ctx.exit_code = any_error ? kExitError : any_match ? kExitMatch : kExitNoMatch;
   if (!args.html.empty()) {
@@ -137,6 +147,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch --case 2025-017 --purpose 'robbery, Main St' query probe.jpg\n"
       "  facesearch query --max-fmr 1e-4 probe.jpg        # only strong or very strong matches\n"
       "  facesearch query --all-faces --format csv group.jpg > leads.csv\n"
+      "  facesearch query --format tsv --fields image,distance,confidence p.jpg | sort -t$'\\t' -k2n\n"
       "  facesearch query --html report.html a.jpg b.jpg  # probe faces beside their matches\n"
       "  facesearch query --paths-only a.jpg b.jpg | xargs -d '\\n' cp -t leads/\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
@@ -147,6 +158,9 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
   cmd->add_flag("-0,--null", args->null_separated,
                 "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0)");
   cmd->add_flag("--paths-only", args->paths_only, "Print only the matching image paths, each once");
+  cmd->add_option("--fields", args->fields_list,
+                  "csv/tsv columns to print, in order, e.g. --fields image,distance,confidence "
+                  "(also sha256, probe_low_quality; default: see docs/output.md)");
   cmd->add_option("--html", args->html,
                   "Also write a self-contained HTML report (face crops inlined, mode 0600) to this file");
   cmd->add_option("-k,--top-k", args->options.top_k, "Most matches to return per probe face")

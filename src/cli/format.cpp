@@ -130,23 +130,56 @@ std::string TsvField(std::string_view s) {
   return out;
 }
 
+// The csv/tsv columns, in their default order: each a name and how to print it for one match.
+struct Row {
+  const ProbeOutcome& outcome;
+  const ProbeFace& probe;
+  const Match& m;
+};
+using Column = std::pair<const char*, std::string (*)(const Row&)>;
+const Column kColumns[] = {
+    {"probe", [](const Row& r) { return r.outcome.photo; }},
+    {"probe_face", [](const Row& r) { return std::to_string(r.probe.index); }},
+    {"rank", [](const Row& r) { return std::to_string(r.m.rank); }},
+    {"face_id", [](const Row& r) { return std::to_string(r.m.face_id); }},
+    {"distance", [](const Row& r) { return Distance(r.m.distance); }},
+    {"fmr", [](const Row& r) { return Fmr(r.m.distance); }},
+    {"confidence", [](const Row& r) { return std::string(ConfidenceBand(EstimatedFmr(r.m.distance))); }},
+    {"image", [](const Row& r) { return r.m.image_path; }},
+    {"x", [](const Row& r) { return std::to_string(r.m.box.x); }},
+    {"y", [](const Row& r) { return std::to_string(r.m.box.y); }},
+    {"w", [](const Row& r) { return std::to_string(r.m.box.w); }},
+    {"h", [](const Row& r) { return std::to_string(r.m.box.h); }},
+    {"page_url", [](const Row& r) { return r.m.provenance.page_url; }},
+    {"source", [](const Row& r) { return r.m.provenance.source; }},
+    {"captured_at", [](const Row& r) { return r.m.provenance.captured_at; }},
+    {"licence", [](const Row& r) { return r.m.provenance.licence; }},
+    {"notes", [](const Row& r) { return r.m.provenance.notes; }},
+    // Not in the default set: ask for them with --fields.
+    {"sha256", [](const Row& r) { return r.m.image_sha256; }},
+    {"probe_low_quality", [](const Row& r) { return std::string(r.probe.quality.low() ? "true" : "false"); }},
+};
+constexpr size_t kDefaultColumns = 17;  // probe .. notes
+
 // CSV (sep ',') or TSV (sep '\t'): one header, then one row per match of every probe.
-void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep) {
+void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep,
+                    const std::vector<std::string>& fields) {
   auto field = [&](std::string_view s) { return sep == ',' ? CsvField(s) : TsvField(s); };
-  const char* columns[] = {"probe", "probe_face", "rank", "face_id", "distance", "fmr", "confidence",
-                           "image", "x", "y", "w", "h", "page_url", "source", "captured_at",
-                           "licence", "notes"};
-  for (size_t i = 0; i < std::size(columns); ++i) out << (i ? std::string(1, sep) : "") << columns[i];
+  std::vector<const Column*> columns;
+  if (fields.empty())
+    for (size_t i = 0; i < kDefaultColumns; ++i) columns.push_back(&kColumns[i]);
+  for (const std::string& name : fields)  // names were checked by CheckFields
+    for (const Column& c : kColumns)
+      if (name == c.first) columns.push_back(&c);
+  for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << columns[i]->first;
   out << '\n';
   for (const ProbeOutcome& o : outcomes)
     for (const ProbeFace& probe : o.result.probes)
-      for (const Match& m : probe.matches)
-        out << field(o.photo) << sep << probe.index << sep << m.rank << sep << m.face_id << sep
-            << Distance(m.distance) << sep << Fmr(m.distance) << sep << ConfidenceBand(EstimatedFmr(m.distance))
-            << sep << field(m.image_path) << sep << m.box.x << sep << m.box.y << sep << m.box.w << sep
-            << m.box.h << sep << field(m.provenance.page_url) << sep << field(m.provenance.source)
-            << sep << field(m.provenance.captured_at) << sep << field(m.provenance.licence) << sep
-            << field(m.provenance.notes) << '\n';
+      for (const Match& m : probe.matches) {
+        const Row row{o, probe, m};
+        for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << field(columns[i]->second(row));
+        out << '\n';
+      }
 }
 
 // "from PAGE_URL; source S; captured AT; licence L; notes N" with the fields that are set.
@@ -200,12 +233,24 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
 
 }  // namespace
 
+Status CheckFields(const std::vector<std::string>& fields) {
+  for (const std::string& name : fields) {
+    bool known = false;
+    for (const Column& c : kColumns) known = known || name == c.first;
+    if (known) continue;
+    std::string all;
+    for (const Column& c : kColumns) all += (all.empty() ? "" : ",") + std::string(c.first);
+    return Fail(ErrorCode::kInvalidArgument, "unknown --fields column '" + name + "'; the columns are " + all);
+  }
+  return Ok();
+}
+
 void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
-                       OutputFormat format) {
+                       OutputFormat format, const std::vector<std::string>& fields) {
   switch (format) {
     case OutputFormat::kJson: return WriteJson(out, outcomes, options);
-    case OutputFormat::kCsv: return WriteDelimited(out, outcomes, ',');
-    case OutputFormat::kTsv: return WriteDelimited(out, outcomes, '\t');
+    case OutputFormat::kCsv: return WriteDelimited(out, outcomes, ',', fields);
+    case OutputFormat::kTsv: return WriteDelimited(out, outcomes, '\t', fields);
     case OutputFormat::kTable:
     case OutputFormat::kJsonl:
       break;

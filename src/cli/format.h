@@ -21,8 +21,12 @@ std::string ProvenanceJsonFields(const Provenance& p);
 // Results of a (multi-probe) query. json: one object for one probe, an array for several (a probe
 // that failed is {"probe","error"}); jsonl/csv/tsv: one row per match, naming its probe; table: one
 // block per probe. Failed probes are skipped by the other formats (the CLI reports them on stderr).
+// fields: the csv/tsv columns, in order (empty: the default set; see docs/output.md).
 void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes,
-                       const QueryOptions& options, OutputFormat format);
+                       const QueryOptions& options, OutputFormat format,
+                       const std::vector<std::string>& fields = {});
+// kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
+Status CheckFields(const std::vector<std::string>& fields);
 
 // One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
 std::string FaceRecordJson(const FaceRecord& record);
