@@ -359,6 +359,57 @@ TEST_CASE("robots.txt rules: the longest match wins, Allow wins ties, wildcards 
   CHECK_FALSE(facesearch::LooksLikeUrl("photos/a.jpg"));
 }
 
+TEST_CASE("X-Robots-Tag forbids only noimageindex noindex or none for every agent or ours and URLs parse to origin and path",
+          "[fetch]") {
+  using facesearch::RobotsTagForbids;
+  CHECK(RobotsTagForbids({"noimageindex"}));
+  CHECK(RobotsTagForbids({"nofollow, NoIndex"}));
+  CHECK(RobotsTagForbids({"facesearch: none"}));
+  CHECK_FALSE(RobotsTagForbids({"otherbot: noindex"}));
+  CHECK_FALSE(RobotsTagForbids({"nofollow", "unavailable_after: 2030-01-01"}));
+  CHECK_FALSE(RobotsTagForbids({}));
+
+  auto u = facesearch::ParseUrl("HTTPS://Example.ORG/a/b.jpg?x=1");
+  REQUIRE(u);
+  CHECK(u->scheme == "https");
+  CHECK(u->host == "example.org");
+  CHECK(u->origin() == "https://example.org:443");
+  CHECK(u->path_and_query == "/a/b.jpg?x=1");
+  auto bare = facesearch::ParseUrl("http://127.0.0.1:8080");
+  REQUIRE(bare);
+  CHECK(bare->path_and_query == "/");
+  auto file = facesearch::ParseUrl("file:///etc/passwd");
+  REQUIRE(file);
+  CHECK(file->scheme == "file");
+  CHECK_FALSE(facesearch::ParseUrl("http://exa mple.org/a b").has_value());
+}
+
+TEST_CASE("ParseManifest reads rows from bytes and names every malformed line without reading any file",
+          "[ingest]") {
+  std::vector<facesearch::FileOutcome> problems;
+  auto rows = facesearch::ParseManifest(
+      "{\"path\": \"a.jpg\", \"source\": \"s\"}\n\n{\"url\": 7}\nnot json\n{\"url\": \"https://e.org/b.jpg\"}\n",
+      facesearch::ManifestFormat::kJsonl, "m.jsonl", problems);
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 2);
+  CHECK((*rows)[0].location == "a.jpg");
+  CHECK((*rows)[0].provenance.source == "s");
+  CHECK((*rows)[1].location == "https://e.org/b.jpg");
+  REQUIRE(problems.size() == 2);
+  CHECK(problems[0].path == "m.jsonl:3");
+  CHECK(problems[1].path == "m.jsonl:4");
+
+  problems.clear();
+  auto csv = facesearch::ParseManifest("path,notes\n\"a,1.jpg\",\"two\nlines\"\nb.jpg\n\"open",
+                                       facesearch::ManifestFormat::kCsv, "m.csv", problems);
+  REQUIRE(csv);
+  REQUIRE(csv->size() == 1);
+  CHECK((*csv)[0].location == "a,1.jpg");
+  CHECK((*csv)[0].provenance.notes == "two\nlines");
+  CHECK(problems.size() == 2);  // a row with one field too few, an unterminated quote
+  CHECK_FALSE(facesearch::ParseManifest("x", facesearch::ManifestFormat::kAuto, "m", problems));
+}
+
 TEST_CASE("URLs are fetched politely from a local server: images indexed with provenance, every refusal and failure recorded with its reason",
           "[fetch][e2e]") {
   Corpus c;

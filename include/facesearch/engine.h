@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "facesearch/error.h"
@@ -120,6 +121,11 @@ enum class ManifestFormat { kAuto, kJsonl, kCsv };  // kAuto: by extension (.jso
 // extension with kAuto or a CSV without a path or url column.
 Result<std::vector<IndexInput>> ReadManifest(const std::string& file, ManifestFormat format,
                                              std::vector<FileOutcome>& problems);
+// The parser behind ReadManifest, on a manifest's bytes (`file` names it in messages; `format` is
+// kJsonl or kCsv). Never reads anything else; any byte string gives rows, problems or an error.
+Result<std::vector<IndexInput>> ParseManifest(std::string_view text, ManifestFormat format,
+                                              const std::string& file,
+                                              std::vector<FileOutcome>& problems);
 
 // How URLs are fetched (libcurl). Politeness is on by default: robots.txt (fetched once per host
 // per run) and X-Robots-Tag noimageindex/noindex/none are honoured, one request per second per

@@ -215,7 +215,14 @@ Result<std::vector<IndexInput>> ReadManifest(const std::string& file, ManifestFo
   if (!in) return Fail(ErrorCode::kNotFound, "cannot open manifest " + file);
   std::stringstream buffer;
   buffer << in.rdbuf();
-  const std::string text = buffer.str();
+  return ParseManifest(buffer.str(), format, file, problems);
+}
+
+Result<std::vector<IndexInput>> ParseManifest(std::string_view text, ManifestFormat format,
+                                              const std::string& file,
+                                              std::vector<FileOutcome>& problems) {
+  if (format == ManifestFormat::kAuto)
+    return Fail(ErrorCode::kInvalidArgument, "manifest " + file + ": no format given");
 
   std::vector<IndexInput> inputs;
   auto problem = [&](int line, const std::string& why) {
@@ -228,7 +235,7 @@ Result<std::vector<IndexInput>> ReadManifest(const std::string& file, ManifestFo
   };
 
   if (format == ManifestFormat::kJsonl) {
-    std::istringstream lines(text);
+    std::istringstream lines{std::string(text)};
     int line_no = 0;
     for (std::string line; std::getline(lines, line);) {
       ++line_no;

@@ -68,12 +68,14 @@ bool PatternMatches(std::string_view pattern, std::string_view path) {
   }
 }
 
-// Parts of a URL, through libcurl's parser.
-struct UrlParts {
-  std::string scheme, host, port, path_and_query;
-  std::string origin() const { return scheme + "://" + host + ":" + port; }
-};
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
 
+}  // namespace
+
+// Parts of a URL, through libcurl's parser.
 std::optional<UrlParts> ParseUrl(const std::string& url) {
   CURLU* h = curl_url();
   if (!h) return std::nullopt;
@@ -135,12 +137,6 @@ bool RobotsTagForbids(const std::vector<std::string>& values) {
   return false;
 }
 
-void InitCurlOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-}  // namespace
 
 bool LooksLikeUrl(std::string_view s) {
   size_t sep = s.find("://");

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,6 +23,19 @@ namespace facesearch {
 // True for "scheme://..." with a scheme of letters, digits, '+', '-' or '.' (any scheme: the
 // fetcher refuses the ones it does not speak).
 bool LooksLikeUrl(std::string_view s);
+
+// Parts of a URL, through libcurl's URL parser: scheme and host lower-cased, port (the scheme's
+// default when absent), path plus "?query" ("/" when empty). nullopt when libcurl rejects it; a
+// URL with a scheme but no host (e.g. "file:///x") gives only the scheme.
+struct UrlParts {
+  std::string scheme, host, port, path_and_query;
+  std::string origin() const { return scheme + "://" + host + ":" + port; }
+};
+std::optional<UrlParts> ParseUrl(const std::string& url);
+
+// True when X-Robots-Tag header values forbid indexing an image for facesearch: noimageindex,
+// noindex or none, for every agent or for "facesearch: ...".
+bool RobotsTagForbids(const std::vector<std::string>& values);
 
 // robots.txt rules for one user agent (RFC 9309): the longest matching Allow/Disallow pattern
 // wins, Allow on a tie; '*' matches any run of characters and a final '$' anchors the end.
