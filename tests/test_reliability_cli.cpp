@@ -366,6 +366,37 @@ TEST_CASE("Queries keep answering consistently while an index runs, a second wri
   CHECK(info["faces"].num() == report["index_vectors"].num());
 }
 
+TEST_CASE("With --lock-wait a writer gives up with exit 2 when another holds the corpus and changes nothing",
+          "[reliability][e2e][concurrency]") {
+  Corpus c;
+  c.Index({"obama.jpg", "biden.jpg"});
+  CopyTestImage("obama2.jpg", c.dir / "more");
+  const int fd = ::open((c.corpus / "write.lock").c_str(), O_RDWR | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);  // this test process is "the other writer"
+
+  RunResult at_once = c.Run({"--lock-wait", "0", "index", (c.dir / "more").string()});
+  CHECK(at_once.exit_code == 2);
+  CHECK(at_once.err.find("another facesearch process is writing") != std::string::npos);
+  CHECK(at_once.err.find("--lock-wait 0") != std::string::npos);
+
+  const auto start = std::chrono::steady_clock::now();
+  RunResult bounded = c.Run({"--lock-wait", "0.5", "forget", "--image", (c.photos / "biden.jpg").string()});
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(bounded.err);
+  CHECK(bounded.exit_code == 2);
+  CHECK(bounded.err.find("still after 0.5 s") != std::string::npos);
+  CHECK(waited >= 0.5);
+  CHECK(c.Run({"--lock-wait", "-1", "info"}).exit_code == 2);  // a negative wait is a usage error
+
+  ::close(fd);  // the other writer finishes
+  CHECK(c.Verify(0)["faces"].num() == 2);
+  RunResult after = c.Run({"--lock-wait", "0", "index", (c.dir / "more").string()});
+  INFO(after.err);
+  CHECK(after.exit_code == 0);
+  CHECK(c.Verify(0)["faces"].num() == 3);
+}
+
 TEST_CASE("On a read-only corpus mount, info, verify and audit work, and query, index, forget and export fail clearly without change",
           "[reliability][e2e][faults]") {
   Corpus c;

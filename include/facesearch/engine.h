@@ -33,6 +33,9 @@ struct CorpusConfig {
   // Refuse (kInvalidArgument) rather than warn when the corpus directory or its files are
   // accessible to group or others (CheckCorpusPermissions in facesearch/privacy.h).
   bool strict_permissions = false;
+  // How long a command that changes the corpus waits for another writer to finish: negative
+  // waits as long as it takes, 0 fails at once, otherwise seconds (then kBusy).
+  double lock_wait_s = -1;
 };
 
 // $FACESEARCH_CORPUS, else ${XDG_DATA_HOME:-~/.local/share}/facesearch/corpus.

@@ -13,6 +13,7 @@ CorpusConfig Context::Config() const {
   if (!models.empty()) config.models_dir = models;
   config.audit = AuditContext{case_id, purpose};
   config.strict_permissions = strict_permissions;
+  config.lock_wait_s = lock_wait_s;
   return config;
 }
 

@@ -21,6 +21,7 @@ struct Context {
   std::string case_id;              // --case, recorded in the audit log
   std::string purpose;              // --purpose, recorded in the audit log
   bool strict_permissions = false;  // --strict-permissions
+  double lock_wait_s = -1;          // --lock-wait
   int exit_code = kExitMatch;
 
   CorpusConfig Config() const;

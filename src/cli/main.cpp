@@ -64,6 +64,11 @@ int Main(int argc, char** argv) {
   app.add_option("--models", ctx.models,
                  "Directory of the dlib model files (default: $FACESEARCH_MODELS, else "
                  "~/.cache/facesearch/models, filled by scripts/fetch-models.sh)");
+  app.add_option("--lock-wait", ctx.lock_wait_s,
+                 "Seconds a command that changes the corpus waits for another writer to finish "
+                 "before failing (exit 2); 0 fails at once (default: wait as long as it takes)")
+      ->envname("FACESEARCH_LOCK_WAIT")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("-v,--verbose", verbose, "More detail on stderr");
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
   AddAccountabilityOptions(app, ctx);

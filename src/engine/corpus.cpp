@@ -5,7 +5,9 @@
 #include <sys/statvfs.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "common/sha256.h"
 #include "engine/privacy_internal.h"
@@ -44,15 +46,33 @@ Status RequireWritable(const CorpusPaths& paths, const std::string& why) {
                                   ": remount it read-write (info, verify and audit work read-only)");
 }
 
-Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths) {
+Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths, double wait_s) {
   FS_TRY(RequireWritable(paths, "this command changes the corpus"));
   FS_TRY(EnsurePrivateDir(paths.dir));
   FS_TRY(EnsurePrivateDir(paths.index_dir));
+  return WaitForWriteLock(paths, wait_s);
+}
+
+Result<FileLock> WaitForWriteLock(const CorpusPaths& paths, double wait_s) {
   auto lock = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/false);
   if (lock || lock.error().code != ErrorCode::kBusy) return lock;
-  spdlog::info("another facesearch process is writing to {}; waiting for it to finish",
-               paths.dir.string());
-  return FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/true);
+  const std::string busy = "another facesearch process is writing to " + paths.dir.string();
+  if (wait_s == 0)
+    return Fail(ErrorCode::kBusy, busy + " (--lock-wait 0): try again when it has finished");
+  if (wait_s < 0) {
+    spdlog::info("{}; waiting for it to finish", busy);
+    return FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/true);
+  }
+  spdlog::info("{}; waiting up to {:g} s for it to finish", busy, wait_s);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    lock = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/false);
+    if (lock || lock.error().code != ErrorCode::kBusy) return lock;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return Fail(ErrorCode::kBusy, busy + ", still after " + fmt::format("{:g}", wait_s) +
+                                        " s (--lock-wait): try again later or wait longer");
+  }
 }
 
 DecodeLimits LimitsFrom(const PipelineOptions& options) {

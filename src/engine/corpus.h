@@ -30,8 +30,13 @@ Status RequireCorpus(const CorpusPaths& paths);
 Status RequireWritable(const CorpusPaths& paths, const std::string& why);
 
 // Creates the corpus directories (0700) and takes the exclusive write lock, logging while it waits
-// for another writer. Errors: kIo.
-Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths);
+// for another writer: as long as it takes when wait_s < 0, otherwise at most wait_s seconds
+// (CorpusConfig::lock_wait_s). Errors: kIo, kBusy (still held when the wait ran out).
+Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths, double wait_s = -1);
+
+// Takes the exclusive write lock without touching the directories, waiting as LockCorpusForWriting
+// does (verify --repair: making the directories private would hide a permission problem).
+Result<FileLock> WaitForWriteLock(const CorpusPaths& paths, double wait_s);
 
 DecodeLimits LimitsFrom(const PipelineOptions& options);
 

@@ -120,7 +120,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     FS_ASSIGN(probe, LargestFace(config, request.like_photo, request.pipeline));
     event.probe_sha256.push_back(probe->sha256);
   }
-  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenForWriting(paths, like));
 
   std::set<int64_t> image_ids, face_ids;
@@ -195,7 +195,7 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
   FS_TRY(RequireCorpus(paths));
   FS_TRY(CheckCorpusPermissions(config));
   FS_ASSIGN(PhotoFace probe, LargestFace(config, request.photo, request.pipeline));
-  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenForWriting(paths, /*models=*/true));
 
   const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(request.threshold) +
@@ -232,7 +232,7 @@ Status RemoveOptOut(const CorpusConfig& config, int64_t id) {
   CorpusPaths paths = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(paths));
   FS_TRY(CheckCorpusPermissions(config));
-  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
   const std::string params = "{\"op\":\"remove\",\"optout_id\":" + std::to_string(id) + "}";
   FS_TRY(store->RemoveOptOut(id, MakeAuditRecord(config.audit, {"optout", params, {}, "null"})));

@@ -399,7 +399,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, options.pipeline));
   FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
   CorpusPaths corpus = PathsFor(config.corpus_dir);
-  FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus, config.lock_wait_s));
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
   // Under the lock: the mode chosen above still agrees with the corpus (a first run records it).
   FS_ASSIGN(auto recorded, CorpusEmbeddingMode(*store));

@@ -213,14 +213,8 @@ Result<VerifyReport> VerifyCorpus(const CorpusConfig& config, const VerifyOption
   std::optional<FileLock> lock;
   if (options.repair) {
     // Not LockCorpusForWriting: it would chmod the corpus directory and hide a permission problem.
-    auto held = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/false);
-    if (!held && held.error().code == ErrorCode::kBusy) {
-      spdlog::info("another facesearch process is writing to {}; waiting for it to finish",
-                   paths.dir.string());
-      held = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/true);
-    }
-    if (!held) return std::unexpected(held.error());
-    lock = std::move(*held);
+    FS_ASSIGN(FileLock held, WaitForWriteLock(paths, config.lock_wait_s));
+    lock = std::move(held);
   }
   Checker(config, report).Run();
   if (!options.repair || !IndexFound(report)) return report;
