@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -118,7 +119,8 @@ void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads, std::s
                Seconds(t0), PeakRssGiB());
   const Lists truth = fss::ExactSearchBatch(view, queries.data(), nq, kK);
 
-  // The exact methods and the bandwidth floors, timed in interleaved rounds (below).
+  {  // The exact methods and the bandwidth floors, timed in interleaved rounds (below); the int8
+     // codes are freed at the end of this block, before the FAISS indexes are built.
   std::vector<Timed> methods;
   const size_t float_bytes = n * kDim * sizeof(float);
   methods.push_back(StreamMethod("*read the " + Gb(float_bytes) + " of float32 vectors once*",
@@ -142,6 +144,24 @@ void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads, std::s
     m.batch = [&view, &queries, nq] { return fss::BlasSearchBatch(view, queries.data(), nq, kK); };
     methods.push_back(std::move(m));
   }
+  std::optional<Timed> faiss_flat;
+  if (!args.skip.contains("flat")) {  // FAISS IndexFlatL2 (Debian's generic x86-64 build)
+    auto search = [&flat](const float* q, size_t count) {
+      std::vector<float> d(count * kK);
+      std::vector<int64_t> l(count * kK);
+      flat.search(static_cast<int64_t>(count), q, kK, d.data(), l.data());
+      return FromFaiss(count, kK, d, l);
+    };
+    faiss_flat.emplace(Row{"FAISS IndexFlatL2"});
+    faiss_flat->bound = float_bound;
+    faiss_flat->one = [search](const float* q) { return search(q, 1)[0]; };
+    faiss_flat->batch = [search, &queries, nq] { return search(queries.data(), nq); };
+    RunBatch(*faiss_flat, queries, truth);
+  }
+  // The float methods' batches run before the int8 codes exist, so that their peak RSS does not
+  // count the codes.
+  for (Timed& m : methods)
+    if (m.batch) RunBatch(m, queries, truth);
   ResetPeakRss();
   t0 = Clock::now();
   const auto int8 = fss::Int8Index::Build(view, threads);
@@ -166,22 +186,11 @@ void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads, std::s
       methods.push_back(std::move(m));
     }
   }
-  if (!args.skip.contains("flat")) {  // FAISS IndexFlatL2 (Debian's generic x86-64 build)
-    auto search = [&flat](const float* q, size_t count) {
-      std::vector<float> d(count * kK);
-      std::vector<int64_t> l(count * kK);
-      flat.search(static_cast<int64_t>(count), q, kK, d.data(), l.data());
-      return FromFaiss(count, kK, d, l);
-    };
-    Timed m{Row{"FAISS IndexFlatL2"}};
-    m.bound = float_bound;
-    m.one = [search](const float* q) { return search(q, 1)[0]; };
-    m.batch = [search, &queries, nq] { return search(queries.data(), nq); };
-    methods.push_back(std::move(m));
-  }
+  if (faiss_flat) methods.push_back(std::move(*faiss_flat));
   MeasureInterleaved(methods, queries, latency, truth);
   for (const Timed& m : methods) Print(n, m.row, m.rss);
   *ratios += RatioRows(n, methods);
+  }
 
   if (n <= args.hnsw_max && !args.skip.contains("hnsw")) {
     ResetPeakRss();

@@ -102,6 +102,19 @@ double Median(std::vector<double> v) {
 }
 }  // namespace
 
+void RunBatch(Timed& m, const std::vector<float>& queries, const Lists& truth) {
+  ResetPeakRss();
+  m.one(queries.data());  // warm-up
+  auto t0 = Clock::now();
+  const Lists got = m.batch();
+  m.row.batch_qps = double(got.size()) / Seconds(t0);
+  m.row.recall = Recall(got, truth);
+  m.rss = std::max(PeakRssGiB(), m.min_rss);
+  m.batch_done = true;
+  std::fprintf(stderr, "bench_search: %s: batch %.0f q/s, recall %.4f, peak RSS %.2f GiB\n",
+               m.row.method.c_str(), m.row.batch_qps, m.row.recall, m.rss);
+}
+
 void MeasureInterleaved(std::vector<Timed>& methods, const std::vector<float>& queries,
                         size_t latency_queries, const Lists& truth) {
   for (size_t i = 0; i < methods.size(); ++i) {
@@ -109,17 +122,9 @@ void MeasureInterleaved(std::vector<Timed>& methods, const std::vector<float>& q
     if (m.bound == SIZE_MAX && !m.batch) m.bound = i;  // a floor is its own bound
     if (!m.batch) {
       m.one(queries.data());  // warm-up
-      continue;
+    } else if (!m.batch_done) {
+      RunBatch(m, queries, truth);
     }
-    ResetPeakRss();
-    m.one(queries.data());
-    auto t0 = Clock::now();
-    const Lists got = m.batch();
-    m.row.batch_qps = double(got.size()) / Seconds(t0);
-    m.row.recall = Recall(got, truth);
-    m.rss = std::max(PeakRssGiB(), m.min_rss);
-    std::fprintf(stderr, "bench_search: %s: batch %.0f q/s, recall %.4f\n", m.row.method.c_str(),
-                 m.row.batch_qps, m.row.recall);
   }
   const size_t count = methods.size();
   for (size_t r = 0; r < latency_queries; ++r) {

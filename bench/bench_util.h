@@ -53,13 +53,18 @@ struct Timed {
   double min_rss = 0;            // peak RSS of its build phase, GiB
   double rss = -1;               // peak RSS of its batch run (at least min_rss), GiB
   std::vector<double> ms{};      // batch-1 latency of each round
+  bool batch_done = false;
 };
+
+// Runs m's batch once: throughput, recall against truth, peak RSS (VmHWM reset first, so it counts
+// what is resident now, plus what the batch adds).
+void RunBatch(Timed& m, const std::vector<float>& queries, const Lists& truth);
 
 // A floor: one StreamOnce pass per round.
 Timed StreamMethod(const std::string& name, const void* data, size_t bytes, int threads);
 std::string Gb(size_t bytes);  // "0.51 GB"
 
-// For each search method: the batch run once (throughput, recall against truth, peak RSS). Then
+// For each search method whose batch has not run yet: RunBatch. Then
 // `latency_queries` rounds; in round r every method (floors included) answers query r once, in an
 // order rotated each round, so that load from other processes falls on all of them alike. Fills
 // row.p50_ms/p99_ms/batch_qps/recall/bound_ms.
