@@ -133,6 +133,25 @@ TEST_CASE("ExactSearch equals a full sort for any size, k, thread count and bloc
   }
 }
 
+TEST_CASE("ExactSearch equals a full sort when the rows span many scan chunks", "[search]") {
+  // 40,000 rows: more than two 16,384-row chunks, so threads take several chunks each and the
+  // last one is partial.
+  const size_t n = 40000;
+  const auto rows = Clustered(n, 15);
+  const auto queries = Normal(3 * kDim, 16);
+  for (size_t q = 0; q < 3; ++q) {
+    const auto want = BruteForce(rows, queries.data() + q * kDim, 10);
+    for (int threads : {1, 2, 3}) {
+      ExactOptions opt;
+      opt.scan.threads = threads;
+      opt.kernels = &ScalarKernels();
+      INFO("query " << q << " threads " << threads);
+      CHECK(Ids(ExactSearch({rows.data(), nullptr, n}, queries.data() + q * kDim, 10, opt)) ==
+            Ids(want));
+    }
+  }
+}
+
 TEST_CASE("ExactSearch reports the view's ids and is deterministic on exact ties", "[search]") {
   std::vector<float> rows(5 * kDim, 0.f);  // five identical rows: all at distance 0
   const std::vector<int64_t> ids = {50, 40, 30, 20, 10};
