@@ -258,6 +258,27 @@ TEST_CASE("Int8Index encodes by rounding to the nearest step and clamps out-of-r
   CHECK(codes[2] == 0);
 }
 
+TEST_CASE("Int8Index trains on the finite values when some rows hold NaN or infinity",
+          "[search]") {
+  const size_t n = 1000;
+  auto rows = Normal(n * kDim, 39);
+  for (size_t i = 0; i < n; i += 50) {  // 20 bad rows, every dimension of them
+    for (size_t d = 0; d < kDim; ++d)
+      rows[i * kDim + d] = d % 3 == 0   ? std::nanf("")
+                           : d % 3 == 1 ? std::numeric_limits<float>::infinity()
+                                        : -std::numeric_limits<float>::infinity();
+  }
+  const auto index = Int8Index::Build({rows.data(), nullptr, n});
+  CHECK(std::isfinite(index.step()));
+  CHECK(index.step() < 0.01f);  // the range of the Gaussian values (sigma 0.1), not of infinity
+  for (float o : index.offset()) CHECK(std::isfinite(o));
+  const auto hits = index.Search(rows.data() + 7 * kDim, 5, 50);
+  REQUIRE(!hits.empty());
+  CHECK(hits[0].id == 7);
+  CHECK(hits[0].dist2 == 0.f);
+  for (const auto& h : hits) CHECK(h.id % 50 != 0);  // rows with NaN never match
+}
+
 TEST_CASE("Int8Index batch search and a copied index give each query what Search gives it",
           "[search]") {
   const size_t n = 3000, nq = 5;

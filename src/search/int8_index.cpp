@@ -5,11 +5,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include <sys/mman.h>
-#include <system_error>
-#include <thread>
 
 namespace facesearch::search {
 namespace {
@@ -80,25 +80,32 @@ Int8Index Int8Index::Build(const FlatView& base, int threads) {
   index.base_ = base;
   index.offset_.assign(kDim, 0.f);
   if (base.n > 0) {
-    // Per-dimension range of a strided sample, clipped at the kClip quantiles.
+    // Per-dimension range of the finite values of a strided sample, clipped at the kClip
+    // quantiles (non-finite values are left out: nth_element needs a strict weak order).
     const size_t m = std::min(base.n, kTrainRows);
-    const size_t clip = static_cast<size_t>(kClip * static_cast<double>(m));
-    std::vector<float> lo(kDim), hi(kDim), column(m);
+    std::vector<float> lo(kDim, 0.f), hi(kDim, 0.f), column;
+    column.reserve(m);
     float widest = 0.f;
     for (size_t d = 0; d < kDim; ++d) {
-      for (size_t i = 0; i < m; ++i) column[i] = base.rows[(i * (base.n / m)) * kDim + d];
-      std::nth_element(column.begin(), column.begin() + clip, column.end());
-      lo[d] = column[clip];
-      std::nth_element(column.begin(), column.begin() + (m - 1 - clip), column.end());
-      hi[d] = column[m - 1 - clip];
+      column.clear();
+      for (size_t i = 0; i < m; ++i) {
+        const float x = base.rows[(i * (base.n / m)) * kDim + d];
+        if (std::isfinite(x)) column.push_back(x);
+      }
+      if (column.empty()) continue;
+      const size_t clip = static_cast<size_t>(kClip * static_cast<double>(column.size()));
+      const auto low = column.begin() + static_cast<std::ptrdiff_t>(clip);
+      const auto high = column.end() - 1 - static_cast<std::ptrdiff_t>(clip);
+      std::nth_element(column.begin(), low, column.end());
+      lo[d] = *low;
+      std::nth_element(column.begin(), high, column.end());
+      hi[d] = *high;
       widest = std::max(widest, hi[d] - lo[d]);
     }
-    // A finite, nonzero step even for a constant (or non-finite) matrix.
+    // A finite, nonzero step even for a constant matrix.
     index.step_ = std::isfinite(widest) && widest > 0.f ? widest / 255.f : 1.f;
     for (size_t d = 0; d < kDim; ++d)
-      index.offset_[d] = std::isfinite(lo[d] + hi[d])
-                             ? 0.5f * (lo[d] + hi[d]) - 127.5f * index.step_
-                             : 0.f;
+      index.offset_[d] = 0.5f * (lo[d] + hi[d]) - 127.5f * index.step_;
   }
   index.inv_step_ = 1.f / index.step_;
   index.scale_.assign(kDim, index.step_);
