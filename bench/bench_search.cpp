@@ -17,9 +17,12 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -41,9 +44,20 @@ struct Args {
   std::string embeddings = "/tmp/lfw-export.jsonl";
   std::vector<size_t> sizes = {1000000, 10000000};
   size_t batch = 100, latency_queries = 50;
-  size_t hnsw_max = 1000000, ivfflat_max = 1000000;
+  size_t hnsw_max = 1000000, ivfflat_max = 1000000, ivfpq_max = SIZE_MAX;
   int rerank = 100;
+  std::vector<int> int8_rerank;               // default: {rerank}
+  std::vector<const fss::Kernels*> kernels;   // default: {BestKernels()}
+  std::set<std::string> skip;                 // blas, flat, hnsw, ivfpq, ivfflat
 };
+
+std::vector<std::string> SplitCommas(const std::string& list) {
+  std::vector<std::string> out;
+  std::stringstream ss(list);
+  for (std::string s; std::getline(ss, s, ',');)
+    if (!s.empty()) out.push_back(s);
+  return out;
+}
 
 // Our exact re-rank of FAISS candidates (labels are row numbers): the k nearest by float32 L2.
 std::vector<fss::Neighbor> Rerank(const fss::FlatView& view, const float* q,
@@ -88,7 +102,7 @@ void MeasureApprox(const std::string& name, double build_s, faiss::Index& index,
   }
 }
 
-void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads) {
+void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads, std::string* ratios) {
   const size_t nq = args.batch, latency = args.latency_queries;
   // The corpus is generated straight into FAISS's flat storage: our scans read the same bytes
   // (as VectorIndex::Search does), and 10M faces need no second 5 GB copy.
@@ -104,63 +118,81 @@ void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads) {
   std::fprintf(stderr, "bench_search: %zu faces generated in %.1f s (peak RSS %.2f GiB)\n", n,
                Seconds(t0), PeakRssGiB());
   const Lists truth = fss::ExactSearchBatch(view, queries.data(), nq, kK);
-  const double float_bound_ms = StreamSeconds(flat.get_xb(), n * kDim * sizeof(float), threads) * 1e3;
-  std::printf("| %gM | *read the %.2f GB of float32 vectors once* | – | %.2f | – | – | – | 1.00 | – |\n",
-              n / 1e6, n * kDim * 4 / 1e9, float_bound_ms);
 
-  {  // ours, exact float32
-    ResetPeakRss();
-    Row r{std::string("ours exact float32 (") + fss::BestKernels().name + ")"};
-    r.bound_ms = float_bound_ms;
-    Lists got = Measure(
-        r, queries, latency, [&](const float* q) { return fss::ExactSearch(view, q, kK); },
-        [&] { return fss::ExactSearchBatch(view, queries.data(), nq, kK); });
-    r.recall = Recall(got, truth);
-    Print(n, r, PeakRssGiB());
-    ResetPeakRss();
-    Row b{"ours exact float32, BLAS sgemm"};
-    b.bound_ms = float_bound_ms;
-    got = Measure(
-        b, queries, latency,
-        [&](const float* q) { return fss::BlasSearchBatch(view, q, 1, kK)[0]; },
-        [&] { return fss::BlasSearchBatch(view, queries.data(), nq, kK); });
-    b.recall = Recall(got, truth);
-    Print(n, b, PeakRssGiB());
+  {  // The exact methods and the bandwidth floors, timed in interleaved rounds (below); the int8
+     // codes are freed at the end of this block, before the FAISS indexes are built.
+  std::vector<Timed> methods;
+  const size_t float_bytes = n * kDim * sizeof(float);
+  methods.push_back(StreamMethod("*read the " + Gb(float_bytes) + " of float32 vectors once*",
+                                 flat.get_xb(), float_bytes, threads));
+  const size_t float_bound = 0;
+  for (const fss::Kernels* k : args.kernels) {
+    fss::ExactOptions opt;
+    opt.kernels = k;
+    Timed m{Row{std::string("ours exact float32 (") + k->name + ")"}};
+    m.bound = float_bound;
+    m.one = [&view, opt](const float* q) { return fss::ExactSearch(view, q, kK, opt); };
+    m.batch = [&view, &queries, nq, opt] {
+      return fss::ExactSearchBatch(view, queries.data(), nq, kK, opt);
+    };
+    methods.push_back(std::move(m));
   }
-  {  // ours, int8 codes + exact re-rank
-    ResetPeakRss();
-    t0 = Clock::now();
-    const auto int8 = fss::Int8Index::Build(view, threads);
-    Row r{"ours int8 + exact re-rank " + std::to_string(args.rerank)};
-    r.build_s = Seconds(t0);
-    const double bound = StreamSeconds(int8.codes(), int8.code_bytes(), threads) * 1e3;
-    std::printf("| %gM | *read the %.2f GB of int8 codes once* | – | %.2f | – | – | – | 1.00 | – |\n",
-                n / 1e6, int8.code_bytes() / 1e9, bound);
-    r.bound_ms = bound;
-    Lists got = Measure(
-        r, queries, latency,
-        [&](const float* q) { return int8.Search(q, kK, args.rerank); },
-        [&] { return int8.SearchBatch(queries.data(), nq, kK, args.rerank); });
-    r.recall = Recall(got, truth);
-    Print(n, r, PeakRssGiB());
+  if (!args.skip.contains("blas")) {
+    Timed m{Row{"ours exact float32, BLAS sgemm"}};
+    m.bound = float_bound;
+    m.one = [&view](const float* q) { return fss::BlasSearchBatch(view, q, 1, kK)[0]; };
+    m.batch = [&view, &queries, nq] { return fss::BlasSearchBatch(view, queries.data(), nq, kK); };
+    methods.push_back(std::move(m));
   }
-  {  // FAISS IndexFlatL2 (Debian's generic x86-64 build)
-    ResetPeakRss();
-    Row r{"FAISS IndexFlatL2"};
-    r.bound_ms = float_bound_ms;
-    auto search = [&](const float* q, size_t count) {
+  std::optional<Timed> faiss_flat;
+  if (!args.skip.contains("flat")) {  // FAISS IndexFlatL2 (Debian's generic x86-64 build)
+    auto search = [&flat](const float* q, size_t count) {
       std::vector<float> d(count * kK);
       std::vector<int64_t> l(count * kK);
       flat.search(static_cast<int64_t>(count), q, kK, d.data(), l.data());
       return FromFaiss(count, kK, d, l);
     };
-    Lists got = Measure(
-        r, queries, latency, [&](const float* q) { return search(q, 1)[0]; },
-        [&] { return search(queries.data(), nq); });
-    r.recall = Recall(got, truth);
-    Print(n, r, PeakRssGiB());
+    faiss_flat.emplace(Row{"FAISS IndexFlatL2"});
+    faiss_flat->bound = float_bound;
+    faiss_flat->one = [search](const float* q) { return search(q, 1)[0]; };
+    faiss_flat->batch = [search, &queries, nq] { return search(queries.data(), nq); };
+    RunBatch(*faiss_flat, queries, truth);
   }
-  if (n <= args.hnsw_max) {
+  // The float methods' batches run before the int8 codes exist, so that their peak RSS does not
+  // count the codes.
+  for (Timed& m : methods)
+    if (m.batch) RunBatch(m, queries, truth);
+  ResetPeakRss();
+  t0 = Clock::now();
+  const auto int8 = fss::Int8Index::Build(view, threads);
+  const double int8_build_s = Seconds(t0);
+  const double int8_build_rss = PeakRssGiB();
+  const size_t int8_bound = methods.size();
+  methods.push_back(StreamMethod("*read the " + Gb(int8.code_bytes()) + " of int8 codes once*",
+                                 int8.codes(), int8.code_bytes(), threads));
+  for (const fss::Kernels* k : args.kernels) {
+    for (int rerank : args.int8_rerank) {
+      fss::ExactOptions opt;
+      opt.kernels = k;
+      Timed m{Row{"ours int8 (" + std::string(k->name) + ") + exact re-rank " +
+                  std::to_string(rerank)}};
+      m.row.build_s = int8_build_s;
+      m.bound = int8_bound;
+      m.min_rss = int8_build_rss;
+      m.one = [&int8, rerank, opt](const float* q) { return int8.Search(q, kK, rerank, opt); };
+      m.batch = [&int8, &queries, nq, rerank, opt] {
+        return int8.SearchBatch(queries.data(), nq, kK, rerank, opt);
+      };
+      methods.push_back(std::move(m));
+    }
+  }
+  if (faiss_flat) methods.push_back(std::move(*faiss_flat));
+  MeasureInterleaved(methods, queries, latency, truth);
+  for (const Timed& m : methods) Print(n, m.row, m.rss);
+  *ratios += RatioRows(n, methods);
+  }
+
+  if (n <= args.hnsw_max && !args.skip.contains("hnsw")) {
     ResetPeakRss();
     t0 = Clock::now();
     faiss::IndexHNSWFlat hnsw(kDim, 32);
@@ -178,7 +210,7 @@ void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads) {
   std::vector<float> train(ntrain * kDim);
   for (size_t i = 0; i < ntrain; ++i)
     std::copy_n(view.rows + (i * (n / ntrain)) * kDim, kDim, train.data() + i * kDim);
-  {  // IVF-PQ: 32 bytes per vector
+  if (n <= args.ivfpq_max && !args.skip.contains("ivfpq")) {  // IVF-PQ: 32 bytes per vector
     ResetPeakRss();
     t0 = Clock::now();
     faiss::IndexFlatL2 coarse(kDim);
@@ -195,7 +227,7 @@ void RunSize(const Args& args, FaceGenerator& gen, size_t n, int threads) {
                     build_s, ivfpq, view, queries, latency, truth, args.rerank, n);
     }
   }
-  if (n <= args.ivfflat_max) {
+  if (n <= args.ivfflat_max && !args.skip.contains("ivfflat")) {
     ResetPeakRss();
     t0 = Clock::now();
     faiss::IndexFlatL2 coarse(kDim);
@@ -217,13 +249,15 @@ void RunAll(const Args& args, const RealFaces& real) {
   const int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::printf("Real embeddings: %zu faces of %zu identities (%zu within-person residuals); "
               "RMS distance to the identity mean %.3f, between two random faces %.3f.\n"
-              "Kernels: %s; scan threads: %d; FAISS OpenMP threads: %d; queries: batch %zu, "
+              "Best kernels here: %s; scan threads: %d; FAISS OpenMP threads: %d; queries: batch %zu, "
               "latency over the first %zu.\n\n",
               st.faces, st.identities, st.residuals, st.within_rms, st.between_rms,
               fss::BestKernels().name, threads, omp_get_max_threads(), args.batch,
               args.latency_queries);
   PrintHeader();
-  for (size_t n : args.sizes) RunSize(args, gen, n, threads);
+  std::string ratios;
+  for (size_t n : args.sizes) RunSize(args, gen, n, threads, &ratios);
+  PrintRatioTable(ratios);
 }
 bool ParseArgs(int argc, char** argv, Args* a) {
   for (int i = 1; i < argc; ++i) {
@@ -238,14 +272,34 @@ bool ParseArgs(int argc, char** argv, Args* a) {
     else if (arg == "--latency-queries") a->latency_queries = std::stoull(value());
     else if (arg == "--hnsw-max") a->hnsw_max = std::stoull(value());
     else if (arg == "--ivfflat-max") a->ivfflat_max = std::stoull(value());
+    else if (arg == "--ivfpq-max") a->ivfpq_max = std::stoull(value());
     else if (arg == "--rerank") a->rerank = std::stoi(value());
+    else if (arg == "--int8-rerank") {
+      for (const auto& v : SplitCommas(value())) a->int8_rerank.push_back(std::stoi(v));
+    } else if (arg == "--kernels") {
+      for (const auto& v : SplitCommas(value())) {
+        const fss::Kernels* k = fss::KernelsNamed(v);
+        if (!k) {
+          std::fprintf(stderr, "bench_search: kernel set %s is not supported here\n", v.c_str());
+          return false;
+        }
+        a->kernels.push_back(k);
+      }
+    } else if (arg == "--skip") {
+      for (const auto& v : SplitCommas(value())) a->skip.insert(v);
+    }
     else {
       std::fprintf(stderr,
                    "usage: bench_search [--embeddings FILE.jsonl] [--sizes N,N...] [--batch 100]\n"
-                   "  [--latency-queries 50] [--hnsw-max N] [--ivfflat-max N] [--rerank 100]\n");
+                   "  [--latency-queries 50] [--hnsw-max N] [--ivfflat-max N] [--ivfpq-max N] [--rerank 100]\n"
+                   "  [--int8-rerank N,N...] [--kernels avx2,avx512vnni...]\n"
+                   "  [--skip blas,flat,hnsw,ivfpq,ivfflat]\n"
+                   "  (a method runs only at sizes up to its --*-max; 0 skips it)\n");
       return false;
     }
   }
+  if (a->int8_rerank.empty()) a->int8_rerank.push_back(a->rerank);
+  if (a->kernels.empty()) a->kernels.push_back(&fss::BestKernels());
   return !a->sizes.empty() && a->batch >= a->latency_queries && a->latency_queries > 0;
 }
 

@@ -4,8 +4,11 @@
 #   scripts/bench-search.sh [--embeddings FILE.jsonl] [--sizes 1000000,10000000] [BENCH_ARGS...]
 #
 # FILE.jsonl is a `facesearch export` of a corpus of real faces (default /tmp/lfw-export.jsonl;
-# make one with: build/facesearch --corpus C export > FILE.jsonl). The benchmark prints a Markdown
-# table on stdout (docs/benchmarks.md, "## Search"). A quick run: --sizes 100000.
+# make one with: build/facesearch --corpus C export > FILE.jsonl). The benchmark prints Markdown
+# tables on stdout (docs/benchmarks.md, "## Search"). A quick run: --sizes 100000. Useful
+# BENCH_ARGS: --kernels avx512vnni,avx2 (our scans with each named kernel set, side by side),
+# --int8-rerank 20,100, --skip blas,flat,hnsw,ivfpq,ivfflat, --hnsw-max/--ivfpq-max/--ivfflat-max N
+# (the largest size a slow FAISS build runs at); bench_search --help lists them.
 # Builds into $FS_BENCH_BUILD_DIR (default build-bench, Release). Needs ~8 GB of free memory at
 # 10M faces. OMP_WAIT_POLICY defaults to PASSIVE: on a shared machine FAISS's spinning OpenMP
 # threads otherwise steal the cores they wait for.
@@ -15,7 +18,7 @@ set -euo pipefail
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
   exit 0
 fi
 

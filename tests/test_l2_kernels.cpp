@@ -1,7 +1,9 @@
 // The SIMD kernels against the scalar reference (in the style of FAISS's test_distances_simd.cpp):
 // integer-valued data, where every partial sum is an exactly representable integer, must give
-// bit-identical results in any summation order; random data must agree within rounding. Every row
-// count around the vector widths (8 and 16 floats) and every unaligned start is covered.
+// bit-identical results in any summation order; random data must agree within rounding. The
+// integer code kernels must equal the reference exactly on any bytes. Every row count around the
+// vector widths and row blocks (8 and 16) and every unaligned start is covered. Every set this CPU
+// can run is tested, so an AVX-512 machine tests the AVX2 set too.
 #include "search/l2_kernels.h"
 
 #include <catch2/catch.hpp>
@@ -91,45 +93,69 @@ TEST_CASE("Float L2 kernels match the scalar reference within rounding on random
   }
 }
 
-TEST_CASE("Int8 L2 kernels equal the scalar reference exactly on integer data over the full "
-          "byte range, at every count and offset", "[search][kernels]") {
+TEST_CASE("The scalar code kernel sums squared code differences exactly up to the largest "
+          "possible distance", "[search][kernels]") {
+  std::vector<uint8_t> query(kDim, 0), rows(3 * kDim, 0);
+  for (size_t d = 0; d < kDim; ++d) {
+    rows[kDim + d] = 255;                              // row 1: 255 in every dimension
+    rows[2 * kDim + d] = static_cast<uint8_t>(d % 7);  // row 2: 0..6 repeating
+  }
+  int32_t want2 = 0;
+  for (size_t d = 0; d < kDim; ++d) want2 += static_cast<int32_t>((d % 7) * (d % 7));
+  std::vector<float> out(3, -1.f);
+  ScalarKernels().l2sqr_codes(query.data(), rows.data(), 3, out.data());
+  CHECK(out[0] == 0.f);
+  CHECK(out[1] == 128.f * 255 * 255);  // 8,323,200 < 2^24: exact as a float
+  CHECK(out[2] == static_cast<float>(want2));
+}
+
+TEST_CASE("Integer code kernels equal the scalar reference exactly over the full byte range at "
+          "every count and offset", "[search][kernels]") {
+  // Counts around the 8- and 16-row blocks of the SIMD kernels and their one-row tails.
+  std::vector<size_t> counts = kCounts;
+  for (size_t n : {47, 48, 49, 95, 96, 97, 129}) counts.push_back(n);
+  const size_t max_rows = 129;
   std::mt19937 rng(3);
   std::uniform_int_distribution<int> byte(0, 255);
-  const size_t max_rows = kCounts.back();
   auto codes = Fill<uint8_t>((max_rows + 1) * kDim + kMaxOffset, [&] { return byte(rng); });
-  codes[0] = 255;  // make sure the top bit is exercised at the very start (zero extension)
-  const auto q_shift = Fill<float>(kDim + kMaxOffset, [&] { return byte(rng); });
-  const std::vector<float> scale(kDim + kMaxOffset, 1.f);  // products and sums stay exact
+  auto query = Fill<uint8_t>(kDim + kMaxOffset, [&] { return byte(rng); });
+  // Extremes: the largest differences both ways (255 - 0 and 0 - 255) in the first rows.
+  for (size_t d = 0; d < kDim + kMaxOffset; ++d) {
+    codes[d] = 255;
+    codes[kDim + d] = 0;
+    query[d] = d % 2 ? 0 : 255;
+  }
   for (const Kernels* k : SimdKernels()) {
-    for (size_t n : kCounts) {
+    for (size_t n : counts) {
       for (size_t off = 0; off < kMaxOffset; ++off) {
         INFO(k->name << " n=" << n << " offset=" << off);
         std::vector<float> want(n + 1, -1.f), got(n + 1, -1.f);
-        ScalarKernels().l2sqr_u8(q_shift.data() + off, scale.data() + off, codes.data() + off, n,
-                                 want.data());
-        k->l2sqr_u8(q_shift.data() + off, scale.data() + off, codes.data() + off, n, got.data());
-        CHECK(got == want);
+        ScalarKernels().l2sqr_codes(query.data() + off, codes.data() + off, n, want.data());
+        k->l2sqr_codes(query.data() + off, codes.data() + off, n, got.data());
+        CHECK(got == want);  // includes the sentinel after the last row: nothing written past n
       }
     }
   }
 }
 
-TEST_CASE("Int8 L2 kernels match the scalar reference within rounding with real-valued scales",
+TEST_CASE("SupportedKernels lists every compiled set this CPU can run from slowest to fastest",
           "[search][kernels]") {
-  std::mt19937 rng(4);
-  std::uniform_int_distribution<int> byte(0, 255);
-  std::uniform_real_distribution<float> unit(0.f, 1.f);
-  const size_t n = 129;
-  const auto codes = Fill<uint8_t>(n * kDim + 5, [&] { return byte(rng); });
-  const auto q_shift = Fill<float>(kDim, [&] { return 0.6f * unit(rng); });
-  const auto scale = Fill<float>(kDim, [&] { return 0.001f + 0.003f * unit(rng); });
-  for (const Kernels* k : SimdKernels()) {
-    std::vector<float> want(n), got(n);
-    ScalarKernels().l2sqr_u8(q_shift.data(), scale.data(), codes.data() + 5, n, want.data());
-    k->l2sqr_u8(q_shift.data(), scale.data(), codes.data() + 5, n, got.data());
-    for (size_t i = 0; i < n; ++i) {
-      INFO(k->name << " row " << i);
-      CHECK(got[i] == Approx(want[i]).epsilon(1e-5));
-    }
-  }
+  std::vector<std::string> names;
+  for (const Kernels* k : SupportedKernels()) names.push_back(k->name);
+#if defined(FACESEARCH_X86_KERNELS)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("fma");
+  const bool vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+  std::vector<std::string> want = {"scalar"};
+  if (avx2) want.push_back("avx2");
+  if (avx512) want.push_back("avx512");
+  if (vnni) want.push_back("avx512vnni");
+  CHECK(names == want);
+  if (vnni) CHECK(std::string(KernelsNamed("avx512vnni")->name) == "avx512vnni");
+#else
+  CHECK(names == std::vector<std::string>{"scalar"});
+#endif
+  for (const auto& name : names) CHECK(KernelsNamed(name) != nullptr);
 }

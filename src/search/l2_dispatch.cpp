@@ -1,5 +1,6 @@
 // Run-time choice among the compiled kernel sets (compiled with the project's baseline flags).
 #include <cstdlib>
+#include <string_view>
 
 #include "search/l2_kernels.h"
 
@@ -12,8 +13,10 @@ bool CpuRuns(const Kernels& k) {
 #if defined(FACESEARCH_X86_KERNELS)
   __builtin_cpu_init();
   if (name == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (name == "avx512")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("fma");
+  if (name == "avx512") return avx512;
+  if (name == "avx512vnni") return avx512 && __builtin_cpu_supports("avx512vnni");
 #endif
   return false;
 }
@@ -27,6 +30,7 @@ std::vector<const Kernels*> SupportedKernels() {
 #if defined(FACESEARCH_X86_KERNELS)
   all.push_back(&detail::kAvx2Kernels);
   all.push_back(&detail::kAvx512Kernels);
+  all.push_back(&detail::kAvx512VnniKernels);
 #endif
   std::vector<const Kernels*> supported;
   for (const Kernels* k : all)

@@ -17,21 +17,20 @@ void L2SqrScalar(const float* query, const float* rows, size_t n, float* out) {
   }
 }
 
-void L2SqrU8Scalar(const float* q_shift, const float* scale, const uint8_t* codes, size_t n,
-                   float* out) {
+void L2SqrCodesScalar(const uint8_t* query, const uint8_t* codes, size_t n, float* out) {
   for (size_t i = 0; i < n; ++i) {
     const uint8_t* c = codes + i * kDim;
-    float sum = 0.f;
+    int32_t sum = 0;
     for (size_t d = 0; d < kDim; ++d) {
-      const float diff = q_shift[d] - scale[d] * static_cast<float>(c[d]);
+      const int32_t diff = int32_t{query[d]} - int32_t{c[d]};
       sum += diff * diff;
     }
-    out[i] = sum;
+    out[i] = static_cast<float>(sum);
   }
 }
 
 }  // namespace
 
-const Kernels kScalarKernels{"scalar", L2SqrScalar, L2SqrU8Scalar};
+const Kernels kScalarKernels{"scalar", L2SqrScalar, L2SqrCodesScalar};
 
 }  // namespace facesearch::search::detail

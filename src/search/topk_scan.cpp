@@ -1,6 +1,7 @@
 #include "search/topk_scan.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <system_error>
@@ -8,6 +9,13 @@
 #include <utility>
 
 namespace facesearch::search {
+namespace {
+
+// Rows per chunk handed to a scan thread (8 MiB of float rows, 2 MiB of int8 codes): small enough
+// for a fair share when a thread is held up, large enough that the counter is touched rarely.
+constexpr size_t kChunkRows = 16384;
+
+}  // namespace
 
 void TopK::Push(int64_t id, float dist2) {
   if (std::isnan(dist2) || k_ == 0) return;
@@ -50,20 +58,28 @@ std::vector<std::vector<Neighbor>> ScanTopK(size_t n, size_t nq, int k, const Bl
   // Everything is allocated here, so that a worker thread never throws.
   std::vector<TopK> heaps(threads * nq, TopK(kk));
   std::vector<std::vector<float>> buffers(threads, std::vector<float>(nq * std::min(block, n)));
-  auto scan_slice = [&](size_t t) {
-    const size_t begin = n * t / threads, end = n * (t + 1) / threads;
+  // The rows are dealt out in chunks from a shared counter rather than in fixed slices: on a
+  // machine shared with other work, a thread that loses its core for a while leaves its chunks to
+  // the others instead of making the whole call wait for it. The heaps are merged by NearerThan,
+  // so the answer does not depend on which thread scanned which chunk.
+  const size_t chunk = std::max(block, std::min(kChunkRows, n / threads + 1));
+  std::atomic<size_t> next{0};
+  auto scan_chunks = [&](size_t t) {
     std::vector<float>& out = buffers[t];
-    for (size_t b = begin; b < end; b += block) {
-      const size_t count = std::min(block, end - b);
-      dist(b, count, out.data());
-      for (size_t q = 0; q < nq; ++q) {
-        TopK& heap = heaps[t * nq + q];
-        const float* d = out.data() + q * count;
-        float bound = heap.bound();
-        for (size_t i = 0; i < count; ++i) {
-          if (d[i] <= bound) {  // <=: an equal distance with a smaller row number may still win
-            heap.Push(static_cast<int64_t>(b + i), d[i]);
-            bound = heap.bound();
+    for (size_t begin = next.fetch_add(chunk); begin < n; begin = next.fetch_add(chunk)) {
+      const size_t end = std::min(n, begin + chunk);
+      for (size_t b = begin; b < end; b += block) {
+        const size_t count = std::min(block, end - b);
+        dist(b, count, out.data());
+        for (size_t q = 0; q < nq; ++q) {
+          TopK& heap = heaps[t * nq + q];
+          const float* d = out.data() + q * count;
+          float bound = heap.bound();
+          for (size_t i = 0; i < count; ++i) {
+            if (d[i] <= bound) {  // <=: an equal distance with a smaller row number may still win
+              heap.Push(static_cast<int64_t>(b + i), d[i]);
+              bound = heap.bound();
+            }
           }
         }
       }
@@ -71,16 +87,14 @@ std::vector<std::vector<Neighbor>> ScanTopK(size_t n, size_t nq, int k, const Bl
   };
 
   std::vector<std::thread> workers;
-  std::vector<size_t> inline_slices;
   for (size_t t = 1; t < threads; ++t) {
     try {
-      workers.emplace_back(scan_slice, t);
+      workers.emplace_back(scan_chunks, t);
     } catch (const std::system_error&) {
-      inline_slices.push_back(t);  // no thread to be had: do that slice here
+      break;  // no thread to be had: the threads already started (and this one) take all chunks
     }
   }
-  scan_slice(0);
-  for (size_t t : inline_slices) scan_slice(t);
+  scan_chunks(0);
   for (auto& w : workers) w.join();
 
   for (size_t q = 0; q < nq; ++q) {

@@ -1,9 +1,10 @@
 // A multithreaded top-k scan over n rows: the caller supplies a function that computes the
-// distances of a block of rows to every query; each thread keeps one bounded max-heap per query
-// over its own slice of rows, and the heaps are merged at the end.
+// distances of a block of rows to every query; the threads take chunks of rows from a shared
+// counter (so that a thread held up by other work on the machine does not hold up the call), each
+// keeps one bounded max-heap per query over the rows it scanned, and the heaps are merged at the end.
 //
 // Results are deterministic: ties are broken by row number, so the answer does not depend on the
-// thread count or the block size.
+// thread count, the block size or which thread scanned which chunk.
 #pragma once
 
 #include <cstddef>
