@@ -44,8 +44,8 @@ Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, std::strin
   auto index = VectorIndex::CreateEmpty(spec);
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0));
   FS_TRY(index->Prepare());
-  spdlog::log(level, "rebuilt the {} vector index from the database ({} faces): {}",
-              IndexKindName(spec.kind), added, reason);
+  spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}{}", added, reason,
+              spec.kind == IndexKind::kExact ? "" : std::string(" (index kind ") + IndexKindName(spec.kind) + ")");
   return OpenedIndex{std::move(index), IndexState::kRebuilt, std::move(reason)};
 }
 
