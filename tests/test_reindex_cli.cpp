@@ -94,6 +94,17 @@ TEST_CASE("reindex to every kind answers queries exactly as the exact scan and i
   CHECK(wrong.exit_code == 2);
   CHECK_THAT(wrong.err, Catch::Contains("does not apply to a hnsw index"));
   CHECK(c.RunJson({"info", "--json"})["index_kind"].str() == "hnsw");  // unchanged by the refusal
+
+  // Each setting change is in the audit log; the refused one is not.
+  int reindexes = 0;
+  std::string last;
+  for (const Json& record : ParseJsonLines(c.Run({"audit", "--format", "jsonl"}).out))
+    if (record["action"].str() == "reindex") {
+      ++reindexes;
+      last = record["params"]["setting"].str();
+    }
+  CHECK(reindexes == 7);  // auto, five kinds, the tuned hnsw
+  CHECK(last == "kind=hnsw hnsw_m=0 ef_construction=0 ef_search=64 rerank=20");
 }
 
 TEST_CASE("forget with every index kind: the forgotten face never comes back and the kind is kept",

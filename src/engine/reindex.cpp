@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "common/json.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "facesearch/privacy.h"
@@ -66,7 +67,11 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
 
   // Setting first, then no snapshot: a crash from here on leaves a corpus whose next open
   // rebuilds the index as the new kind.
-  FS_TRY(store->SetMeta(kIndexSpecKey, FormatIndexSpec(spec)));
+  // A settings change: recorded in the audit log (before it takes effect) with the setting.
+  const std::string setting = FormatIndexSpec(spec);
+  AuditEvent event{"reindex", "{\"setting\":" + JsonString(setting) + "}", {}, "null"};
+  FS_TRY(store->AppendAudit(MakeAuditRecord(config.audit, event)));
+  FS_TRY(store->SetMeta(kIndexSpecKey, setting));
   FS_TRY(store->ClearIndexSnapshot());
   const auto start = std::chrono::steady_clock::now();
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
