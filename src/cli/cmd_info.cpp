@@ -111,8 +111,10 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << "index kind:      " << info->index_kind
                 << (info->index_params.empty() ? "" : " (" + info->index_params + ")") << ", "
                 << info->index_memory_bytes << " bytes in memory\n";
-      if (info->index_recall_at_10)
-        std::cout << "index recall@10: " << Fixed4(*info->index_recall_at_10) << " against exact search ("
+      if (!info->index_built_at.empty())
+        std::cout << "index recall@10: "
+                  << (info->index_recall_at_10 ? Fixed4(*info->index_recall_at_10) : std::string("not measured"))
+                  << " against exact search ("
                   << info->index_recall_queries << " probes; built in " << Fixed4(info->index_build_seconds)
                   << " s at generation " << info->index_built_generation << ", " << info->index_built_at
                   << ")\n";

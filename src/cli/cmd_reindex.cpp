@@ -66,14 +66,15 @@ void AddReindexCommand(CLI::App& app, Context& ctx) {
     if (args->json) {
       std::cout << "{\"kind\":" << JsonString(r->kind) << ",\"setting\":" << JsonString(r->setting)
                 << ",\"params\":" << JsonString(r->params) << ",\"faces\":" << r->faces
-                << ",\"recall_at_10\":" << Fixed(r->recall_at_10, 4)
+                << ",\"recall_at_10\":" << (r->recall_queries > 0 ? Fixed(r->recall_at_10, 4) : "null")
                 << ",\"recall_queries\":" << r->recall_queries
                 << ",\"build_seconds\":" << Fixed(r->build_seconds, 3)
                 << ",\"memory_bytes\":" << r->memory_bytes << ",\"generation\":" << r->generation << "}\n";
     } else {
       std::cout << "index:      " << r->kind << (r->params.empty() ? "" : " (" + r->params + ")") << "\n"
                 << "faces:      " << r->faces << "\n"
-                << "recall@10:  " << Fixed(r->recall_at_10, 4) << " against exact search ("
+                << "recall@10:  " << (r->recall_queries > 0 ? Fixed(r->recall_at_10, 4) : "not measured")
+                << " against exact search ("
                 << r->recall_queries << " corpus faces as probes, own face excluded)\n"
                 << "build:      " << Fixed(r->build_seconds, 2) << " s\n"
                 << "memory:     " << r->memory_bytes << " bytes\n";

@@ -206,8 +206,9 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
     return v.value_or("");
   };
   FS_ASSIGN(std::string recall, meta(kIndexRecallKey));
-  if (!recall.empty()) {
-    info.index_recall_at_10 = std::atof(recall.c_str());
+  FS_ASSIGN(info.index_built_at, meta(kIndexBuiltAtKey));
+  if (!info.index_built_at.empty()) {  // reindexed at least once
+    if (!recall.empty()) info.index_recall_at_10 = std::atof(recall.c_str());
     FS_ASSIGN(info.index_params, meta(kIndexBuiltParamsKey));
     FS_ASSIGN(std::string queries, meta(kIndexRecallQueriesKey));
     info.index_recall_queries = std::atoi(queries.c_str());
@@ -215,7 +216,6 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
     info.index_build_seconds = std::atof(seconds.c_str());
     FS_ASSIGN(std::string generation, meta(kIndexBuiltGenerationKey));
     info.index_built_generation = std::atoll(generation.c_str());
-    FS_ASSIGN(info.index_built_at, meta(kIndexBuiltAtKey));
   }
   return info;
 }

@@ -90,6 +90,7 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
   FS_ASSIGN(summary.generation, store->Generation());
   char recall_text[32], seconds_text[32];
   std::snprintf(recall_text, sizeof recall_text, "%.4f", summary.recall_at_10);
+  if (summary.recall_queries == 0) recall_text[0] = '\0';  // not measured (--recall-queries 0, < 2 faces)
   std::snprintf(seconds_text, sizeof seconds_text, "%.3f", summary.build_seconds);
   FS_TRY(store->SetMeta(kIndexBuiltParamsKey, summary.params));
   FS_TRY(store->SetMeta(kIndexRecallKey, recall_text));
