@@ -64,6 +64,8 @@ _facesearch() {
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --detector)
             COMPREPLY=($(compgen -W "hog cnn" -- "$cur")); return ;;
+        --index)
+            COMPREPLY=($(compgen -W "auto exact int8 ivf ivfpq hnsw" -- "$cur")); return ;;
         -f | --format)
             case "$sub" in
                 query) COMPREPLY=($(compgen -W "table json jsonl csv tsv" -- "$cur")) ;;
@@ -73,7 +75,8 @@ _facesearch() {
             return ;;
         --case | --purpose | -t | --threshold | -k | --top-k | --max-fmr | --face | --face-a | --face-b | \
             --upsample | --max-pixels | -j | --jobs | --min-size | --neighbors | --reason | --face-id | \
-            --older-than | --since | --until | --user | --like)
+            --older-than | --since | --until | --user | --like | --nlist | --nprobe | --pq-m | --pq-bits | \
+            --m | --hnsw-m | --ef-construction | --ef-search | --rerank | --recall-queries)
             return ;;  # a value the user has to type
     esac
 
@@ -100,7 +103,7 @@ _facesearch() {
         optout) COMPREPLY=($(compgen -W "add list remove" -- "$cur")) ;;
         eval) [[ -n "$subsub" ]] || COMPREPLY=($(compgen -W "lfw calibrate" -- "$cur")) ;;
         config) COMPREPLY=($(compgen -W "list set" -- "$cur")) ;;
-        info | export) ;;
+        info | export | reindex) ;;
         *) COMPREPLY=($(compgen -f -- "$cur")) ;;  # photos, folders
     esac
 } &&

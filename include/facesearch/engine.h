@@ -263,12 +263,53 @@ struct CorpusInfo {
   int64_t generation = 0;
   std::string index_state;  // "fresh", "lagging", "missing", "corrupt"
   int64_t index_vectors = 0;
-  int64_t index_bytes = 0;
+  int64_t index_bytes = 0;         // the index file's size
+  std::string index_kind;          // of the index file: "exact", "int8", "ivf", "ivfpq", "hnsw"
+  std::string index_setting;       // the corpus's setting (`reindex`), e.g. "kind=ivfpq nlist=0 ..."
+  int64_t index_memory_bytes = 0;  // vectors, ids and codes / lists / graph when last saved
+  // The last `reindex`: its parameters as built, recall@10 against exact search, and when.
+  std::string index_params;
+  std::optional<double> index_recall_at_10;
+  int index_recall_queries = 0;
+  double index_build_seconds = 0;
+  int64_t index_built_generation = 0;
+  std::string index_built_at;
 };
 
 // Reads the corpus without changing it and without needing model files. Errors: kNotFound when
 // there is no corpus at config.corpus_dir.
 Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config);
+
+// ---- reindex -----------------------------------------------------------------------------------
+
+// Which vector index a corpus searches with (`facesearch reindex`). Parameters left at 0 take the
+// default for the corpus size at each build (src/index/index_spec.h; README "Large corpora").
+struct ReindexOptions {
+  std::string kind = "auto";  // auto, exact, int8, ivf, ivfpq, hnsw
+  int nlist = 0, nprobe = 0;  // ivf, ivfpq
+  int pq_m = 0, pq_bits = 0;  // ivfpq
+  int hnsw_m = 0, ef_construction = 0, ef_search = 0;  // hnsw
+  int rerank = 0;             // every kind but exact: candidates re-ranked with exact distances
+  int recall_queries = 200;   // corpus vectors used as probes for the recall@10 measurement
+};
+
+struct ReindexSummary {
+  std::string kind;     // as built (auto resolved)
+  std::string setting;  // what the corpus now records (FormatIndexSpec)
+  std::string params;   // the parameters as built
+  int64_t faces = 0;
+  double recall_at_10 = 1.0;  // against exact search, own face excluded (VectorIndex::MeasureRecall)
+  int recall_queries = 0;
+  double build_seconds = 0;
+  int64_t memory_bytes = 0;
+  int64_t generation = 0;
+};
+
+// Records the index setting in the corpus (every later rebuild, catch-up and repair keeps it),
+// rebuilds and saves the index, measures its recall@10 and records that too. Takes the corpus
+// write lock; needs no model files. Errors: kInvalidArgument (kind or parameters), kNotFound,
+// kIndex, kDatabase, kIo.
+Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOptions& options);
 
 // Calls fn for every input that failed (image rows with status error) or was skipped before its
 // content was read (robots.txt, noimageindex, malformed manifest rows), oldest first. Read-only.

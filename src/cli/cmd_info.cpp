@@ -1,4 +1,5 @@
 // `facesearch info`
+#include <cstdio>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -9,6 +10,12 @@
 namespace facesearch::cli {
 
 namespace {
+
+std::string Fixed4(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
 
 // `info --errors`: every input that failed or was skipped, with its reason.
 void PrintIssues(Context& ctx, bool json) {
@@ -81,7 +88,15 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << ",\"generation\":" << info->generation
                 << ",\"index_state\":" << JsonString(info->index_state)
                 << ",\"index_vectors\":" << info->index_vectors << ",\"index_bytes\":" << info->index_bytes
-                << "}\n";
+                << ",\"index_kind\":" << JsonString(info->index_kind)
+                << ",\"index_setting\":" << JsonString(info->index_setting)
+                << ",\"index_memory_bytes\":" << info->index_memory_bytes
+                << ",\"index_params\":" << JsonString(info->index_params) << ",\"index_recall_at_10\":"
+                << (info->index_recall_at_10 ? Fixed4(*info->index_recall_at_10) : std::string("null"))
+                << ",\"index_recall_queries\":" << info->index_recall_queries
+                << ",\"index_build_seconds\":" << Fixed4(info->index_build_seconds)
+                << ",\"index_built_generation\":" << info->index_built_generation
+                << ",\"index_built_at\":" << JsonString(info->index_built_at) << "}\n";
     } else {
       std::cout << "corpus:          " << info->corpus_dir.string() << "\n"
                 << "database:        " << info->database.string() << " (schema " << info->schema_version << ")\n"
@@ -92,7 +107,17 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << " inputs skipped; see info --errors)\n"
                 << "faces:           " << c.faces << "\n"
                 << "index:           " << info->index_state << ", " << info->index_vectors << " vectors, "
-                << info->index_bytes << " bytes (generation " << info->generation << ")\n";
+                << info->index_bytes << " bytes (generation " << info->generation << ")\n"
+                << "index kind:      " << info->index_kind
+                << (info->index_params.empty() ? "" : " (" + info->index_params + ")") << ", "
+                << info->index_memory_bytes << " bytes in memory\n";
+      if (!info->index_built_at.empty())
+        std::cout << "index recall@10: "
+                  << (info->index_recall_at_10 ? Fixed4(*info->index_recall_at_10) : std::string("not measured"))
+                  << " against exact search ("
+                  << info->index_recall_queries << " probes; built in " << Fixed4(info->index_build_seconds)
+                  << " s at generation " << info->index_built_generation << ", " << info->index_built_at
+                  << ")\n";
     }
     ctx.exit_code = kExitMatch;
   });

@@ -27,6 +27,7 @@ constexpr Subcommand kSubcommands[] = {
     {"audit", AddAuditCommand},
     {"config", AddConfigCommand},
     {"verify", AddVerifyCommand},
+    {"reindex", AddReindexCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

@@ -189,6 +189,10 @@ std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& in
   const IndexSnapshot& s = **snap;
   info.index_vectors = s.ntotal;
   info.index_bytes = s.size;
+  info.index_kind = s.kind;
+  // Snapshots saved before index format 2 were exact: float vectors and ids.
+  info.index_memory_bytes = s.memory_bytes >= 0 ? s.memory_bytes
+                                                : s.ntotal * static_cast<int64_t>(kEmbeddingDim * 4 + 8);
   fs::path file = paths.index_dir / s.file;
   std::error_code ec;
   if (!fs::exists(file, ec)) return "missing";
@@ -214,6 +218,25 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
   FS_ASSIGN(auto version, store->GetMeta("schema_version"));
   info.schema_version = version ? std::atoi(version->c_str()) : 0;
   info.index_state = DescribeIndex(*store, paths, info);
+  FS_ASSIGN(IndexSpec spec, CorpusIndexSpec(*store));
+  info.index_setting = FormatIndexSpec(spec);
+  if (info.index_kind.empty()) info.index_kind = IndexKindName(spec.kind);  // no index yet
+  auto meta = [&](const char* key) -> Result<std::string> {
+    FS_ASSIGN(auto v, store->GetMeta(key));
+    return v.value_or("");
+  };
+  FS_ASSIGN(std::string recall, meta(kIndexRecallKey));
+  FS_ASSIGN(info.index_built_at, meta(kIndexBuiltAtKey));
+  if (!info.index_built_at.empty()) {  // reindexed at least once
+    if (!recall.empty()) info.index_recall_at_10 = std::atof(recall.c_str());
+    FS_ASSIGN(info.index_params, meta(kIndexBuiltParamsKey));
+    FS_ASSIGN(std::string queries, meta(kIndexRecallQueriesKey));
+    info.index_recall_queries = std::atoi(queries.c_str());
+    FS_ASSIGN(std::string seconds, meta(kIndexBuildSecondsKey));
+    info.index_build_seconds = std::atof(seconds.c_str());
+    FS_ASSIGN(std::string generation, meta(kIndexBuiltGenerationKey));
+    info.index_built_generation = std::atoll(generation.c_str());
+  }
   return info;
 }
 

@@ -154,6 +154,11 @@ class Checker {
       return Add("index", loaded.error().message + "; --repair rebuilds it from the database");
     }
     report_.index_vectors = (*loaded)->ntotal();
+    if (auto spec = CorpusIndexSpec(store); spec && spec->kind != (*loaded)->spec().kind)
+      Add("index", std::string("the index file is ") + IndexKindName((*loaded)->spec().kind) +
+                       " but the corpus is set to " + IndexKindName(spec->kind) +
+                       " (a reindex was interrupted); the next query or index rebuilds it",
+          /*problem=*/false);
 
     std::vector<int64_t> ids = (*loaded)->ids();
     std::sort(ids.begin(), ids.end());

@@ -37,48 +37,60 @@ Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id) 
   return added;
 }
 
-// Rebuilds from every face in the Store. A first build is routine (debug); a repair is a warning.
-Result<OpenedIndex> Rebuild(Store& store, std::string reason,
+// Rebuilds from every face in the Store, as the corpus's index kind. A first build is routine
+// (debug); a repair is a warning.
+Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, std::string reason,
                             spdlog::level::level_enum level = spdlog::level::warn) {
-  auto index = VectorIndex::CreateEmpty();
+  auto index = VectorIndex::CreateEmpty(spec);
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0));
-  spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}", added, reason);
+  FS_TRY(index->Prepare());
+  spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}{}", added, reason,
+              spec.kind == IndexKind::kExact ? "" : std::string(" (index kind ") + IndexKindName(spec.kind) + ")");
   return OpenedIndex{std::move(index), IndexState::kRebuilt, std::move(reason)};
 }
 
 // Loads the recorded snapshot and decides whether it is fresh, can be caught up, or must be
 // rebuilt. Errors only for failures that a rebuild could not fix either (database errors).
 Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
+  FS_ASSIGN(const IndexSpec spec, CorpusIndexSpec(store));
+  auto Rebuild = [&](std::string reason, spdlog::level::level_enum level = spdlog::level::warn) {
+    return RebuildIndex(store, spec, std::move(reason), level);
+  };
   FS_ASSIGN(const int64_t generation, store.Generation());
   FS_ASSIGN(const int64_t delete_generation, store.DeleteGeneration());
   auto snap_or = store.GetIndexSnapshot();
   if (!snap_or && snap_or.error().code != ErrorCode::kCorrupt)
     return std::unexpected(snap_or.error());
-  if (!snap_or) return Rebuild(store, "the index snapshot record is unreadable: " +
+  if (!snap_or) return Rebuild("the index snapshot record is unreadable: " +
                                           snap_or.error().message);
   const std::optional<IndexSnapshot>& snap = *snap_or;
-  if (!snap) return Rebuild(store, "no index snapshot is recorded", spdlog::level::debug);
+  if (!snap) return Rebuild("no index snapshot is recorded", spdlog::level::debug);
   if (snap->file != kIndexFileName)
-    return Rebuild(store, "the snapshot names an unexpected file '" + snap->file + "'");
+    return Rebuild("the snapshot names an unexpected file '" + snap->file + "'");
   if (snap->generation > generation)
-    return Rebuild(store, "the snapshot (generation " + std::to_string(snap->generation) +
+    return Rebuild("the snapshot (generation " + std::to_string(snap->generation) +
                               ") is newer than the database (generation " +
                               std::to_string(generation) + ")");
 
   FS_ASSIGN(std::string model_identity, store.ModelIdentity());
   auto loaded = VectorIndex::Load(index_dir / snap->file, snap->size, snap->sha256,
-                                  IndexStamp{snap->generation, model_identity});
-  if (!loaded) return Rebuild(store, "the index file cannot be used: " + loaded.error().message);
+                                  IndexStamp{snap->generation, model_identity}, spec);
+  if (!loaded) return Rebuild("the index file cannot be used: " + loaded.error().message);
   std::unique_ptr<VectorIndex> index = std::move(*loaded);
   if (index->ntotal() != snap->ntotal || index->max_id() != snap->max_face_id)
-    return Rebuild(store, "the index file's contents disagree with its snapshot record");
+    return Rebuild("the index file's contents disagree with its snapshot record");
+  if (index->spec().kind != spec.kind)
+    return Rebuild(std::string("the index file is ") + IndexKindName(index->spec().kind) +
+                       ", the corpus is set to " + IndexKindName(spec.kind),
+                   spdlog::level::info);
 
   if (snap->generation == generation) return OpenedIndex{std::move(index), IndexState::kFresh, ""};
   if (delete_generation > snap->generation)
-    return Rebuild(store, "faces were removed after the snapshot (generation " +
+    return Rebuild("faces were removed after the snapshot (generation " +
                               std::to_string(snap->generation) + ", removal at generation " +
                               std::to_string(delete_generation) + ")");
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, snap->max_face_id));
+  FS_TRY(index->Prepare());
   std::string reason = "the snapshot was at generation " + std::to_string(snap->generation) +
                        ", the database at " + std::to_string(generation) + "; appended " +
                        std::to_string(added) + " faces";
@@ -87,6 +99,16 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
 }
 
 }  // namespace
+
+Result<IndexSpec> CorpusIndexSpec(Store& store) {
+  FS_ASSIGN(std::optional<std::string> text, store.GetMeta(kIndexSpecKey));
+  if (!text) return IndexSpec{};
+  auto spec = ParseIndexSpec(*text);
+  if (spec) return *spec;
+  spdlog::warn("{}; searching with the exact index (run `facesearch reindex` to set it again)",
+               spec.error().message);
+  return IndexSpec{};
+}
 
 const char* IndexStateName(IndexState s) {
   switch (s) {
@@ -114,7 +136,8 @@ std::vector<fs::path> StaleIndexTempFiles(const fs::path& index_dir) {
   return found;
 }
 
-Status SaveCorpusIndex(Store& store, const VectorIndex& index, const fs::path& index_dir) {
+Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_dir) {
+  FS_TRY(index.Prepare());
   FS_TRY(EnsurePrivateDir(index_dir));
   for (const fs::path& stale : StaleIndexTempFiles(index_dir)) {
     std::error_code ec;
@@ -124,8 +147,9 @@ Status SaveCorpusIndex(Store& store, const VectorIndex& index, const fs::path& i
   FS_ASSIGN(std::string model_identity, store.ModelIdentity());
   FS_ASSIGN(SavedFile saved,
             index.Save(index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
-  return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(),
-                                              saved.size, saved.sha256, kIndexFileName});
+  return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(), saved.size,
+                                              saved.sha256, kIndexFileName,
+                                              IndexKindName(index.spec().kind), index.memory_bytes()});
 }
 
 }  // namespace facesearch

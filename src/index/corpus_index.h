@@ -33,6 +33,21 @@ struct OpenedIndex {
 
 inline constexpr const char* kIndexFileName = "faces.faiss";
 
+// Meta keys of the corpus's index setting (`facesearch reindex`): the requested spec
+// (FormatIndexSpec; 0 parameters = defaults for the size at each build), kept by every later
+// rebuild, catch-up and repair; absent = exact. The other keys record the last reindex.
+inline constexpr const char* kIndexSpecKey = "search_index.spec";
+inline constexpr const char* kIndexBuiltParamsKey = "search_index.built_params";
+inline constexpr const char* kIndexRecallKey = "search_index.recall_at_10";
+inline constexpr const char* kIndexRecallQueriesKey = "search_index.recall_queries";
+inline constexpr const char* kIndexBuildSecondsKey = "search_index.build_seconds";
+inline constexpr const char* kIndexBuiltGenerationKey = "search_index.built_generation";
+inline constexpr const char* kIndexBuiltAtKey = "search_index.built_at";
+
+// The corpus's index setting; exact when none is recorded. An unreadable setting is logged and
+// read as exact (searches stay correct, only slower). Errors: kDatabase.
+Result<IndexSpec> CorpusIndexSpec(Store& store);
+
 // Opens the index for `store`, repairing as described above. When `persist` is true and the index
 // was caught up or rebuilt, it is saved and the snapshot recorded (caller must hold the corpus
 // write lock). Errors: kIndex, kDatabase, kIo.
@@ -42,7 +57,8 @@ Result<OpenedIndex> OpenCorpusIndex(Store& store, const std::filesystem::path& i
 // Saves `index` into index_dir and records the snapshot for the Store's current generation, after
 // removing the temporary files that killed writers left behind (they may hold embeddings).
 // Caller must hold the corpus write lock and have added every committed face to `index`.
-Status SaveCorpusIndex(Store& store, const VectorIndex& index,
+// Prepares `index` (VectorIndex::Prepare) before saving it.
+Status SaveCorpusIndex(Store& store, VectorIndex& index,
                        const std::filesystem::path& index_dir);
 
 // Temporary files of interrupted index writes ("faces.faiss.tmp.<pid>") in index_dir.

@@ -1,8 +1,12 @@
-// The vector index: an exact L2 FAISS index keyed by face id (IndexIDMap2 over IndexFlatL2).
-// Derived data: it can always be rebuilt from the Store. FAISS stores and serialises the vectors;
-// Search scans them with our own SIMD kernels (src/search/exact_search.h), multithreaded.
+// The vector index: the exact float vectors keyed by face id (FAISS IndexIDMap2 over IndexFlatL2),
+// plus, for the compact and approximate kinds (index_spec.h), a structure that picks candidates:
+// int8 codes (search::Int8Index, rebuilt from the floats on load), or a FAISS IVF-Flat, IVF-PQ or
+// HNSW index whose labels are row numbers of the flat store. Candidates are re-ranked with exact
+// float distances, so every distance returned is exact. Derived data: it can always be rebuilt
+// from the Store.
 //
-// Thread-safety: Search may be called from several threads at once; Add/Save need exclusive use.
+// Thread-safety: Search may be called from several threads at once; Add/Prepare/Save need
+// exclusive use.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +19,7 @@
 
 #include "facesearch/error.h"
 #include "facesearch/types.h"
+#include "index/index_spec.h"
 
 namespace faiss {
 struct Index;
@@ -38,15 +43,20 @@ struct IndexStamp {
   std::string model_identity;  // the Store's model identity (embedding space)
 };
 
-// The header of an index file. Layout (integers little-endian):
+// The header of an index file. Layout of format 2 (integers little-endian):
 //   0  8  magic "FSVINDEX"          8  4  format version (kIndexFormatVersion)
 //  12  4  dimension                16  8  generation
 //  24  8  ntotal                   32  8  largest face id
 //  40  8  payload length           48  4  model identity length n (at most 1024)
-//  52  n  model identity          52+n 64 SHA-256 (lowercase hex) of bytes [0, 52+n) + payload
-// then the payload: FAISS's serialisation of the IndexIDMap2. Nothing reaches FAISS before the
-// header, its lengths and the checksum over header and payload have been checked.
-inline constexpr uint32_t kIndexFormatVersion = 1;
+//  52  4  index kind (IndexKind)   56  8  flat part length f (<= payload length)
+//  64  n  model identity          64+n 64 SHA-256 (lowercase hex) of bytes [0, 64+n) + payload
+// then the payload: FAISS's serialisation of the IndexIDMap2 (f bytes), then, for ivf, ivfpq and
+// hnsw, FAISS's serialisation of the approximate index (the rest; empty while the corpus is too
+// small to train it). exact and int8 files have no second part (int8 codes are rebuilt on load).
+// Format 1 (still read, always exact) has neither the kind nor f: its identity starts at byte 52.
+// Nothing reaches FAISS before the header, its lengths and the checksum over header and payload
+// have been checked.
+inline constexpr uint32_t kIndexFormatVersion = 2;
 struct IndexFileHeader {
   uint32_t version = 0;
   uint32_t dimension = 0;
@@ -54,33 +64,54 @@ struct IndexFileHeader {
   int64_t ntotal = 0;
   int64_t max_face_id = 0;
   uint64_t payload_size = 0;
+  IndexKind kind = IndexKind::kExact;
+  uint64_t flat_size = 0;  // bytes of the flat part; EncodeIndexFile: 0 = the whole payload
 };
 
-// Frames a FAISS serialisation `payload` with the header above (version and dimension filled in).
+// Frames FAISS serialisations `payload` with the format-2 header above (version and dimension
+// filled in; flat_size 0 means the whole payload is the flat part).
 std::string EncodeIndexFile(const IndexFileHeader& header, std::string_view payload);
 // Checks the magic, version, dimension, lengths and checksum of a whole index file's bytes.
 // On success `payload` (if given) views the FAISS bytes inside `file`. Errors: kCorrupt, with a
 // message saying what is wrong (a file without the magic is "not a facesearch index file").
 Result<IndexFileHeader> DecodeIndexFile(std::string_view file, std::string_view* payload = nullptr);
 
+// Recall of the candidate structure measured against the exact scan (MeasureRecall).
+struct RecallMeasure {
+  double recall_at_10 = 1.0;
+  int queries = 0;
+};
+
 class VectorIndex {
  public:
-  static std::unique_ptr<VectorIndex> CreateEmpty();
+  // An empty index of `spec`'s kind. Its parameters are used as given (callers pass
+  // EffectiveIndexSpec); the approximate structure is trained by the first Prepare with vectors.
+  static std::unique_ptr<VectorIndex> CreateEmpty(const IndexSpec& spec = {});
   // Reads `path` fully, checks its size and SHA-256 against the expected values (the Store's
   // record), then its header (DecodeIndexFile) and that the header's stamp equals `expected`,
   // all BEFORE handing the bytes to FAISS (crafted files have crashed FAISS's reader); then
-  // deserialises and checks the dimension, type and the header's ntotal and largest id.
+  // deserialises and checks the dimension, type and the header's ntotal and largest id, and that
+  // the approximate part (if any) is the header's kind and covers every row. The kind is the
+  // file's; `params` (re-rank, nprobe, ef_search) apply when they name the same kind. Returns a prepared
+  // index (int8 codes built). The bytes are read into memory, not mapped: see ARCHITECTURE.md.
   // Errors: kNotFound (missing file), kCorrupt (size, checksum, header, stamp or structure).
   static Result<std::unique_ptr<VectorIndex>> Load(const std::filesystem::path& path,
                                                    int64_t expected_size,
                                                    const std::string& expected_sha256,
-                                                   const IndexStamp& expected);
+                                                   const IndexStamp& expected,
+                                                   const IndexSpec& params = {});
   ~VectorIndex();
 
   // ids.size() == vectors.size() / kEmbeddingDim. Adds nothing and fails with kInvalidArgument
-  // when the sizes disagree or an id is already in the index (or repeated in `ids`).
-  // Errors: kInvalidArgument, kIndex.
+  // when the sizes disagree or an id is already in the index (or repeated in `ids`). A trained
+  // FAISS structure gets the new rows too; int8 codes (and an untrained structure) are left for
+  // Prepare, and searches scan exactly until then. Errors: kInvalidArgument, kIndex.
   Status Add(std::span<const int64_t> ids, std::span<const float> vectors);
+  // Builds what Add left stale: trains and fills the FAISS structure when it is untrained and the
+  // index holds vectors, re-encodes int8 codes. Errors: kIndex.
+  Status Prepare();
+  // True when searches use the candidate structure of the kind (always true for exact).
+  bool prepared() const;
   // Up to k nearest faces, nearest first; fewer when the index holds fewer than k (none for
   // k <= 0). Errors: kIndex.
   Result<std::vector<Hit>> Search(const Embedding& query, int k) const;
@@ -89,10 +120,24 @@ class VectorIndex {
   // Errors: kIndex.
   Result<std::vector<std::vector<Hit>>> SearchBatch(std::span<const Embedding> queries,
                                                     int k) const;
+  // Exact search over the float vectors, whatever the kind (the reference for recall).
+  Result<std::vector<std::vector<Hit>>> SearchExactBatch(std::span<const Embedding> queries,
+                                                         int k) const;
+  // recall@10 of Search against SearchExactBatch over `queries` corpus vectors chosen at random
+  // (fixed seed): each query is a stored vector, its own face is left out of both answers (a
+  // self-match is trivially found and would flatter the figure), and the share of the exact 10
+  // nearest others found in the first 10 is averaged. 1.0 with fewer than 2 vectors.
+  Result<RecallMeasure> MeasureRecall(int queries = 200) const;
   // Serialises, frames with a header carrying `stamp` (EncodeIndexFile) and writes atomically
-  // (WriteFileAtomic). Returns size and sha256 of the whole file written. Errors: kIndex, kIo.
+  // (WriteFileAtomic). Prepare first (an unprepared index is saved without its structure).
+  // Returns size and sha256 of the whole file written. Errors: kIndex, kIo.
   Result<SavedFile> Save(const std::filesystem::path& path, const IndexStamp& stamp) const;
   int64_t ntotal() const;
+  const IndexSpec& spec() const { return spec_; }
+  // The parameters the candidate structure really has (nlist, pq_bits... as trained).
+  IndexSpec built_spec() const;
+  // Bytes held in memory: float vectors and ids, plus codes / lists / graph of the kind.
+  int64_t memory_bytes() const;
   // Every face id in the index, in insertion order.
   std::vector<int64_t> ids() const;
   // The largest face id in the index; 0 when it is empty.
@@ -100,8 +145,15 @@ class VectorIndex {
 
  private:
   // Takes ownership of `index`, which must be an IndexIDMap2 over an IndexFlatL2 of kEmbeddingDim.
-  explicit VectorIndex(faiss::Index* index);
+  VectorIndex(faiss::Index* index, const IndexSpec& spec);
+  Result<std::vector<std::vector<Hit>>> Rerank(std::span<const Embedding> queries, int k,
+                                               const std::vector<int64_t>& rows, int per_query) const;
   std::unique_ptr<faiss::Index> index_;
+  IndexSpec spec_;
+  std::unique_ptr<faiss::Index> approx_;  // ivf / ivfpq / hnsw: labels are flat row numbers
+  bool approx_ready_ = false;             // approx_ trained and holds every row
+  struct Int8State;
+  std::unique_ptr<Int8State> int8_;       // int8 codes over the flat rows, when current
   int64_t max_id_ = 0;
 };
 

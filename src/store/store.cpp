@@ -287,6 +287,13 @@ Result<std::optional<IndexSnapshot>> Store::GetIndexSnapshot() {
   FS_ASSIGN(snap.ntotal, meta::ReadInt(db_, "index.ntotal"));
   FS_ASSIGN(snap.size, meta::ReadInt(db_, "index.size"));
   FS_ASSIGN(snap.sha256, meta::ReadRequired(db_, "index.sha256"));
+  // Recorded since index format 2; a snapshot without them is an exact index.
+  FS_ASSIGN(std::optional<std::string> kind, meta::Read(db_, "index.kind"));
+  if (kind) snap.kind = *kind;
+  FS_ASSIGN(std::optional<std::string> memory, meta::Read(db_, "index.memory_bytes"));
+  if (memory) {
+    FS_ASSIGN(snap.memory_bytes, meta::ReadInt(db_, "index.memory_bytes"));
+  }
   FS_TRY(txn.Commit());
   return std::optional<IndexSnapshot>(std::move(snap));
 }
@@ -299,6 +306,8 @@ Status Store::SetIndexSnapshot(const IndexSnapshot& snap) {
   FS_TRY(meta::Write(db_, "index.size", std::to_string(snap.size)));
   FS_TRY(meta::Write(db_, "index.sha256", snap.sha256));
   FS_TRY(meta::Write(db_, "index.file", snap.file));
+  FS_TRY(meta::Write(db_, "index.kind", snap.kind));
+  FS_TRY(meta::Write(db_, "index.memory_bytes", std::to_string(snap.memory_bytes)));
   return txn.Commit();
 }
 

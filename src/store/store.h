@@ -50,6 +50,8 @@ struct IndexSnapshot {
   int64_t size = 0;         // file size in bytes
   std::string sha256;       // of the file's bytes
   std::string file;         // file name inside the index directory
+  std::string kind = "exact";  // IndexKindName of the file's index (index format 2)
+  int64_t memory_bytes = -1;   // VectorIndex::memory_bytes() when saved; -1: not recorded
 };
 
 class Store {

@@ -1,0 +1,345 @@
+// The compact and approximate index kinds (issue #3): real FAISS IVF-Flat, IVF-PQ and HNSW
+// structures and our int8 codes over a few thousand synthetic face-like vectors (identities with
+// within-person spread), checked against the exact scan; their files; the corpus setting kept by
+// every rebuild, catch-up and deletion.
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/index_io.h>
+#include <faiss/impl/io.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "common/fs.h"
+#include "common/sha256.h"
+#include "index/corpus_index.h"
+#include "index/index_spec.h"
+#include "index/vector_index.h"
+#include "support.h"
+
+using namespace facesearch;
+namespace fs = std::filesystem;
+
+namespace {
+
+// n vectors around n/5 identity centres (spread 0.35 against ~0.8 between identities, like dlib's
+// embeddings on LFW; docs/benchmarks.md), in random order.
+std::vector<float> FaceLikeVectors(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> centre(0.f, 0.8f / std::sqrt(2.f * kEmbeddingDim));
+  std::normal_distribution<float> spread(0.f, 0.35f / std::sqrt(kEmbeddingDim));
+  const size_t identities = std::max<size_t>(1, n / 5);
+  std::vector<float> centres(identities * kEmbeddingDim);
+  for (float& c : centres) c = centre(rng);
+  std::vector<float> v(n * kEmbeddingDim);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t who = rng() % identities;
+    for (size_t d = 0; d < kEmbeddingDim; ++d)
+      v[i * kEmbeddingDim + d] = centres[who * kEmbeddingDim + d] + spread(rng);
+  }
+  return v;
+}
+
+Embedding Row(const std::vector<float>& v, size_t i) {
+  Embedding e{};
+  std::copy_n(v.begin() + static_cast<std::ptrdiff_t>(i * kEmbeddingDim), kEmbeddingDim, e.begin());
+  return e;
+}
+
+std::vector<int64_t> Ids(size_t n, int64_t first = 1) {
+  std::vector<int64_t> ids(n);
+  for (size_t i = 0; i < n; ++i) ids[i] = first + 2 * static_cast<int64_t>(i);  // not row numbers
+  return ids;
+}
+
+float ExactDistance(const Embedding& a, const std::vector<float>& v, size_t row) {
+  double sum = 0;
+  for (size_t d = 0; d < kEmbeddingDim; ++d) {
+    const double diff = a[d] - v[row * kEmbeddingDim + d];
+    sum += diff * diff;
+  }
+  return static_cast<float>(std::sqrt(sum));
+}
+
+constexpr IndexKind kAllKinds[] = {IndexKind::kExact, IndexKind::kInt8, IndexKind::kIvf,
+                                   IndexKind::kIvfPq, IndexKind::kHnsw};
+
+std::string Slurp(const fs::path& p) { return ReadFile(p, 1 << 30).value(); }
+
+const IndexStamp kStamp{3, "models:test"};
+
+}  // namespace
+
+TEST_CASE("Every index kind over 3000 face-like vectors keeps recall@10 at least 0.9 against exact search with exact distances",
+          "[index][kinds]") {
+  const size_t n = 3000;
+  const std::vector<float> v = FaceLikeVectors(n, 5);
+  const std::vector<int64_t> ids = Ids(n);
+  for (IndexKind kind : kAllKinds) {
+    INFO(IndexKindName(kind));
+    auto index = VectorIndex::CreateEmpty(IndexSpec{.kind = kind});
+    REQUIRE(index->Add(ids, v));
+    REQUIRE(index->Prepare());
+    CHECK(index->prepared());
+    auto recall = index->MeasureRecall(200);
+    REQUIRE(recall);
+    CHECK(recall->queries == 200);
+    CHECK(recall->recall_at_10 >= (kind == IndexKind::kExact || kind == IndexKind::kInt8 ? 0.99 : 0.9));
+    // Whatever the candidates, every distance returned is the exact one of that face.
+    std::map<int64_t, size_t> row_of;
+    for (size_t i = 0; i < n; ++i) row_of[ids[i]] = i;
+    for (size_t probe : {size_t{0}, size_t{1234}, size_t{2999}}) {
+      const Embedding q = Row(v, probe);
+      auto hits = index->Search(q, 10);
+      REQUIRE(hits);
+      REQUIRE(hits->size() == 10);
+      CHECK(hits->front().face_id == ids[probe]);  // itself, at distance 0
+      for (size_t h = 0; h < hits->size(); ++h) {
+        CHECK((*hits)[h].distance == Approx(ExactDistance(q, v, row_of.at((*hits)[h].face_id))).margin(1e-5));
+        if (h > 0) CHECK((*hits)[h - 1].distance <= (*hits)[h].distance);
+      }
+    }
+    const IndexSpec built = index->built_spec();
+    if (kind == IndexKind::kIvf || kind == IndexKind::kIvfPq) CHECK(built.nlist == 76);  // 3000 / 39
+    if (kind == IndexKind::kIvfPq) CHECK(built.pq_bits == 6);  // 64 centroids: >= 39 points each
+    if (kind != IndexKind::kExact) CHECK(built.rerank == 100);
+  }
+}
+
+TEST_CASE("Save then Load keeps each kind and its answers, and memory use counts the structure",
+          "[index][kinds]") {
+  test::TempDir dir;
+  const size_t n = 2000;
+  const std::vector<float> v = FaceLikeVectors(n, 9);
+  std::vector<Embedding> probes;
+  for (size_t i = 0; i < 20; ++i) probes.push_back(Row(v, i * 97));
+  int64_t exact_memory = 0;
+  for (IndexKind kind : kAllKinds) {
+    INFO(IndexKindName(kind));
+    auto index = VectorIndex::CreateEmpty(IndexSpec{.kind = kind});
+    REQUIRE(index->Add(Ids(n), v));
+    REQUIRE(index->Prepare());
+    const fs::path path = dir / (std::string(IndexKindName(kind)) + ".faiss");
+    auto saved = index->Save(path, kStamp);
+    REQUIRE(saved);
+    const std::string bytes = Slurp(path);
+    auto header = DecodeIndexFile(bytes);
+    REQUIRE(header);
+    CHECK(header->version == kIndexFormatVersion);
+    CHECK(header->kind == kind);
+    CHECK((header->flat_size < header->payload_size) == IsFaissApproximate(kind));
+    auto loaded = VectorIndex::Load(path, saved->size, saved->sha256, kStamp);
+    REQUIRE(loaded);
+    CHECK((*loaded)->spec().kind == kind);
+    CHECK((*loaded)->prepared());
+    CHECK((*loaded)->built_spec() == index->built_spec());
+    CHECK((*loaded)->memory_bytes() == index->memory_bytes());
+    auto before = index->SearchBatch(probes, 10);
+    auto after = (*loaded)->SearchBatch(probes, 10);
+    REQUIRE(before);
+    REQUIRE(after);
+    for (size_t q = 0; q < probes.size(); ++q) {
+      REQUIRE(before->at(q).size() == after->at(q).size());
+      for (size_t h = 0; h < before->at(q).size(); ++h) {
+        CHECK(before->at(q)[h].face_id == after->at(q)[h].face_id);
+        CHECK(before->at(q)[h].distance == after->at(q)[h].distance);
+      }
+    }
+    if (kind == IndexKind::kExact) exact_memory = index->memory_bytes();
+    else CHECK(index->memory_bytes() > exact_memory);
+    CHECK(exact_memory == static_cast<int64_t>(n * (kEmbeddingDim * 4 + 8)));
+  }
+}
+
+TEST_CASE("Faces added after the structure was built are found by every kind", "[index][kinds]") {
+  const std::vector<float> base = FaceLikeVectors(1500, 21);
+  const std::vector<float> more = FaceLikeVectors(300, 22);
+  for (IndexKind kind : kAllKinds) {
+    INFO(IndexKindName(kind));
+    auto index = VectorIndex::CreateEmpty(IndexSpec{.kind = kind});
+    REQUIRE(index->Add(Ids(1500), base));
+    REQUIRE(index->Prepare());
+    REQUIRE(index->Add(Ids(300, 100000), more));
+    REQUIRE(index->Prepare());
+    CHECK(index->prepared());
+    for (size_t i : {size_t{0}, size_t{150}, size_t{299}}) {
+      auto hits = index->Search(Row(more, i), 1);
+      REQUIRE(hits);
+      REQUIRE(hits->size() == 1);
+      CHECK(hits->front().face_id == 100000 + 2 * static_cast<int64_t>(i));
+      CHECK(hits->front().distance == 0.f);
+    }
+  }
+}
+
+TEST_CASE("An index file of format 1 still loads as an exact index", "[index][kinds]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  const std::vector<float> v = FaceLikeVectors(40, 4);
+  auto index = VectorIndex::CreateEmpty();
+  REQUIRE(index->Add(Ids(40), v));
+  REQUIRE(index->Save(path, kStamp));
+  // Rewrite it as format 1 wrote it: no kind, no flat length, identity at byte 52.
+  std::string_view payload;
+  const std::string v2 = Slurp(path);
+  REQUIRE(DecodeIndexFile(v2, &payload));
+  std::string v1 = v2.substr(0, 52);
+  v1[8] = 1;  // format version, little-endian
+  v1 += kStamp.model_identity;
+  Sha256 sha;
+  sha.Update(v1);
+  sha.Update(payload);
+  v1 += sha.FinishHex();
+  v1 += payload;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << v1;
+  auto header = DecodeIndexFile(v1);
+  REQUIRE(header);
+  CHECK(header->version == 1);
+  CHECK(header->kind == IndexKind::kExact);
+  auto loaded = VectorIndex::Load(path, static_cast<int64_t>(v1.size()), Sha256Hex(v1), kStamp);
+  REQUIRE(loaded);
+  CHECK((*loaded)->spec().kind == IndexKind::kExact);
+  CHECK((*loaded)->ntotal() == 40);
+  CHECK((*loaded)->Search(Row(v, 7), 1)->front().face_id == Ids(40)[7]);
+}
+
+TEST_CASE("A crafted approximate part is refused even when its header and checksum vouch for it",
+          "[index][kinds]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  const size_t n = 200;
+  const std::vector<float> v = FaceLikeVectors(n, 8);
+  auto index = VectorIndex::CreateEmpty();
+  REQUIRE(index->Add(Ids(n), v));
+  REQUIRE(index->Save(path, kStamp));
+  std::string_view flat;
+  const std::string exact_file = Slurp(path);
+  REQUIRE(DecodeIndexFile(exact_file, &flat));
+  auto load = [&](const std::string& bytes) {
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+    return VectorIndex::Load(path, static_cast<int64_t>(bytes.size()), Sha256Hex(bytes), kStamp);
+  };
+  auto framed = [&](IndexKind kind, faiss::Index& approx) {
+    faiss::VectorIOWriter w;
+    faiss::write_index(&approx, &w);
+    IndexFileHeader h;
+    h.stamp = kStamp;
+    h.ntotal = static_cast<int64_t>(n);
+    h.max_face_id = Ids(n).back();
+    h.kind = kind;
+    h.flat_size = flat.size();
+    return EncodeIndexFile(h, std::string(flat) + std::string(w.data.begin(), w.data.end()));
+  };
+  // An IVF whose labels are not row numbers of the flat part (the re-rank would read past it).
+  faiss::IndexFlatL2 quantizer(kEmbeddingDim);
+  faiss::IndexIVFFlat ivf(&quantizer, kEmbeddingDim, 2);
+  ivf.train(static_cast<faiss::Index::idx_t>(n), v.data());
+  std::vector<faiss::Index::idx_t> labels(n);
+  for (size_t i = 0; i < n; ++i) labels[i] = static_cast<faiss::Index::idx_t>(i + 5000);
+  ivf.add_with_ids(static_cast<faiss::Index::idx_t>(n), v.data(), labels.data());
+  auto r = load(framed(IndexKind::kIvf, ivf));
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kCorrupt);
+  CHECK_THAT(r.error().message, Catch::Contains("outside the index"));
+  // The same structure claimed to be another kind.
+  r = load(framed(IndexKind::kHnsw, ivf));
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("not a FAISS hnsw index"));
+  // An exact file with a second part.
+  IndexFileHeader h;
+  h.stamp = kStamp;
+  h.flat_size = flat.size();
+  r = load(EncodeIndexFile(h, std::string(flat) + "extra"));
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("second part"));
+  // An unknown kind number.
+  std::string unknown = exact_file;
+  unknown[52] = 9;
+  CHECK_FALSE(DecodeIndexFile(unknown));
+}
+
+TEST_CASE("auto picks exact for small corpora and the index settings round-trip through their text",
+          "[index][kinds]") {
+  CHECK(AutoIndexKind(0) == IndexKind::kExact);
+  CHECK(AutoIndexKind(7) == IndexKind::kExact);
+  CHECK(AutoIndexKind(199'999) == IndexKind::kExact);
+  CHECK(AutoIndexKind(200'000) == IndexKind::kInt8);
+  CHECK(AutoIndexKind(2'000'000) == IndexKind::kIvfPq);
+  IndexSpec spec{.kind = IndexKind::kIvfPq, .nlist = 512, .nprobe = 16, .pq_m = 16, .rerank = 50};
+  CHECK(FormatIndexSpec(spec) == "kind=ivfpq nlist=512 nprobe=16 pq_m=16 pq_bits=0 rerank=50");
+  CHECK(ParseIndexSpec(FormatIndexSpec(spec)).value() == spec);
+  CHECK_FALSE(ParseIndexSpec("kind=ivfpq pq_m=3"));  // does not divide 128
+  CHECK_FALSE(ParseIndexSpec("kind=annoy"));
+  CHECK_FALSE(ParseIndexSpec("nlist=3"));
+  const IndexSpec at_1m = EffectiveIndexSpec(IndexSpec{.kind = IndexKind::kIvfPq}, 1'000'000);
+  CHECK(at_1m.nlist == 1024);
+  CHECK(at_1m.nprobe == 64);
+  CHECK(at_1m.pq_m == 32);
+  CHECK(at_1m.pq_bits == 8);
+  CHECK(EffectiveIndexSpec(IndexSpec{.kind = IndexKind::kIvf}, 10'000'000).nlist == 2048);
+  const IndexSpec tiny = EffectiveIndexSpec(IndexSpec{.kind = IndexKind::kIvfPq}, 7);
+  CHECK(tiny.nlist == 1);
+  CHECK(tiny.pq_bits == 1);
+}
+
+namespace {
+ImageRecord Image(const std::string& name) {
+  ImageRecord r;
+  r.sha256 = Sha256Hex(name);
+  r.path = "/photos/" + name;
+  r.size = 10;
+  return r;
+}
+}  // namespace
+
+TEST_CASE("The corpus index setting is kept by rebuild, catch-up and deletion, and a deleted face never comes back",
+          "[index][kinds][corpus_index]") {
+  for (IndexKind kind : {IndexKind::kInt8, IndexKind::kIvf, IndexKind::kIvfPq, IndexKind::kHnsw}) {
+    INFO(IndexKindName(kind));
+    test::TempDir dir;
+    const fs::path index_dir = dir / "index";
+    auto store = Store::Open(dir / "corpus.db", "models:test").value();
+    const std::vector<float> v = FaceLikeVectors(400, 31);
+    std::vector<Face> faces(400);
+    for (size_t i = 0; i < faces.size(); ++i) {
+      faces[i].box = {1, 2, 30, 30};
+      faces[i].embedding = Row(v, i);
+    }
+    const auto first = store->AddImage(Image("a"), std::vector<Face>(faces.begin(), faces.begin() + 300)).value();
+    REQUIRE(store->SetMeta(kIndexSpecKey, FormatIndexSpec(IndexSpec{.kind = kind})));
+    auto opened = OpenCorpusIndex(*store, index_dir, /*persist=*/true);
+    REQUIRE(opened);
+    CHECK(opened->state == IndexState::kRebuilt);
+    CHECK(opened->index->spec().kind == kind);
+    CHECK(store->GetIndexSnapshot().value()->kind == IndexKindName(kind));
+
+    // Catch-up: the new faces join the same kind's structure.
+    const auto second = store->AddImage(Image("b"), std::vector<Face>(faces.begin() + 300, faces.end())).value();
+    opened = OpenCorpusIndex(*store, index_dir, /*persist=*/true);
+    REQUIRE(opened);
+    CHECK(opened->state == IndexState::kCaughtUp);
+    CHECK(opened->index->spec().kind == kind);
+    CHECK(opened->index->Search(faces[350].embedding, 1)->front().face_id == second[50]);
+
+    // Deletion: rebuilt as the same kind, and the deleted faces are gone from every answer.
+    const int64_t image_a = store->FindImageBySha(Sha256Hex("a")).value().value();
+    REQUIRE(store->DeleteFacesOfImage(image_a));  // faces first[0..299]
+    opened = OpenCorpusIndex(*store, index_dir, /*persist=*/true);
+    REQUIRE(opened);
+    CHECK(opened->state == IndexState::kRebuilt);
+    CHECK(opened->index->spec().kind == kind);
+    CHECK(opened->index->ntotal() == 100);
+    for (size_t i : {size_t{0}, size_t{120}, size_t{299}}) {
+      auto hits = opened->index->Search(faces[i].embedding, 20);
+      REQUIRE(hits);
+      for (const Hit& h : *hits) CHECK(std::find(first.begin(), first.end(), h.face_id) == first.end());
+    }
+    opened = OpenCorpusIndex(*store, index_dir, /*persist=*/false);
+    REQUIRE(opened);
+    CHECK(opened->state == IndexState::kFresh);
+    CHECK(opened->index->spec().kind == kind);
+  }
+}
