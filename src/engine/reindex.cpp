@@ -60,7 +60,7 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
   CorpusPaths paths = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(paths));
   FS_TRY(CheckCorpusPermissions(config));
-  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   FS_ASSIGN(IndexSpec spec, SpecFor(options, counts.faces));
