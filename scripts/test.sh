@@ -35,6 +35,8 @@ FS_ASAN_BUILD_DIR="${FS_ASAN_BUILD_DIR:-build-asan}"
 
 cd -- "$FS_REPO_ROOT"
 start=$SECONDS
+# The tests of the +lm68 embedding modes need the optional 68-point landmark model.
+FS_FETCH_MODELS_ARGS="${FS_FETCH_MODELS_ARGS---with-68}"
 fs_prepare
 fs_build
 log "step: tests (ctest --test-dir $FS_BUILD_DIR --output-on-failure -j1${*:+ $*})"

@@ -107,3 +107,61 @@ TEST_CASE("A missing or altered model file is refused with the command that fixe
   CHECK(altered.error().code == ErrorCode::kModel);
   CHECK_THAT(altered.error().message, Catch::Contains("expected") && Catch::Contains(ModelSha256(ModelId::kResnet)));
 }
+
+TEST_CASE("AnalyzeBoxes at the detected box reproduces Analyze's landmarks and embedding", "[analyzer][models]") {
+  auto analyzer = Analyzer();
+  RgbImage image = Load("obama2.jpg");
+  Face detected = OnlyFace(*analyzer, "obama2.jpg");
+  auto again = analyzer->AnalyzeBoxes(image, {detected.box});
+  REQUIRE(again);
+  REQUIRE(again->size() == 1);
+  CHECK(again->front().embedding == detected.embedding);
+  CHECK(again->front().landmarks == detected.landmarks);
+}
+
+TEST_CASE("68-point alignment changes the embedding a little and keeps identities apart", "[analyzer][models]") {
+  AnalyzerOptions lm68;
+  lm68.embedding.alignment = Alignment::k68;
+  auto a68 = Analyzer(lm68);
+  auto a5 = Analyzer();
+  Face obama = OnlyFace(*a68, "obama.jpg");
+  Face obama2 = OnlyFace(*a68, "obama2.jpg");
+  Face biden = OnlyFace(*a68, "biden.jpg");
+  CHECK(EmbeddingDistance(obama.embedding, obama2.embedding) < 0.6f);
+  CHECK(EmbeddingDistance(obama.embedding, biden.embedding) > 0.6f);
+  // Same detection, another aligner: a different vector of the same person.
+  Face obama5 = OnlyFace(*a5, "obama.jpg");
+  CHECK((obama.box.x == obama5.box.x && obama.box.w == obama5.box.w));
+  const float moved = EmbeddingDistance(obama.embedding, obama5.embedding);
+  CHECK(moved > 1e-3f);
+  CHECK(moved < 0.3f);
+  // The stored landmarks are the 68-point model's eye corners and nose base, in the 5-point
+  // model's order: each lies within a few pixels of the 5-point model's own.
+  for (size_t k = 0; k < obama.landmarks.size(); ++k) {
+    INFO("landmark " << k);
+    CHECK(std::hypot(obama.landmarks[k].x - obama5.landmarks[k].x, obama.landmarks[k].y - obama5.landmarks[k].y) <
+          obama.box.w / 10.0);
+  }
+}
+
+TEST_CASE("Both alignments give the mean of the 5-point and the 68-point descriptors", "[analyzer][models]") {
+  AnalyzerOptions o68, both;
+  o68.embedding.alignment = Alignment::k68;
+  both.embedding.alignment = Alignment::kBoth;
+  Face f5 = OnlyFace(*Analyzer(), "obama2.jpg");
+  Face f68 = OnlyFace(*Analyzer(o68), "obama2.jpg");
+  Face fb = OnlyFace(*Analyzer(both), "obama2.jpg");
+  for (int k = 0; k < kEmbeddingDim; ++k) CHECK(fb.embedding[k] == Approx((f5.embedding[k] + f68.embedding[k]) / 2).margin(1e-4));
+  CHECK(fb.landmarks == f5.landmarks);  // the stored landmarks stay the 5-point model's
+}
+
+TEST_CASE("A missing 68-point model is refused with the fetch-models.sh --with-68 hint", "[analyzer][models]") {
+  test::TempDir dir;
+  AnalyzerOptions o68;
+  o68.embedding.alignment = Alignment::k68;
+  auto missing = LoadDlibAnalyzer(dir.path(), o68);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().code == ErrorCode::kModel);
+  CHECK_THAT(missing.error().message, Catch::Contains("shape_predictor_68_face_landmarks.dat") &&
+                                          Catch::Contains("fetch-models.sh --with-68"));
+}

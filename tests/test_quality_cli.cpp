@@ -216,3 +216,22 @@ TEST_CASE("a corpus keeps its first embedding mode and refuses another at index 
   CHECK(std::sqrt(d2) > 1e-3);
   CHECK(std::sqrt(d2) < 0.2);
 }
+
+TEST_CASE("A corpus indexed with 68-point alignment records plain+lm68 and embeds probes that way",
+          "[quality][e2e]") {
+  TempDir dir;
+  CopyTestImage("obama2.jpg", dir.path());
+  RunResult index = Run(Corpus(dir, "c", {"index", "--embedding", "plain+lm68", dir.path().string()}));
+  INFO(index.err);
+  REQUIRE(index.exit_code == 0);
+  CHECK(ParseJson(Run(Corpus(dir, "c", {"info", "--json"})).out)["embedding_mode"].str() == "plain+lm68");
+  // Without --embedding the probe is aligned the corpus's way: the photo finds itself at ~0.
+  RunResult self = Run(Corpus(dir, "c", {"query", "--format", "json", (dir / "obama2.jpg").string()}));
+  REQUIRE(self.exit_code == 0);
+  CHECK(ParseJson(self.out)["results"][0]["matches"][0]["distance"].num() < 1e-4);
+  RunResult five = Run(Corpus(dir, "c", {"query", "--embedding", "plain", (dir / "obama2.jpg").string()}));
+  CHECK(five.exit_code == 2);
+  CHECK(five.err.find("'plain+lm68' embeddings") != std::string::npos);
+  RunResult bad = Run(Corpus(dir, "x", {"index", "--embedding", "plain+lm5", dir.path().string()}));
+  CHECK(bad.exit_code == 2);
+}

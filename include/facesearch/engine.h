@@ -52,7 +52,9 @@ enum class RetryStrategy {
 inline constexpr RetryStrategy kDefaultRetry = RetryStrategy::kThreshold;
 const char* RetryStrategyName(RetryStrategy r);  // "none", "upsample", "threshold", "cnn"
 
-// "plain", "flip", "jitter:N". Parse errors: kInvalidArgument.
+// "plain", "flip", "jitter:N", each optionally followed by "+lm68" (chips aligned with the
+// 68-point landmark model instead of the 5-point one) or "+lm5+lm68" (the mean over both
+// alignments). Parse errors: kInvalidArgument.
 std::string EmbeddingModeName(const EmbeddingMode& mode);
 Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text);
 

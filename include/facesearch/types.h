@@ -18,9 +18,14 @@ enum class DetectorKind { kHog, kCnn };
 // Jitter N: the mean over N randomly jittered copies (dlib::jitter_image, as dlib's example and
 // face_recognition's num_jitters do; seeded per face, so deterministic). dlib's descriptors are not
 // unit length and dlib does not renormalise its jittered mean, so neither do we.
+// Alignment: the landmark model whose points align the chip — the 5-point one (what
+// face_recognition uses by default), the 68-point one (face_recognition's "large" model, the
+// alignment dlib's ResNet was trained on), or both: the mean of the descriptors of both chips.
+enum class Alignment { k5, k68, kBoth };
 struct EmbeddingMode {
   bool flip = false;
   int jitter = 0;  // 0: none; otherwise >= 2 copies
+  Alignment alignment = Alignment::k5;
   bool operator==(const EmbeddingMode&) const = default;
 };
 
@@ -32,6 +37,7 @@ struct Box {
 
 struct Point {
   int64_t x = 0, y = 0;
+  bool operator==(const Point&) const = default;
 };
 
 // One detected and embedded face.

@@ -16,8 +16,9 @@ FS_BUILD_DIR="${FS_BUILD_DIR:-build}"
 fs_prepare() {
   log "step: Debian packages (scripts/setup-deps.sh)"
   "$FS_REPO_ROOT/scripts/setup-deps.sh"
-  log "step: dlib models (scripts/fetch-models.sh)"
-  "$FS_REPO_ROOT/scripts/fetch-models.sh"
+  log "step: dlib models (scripts/fetch-models.sh ${FS_FETCH_MODELS_ARGS:-})"
+  # shellcheck disable=SC2086  # FS_FETCH_MODELS_ARGS: extra words, e.g. --with-68 (scripts/test.sh)
+  "$FS_REPO_ROOT/scripts/fetch-models.sh" ${FS_FETCH_MODELS_ARGS:-}
   log "step: test images (scripts/fetch-test-images.sh)"
   "$FS_REPO_ROOT/scripts/fetch-test-images.sh"
 }

@@ -56,8 +56,11 @@ void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
          },
          "How a face becomes a vector: plain (dlib's single pass), flip (mean with the mirror "
          "image; about 2x the embedding time, more accurate) or jitter:N (mean of N jittered "
-         "copies). A corpus keeps the mode of its first index run; default: the corpus's mode, "
-         "plain for a new one")
+         "copies); add +lm68 (e.g. flip+lm68) to align faces with the 68-point landmark model, "
+         "or +lm5+lm68 to average both alignments (flip+lm5+lm68: about 4x, the most accurate "
+         "measured; the 68-point model is optional, from scripts/fetch-models.sh --with-68, and "
+         "its training data is for non-commercial use). A corpus keeps the mode of its first "
+         "index run; default: the corpus's mode, plain for a new one")
       ->type_name("MODE");
   cmd.add_option("--min-face", options.min_face,
                  "Ignore faces smaller than this many pixels (box width or height): not indexed, not "

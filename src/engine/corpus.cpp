@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <string_view>
 #include <thread>
 
 #include "common/sha256.h"
@@ -92,23 +93,43 @@ const char* RetryStrategyName(RetryStrategy r) {
   return "?";
 }
 
+namespace {
+constexpr std::string_view kSuffix68 = "+lm68", kSuffixBoth = "+lm5+lm68";
+}  // namespace
+
 std::string EmbeddingModeName(const EmbeddingMode& mode) {
-  if (mode.jitter >= 2) return "jitter:" + std::to_string(mode.jitter);
-  return mode.flip ? "flip" : "plain";
+  std::string name = mode.jitter >= 2 ? "jitter:" + std::to_string(mode.jitter) : mode.flip ? "flip" : "plain";
+  switch (mode.alignment) {
+    case Alignment::k5: return name;
+    case Alignment::k68: return name.append(kSuffix68);
+    case Alignment::kBoth: return name.append(kSuffixBoth);
+  }
+  return name;
 }
 
 Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text) {
-  if (text == "plain") return EmbeddingMode{};
-  if (text == "flip") return EmbeddingMode{true, 0};
-  if (text.starts_with("jitter:")) {
-    const std::string n = text.substr(7);
+  std::string base = text;
+  Alignment alignment = Alignment::k5;
+  if (base.ends_with(kSuffixBoth)) {
+    base.resize(base.size() - kSuffixBoth.size());
+    alignment = Alignment::kBoth;
+  } else if (base.ends_with(kSuffix68)) {
+    base.resize(base.size() - kSuffix68.size());
+    alignment = Alignment::k68;
+  }
+  if (base == "plain") return EmbeddingMode{false, 0, alignment};
+  if (base == "flip") return EmbeddingMode{true, 0, alignment};
+  if (base.starts_with("jitter:")) {
+    const std::string n = base.substr(7);
     int jitter = 0;
     auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), jitter);
     if (ec == std::errc() && end == n.data() + n.size() && jitter >= 2 && jitter <= 1000)
-      return EmbeddingMode{false, jitter};
+      return EmbeddingMode{false, jitter, alignment};
   }
   return Fail(ErrorCode::kInvalidArgument,
-              "embedding mode '" + text + "' is not one of plain, flip, jitter:N (N from 2 to 1000)");
+              "embedding mode '" + text +
+                  "' is not one of plain, flip, jitter:N (N from 2 to 1000), each optionally followed by "
+                  "+lm68 (align with the 68-point landmark model) or +lm5+lm68 (the mean over both alignments)");
 }
 
 Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store) {

@@ -79,7 +79,12 @@ class Checker {
       Add("models", "the corpus was built with models '" + *identity + "' but this facesearch uses '" +
                         ModelIdentity() + "': queries and indexing will refuse it");
     const fs::path dir = ResolveModelsDir(config_.models_dir);
-    for (ModelId id : {ModelId::kResnet, ModelId::kShape5}) {
+    auto mode = CorpusEmbeddingMode(store);
+    const Alignment alignment = mode && *mode ? (*mode)->alignment : Alignment::k5;
+    std::vector<ModelId> needed{ModelId::kResnet};
+    if (alignment != Alignment::k68) needed.push_back(ModelId::kShape5);
+    if (alignment != Alignment::k5) needed.push_back(ModelId::kShape68);
+    for (ModelId id : needed) {
       auto path = VerifiedModelPath(dir, id);
       if (!path) Add("models", path.error().message);
     }

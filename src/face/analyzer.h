@@ -30,7 +30,9 @@ struct AnalyzerOptions {
   // Tried in order only while no face has been found: an image where the first pass finds a face
   // is analysed exactly as without them, at no extra cost.
   std::vector<DetectPass> retry;
-  EmbeddingMode embedding;  // plain (default): dlib's single forward pass, as face_recognition does
+  // plain with 5 landmarks (default): dlib's single forward pass, as face_recognition does
+  EmbeddingMode embedding;
+  double chip_padding = 0.25;  // dlib's default; studies only (bench/embedding_study.cpp)
   int min_face = 0;         // drop faces whose box is narrower or shorter than this (pixels)
 };
 
@@ -41,6 +43,9 @@ class FaceAnalyzer {
   // Every face in `image`, in the detector's order. An image with no face yields an empty vector,
   // not an error. Errors: kInternal when the model library fails.
   virtual Result<std::vector<Face>> Analyze(const RgbImage& image) = 0;
+  // Landmarks, chip and embedding of faces at known boxes (e.g. from an earlier Analyze of the
+  // same image), without detection; det_score is left 0. Errors: kInternal.
+  virtual Result<std::vector<Face>> AnalyzeBoxes(const RgbImage& image, const std::vector<Box>& boxes) = 0;
   // The aligned 150x150 chip of a face found by Analyze in the same image: what the embedder sees.
   virtual Result<RgbImage> Chip(const RgbImage& image, const Face& face) = 0;
   virtual std::unique_ptr<FaceAnalyzer> Clone() const = 0;

@@ -1,4 +1,4 @@
-// The dlib adapter: HOG (or CNN) detection, 5-point landmarks, face chips and the ResNet embedder,
+// The dlib adapter: HOG (or CNN) detection, 5-point (or 68-point) landmarks, face chips and the ResNet embedder,
 // arranged exactly as dlib's Python bindings (and so the `face_recognition` package) arrange them,
 // so that embeddings agree with the reference implementation (scripts/parity.sh measures it).
 //
@@ -11,6 +11,7 @@
 #include <dlib/image_transforms.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "face/analyzer.h"
 #include "face/cnn_detector.h"
@@ -54,16 +55,17 @@ using EmbedderNet = dlib::loss_metric<dlib::fc_no_bias<
                                                dlib::input_rgb_image_sized<150>>>>>>>>>>>>>;
 
 constexpr int kChipSize = 150;
-constexpr double kChipPadding = 0.25;
 constexpr int kEmbedBatch = 16;
 
 class DlibAnalyzer final : public FaceAnalyzer {
  public:
-  DlibAnalyzer(const AnalyzerOptions& options, dlib::shape_predictor sp, EmbedderNet net,
-               std::unique_ptr<CnnDetector> cnn)
+  // sp5 / sp68: the landmark models options.embedding.alignment needs (the other one is empty).
+  DlibAnalyzer(const AnalyzerOptions& options, dlib::shape_predictor sp5, dlib::shape_predictor sp68,
+               EmbedderNet net, std::unique_ptr<CnnDetector> cnn)
       : options_(options),
         hog_(dlib::get_frontal_face_detector()),
-        sp_(std::move(sp)),
+        sp5_(std::move(sp5)),
+        sp68_(std::move(sp68)),
         net_(std::move(net)),
         cnn_(std::move(cnn)) {}
 
@@ -75,13 +77,24 @@ class DlibAnalyzer final : public FaceAnalyzer {
     }
   }
 
+  Result<std::vector<Face>> AnalyzeBoxes(const RgbImage& image, const std::vector<Box>& boxes) override {
+    try {
+      std::vector<Detection> dets;
+      for (const Box& b : boxes) dets.push_back(Detection{b, 0.0});
+      return Describe(ToDlib(image), dets);
+    } catch (const std::exception& e) {
+      return Fail(ErrorCode::kInternal, std::string("dlib failed on this image: ") + e.what());
+    }
+  }
+
   Result<RgbImage> Chip(const RgbImage& image, const Face& face) override {
     try {
       std::vector<dlib::point> parts;
       for (const Point& p : face.landmarks) parts.emplace_back(p.x, p.y);
       dlib::full_object_detection shape(ToRect(face.box), parts);
       dlib::matrix<dlib::rgb_pixel> chip;
-      dlib::extract_image_chip(ToDlib(image), dlib::get_face_chip_details(shape, kChipSize, kChipPadding), chip);
+      dlib::extract_image_chip(ToDlib(image), dlib::get_face_chip_details(shape, kChipSize, options_.chip_padding),
+                               chip);
       RgbImage out{static_cast<int>(chip.nc()), static_cast<int>(chip.nr()), {}};
       out.pixels.reserve(static_cast<size_t>(out.width) * out.height * 3);
       for (long r = 0; r < chip.nr(); ++r)
@@ -96,7 +109,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
   }
 
   std::unique_ptr<FaceAnalyzer> Clone() const override {
-    return std::make_unique<DlibAnalyzer>(options_, sp_, net_, cnn_ ? cnn_->Clone() : nullptr);
+    return std::make_unique<DlibAnalyzer>(options_, sp5_, sp68_, net_, cnn_ ? cnn_->Clone() : nullptr);
   }
 
  private:
@@ -137,30 +150,64 @@ class DlibAnalyzer final : public FaceAnalyzer {
     for (size_t p = 0; dets.empty() && p < options_.retry.size(); ++p) dets = Detect(image, img, options_.retry[p]);
     if (options_.min_face > 0)
       std::erase_if(dets, [&](const Detection& d) { return std::min(d.box.w, d.box.h) < options_.min_face; });
+    return Describe(img, dets);
+  }
+
+  // Landmarks, aligned chips and embeddings of the faces at `dets`. With both alignments, each
+  // face's descriptor is the mean of its 5-point chip's and its 68-point chip's.
+  std::vector<Face> Describe(const dlib::matrix<dlib::rgb_pixel>& img, const std::vector<Detection>& dets) {
     std::vector<Face> faces(dets.size());
     if (dets.empty()) return faces;
 
+    const Alignment alignment = options_.embedding.alignment;
     std::vector<dlib::chip_details> chips_at;
     for (size_t i = 0; i < dets.size(); ++i) {
-      dlib::full_object_detection shape = sp_(img, ToRect(dets[i].box));
       faces[i].box = dets[i].box;
       faces[i].det_score = dets[i].score;
-      for (unsigned long k = 0; k < shape.num_parts() && k < faces[i].landmarks.size(); ++k)
-        faces[i].landmarks[k] = Point{shape.part(k).x(), shape.part(k).y()};
-      chips_at.push_back(dlib::get_face_chip_details(shape, kChipSize, kChipPadding));
+      if (alignment != Alignment::k68) {
+        dlib::full_object_detection shape = sp5_(img, ToRect(dets[i].box));
+        for (unsigned long k = 0; k < shape.num_parts() && k < faces[i].landmarks.size(); ++k)
+          faces[i].landmarks[k] = Point{shape.part(k).x(), shape.part(k).y()};
+        chips_at.push_back(dlib::get_face_chip_details(shape, kChipSize, options_.chip_padding));
+      }
     }
-    dlib::array<dlib::matrix<dlib::rgb_pixel>> chips;
-    dlib::extract_image_chips(img, chips_at, chips);
-    std::vector<dlib::matrix<dlib::rgb_pixel>> batch(chips.begin(), chips.end());
-    std::vector<dlib::matrix<float, 0, 1>> descriptors = Embed(batch);
-    for (size_t i = 0; i < faces.size(); ++i)
-      for (int d = 0; d < kEmbeddingDim; ++d) faces[i].embedding[d] = descriptors[i](d);
+    if (alignment != Alignment::k5) {
+      for (size_t i = 0; i < dets.size(); ++i) {
+        dlib::full_object_detection shape = sp68_(img, ToRect(dets[i].box));
+        if (alignment == Alignment::k68) {
+          // Stored as the 5-point model's points (outer and inner corner of each eye, nose base),
+          // so that Chip() and the database keep one landmark layout.
+          constexpr unsigned long kAs5[5] = {45, 42, 36, 39, 33};
+          for (size_t k = 0; k < 5; ++k)
+            faces[i].landmarks[k] = Point{shape.part(kAs5[k]).x(), shape.part(kAs5[k]).y()};
+        }
+        chips_at.push_back(dlib::get_face_chip_details(shape, kChipSize, options_.chip_padding));
+      }
+    }
+    // Each alignment's chips are extracted and embedded as a group of their own: a face's
+    // descriptor depends a little (up to ~0.02) on the other chips handled in the same call, so
+    // mixing the groups would make the both-alignment mean differ from its two single-alignment
+    // descriptors.
+    std::vector<dlib::matrix<float, 0, 1>> descriptors;
+    for (size_t start = 0; start < chips_at.size(); start += faces.size()) {
+      std::vector<dlib::chip_details> group(chips_at.begin() + static_cast<long>(start),
+                                            chips_at.begin() + static_cast<long>(start + faces.size()));
+      dlib::array<dlib::matrix<dlib::rgb_pixel>> chips;
+      dlib::extract_image_chips(img, group, chips);
+      std::vector<dlib::matrix<dlib::rgb_pixel>> batch(chips.begin(), chips.end());
+      for (auto& d : Embed(batch)) descriptors.push_back(std::move(d));
+    }
+    for (size_t i = 0; i < faces.size(); ++i) {
+      dlib::matrix<float, 0, 1> d = descriptors[i];
+      if (alignment == Alignment::kBoth) d = (d + descriptors[i + faces.size()]) / 2.0f;
+      for (int k = 0; k < kEmbeddingDim; ++k) faces[i].embedding[k] = d(k);
+    }
     return faces;
   }
 
   AnalyzerOptions options_;
   dlib::frontal_face_detector hog_;
-  dlib::shape_predictor sp_;
+  dlib::shape_predictor sp5_, sp68_;
   EmbedderNet net_;
   std::unique_ptr<CnnDetector> cnn_;
 };
@@ -169,7 +216,14 @@ class DlibAnalyzer final : public FaceAnalyzer {
 
 Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::path& models_dir,
                                                        const AnalyzerOptions& options) {
-  FS_ASSIGN(auto sp_path, VerifiedModelPath(models_dir, ModelId::kShape5));
+  const Alignment alignment = options.embedding.alignment;
+  std::optional<std::filesystem::path> sp5_path, sp68_path;
+  if (alignment != Alignment::k68) {
+    FS_ASSIGN(sp5_path, VerifiedModelPath(models_dir, ModelId::kShape5));
+  }
+  if (alignment != Alignment::k5) {
+    FS_ASSIGN(sp68_path, VerifiedModelPath(models_dir, ModelId::kShape68));
+  }
   FS_ASSIGN(auto net_path, VerifiedModelPath(models_dir, ModelId::kResnet));
   std::unique_ptr<CnnDetector> cnn;
   const bool needs_cnn = options.detector == DetectorKind::kCnn ||
@@ -179,15 +233,16 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::pa
     FS_ASSIGN(auto cnn_path, VerifiedModelPath(models_dir, ModelId::kCnnDetector));
     FS_ASSIGN(cnn, CnnDetector::Load(cnn_path));
   }
-  dlib::shape_predictor sp;
+  dlib::shape_predictor sp5, sp68;
   EmbedderNet net;
   try {
-    dlib::deserialize(sp_path.string()) >> sp;
+    if (sp5_path) dlib::deserialize(sp5_path->string()) >> sp5;
+    if (sp68_path) dlib::deserialize(sp68_path->string()) >> sp68;
     dlib::deserialize(net_path.string()) >> net;
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kModel, std::string("cannot load dlib model: ") + e.what());
   }
-  return std::make_unique<DlibAnalyzer>(options, std::move(sp), std::move(net), std::move(cnn));
+  return std::make_unique<DlibAnalyzer>(options, std::move(sp5), std::move(sp68), std::move(net), std::move(cnn));
 }
 
 }  // namespace facesearch

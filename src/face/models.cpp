@@ -15,6 +15,10 @@ namespace {
 constexpr const char* kFixHint =
     "run scripts/fetch-models.sh from the facesearch source tree, or point --models / "
     "FACESEARCH_MODELS at a directory holding the pinned files";
+constexpr const char* kFixHint68 =
+    "run scripts/fetch-models.sh --with-68 from the facesearch source tree (the model's training "
+    "data is for non-commercial use only: docs/models.md), or point --models / FACESEARCH_MODELS "
+    "at a directory holding the pinned file";
 
 }  // namespace
 
@@ -22,6 +26,7 @@ const char* ModelFileName(ModelId id) {
   switch (id) {
     case ModelId::kResnet: return "dlib_face_recognition_resnet_model_v1.dat";
     case ModelId::kShape5: return "shape_predictor_5_face_landmarks.dat";
+    case ModelId::kShape68: return "shape_predictor_68_face_landmarks.dat";
     case ModelId::kCnnDetector: return "mmod_human_face_detector.dat";
   }
   return "";
@@ -45,15 +50,16 @@ fs::path ResolveModelsDir(const std::optional<fs::path>& flag) {
 Result<fs::path> VerifiedModelPath(const fs::path& dir, ModelId id) {
   const char* pinned = ModelSha256(id);
   fs::path path = dir / ModelFileName(id);
+  const char* hint = id == ModelId::kShape68 ? kFixHint68 : kFixHint;
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
     return Fail(ErrorCode::kModel,
-                "model file " + path.string() + " is missing: " + kFixHint);
+                "model file " + path.string() + " is missing: " + hint);
   FS_ASSIGN(std::string actual, Sha256File(path));
   if (pinned == nullptr || actual != pinned)
     return Fail(ErrorCode::kModel, "model file " + path.string() + " has SHA-256 " + actual +
                                        ", expected " + (pinned ? pinned : "(no pin)") +
-                                       ": " + kFixHint);
+                                       ": " + hint);
   return path;
 }
 

@@ -11,7 +11,7 @@
 
 namespace facesearch {
 
-enum class ModelId { kResnet, kShape5, kCnnDetector };
+enum class ModelId { kResnet, kShape5, kShape68, kCnnDetector };
 
 const char* ModelFileName(ModelId id);
 // Pinned lowercase hex SHA-256 from data/models.sha256; nullptr if the file has no pin.
