@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Crash campaign: kill -9 `facesearch index` or `forget` at random moments and prove nothing is lost.
 
-    scripts/crash_campaign.py [--command index|forget] [--images DIR] [--count 1000] [--kills 50]
-                              [--binary PATH] [--models DIR] [--seed N] [--max-delay S] [--keep]
+    scripts/crash_campaign.py [--command index|forget|reindex] [--images DIR] [--count 1000]
+                              [--kills 50] [--binary PATH] [--models DIR] [--seed N]
+                              [--max-delay S] [--kind ivfpq] [--keep]
 
 --command index (the default):
 
@@ -29,6 +30,15 @@
    may still hold an erased face (verify would name it), rerunning the forget must complete (exit 0
    or 1 when the killed run had already erased everything), `verify` must pass again and the
    corpus must equal the reference (images, faces, embeddings; tombstones), with the index fresh.
+--command reindex:
+1. Indexes COUNT images into a start corpus (exact index), copies it and runs
+   `facesearch reindex --index KIND` uninterrupted: the reference.
+2. KILLS times: a fresh copy of the start corpus, the same reindex SIGKILLed, aiming in turn at a
+   random moment of the run, at 0-5 ms after the new setting is committed to SQLite (seen by polling
+   the meta table) and at 0-5 ms after the new index file replaces the old one; then: integrity,
+   `verify` exit 0, `info` works, rerunning the reindex completes, `verify` passes again, the faces
+   are bit-identical to the reference's, `info` shows the index KIND and fresh, and a query
+   returns the same matches as the reference.
 Prints one line per kill and a verdict; exit 0 PASS, 1 FAIL. Needs only the Python stdlib.
 """
 import argparse
@@ -198,10 +208,117 @@ def forget_campaign(args, base, images, work):
     return 0 if passed else 1
 
 
+def info_json(base, corpus):
+    r = subprocess.run(base + ["--corpus", corpus, "info", "--json"], capture_output=True, text=True)
+    return json.loads(r.stdout) if r.returncode == 0 else None
+
+
+def query_answers(base, corpus, probe):
+    out = subprocess.run(base + ["--corpus", corpus, "query", "--format", "jsonl", probe],
+                         capture_output=True, text=True).stdout
+    return [(d["image"], d["distance"]) for d in map(json.loads, out.splitlines())]
+
+
+def reindex_campaign(args, base, images, work):
+    listing = os.path.join(work, "inputs.txt")
+    start, ref = os.path.join(work, "start"), os.path.join(work, "reference")
+    with open(listing) as stdin:
+        subprocess.run(base + ["--corpus", start, "index", "-"], stdin=stdin, check=True, stdout=subprocess.DEVNULL)
+    reindex = ["reindex", "--index", args.kind]
+    shutil.copytree(start, ref)
+    t0 = time.time()
+    r = subprocess.run(base + ["--corpus", ref] + reindex, capture_output=True, text=True)
+    ref_seconds = time.time() - t0
+    if r.returncode != 0:
+        print(f"reference reindex failed (exit {r.returncode}): {r.stderr}")
+        return 1
+    ref_snapshot = snapshot(os.path.join(ref, "corpus.sqlite"))
+    ref_info = info_json(base, ref)
+    probe = images[len(images) // 2]
+    # Not the same file as the corpus's copy would be a self-match; the relative order is what counts.
+    ref_answers = query_answers(base, ref, probe)
+    print(f"reference: {len(images)} images, {len(ref_snapshot[1])} faces; `reindex --index {args.kind}` "
+          f"uninterrupted in {ref_seconds:.2f} s -> {ref_info['index_kind']} "
+          f"({ref_info['index_params']}), recall@10 {ref_info['index_recall_at_10']}", flush=True)
+
+    failures, completed, est_seconds = [], 0, ref_seconds
+    crash = os.path.join(work, "crashed")
+    for k in range(1, args.kills + 1):
+        shutil.rmtree(crash, ignore_errors=True)
+        shutil.copytree(start, crash)
+        aim = ("random", "setting committed", "index replaced")[k % 3]
+        index_file = os.path.join(crash, "index", "faces.faiss")
+        old_stat = os.stat(index_file) if os.path.exists(index_file) else None
+        proc = subprocess.Popen(base + ["--corpus", crash] + reindex, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        t_start = time.time()
+        if aim == "random":
+            try:
+                proc.wait(timeout=random.uniform(0.05, est_seconds))
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            watch = sqlite3.connect(f"file:{os.path.join(crash, 'corpus.sqlite')}?mode=ro", uri=True)
+            while proc.poll() is None:
+                if aim == "setting committed":
+                    try:
+                        if watch.execute("SELECT count(*) FROM meta WHERE key = 'search_index.spec'").fetchone()[0]:
+                            time.sleep(random.uniform(0, 0.005))
+                            break
+                    except sqlite3.OperationalError:
+                        pass
+                else:
+                    try:
+                        st = os.stat(index_file)
+                        if old_stat is None or (st.st_ino, st.st_mtime_ns) != (old_stat.st_ino, old_stat.st_mtime_ns):
+                            time.sleep(random.uniform(0, 0.005))
+                            break
+                    except FileNotFoundError:
+                        pass
+                time.sleep(0.001)
+            watch.close()
+        delay = time.time() - t_start
+        if proc.poll() is not None:
+            completed += 1
+            state = f"finished before the kill (exit {proc.returncode})"
+        else:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            state = "killed"
+        db = os.path.join(crash, "corpus.sqlite")
+        ok, orphans, (n_img, n_face) = check_consistent(db)
+        v_rc, v_problems, v_notes = verify(base, crash)
+        before = info_json(base, crash)
+        before_desc = f"{before['index_kind']} {before['index_state']}" if before else "INFO FAILED"
+        t0 = time.time()
+        rerun = subprocess.run(base + ["--corpus", crash] + reindex, capture_output=True, text=True)
+        if rerun.returncode == 0:
+            est_seconds = time.time() - t0
+        v2_rc, v2_problems, _ = verify(base, crash)
+        after = info_json(base, crash)
+        same = snapshot(db) == ref_snapshot
+        answers_same = query_answers(base, crash, probe) == ref_answers
+        bad = (ok != "ok" or orphans or v_rc != 0 or before is None or rerun.returncode != 0 or v2_rc != 0
+               or not same or not after or after["index_kind"] != ref_info["index_kind"]
+               or after["index_state"] != "fresh" or not answers_same)
+        if bad:
+            failures.append(k)
+        detail = "; ".join(v_problems + v2_problems) or ("; ".join(v_notes) if v_notes else "")
+        print(f"kill {k:2d} after {delay:.2f}s [aim: {aim}]: {state}; integrity {ok}, {n_img} images, "
+              f"{n_face} faces; index then {before_desc}; verify {v_rc}; rerun exit {rerun.returncode}; "
+              f"verify {v2_rc}; faces equal: {same}; index {after['index_kind'] if after else '?'} "
+              f"{after['index_state'] if after else '?'}; same answers: {answers_same}"
+              f"{'  <-- FAIL' if bad else ''}{'  (' + detail + ')' if detail else ''}", flush=True)
+    passed = not failures
+    print(f"{'PASS' if passed else 'FAIL'}: {args.kills} kills of reindex ({args.kills - completed} during the run), "
+          f"{len(failures)} failed{': ' + str(failures) if failures else ''}")
+    return 0 if passed else 1
+
+
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--command", choices=["index", "forget"], default="index",
+    ap.add_argument("--command", choices=["index", "forget", "reindex"], default="index",
                     help="the command to kill (default: index)")
     ap.add_argument("--images", default=os.path.join(root, "..", "shared", "data", "lfw", "images"))
     ap.add_argument("--count", type=int, default=1000)
@@ -211,6 +328,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-delay", type=float, default=None,
                     help="index: longest delay before a kill (default: max(3 s, 15%% of the reference run))")
+    ap.add_argument("--kind", default="ivfpq", help="reindex: the index kind to build (default: ivfpq)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     random.seed(args.seed)
@@ -224,6 +342,8 @@ def main():
         base = [args.binary, "-q"] + (["--models", args.models] if args.models else [])
         if args.command == "forget":
             return forget_campaign(args, base, images, work)
+        if args.command == "reindex":
+            return reindex_campaign(args, base, images, work)
 
         def index_cmd(corpus):
             return base + ["--corpus", corpus, "index", "-"]
