@@ -9,8 +9,10 @@
         images over 1600 px are shrunk first (as face_recognition_cli does), then HOG with one
         upsample (face_encodings' default); boxes are scaled back to the full image.
     bench_ingest.py report --images N --ref-stats F [--ref-stats F...] --ref-boxes F
-                           --ours-stats F --ours-export F --sample DIR [--json]
-        Prints the comparison: images/s, faces/s, peak RSS, ratio, face recall.
+                           --ours LABEL,STATS,EXPORT,SUMMARY [--ours ...] --sample DIR [--json]
+        Prints the comparison: images/s, faces/s, peak RSS, ratio, face recall, for each facesearch
+        run (LABEL: its extra index arguments; SUMMARY: its `index --json` output, whose
+        stage_seconds and stage_cpu_seconds give the profile: the share of each stage).
 """
 import argparse
 import json
@@ -98,16 +100,8 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def cmd_report(args):
-    n = args.images
-    refs = [json.load(open(p)) for p in args.ref_stats]
-    best = min(refs, key=lambda r: r["seconds"])
-    ours = json.load(open(args.ours_stats))
-    ref_out = best["cmd"]
-    ref_faces = reference_faces(args.ref_stats[refs.index(best)].replace(".json", ".out"))
-    ref_boxes = reference_boxes(args.ref_boxes, args.sample)
-    mine = our_boxes(args.ours_export)
-    total = sum(len(v) for v in ref_boxes.values())
+def recall(ref_boxes, mine):
+    """How many of ref_boxes' faces have a box in `mine` (same image, IoU >= 0.5, one-to-one)."""
     found = 0
     for image, boxes in ref_boxes.items():
         candidates = list(mine.get(image, []))
@@ -116,7 +110,47 @@ def cmd_report(args):
             if match is not None:
                 found += 1
                 candidates.remove(match)
-    our_faces = sum(len(v) for v in mine.values())
+    return found
+
+
+STAGES = ("read", "decode", "detect", "landmarks", "embed", "store")
+
+
+def profile(summary_file):
+    """{"wall": {stage: share}, "cpu": {stage: share}, "cpu_seconds": {...}} from `index --json`."""
+    try:
+        summary = json.loads(open(summary_file).read().strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    out = {}
+    for key, name in (("stage_seconds", "wall"), ("stage_cpu_seconds", "cpu")):
+        st = summary.get(key)
+        if not st:
+            continue
+        total = sum(st.get(k, 0) for k in STAGES)
+        out[name] = {k: round(st.get(k, 0) / total, 4) if total else 0 for k in STAGES}
+        out[name + "_seconds"] = {k: round(st.get(k, 0), 2) for k in STAGES}
+    return out
+
+
+def cmd_report(args):
+    n = args.images
+    refs = [json.load(open(p)) for p in args.ref_stats]
+    best = min(refs, key=lambda r: r["seconds"])
+    ref_out = best["cmd"]
+    ref_faces = reference_faces(args.ref_stats[refs.index(best)].replace(".json", ".out"))
+    ref_boxes = reference_boxes(args.ref_boxes, args.sample)
+    total = sum(len(v) for v in ref_boxes.values())
+    runs = []
+    for spec in args.ours:
+        label, stats_file, export_file, summary_file = spec.rsplit(",", 3)
+        stats = json.load(open(stats_file))
+        mine = our_boxes(export_file)
+        runs.append((label, stats, mine, profile(summary_file)))
+    # The boxes of the facesearch run that found the most faces (e.g. --detect-max-side 0) stand in
+    # for "everything facesearch finds" when the runs are compared with each other.
+    most_boxes = max((r[2] for r in runs), key=lambda m: sum(len(v) for v in m.values()))
+    most_total = sum(len(v) for v in most_boxes.values())
     row = lambda s, faces: {  # noqa: E731
         "seconds": round(s["seconds"], 2),
         "images_per_s": round(n / s["seconds"], 2),
@@ -129,27 +163,52 @@ def cmd_report(args):
         "reference": dict(row(best, ref_faces), cpus=ref_out[ref_out.index("--cpus") + 1]),
         "reference_runs": [{"cpus": r["cmd"][r["cmd"].index("--cpus") + 1], "seconds": round(r["seconds"], 2)}
                            for r in refs],
-        "facesearch": row(ours, our_faces),
-        "throughput_ratio": round(best["seconds"] / ours["seconds"], 2),
         "reference_boxes": total,
-        "face_recall": round(found / total, 4) if total else None,
+        "facesearch_runs": [],
     }
+    for label, stats, mine, prof in runs:
+        faces = sum(len(v) for v in mine.values())
+        found = recall(ref_boxes, mine)
+        result["facesearch_runs"].append(dict(
+            row(stats, faces),
+            args=label,
+            throughput_ratio=round(best["seconds"] / stats["seconds"], 2),
+            face_recall=round(found / total, 4) if total else None,
+            recall_vs_most=round(recall(most_boxes, mine) / most_total, 4) if most_total else None,
+            profile=prof))
+    result["facesearch"] = result["facesearch_runs"][0]  # the first run, as before
+    result["throughput_ratio"] = result["facesearch"]["throughput_ratio"]
+    result["face_recall"] = result["facesearch"]["face_recall"]
     if args.json:
         print(json.dumps(result))
         return 0
-    r, o = result["reference"], result["facesearch"]
+    r = result["reference"]
     print("%d images" % n)
-    print("%-34s %8s %9s %7s %9s %10s" % ("", "seconds", "images/s", "faces", "faces/s", "peak RSS"))
-    print("%-34s %8.1f %9.2f %7d %9.2f %7.0f MiB" % ("reference face_recognition --cpus " + r["cpus"],
+    print("%-44s %8s %9s %7s %9s %10s %6s %8s %8s" % ("", "seconds", "images/s", "faces", "faces/s", "peak RSS",
+                                                       "ratio", "recall", "vs most"))
+    print("%-44s %8.1f %9.2f %7d %9.2f %6.0f MiB" % ("reference face_recognition --cpus " + r["cpus"],
                                                      r["seconds"], r["images_per_s"], r["faces"],
                                                      r["faces_per_s"], r["peak_rss_mib"]))
-    print("%-34s %8.1f %9.2f %7d %9.2f %7.0f MiB" % ("facesearch index", o["seconds"], o["images_per_s"],
-                                                     o["faces"], o["faces_per_s"], o["peak_rss_mib"]))
-    print("throughput ratio (reference time / facesearch time): %.2f" % result["throughput_ratio"])
-    print("face recall vs the reference's boxes (IoU >= 0.5): %s of %d" %
-          ("n/a" if total == 0 else "%.2f%%" % (100.0 * found / total), total))
+    pct = lambda x: "n/a" if x is None else "%.2f%%" % (100.0 * x)  # noqa: E731
+    for o in result["facesearch_runs"]:
+        print("%-44s %8.1f %9.2f %7d %9.2f %6.0f MiB %5.2fx %8s %8s" % (
+            ("facesearch index " + o["args"]).strip()[:44], o["seconds"], o["images_per_s"], o["faces"],
+            o["faces_per_s"], o["peak_rss_mib"], o["throughput_ratio"], pct(o["face_recall"]),
+            pct(o["recall_vs_most"])))
+    print("ratio: reference time / facesearch time; recall: share of the reference's %d faces found "
+          "(IoU >= 0.5); vs most: share of the faces of the facesearch run that found the most" % total)
     print("reference runs: " + ", ".join("--cpus %s %.1f s" % (x["cpus"], x["seconds"])
                                          for x in result["reference_runs"]))
+    for o in result["facesearch_runs"]:
+        prof = o["profile"]
+        if not prof:
+            continue
+        for kind in ("cpu", "wall"):
+            if kind in prof:
+                print("profile (%s time, summed over workers) of facesearch index %s: %s" % (
+                    kind, o["args"] or "(defaults)",
+                    ", ".join("%s %.1f%% (%.1f s)" % (k, 100 * prof[kind][k], prof[kind + "_seconds"][k])
+                              for k in STAGES)))
     return 0
 
 
@@ -166,8 +225,7 @@ def main():
     rep.add_argument("--images", type=int, required=True)
     rep.add_argument("--ref-stats", action="append", required=True)
     rep.add_argument("--ref-boxes", required=True)
-    rep.add_argument("--ours-stats", required=True)
-    rep.add_argument("--ours-export", required=True)
+    rep.add_argument("--ours", action="append", required=True)
     rep.add_argument("--sample", required=True)
     rep.add_argument("--json", action="store_true")
     args = p.parse_args()

@@ -12,7 +12,8 @@
 #    model files against data/models.sha256, and runs HOG(1 upsample) + 5-point + ResNet(1 jitter) on
 #    each image (scripts/parity_reference.py reference). --reference FILE reuses a saved run instead
 #    (it must cover the same sample); --save-reference FILE keeps a copy of this run's.
-# 3. Ours: facesearch --corpus TMP --models DIR index --retry none FILE..., then facesearch --corpus TMP export.
+# 3. Ours: facesearch --corpus TMP --models DIR index --retry none --detect-max-side 0 FILE..., then
+#    facesearch --corpus TMP export.
 # 4. Compares (parity_reference.py compare): faces paired by image path + identical box; prints the
 #    one-sided faces and max/mean/p99 embedding L2; PASS if max L2 <= --target (default 0.01) and no
 #    more than --allow-unpaired (default 0) faces are found by one side only. Exit 0 PASS, 1 FAIL, 2 error.
@@ -24,7 +25,7 @@ set -euo pipefail
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 FS_DIE_RC=2 # errors exit 2, FAIL exits 1
 
-usage() { sed -n '2,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 lfw="$FS_REPO_ROOT/../shared/data/lfw/images"
 count=250
@@ -132,10 +133,11 @@ chunk=100
 index_failures=0
 for ((i = 0; i < ${#images[@]}; i += chunk)); do
   end=$((i + chunk < ${#images[@]} ? i + chunk : ${#images[@]}))
-  log "indexing images $((i + 1))-$end of ${#images[@]}: facesearch --corpus $corpus --models $models index --retry none FILE..."
+  log "indexing images $((i + 1))-$end of ${#images[@]}: facesearch --corpus $corpus --models $models index --retry none --detect-max-side 0 FILE..."
   rc=0
   # --retry none: the reference has no second detection pass for images where HOG finds no face.
-  "$binary" --corpus "$corpus" --models "$models" index --retry none "${images[@]:i:chunk}" || rc=$?
+  # --detect-max-side 0: the reference library detects at full size, however large the image.
+  "$binary" --corpus "$corpus" --models "$models" index --retry none --detect-max-side 0 "${images[@]:i:chunk}" || rc=$?
   if ((rc > 1)); then
     warn "facesearch index exited with $rc for this chunk; continuing so that the comparison shows what is missing"
     index_failures=$((index_failures + 1))

@@ -1,5 +1,6 @@
 // The dlib pipeline with the real pinned models on real photos.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -164,4 +165,113 @@ TEST_CASE("A missing 68-point model is refused with the fetch-models.sh --with-6
   CHECK(missing.error().code == ErrorCode::kModel);
   CHECK_THAT(missing.error().message, Catch::Contains("shape_predictor_68_face_landmarks.dat") &&
                                           Catch::Contains("fetch-models.sh --with-68"));
+}
+
+namespace {
+
+double IoU(const Box& a, const Box& b) {
+  const double x0 = std::max(a.x, b.x), y0 = std::max(a.y, b.y);
+  const double x1 = std::min(a.x + a.w, b.x + b.w), y1 = std::min(a.y + a.h, b.y + b.h);
+  const double inter = std::max(0.0, x1 - x0) * std::max(0.0, y1 - y0);
+  return inter / (static_cast<double>(a.w) * a.h + static_cast<double>(b.w) * b.h - inter);
+}
+
+// obama.jpg, obama2.jpg and biden.jpg side by side, each scaled to 500 px high: three faces.
+RgbImage ThreeFaces() {
+  std::vector<RgbImage> parts;
+  for (const char* name : {"obama.jpg", "obama2.jpg", "biden.jpg"}) {
+    RgbImage img = Load(name);
+    const int side = std::max(img.width, img.height);
+    parts.push_back(ResizeToMaxSide(img, side * 500 / img.height));
+  }
+  RgbImage out;
+  out.height = 500;
+  for (const auto& p : parts) out.width += p.width;
+  out.pixels.assign(static_cast<size_t>(out.width) * out.height * 3, 0);
+  int x0 = 0;
+  for (const auto& p : parts) {
+    for (int y = 0; y < std::min(p.height, out.height); ++y)
+      std::copy_n(p.pixels.begin() + static_cast<ptrdiff_t>(y) * p.width * 3, p.width * 3,
+                  out.pixels.begin() + (static_cast<ptrdiff_t>(y) * out.width + x0) * 3);
+    x0 += p.width;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("Detection on a reduced copy maps the box back onto the full-size face", "[analyzer][models]") {
+  RgbImage img = Load("obama.jpg");  // 910x1137
+  REQUIRE(std::max(img.width, img.height) > 600);
+  auto full = Analyzer();
+  AnalyzerOptions reduced_options;
+  reduced_options.detect_max_side = 600;
+  auto reduced = Analyzer(reduced_options);
+  auto a = full->Analyze(img);
+  auto b = reduced->Analyze(img);
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(a->size() == 1);
+  REQUIRE(b->size() == 1);
+  const Box& fa = a->front().box;
+  const Box& fb = b->front().box;
+  INFO("full " << fa.x << "," << fa.y << " " << fa.w << "x" << fa.h << "; reduced " << fb.x << ","
+               << fb.y << " " << fb.w << "x" << fb.h);
+  CHECK(IoU(fa, fb) >= 0.8);
+  // Landmarks and the embedding come from the full image: the same person, nearly the same vector.
+  CHECK(EmbeddingDistance(a->front().embedding, b->front().embedding) < 0.2f);
+  // The detector's time is counted, and the other stages too.
+  CHECK(reduced->Seconds().detect > 0);
+  CHECK(reduced->Seconds().embed > 0);
+  CHECK(reduced->Seconds().landmarks > 0);
+  // An image already within the limit is analysed exactly as at full size.
+  RgbImage small = ResizeToMaxSide(img, 600);
+  auto c = full->Analyze(small);
+  auto d = reduced->Analyze(small);
+  REQUIRE(c);
+  REQUIRE(d);
+  REQUIRE(c->size() == d->size());
+  for (size_t i = 0; i < c->size(); ++i) CHECK((*c)[i].embedding == (*d)[i].embedding);
+}
+
+TEST_CASE("Embedding faces in one batch gives the descriptors of one face at a time within 1e-5", "[analyzer][models]") {
+  RgbImage img = ThreeFaces();
+  AnalyzerOptions single_options;
+  single_options.embed_batch = 1;
+  auto single = Analyzer(single_options);
+  auto batched = Analyzer();  // batches of 16
+  auto a = single->Analyze(img);
+  auto b = batched->Analyze(img);
+  REQUIRE(a);
+  REQUIRE(b);
+  REQUIRE(a->size() == 3);
+  REQUIRE(b->size() == 3);
+  for (size_t i = 0; i < a->size(); ++i) {
+    INFO("face " << i);
+    CHECK(EmbeddingDistance((*a)[i].embedding, (*b)[i].embedding) <= 1e-5f);
+  }
+}
+
+// Not a test: a measurement, run by hand (hidden from ctest):
+//   build/tests/facesearch_tests '[.embed-batch-timing]' -s
+// It embeds the 9 faces of three stacked ThreeFaces() images with batches of 1 and of 16 chips
+// and prints the ResNet's CPU seconds for each; docs/benchmarks.md has the figures.
+TEST_CASE("Embedding batch size timing", "[.embed-batch-timing]") {
+  RgbImage three = ThreeFaces();
+  RgbImage nine{three.width, three.height * 3, {}};
+  for (int i = 0; i < 3; ++i) nine.pixels.insert(nine.pixels.end(), three.pixels.begin(), three.pixels.end());
+  for (int batch : {1, 16, 1, 16}) {
+    AnalyzerOptions options;
+    options.embed_batch = batch;
+    auto analyzer = Analyzer(options);
+    size_t faces = 0;
+    for (int run = 0; run < 3; ++run) {
+      auto found = analyzer->Analyze(nine);
+      REQUIRE(found);
+      faces += found->size();
+    }
+    const AnalyzerSeconds s = analyzer->Seconds();
+    WARN("embed_batch " << batch << ": " << faces << " faces embedded in " << s.embed_cpu << " s CPU ("
+                        << s.embed << " s wall), " << s.embed_cpu / faces * 1000 << " ms CPU per face");
+  }
 }

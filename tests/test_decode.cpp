@@ -1,5 +1,6 @@
 // Decoding of untrusted files: format allow-list, header caps, pixel-format normalisation, EXIF.
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -139,4 +140,20 @@ TEST_CASE("Garbage, empty and disguised non-image files give a clear decode erro
     CHECK(r.error().code == ErrorCode::kDecode);
     CHECK_FALSE(r.error().message.empty());
   }
+}
+
+TEST_CASE("ResizeToMaxSide scales the longer side down to the limit keeping the aspect and leaves smaller images alone", "[decode]") {
+  RgbImage img{400, 100, std::vector<uint8_t>(400 * 100 * 3, 77)};
+  RgbImage half = ResizeToMaxSide(img, 200);
+  CHECK(half.width == 200);
+  CHECK(half.height == 50);
+  REQUIRE(half.pixels.size() == 200u * 50 * 3);
+  CHECK(std::all_of(half.pixels.begin(), half.pixels.end(), [](uint8_t v) { return v == 77; }));
+  RgbImage same = ResizeToMaxSide(img, 400);
+  CHECK((same.width == 400 && same.height == 100 && same.pixels == img.pixels));
+  CHECK(ResizeToMaxSide(img, 0).width == 400);
+  RgbImage tall{3, 3000, std::vector<uint8_t>(3 * 3000 * 3, 1)};
+  RgbImage thin = ResizeToMaxSide(tall, 1000);
+  CHECK(thin.height == 1000);
+  CHECK(thin.width == 1);
 }

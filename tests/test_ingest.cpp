@@ -519,3 +519,28 @@ TEST_CASE("Requests to one host are spaced by the --host-rate limit, robots.txt 
   std::sort(times.begin(), times.end());
   for (size_t i = 1; i < times.size(); ++i) CHECK(times[i] - times[i - 1] >= 0.24);  // 1/4 s, less clock slack
 }
+
+TEST_CASE("The JSON summary of index reports the seconds spent per stage as wall and CPU time", "[ingest][e2e]") {
+  Corpus c;
+  CopyTestImage("obama.jpg", c.photos);
+  CopyTestImage("biden.jpg", c.photos);
+  RunResult r = c.Run({"index", "--json", "--jobs", "2", c.photos.string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  REQUIRE(s["faces"].num() == 2);
+  for (const char* key : {"stage_seconds", "stage_cpu_seconds"}) {
+    INFO(key);
+    const Json& st = s[key];
+    for (const char* stage : {"read", "decode", "detect", "landmarks", "embed", "store"}) {
+      INFO(stage);
+      CHECK(st[stage].num() >= 0);
+    }
+    // Work was done in the stages that every image with a face goes through.
+    CHECK(st["decode"].num() > 0);
+    CHECK(st["detect"].num() > 0);
+    CHECK(st["embed"].num() > 0);
+    // Summed over the workers, the stages cannot exceed the workers' time by much.
+    CHECK(st["detect"].num() + st["embed"].num() < 2 * s["seconds"].num() + 1);
+  }
+}

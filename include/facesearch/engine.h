@@ -58,6 +58,8 @@ const char* RetryStrategyName(RetryStrategy r);  // "none", "upsample", "thresho
 std::string EmbeddingModeName(const EmbeddingMode& mode);
 Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text);
 
+inline constexpr int kDefaultDetectMaxSide = 1600;  // as the reference face_recognition CLI shrinks
+
 struct PipelineOptions {
   DetectorKind detector = DetectorKind::kHog;
   int upsample = 1;                           // detector upsampling (dlib's default for HOG)
@@ -67,6 +69,10 @@ struct PipelineOptions {
   // there is no corpus). A corpus holds embeddings of one mode only: asking for another is refused.
   std::optional<EmbeddingMode> embedding;
   int min_face = 0;  // ignore faces whose box is smaller than this many pixels (width or height)
+  // Images whose longer side exceeds this are detected on a copy scaled down to it (area
+  // averaging) and the boxes mapped back; landmarks, chips and embeddings use the full image.
+  // 0: always detect at full size. The smallest face found is then about 40 px * side / this.
+  int detect_max_side = kDefaultDetectMaxSide;
   int64_t max_file_bytes = int64_t{256} << 20;
   int64_t max_pixels = 80'000'000;
 };
@@ -178,6 +184,21 @@ struct IndexOptions {
   std::function<void(const IndexProgress&)> on_progress;
 };
 
+// Seconds spent per ingest stage (IndexSummary has them as wall-clock time and as the CPU time of
+// the threads doing each stage; OpenCV's and OpenBLAS's helper threads, if any, are not counted in
+// the latter). read: reading and hashing the file (or fetching the URL), with
+// the duplicate lookups; decode: image decoding; detect: the face detector (with its reduced copy
+// and retries); landmarks: the 5-point shape predictor and chip extraction; embed: the ResNet;
+// store: SQLite commits and index appends (the writer thread).
+struct StageSeconds {
+  double read = 0, decode = 0, detect = 0, landmarks = 0, embed = 0, store = 0;
+  StageSeconds& operator+=(const StageSeconds& o) {
+    read += o.read; decode += o.decode; detect += o.detect;
+    landmarks += o.landmarks; embed += o.embed; store += o.store;
+    return *this;
+  }
+};
+
 struct IndexSummary {
   int64_t files = 0;       // candidate files found
   int64_t added = 0;       // new images with at least one face
@@ -190,6 +211,8 @@ struct IndexSummary {
   int64_t skipped = 0;       // inputs refused before their content was read (robots, noimageindex)
   bool interrupted = false;  // IndexOptions::stop ended the run early
   double elapsed_s = 0;
+  StageSeconds stage_seconds;      // where the time went, summed over the workers (and the writer)
+  StageSeconds stage_cpu_seconds;  // the same as thread CPU time
 };
 
 // Indexes files and directories (recursively: files with an image extension), http(s) URLs, and

@@ -67,6 +67,12 @@ void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
                  "searched with, not returned as matches")
       ->check(CLI::Range(0, 100000))
       ->capture_default_str();
+  cmd.add_option("--detect-max-side", options.detect_max_side,
+                 "Detect faces in larger images on a copy scaled down to this many pixels on its "
+                 "longer side (faces smaller than about 40 px x side / this are then missed); "
+                 "landmarks and embeddings still use the full image. 0: always full size")
+      ->check(CLI::Range(0, 1000000))
+      ->capture_default_str();
   cmd.add_option("--max-pixels", options.max_pixels, "Refuse images with more pixels than this")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

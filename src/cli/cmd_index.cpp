@@ -33,6 +33,12 @@ extern "C" void OnInterrupt(int sig) {
   std::signal(sig, SIG_DFL);
 }
 
+std::string StagesJson(const StageSeconds& st) {
+  return "{\"read\":" + JsonNumber(st.read) + ",\"decode\":" + JsonNumber(st.decode) +
+         ",\"detect\":" + JsonNumber(st.detect) + ",\"landmarks\":" + JsonNumber(st.landmarks) +
+         ",\"embed\":" + JsonNumber(st.embed) + ",\"store\":" + JsonNumber(st.store) + "}";
+}
+
 void PrintSummary(const IndexSummary& s, bool json) {
   if (json) {
     std::cout << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
@@ -40,7 +46,9 @@ void PrintSummary(const IndexSummary& s, bool json) {
               << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
               << ",\"optout_faces\":" << s.optout_faces << ",\"skipped\":" << s.skipped
               << ",\"interrupted\":" << (s.interrupted ? "true" : "false")
-              << ",\"seconds\":" << JsonNumber(s.elapsed_s) << "}\n";
+              << ",\"seconds\":" << JsonNumber(s.elapsed_s)
+              << ",\"stage_seconds\":" << StagesJson(s.stage_seconds)
+              << ",\"stage_cpu_seconds\":" << StagesJson(s.stage_cpu_seconds) << "}\n";
     return;
   }
   std::cout << "indexed " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)

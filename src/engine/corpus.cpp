@@ -178,6 +178,7 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
   a.upsample = options.upsample;
   a.embedding = options.embedding.value_or(EmbeddingMode{});
   a.min_face = options.min_face;
+  a.detect_max_side = options.detect_max_side;
   switch (options.retry) {
     case RetryStrategy::kNone: break;
     case RetryStrategy::kUpsample:

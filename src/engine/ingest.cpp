@@ -18,6 +18,7 @@
 #include <thread>
 #include <unordered_set>
 
+#include "common/cpu_time.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
@@ -229,8 +230,11 @@ class Pipeline {
       : store_(store), files_(std::move(files)), limits_(limits), optouts_(std::move(optouts)),
         allow_reindex_(allow_reindex), fetcher_(fetcher), interrupt_(interrupt) {}
 
-  void Work(FaceAnalyzer& analyzer) {
-    for (size_t i = next_++; i < files_.size() && !Stopping(); i = next_++) Push(Process(analyzer, files_[i]));
+  // Runs on one worker thread; adds its read and decode seconds, wall and CPU, to `wall` and
+  // `cpu` (the analyzer keeps the rest).
+  void Work(FaceAnalyzer& analyzer, StageSeconds& wall, StageSeconds& cpu) {
+    for (size_t i = next_++; i < files_.size() && !Stopping(); i = next_++)
+      Push(Process(analyzer, files_[i], wall, cpu));
   }
   bool Interrupted() const { return interrupt_ && interrupt_->load(); }
 
@@ -250,7 +254,15 @@ class Pipeline {
  private:
   bool Stopping() const { return stop_ || Interrupted(); }
 
-  Item Process(FaceAnalyzer& analyzer, const Input& input) {
+  Item Process(FaceAnalyzer& analyzer, const Input& input, StageSeconds& wall, StageSeconds& cpu) {
+    auto lap = [last = Clock::now(), last_cpu = ThreadCpuSeconds()](double& wall_sink, double& cpu_sink) mutable {
+      const auto now = Clock::now();
+      const double now_cpu = ThreadCpuSeconds();
+      wall_sink += std::chrono::duration<double>(now - last).count();
+      cpu_sink += now_cpu - last_cpu;
+      last = now;
+      last_cpu = now_cpu;
+    };
     Item item;
     item.outcome.path = item.record.path = input.location;
     item.record.provenance = input.provenance;
@@ -279,16 +291,20 @@ class Pipeline {
     if (!bytes) return fail(bytes.error().message, ReasonFor(bytes.error()));
     item.record.size = static_cast<int64_t>(bytes->size());
     item.record.sha256 = Sha256Hex(*bytes);
-    if (!Claim(*item.record.sha256)) {
+    const bool claimed = Claim(*item.record.sha256);
+    const bool erased = claimed && !allow_reindex_ && Erased(*item.record.sha256);
+    lap(wall.read, cpu.read);
+    if (!claimed) {
       item.outcome.result = FileResult::kDuplicate;
       item.read_again = true;
       return item;
     }
-    if (!allow_reindex_ && Erased(*item.record.sha256)) {
+    if (erased) {
       item.outcome.result = FileResult::kErased;
       return item;
     }
     auto image = DecodeImage(*bytes, limits_);
+    lap(wall.decode, cpu.decode);
     if (!image) return fail(image.error().message, ReasonFor(image.error()));
     item.record.width = image->width;
     item.record.height = image->height;
@@ -456,10 +472,11 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   analyzers.push_back(std::move(analyzer));
   for (int j = 1; j < jobs; ++j) analyzers.push_back(analyzers.front()->Clone());
   std::atomic<int> running{jobs};
+  std::vector<StageSeconds> worker_wall(jobs), worker_cpu(jobs);
   std::vector<std::thread> workers;
   for (int j = 0; j < jobs; ++j)
     workers.emplace_back([&, j] {
-      pipeline.Work(*analyzers[j]);
+      pipeline.Work(*analyzers[j], worker_wall[j], worker_cpu[j]);
       --running;
     });
 
@@ -477,8 +494,12 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     }
     if (status && (batch.size() >= kBatchImages || (finished && !batch.empty()) ||
                    Clock::now() - last_flush > kBatchMaxAge)) {
+      const auto commit_start = Clock::now();
+      const double commit_cpu = ThreadCpuSeconds();
       status = Commit(*store, pipeline.store_mutex(), *opened.index, batch);
       last_flush = Clock::now();
+      summary.stage_seconds.store += std::chrono::duration<double>(last_flush - commit_start).count();
+      summary.stage_cpu_seconds.store += ThreadCpuSeconds() - commit_cpu;
       if (!status) pipeline.Stop();
     }
     if (options.on_progress && (finished || Clock::now() - last_progress > kProgressEvery)) {
@@ -495,8 +516,23 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     spdlog::warn("interrupted: {} of {} inputs done and committed; run the same command again to "
                  "finish (finished inputs are skipped by their content hash)", done, pipeline.total());
 
+  for (int j = 0; j < jobs; ++j) {
+    summary.stage_seconds += worker_wall[j];
+    summary.stage_cpu_seconds += worker_cpu[j];
+    const AnalyzerSeconds a = analyzers[j]->Seconds();
+    summary.stage_seconds.detect += a.detect;
+    summary.stage_seconds.landmarks += a.landmarks;
+    summary.stage_seconds.embed += a.embed;
+    summary.stage_cpu_seconds.detect += a.detect_cpu;
+    summary.stage_cpu_seconds.landmarks += a.landmarks_cpu;
+    summary.stage_cpu_seconds.embed += a.embed_cpu;
+  }
+  const auto save_start = Clock::now();
+  const double save_cpu = ThreadCpuSeconds();
   FS_TRY(SaveCorpusIndex(*store, *opened.index, corpus.index_dir));
   FS_TRY(store->Checkpoint());
+  summary.stage_seconds.store += std::chrono::duration<double>(Clock::now() - save_start).count();
+  summary.stage_cpu_seconds.store += ThreadCpuSeconds() - save_cpu;
   summary.elapsed_s = seconds_since_start();
   return summary;
 }

@@ -34,6 +34,21 @@ struct AnalyzerOptions {
   EmbeddingMode embedding;
   double chip_padding = 0.25;  // dlib's default; studies only (bench/embedding_study.cpp)
   int min_face = 0;         // drop faces whose box is narrower or shorter than this (pixels)
+  // > 0: an image whose longer side exceeds this is detected on a copy scaled down to it, and the
+  // boxes are mapped back to full resolution for landmarks and chips. 0: full size always.
+  int detect_max_side = 0;
+  // Chips per forward pass of the ResNet (dlib's net(chips, batch)). The descriptors do not depend
+  // on it (tests/test_analyzer.cpp); on the CPU it changes the time little (docs/benchmarks.md).
+  int embed_batch = 16;
+};
+
+// Seconds one analyzer spent per stage since it was made (each clone counts its own): wall-clock
+// time, and the CPU time of the calling thread (which a busy machine does not inflate).
+struct AnalyzerSeconds {
+  double detect = 0;     // detector passes, including the reduced copy and retries
+  double landmarks = 0;  // shape predictor and chip extraction
+  double embed = 0;      // the ResNet forward passes
+  double detect_cpu = 0, landmarks_cpu = 0, embed_cpu = 0;
 };
 
 // One instance is used by one thread at a time; Clone() gives another thread its own copy.
@@ -49,6 +64,8 @@ class FaceAnalyzer {
   // The aligned 150x150 chip of a face found by Analyze in the same image: what the embedder sees.
   virtual Result<RgbImage> Chip(const RgbImage& image, const Face& face) = 0;
   virtual std::unique_ptr<FaceAnalyzer> Clone() const = 0;
+  // Time spent in Analyze so far, by stage.
+  virtual AnalyzerSeconds Seconds() const { return {}; }
 };
 
 // Loads and verifies (SHA-256 pins) the dlib models from `models_dir`. The CNN detector model is

@@ -11,8 +11,11 @@
 #include <dlib/image_transforms.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <optional>
 
+#include "common/cpu_time.h"
 #include "face/analyzer.h"
 #include "face/cnn_detector.h"
 #include "face/dlib_convert.h"
@@ -55,7 +58,24 @@ using EmbedderNet = dlib::loss_metric<dlib::fc_no_bias<
                                                dlib::input_rgb_image_sized<150>>>>>>>>>>>>>;
 
 constexpr int kChipSize = 150;
-constexpr int kEmbedBatch = 16;
+// Adds the wall and thread-CPU seconds since construction to the sinks when it goes out of scope.
+class StageTimer {
+ public:
+  StageTimer(double& wall, double& cpu)
+      : wall_(wall), cpu_(cpu), start_(std::chrono::steady_clock::now()), cpu_start_(ThreadCpuSeconds()) {}
+  ~StageTimer() {
+    wall_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    cpu_ += ThreadCpuSeconds() - cpu_start_;
+  }
+  StageTimer(const StageTimer&) = delete;
+  StageTimer& operator=(const StageTimer&) = delete;
+
+ private:
+  double& wall_;
+  double& cpu_;
+  std::chrono::steady_clock::time_point start_;
+  double cpu_start_;
+};
 
 class DlibAnalyzer final : public FaceAnalyzer {
  public:
@@ -112,18 +132,53 @@ class DlibAnalyzer final : public FaceAnalyzer {
     return std::make_unique<DlibAnalyzer>(options_, sp5_, sp68_, net_, cnn_ ? cnn_->Clone() : nullptr);
   }
 
+  AnalyzerSeconds Seconds() const override { return seconds_; }
+
  private:
+  unsigned long batch_size() const { return static_cast<unsigned long>(std::max(1, options_.embed_batch)); }
+
   std::vector<Detection> Detect(const RgbImage& image, const dlib::matrix<dlib::rgb_pixel>& img,
                                 const DetectPass& pass) {
     if (pass.detector == DetectorKind::kCnn) return cnn_->Detect(image, pass.upsample);
     return DetectHog(hog_, img, pass.upsample, pass.adjust_threshold);
   }
 
+  // The first pass, then the retries while nothing is found. With options_.detect_max_side, a
+  // larger image is searched on a copy scaled down to that side and the boxes are scaled back to
+  // `image`'s coordinates.
+  std::vector<Detection> DetectFaces(const RgbImage& image, const dlib::matrix<dlib::rgb_pixel>& img) {
+    const int side = std::max(image.width, image.height);
+    const bool reduce = options_.detect_max_side > 0 && side > options_.detect_max_side;
+    RgbImage small;
+    dlib::matrix<dlib::rgb_pixel> small_dlib;
+    if (reduce) {
+      small = ResizeToMaxSide(image, options_.detect_max_side);
+      small_dlib = ToDlib(small);
+    }
+    const RgbImage& at = reduce ? small : image;
+    const dlib::matrix<dlib::rgb_pixel>& at_dlib = reduce ? small_dlib : img;
+    std::vector<Detection> dets = Detect(at, at_dlib, {options_.detector, options_.upsample, 0.0});
+    for (size_t p = 0; dets.empty() && p < options_.retry.size(); ++p) dets = Detect(at, at_dlib, options_.retry[p]);
+    if (reduce) {
+      const double sx = static_cast<double>(image.width) / small.width;
+      const double sy = static_cast<double>(image.height) / small.height;
+      for (Detection& d : dets) {
+        const double x0 = d.box.x * sx, y0 = d.box.y * sy;
+        const double x1 = (d.box.x + d.box.w) * sx, y1 = (d.box.y + d.box.h) * sy;
+        d.box.x = std::llround(x0);
+        d.box.y = std::llround(y0);
+        d.box.w = std::max<int64_t>(1, std::llround(x1) - d.box.x);
+        d.box.h = std::max<int64_t>(1, std::llround(y1) - d.box.y);
+      }
+    }
+    return dets;
+  }
+
   // The descriptor of each chip under options_.embedding. Plain is one batch through the network,
   // exactly as dlib's Python binding computes it; flip and jitter average several forward passes.
   std::vector<dlib::matrix<float, 0, 1>> Embed(std::vector<dlib::matrix<dlib::rgb_pixel>>& batch) {
     const EmbeddingMode& mode = options_.embedding;
-    if (!mode.flip && mode.jitter < 2) return net_(batch, kEmbedBatch);
+    if (!mode.flip && mode.jitter < 2) return net_(batch, batch_size());
     std::vector<dlib::matrix<float, 0, 1>> out;
     out.reserve(batch.size());
     for (const auto& chip : batch) {
@@ -136,7 +191,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
         dlib::rand rnd(0);  // seeded per face: the same chip always gives the same descriptor
         for (int j = 0; j < mode.jitter; ++j) copies.push_back(dlib::jitter_image(chip, rnd));
       }
-      std::vector<dlib::matrix<float, 0, 1>> descriptors = net_(copies, kEmbedBatch);
+      std::vector<dlib::matrix<float, 0, 1>> descriptors = net_(copies, batch_size());
       dlib::matrix<float, 0, 1> mean = descriptors[0];
       for (size_t j = 1; j < descriptors.size(); ++j) mean += descriptors[j];
       out.push_back(mean / static_cast<float>(descriptors.size()));
@@ -145,9 +200,13 @@ class DlibAnalyzer final : public FaceAnalyzer {
   }
 
   std::vector<Face> AnalyzeOrThrow(const RgbImage& image) {
-    dlib::matrix<dlib::rgb_pixel> img = ToDlib(image);
-    std::vector<Detection> dets = Detect(image, img, {options_.detector, options_.upsample, 0.0});
-    for (size_t p = 0; dets.empty() && p < options_.retry.size(); ++p) dets = Detect(image, img, options_.retry[p]);
+    dlib::matrix<dlib::rgb_pixel> img;
+    std::vector<Detection> dets;
+    {
+      StageTimer timer(seconds_.detect, seconds_.detect_cpu);
+      img = ToDlib(image);
+      dets = DetectFaces(image, img);
+    }
     if (options_.min_face > 0)
       std::erase_if(dets, [&](const Detection& d) { return std::min(d.box.w, d.box.h) < options_.min_face; });
     return Describe(img, dets);
@@ -161,6 +220,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
 
     const Alignment alignment = options_.embedding.alignment;
     std::vector<dlib::chip_details> chips_at;
+    std::optional<StageTimer> timer(std::in_place, seconds_.landmarks, seconds_.landmarks_cpu);
     for (size_t i = 0; i < dets.size(); ++i) {
       faces[i].box = dets[i].box;
       faces[i].det_score = dets[i].score;
@@ -188,6 +248,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
     // descriptor depends a little (up to ~0.02) on the other chips handled in the same call, so
     // mixing the groups would make the both-alignment mean differ from its two single-alignment
     // descriptors.
+    timer.emplace(seconds_.embed, seconds_.embed_cpu);
     std::vector<dlib::matrix<float, 0, 1>> descriptors;
     for (size_t start = 0; start < chips_at.size(); start += faces.size()) {
       std::vector<dlib::chip_details> group(chips_at.begin() + static_cast<long>(start),
@@ -197,6 +258,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
       std::vector<dlib::matrix<dlib::rgb_pixel>> batch(chips.begin(), chips.end());
       for (auto& d : Embed(batch)) descriptors.push_back(std::move(d));
     }
+    timer.reset();
     for (size_t i = 0; i < faces.size(); ++i) {
       dlib::matrix<float, 0, 1> d = descriptors[i];
       if (alignment == Alignment::kBoth) d = (d + descriptors[i + faces.size()]) / 2.0f;
@@ -210,6 +272,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
   dlib::shape_predictor sp5_, sp68_;
   EmbedderNet net_;
   std::unique_ptr<CnnDetector> cnn_;
+  AnalyzerSeconds seconds_;
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "image/decode.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <opencv2/core.hpp>
@@ -239,6 +240,20 @@ Result<std::string> EncodeImage(const RgbImage& image, const std::string& extens
     return Fail(ErrorCode::kInternal, std::string("OpenCV could not encode the image: ") + e.what());
   }
   return std::string(buf.begin(), buf.end());
+}
+
+RgbImage ResizeToMaxSide(const RgbImage& image, int max_side) {
+  const int side = std::max(image.width, image.height);
+  if (max_side <= 0 || side <= max_side) return image;
+  const double scale = static_cast<double>(max_side) / side;
+  RgbImage out;
+  out.width = std::max(1, static_cast<int>(std::lround(image.width * scale)));
+  out.height = std::max(1, static_cast<int>(std::lround(image.height * scale)));
+  out.pixels.resize(static_cast<size_t>(out.width) * out.height * 3);
+  cv::Mat src(image.height, image.width, CV_8UC3, const_cast<uint8_t*>(image.pixels.data()));
+  cv::Mat dst(out.height, out.width, CV_8UC3, out.pixels.data());
+  cv::resize(src, dst, dst.size(), 0, 0, cv::INTER_AREA);
+  return out;
 }
 
 }  // namespace facesearch

@@ -45,6 +45,10 @@ Result<ImageHeader> ReadImageHeader(std::string_view bytes);
 // Encodes `image` as PNG (or JPEG when `extension` is ".jpg"/".jpeg"). Errors: kInternal.
 Result<std::string> EncodeImage(const RgbImage& image, const std::string& extension);
 
+// `image` scaled down (area averaging) so that its longer side is `max_side` pixels, aspect kept;
+// a copy of it unchanged when it is no larger.
+RgbImage ResizeToMaxSide(const RgbImage& image, int max_side);
+
 // Decodes `bytes`. Errors: kDecode with a message saying why (format, size cap, corrupt data).
 Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits);
 
