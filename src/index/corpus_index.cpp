@@ -102,7 +102,12 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
 
 Result<IndexSpec> CorpusIndexSpec(Store& store) {
   FS_ASSIGN(std::optional<std::string> text, store.GetMeta(kIndexSpecKey));
-  if (!text) return IndexSpec{};
+  if (!text) {
+    FS_ASSIGN(CorpusCounts counts, store.Counts());
+    IndexSpec automatic;
+    automatic.kind = AutoIndexKind(counts.faces);
+    return automatic;
+  }
   auto spec = ParseIndexSpec(*text);
   if (spec) return *spec;
   spdlog::warn("{}; searching with the exact index (run `facesearch reindex` to set it again)",

@@ -44,8 +44,11 @@ inline constexpr const char* kIndexBuildSecondsKey = "search_index.build_seconds
 inline constexpr const char* kIndexBuiltGenerationKey = "search_index.built_generation";
 inline constexpr const char* kIndexBuiltAtKey = "search_index.built_at";
 
-// The corpus's index setting; exact when none is recorded. An unreadable setting is logged and
-// read as exact (searches stay correct, only slower). Errors: kDatabase.
+// The corpus's index setting. When none is recorded (no `reindex` yet), the kind `reindex --index
+// auto` would pick for the corpus's current face count (exact below 200,000 faces), with default
+// parameters; so a corpus that grows past a threshold is rebuilt as the faster kind by the next
+// command that opens its index. An unreadable setting is logged and read as exact (searches stay
+// correct, only slower). Errors: kDatabase.
 Result<IndexSpec> CorpusIndexSpec(Store& store);
 
 // Opens the index for `store`, repairing as described above. When `persist` is true and the index
