@@ -144,4 +144,21 @@ RunResult RunProgram(const std::vector<std::string>& args, const std::string& in
   return result;
 }
 
+std::vector<std::string> CorpusDir::Args(std::vector<std::string> rest) const {
+  std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
+  a.insert(a.end(), rest.begin(), rest.end());
+  return a;
+}
+
+RunResult CorpusDir::Run(std::vector<std::string> rest, const std::string& input) const {
+  return RunFacesearch(Args(std::move(rest)), input);
+}
+
+void CorpusDir::Index(std::initializer_list<const char*> names) {
+  for (const char* name : names) CopyTestImage(name, photos);
+  RunResult r = Run({"index", photos.string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+}
+
 }  // namespace facesearch::test

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -50,5 +51,22 @@ std::string FacesearchBinary();
 // Copies a fetched test image into `dir` (optionally under a new name) and returns the new path.
 std::filesystem::path CopyTestImage(const std::string& name, const std::filesystem::path& dir,
                                     const std::string& new_name = "");
+
+// A corpus in a fresh temporary directory (photos/ beside corpus/), driven through the real binary
+// with the test models. Test files derive from it to add their own helpers.
+struct CorpusDir {
+  TempDir dir;
+  std::filesystem::path photos = dir / "photos";
+  std::filesystem::path corpus = dir / "corpus";
+
+  // "--corpus CORPUS --models MODELS" followed by `rest`.
+  std::vector<std::string> Args(std::vector<std::string> rest) const;
+  RunResult Run(std::vector<std::string> rest, const std::string& input = "") const;
+  // Copies the named test images into photos/ and indexes the folder; the test fails unless the
+  // index exits 0.
+  void Index(std::initializer_list<const char*> names);
+  std::filesystem::path db() const { return corpus / "corpus.sqlite"; }
+  std::filesystem::path index_file() const { return corpus / "index" / "faces.faiss"; }
+};
 
 }  // namespace facesearch::test

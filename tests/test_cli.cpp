@@ -23,26 +23,9 @@ std::string FormatDistance(double d) {
 }
 
 // A corpus in a temp dir and the arguments that select it.
-struct Corpus {
-  TempDir dir;
-  fs::path photos = dir / "photos";
-  fs::path corpus = dir / "corpus";
-
-  std::vector<std::string> Args(std::vector<std::string> rest) const {
-    std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
-    a.insert(a.end(), rest.begin(), rest.end());
-    return a;
-  }
-  RunResult Run(std::vector<std::string> rest, const std::string& input = "") const {
-    return RunFacesearch(Args(std::move(rest)), input);
-  }
+struct Corpus : CorpusDir {
   // photos/ holds obama.jpg, obama2.jpg and biden.jpg, indexed.
-  void IndexThreePeople() {
-    for (const char* name : {"obama.jpg", "obama2.jpg", "biden.jpg"}) CopyTestImage(name, photos);
-    RunResult r = Run({"index", photos.string()});
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-  }
+  void IndexThreePeople() { Index({"obama.jpg", "obama2.jpg", "biden.jpg"}); }
 };
 
 std::string FileName(const Json& match) { return fs::path(match["image"].str()).filename().string(); }

@@ -30,20 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Corpus {
-  TempDir dir;
-  fs::path photos = dir / "photos";
-  fs::path corpus = dir / "corpus";
-
-  std::vector<std::string> Args(std::vector<std::string> rest) const {
-    std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
-    a.insert(a.end(), rest.begin(), rest.end());
-    return a;
-  }
-  RunResult Run(std::vector<std::string> rest, const std::string& input = "") const {
-    return RunFacesearch(Args(std::move(rest)), input);
-  }
-};
+using Corpus = CorpusDir;
 
 void WriteFile(const fs::path& p, const std::string& data) {
   fs::create_directories(p.parent_path());

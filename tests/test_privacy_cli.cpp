@@ -18,24 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Corpus {
-  TempDir dir;
-  fs::path photos = dir / "photos";
-  fs::path corpus = dir / "corpus";
-
-  RunResult Run(std::vector<std::string> rest, const std::string& input = "") const {
-    std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
-    a.insert(a.end(), rest.begin(), rest.end());
-    return RunFacesearch(a, input);
-  }
-  void Index(std::initializer_list<const char*> names) {
-    for (const char* name : names) CopyTestImage(name, photos);
-    RunResult r = Run({"index", photos.string()});
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-  }
-  fs::path db() const { return corpus / "corpus.sqlite"; }
-};
+using Corpus = CorpusDir;
 
 // Runs SQL on the closed corpus database, as someone editing the file directly would.
 void Tamper(const fs::path& db, const std::string& sql) {

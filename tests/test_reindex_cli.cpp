@@ -12,27 +12,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Corpus {
-  TempDir dir;
-  fs::path photos = dir / "photos";
-  fs::path corpus = dir / "corpus";
-
-  RunResult Run(std::vector<std::string> rest) const {
-    std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
-    a.insert(a.end(), rest.begin(), rest.end());
-    return RunFacesearch(a);
-  }
+struct Corpus : CorpusDir {
   Json RunJson(std::vector<std::string> rest, int want_exit = 0) const {
     RunResult r = Run(rest);
     INFO(r.err);
     REQUIRE(r.exit_code == want_exit);
     return ParseJson(r.out);
-  }
-  void Index(std::initializer_list<const char*> names) {
-    for (const char* name : names) CopyTestImage(name, photos);
-    RunResult r = Run({"index", photos.string()});
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
   }
   // (face id, distance) of every match of the probe, nearest first (threshold 2: every face).
   std::vector<std::pair<int64_t, double>> Matches(const std::string& probe) const {

@@ -25,27 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Corpus {
-  TempDir dir;
-  fs::path photos = dir / "photos";
-  fs::path corpus = dir / "corpus";
-
-  std::vector<std::string> Args(std::vector<std::string> rest) const {
-    std::vector<std::string> a = {"--corpus", corpus.string(), "--models", ModelsDir().string()};
-    a.insert(a.end(), rest.begin(), rest.end());
-    return a;
-  }
-  RunResult Run(std::vector<std::string> rest, const std::string& input = "") const {
-    return RunFacesearch(Args(std::move(rest)), input);
-  }
-  void Index(std::initializer_list<const char*> names) {
-    for (const char* name : names) CopyTestImage(name, photos);
-    RunResult r = Run({"index", photos.string()});
-    INFO(r.err);
-    REQUIRE(r.exit_code == 0);
-  }
-  fs::path db() const { return corpus / "corpus.sqlite"; }
-  fs::path index_file() const { return corpus / "index" / "faces.faiss"; }
+struct Corpus : CorpusDir {
   Json Verify(int expected_exit, std::vector<std::string> extra = {}) const {
     std::vector<std::string> args = {"verify", "--format", "json"};
     args.insert(args.end(), extra.begin(), extra.end());
