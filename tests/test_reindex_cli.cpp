@@ -43,10 +43,12 @@ TEST_CASE("reindex to every kind answers queries exactly as the exact scan and i
 
   Json info = c.RunJson({"info", "--json"});
   CHECK(info["index_kind"].str() == "exact");  // a corpus never reindexed
-  CHECK(info["index_setting"].str() == "kind=exact");
+  CHECK(info["index_setting"].str() == "auto");  // follows the corpus size
 
   Json automatic = c.RunJson({"reindex", "--json"});
   CHECK(automatic["kind"].str() == "exact");  // 4 faces: far below the int8 threshold
+  CHECK(automatic["setting"].str() == "auto");
+  CHECK(c.RunJson({"info", "--json"})["index_setting"].str() == "auto");  // still follows the size
 
   for (const char* kind : kKinds) {
     INFO(kind);

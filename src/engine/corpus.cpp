@@ -241,7 +241,8 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
   info.schema_version = version ? std::atoi(version->c_str()) : 0;
   info.index_state = DescribeIndex(*store, paths, info);
   FS_ASSIGN(IndexSpec spec, CorpusIndexSpec(*store));
-  info.index_setting = FormatIndexSpec(spec);
+  FS_ASSIGN(auto recorded, store->GetMeta(kIndexSpecKey));
+  info.index_setting = recorded && !recorded->empty() ? FormatIndexSpec(spec) : "auto";
   if (info.index_kind.empty()) info.index_kind = IndexKindName(spec.kind);  // no index yet
   auto meta = [&](const char* key) -> Result<std::string> {
     FS_ASSIGN(auto v, store->GetMeta(key));

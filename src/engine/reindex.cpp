@@ -68,8 +68,13 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
   // Setting first, then no snapshot: a crash from here on leaves a corpus whose next open
   // rebuilds the index as the new kind.
   // A settings change: recorded in the audit log (before it takes effect) with the setting.
-  const std::string setting = FormatIndexSpec(spec);
-  AuditEvent event{"reindex", "{\"setting\":" + JsonString(setting) + "}", {}, "null"};
+  // `auto` without parameters keeps following the corpus's size (an empty setting, read by
+  // CorpusIndexSpec); any other choice, or auto with parameters, pins the kind.
+  const bool follow_size = options.kind == "auto" && options.nlist == 0 && options.nprobe == 0 &&
+                           options.pq_m == 0 && options.pq_bits == 0 && options.hnsw_m == 0 &&
+                           options.ef_construction == 0 && options.ef_search == 0 && options.rerank == 0;
+  const std::string setting = follow_size ? "" : FormatIndexSpec(spec);
+  AuditEvent event{"reindex", "{\"setting\":" + JsonString(follow_size ? "auto" : setting) + "}", {}, "null"};
   FS_TRY(store->AppendAudit(MakeAuditRecord(config.audit, event)));
   FS_TRY(store->SetMeta(kIndexSpecKey, setting));
   FS_TRY(store->ClearIndexSnapshot());
@@ -80,7 +85,7 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
 
   ReindexSummary summary;
   summary.kind = IndexKindName(spec.kind);
-  summary.setting = FormatIndexSpec(spec);
+  summary.setting = follow_size ? "auto" : FormatIndexSpec(spec);
   summary.params = FormatIndexParams(opened.index->built_spec());
   summary.faces = opened.index->ntotal();
   summary.recall_at_10 = recall.recall_at_10;

@@ -102,7 +102,7 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
 
 Result<IndexSpec> CorpusIndexSpec(Store& store) {
   FS_ASSIGN(std::optional<std::string> text, store.GetMeta(kIndexSpecKey));
-  if (!text) {
+  if (!text || text->empty()) {
     FS_ASSIGN(CorpusCounts counts, store.Counts());
     IndexSpec automatic;
     automatic.kind = AutoIndexKind(counts.faces);

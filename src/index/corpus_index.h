@@ -44,7 +44,8 @@ inline constexpr const char* kIndexBuildSecondsKey = "search_index.build_seconds
 inline constexpr const char* kIndexBuiltGenerationKey = "search_index.built_generation";
 inline constexpr const char* kIndexBuiltAtKey = "search_index.built_at";
 
-// The corpus's index setting. When none is recorded (no `reindex` yet), the kind `reindex --index
+// The corpus's index setting. When none is recorded (no `reindex` yet, or `reindex --index auto`
+// without parameters, which records an empty setting), the kind `reindex --index
 // auto` would pick for the corpus's current face count (exact below 200,000 faces), with default
 // parameters; so a corpus that grows past a threshold is rebuilt as the faster kind by the next
 // command that opens its index. An unreadable setting is logged and read as exact (searches stay
