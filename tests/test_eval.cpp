@@ -9,30 +9,69 @@
 using namespace facesearch;
 namespace fs = std::filesystem;
 
-TEST_CASE("The shipped calibration is monotonic: FMR rises and FNMR falls with distance", "[eval]") {
-  double last_fmr = -1, last_fnmr = 2;
-  for (float d = 0; d <= 1.2f; d += 0.005f) {
-    double fmr = EstimatedFmr(d), fnmr = EstimatedFnmr(d);
-    CHECK(fmr >= last_fmr);
-    CHECK(fnmr <= last_fnmr);
-    CHECK((fmr >= 0 && fmr <= 1 && fnmr >= 0 && fnmr <= 1));
-    last_fmr = fmr;
-    last_fnmr = fnmr;
+namespace {
+EmbeddingMode Mode(const std::string& name) {
+  auto m = ParseEmbeddingMode(name);
+  REQUIRE(m);
+  return *m;
+}
+}  // namespace
+
+TEST_CASE("Each shipped calibration is monotonic: FMR rises and FNMR falls with distance", "[eval]") {
+  for (const char* name : {"plain", "flip"}) {
+    INFO(name);
+    const Calibration cal = Calibration::For(Mode(name));
+    CHECK(cal.exact());
+    CHECK(cal.mode() == name);
+    double last_fmr = -1, last_fnmr = 2;
+    for (float d = 0; d <= 1.2f; d += 0.005f) {
+      double fmr = cal.Fmr(d), fnmr = cal.Fnmr(d);
+      CHECK(fmr >= last_fmr);
+      CHECK(fnmr <= last_fnmr);
+      CHECK((fmr >= 0 && fmr <= 1 && fnmr >= 0 && fnmr <= 1));
+      last_fmr = fmr;
+      last_fnmr = fnmr;
+    }
+    // Measured on LFW, not assumed: dlib's 0.6 rule lies where both error rates are around 1%.
+    CHECK(cal.Fmr(0.6f) > 1e-3);
+    CHECK(cal.Fmr(0.6f) < 5e-2);
+    CHECK(cal.Fnmr(0.6f) < 5e-2);
   }
-  // Measured on LFW, not assumed: dlib's 0.6 rule lies where both error rates are around 1%.
-  CHECK(EstimatedFmr(0.6f) > 1e-3);
-  CHECK(EstimatedFmr(0.6f) < 5e-2);
-  CHECK(EstimatedFnmr(0.6f) < 5e-2);
+}
+
+TEST_CASE("Averaging views pulls distances in so the flip table gives a distance a higher FMR than plain's", "[eval]") {
+  const Calibration plain = Calibration::For(Mode("plain")), flip = Calibration::For(Mode("flip"));
+  CHECK(plain.source() == "data/calibration.tsv");
+  CHECK(flip.source() == "data/calibration-flip.tsv");
+  for (float d : {0.4f, 0.45f, 0.5f, 0.55f}) {
+    INFO(d);
+    CHECK(flip.Fmr(d) > plain.Fmr(d));
+  }
+  CHECK(flip.ThresholdForFmr(1e-3) < plain.ThresholdForFmr(1e-3));
+}
+
+TEST_CASE("A mode without a measured calibration falls back to plain's table and says it is approximate", "[eval]") {
+  for (const char* name : {"jitter:10", "plain+lm68", "flip+lm5+lm68"}) {
+    INFO(name);
+    const Calibration cal = Calibration::For(Mode(name));
+    CHECK_FALSE(cal.exact());
+    CHECK(cal.mode() == "plain");
+    CHECK(cal.Fmr(0.5f) == Calibration::For(Mode("plain")).Fmr(0.5f));
+  }
 }
 
 TEST_CASE("ThresholdForFmr returns the largest tabulated distance within the requested FMR", "[eval]") {
-  for (double target : {1e-2, 1e-3, 1e-4}) {
-    float t = ThresholdForFmr(target);
-    CHECK(t > 0.2f);
-    CHECK(EstimatedFmr(t) <= target);
-    CHECK(EstimatedFmr(t + 0.01f) > target);
+  for (const char* name : {"plain", "flip"}) {
+    INFO(name);
+    const Calibration cal = Calibration::For(Mode(name));
+    for (double target : {1e-2, 1e-3, 1e-4}) {
+      float t = cal.ThresholdForFmr(target);
+      CHECK(t > 0.2f);
+      CHECK(cal.Fmr(t) <= target);
+      CHECK(cal.Fmr(t + 0.01f) > target);
+    }
+    CHECK(cal.ThresholdForFmr(1e-3) < cal.ThresholdForFmr(1e-2));
   }
-  CHECK(ThresholdForFmr(1e-3) < ThresholdForFmr(1e-2));
 }
 
 TEST_CASE("Confidence bands follow the documented FMR boundaries", "[eval]") {
@@ -104,7 +143,61 @@ TEST_CASE("query --max-fmr derives its threshold from the calibration and exclud
   test::RunResult r = run({"query", "--max-fmr", "1e-3", "--format", "json", test::TestImage("obama2.jpg").string()});
   REQUIRE(r.exit_code <= 1);
   test::Json doc = test::ParseJson(r.out);
-  CHECK(doc["threshold"].num() == Approx(ThresholdForFmr(1e-3)));
+  const Calibration plain = Calibration::For(EmbeddingMode{});
+  CHECK(doc["threshold"].num() == Approx(plain.ThresholdForFmr(1e-3)));
   CHECK(doc["threshold_fmr"].num() <= 1e-3);
+  CHECK(doc["calibration"]["mode"].str() == "plain");
+  CHECK(doc["calibration"]["exact"].boolean());
   CHECK(run({"query", "--max-fmr", "1e-3", "--threshold", "0.5", test::TestImage("obama2.jpg").string()}).exit_code == 2);
+}
+
+TEST_CASE("query on a flip corpus rates distances and --max-fmr with the flip calibration", "[eval][cli]") {
+  test::TempDir dir;
+  test::CopyTestImage("obama.jpg", dir / "photos");
+  std::vector<std::string> base = {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()};
+  auto run = [&](std::vector<std::string> rest) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), rest.begin(), rest.end());
+    return test::RunFacesearch(args);
+  };
+  REQUIRE(run({"index", "--embedding", "flip", (dir / "photos").string()}).exit_code == 0);
+  test::RunResult r = run({"query", "--max-fmr", "1e-3", "--format", "json", test::TestImage("obama2.jpg").string()});
+  REQUIRE(r.exit_code == 0);
+  test::Json doc = test::ParseJson(r.out);
+  const Calibration flip = Calibration::For(*ParseEmbeddingMode("flip"));
+  CHECK(doc["calibration"]["mode"].str() == "flip");
+  CHECK(doc["calibration"]["exact"].boolean());
+  CHECK(doc["threshold"].num() == Approx(flip.ThresholdForFmr(1e-3)));
+  const test::Json& match = doc["results"][0]["matches"][0];
+  CHECK(match["fmr"].num() == Approx(flip.Fmr(static_cast<float>(match["distance"].num()))).epsilon(0.05));
+}
+
+TEST_CASE("query on a jitter corpus warns that its false-match rates come from the plain table", "[eval][cli]") {
+  test::TempDir dir;
+  test::CopyTestImage("obama.jpg", dir / "photos");
+  std::vector<std::string> base = {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()};
+  REQUIRE(test::RunFacesearch({base[0], base[1], base[2], base[3], "index", "--embedding", "jitter:2",
+                               (dir / "photos").string()}).exit_code == 0);
+  test::RunResult r = test::RunFacesearch({base[0], base[1], base[2], base[3], "query", test::TestImage("obama2.jpg").string()});
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.find("no calibration was measured for 'jitter:2'") != std::string::npos);
+  CHECK(r.out.find("approximate for this corpus's embedding mode") != std::string::npos);
+}
+
+TEST_CASE("compare --max-fmr derives its threshold from the calibration and excludes --threshold", "[eval][cli]") {
+  test::TempDir dir;  // no corpus there: nothing is audited
+  auto run = [&](std::vector<std::string> rest) {
+    rest.insert(rest.begin(), {"--corpus", (dir / "none").string(), "--models", test::ModelsDir().string(), "compare"});
+    return test::RunFacesearch(rest);
+  };
+  const std::string a = test::TestImage("obama.jpg").string(), b = test::TestImage("obama2.jpg").string(),
+                    other = test::TestImage("biden.jpg").string();
+  const Calibration plain = Calibration::For(EmbeddingMode{});
+  test::RunResult same = run({"--json", "--max-fmr", "1e-3", a, b});
+  REQUIRE(same.exit_code == 0);
+  test::Json doc = test::ParseJson(same.out);
+  CHECK(doc["threshold"].num() == Approx(plain.ThresholdForFmr(1e-3)));
+  CHECK(doc["calibration"]["mode"].str() == "plain");
+  CHECK(run({"--max-fmr", "1e-3", a, other}).exit_code == 1);
+  CHECK(run({"--max-fmr", "1e-3", "--threshold", "0.5", a, b}).exit_code == 2);
 }

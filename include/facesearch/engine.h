@@ -77,6 +77,12 @@ struct PipelineOptions {
   int64_t max_pixels = 80'000'000;
 };
 
+// The mode query, forget --like and optout embed probes with on the corpus at config.corpus_dir:
+// the corpus's recorded mode (plain when it has none), or options.embedding where there is no
+// corpus yet. The calibration of a distance depends on it (facesearch/eval.h). Errors:
+// kInvalidArgument when options.embedding asks for another mode than the corpus holds.
+Result<EmbeddingMode> ResolvedEmbeddingMode(const CorpusConfig& config, const PipelineOptions& options);
+
 // How far a detected face can be trusted as a probe: the calibration (data/calibration.tsv) was
 // measured on LFW faces, so a face outside what LFW holds gives less reliable distances
 // (docs/benchmarks.md, quality signals).

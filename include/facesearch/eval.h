@@ -73,13 +73,33 @@ struct CalibrationTable {
 Result<CalibrationTable> BuildLfwCalibration(const CorpusConfig& config,
                                              const std::filesystem::path& images_dir);
 
-// The calibration shipped in data/calibration.tsv (compiled in). Interpolated; distances beyond
-// the table clamp to its ends.
-double EstimatedFmr(float distance);
-double EstimatedFnmr(float distance);
-// Smallest distance whose estimated false-match rate exceeds max_fmr, minus nothing: the largest
-// threshold t with EstimatedFmr(t) <= max_fmr.
-float ThresholdForFmr(double max_fmr);
+// A distance → error-rate table measured on LFW with one embedding mode, compiled in from data/
+// (plain: data/calibration.tsv, flip: data/calibration-flip.tsv). The modes average different
+// views, which pulls every distance in, so a table is only right for faces embedded with the mode
+// it was measured with: `query` and `compare` take the one for their faces' mode.
+class Calibration {
+ public:
+  // The table measured with `mode`; for a mode without one (jitter:N, the 68-point alignments),
+  // the plain table, and exact() is false: its false-match rates are then approximate.
+  static Calibration For(const EmbeddingMode& mode);
+
+  const std::string& mode() const { return mode_; }      // the mode the table was measured with
+  const std::string& source() const { return source_; }  // e.g. "data/calibration-flip.tsv"
+  bool exact() const { return exact_; }  // measured with the mode it was asked for
+
+  // Interpolated; distances beyond the table clamp to its ends.
+  double Fmr(float distance) const;   // share of different-person pairs at or below the distance
+  double Fnmr(float distance) const;  // share of same-person pairs above it
+  // The largest tabulated distance t with Fmr(t) <= max_fmr (0 when even 0 exceeds it).
+  float ThresholdForFmr(double max_fmr) const;
+
+ private:
+  Calibration(size_t table, std::string mode, bool exact);
+  size_t table_ = 0;  // index into the compiled-in tables
+  std::string mode_, source_;
+  bool exact_ = true;
+};
+
 // Plain-language band for a false-match rate: "very strong", "strong", "moderate", "weak",
 // "very weak".
 const char* ConfidenceBand(double fmr);

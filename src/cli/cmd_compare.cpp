@@ -16,6 +16,7 @@ struct CompareArgs {
   std::string a, b;
   CompareOptions options;
   int face_a = -1, face_b = -1;
+  double max_fmr = 0;  // set: the threshold comes from the calibration table
   bool json = false;
 };
 
@@ -27,19 +28,32 @@ std::string SideJson(const PhotoFaces& p, int chosen) {
 }
 
 void Run(Context& ctx, CompareArgs& args) {
+  // Both photos are embedded with --embedding (plain by default): its calibration applies.
+  const Calibration calibration = Calibration::For(args.options.pipeline.embedding.value_or(EmbeddingMode{}));
+  if (!calibration.exact())
+    spdlog::warn("no calibration was measured for '{}' embeddings: the false-match rate uses the {} table and is "
+                 "approximate", EmbeddingModeName(*args.options.pipeline.embedding), calibration.mode());
+  if (args.max_fmr > 0) {
+    args.options.threshold = calibration.ThresholdForFmr(args.max_fmr);
+    if (args.options.threshold <= 0)
+      return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                              "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
+  }
   if (args.face_a >= 0) args.options.face_a = args.face_a;
   if (args.face_b >= 0) args.options.face_b = args.face_b;
   auto r = ComparePhotos(ctx.Config(), args.a, args.b, args.options);
   if (!r) return ctx.Report(r.error());
   for (const PhotoFaces* p : {&r->a, &r->b})
     if (p->faces.empty()) spdlog::warn("no face found in {}", p->path);
-  double fmr = r->distance ? EstimatedFmr(*r->distance) : 1.0;
+  double fmr = r->distance ? calibration.Fmr(*r->distance) : 1.0;
   if (args.json) {
     std::cout << "{\"a\":" << SideJson(r->a, r->face_a) << ",\"b\":" << SideJson(r->b, r->face_b)
               << ",\"distance\":" << (r->distance ? JsonNumber(*r->distance) : "null")
               << ",\"fmr\":" << (r->distance ? JsonNumber(fmr) : "null")
               << ",\"confidence\":" << (r->distance ? JsonString(ConfidenceBand(fmr)) : "null")
               << ",\"threshold\":" << JsonNumber(args.options.threshold)
+              << ",\"calibration\":{\"mode\":" << JsonString(calibration.mode())
+              << ",\"exact\":" << (calibration.exact() ? "true" : "false") << "}"
               << ",\"same\":" << (r->same ? "true" : "false") << "}\n";
   } else if (r->distance) {
     char line[256];
@@ -61,16 +75,23 @@ void AddCompareCommand(CLI::App& app, Context& ctx) {
   cmd->footer(
       "Compares the largest face of each photo (or --face-a/--face-b, counted from 0 in detector\n"
       "order). Exit status: 0 same person (distance <= threshold), 1 different or no face, 2 error.\n"
-      "The FMR is the share of different-person pairs this close on LFW.\n\n"
+      "The FMR is the share of different-person pairs this close on LFW, measured with the same\n"
+      "--embedding mode where one was measured (plain, flip).\n\n"
       "Examples:\n"
       "  facesearch compare id-card.jpg cctv-still.png\n"
       "  facesearch compare --json a.jpg b.jpg | jq .distance\n"
+      "  facesearch compare --max-fmr 1e-4 a.jpg b.jpg && echo same\n"
       "  curl -s https://example.org/b.jpg | facesearch compare a.jpg -");
   cmd->add_option("a", args->a, "First photo (or - for stdin)")->required();
   cmd->add_option("b", args->b, "Second photo (or - for stdin)")->required();
-  cmd->add_option("-t,--threshold", args->options.threshold, "Largest distance that counts as the same person")
-      ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str();
+  CLI::Option* threshold =
+      cmd->add_option("-t,--threshold", args->options.threshold, "Largest distance that counts as the same person")
+          ->check(CLI::Range(0.0, 2.0))
+          ->capture_default_str();
+  cmd->add_option("--max-fmr", args->max_fmr,
+                  "Instead of --threshold: the largest false-match rate to accept, e.g. 1e-3 (from the LFW calibration)")
+      ->check(CLI::Range(1e-9, 1.0))
+      ->excludes(threshold);
   cmd->add_option("--face-a", args->face_a, "Face of the first photo to use (default: largest)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--face-b", args->face_b, "Face of the second photo to use (default: largest)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the result as JSON");

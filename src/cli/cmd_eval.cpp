@@ -90,13 +90,16 @@ void RunLfw(Context& ctx, const EvalArgs& a) {
 void RunCalibrate(Context& ctx, const EvalArgs& a) {
   auto table = BuildLfwCalibration(ctx.Config(), a.images);
   if (!table) return ctx.Report(table.error());
+  auto mode = ResolvedEmbeddingMode(ctx.Config(), PipelineOptions{});
+  if (!mode) return ctx.Report(mode.error());
   std::ofstream file;
   if (!a.output.empty()) {
     file.open(a.output);
     if (!file) return ctx.Report(Error{ErrorCode::kIo, "cannot write " + a.output});
   }
   std::ostream& out = a.output.empty() ? std::cout : file;
-  out << "# facesearch calibration: dlib ResNet distances on LFW, one face per image.\n"
+  out << "# facesearch calibration: dlib ResNet distances on LFW, one face per image, embedding mode "
+      << EmbeddingModeName(*mode) << ".\n"
       << "# " << table->genuine_pairs << " same-person pairs, " << table->impostor_pairs
       << " different-person pairs. fmr = share of different-person pairs at or below the distance;\n"
       << "# fnmr = share of same-person pairs above it. Regenerate: facesearch eval calibrate (docs/benchmarks.md).\n"
@@ -131,7 +134,11 @@ void AddEvalCommand(CLI::App& app, Context& ctx) {
   CLI::App* cal = cmd->add_subcommand("calibrate", "Tabulate false-match and false-non-match rates per distance");
   cal->add_option("--images", args->images, "LFW images/ directory")->required();
   cal->add_option("-o,--output", args->output, "Write the table here (default: stdout)");
-  cal->footer("Examples:\n  facesearch --corpus /tmp/lfw eval calibrate --images lfw/images -o data/calibration.tsv");
+  cal->footer(
+      "The table holds for faces embedded with the corpus's --embedding mode. A build compiles in one\n"
+      "table per measured mode: data/calibration.tsv (plain) and data/calibration-flip.tsv (flip).\n\n"
+      "Examples:\n  facesearch --corpus /tmp/lfw eval calibrate --images lfw/images -o data/calibration.tsv\n"
+      "  facesearch --corpus /tmp/lfw-flip eval calibrate --images lfw/images -o data/calibration-flip.tsv");
   cal->callback([&ctx, args] { RunCalibrate(ctx, *args); });
 }
 

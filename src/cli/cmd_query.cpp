@@ -55,8 +55,15 @@ void WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) 
 }
 
 void Run(Context& ctx, QueryArgs& args) {
+  // The false-match rates come from the table measured with the corpus's embedding mode.
+  auto mode = ResolvedEmbeddingMode(ctx.Config(), args.options.pipeline);
+  if (!mode) return ctx.Report(mode.error());
+  const Calibration calibration = Calibration::For(*mode);
+  if (!calibration.exact())
+    spdlog::warn("no calibration was measured for '{}' embeddings: false-match rates and --max-fmr use the {} "
+                 "table ({}) and are approximate", EmbeddingModeName(*mode), calibration.mode(), calibration.source());
   if (args.max_fmr > 0) {
-    args.options.threshold = ThresholdForFmr(args.max_fmr);
+    args.options.threshold = calibration.ThresholdForFmr(args.max_fmr);
     if (args.options.threshold <= 0)
       return ctx.Report(Error{ErrorCode::kInvalidArgument,
                               "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
@@ -115,11 +122,11 @@ void Run(Context& ctx, QueryArgs& args) {
         }
   }
   if (args.paths_only) WritePaths(*outcomes, args.null_separated);
-  else WriteQueryResults(std::cout, *outcomes, args.options, args.format, args.fields);
+  else WriteQueryResults(std::cout, *outcomes, args.options, calibration, args.format, args.fields);
   std::cout.flush();
   ctx.exit_code = any_error ? kExitError : any_match ? kExitMatch : kExitNoMatch;
   if (!args.html.empty()) {
-    HtmlReportContext report{ctx.case_id, ctx.purpose, stdin_probe.empty() ? nullptr : &stdin_probe};
+    HtmlReportContext report{ctx.case_id, ctx.purpose, stdin_probe.empty() ? nullptr : &stdin_probe, &calibration};
     if (Status s = WriteHtmlReport(args.html, *outcomes, args.options, report); !s) return ctx.Report(s.error());
     spdlog::info("report written to {}", args.html);
   }
@@ -173,7 +180,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
           ->capture_default_str();
   cmd->add_option("--max-fmr", args->max_fmr,
                   "Instead of --threshold: the largest false-match rate to accept, e.g. 1e-3 "
-                  "(from the LFW calibration in data/calibration.tsv)")
+                  "(from the LFW calibration measured with the corpus's embedding mode)")
       ->check(CLI::Range(1e-9, 1.0))
       ->excludes(threshold);
   CLI::Option* all_faces = cmd->add_flag("--all-faces", args->options.all_faces,

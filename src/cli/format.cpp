@@ -44,25 +44,25 @@ std::string CsvField(std::string_view s) {
 
 namespace {
 
-// The calibrated false-match rate at a distance (data/calibration.tsv), in a fixed short form.
-std::string Fmr(float distance) {
+// The calibrated false-match rate at a distance, in a fixed short form.
+std::string Fmr(const Calibration& cal, float distance) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2g", EstimatedFmr(distance));
+  std::snprintf(buf, sizeof buf, "%.2g", cal.Fmr(distance));
   return buf;
 }
 
-std::string MatchJsonFields(const Match& m) {
+std::string MatchJsonFields(const Match& m, const Calibration& cal) {
   return "\"rank\":" + std::to_string(m.rank) + ",\"face_id\":" + std::to_string(m.face_id) +
-         ",\"distance\":" + Distance(m.distance) + ",\"fmr\":" + Fmr(m.distance) +
-         ",\"confidence\":" + JsonString(ConfidenceBand(EstimatedFmr(m.distance))) +
+         ",\"distance\":" + Distance(m.distance) + ",\"fmr\":" + Fmr(cal, m.distance) +
+         ",\"confidence\":" + JsonString(ConfidenceBand(cal.Fmr(m.distance))) +
          ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
          ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance);
 }
 
 // Expected number of different-person faces within the threshold in a corpus of this size: the
 // 1:N caveat that a 1:1 false-match rate hides.
-double ExpectedFalseMatches(const QueryResult& r, const QueryOptions& o) {
-  return EstimatedFmr(o.threshold) * static_cast<double>(r.corpus_faces);
+double ExpectedFalseMatches(const QueryResult& r, const QueryOptions& o, const Calibration& cal) {
+  return cal.Fmr(o.threshold) * static_cast<double>(r.corpus_faces);
 }
 
 std::string JsonIssues(const FaceQuality& q) {
@@ -81,7 +81,7 @@ std::string QualityJson(const FaceQuality& q) {
          ",\"issues\":" + JsonIssues(q) + "}";
 }
 
-void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const QueryOptions& o) {
+void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const QueryOptions& o, const Calibration& cal) {
   const QueryResult& r = outcome.result;
   if (outcome.error) {
     out << "{\"probe\":" << JsonString(outcome.photo) << ",\"error\":" << JsonString(outcome.error->message) << "}";
@@ -89,37 +89,39 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   }
   out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
       << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
-      << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"threshold_fmr\":" << Fmr(o.threshold)
-      << ",\"expected_false_matches\":" << JsonNumber(ExpectedFalseMatches(r, o))
+      << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"threshold_fmr\":" << Fmr(cal, o.threshold)
+      << ",\"calibration\":{\"mode\":" << JsonString(cal.mode()) << ",\"exact\":" << (cal.exact() ? "true" : "false")
+      << "},\"expected_false_matches\":" << JsonNumber(ExpectedFalseMatches(r, o, cal))
       << ",\"top_k\":" << o.top_k << ",\"results\":[";
   for (size_t p = 0; p < r.probes.size(); ++p) {
     const ProbeFace& probe = r.probes[p];
     out << (p ? "," : "") << "{\"probe_face\":" << probe.index << ",\"box\":" << JsonBox(probe.face.box)
         << ",\"quality\":" << QualityJson(probe.quality) << ",\"matches\":[";
     for (size_t i = 0; i < probe.matches.size(); ++i)
-      out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i]) << "}";
+      out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i], cal) << "}";
     out << "]}";
   }
   out << "]}";
 }
 
 // One object for one probe; an array of them for several.
-void WriteJson(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& o) {
+void WriteJson(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& o,
+               const Calibration& cal) {
   const bool many = outcomes.size() != 1;
   if (many) out << "[";
   for (size_t i = 0; i < outcomes.size(); ++i) {
     if (i) out << ",";
-    WriteJsonObject(out, outcomes[i], o);
+    WriteJsonObject(out, outcomes[i], o, cal);
   }
   out << (many ? "]\n" : "\n");
 }
 
-void WriteJsonl(std::ostream& out, const QueryResult& r) {
+void WriteJsonl(std::ostream& out, const QueryResult& r, const Calibration& cal) {
   for (const ProbeFace& probe : r.probes)
     for (const Match& m : probe.matches)
       out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_face\":" << probe.index
           << ",\"probe_low_quality\":" << (probe.quality.low() ? "true" : "false")
-          << ",\"probe_quality_issues\":" << JsonIssues(probe.quality) << "," << MatchJsonFields(m) << "}\n";
+          << ",\"probe_quality_issues\":" << JsonIssues(probe.quality) << "," << MatchJsonFields(m, cal) << "}\n";
 }
 
 // TSV cannot quote: tabs and line breaks inside a field become spaces.
@@ -135,6 +137,7 @@ struct Row {
   const ProbeOutcome& outcome;
   const ProbeFace& probe;
   const Match& m;
+  const Calibration& cal;
 };
 using Column = std::pair<const char*, std::string (*)(const Row&)>;
 const Column kColumns[] = {
@@ -143,8 +146,8 @@ const Column kColumns[] = {
     {"rank", [](const Row& r) { return std::to_string(r.m.rank); }},
     {"face_id", [](const Row& r) { return std::to_string(r.m.face_id); }},
     {"distance", [](const Row& r) { return Distance(r.m.distance); }},
-    {"fmr", [](const Row& r) { return Fmr(r.m.distance); }},
-    {"confidence", [](const Row& r) { return std::string(ConfidenceBand(EstimatedFmr(r.m.distance))); }},
+    {"fmr", [](const Row& r) { return Fmr(r.cal, r.m.distance); }},
+    {"confidence", [](const Row& r) { return std::string(ConfidenceBand(r.cal.Fmr(r.m.distance))); }},
     {"image", [](const Row& r) { return r.m.image_path; }},
     {"x", [](const Row& r) { return std::to_string(r.m.box.x); }},
     {"y", [](const Row& r) { return std::to_string(r.m.box.y); }},
@@ -163,7 +166,7 @@ constexpr size_t kDefaultColumns = 17;  // probe .. notes
 
 // CSV (sep ',') or TSV (sep '\t'): one header, then one row per match of every probe.
 void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep,
-                    const std::vector<std::string>& fields) {
+                    const std::vector<std::string>& fields, const Calibration& cal) {
   auto field = [&](std::string_view s) { return sep == ',' ? CsvField(s) : TsvField(s); };
   std::vector<const Column*> columns;
   if (fields.empty())
@@ -176,7 +179,7 @@ void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes
   for (const ProbeOutcome& o : outcomes)
     for (const ProbeFace& probe : o.result.probes)
       for (const Match& m : probe.matches) {
-        const Row row{o, probe, m};
+        const Row row{o, probe, m, cal};
         for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << field(columns[i]->second(row));
         out << '\n';
       }
@@ -201,7 +204,8 @@ std::string ProvenanceLine(const Provenance& p) {
   return line;
 }
 
-void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, bool name_probe) {
+void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, const Calibration& cal,
+                bool name_probe) {
   if (name_probe) out << "== " << r.probe_path << " (" << r.faces_detected << " face(s))\n";
   for (const ProbeFace& probe : r.probes) {
     const Box& b = probe.face.box;
@@ -215,7 +219,7 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
       std::string box = std::to_string(m.box.w) + "x" + std::to_string(m.box.h) + "+" +
                         std::to_string(m.box.x) + "+" + std::to_string(m.box.y);
       out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
-          << std::setw(10) << Fmr(m.distance) << std::setw(13) << ConfidenceBand(EstimatedFmr(m.distance))
+          << std::setw(10) << Fmr(cal, m.distance) << std::setw(13) << ConfidenceBand(cal.Fmr(m.distance))
           << std::setw(20) << box << m.image_path << "\n";
       if (!m.provenance.empty()) out << std::string(59, ' ') << ProvenanceLine(m.provenance) << "\n";
     }
@@ -225,9 +229,11 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
     std::snprintf(note, sizeof note,
                   "FMR: share of different-person pairs this close on LFW. At distance %.2f about %.1f "
                   "different-person faces are expected among %lld: treat matches as leads.\n",
-                  static_cast<double>(o.threshold), ExpectedFalseMatches(r, o),
+                  static_cast<double>(o.threshold), ExpectedFalseMatches(r, o, cal),
                   static_cast<long long>(r.corpus_faces));
     out << note;
+    if (!cal.exact())
+      out << "The FMR comes from the " << cal.mode() << " calibration: approximate for this corpus's embedding mode.\n";
   }
 }
 
@@ -246,19 +252,19 @@ Status CheckFields(const std::vector<std::string>& fields) {
 }
 
 void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
-                       OutputFormat format, const std::vector<std::string>& fields) {
+                       const Calibration& calibration, OutputFormat format, const std::vector<std::string>& fields) {
   switch (format) {
-    case OutputFormat::kJson: return WriteJson(out, outcomes, options);
-    case OutputFormat::kCsv: return WriteDelimited(out, outcomes, ',', fields);
-    case OutputFormat::kTsv: return WriteDelimited(out, outcomes, '\t', fields);
+    case OutputFormat::kJson: return WriteJson(out, outcomes, options, calibration);
+    case OutputFormat::kCsv: return WriteDelimited(out, outcomes, ',', fields, calibration);
+    case OutputFormat::kTsv: return WriteDelimited(out, outcomes, '\t', fields, calibration);
     case OutputFormat::kTable:
     case OutputFormat::kJsonl:
       break;
   }
   for (const ProbeOutcome& o : outcomes) {
     if (o.error) continue;  // reported on stderr
-    if (format == OutputFormat::kJsonl) WriteJsonl(out, o.result);
-    else WriteTable(out, o.result, options, outcomes.size() > 1);
+    if (format == OutputFormat::kJsonl) WriteJsonl(out, o.result, calibration);
+    else WriteTable(out, o.result, options, calibration, outcomes.size() > 1);
   }
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/json.h"
 #include "facesearch/engine.h"
+#include "facesearch/eval.h"
 
 namespace facesearch::cli {
 
@@ -22,8 +23,10 @@ std::string ProvenanceJsonFields(const Provenance& p);
 // that failed is {"probe","error"}); jsonl/csv/tsv: one row per match, naming its probe; table: one
 // block per probe. Failed probes are skipped by the other formats (the CLI reports them on stderr).
 // fields: the csv/tsv columns, in order (empty: the default set; see docs/output.md).
+// calibration: the table for the corpus's embedding mode (Calibration::For), which gives each
+// distance its false-match rate and confidence band.
 void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes,
-                       const QueryOptions& options, OutputFormat format,
+                       const QueryOptions& options, const Calibration& calibration, OutputFormat format,
                        const std::vector<std::string>& fields = {});
 // kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
 Status CheckFields(const std::vector<std::string>& fields);

@@ -134,8 +134,8 @@ dt{color:var(--muted)}dd{margin:0}
 footer{color:var(--muted);font-size:12px;margin-top:24px}
 )css";
 
-std::string MatchCard(const Match& m, const std::string& jpeg, const std::string& why_missing) {
-  const double fmr = EstimatedFmr(m.distance);
+std::string MatchCard(const Match& m, const Calibration& cal, const std::string& jpeg, const std::string& why_missing) {
+  const double fmr = cal.Fmr(m.distance);
   std::string s = fmt::format("<article class=\"card match\" data-rank=\"{}\" data-distance=\"{}\">", m.rank,
                               Fixed(m.distance, 4));
   s += Thumb(jpeg, "matched face " + std::to_string(m.face_id), why_missing);
@@ -162,7 +162,8 @@ std::string MatchCard(const Match& m, const std::string& jpeg, const std::string
   return s + "</dl></article>";
 }
 
-std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& options, const HtmlReportContext& ctx) {
+std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& options, const Calibration& cal,
+                         const HtmlReportContext& ctx) {
   std::string s = fmt::format("<section class=\"probe\" id=\"probe-{}\">", n);
   s += fmt::format("<h2>Probe {}: <span class=\"path\">{}</span></h2>", n,
                    HtmlEscape(o.photo == "-" ? std::string("standard input") : o.photo));
@@ -210,7 +211,7 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& op
                        r.corpus_faces, Fixed(options.threshold, 2));
     for (const Match* m : sorted) {
       Crops c = CropsOfFile(m->image_path, m->image_sha256, {m->box}, options.pipeline, kMatchThumb);
-      s += MatchCard(*m, c.jpegs[0], c.why_missing);
+      s += MatchCard(*m, cal, c.jpegs[0], c.why_missing);
     }
     s += "</div></div>";
   }
@@ -262,7 +263,8 @@ std::string RenderHtmlReport(const std::vector<ProbeOutcome>& outcomes, const Qu
     corpus_faces = std::max(corpus_faces, o.result.corpus_faces);
     for (const ProbeFace& p : o.result.probes) matches += p.matches.size();
   }
-  const double threshold_fmr = EstimatedFmr(options.threshold);
+  const Calibration cal = ctx.calibration ? *ctx.calibration : Calibration::For(EmbeddingMode{});
+  const double threshold_fmr = cal.Fmr(options.threshold);
   const double expected = threshold_fmr * static_cast<double>(corpus_faces);
 
   std::string s =
@@ -287,10 +289,13 @@ std::string RenderHtmlReport(const std::vector<ProbeOutcome>& outcomes, const Qu
       "this close in the LFW calibration. At this threshold about {} different-person faces are expected among "
       "the {} in the corpus, and accuracy drops with small, blurred, turned or old photos. Check every match "
       "against other evidence before acting on it. This page holds biometric images: keep it private and delete "
-      "it when the case no longer needs it.</aside>",
-      Fixed(expected, 1), corpus_faces);
+      "it when the case no longer needs it.{}</aside>",
+      Fixed(expected, 1), corpus_faces,
+      cal.exact() ? std::string()
+                  : " No calibration was measured for this corpus's embedding mode: the FMRs come from the " +
+                        HtmlEscape(cal.mode()) + " table and are approximate.");
   s += "<main>";
-  for (size_t i = 0; i < outcomes.size(); ++i) s += ProbeSection(i + 1, outcomes[i], options, ctx);
+  for (size_t i = 0; i < outcomes.size(); ++i) s += ProbeSection(i + 1, outcomes[i], options, cal, ctx);
   s += "</main><footer>Written by facesearch " FACESEARCH_VERSION
        ". Matches sorted nearest first; every search is recorded in the corpus audit log.</footer></body></html>\n";
   return s;

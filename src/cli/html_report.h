@@ -7,12 +7,14 @@
 #include <vector>
 
 #include "facesearch/engine.h"
+#include "facesearch/eval.h"
 
 namespace facesearch::cli {
 
 struct HtmlReportContext {
   std::string case_id, purpose;  // from --case / --purpose, shown in the header
   const std::string* stdin_bytes = nullptr;  // the probe read from "-", when there was one
+  const Calibration* calibration = nullptr;  // the corpus's embedding mode's (null: plain's)
 };
 
 // Text for HTML element content and quoted attribute values: & < > " ' escaped, bytes that are

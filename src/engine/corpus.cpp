@@ -169,6 +169,11 @@ Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, Pipeline
   return options;
 }
 
+Result<EmbeddingMode> ResolvedEmbeddingMode(const CorpusConfig& config, const PipelineOptions& options) {
+  FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, options));
+  return *resolved.embedding;
+}
+
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options) {
   fs::path dir = ResolveModelsDir(config.models_dir);

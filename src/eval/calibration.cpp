@@ -1,8 +1,11 @@
-// Distance → false-match rate, measured on LFW by BuildLfwCalibration and shipped compiled in from
-// data/calibration.tsv (regenerate: facesearch eval calibrate, see docs/benchmarks.md).
+// Distance → false-match rate, measured on LFW by BuildLfwCalibration, one table per embedding
+// mode, shipped compiled in from data/calibration*.tsv (regenerate: facesearch eval calibrate on a
+// corpus of that mode, see docs/benchmarks.md "Calibration").
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <iterator>
+#include <span>
 
 #include "eval/calibration_table.h"
 #include "eval/lfw_faces.h"
@@ -17,25 +20,41 @@ constexpr float kStep = 0.01f;
 constexpr int kRows = 121;  // 0.00 .. 1.20
 constexpr int kBins = 12000;  // histogram resolution 0.0001
 
-double Interpolate(float distance, double generated::CalibrationPoint::*field) {
-  const auto& t = generated::kCalibration;
+double Interpolate(std::span<const generated::CalibrationPoint> t, float distance,
+                   double generated::CalibrationPoint::*field) {
   if (distance <= t.front().distance) return t.front().*field;
   if (distance >= t.back().distance) return t.back().*field;
   auto hi = std::upper_bound(t.begin(), t.end(), distance,
                              [](float d, const generated::CalibrationPoint& p) { return d < p.distance; });
-  auto lo = hi - 1;
-  double w = (distance - lo->distance) / (hi->distance - lo->distance);
-  return lo->*field + w * (hi->*field - lo->*field);
+  const generated::CalibrationPoint& h = *hi;
+  const generated::CalibrationPoint& l = *(hi - 1);
+  double w = (distance - l.distance) / (h.distance - l.distance);
+  return l.*field + w * (h.*field - l.*field);
 }
 
 }  // namespace
 
-double EstimatedFmr(float distance) { return Interpolate(distance, &generated::CalibrationPoint::fmr); }
-double EstimatedFnmr(float distance) { return Interpolate(distance, &generated::CalibrationPoint::fnmr); }
+Calibration::Calibration(size_t table, std::string mode, bool exact)
+    : table_(table), mode_(std::move(mode)), source_(generated::kCalibrations[table].file), exact_(exact) {}
 
-float ThresholdForFmr(double max_fmr) {
+Calibration Calibration::For(const EmbeddingMode& mode) {
+  const std::string name = EmbeddingModeName(mode);
+  for (size_t i = 0; i < std::size(generated::kCalibrations); ++i)
+    if (name == generated::kCalibrations[i].mode) return Calibration(i, name, true);
+  return Calibration(0, generated::kCalibrations[0].mode, false);  // table 0 is plain's
+}
+
+double Calibration::Fmr(float distance) const {
+  return Interpolate(generated::kCalibrations[table_].points, distance, &generated::CalibrationPoint::fmr);
+}
+
+double Calibration::Fnmr(float distance) const {
+  return Interpolate(generated::kCalibrations[table_].points, distance, &generated::CalibrationPoint::fnmr);
+}
+
+float Calibration::ThresholdForFmr(double max_fmr) const {
   float best = 0;
-  for (const auto& p : generated::kCalibration)
+  for (const auto& p : generated::kCalibrations[table_].points)
     if (p.fmr <= max_fmr) best = p.distance;
   return best;
 }
