@@ -15,6 +15,12 @@ EmbeddingMode Mode(const std::string& name) {
   REQUIRE(m);
   return *m;
 }
+
+// facesearch on the corpus DIR/corpus with the test models.
+test::RunResult RunOnCorpus(const test::TempDir& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()});
+  return test::RunFacesearch(args);
+}
 }  // namespace
 
 TEST_CASE("Each shipped calibration is monotonic: FMR rises and FNMR falls with distance", "[eval]") {
@@ -133,12 +139,7 @@ TEST_CASE("eval lfw scores a miniature LFW of real photos perfectly and counts a
 TEST_CASE("query --max-fmr derives its threshold from the calibration and excludes --threshold", "[eval][cli]") {
   test::TempDir dir;
   test::CopyTestImage("obama.jpg", dir / "photos");
-  std::vector<std::string> base = {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()};
-  auto run = [&](std::vector<std::string> rest) {
-    std::vector<std::string> args = base;
-    args.insert(args.end(), rest.begin(), rest.end());
-    return test::RunFacesearch(args);
-  };
+  auto run = [&](std::vector<std::string> args) { return RunOnCorpus(dir, std::move(args)); };
   REQUIRE(run({"index", (dir / "photos").string()}).exit_code == 0);
   test::RunResult r = run({"query", "--max-fmr", "1e-3", "--format", "json", test::TestImage("obama2.jpg").string()});
   REQUIRE(r.exit_code <= 1);
@@ -154,12 +155,7 @@ TEST_CASE("query --max-fmr derives its threshold from the calibration and exclud
 TEST_CASE("query on a flip corpus rates distances and --max-fmr with the flip calibration", "[eval][cli]") {
   test::TempDir dir;
   test::CopyTestImage("obama.jpg", dir / "photos");
-  std::vector<std::string> base = {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()};
-  auto run = [&](std::vector<std::string> rest) {
-    std::vector<std::string> args = base;
-    args.insert(args.end(), rest.begin(), rest.end());
-    return test::RunFacesearch(args);
-  };
+  auto run = [&](std::vector<std::string> args) { return RunOnCorpus(dir, std::move(args)); };
   REQUIRE(run({"index", "--embedding", "flip", (dir / "photos").string()}).exit_code == 0);
   test::RunResult r = run({"query", "--max-fmr", "1e-3", "--format", "json", test::TestImage("obama2.jpg").string()});
   REQUIRE(r.exit_code == 0);
@@ -175,10 +171,8 @@ TEST_CASE("query on a flip corpus rates distances and --max-fmr with the flip ca
 TEST_CASE("query on a jitter corpus warns that its false-match rates come from the plain table", "[eval][cli]") {
   test::TempDir dir;
   test::CopyTestImage("obama.jpg", dir / "photos");
-  std::vector<std::string> base = {"--corpus", (dir / "corpus").string(), "--models", test::ModelsDir().string()};
-  REQUIRE(test::RunFacesearch({base[0], base[1], base[2], base[3], "index", "--embedding", "jitter:2",
-                               (dir / "photos").string()}).exit_code == 0);
-  test::RunResult r = test::RunFacesearch({base[0], base[1], base[2], base[3], "query", test::TestImage("obama2.jpg").string()});
+  REQUIRE(RunOnCorpus(dir, {"index", "--embedding", "jitter:2", (dir / "photos").string()}).exit_code == 0);
+  test::RunResult r = RunOnCorpus(dir, {"query", test::TestImage("obama2.jpg").string()});
   REQUIRE(r.exit_code == 0);
   CHECK(r.err.find("no calibration was measured for 'jitter:2'") != std::string::npos);
   CHECK(r.out.find("approximate for this corpus's embedding mode") != std::string::npos);
