@@ -343,3 +343,47 @@ TEST_CASE("The corpus index setting is kept by rebuild, catch-up and deletion, a
     CHECK(opened->index->spec().kind == kind);
   }
 }
+
+TEST_CASE("A search never trains an approximate index: it scans exactly, leaves the file alone, and the next writer trains",
+          "[index][kinds][corpus_index]") {
+  for (IndexKind kind : {IndexKind::kIvf, IndexKind::kIvfPq, IndexKind::kHnsw}) {
+    INFO(IndexKindName(kind));
+    test::TempDir dir;
+    const fs::path index_dir = dir / "index";
+    auto store = Store::Open(dir / "corpus.db", "models:test").value();
+    const std::vector<float> v = FaceLikeVectors(400, 7);
+    std::vector<Face> faces(400);
+    for (size_t i = 0; i < faces.size(); ++i) {
+      faces[i].box = {1, 2, 30, 30};
+      faces[i].embedding = Row(v, i);
+    }
+    const auto kept = store->AddImage(Image("a"), std::vector<Face>(faces.begin(), faces.begin() + 300)).value();
+    store->AddImage(Image("b"), std::vector<Face>(faces.begin() + 300, faces.end())).value();
+    REQUIRE(store->SetMeta(kIndexSpecKey, FormatIndexSpec(IndexSpec{.kind = kind})));
+    REQUIRE(OpenCorpusIndex(*store, index_dir, /*persist=*/true));  // a writer builds and trains it
+    const auto trained = store->GetIndexSnapshot().value().value();
+
+    // An erasure makes the structure stale: a search rebuilds the rows but does not train.
+    REQUIRE(store->DeleteFacesOfImage(store->FindImageBySha(Sha256Hex("b")).value().value()));
+    auto searched = OpenCorpusIndex(*store, index_dir, /*persist=*/true, IndexUse::kSearch);
+    REQUIRE(searched);
+    CHECK(searched->state == IndexState::kRebuilt);
+    CHECK(searched->index->needs_training());
+    CHECK_FALSE(searched->index->prepared());
+    CHECK(searched->index->ntotal() == 300);
+    // The exact scan answers, with every remaining face reachable.
+    CHECK(searched->index->Search(faces[123].embedding, 1)->front().face_id == kept[123]);
+    // Nothing was saved: the snapshot is still the trained one of before the erasure.
+    CHECK(store->GetIndexSnapshot().value()->generation == trained.generation);
+
+    // The next writer trains it and saves it; a search then finds it fresh and prepared.
+    auto written = OpenCorpusIndex(*store, index_dir, /*persist=*/true);
+    REQUIRE(written);
+    CHECK(written->index->prepared());
+    auto again = OpenCorpusIndex(*store, index_dir, /*persist=*/true, IndexUse::kSearch);
+    REQUIRE(again);
+    CHECK(again->state == IndexState::kFresh);
+    CHECK(again->index->prepared());
+    CHECK_FALSE(again->index->needs_training());
+  }
+}

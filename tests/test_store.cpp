@@ -486,3 +486,16 @@ TEST_CASE("Input issues are listed with image errors, replaced per location and 
   CHECK(issues.empty());
   CHECK(store->Counts().value().images_error == 0);
 }
+
+TEST_CASE("FaceCount equals the face count of Counts through adds and deletions", "[store]") {
+  test::TempDir dir;
+  auto store = OpenOrDie(dir / "c.db");
+  CHECK(store->FaceCount().value() == 0);
+  const auto ids = store->AddImage(MakeImage("a"), {MakeFace(1), MakeFace(2), MakeFace(3)}).value();
+  store->AddImage(MakeImage("b"), {MakeFace(4)}).value();
+  CHECK(store->FaceCount().value() == 4);
+  CHECK(store->FaceCount().value() == store->Counts().value().faces);
+  REQUIRE(store->DeleteFacesOfImage(store->GetFaces(ids).value().at(0).image_id));
+  CHECK(store->FaceCount().value() == 1);
+  CHECK(store->FaceCount().value() == store->Counts().value().faces);
+}

@@ -32,7 +32,8 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
   FS_TRY(CheckCaseRequired(*store, config.audit, "cluster"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
-  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value()));
+  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value(),
+                                                    IndexUse::kSearch));
 
   // The nodes: every live face not covered by an opt-out, in face id order.
   std::vector<ClusterFace> faces;

@@ -89,7 +89,8 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const 
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
   FS_TRY(CheckCaseRequired(*store, config.audit, "query"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
-  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value()));
+  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value(),
+                                                    IndexUse::kSearch));
 
   std::vector<ProbeOutcome> outcomes;
   for (const std::string& photo : photos) {

@@ -39,11 +39,11 @@ Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id) 
 
 // Rebuilds from every face in the Store, as the corpus's index kind. A first build is routine
 // (debug); a repair is a warning.
-Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, std::string reason,
-                            spdlog::level::level_enum level = spdlog::level::warn) {
+Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, bool train, std::string reason,
+                                 spdlog::level::level_enum level = spdlog::level::warn) {
   auto index = VectorIndex::CreateEmpty(spec);
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0));
-  FS_TRY(index->Prepare());
+  FS_TRY(index->Prepare(train));
   spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}{}", added, reason,
               spec.kind == IndexKind::kExact ? "" : std::string(" (index kind ") + IndexKindName(spec.kind) + ")");
   return OpenedIndex{std::move(index), IndexState::kRebuilt, std::move(reason)};
@@ -51,10 +51,10 @@ Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, std::strin
 
 // Loads the recorded snapshot and decides whether it is fresh, can be caught up, or must be
 // rebuilt. Errors only for failures that a rebuild could not fix either (database errors).
-Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
+Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir, bool train) {
   FS_ASSIGN(const IndexSpec spec, CorpusIndexSpec(store));
   auto Rebuild = [&](std::string reason, spdlog::level::level_enum level = spdlog::level::warn) {
-    return RebuildIndex(store, spec, std::move(reason), level);
+    return RebuildIndex(store, spec, train, std::move(reason), level);
   };
   FS_ASSIGN(const int64_t generation, store.Generation());
   FS_ASSIGN(const int64_t delete_generation, store.DeleteGeneration());
@@ -84,13 +84,16 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
                        ", the corpus is set to " + IndexKindName(spec.kind),
                    spdlog::level::info);
 
-  if (snap->generation == generation) return OpenedIndex{std::move(index), IndexState::kFresh, ""};
+  if (snap->generation == generation) {
+    FS_TRY(index->Prepare(train));  // a file saved before the corpus was large enough to train
+    return OpenedIndex{std::move(index), IndexState::kFresh, ""};
+  }
   if (delete_generation > snap->generation)
     return Rebuild("faces were removed after the snapshot (generation " +
                               std::to_string(snap->generation) + ", removal at generation " +
                               std::to_string(delete_generation) + ")");
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, snap->max_face_id));
-  FS_TRY(index->Prepare());
+  FS_TRY(index->Prepare(train));
   std::string reason = "the snapshot was at generation " + std::to_string(snap->generation) +
                        ", the database at " + std::to_string(generation) + "; appended " +
                        std::to_string(added) + " faces";
@@ -103,9 +106,9 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir) {
 Result<IndexSpec> CorpusIndexSpec(Store& store) {
   FS_ASSIGN(std::optional<std::string> text, store.GetMeta(kIndexSpecKey));
   if (!text || text->empty()) {
-    FS_ASSIGN(CorpusCounts counts, store.Counts());
+    FS_ASSIGN(const int64_t faces, store.FaceCount());
     IndexSpec automatic;
-    automatic.kind = AutoIndexKind(counts.faces);
+    automatic.kind = AutoIndexKind(faces);
     return automatic;
   }
   auto spec = ParseIndexSpec(*text);
@@ -124,8 +127,19 @@ const char* IndexStateName(IndexState s) {
   return "rebuilt";
 }
 
-Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, bool persist) {
-  FS_ASSIGN(OpenedIndex opened, LoadOrRepair(store, index_dir));
+Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, bool persist,
+                                    IndexUse use) {
+  const bool train = use == IndexUse::kWrite;
+  FS_ASSIGN(OpenedIndex opened, LoadOrRepair(store, index_dir, train));
+  const VectorIndex& index = *opened.index;
+  if (index.needs_training()) {  // only for IndexUse::kSearch: a writer has trained it by now
+    spdlog::warn("the {} index must be trained again{}{}: this search compares the probe with all {} "
+                 "faces exactly (slower, never less accurate); the next `facesearch index`, "
+                 "`facesearch reindex` or `facesearch verify --repair` trains it",
+                 IndexKindName(index.spec().kind), opened.reason.empty() ? "" : " (",
+                 opened.reason.empty() ? "" : opened.reason + ")", index.ntotal());
+    return opened;  // not saved: saving would train (SaveCorpusIndex prepares what it writes)
+  }
   if (persist && opened.state != IndexState::kFresh)
     FS_TRY(SaveCorpusIndex(store, *opened.index, index_dir));
   return opened;

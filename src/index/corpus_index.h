@@ -52,11 +52,20 @@ inline constexpr const char* kIndexBuiltAtKey = "search_index.built_at";
 // correct, only slower). Errors: kDatabase.
 Result<IndexSpec> CorpusIndexSpec(Store& store);
 
+// Who opens the index. Writers (index, reindex, forget, verify --repair) train an approximate
+// structure that must be built anew (after an erasure, a growth past a kind's threshold, a
+// damaged file). Searches (query, cluster) never train: at 10M faces training IVF-PQ takes
+// many minutes, and a command that should be quick must not do long work silently (issue #16).
+// They scan every face exactly instead, say so once on stderr, and leave the structure, and the
+// file, to the next writer.
+enum class IndexUse { kWrite, kSearch };
+
 // Opens the index for `store`, repairing as described above. When `persist` is true and the index
 // was caught up or rebuilt, it is saved and the snapshot recorded (caller must hold the corpus
-// write lock). Errors: kIndex, kDatabase, kIo.
+// write lock); with IndexUse::kSearch an index left untrained is not saved. Errors: kIndex,
+// kDatabase, kIo.
 Result<OpenedIndex> OpenCorpusIndex(Store& store, const std::filesystem::path& index_dir,
-                                    bool persist);
+                                    bool persist, IndexUse use = IndexUse::kWrite);
 
 // Saves `index` into index_dir and records the snapshot for the Store's current generation, after
 // removing the temporary files that killed writers left behind (they may hold embeddings).

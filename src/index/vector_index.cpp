@@ -390,7 +390,7 @@ Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::filesystem::pa
     loaded->approx_ = std::move(approx);
     loaded->approx_ready_ = true;
   }
-  FS_TRY(loaded->Prepare());  // int8 codes; a structure saved before it could be trained
+  FS_TRY(loaded->Prepare(/*train=*/false));  // int8 codes; training is the caller's decision
   return loaded;
 }
 
@@ -434,7 +434,7 @@ Status VectorIndex::Add(std::span<const int64_t> ids, std::span<const float> vec
   return Ok();
 }
 
-Status VectorIndex::Prepare() {
+Status VectorIndex::Prepare(bool train) {
   const int64_t n = ntotal();
   if (spec_.kind == IndexKind::kExact || n == 0) return Ok();
   if (spec_.kind == IndexKind::kInt8) {
@@ -443,7 +443,7 @@ Status VectorIndex::Prepare() {
       int8_ = std::make_unique<Int8State>(Int8State{search::Int8Index::Build(ViewOf(*index_))});
     });
   }
-  if (approx_ready_) return Ok();
+  if (approx_ready_ || !train) return Ok();
   const IndexSpec eff = EffectiveIndexSpec(spec_, n);
   if (n < MinTrainingVectors(eff)) return Ok();  // too few to train: searches stay exact
   return Guard(ErrorCode::kIndex, std::string("cannot build the ") + IndexKindName(eff.kind) + " index",
@@ -462,6 +462,13 @@ Status VectorIndex::Prepare() {
                  approx_ = std::move(approx);
                  approx_ready_ = true;
                });
+}
+
+bool VectorIndex::needs_training() const {
+  const int64_t n = ntotal();
+  if (spec_.kind == IndexKind::kExact || spec_.kind == IndexKind::kInt8 || approx_ready_ || n == 0)
+    return false;
+  return n >= MinTrainingVectors(EffectiveIndexSpec(spec_, n));
 }
 
 bool VectorIndex::prepared() const {

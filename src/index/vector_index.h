@@ -92,8 +92,9 @@ class VectorIndex {
   // all BEFORE handing the bytes to FAISS (crafted files have crashed FAISS's reader); then
   // deserialises and checks the dimension, type and the header's ntotal and largest id, and that
   // the approximate part (if any) is the header's kind and covers every row. The kind is the
-  // file's; `params` (re-rank, nprobe, ef_search) apply when they name the same kind. Returns a prepared
-  // index (int8 codes built). The bytes are read into memory, not mapped: see ARCHITECTURE.md.
+  // file's; `params` (re-rank, nprobe, ef_search) apply when they name the same kind. Returns an
+  // index prepared without training (int8 codes built; a structure the file lacks is left to
+  // Prepare(true)). The bytes are read into memory, not mapped: see ARCHITECTURE.md.
   // Errors: kNotFound (missing file), kCorrupt (size, checksum, header, stamp or structure).
   static Result<std::unique_ptr<VectorIndex>> Load(const std::filesystem::path& path,
                                                    int64_t expected_size,
@@ -107,11 +108,17 @@ class VectorIndex {
   // FAISS structure gets the new rows too; int8 codes (and an untrained structure) are left for
   // Prepare, and searches scan exactly until then. Errors: kInvalidArgument, kIndex.
   Status Add(std::span<const int64_t> ids, std::span<const float> vectors);
-  // Builds what Add left stale: trains and fills the FAISS structure when it is untrained and the
-  // index holds vectors, re-encodes int8 codes. Errors: kIndex.
-  Status Prepare();
+  // Builds what Add left stale: re-encodes int8 codes, and, when `train` is true, trains and fills
+  // the FAISS structure when it is untrained and the index holds enough vectors. Training is the
+  // one step whose cost grows past minutes (IVF-PQ at 10M faces): readers pass train = false and
+  // search exactly until a writer trains (needs_training()). Errors: kIndex.
+  Status Prepare(bool train = true);
   // True when searches use the candidate structure of the kind (always true for exact).
   bool prepared() const;
+  // True when the kind's structure is missing and the index holds enough vectors to train it:
+  // searches scan every row exactly until Prepare(true) runs. False for exact and int8, and for
+  // an approximate kind too small to train (which is searched exactly by design).
+  bool needs_training() const;
   // Up to k nearest faces, nearest first; fewer when the index holds fewer than k (none for
   // k <= 0). Errors: kIndex.
   Result<std::vector<Hit>> Search(const Embedding& query, int k) const;

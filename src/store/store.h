@@ -99,6 +99,10 @@ class Store {
   Status ForEachInputIssue(const std::function<void(const InputIssue&)>& fn);
 
   Result<CorpusCounts> Counts();
+  // The number of live faces alone: COUNT(*) over the small faces_image index, about 20x cheaper
+  // than Counts() at 1M faces (which reads every image row). For decisions on the hot path of
+  // every command (the `auto` index kind).
+  Result<int64_t> FaceCount();
 
   // Monotonic counter bumped by every transaction that adds or removes faces.
   Result<int64_t> Generation();

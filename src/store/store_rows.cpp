@@ -276,6 +276,8 @@ Result<CorpusCounts> Store::Counts() {
   return c;
 }
 
+Result<int64_t> Store::FaceCount() { return QueryInt(db_, "SELECT COUNT(*) FROM faces"); }
+
 Status Store::ForEachEmbedding(int64_t after_id,
                                const std::function<void(int64_t, const Embedding&)>& fn) {
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_,
