@@ -2,8 +2,11 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
+#include "common/sha256.h"
+#include "face/models.h"
 #include "facesearch/eval.h"
 #include "json.h"
+#include "store/store.h"
 #include "support.h"
 
 using namespace facesearch;
@@ -77,6 +80,30 @@ TEST_CASE("ThresholdForFmr returns the largest tabulated distance within the req
       CHECK(cal.Fmr(t + 0.01f) > target);
     }
     CHECK(cal.ThresholdForFmr(1e-3) < cal.ThresholdForFmr(1e-2));
+  }
+}
+
+TEST_CASE("The default threshold is 0.6 in a small corpus and shrinks with its size to keep about one expected stranger",
+          "[eval]") {
+  for (const char* name : {"plain", "flip"}) {
+    INFO(name);
+    const Calibration cal = Calibration::For(Mode(name));
+    CHECK(cal.DefaultThreshold(0) == kDefaultThreshold);
+    CHECK(cal.DefaultThreshold(100) == kDefaultThreshold);
+    float previous = kDefaultThreshold;
+    for (int64_t n : {int64_t{1000}, int64_t{10'000}, int64_t{1'000'000}, int64_t{10'000'000}, int64_t{1'000'000'000}}) {
+      INFO(n << " faces");
+      const float t = cal.DefaultThreshold(n);
+      CHECK(t <= previous);
+      CHECK(t > 0.f);
+      // Where the table resolves it, FMR(t) x N is at most one stranger and the next step would exceed it.
+      if (cal.Fmr(t) > 0) {
+        CHECK(cal.Fmr(t) * static_cast<double>(n) <= kDefaultExpectedStrangers);
+        CHECK(cal.Fmr(t + 0.011f) * static_cast<double>(n) > kDefaultExpectedStrangers);
+      }
+      previous = t;
+    }
+    CHECK(cal.DefaultThreshold(1000) < kDefaultThreshold);  // FMR(0.6) x 1,000 is about 6 strangers
   }
 }
 
@@ -194,4 +221,46 @@ TEST_CASE("compare --max-fmr derives its threshold from the calibration and excl
   CHECK(doc["calibration"]["mode"].str() == "plain");
   CHECK(run({"--max-fmr", "1e-3", a, other}).exit_code == 1);
   CHECK(run({"--max-fmr", "1e-3", "--threshold", "0.5", a, b}).exit_code == 2);
+}
+
+TEST_CASE("query's default threshold follows the corpus size and says so; --threshold keeps 0.6", "[eval][cli]") {
+  test::TempDir dir;
+  test::CopyTestImage("obama.jpg", dir / "photos");
+  auto run = [&](std::vector<std::string> args) { return RunOnCorpus(dir, std::move(args)); };
+  REQUIRE(run({"index", (dir / "photos").string()}).exit_code == 0);
+  const std::string probe = test::TestImage("obama2.jpg").string();
+  test::RunResult small = run({"query", "--format", "json", probe});
+  REQUIRE(small.exit_code == 0);
+  CHECK(test::ParseJson(small.out)["threshold"].num() == Approx(kDefaultThreshold));
+
+  // Grow the corpus past 1,000 faces with faces far from any real one (the Store, as ingest writes).
+  {
+    auto store = Store::Open(dir / "corpus" / "corpus.sqlite", ModelIdentity()).value();
+    std::vector<std::pair<ImageRecord, std::vector<Face>>> batch;
+    for (int i = 0; i < 1500; ++i) {
+      ImageRecord image;
+      image.sha256 = Sha256Hex("far-" + std::to_string(i));
+      image.path = "/elsewhere/" + std::to_string(i) + ".jpg";
+      Face face;
+      face.box = {0, 0, 100, 100};
+      face.embedding.fill(0.f);
+      face.embedding[static_cast<size_t>(i % kEmbeddingDim)] = 5.f + static_cast<float>(i / kEmbeddingDim);
+      batch.push_back({image, {face}});
+    }
+    REQUIRE(store->AddImages(batch));
+  }
+  const Calibration plain = Calibration::For(EmbeddingMode{});
+  test::RunResult large = run({"query", "--format", "json", probe});
+  REQUIRE(large.exit_code == 0);  // Obama's own photo is still well within the lowered threshold
+  test::Json doc = test::ParseJson(large.out);
+  CHECK(doc["corpus_faces"].num() == 1501);
+  CHECK(doc["threshold"].num() == Approx(plain.DefaultThreshold(1501)));
+  CHECK(doc["threshold"].num() < kDefaultThreshold);
+  CHECK(doc["expected_false_matches"].num() <= kDefaultExpectedStrangers);
+  CHECK_THAT(large.err, Catch::Contains("instead of 0.60") && Catch::Contains("1501 faces"));
+
+  test::RunResult fixed = run({"query", "--threshold", "0.6", "--format", "json", probe});
+  REQUIRE(fixed.exit_code == 0);
+  CHECK(test::ParseJson(fixed.out)["threshold"].num() == Approx(0.6));
+  CHECK(fixed.err.find("instead of") == std::string::npos);
 }

@@ -311,6 +311,10 @@ struct CorpusInfo {
 // there is no corpus at config.corpus_dir.
 Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config);
 
+// The number of faces in the corpus, read cheaply (no image scan, no models, no index): what
+// `query` sizes its default threshold by. 0 when there is no corpus. Errors: kDatabase, kCorrupt.
+Result<int64_t> CorpusFaceCount(const CorpusConfig& config);
+
 // ---- reindex -----------------------------------------------------------------------------------
 
 // Which vector index a corpus searches with (`facesearch reindex`). Parameters left at 0 take the

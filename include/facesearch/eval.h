@@ -73,6 +73,11 @@ struct CalibrationTable {
 Result<CalibrationTable> BuildLfwCalibration(const CorpusConfig& config,
                                              const std::filesystem::path& images_dir);
 
+// dlib's same-person distance, the default threshold of a small corpus.
+inline constexpr float kDefaultThreshold = 0.6f;
+// The strangers a default query expects among its matches (Calibration::DefaultThreshold).
+inline constexpr double kDefaultExpectedStrangers = 1.0;
+
 // A distance → error-rate table measured on LFW with one embedding mode, compiled in from data/
 // (plain: data/calibration.tsv, flip: data/calibration-flip.tsv). The modes average different
 // views, which pulls every distance in, so a table is only right for faces embedded with the mode
@@ -92,6 +97,13 @@ class Calibration {
   double Fnmr(float distance) const;  // share of same-person pairs above it
   // The largest tabulated distance t with Fmr(t) <= max_fmr (0 when even 0 exceeds it).
   float ThresholdForFmr(double max_fmr) const;
+  // `query`'s threshold when the user gives neither --threshold nor --max-fmr, for a corpus of
+  // `corpus_faces` faces: dlib's 0.6, lowered where needed so that FMR(t) x N, the strangers
+  // expected among the matches, stays at or below kDefaultExpectedStrangers. A fixed 0.6 expects
+  // about 6,190 strangers among 1M faces: a default that must then be ignored. At most 0.6 (up to
+  // about 160 faces it is 0.6); beyond what the table resolves (about 4e7 faces for the plain
+  // table) it is the largest distance at which LFW showed no stranger.
+  float DefaultThreshold(int64_t corpus_faces) const;
 
  private:
   Calibration(size_t table, std::string mode, bool exact);

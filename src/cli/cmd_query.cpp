@@ -23,6 +23,7 @@ struct QueryArgs {
   int face = -1;
   QueryOptions options;
   double max_fmr = 0;  // set: the threshold comes from the calibration table
+  bool threshold_given = false;  // -t/--threshold on the command line (else: the scaled default)
   OutputFormat format = OutputFormat::kTable;
   bool paths_only = false;
   std::string fields_list;           // --fields a,b,c
@@ -54,6 +55,20 @@ void WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) 
         if (seen.insert(m.image_path).second) std::cout << m.image_path << (null_separated ? '\0' : '\n');
 }
 
+// The default threshold follows the corpus size (Calibration::DefaultThreshold) and says why when
+// it is below 0.6. A corpus that cannot be read keeps 0.6: the query reports the real error.
+void ScaleDefaultThreshold(Context& ctx, const Calibration& calibration, QueryOptions& options) {
+  auto faces = CorpusFaceCount(ctx.Config());
+  if (!faces) return;
+  const float scaled = calibration.DefaultThreshold(*faces);
+  if (scaled >= options.threshold) return;
+  spdlog::info("threshold {:.2f} instead of {:.2f}: in a corpus of {} faces the default keeps the strangers "
+               "expected among the matches to about {:g} (at {:.2f}: about {:.0f}); --threshold or --max-fmr "
+               "set another", scaled, options.threshold, *faces, kDefaultExpectedStrangers, options.threshold,
+               calibration.Fmr(options.threshold) * static_cast<double>(*faces));
+  options.threshold = scaled;
+}
+
 void Run(Context& ctx, QueryArgs& args) {
   // The false-match rates come from the table measured with the corpus's embedding mode.
   auto mode = ResolvedEmbeddingMode(ctx.Config(), args.options.pipeline);
@@ -68,6 +83,8 @@ void Run(Context& ctx, QueryArgs& args) {
       return ctx.Report(Error{ErrorCode::kInvalidArgument,
                               "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
     spdlog::debug("--max-fmr {} gives threshold {}", args.max_fmr, args.options.threshold);
+  } else if (!args.threshold_given) {
+    ScaleDefaultThreshold(ctx, calibration, args.options);
   }
   if (args.face >= 0) args.options.face = args.face;
   for (size_t start = 0; !args.fields_list.empty() && start <= args.fields_list.size();) {
@@ -142,7 +159,8 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "carries its FMR: the share of different-person pairs that come this close on LFW, and a band\n"
       "(very strong <= 1e-5 < strong <= 1e-4 < moderate <= 1e-3 < weak <= 1e-2 < very weak). In a\n"
       "corpus of N faces about FMR x N strangers are expected within the threshold: a match is a\n"
-      "lead for a person to check, not an identification.\n"
+      "lead for a person to check, not an identification. So the default threshold shrinks as the\n"
+      "corpus grows, keeping FMR x N at about 1 (stderr says when it is below 0.6).\n"
       "Several probes (PHOTO..., --from-file) share one model load; every row names its probe, and\n"
       "--format json prints an array of per-probe objects. --face N picks one face of each probe.\n"
       "Exit status: 0 at least one match, 1 no match (or no face in the probe), 2 error (including\n"
@@ -175,9 +193,10 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       ->capture_default_str();
   CLI::Option* threshold =
       cmd->add_option("-t,--threshold", args->options.threshold,
-                      "Largest distance that counts as a match (dlib: 0.6; lower is stricter)")
-          ->check(CLI::Range(0.0, 2.0))
-          ->capture_default_str();
+                      "Largest distance that counts as a match (lower is stricter). Default: dlib's 0.6, "
+                      "lowered in corpora of more than ~160 faces so that about 1 stranger is expected "
+                      "among the matches (0.54 at 1,000 faces, 0.42 at 100,000)")
+          ->check(CLI::Range(0.0, 2.0));
   cmd->add_option("--max-fmr", args->max_fmr,
                   "Instead of --threshold: the largest false-match rate to accept, e.g. 1e-3 "
                   "(from the LFW calibration measured with the corpus's embedding mode)")
@@ -198,7 +217,10 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
           CLI::ignore_case))
       ->default_str("table");
   AddPipelineOptions(*cmd, args->options.pipeline);
-  cmd->callback([&ctx, args] { Run(ctx, *args); });
+  cmd->callback([&ctx, args, threshold] {
+    args->threshold_given = threshold->count() > 0;
+    Run(ctx, *args);
+  });
 }
 
 }  // namespace facesearch::cli

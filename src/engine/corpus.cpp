@@ -231,6 +231,13 @@ std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& in
 
 }  // namespace
 
+Result<int64_t> CorpusFaceCount(const CorpusConfig& config) {
+  const CorpusPaths paths = PathsFor(config.corpus_dir);
+  if (!RequireCorpus(paths)) return 0;
+  FS_ASSIGN(auto store, Store::OpenReadOnly(paths.database));
+  return store->FaceCount();
+}
+
 Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
   FS_ASSIGN(auto store, OpenExisting(config));
   CorpusPaths paths = PathsFor(config.corpus_dir);

@@ -59,6 +59,11 @@ float Calibration::ThresholdForFmr(double max_fmr) const {
   return best;
 }
 
+float Calibration::DefaultThreshold(int64_t corpus_faces) const {
+  const double n = static_cast<double>(std::max<int64_t>(corpus_faces, 1));
+  return std::min(kDefaultThreshold, ThresholdForFmr(kDefaultExpectedStrangers / n));
+}
+
 const char* ConfidenceBand(double fmr) {
   if (fmr <= 1e-5) return "very strong";
   if (fmr <= 1e-4) return "strong";
