@@ -1,14 +1,18 @@
 // File-system helpers: atomic replacement, private modes, size-capped reads and flock exclusivity.
 #include "common/fs.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <thread>
 
+#include "common/sha256.h"
 #include "support.h"
 
 using facesearch::ErrorCode;
@@ -165,4 +169,27 @@ TEST_CASE("FileLock with wait blocks until the holder releases the lock", "[fs]"
   CHECK(waited);
   CHECK(released);
   holder.join();
+}
+
+TEST_CASE("ReadFile and Sha256File refuse a FIFO at once instead of waiting for a writer",
+          "[fs][hostile]") {
+  facesearch::test::TempDir dir;
+  const fs::path fifo = dir / "photo.jpg";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto read = std::async(std::launch::async, [&] { return facesearch::ReadFile(fifo, 1 << 20); });
+  auto hash = std::async(std::launch::async, [&] { return facesearch::Sha256File(fifo); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  const bool answered = read.wait_until(deadline) == std::future_status::ready &&
+                        hash.wait_until(deadline) == std::future_status::ready;
+  if (!answered) {  // unblock the readers so that the test can end, then fail
+    for (int i = 0; i < 2; ++i) ::close(::open(fifo.c_str(), O_WRONLY));
+  }
+  REQUIRE(answered);
+  auto r = read.get();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kIo);
+  CHECK_THAT(r.error().message, Catch::Contains("not a regular file"));
+  auto h = hash.get();
+  REQUIRE_FALSE(h);
+  CHECK_THAT(h.error().message, Catch::Contains("not a regular file"));
 }

@@ -1,12 +1,13 @@
 // SHA-256 as specified in FIPS 180-4, section 6.2. Byte-oriented and endian-independent.
 #include "common/sha256.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "common/fs.h"
 
 namespace facesearch {
 namespace {
@@ -109,12 +110,7 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 Result<std::string> Sha256File(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    return Fail(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                "cannot open " + path.string() + ": " + std::strerror(err));
-  }
+  FS_ASSIGN(const int fd, OpenRegularFile(path));
   Sha256 h;
   char buf[1 << 16];
   for (;;) {
