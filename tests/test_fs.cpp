@@ -72,19 +72,21 @@ TEST_CASE("WriteFileAtomic into a missing directory fails with kIo", "[fs]") {
   CHECK(s.error().code == ErrorCode::kIo);
 }
 
-TEST_CASE("EnsurePrivateDir creates every missing level 0700 and tightens an existing dir",
-          "[fs]") {
+TEST_CASE("EnsurePrivateDir creates every missing level 0700 and leaves an existing dir's mode alone",
+          "[fs][hostile]") {
   facesearch::test::TempDir dir;
   REQUIRE(facesearch::EnsurePrivateDir(dir / "a/b/c"));
   CHECK(Mode(dir / "a") == 0700);
   CHECK(Mode(dir / "a/b") == 0700);
   CHECK(Mode(dir / "a/b/c") == 0700);
 
-  fs::create_directory(dir / "open");
-  fs::permissions(dir / "open", fs::perms(0755));
-  REQUIRE(facesearch::EnsurePrivateDir(dir / "open"));
-  CHECK(Mode(dir / "open") == 0700);
-  REQUIRE(facesearch::EnsurePrivateDir(dir / "open"));  // idempotent
+  fs::create_directory(dir / "sticky");
+  fs::permissions(dir / "sticky", fs::perms(01777));
+  REQUIRE(facesearch::EnsurePrivateDir(dir / "sticky"));
+  CHECK(Mode(dir / "sticky") == 01777);
+  REQUIRE(facesearch::EnsurePrivateDir(dir / "sticky" / "new"));
+  CHECK(Mode(dir / "sticky") == 01777);
+  CHECK(Mode(dir / "sticky" / "new") == 0700);
 }
 
 TEST_CASE("EnsurePrivateDir refuses a path that is a regular file", "[fs]") {

@@ -86,8 +86,6 @@ Status EnsurePrivateDir(const fs::path& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", dir, errno);
   if (!S_ISDIR(st.st_mode)) return Fail(ErrorCode::kIo, dir.string() + " is not a directory");
-  if ((st.st_mode & 07777) != 0700 && ::chmod(dir.c_str(), 0700) != 0)
-    return ErrnoFail(ErrorCode::kIo, "cannot chmod", dir, errno);
   return Ok();
 }
 

@@ -9,8 +9,9 @@
 
 namespace facesearch {
 
-// Creates `dir` (and parents) if missing, with mode 0700 for every directory this call creates,
-// and tightens `dir` itself to 0700. Errors: kIo.
+// Creates `dir` (and parents) if missing, with mode 0700 for every directory this call creates.
+// An existing directory keeps its mode: it may be shared (a sticky /tmp), and whoever needs it
+// private checks it (CheckCorpusPermissions). Errors: kIo (also when `dir` is not a directory).
 Status EnsurePrivateDir(const std::filesystem::path& dir);
 
 // Opens `path` read-only for an input: without blocking (a FIFO with no writer, a device), and
