@@ -35,7 +35,9 @@ static_assert(kStopGraceSeconds == 5, "the messages below and --help say 5 s");
 // SIGALRM deadline of kStopGraceSeconds. Only async-signal-safe calls in the handlers.
 std::atomic<bool> g_interrupted{false};
 
-void Say(const char* text, size_t size) { [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, text, size); }
+void Say(const char* text, size_t size) {
+  [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, text, size);
+}
 
 extern "C" void OnStopDeadline(int) {
   static constexpr char kText[] =
