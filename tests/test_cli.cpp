@@ -237,6 +237,59 @@ TEST_CASE("Corpus files holding biometric data are private to their owner", "[cl
   CHECK(mode(c.corpus / "index" / "faces.faiss") == 0600);
 }
 
+TEST_CASE("A --corpus directory that is not a corpus is refused when it holds other files or is shared, and no existing directory's mode changes silently",
+          "[cli][hostile][privacy]") {
+  auto mode = [](const fs::path& p) {
+    struct stat st {};
+    REQUIRE(stat(p.c_str(), &st) == 0);
+    return st.st_mode & 07777;
+  };
+  TempDir dir;
+  const std::string image = TestImage("obama.jpg").string();
+  auto index_into = [&](const fs::path& corpus) {
+    return RunFacesearch({"--corpus", corpus.string(), "--models", ModelsDir().string(), "index", image});
+  };
+
+  // A shared, sticky directory like /tmp holding other people's files.
+  const fs::path shared = dir / "shared";
+  fs::create_directory(shared);
+  std::ofstream(shared / "someone-elses.txt") << "x";
+  fs::permissions(shared, fs::perms(01777));
+  RunResult refused = index_into(shared);
+  INFO(refused.err);
+  CHECK(refused.exit_code == 2);
+  CHECK_THAT(refused.err, Catch::Contains("not a facesearch corpus"));
+  CHECK(mode(shared) == 01777);
+  CHECK_FALSE(fs::exists(shared / "corpus.sqlite"));
+  CHECK_FALSE(fs::exists(shared / "write.lock"));
+
+  // An empty directory shared with others is refused too: making it private would take it away
+  // from them.
+  const fs::path empty_shared = dir / "empty-shared";
+  fs::create_directory(empty_shared);
+  fs::permissions(empty_shared, fs::perms(01777));
+  CHECK(index_into(empty_shared).exit_code == 2);
+  CHECK(mode(empty_shared) == 01777);
+
+  // An empty directory of the user's own becomes the corpus, made private with a message.
+  const fs::path fresh = dir / "fresh";
+  fs::create_directory(fresh);
+  fs::permissions(fresh, fs::perms(0755));
+  RunResult made = index_into(fresh);
+  INFO(made.err);
+  CHECK(made.exit_code == 0);
+  CHECK(mode(fresh) == 0700);
+  CHECK_THAT(made.err, Catch::Contains("0755") && Catch::Contains("0700"));
+
+  // An existing corpus keeps the mode its owner gave it; the permission check warns about it.
+  fs::permissions(fresh, fs::perms(0750));
+  RunResult again = index_into(fresh);
+  INFO(again.err);
+  CHECK(again.exit_code == 0);
+  CHECK(mode(fresh) == 0750);
+  CHECK_THAT(again.err, Catch::Contains("chmod 700"));
+}
+
 TEST_CASE("Errors exit 2 and say what to do next", "[cli]") {
   TempDir dir;
   RunResult no_corpus = RunFacesearch({"--corpus", (dir / "nothing").string(), "info"});

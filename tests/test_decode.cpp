@@ -38,6 +38,53 @@ std::string JpegWithOrientation(int w, int h, uint16_t orientation) {
   return jpeg.substr(0, 2) + app1 + jpeg.substr(2);
 }
 
+// One IFD entry of a hand-built TIFF. Types 16/17 (LONG8/SLONG8) hold 8 bytes, so a classic TIFF
+// stores them at an offset; `value` is then the 8-byte value itself and the builder places it.
+struct TiffEntry {
+  uint16_t tag;
+  uint16_t type;
+  uint64_t value;
+};
+
+void Put(std::string& s, size_t at, uint64_t v, int bytes) {  // little-endian
+  for (int i = 0; i < bytes; ++i) s[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+// A little-endian, uncompressed, 8-bit grey TIFF whose single strip holds width*height pixels, with
+// the size tags given by `size_tags` (in that order, so duplicates are possible).
+std::string GreyTiff(const std::vector<TiffEntry>& size_tags, int width, int height) {
+  std::vector<TiffEntry> entries = size_tags;
+  const uint64_t pixels = uint64_t(width) * height;
+  entries.push_back({258, 3, 8});       // BitsPerSample
+  entries.push_back({262, 3, 1});       // PhotometricInterpretation: black is zero
+  entries.push_back({273, 4, 0});       // StripOffsets: set below
+  entries.push_back({279, 4, pixels});  // StripByteCounts
+  std::stable_sort(entries.begin(), entries.end(), [](auto& a, auto& b) { return a.tag < b.tag; });
+  const size_t ifd = 8, wide = ifd + 2 + 12 * entries.size() + 4;
+  size_t next_wide = wide;
+  const size_t data = wide + 8 * entries.size();
+  std::string s(data + pixels, '\x80');
+  s.replace(0, 4, std::string("II*\0", 4));
+  Put(s, 4, ifd, 4);
+  Put(s, ifd, entries.size(), 2);
+  Put(s, wide - 4, 0, 4);  // no next IFD
+  for (size_t k = 0; k < entries.size(); ++k) {
+    const TiffEntry& e = entries[k];
+    const size_t at = ifd + 2 + 12 * k;
+    Put(s, at, e.tag, 2);
+    Put(s, at + 2, e.type, 2);
+    Put(s, at + 4, 1, 4);
+    if (e.type == 16 || e.type == 17) {
+      Put(s, next_wide, e.value, 8);
+      Put(s, at + 8, next_wide, 4);
+      next_wide += 8;
+    } else {
+      Put(s, at + 8, e.tag == 273 ? data : e.value, e.type == 3 ? 2 : 4);
+    }
+  }
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("SniffFormat accepts the five allowed formats and refuses others by magic bytes", "[decode]") {
@@ -156,4 +203,65 @@ TEST_CASE("ResizeToMaxSide scales the longer side down to the limit keeping the 
   RgbImage thin = ResizeToMaxSide(tall, 1000);
   CHECK(thin.height == 1000);
   CHECK(thin.width == 1);
+}
+
+TEST_CASE("A TIFF with duplicate size tags is measured as libtiff reads it (first tag wins) and capped",
+          "[decode][hostile]") {
+  // OpenCV's decoder (libtiff) ignores a repeated tag; a header reader that keeps the last one
+  // would check 100x1000 and let a 1200x1000 image through a 1-megapixel cap.
+  DecodeLimits limits;
+  limits.max_pixels = 1'000'000;
+  const std::string tiff = GreyTiff({{256, 3, 1200}, {256, 3, 100}, {257, 3, 1000}}, 1200, 1000);
+  auto header = ReadImageHeader(tiff);
+  REQUIRE(header);
+  CHECK(header->width == 1200);
+  CHECK(header->height == 1000);
+  auto r = DecodeImage(tiff, limits);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("exceeds the pixel limit"));
+
+  // Under the cap, the same file decodes at the size the header reader reported.
+  limits.max_pixels = 2'000'000;
+  auto ok = DecodeImage(tiff, limits);
+  REQUIRE(ok);
+  CHECK((ok->width == 1200 && ok->height == 1000));
+}
+
+TEST_CASE("A TIFF with 8-byte (LONG8) size tags is measured from the value they point at and capped",
+          "[decode][hostile]") {
+  DecodeLimits limits;
+  limits.max_pixels = 1'000'000;
+  const std::string tiff = GreyTiff({{256, 16, 1200}, {257, 16, 1000}}, 1200, 1000);
+  auto header = ReadImageHeader(tiff);
+  REQUIRE(header);
+  CHECK(header->width == 1200);
+  CHECK(header->height == 1000);
+  auto r = DecodeImage(tiff, limits);
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("exceeds the pixel limit"));
+
+  // Size tags libtiff refuses (a count other than 1, a non-integer type, a negative value) are
+  // refused here too rather than guessed at.
+  std::string two = GreyTiff({{256, 4, 1200}, {257, 4, 1000}}, 1200, 1000);
+  Put(two, 8 + 2 + 4, 2, 4);  // first entry (ImageWidth): count 2
+  CHECK_FALSE(ReadImageHeader(two));
+  CHECK_FALSE(ReadImageHeader(GreyTiff({{256, 11, 1200}, {257, 3, 1000}}, 1200, 1000)));  // FLOAT
+  CHECK_FALSE(ReadImageHeader(GreyTiff({{256, 9, uint32_t(-5)}, {257, 3, 1000}}, 1200, 1000)));
+}
+
+TEST_CASE("The pixel cap also holds on what OpenCV allocates, whatever the header reader concluded",
+          "[decode][hostile]") {
+  // The backstop under the header check: a decoder that finds a bigger image than the header
+  // reader did cannot allocate it while the cap is in force on this thread.
+  const std::string jpeg = ReadTestImage("obama.jpg");  // 910x1137
+  cv::Mat raw(1, static_cast<int>(jpeg.size()), CV_8U, const_cast<char*>(jpeg.data()));
+  {
+    ScopedPixelCap cap(1'000'000);
+    CHECK_THROWS(cv::imdecode(raw, cv::IMREAD_COLOR));
+    CHECK(cap.refused());
+  }
+  ScopedPixelCap roomy(2'000'000);
+  cv::Mat ok = cv::imdecode(raw, cv::IMREAD_COLOR);
+  CHECK(ok.cols == 910);
+  CHECK_FALSE(roomy.refused());
 }

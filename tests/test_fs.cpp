@@ -1,14 +1,18 @@
 // File-system helpers: atomic replacement, private modes, size-capped reads and flock exclusivity.
 #include "common/fs.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <thread>
 
+#include "common/sha256.h"
 #include "support.h"
 
 using facesearch::ErrorCode;
@@ -68,19 +72,21 @@ TEST_CASE("WriteFileAtomic into a missing directory fails with kIo", "[fs]") {
   CHECK(s.error().code == ErrorCode::kIo);
 }
 
-TEST_CASE("EnsurePrivateDir creates every missing level 0700 and tightens an existing dir",
-          "[fs]") {
+TEST_CASE("EnsurePrivateDir creates every missing level 0700 and leaves an existing dir's mode alone",
+          "[fs][hostile]") {
   facesearch::test::TempDir dir;
   REQUIRE(facesearch::EnsurePrivateDir(dir / "a/b/c"));
   CHECK(Mode(dir / "a") == 0700);
   CHECK(Mode(dir / "a/b") == 0700);
   CHECK(Mode(dir / "a/b/c") == 0700);
 
-  fs::create_directory(dir / "open");
-  fs::permissions(dir / "open", fs::perms(0755));
-  REQUIRE(facesearch::EnsurePrivateDir(dir / "open"));
-  CHECK(Mode(dir / "open") == 0700);
-  REQUIRE(facesearch::EnsurePrivateDir(dir / "open"));  // idempotent
+  fs::create_directory(dir / "sticky");
+  fs::permissions(dir / "sticky", fs::perms(01777));
+  REQUIRE(facesearch::EnsurePrivateDir(dir / "sticky"));
+  CHECK(Mode(dir / "sticky") == 01777);
+  REQUIRE(facesearch::EnsurePrivateDir(dir / "sticky" / "new"));
+  CHECK(Mode(dir / "sticky") == 01777);
+  CHECK(Mode(dir / "sticky" / "new") == 0700);
 }
 
 TEST_CASE("EnsurePrivateDir refuses a path that is a regular file", "[fs]") {
@@ -165,4 +171,27 @@ TEST_CASE("FileLock with wait blocks until the holder releases the lock", "[fs]"
   CHECK(waited);
   CHECK(released);
   holder.join();
+}
+
+TEST_CASE("ReadFile and Sha256File refuse a FIFO at once instead of waiting for a writer",
+          "[fs][hostile]") {
+  facesearch::test::TempDir dir;
+  const fs::path fifo = dir / "photo.jpg";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto read = std::async(std::launch::async, [&] { return facesearch::ReadFile(fifo, 1 << 20); });
+  auto hash = std::async(std::launch::async, [&] { return facesearch::Sha256File(fifo); });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  const bool answered = read.wait_until(deadline) == std::future_status::ready &&
+                        hash.wait_until(deadline) == std::future_status::ready;
+  if (!answered) {  // unblock the readers so that the test can end, then fail
+    for (int i = 0; i < 2; ++i) ::close(::open(fifo.c_str(), O_WRONLY));
+  }
+  REQUIRE(answered);
+  auto r = read.get();
+  REQUIRE_FALSE(r);
+  CHECK(r.error().code == ErrorCode::kIo);
+  CHECK_THAT(r.error().message, Catch::Contains("not a regular file"));
+  auto h = hash.get();
+  REQUIRE_FALSE(h);
+  CHECK_THAT(h.error().message, Catch::Contains("not a regular file"));
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
@@ -316,6 +317,96 @@ TEST_CASE("SIGINT stops an index run after committing finished images, prints th
   CHECK(s2["duplicates"].num() == first);
   CHECK(s2["added"].num() == kImages - first);
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == kImages);
+}
+
+namespace {
+
+// Runs the binary with `args` under coreutils' timeout, so that a hang fails the test (exit 137)
+// instead of stalling the suite.
+RunResult RunWithin(int seconds, const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"timeout", "-s", "KILL", std::to_string(seconds), FACESEARCH_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv);
+}
+
+}  // namespace
+
+TEST_CASE("A FIFO among the inputs is refused as not a regular file by index, query, compare and --html instead of hanging",
+          "[ingest][hostile][e2e]") {
+  Corpus c;
+  CopyTestImage("obama.jpg", c.photos);
+  REQUIRE(mkfifo((c.photos / "walked.jpg").c_str(), 0600) == 0);
+  const fs::path named = c.dir / "named.jpg";
+  REQUIRE(mkfifo(named.c_str(), 0600) == 0);
+
+  RunResult index = RunWithin(60, c.Args({"index", "--json", c.photos.string(), named.string()}));
+  INFO(index.err);
+  REQUIRE(index.exit_code == 0);
+  Json s = ParseJson(index.out);
+  CHECK(s["added"].num() == 1);
+  CHECK(s["errors"].num() == 2);
+  auto issues = IssuesByReason(c);
+  CHECK(HasIssue(issues, "not_regular_file", "walked.jpg"));
+  CHECK(HasIssue(issues, "not_regular_file", "named.jpg"));
+
+  for (const std::vector<std::string>& cmd :
+       {std::vector<std::string>{"query", named.string()},
+        std::vector<std::string>{"compare", named.string(), TestImage("obama2.jpg").string()}}) {
+    RunResult r = RunWithin(30, c.Args(cmd));
+    INFO(cmd[0] << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("not a regular file"));
+  }
+
+  // The indexed photo swapped for a FIFO after the run: the report says it cannot be read.
+  fs::remove(c.photos / "obama.jpg");
+  REQUIRE(mkfifo((c.photos / "obama.jpg").c_str(), 0600) == 0);
+  const fs::path report = c.dir / "report.html";
+  RunResult html = RunWithin(60, c.Args({"query", "--html", report.string(), TestImage("obama2.jpg").string()}));
+  INFO(html.err);
+  CHECK(html.exit_code == 0);
+  CHECK(fs::is_regular_file(report));
+}
+
+TEST_CASE("SIGTERM ends an index run stuck on an input that never comes within seconds, and the lock is released",
+          "[ingest][hostile][e2e]") {
+  Corpus c;
+  const fs::path list = c.dir / "list";
+  REQUIRE(mkfifo(list.c_str(), 0600) == 0);
+  std::vector<std::string> argv = {FACESEARCH_BINARY};
+  for (auto& a : c.Args({"index", "--from-file", list.string()})) argv.push_back(a);
+  std::string out, err;
+  int code = 0;
+  std::chrono::duration<double> took{};
+  {
+    Child child(argv, FACESEARCH_BINARY);
+    // A writer that never writes: the run waits for the list (holding the corpus lock) until the
+    // signal. Opening our end also tells us that the run has reached the list.
+    int writer = -1;
+    for (int i = 0; i < 600 && writer < 0; ++i) {
+      writer = open(list.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (writer < 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    REQUIRE(writer >= 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto start = std::chrono::steady_clock::now();
+    child.Signal(SIGTERM);
+    std::atomic<bool> ended{false};
+    std::thread waiter([&] { code = child.Wait(out, err); ended = true; });
+    while (!ended && std::chrono::steady_clock::now() - start < std::chrono::seconds(20))
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    took = std::chrono::steady_clock::now() - start;
+    close(writer);  // lets a run that ignored the signal end, so that the test does not hang
+    waiter.join();
+  }
+  INFO(err);
+  CHECK(took.count() < 10);
+  CHECK(code == 130);
+  CHECK_THAT(err, Catch::Contains("stopping"));
+  RunResult next = c.Run({"--lock-wait", "0", "index", TestImage("obama.jpg").string()});
+  INFO(next.err);
+  CHECK(next.exit_code == 0);
+  CHECK(c.Run({"verify"}).exit_code == 0);
 }
 
 // ---- URL fetching ---------------------------------------------------------------------------------

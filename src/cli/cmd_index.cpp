@@ -23,14 +23,40 @@ struct IndexArgs {
   bool json = false;
 };
 
+// Seconds a stopping run has to finish the inputs in progress and commit. A read that does not
+// return (a list on a pipe nobody writes to, a wait for the corpus lock) must not keep a stopped
+// run alive, and ending the process at any point is safe: SQLite's journal and the index
+// catch-up keep the corpus consistent, and what was committed stays.
+constexpr unsigned kStopGraceSeconds = 5;
+static_assert(kStopGraceSeconds == 5, "the messages below and --help say 5 s");
+
 // Set by SIGINT/SIGTERM; the run stops starting new inputs and commits what is done. The handler
-// then restores the default action, so a second Ctrl-C ends the process at once (SQLite's
-// journal keeps the corpus consistent either way).
+// then restores the default actions, so a second signal ends the process at once, and arms a
+// SIGALRM deadline of kStopGraceSeconds. Only async-signal-safe calls in the handlers.
 std::atomic<bool> g_interrupted{false};
 
-extern "C" void OnInterrupt(int sig) {
+void Say(const char* text, size_t size) {
+  [[maybe_unused]] ssize_t n = ::write(STDERR_FILENO, text, size);
+}
+
+extern "C" void OnStopDeadline(int) {
+  static constexpr char kText[] =
+      "facesearch: error: the run did not stop within 5 s (an input or the corpus lock is not "
+      "answering); exiting: what was committed stays, run the same command again to finish\n";
+  Say(kText, sizeof kText - 1);
+  ::_exit(kExitInterrupted);
+}
+
+extern "C" void OnInterrupt(int) {
+  static constexpr char kText[] =
+      "facesearch: warning: stopping: finishing the inputs in progress and committing (a second "
+      "signal stops at once)\n";
   g_interrupted.store(true);
-  std::signal(sig, SIG_DFL);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGALRM, OnStopDeadline);
+  ::alarm(kStopGraceSeconds);
+  Say(kText, sizeof kText - 1);
 }
 
 std::string StagesJson(const StageSeconds& st) {
@@ -90,6 +116,7 @@ void Run(Context& ctx, IndexArgs& args) {
   auto previous_int = std::signal(SIGINT, OnInterrupt);
   auto previous_term = std::signal(SIGTERM, OnInterrupt);
   auto summary = IndexPaths(ctx.Config(), args.paths, args.options);
+  ::alarm(0);  // stopped in time: no deadline while the summary is printed
   std::signal(SIGINT, previous_int);
   std::signal(SIGTERM, previous_term);
   if (!summary) {
@@ -113,7 +140,9 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       "skipped, so re-running is cheap. A file that fails is recorded with its reason and the run\n"
       "goes on (`facesearch info --errors` lists them). Exit status 0 when the run completes (see\n"
       "the summary for per-file errors), 2 when it cannot run, 130 when SIGINT (Ctrl-C) or SIGTERM\n"
-      "stopped it: what was done is committed and a second run finishes the job. Content erased by\n"
+      "stopped it: what was done is committed and a second run finishes the job. A stopped run\n"
+      "that cannot finish its inputs in progress within 5 s (a pipe nobody writes to, the lock)\n"
+      "exits then; a second signal stops it at once. Content erased by\n"
       "`facesearch forget` is skipped unless --allow-reindex, and faces matching an opt-out\n"
       "(`facesearch optout`) are never stored.\n\n"
       "Manifests (--manifest, .jsonl or .csv) give each image's path or url and its provenance:\n"

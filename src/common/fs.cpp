@@ -86,13 +86,12 @@ Status EnsurePrivateDir(const fs::path& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", dir, errno);
   if (!S_ISDIR(st.st_mode)) return Fail(ErrorCode::kIo, dir.string() + " is not a directory");
-  if ((st.st_mode & 07777) != 0700 && ::chmod(dir.c_str(), 0700) != 0)
-    return ErrnoFail(ErrorCode::kIo, "cannot chmod", dir, errno);
   return Ok();
 }
 
-Result<std::string> ReadFile(const fs::path& path, size_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Result<int> OpenRegularFile(const fs::path& path) {
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever. Regular files ignore it.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
     return ErrnoFail(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo, "cannot open", path,
@@ -101,7 +100,18 @@ Result<std::string> ReadFile(const fs::path& path, size_t max_bytes) {
   FdGuard guard(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", path, errno);
-  if (!S_ISREG(st.st_mode)) return Fail(ErrorCode::kIo, path.string() + " is not a regular file");
+  if (!S_ISREG(st.st_mode))
+    return Fail(ErrorCode::kIo, path.string() +
+                                    " is not a regular file (a FIFO, socket, device or directory): "
+                                    "not read");
+  return guard.release();
+}
+
+Result<std::string> ReadFile(const fs::path& path, size_t max_bytes) {
+  FS_ASSIGN(const int fd, OpenRegularFile(path));
+  FdGuard guard(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", path, errno);
   auto too_large = [&] {
     return Fail(ErrorCode::kDecode, path.string() + " is larger than the limit of " +
                                         std::to_string(max_bytes) + " bytes");

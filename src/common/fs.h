@@ -9,12 +9,19 @@
 
 namespace facesearch {
 
-// Creates `dir` (and parents) if missing, with mode 0700 for every directory this call creates,
-// and tightens `dir` itself to 0700. Errors: kIo.
+// Creates `dir` (and parents) if missing, with mode 0700 for every directory this call creates.
+// An existing directory keeps its mode: it may be shared (a sticky /tmp), and whoever needs it
+// private checks it (CheckCorpusPermissions). Errors: kIo (also when `dir` is not a directory).
 Status EnsurePrivateDir(const std::filesystem::path& dir);
 
-// Reads a whole file. Refuses files larger than max_bytes (kDecode, message names the limit).
-// Errors: kNotFound, kIo, kDecode.
+// Opens `path` read-only for an input: without blocking (a FIFO with no writer, a device), and
+// refused unless the opened descriptor is a regular file, so that a file swapped for a FIFO after
+// a directory walk is caught too. Symbolic links are followed. Returns the descriptor; the caller
+// closes it. Errors: kNotFound, kIo (a non-regular file: the message says "not a regular file").
+Result<int> OpenRegularFile(const std::filesystem::path& path);
+
+// Reads a whole regular file (OpenRegularFile). Refuses files larger than max_bytes (kDecode,
+// message names the limit). Errors: kNotFound, kIo, kDecode.
 Result<std::string> ReadFile(const std::filesystem::path& path, size_t max_bytes);
 
 // Atomically replaces `path` with `data`: writes `path.tmp.<pid>` (mode 0600) in the same

@@ -1,7 +1,6 @@
 // SHA-256 through OpenSSL libcrypto (EVP): see sha256.h for why.
 #include "common/sha256.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -10,6 +9,8 @@
 #include <cstring>
 #include <new>
 #include <stdexcept>
+
+#include "common/fs.h"
 
 namespace facesearch {
 
@@ -59,12 +60,7 @@ std::string Sha256Hex(std::string_view data) {
 }
 
 Result<std::string> Sha256File(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int err = errno;
-    return Fail(err == ENOENT ? ErrorCode::kNotFound : ErrorCode::kIo,
-                "cannot open " + path.string() + ": " + std::strerror(err));
-  }
+  FS_ASSIGN(const int fd, OpenRegularFile(path));
   Sha256 h;
   char buf[1 << 16];
   for (;;) {

@@ -36,7 +36,8 @@ class Sha256 {
 };
 
 std::string Sha256Hex(std::string_view data);
-// Hashes a whole file by streaming it. Errors: kNotFound, kIo.
+// Hashes a whole regular file (OpenRegularFile: never a FIFO or device) by streaming it.
+// Errors: kNotFound, kIo.
 Result<std::string> Sha256File(const std::filesystem::path& path);
 
 }  // namespace facesearch

@@ -2,11 +2,17 @@
 #include "engine/corpus.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <set>
 #include <string_view>
 #include <thread>
 
@@ -47,9 +53,56 @@ Status RequireWritable(const CorpusPaths& paths, const std::string& why) {
                                   ": remount it read-write (info, verify and audit work read-only)");
 }
 
+namespace {
+
+// True when `dir` holds nothing but what a corpus's own first run creates (a run cut short).
+bool HoldsOnlyCorpusFiles(const CorpusPaths& paths, std::error_code& ec) {
+  static const std::set<std::string> kOwn = {"corpus.sqlite", "corpus.sqlite-wal", "corpus.sqlite-shm",
+                                             "corpus.sqlite-journal", "index", "write.lock"};
+  for (auto it = fs::directory_iterator(paths.dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+    if (!kOwn.contains(it->path().filename().string())) return false;
+  return !ec;
+}
+
+// Makes the corpus directory ready for a writer. A missing one is created 0700 (parents too). An
+// existing corpus keeps its mode (CheckCorpusPermissions warns about a loose one). Any other
+// existing directory must be empty: it is then made private, saying so, unless other users may
+// write to it (a shared directory such as /tmp), which is refused rather than taken from them.
+Status PrepareCorpusDir(const CorpusPaths& paths) {
+  std::error_code ec;
+  const bool existed = fs::exists(paths.dir, ec);
+  FS_TRY(EnsurePrivateDir(paths.dir));
+  if (!existed || fs::exists(paths.database, ec)) return Ok();
+  const std::string dir = paths.dir.string();
+  if (!HoldsOnlyCorpusFiles(paths, ec))
+    return Fail(ErrorCode::kInvalidArgument,
+                dir + " is not a facesearch corpus (it has no corpus.sqlite) and is not empty: "
+                      "name an empty or new directory with --corpus");
+  struct stat st {};
+  if (::stat(paths.dir.c_str(), &st) != 0)
+    return Fail(ErrorCode::kIo, "cannot stat " + dir + ": " + std::strerror(errno));
+  const mode_t mode = st.st_mode & 07777;
+  if (mode == 0700) return Ok();
+  char octal[8];
+  std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+  const std::string shared = (mode & (S_IWGRP | S_IWOTH)) != 0 ? std::string("writable by other users (mode ") + octal + ")"
+                            : st.st_uid != ::geteuid() ? "owned by another user (uid " + std::to_string(st.st_uid) + ")"
+                                                       : "";
+  if (!shared.empty())
+    return Fail(ErrorCode::kInvalidArgument,
+                dir + " is " + shared + ": a corpus there would not be private; name a directory "
+                      "of your own with --corpus (a new one is created 0700)");
+  if (::chmod(paths.dir.c_str(), 0700) != 0)
+    return Fail(ErrorCode::kIo, "cannot chmod " + dir + ": " + std::strerror(errno));
+  spdlog::warn("made {} private (mode {} -> 0700): the corpus will hold biometric data", dir, octal);
+  return Ok();
+}
+
+}  // namespace
+
 Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths, double wait_s) {
   FS_TRY(RequireWritable(paths, "this command changes the corpus"));
-  FS_TRY(EnsurePrivateDir(paths.dir));
+  FS_TRY(PrepareCorpusDir(paths));
   FS_TRY(EnsurePrivateDir(paths.index_dir));
   return WaitForWriteLock(paths, wait_s);
 }

@@ -31,7 +31,10 @@ Status RequireWritable(const CorpusPaths& paths, const std::string& why);
 
 // Creates the corpus directories (0700) and takes the exclusive write lock, logging while it waits
 // for another writer: as long as it takes when wait_s < 0, otherwise at most wait_s seconds
-// (CorpusConfig::lock_wait_s). Errors: kIo, kBusy (still held when the wait ran out).
+// (CorpusConfig::lock_wait_s). An existing directory that is not a corpus must be empty and not
+// shared with other users; it is then made private, with a warning. An existing corpus keeps its
+// mode. Errors: kIo, kBusy (still held when the wait ran out), kInvalidArgument (a directory that
+// is not a corpus and holds other files, or is shared).
 Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths, double wait_s = -1);
 
 // Takes the exclusive write lock without touching the directories, waiting as LockCorpusForWriting

@@ -72,8 +72,9 @@ FileOutcome Problem(std::string location, const char* reason, std::string why) {
   return o;
 }
 
-// Walks `dir` recursively for files with an image extension, sorted. Symlinked directories are
-// not followed (so links cannot loop); symlinked files are. A directory that cannot be read, a
+// Walks `dir` recursively for entries with an image extension, sorted. Symlinked directories are
+// not followed (so links cannot loop); symlinked files are. Entries that are not regular files
+// (FIFOs, sockets, devices) are found too, so that reading them fails with a reason. A directory that cannot be read, a
 // broken or looping link with an image extension, or an entry that vanishes is recorded in
 // `problems` and the walk goes on.
 void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOutcome>& problems) {
@@ -100,11 +101,11 @@ void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOut
       if (entry_ec) {
         if (HasImageExtension(p))
           problems.push_back(Problem(p.string(), "symlink", "broken or looping symbolic link " + p.string() + ": " + entry_ec.message()));
-      } else if (fs::is_regular_file(target) && HasImageExtension(p)) {
+      } else if (!fs::is_directory(target) && HasImageExtension(p)) {
         found.push_back(p);
       }
-    } else if (fs::is_regular_file(link) && HasImageExtension(p)) {
-      found.push_back(p);
+    } else if (HasImageExtension(p)) {
+      found.push_back(p);  // a FIFO, socket or device too: reading refuses it with a reason
     }
   }
   std::sort(subdirs.begin(), subdirs.end());
@@ -195,8 +196,9 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
 // A short code for why a file could not be read or decoded (FileOutcome::reason).
 const char* ReasonFor(const Error& e) {
   if (e.code == ErrorCode::kNotFound) return "not_found";
-  if (e.code == ErrorCode::kIo) return "unreadable";
   const std::string& m = e.message;
+  if (m.find("not a regular file") != std::string::npos) return "not_regular_file";
+  if (e.code == ErrorCode::kIo) return "unreadable";
   if (m.find("larger than") != std::string::npos) return "too_large";
   if (m.find("pixel limit") != std::string::npos) return "pixel_cap";
   if (m.find("truncated") != std::string::npos) return "truncated";

@@ -3,7 +3,9 @@
 // Why parse headers ourselves: OpenCV's own pixel cap (OPENCV_IO_MAX_IMAGE_PIXELS) is read once
 // when the library loads, and OpenCV picks its decoder from the first bytes, not the extension,
 // so a ".jpg" could reach a rarely used decoder. We therefore allow-list formats by magic bytes
-// and check the dimensions in the header before any decoder touches the data.
+// and check the dimensions in the header before any decoder touches the data. A header can be
+// read two ways (a TIFF with repeated or 8-byte size tags was), so the cap is enforced a second
+// time on the matrices the decoder allocates (ScopedPixelCap).
 #include "image/decode.h"
 
 #include <algorithm>
@@ -108,22 +110,55 @@ Result<ImageHeader> WebpHeader(std::string_view s) {
   return h;
 }
 
+// TIFF: the size tags of the first IFD (the page OpenCV decodes), read exactly as libtiff reads
+// them, so that the cap is checked on the size the decoder will use: the first of repeated tags
+// wins (libtiff ignores the rest), any integer type is accepted and an 8-byte one (LONG8, SLONG8)
+// is read at the offset its entry holds. What libtiff refuses (another type, a count other than
+// 1, a negative value) is refused here too.
 Result<ImageHeader> TiffHeader(std::string_view s) {
   const uint8_t* b = Bytes(s);
-  bool le = b[0] == 'I';
+  const bool le = b[0] == 'I';
   auto u16 = [&](size_t at) { return le ? Le16(b + at) : Be16(b + at); };
   auto u32 = [&](size_t at) { return le ? Le32(b + at) : Be32(b + at); };
+  auto u64 = [&](size_t at) {
+    uint64_t hi = u32(at), lo = u32(at + 4);
+    return le ? (lo << 32) | hi : (hi << 32) | lo;
+  };
   ImageHeader h{ImageFormat::kTiff, 0, 0};
-  size_t ifd = u32(4);
-  if (ifd + 2 > s.size()) return Malformed(h.format, "IFD past end of file");
-  size_t count = u16(ifd);
+  // The value of a size tag, or -1 when libtiff would refuse the entry.
+  auto size_value = [&](size_t e) -> int64_t {
+    if (u32(e + 4) != 1) return -1;
+    const uint32_t type = u16(e + 2);
+    switch (type) {
+      case 1: return b[e + 8];                                   // BYTE
+      case 6: return static_cast<int8_t>(b[e + 8]);              // SBYTE
+      case 3: return u16(e + 8);                                 // SHORT
+      case 8: return static_cast<int16_t>(u16(e + 8));           // SSHORT
+      case 4: case 13: return u32(e + 8);                        // LONG, IFD
+      case 9: return static_cast<int32_t>(u32(e + 8));           // SLONG
+      case 16: case 17: case 18: {                               // LONG8, SLONG8, IFD8
+        const size_t at = u32(e + 8);
+        if (at > s.size() || s.size() - at < 8) return -1;
+        const uint64_t v = u64(at);
+        if (type == 17 && static_cast<int64_t>(v) < 0) return -1;
+        return static_cast<int64_t>(std::min<uint64_t>(v, 0x7FFFFFFF));
+      }
+      default: return -1;
+    }
+  };
+  const size_t ifd = u32(4);
+  if (ifd > s.size() || s.size() - ifd < 2) return Malformed(h.format, "IFD past end of file");
+  const size_t count = u16(ifd);
   for (size_t k = 0; k < count; ++k) {
-    size_t e = ifd + 2 + 12 * k;
+    const size_t e = ifd + 2 + 12 * k;
     if (e + 12 > s.size()) return Malformed(h.format, "IFD entry past end of file");
-    uint32_t tag = u16(e), type = u16(e + 2);
-    uint32_t value = type == 3 ? u16(e + 8) : u32(e + 8);
-    if (tag == 256) h.width = static_cast<int>(std::min<uint32_t>(value, 0x7FFFFFFF));
-    if (tag == 257) h.height = static_cast<int>(std::min<uint32_t>(value, 0x7FFFFFFF));
+    const uint32_t tag = u16(e);
+    int* field = tag == 256 ? &h.width : tag == 257 ? &h.height : nullptr;
+    if (field == nullptr || *field != 0) continue;  // not a size tag, or a repeat: libtiff ignores it
+    const int64_t value = size_value(e);
+    if (value < 0) return Malformed(h.format, "size tag of a type, count or value the decoder refuses");
+    *field = static_cast<int>(std::min<int64_t>(value, 0x7FFFFFFF));
+    if (*field == 0) return Malformed(h.format, "zero image size");
   }
   if (h.width <= 0 || h.height <= 0) return Malformed(h.format, "no image size tags");
   return h;
@@ -142,6 +177,44 @@ Result<ImageHeader> ParseHeader(std::string_view bytes, size_t* jpeg_scan_start)
               "not an image format facesearch accepts (JPEG, PNG, WebP, BMP, TIFF)");
 }
 
+// The pixel cap of the DecodeImage running on this thread (0: none), and whether it refused.
+thread_local int64_t t_pixel_cap = 0;
+thread_local bool t_pixel_cap_refused = false;
+
+// OpenCV's default allocator, refusing on a capped thread any matrix of more than the cap's
+// pixels. Mat::create falls back to the default allocator when a matrix's own allocator throws,
+// so only the default one can refuse; everything else is passed to OpenCV's standard allocator,
+// which then owns the buffers it returns.
+class PixelCapAllocator final : public cv::MatAllocator {
+ public:
+  cv::UMatData* allocate(int dims, const int* sizes, int type, void* data, size_t* step,
+                         cv::AccessFlag flags, cv::UMatUsageFlags usage) const override {
+    if (t_pixel_cap > 0 && data == nullptr) {
+      int64_t pixels = 1;
+      for (int i = 0; i < dims; ++i) pixels = std::min<int64_t>(pixels * sizes[i], int64_t{1} << 62);
+      if (pixels > t_pixel_cap) {
+        t_pixel_cap_refused = true;
+        CV_Error(cv::Error::StsNoMem, "image exceeds the pixel limit");
+      }
+    }
+    return Std()->allocate(dims, sizes, type, data, step, flags, usage);
+  }
+  bool allocate(cv::UMatData* u, cv::AccessFlag flags, cv::UMatUsageFlags usage) const override {
+    return Std()->allocate(u, flags, usage);
+  }
+  void deallocate(cv::UMatData* u) const override { Std()->deallocate(u); }
+
+ private:
+  static cv::MatAllocator* Std() { return cv::Mat::getStdAllocator(); }
+};
+
+// Installed while the program starts, before any thread exists: OpenCV reads the default
+// allocator without synchronisation. Never destroyed, so that it outlives every matrix.
+const bool kPixelCapInstalled = [] {
+  cv::Mat::setDefaultAllocator(new PixelCapAllocator);
+  return true;
+}();
+
 void SilenceOpenCvLogging() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -150,6 +223,15 @@ void SilenceOpenCvLogging() {
 }
 
 }  // namespace
+
+ScopedPixelCap::ScopedPixelCap(int64_t max_pixels) {
+  t_pixel_cap = max_pixels;
+  t_pixel_cap_refused = false;
+}
+
+ScopedPixelCap::~ScopedPixelCap() { t_pixel_cap = 0; }
+
+bool ScopedPixelCap::refused() const { return t_pixel_cap_refused; }
 
 const char* ImageFormatName(ImageFormat f) {
   switch (f) {
@@ -204,15 +286,27 @@ Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits)
 
   SilenceOpenCvLogging();
   cv::Mat bgr;
-  try {
-    cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U,
-                const_cast<char*>(bytes.data()));  // imdecode does not write to its input
-    // IMREAD_COLOR: applies EXIF orientation, expands grey/palette, drops alpha, scales 16-bit
-    // samples to 8-bit.
-    bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
-  } catch (const cv::Exception& e) {
-    return Fail(ErrorCode::kDecode, std::string(ImageFormatName(header.format)) +
-                                        " decoder refused the file: " + e.what());
+  {
+    // The backstop under the header check: whatever size the decoder settles on, it cannot
+    // allocate more than the cap.
+    ScopedPixelCap cap(limits.max_pixels);
+    try {
+      cv::Mat raw(1, static_cast<int>(bytes.size()), CV_8U,
+                  const_cast<char*>(bytes.data()));  // imdecode does not write to its input
+      // IMREAD_COLOR: applies EXIF orientation, expands grey/palette, drops alpha, scales 16-bit
+      // samples to 8-bit.
+      bgr = cv::imdecode(raw, cv::IMREAD_COLOR);
+    } catch (const cv::Exception& e) {
+      if (!cap.refused())
+        return Fail(ErrorCode::kDecode, std::string(ImageFormatName(header.format)) +
+                                            " decoder refused the file: " + e.what());
+    }
+    if (cap.refused())  // whether imdecode passed the refusal on or returned an empty image
+      return Fail(ErrorCode::kDecode, std::string(ImageFormatName(header.format)) +
+                                          " decoder found a larger image than its header states (" +
+                                          std::to_string(header.width) + "x" +
+                                          std::to_string(header.height) + "): it exceeds the pixel limit (" +
+                                          std::to_string(limits.max_pixels) + " pixels)");
   }
   if (bgr.empty() || bgr.type() != CV_8UC3)
     return Fail(ErrorCode::kDecode,

@@ -1,6 +1,7 @@
 // Image decoding for untrusted files: format allow-list by magic bytes, dimension caps checked in
-// the file header BEFORE any decoder runs, EXIF orientation applied, and every pixel format
-// (grey, alpha, 16-bit, palette) normalised to 8-bit RGB.
+// the file header BEFORE any decoder runs and enforced again on what the decoder allocates, EXIF
+// orientation applied, and every pixel format (grey, alpha, 16-bit, palette) normalised to 8-bit
+// RGB.
 #pragma once
 
 #include <cstdint>
@@ -48,6 +49,18 @@ Result<std::string> EncodeImage(const RgbImage& image, const std::string& extens
 // `image` scaled down (area averaging) so that its longer side is `max_side` pixels, aspect kept;
 // a copy of it unchanged when it is no larger.
 RgbImage ResizeToMaxSide(const RgbImage& image, int max_side);
+
+// While alive, OpenCV refuses (throws cv::Exception) to allocate on this thread any matrix of more
+// than `max_pixels` pixels, and refused() then says so. DecodeImage holds one around its decoder,
+// so a header that misstates the size cannot lift the cap. Not nestable.
+class ScopedPixelCap {
+ public:
+  explicit ScopedPixelCap(int64_t max_pixels);
+  ~ScopedPixelCap();
+  ScopedPixelCap(const ScopedPixelCap&) = delete;
+  ScopedPixelCap& operator=(const ScopedPixelCap&) = delete;
+  bool refused() const;
+};
 
 // Decodes `bytes`. Errors: kDecode with a message saying why (format, size cap, corrupt data).
 Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits);
