@@ -37,7 +37,8 @@ class Checker {
   // Runs every check into report_. Returns false when the database could not be opened at all.
   void Run() {
     CheckPermissions();
-    auto store = Store::OpenReadOnly(paths_.database);
+    // Leaves an interrupted erasure's scrub for CheckErasure to report: verify only reads.
+    auto store = Store::OpenReadOnly(paths_.database, Store::PendingScrub::kLeave);
     if (!store) {
       Add("database", "cannot open " + paths_.database.string() + ": " + store.error().message);
       return;
@@ -45,6 +46,7 @@ class Checker {
     CheckDatabase(**store);
     CheckModels(**store);
     CheckAudit(**store);
+    CheckErasure(**store);
     CheckIndex(**store);
   }
 
@@ -102,6 +104,17 @@ class Checker {
     if (!check->ok)
       Add("audit", "the audit log's hash chain is broken at record " + std::to_string(check->first_bad) +
                        ": " + check->problem);
+  }
+
+  void CheckErasure(Store& store) {
+    Ran("erasure");
+    auto pending = store.ScrubPending();
+    if (!pending) return Add("erasure", "cannot read the erasure state: " + pending.error().message);
+    if (*pending)
+      Add("erasure", "an erasure committed but its scrub did not finish (the process was killed, or "
+                     "readers kept the WAL busy): the erased faces' bytes may remain in " +
+                         paths_.database.string() + " and its WAL, and a copy of that one file would "
+                         "bring them back; --repair (or any other facesearch command) finishes the scrub");
   }
 
   void CheckIndex(Store& store) {
@@ -209,9 +222,26 @@ class Checker {
   std::string model_identity_;
 };
 
-bool IndexFound(const VerifyReport& report) {
+bool Found(const VerifyReport& report, const std::string& check) {
   return std::any_of(report.findings.begin(), report.findings.end(),
-                     [](const VerifyFinding& f) { return f.check == "index"; });
+                     [&](const VerifyFinding& f) { return f.check == check; });
+}
+
+// Rebuilds the index from SQLite, the source of truth, and says so in report.repairs.
+Status RebuildIndex(const CorpusPaths& paths, VerifyReport& report) {
+  std::vector<std::string> before;
+  for (const VerifyFinding& f : report.findings)
+    if (f.check == "index") before.push_back(f.message);
+  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_TRY(EnsurePrivateDir(paths.index_dir));
+  FS_TRY(store->ClearIndexSnapshot());  // a routine rebuild, not a "repair" warning in the log
+  FS_ASSIGN(OpenedIndex rebuilt, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
+  FS_ASSIGN(int64_t generation, store->Generation());
+  std::string what = "rebuilt the index from the database: " + std::to_string(rebuilt.index->ntotal()) +
+                     " faces at generation " + std::to_string(generation) + " (it was: ";
+  for (size_t i = 0; i < before.size(); ++i) what += (i ? "; " : "") + before[i];
+  report.repairs.push_back(what + ")");
+  return Ok();
 }
 
 }  // namespace
@@ -227,22 +257,17 @@ Result<VerifyReport> VerifyCorpus(const CorpusConfig& config, const VerifyOption
     lock = std::move(held);
   }
   Checker(config, report).Run();
-  if (!options.repair || !IndexFound(report)) return report;
+  if (!options.repair || (!Found(report, "index") && !Found(report, "erasure"))) return report;
 
-  std::vector<std::string> before;
-  for (const VerifyFinding& f : report.findings)
-    if (f.check == "index") before.push_back(f.message);
-  {
-    FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
-    FS_TRY(EnsurePrivateDir(paths.index_dir));
-    FS_TRY(store->ClearIndexSnapshot());  // a routine rebuild, not a "repair" warning in the log
-    FS_ASSIGN(OpenedIndex rebuilt, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
-    FS_ASSIGN(int64_t generation, store->Generation());
-    std::string what = "rebuilt the index from the database: " + std::to_string(rebuilt.index->ntotal()) +
-                       " faces at generation " + std::to_string(generation) + " (it was: ";
-    for (size_t i = 0; i < before.size(); ++i) what += (i ? "; " : "") + before[i];
-    report.repairs.push_back(what + ")");
+  if (Found(report, "erasure")) {
+    FS_ASSIGN(auto store, Store::OpenExisting(paths.database));  // which finishes the scrub
+    FS_ASSIGN(bool pending, store->ScrubPending());
+    if (!pending)
+      report.repairs.push_back("finished the interrupted erasure's scrub: the WAL is checkpointed into " +
+                               paths.database.string() + " and truncated, so the erased faces' bytes "
+                               "are in neither");
   }
+  if (Found(report, "index")) FS_TRY(RebuildIndex(paths, report));
   VerifyReport after;
   Checker(config, after).Run();
   after.repairs = std::move(report.repairs);
