@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
 
 #include "common/fs.h"
@@ -29,10 +30,21 @@ std::string CountWithIds(const std::vector<int64_t>& ids) {
   return out + (ids.size() > 5 ? ", ...)" : ")");
 }
 
+// `count` ids spread evenly over the sorted `ids` (all of them when there are no more): the same
+// faces on every run, from the oldest to the newest.
+std::vector<int64_t> EvenSample(const std::vector<int64_t>& ids, int64_t count) {
+  const auto n = static_cast<int64_t>(ids.size());
+  if (n <= count) return ids;
+  std::vector<int64_t> sample;
+  sample.reserve(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) sample.push_back(ids[static_cast<size_t>(i * n / count)]);
+  return sample;
+}
+
 class Checker {
  public:
-  Checker(const CorpusConfig& config, VerifyReport& report)
-      : config_(config), paths_(PathsFor(config.corpus_dir)), report_(report) {}
+  Checker(const CorpusConfig& config, const VerifyOptions& options, VerifyReport& report)
+      : config_(config), options_(options), paths_(PathsFor(config.corpus_dir)), report_(report) {}
 
   // Runs every check into report_. Returns false when the database could not be opened at all.
   void Run() {
@@ -178,6 +190,8 @@ class Checker {
                        " (a reindex was interrupted); the next query or index rebuilds it",
           /*problem=*/false);
 
+    CompareVectors(store, **loaded, faces);
+
     std::vector<int64_t> ids = (*loaded)->ids();
     std::sort(ids.begin(), ids.end());
     std::vector<int64_t> dead, absent;  // in the index without a row; rows not in the index
@@ -216,7 +230,38 @@ class Checker {
           /*problem=*/false);
   }
 
+  // The index's vector of a face must be its SQLite embedding, bit for bit; otherwise one of them
+  // was changed behind facesearch's back, and `query` (the index) and `forget --like` (SQLite)
+  // disagree about whose face it is. `faces`: the sorted face ids of SQLite.
+  void CompareVectors(Store& store, const VectorIndex& index, const std::vector<int64_t>& faces) {
+    const std::vector<int64_t> sample = options_.full ? faces : EvenSample(faces, kVectorSample);
+    std::vector<std::pair<int64_t, float>> differ;  // face id, distance between the two vectors
+    auto each = store.ForEachEmbedding(0, [&](int64_t id, const Embedding& stored) {
+      if (!std::binary_search(sample.begin(), sample.end(), id)) return;
+      std::optional<Embedding> vector = index.Vector(id);
+      if (!vector) return;  // not in the index: the id checks report it
+      ++report_.vectors_compared;
+      if (std::memcmp(vector->data(), stored.data(), sizeof stored) != 0)
+        differ.emplace_back(id, EmbeddingDistance(*vector, stored));
+    });
+    if (!each) return Add("index", "cannot read the face rows: " + each.error().message);
+    constexpr size_t kNamed = 10;
+    for (size_t i = 0; i < differ.size() && i < kNamed; ++i)
+      Add("index", "face " + std::to_string(differ[i].first) + ": its embedding in " +
+                       paths_.database.string() + " differs from its vector in the index file " +
+                       "(distance " + fmt::format("{:.3f}", differ[i].second) + "): one of them was changed "
+                       "behind facesearch's back, and query and forget --like disagree about whose face it "
+                       "is; --repair rebuilds the index from SQLite, the source of truth (if SQLite is the "
+                       "one changed, restore corpus.sqlite from a backup instead)");
+    if (differ.size() > kNamed) {
+      std::vector<int64_t> rest;
+      for (size_t i = kNamed; i < differ.size(); ++i) rest.push_back(differ[i].first);
+      Add("index", "more faces whose SQLite embedding differs from their index vector: " + CountWithIds(rest));
+    }
+  }
+
   const CorpusConfig& config_;
+  const VerifyOptions& options_;
   CorpusPaths paths_;
   VerifyReport& report_;
   std::string model_identity_;
@@ -238,7 +283,8 @@ Status RebuildIndex(const CorpusPaths& paths, VerifyReport& report) {
   FS_ASSIGN(OpenedIndex rebuilt, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
   FS_ASSIGN(int64_t generation, store->Generation());
   std::string what = "rebuilt the index from the database: " + std::to_string(rebuilt.index->ntotal()) +
-                     " faces at generation " + std::to_string(generation) + " (it was: ";
+                     " faces at generation " + std::to_string(generation) +
+                     ", taking SQLite as the source of truth (it was: ";
   for (size_t i = 0; i < before.size(); ++i) what += (i ? "; " : "") + before[i];
   report.repairs.push_back(what + ")");
   return Ok();
@@ -256,7 +302,7 @@ Result<VerifyReport> VerifyCorpus(const CorpusConfig& config, const VerifyOption
     FS_ASSIGN(FileLock held, WaitForWriteLock(paths, config.lock_wait_s));
     lock = std::move(held);
   }
-  Checker(config, report).Run();
+  Checker(config, options, report).Run();
   if (!options.repair || (!Found(report, "index") && !Found(report, "erasure"))) return report;
 
   if (Found(report, "erasure")) {
@@ -269,7 +315,7 @@ Result<VerifyReport> VerifyCorpus(const CorpusConfig& config, const VerifyOption
   }
   if (Found(report, "index")) FS_TRY(RebuildIndex(paths, report));
   VerifyReport after;
-  Checker(config, after).Run();
+  Checker(config, options, after).Run();
   after.repairs = std::move(report.repairs);
   return after;
 }
