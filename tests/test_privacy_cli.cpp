@@ -4,6 +4,8 @@
 // closed corpus file, as an attacker with file access would.
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cstring>
@@ -11,6 +13,7 @@
 
 #include "common/sha256.h"
 #include "json.h"
+#include "store/store.h"
 #include "support.h"
 
 using namespace facesearch::test;
@@ -71,6 +74,37 @@ std::vector<std::string> FilesContaining(const fs::path& dir, const std::string&
     if (data.find(needle) != std::string::npos) hits.push_back(entry.path().string());
   }
   return hits;
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Erases face `face_id` as `forget` does (index file and record dropped, then the erasure and its
+// audit record committed) in a child process that then dies like a kill -9 right after the commit:
+// _exit without closing the database, since closing it would checkpoint the WAL.
+void EraseThenCrash(const CorpusDir& c, int64_t face_id) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::error_code ec;
+    fs::remove(c.index_file(), ec);
+    auto store = facesearch::Store::OpenExisting(c.db());
+    const bool erased = store && (*store)->ClearIndexSnapshot() &&
+                        (*store)->Erase({}, {face_id}, "forget", [](const facesearch::EraseCounts&) {
+                          facesearch::AuditRecord r;
+                          r.action = "forget";
+                          r.params = "{}";
+                          r.results = "{}";
+                          return r;
+                        }).has_value();
+    ::_exit(erased ? 137 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 137);
 }
 
 unsigned Mode(const fs::path& p) {
@@ -205,6 +239,50 @@ TEST_CASE("forget --image removes the face from SQLite and the index, leaves non
   CHECK(log[1]["action"].str() == "forget");
   CHECK(log[1]["results"]["faces_erased"].num() == 1);
   CHECK(c.Run({"audit", "verify"}).exit_code == 0);
+}
+
+TEST_CASE("An erasure killed right after its commit is scrubbed from corpus.sqlite by the next command of any kind, and verify reports it until then",
+          "[privacy][e2e][hostile]") {
+  Corpus c;
+  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
+  const Json face = ExportByName(c).at("obama2.jpg");
+  const std::string erased = EmbeddingBytes(face);
+  const auto face_id = static_cast<int64_t>(face["face_id"].num());
+  const fs::path pristine = c.dir / "pristine";
+  fs::copy(c.corpus, pristine, fs::copy_options::recursive);
+  // corpus.sqlite alone, as someone copying just that file would get it (without its WAL).
+  auto in_database = [&] { return Slurp(c.db()).find(erased) != std::string::npos; };
+
+  EraseThenCrash(c, face_id);
+  REQUIRE(in_database());
+  RunResult v = c.Run({"verify", "--format", "json"});
+  INFO(v.out << v.err);
+  CHECK(v.exit_code == 2);
+  Json report = ParseJson(v.out);
+  CHECK(report["problems"].size() == 1);
+  if (report["problems"].size() == 1) {
+    CHECK(report["problems"][0]["check"].str() == "erasure");
+    CHECK(report["problems"][0]["message"].str().find("scrub") != std::string::npos);
+  }
+  CHECK(in_database());  // verify only reads
+  RunResult repaired = c.Run({"verify", "--repair"});
+  INFO(repaired.out << repaired.err);
+  CHECK(repaired.exit_code == 0);
+  CHECK_FALSE(in_database());
+
+  const std::vector<std::vector<std::string>> next_commands = {
+      {"info"}, {"audit"}, {"optout", "list"}, {"query", TestImage("obama3.jpg").string()}};
+  for (const auto& next : next_commands) {
+    fs::remove_all(c.corpus);
+    fs::copy(pristine, c.corpus, fs::copy_options::recursive);
+    fs::permissions(c.corpus, fs::perms::owner_all);
+    EraseThenCrash(c, face_id);
+    REQUIRE(in_database());
+    RunResult r = c.Run(next);
+    INFO(next[0] << ": " << r.err);
+    CHECK((r.exit_code == 0 || r.exit_code == 1));
+    CHECK_FALSE(in_database());
+  }
 }
 
 TEST_CASE("forget by retention age, by face id and by likeness erases exactly those faces", "[privacy][e2e]") {

@@ -3,8 +3,10 @@
 // truncated models, oversized images). The real binary on real photos and a real corpus; damage is
 // done the way it happens (deleting files, editing SQLite behind facesearch's back, chmod, mounts).
 #include <sqlite3.h>
-#include <sys/file.h>
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -148,6 +150,75 @@ bool Locked(const fs::path& lock) {
   return busy;
 }
 
+// A facesearch run whose stdin is a pipe that the test keeps open until Finish().
+class RunWithOpenStdin {
+ public:
+  explicit RunWithOpenStdin(const std::vector<std::string>& args, const fs::path& scratch) {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
+    stdin_ = fds[1];
+    out_ = scratch.string() + ".out";
+    err_ = scratch.string() + ".err";
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    std::vector<std::string> argv_s = {FacesearchBinary()};
+    argv_s.insert(argv_s.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[0]);
+    REQUIRE(rc == 0);
+  }
+  ~RunWithOpenStdin() {
+    if (stdin_ >= 0) ::close(stdin_);
+    if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
+  }
+  // True once the process sits in read(2) on its stdin (x86-64 syscall 0 on fd 0, or a pipe wait).
+  bool BlockedOnStdin() const {
+    const std::string proc = "/proc/" + std::to_string(pid_);
+    return Slurp(proc + "/syscall").starts_with("0 0x0 ") ||
+           Slurp(proc + "/wchan").find("pipe_read") != std::string::npos;
+  }
+  bool Running() const { return ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+  // Writes `input`, closes stdin and waits for the exit.
+  RunResult Finish(const std::string& input) {
+    const bool written = ::write(stdin_, input.data(), input.size()) == static_cast<ssize_t>(input.size());
+    ::close(stdin_);
+    stdin_ = -1;
+    int status = 0;
+    REQUIRE(::waitpid(pid_, &status, 0) == pid_);
+    pid_ = -1;
+    REQUIRE(written);
+    return RunResult{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), Slurp(out_), Slurp(err_)};
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  std::string out_, err_;
+};
+
+// The id of the face of the image whose path ends in `name`, read from the database file directly.
+int64_t FaceIdOf(const fs::path& db, const std::string& name) {
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw, "SELECT faces.id FROM faces JOIN images ON images.id = faces.image_id "
+                                  "WHERE images.path LIKE '%/' || ?", -1, &stmt, nullptr) == SQLITE_OK);
+  sqlite3_bind_text(stmt, 1, name.c_str(), -1, SQLITE_TRANSIENT);
+  const bool row = sqlite3_step(stmt) == SQLITE_ROW;
+  const int64_t id = row ? sqlite3_column_int64(stmt, 0) : -1;
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
+  REQUIRE(row);
+  return id;
+}
+
 }  // namespace
 
 TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage, and --repair rebuilds the index from SQLite",
@@ -160,7 +231,7 @@ TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage, and --re
   CHECK(ok["healthy"].boolean());
   CHECK(ok["faces"].num() == 3);
   CHECK(ok["index_vectors"].num() == 3);
-  CHECK(ok["checks"].size() == 5);
+  CHECK(ok["checks"].size() == 6);
   RunResult text = c.Run({"verify"});
   CHECK(text.exit_code == 0);
   CHECK(text.out.find("ok: ") == 0);
@@ -344,6 +415,55 @@ TEST_CASE("Queries keep answering consistently while an index runs, a second wri
   Json info = ParseJson(c.Run({"info", "--json"}).out);
   CHECK(info["images"].num() == 2 + 12 + 3);
   CHECK(info["faces"].num() == report["index_vectors"].num());
+}
+
+TEST_CASE("A query waiting for its probe on stdin holds no lock: forget with --lock-wait 0 erases meanwhile",
+          "[reliability][e2e][concurrency][hostile]") {
+  Corpus c;
+  c.Index({"obama.jpg", "biden.jpg"});
+  RunWithOpenStdin query(c.Args({"query", "--format", "jsonl", "-"}), c.dir / "query");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!query.BlockedOnStdin() && query.Running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(query.BlockedOnStdin());
+
+  RunResult forget = c.Run({"--lock-wait", "0", "forget", "--image", (c.photos / "biden.jpg").string()});
+  INFO(forget.err);
+  CHECK(forget.exit_code == 0);
+  RunResult q = query.Finish(Slurp(TestImage("obama3.jpg")));
+  INFO(q.err);
+  CHECK(q.exit_code == 0);
+  CHECK(q.out.find("obama.jpg") != std::string::npos);
+  CHECK(q.out.find("biden.jpg") == std::string::npos);
+}
+
+TEST_CASE("verify compares the index's vectors with the SQLite embeddings, names a tampered face, and --repair rebuilds the index from SQLite",
+          "[reliability][e2e][hostile]") {
+  Corpus c;
+  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
+  Json ok = c.Verify(0);
+  CHECK(ok["vectors_compared"].num() == 3);
+  const int64_t biden = FaceIdOf(c.db(), "biden.jpg"), obama2 = FaceIdOf(c.db(), "obama2.jpg");
+
+  // Biden's face row now carries obama2's embedding: `forget --like` (SQLite) and `query` (index)
+  // would disagree about who it is.
+  Tamper(c.db(), "UPDATE faces SET embedding = (SELECT embedding FROM faces WHERE id = " +
+                     std::to_string(obama2) + ") WHERE id = " + std::to_string(biden));
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{}, std::vector<std::string>{"--full"}}) {
+    Json damaged = c.Verify(2, extra);
+    auto problems = Problems(damaged);
+    REQUIRE(problems.size() == 1);
+    CHECK_THAT(problems[0], Catch::StartsWith("index: face " + std::to_string(biden) + ": ") &&
+                                Catch::Contains("corpus.sqlite") && Catch::Contains("differs"));
+    CHECK(damaged["vectors_compared"].num() == 3);
+  }
+  Json repaired = c.Verify(0, {"--repair"});
+  REQUIRE(repaired["repairs"].size() == 1);
+  CHECK_THAT(repaired["repairs"][0].str(), Catch::Contains("source of truth"));
+  CHECK(repaired["vectors_compared"].num() == 3);
+  RunResult text = c.Run({"verify", "--full"});
+  CHECK(text.exit_code == 0);
+  CHECK(text.out.find("compared 3 of 3") != std::string::npos);
 }
 
 TEST_CASE("With --lock-wait a writer gives up with exit 2 when another holds the corpus and changes nothing",

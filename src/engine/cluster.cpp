@@ -28,12 +28,10 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(corpus));
   FS_TRY(CheckCorpusPermissions(config));
-  auto lock = FileLock::Acquire(corpus.lock, /*exclusive=*/true, /*wait=*/false);
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
   FS_TRY(CheckCaseRequired(*store, config.audit, "cluster"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
-  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value(),
-                                                    IndexUse::kSearch));
+  FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*store, corpus));
 
   // The nodes: every live face not covered by an opt-out, in face id order.
   std::vector<ClusterFace> faces;

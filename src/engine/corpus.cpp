@@ -129,6 +129,11 @@ Result<FileLock> WaitForWriteLock(const CorpusPaths& paths, double wait_s) {
   }
 }
 
+Result<OpenedIndex> OpenIndexForReading(Store& store, const CorpusPaths& paths) {
+  auto lock = FileLock::Acquire(paths.lock, /*exclusive=*/true, /*wait=*/false);
+  return OpenCorpusIndex(store, paths.index_dir, /*persist=*/lock.has_value(), IndexUse::kSearch);
+}
+
 DecodeLimits LimitsFrom(const PipelineOptions& options) {
   DecodeLimits limits;
   limits.max_bytes = options.max_file_bytes;

@@ -9,6 +9,7 @@
 #include "face/analyzer.h"
 #include "facesearch/engine.h"
 #include "image/decode.h"
+#include "index/corpus_index.h"
 #include "store/store.h"
 
 namespace facesearch {
@@ -40,6 +41,13 @@ Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths, double wait_s = 
 // Takes the exclusive write lock without touching the directories, waiting as LockCorpusForWriting
 // does (verify --repair: making the directories private would hide a permission problem).
 Result<FileLock> WaitForWriteLock(const CorpusPaths& paths, double wait_s);
+
+// Opens the index for a reader (query, cluster) as OpenCorpusIndex(IndexUse::kSearch) does: it
+// never trains an approximate structure. A repair is saved only when the write lock is free at
+// that moment, and the lock is released before this returns: readers hold no lock while they
+// work, and their audit records take SQLite's own write lock for one short transaction.
+// Errors: those of OpenCorpusIndex.
+Result<OpenedIndex> OpenIndexForReading(Store& store, const CorpusPaths& paths);
 
 DecodeLimits LimitsFrom(const PipelineOptions& options);
 

@@ -2,9 +2,12 @@
 // that follows every erasure (index rebuilt and saved, WAL checkpointed with TRUNCATE).
 //
 // Order under the write lock: the index snapshot record and file are dropped; SQLite commits the
-// erasure and its audit record together; then the index is rebuilt from SQLite and saved
-// atomically; then the WAL is truncated. A crash after the commit leaves no index file (so no copy
-// of the erased embeddings), which the next open rebuilds; queries drop ids with no live row.
+// erasure, its audit record and a "scrub pending" mark together; then the index is rebuilt from
+// SQLite and saved atomically; then the WAL is checkpointed and truncated and only then the mark
+// cleared (Store::FinishScrub). A crash after the commit leaves no index file (so no copy of the
+// erased embeddings), which the next open rebuilds, and the mark, which makes the next command
+// that opens the corpus finish the scrub (and `verify` report it until then); queries drop ids
+// with no live row.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -68,20 +71,29 @@ std::string CountsJson(const EraseCounts& c) {
          std::to_string(c.images) + "}";
 }
 
+// A scrub that readers keep busy is left marked pending: the next command to open the corpus
+// finishes it, and `verify` reports it meanwhile.
+Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths) {
+  auto finished = store.FinishScrub();
+  if (!finished && finished.error().code == ErrorCode::kBusy) {
+    spdlog::warn("another process is reading the corpus, so {}-wal could not be truncated yet; "
+                 "the erased rows may linger there and in {} until the next facesearch command "
+                 "finishes the scrub (`facesearch verify` reports it meanwhile)",
+                 paths.database.string(), paths.database.string());
+    return Ok();
+  }
+  return finished;
+}
+
 // After a committed erasure: rebuild and save the index (the delete generation moved), then
-// truncate the WAL so that no copy of the erased rows is left in the corpus files.
+// finish the scrub (WAL checkpointed and truncated) so that no copy of the erased rows is left in
+// the corpus files.
 // Clearing the snapshot record first makes the rebuild a routine one (no repair warning); a crash
 // before the new snapshot is recorded leaves no snapshot, which the next open rebuilds too.
 Status Scrub(Store& store, const CorpusPaths& paths) {
   FS_TRY(store.ClearIndexSnapshot());
   FS_TRY(OpenCorpusIndex(store, paths.index_dir, /*persist=*/true));
-  auto checkpoint = store.Checkpoint();
-  if (!checkpoint && checkpoint.error().code == ErrorCode::kBusy) {
-    spdlog::warn("another process is reading the corpus, so {}-wal could not be truncated yet; "
-                 "erased rows may linger there until the next write", paths.database.string());
-    return Ok();
-  }
-  return checkpoint;
+  return FinishScrubOrWarn(store, paths);
 }
 
 // Before an erasure commits: forget the index snapshot and delete its file, so that a crash between
@@ -236,9 +248,7 @@ Status RemoveOptOut(const CorpusConfig& config, int64_t id) {
   FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
   const std::string params = "{\"op\":\"remove\",\"optout_id\":" + std::to_string(id) + "}";
   FS_TRY(store->RemoveOptOut(id, MakeAuditRecord(config.audit, {"optout", params, {}, "null"})));
-  auto checkpoint = store->Checkpoint();  // scrub the removed embedding from the WAL
-  if (!checkpoint && checkpoint.error().code != ErrorCode::kBusy) return checkpoint;
-  return Ok();
+  return FinishScrubOrWarn(*store, paths);  // the removed embedding leaves the WAL too
 }
 
 }  // namespace facesearch

@@ -84,13 +84,12 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const 
   FS_ASSIGN(PipelineOptions pipeline, WithCorpusEmbedding(config, options.pipeline));
   FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, pipeline));
 
-  // Repair the index on disk too when no writer is busy; otherwise repair in memory only.
-  auto lock = FileLock::Acquire(corpus.lock, /*exclusive=*/true, /*wait=*/false);
   FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
   FS_TRY(CheckCaseRequired(*store, config.audit, "query"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
-  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/lock.has_value(),
-                                                    IndexUse::kSearch));
+  // No lock is held from here on (reading a probe from stdin may take forever): faces erased
+  // meanwhile are dropped by FindMatches, which keeps only ids with a live row.
+  FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*store, corpus));
 
   std::vector<ProbeOutcome> outcomes;
   for (const std::string& photo : photos) {

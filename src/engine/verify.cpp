@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iterator>
 
 #include "common/fs.h"
@@ -29,15 +30,27 @@ std::string CountWithIds(const std::vector<int64_t>& ids) {
   return out + (ids.size() > 5 ? ", ...)" : ")");
 }
 
+// `count` ids spread evenly over the sorted `ids` (all of them when there are no more): the same
+// faces on every run, from the oldest to the newest.
+std::vector<int64_t> EvenSample(const std::vector<int64_t>& ids, int64_t count) {
+  const auto n = static_cast<int64_t>(ids.size());
+  if (n <= count) return ids;
+  std::vector<int64_t> sample;
+  sample.reserve(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) sample.push_back(ids[static_cast<size_t>(i * n / count)]);
+  return sample;
+}
+
 class Checker {
  public:
-  Checker(const CorpusConfig& config, VerifyReport& report)
-      : config_(config), paths_(PathsFor(config.corpus_dir)), report_(report) {}
+  Checker(const CorpusConfig& config, const VerifyOptions& options, VerifyReport& report)
+      : config_(config), options_(options), paths_(PathsFor(config.corpus_dir)), report_(report) {}
 
   // Runs every check into report_. Returns false when the database could not be opened at all.
   void Run() {
     CheckPermissions();
-    auto store = Store::OpenReadOnly(paths_.database);
+    // Leaves an interrupted erasure's scrub for CheckErasure to report: verify only reads.
+    auto store = Store::OpenReadOnly(paths_.database, Store::PendingScrub::kLeave);
     if (!store) {
       Add("database", "cannot open " + paths_.database.string() + ": " + store.error().message);
       return;
@@ -45,6 +58,7 @@ class Checker {
     CheckDatabase(**store);
     CheckModels(**store);
     CheckAudit(**store);
+    CheckErasure(**store);
     CheckIndex(**store);
   }
 
@@ -102,6 +116,17 @@ class Checker {
     if (!check->ok)
       Add("audit", "the audit log's hash chain is broken at record " + std::to_string(check->first_bad) +
                        ": " + check->problem);
+  }
+
+  void CheckErasure(Store& store) {
+    Ran("erasure");
+    auto pending = store.ScrubPending();
+    if (!pending) return Add("erasure", "cannot read the erasure state: " + pending.error().message);
+    if (*pending)
+      Add("erasure", "an erasure committed but its scrub did not finish (the process was killed, or "
+                     "readers kept the WAL busy): the erased faces' bytes may remain in " +
+                         paths_.database.string() + " and its WAL, and a copy of that one file would "
+                         "bring them back; --repair (or any other facesearch command) finishes the scrub");
   }
 
   void CheckIndex(Store& store) {
@@ -165,6 +190,8 @@ class Checker {
                        " (a reindex was interrupted); the next query or index rebuilds it",
           /*problem=*/false);
 
+    CompareVectors(store, **loaded, faces);
+
     std::vector<int64_t> ids = (*loaded)->ids();
     std::sort(ids.begin(), ids.end());
     std::vector<int64_t> dead, absent;  // in the index without a row; rows not in the index
@@ -203,15 +230,64 @@ class Checker {
           /*problem=*/false);
   }
 
+  // The index's vector of a face must be its SQLite embedding, bit for bit; otherwise one of them
+  // was changed behind facesearch's back, and `query` (the index) and `forget --like` (SQLite)
+  // disagree about whose face it is. `faces`: the sorted face ids of SQLite.
+  void CompareVectors(Store& store, const VectorIndex& index, const std::vector<int64_t>& faces) {
+    const std::vector<int64_t> sample = options_.full ? faces : EvenSample(faces, kVectorSample);
+    std::vector<std::pair<int64_t, float>> differ;  // face id, distance between the two vectors
+    auto each = store.ForEachEmbedding(0, [&](int64_t id, const Embedding& stored) {
+      if (!std::binary_search(sample.begin(), sample.end(), id)) return;
+      std::optional<Embedding> vector = index.Vector(id);
+      if (!vector) return;  // not in the index: the id checks report it
+      ++report_.vectors_compared;
+      if (std::memcmp(vector->data(), stored.data(), sizeof stored) != 0)
+        differ.emplace_back(id, EmbeddingDistance(*vector, stored));
+    });
+    if (!each) return Add("index", "cannot read the face rows: " + each.error().message);
+    constexpr size_t kNamed = 10;
+    for (size_t i = 0; i < differ.size() && i < kNamed; ++i)
+      Add("index", "face " + std::to_string(differ[i].first) + ": its embedding in " +
+                       paths_.database.string() + " differs from its vector in the index file " +
+                       "(distance " + fmt::format("{:.3f}", differ[i].second) + "): one of them was changed "
+                       "behind facesearch's back, and query and forget --like disagree about whose face it "
+                       "is; --repair rebuilds the index from SQLite, the source of truth (if SQLite is the "
+                       "one changed, restore corpus.sqlite from a backup instead)");
+    if (differ.size() > kNamed) {
+      std::vector<int64_t> rest;
+      for (size_t i = kNamed; i < differ.size(); ++i) rest.push_back(differ[i].first);
+      Add("index", "more faces whose SQLite embedding differs from their index vector: " + CountWithIds(rest));
+    }
+  }
+
   const CorpusConfig& config_;
+  const VerifyOptions& options_;
   CorpusPaths paths_;
   VerifyReport& report_;
   std::string model_identity_;
 };
 
-bool IndexFound(const VerifyReport& report) {
+bool Found(const VerifyReport& report, const std::string& check) {
   return std::any_of(report.findings.begin(), report.findings.end(),
-                     [](const VerifyFinding& f) { return f.check == "index"; });
+                     [&](const VerifyFinding& f) { return f.check == check; });
+}
+
+// Rebuilds the index from SQLite, the source of truth, and says so in report.repairs.
+Status RebuildIndex(const CorpusPaths& paths, VerifyReport& report) {
+  std::vector<std::string> before;
+  for (const VerifyFinding& f : report.findings)
+    if (f.check == "index") before.push_back(f.message);
+  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_TRY(EnsurePrivateDir(paths.index_dir));
+  FS_TRY(store->ClearIndexSnapshot());  // a routine rebuild, not a "repair" warning in the log
+  FS_ASSIGN(OpenedIndex rebuilt, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
+  FS_ASSIGN(int64_t generation, store->Generation());
+  std::string what = "rebuilt the index from the database: " + std::to_string(rebuilt.index->ntotal()) +
+                     " faces at generation " + std::to_string(generation) +
+                     ", taking SQLite as the source of truth (it was: ";
+  for (size_t i = 0; i < before.size(); ++i) what += (i ? "; " : "") + before[i];
+  report.repairs.push_back(what + ")");
+  return Ok();
 }
 
 }  // namespace
@@ -226,25 +302,20 @@ Result<VerifyReport> VerifyCorpus(const CorpusConfig& config, const VerifyOption
     FS_ASSIGN(FileLock held, WaitForWriteLock(paths, config.lock_wait_s));
     lock = std::move(held);
   }
-  Checker(config, report).Run();
-  if (!options.repair || !IndexFound(report)) return report;
+  Checker(config, options, report).Run();
+  if (!options.repair || (!Found(report, "index") && !Found(report, "erasure"))) return report;
 
-  std::vector<std::string> before;
-  for (const VerifyFinding& f : report.findings)
-    if (f.check == "index") before.push_back(f.message);
-  {
-    FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
-    FS_TRY(EnsurePrivateDir(paths.index_dir));
-    FS_TRY(store->ClearIndexSnapshot());  // a routine rebuild, not a "repair" warning in the log
-    FS_ASSIGN(OpenedIndex rebuilt, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
-    FS_ASSIGN(int64_t generation, store->Generation());
-    std::string what = "rebuilt the index from the database: " + std::to_string(rebuilt.index->ntotal()) +
-                       " faces at generation " + std::to_string(generation) + " (it was: ";
-    for (size_t i = 0; i < before.size(); ++i) what += (i ? "; " : "") + before[i];
-    report.repairs.push_back(what + ")");
+  if (Found(report, "erasure")) {
+    FS_ASSIGN(auto store, Store::OpenExisting(paths.database));  // which finishes the scrub
+    FS_ASSIGN(bool pending, store->ScrubPending());
+    if (!pending)
+      report.repairs.push_back("finished the interrupted erasure's scrub: the WAL is checkpointed into " +
+                               paths.database.string() + " and truncated, so the erased faces' bytes "
+                               "are in neither");
   }
+  if (Found(report, "index")) FS_TRY(RebuildIndex(paths, report));
   VerifyReport after;
-  Checker(config, after).Run();
+  Checker(config, options, after).Run();
   after.repairs = std::move(report.repairs);
   return after;
 }

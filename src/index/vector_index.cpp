@@ -630,6 +630,15 @@ std::vector<int64_t> VectorIndex::ids() const {
   return std::vector<int64_t>(id_map.begin(), id_map.end());
 }
 
+std::optional<Embedding> VectorIndex::Vector(int64_t face_id) const {
+  const auto& id_map = IdMap(*index_);
+  auto row = id_map.rev_map.find(face_id);
+  if (row == id_map.rev_map.end()) return std::nullopt;
+  Embedding e{};
+  id_map.index->reconstruct(row->second, e.data());
+  return e;
+}
+
 IndexSpec VectorIndex::built_spec() const {
   IndexSpec s = EffectiveIndexSpec(spec_, ntotal());
   if (!approx_ready_ || !approx_) return s;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -147,6 +148,9 @@ class VectorIndex {
   int64_t memory_bytes() const;
   // Every face id in the index, in insertion order.
   std::vector<int64_t> ids() const;
+  // The float vector stored for `face_id` (what exact search and re-ranking use); nullopt when the
+  // index does not hold that id.
+  std::optional<Embedding> Vector(int64_t face_id) const;
   // The largest face id in the index; 0 when it is empty.
   int64_t max_id() const { return max_id_; }
 

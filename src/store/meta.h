@@ -17,6 +17,9 @@ inline constexpr const char* kModelIdentity = "model_identity";
 inline constexpr const char* kGeneration = "generation";
 inline constexpr const char* kDeleteGeneration = "delete_generation";
 inline constexpr const char* kCreatedAt = "created_at";
+// Set by every erasure in its own transaction (value: the erasure's audit seq) and cleared only
+// once the WAL has been checkpointed into the main file and truncated (Store::FinishScrub).
+inline constexpr const char* kScrubPending = "erasure.scrub_pending";
 
 // The current time as ISO-8601 UTC, e.g. "2025-02-03T04:05:06Z".
 std::string NowUtc();

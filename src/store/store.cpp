@@ -7,6 +7,7 @@
 #include "store/store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -218,7 +219,28 @@ Result<DbPtr> OpenReadOnlyConnection(const std::string& name, int flags, const f
 bool IsReservedMetaKey(const std::string& key) {
   return key == meta::kSchemaVersionKey || key == meta::kModelIdentity ||
          key == meta::kGeneration || key == meta::kDeleteGeneration ||
-         key == meta::kCreatedAt || key.starts_with("index.") || key.starts_with("audit.");
+         key == meta::kCreatedAt || key.starts_with("index.") || key.starts_with("audit.") ||
+         key.starts_with("erasure.");
+}
+
+std::string Unscrubbed(const fs::path& path) {
+  return "the erased faces' bytes may remain in " + path.string() +
+         " (a copy of that one file would bring them back)";
+}
+
+// An erasure whose process died between its commit and its scrub left the erased rows in the WAL
+// and their old bytes in the main file: every open that can write finishes that scrub first. (The
+// erasing process may also still be running; then it finds the scrub done.)
+void FinishInterruptedScrub(Store& store, const fs::path& path) {
+  auto pending = store.ScrubPending();
+  if (!pending || !*pending) return;
+  auto finished = store.FinishScrub();
+  if (finished)
+    spdlog::info("finished the scrub of an erasure that was interrupted (or is still finishing): the "
+                 "erased faces' bytes are gone from {} and its WAL", path.string());
+  else
+    spdlog::warn("an erasure was interrupted before its scrub, which cannot be finished yet ({}): {} "
+                 "until the next command finishes it", finished.error().message, Unscrubbed(path));
 }
 
 }  // namespace
@@ -231,7 +253,9 @@ Result<std::unique_ptr<Store>> Store::Open(const fs::path& db_path,
   FS_ASSIGN(DbPtr db, OpenConnection(db_path.string(), SQLITE_OPEN_READWRITE));
   FS_TRY(ApplyWritePragmas(db.get()));
   FS_TRY(InitOrCheck(db.get(), db_path, &model_identity));
-  return std::unique_ptr<Store>(new Store(db.release()));
+  auto store = std::unique_ptr<Store>(new Store(db.release()));
+  FinishInterruptedScrub(*store, db_path);
+  return store;
 }
 
 Result<std::unique_ptr<Store>> Store::OpenExisting(const fs::path& db_path) {
@@ -241,7 +265,9 @@ Result<std::unique_ptr<Store>> Store::OpenExisting(const fs::path& db_path) {
   FS_ASSIGN(DbPtr db, OpenConnection(db_path.string(), SQLITE_OPEN_READWRITE));
   FS_TRY(ApplyWritePragmas(db.get()));
   FS_TRY(InitOrCheck(db.get(), db_path, nullptr));
-  return std::unique_ptr<Store>(new Store(db.release()));
+  auto store = std::unique_ptr<Store>(new Store(db.release()));
+  FinishInterruptedScrub(*store, db_path);
+  return store;
 }
 
 // A WAL database opened read-only still needs its -shm file, which SQLite creates next to the
@@ -249,7 +275,7 @@ Result<std::unique_ptr<Store>> Store::OpenExisting(const fs::path& db_path) {
 // committed-but-uncheckpointed data, we fall back to SQLite's immutable mode, which reads the
 // main file without locks or -shm. With a non-empty -wal the first error is returned instead,
 // since immutable mode would silently ignore the WAL's transactions.
-Result<std::unique_ptr<Store>> Store::OpenReadOnly(const fs::path& db_path) {
+Result<std::unique_ptr<Store>> Store::OpenReadOnly(const fs::path& db_path, PendingScrub pending) {
   std::error_code ec;
   if (!fs::exists(db_path, ec))
     return Fail(ErrorCode::kNotFound, "no corpus database at " + db_path.string());
@@ -267,7 +293,23 @@ Result<std::unique_ptr<Store>> Store::OpenReadOnly(const fs::path& db_path) {
   if (!db) return std::unexpected(db.error());
   auto version = QueryInt(db->get(), "PRAGMA user_version");
   if (!version) return std::unexpected(version.error());
-  return std::unique_ptr<Store>(new Store(db->release(), *version));
+  auto store = std::unique_ptr<Store>(new Store(db->release(), *version));
+  if (pending == PendingScrub::kFinish) {
+    auto scrub = store->ScrubPending();
+    if (scrub && *scrub) {
+      auto writer = OpenConnection(db_path.string(), SQLITE_OPEN_READWRITE);
+      // SQLite opens a write-protected file read-only without failing: ask it which it did.
+      if (writer && sqlite3_db_readonly(writer->get(), "main") == 0 && ApplyWritePragmas(writer->get())) {
+        Store rw(writer->release());
+        FinishInterruptedScrub(rw, db_path);
+      } else {
+        spdlog::warn("an erasure was interrupted before its scrub, which this process cannot "
+                     "finish (it cannot write {}): {}; run any facesearch command, or `verify "
+                     "--repair`, where the corpus is writable", db_path.string(), Unscrubbed(db_path));
+      }
+    }
+  }
+  return store;
 }
 
 Store::~Store() { sqlite3_close_v2(db_); }

@@ -60,11 +60,18 @@ class Store {
   // On open refuses (kMismatch, with a message naming both identities) a corpus built with other
   // models, and a schema newer than this build. The parent directory must exist (callers create
   // it with EnsurePrivateDir). Errors: kDatabase, kIo, kMismatch, kCorrupt (not a database).
+  // Every open finishes the scrub of an erasure that a crash interrupted (FinishScrub) before it
+  // returns, logging that it did, or a warning when it could not (readers kept the WAL busy).
   static Result<std::unique_ptr<Store>> Open(const std::filesystem::path& db_path,
                                              const std::string& model_identity);
+  // What a read-only open does about an interrupted erasure's scrub: finish it through a
+  // short-lived read-write connection (a warning when the file cannot be written), or leave it
+  // for the caller to report (`verify`).
+  enum class PendingScrub { kFinish, kLeave };
   // Opens an existing database without checking model identity (for `info` and `export`, which
   // must work without model files). Errors: kNotFound when the file does not exist.
-  static Result<std::unique_ptr<Store>> OpenReadOnly(const std::filesystem::path& db_path);
+  static Result<std::unique_ptr<Store>> OpenReadOnly(const std::filesystem::path& db_path,
+                                                     PendingScrub pending = PendingScrub::kFinish);
   // Opens an existing database for writing without checking model identity (erasure, opt-out
   // lists, audit records of commands that need no models). Upgrades an older schema like Open.
   // Errors: kNotFound when the file does not exist, and those of Open.
@@ -166,6 +173,10 @@ class Store {
   // `reason`. Bumps the delete generation when faces went, so the index is rebuilt
   // (corpus_index.h). Ids with no row are skipped. secure_delete zeroes the deleted bytes in the
   // database pages; callers then Checkpoint() so the WAL holds none either.
+  //
+  // Every erasure (and RemoveOptOut) also records "scrub pending" in its transaction, so a crash
+  // between the commit and the checkpoint cannot leave the erased bytes behind unnoticed: the next
+  // open finishes the scrub, and `verify` reports it until then.
   Result<EraseCounts> Erase(const std::vector<int64_t>& image_ids,
                             const std::vector<int64_t>& face_ids, const std::string& reason,
                             const std::function<AuditRecord(const EraseCounts&)>& make_audit);
@@ -174,6 +185,14 @@ class Store {
   Result<std::vector<OptOutRecord>> OptOuts();  // empty on an older read-only schema
   // kNotFound when no opt-out has this id.
   Status RemoveOptOut(int64_t id, AuditRecord record);
+
+  // True while an erasure has committed but its scrub has not finished.
+  Result<bool> ScrubPending();
+  // Finishes a pending scrub: checkpoints the WAL into the main file and truncates it (the erased
+  // rows, zeroed by secure_delete, then exist in neither file), and only then clears the mark.
+  // No-op when none is pending. Errors: kBusy when readers kept the checkpoint from completing
+  // (the mark stays for the next command), kDatabase.
+  Status FinishScrub();
 
  private:
   explicit Store(sqlite3* db, int64_t version = kSchemaVersion) : db_(db), version_(version) {}

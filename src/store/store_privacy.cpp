@@ -105,6 +105,12 @@ Status EraseImageRow(sqlite3* db, int64_t image_id, const std::string& reason,
   return Ok();
 }
 
+// Marks the caller's erasure transaction as not yet scrubbed. The value is the erasure's audit seq,
+// so that finishing one scrub never clears the mark of a later erasure.
+Status MarkScrubPending(sqlite3* db, const AuditRecord& erasure) {
+  return meta::Write(db, meta::kScrubPending, std::to_string(erasure.seq));
+}
+
 Result<std::vector<int64_t>> Ids(Stmt& stmt) {
   std::vector<int64_t> ids;
   for (;;) {
@@ -218,7 +224,8 @@ Result<EraseCounts> Store::Erase(const std::vector<int64_t>& image_ids,
     if (empty) FS_TRY(EraseImageRow(db_, image_id, reason, now, counts));
   }
   if (counts.faces > 0) FS_TRY(meta::BumpGeneration(db_, /*removed_faces=*/true));
-  FS_TRY(AppendInTransaction(db_, make_audit(counts)));
+  FS_ASSIGN(AuditRecord stored, AppendInTransaction(db_, make_audit(counts)));
+  FS_TRY(MarkScrubPending(db_, stored));
   FS_TRY(txn.Commit());
   return counts;
 }
@@ -262,8 +269,29 @@ Status Store::RemoveOptOut(int64_t id, AuditRecord record) {
   if (sqlite3_changes64(db_) == 0)
     return Fail(ErrorCode::kNotFound, "no opt-out with id " + std::to_string(id) +
                                           " (see `facesearch optout list`)");
-  FS_TRY(AppendInTransaction(db_, std::move(record)));
+  FS_ASSIGN(AuditRecord stored, AppendInTransaction(db_, std::move(record)));
+  FS_TRY(MarkScrubPending(db_, stored));  // the opt-out's embedding is erased too
   return txn.Commit();
+}
+
+Result<bool> Store::ScrubPending() {
+  FS_ASSIGN(std::optional<std::string> mark, meta::Read(db_, meta::kScrubPending));
+  return mark.has_value();
+}
+
+Status Store::FinishScrub() {
+  FS_ASSIGN(std::optional<std::string> mark, meta::Read(db_, meta::kScrubPending));
+  if (!mark) return Ok();
+  FS_TRY(Checkpoint());
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Stmt clear, Stmt::Prepare(db_, "DELETE FROM meta WHERE key = ? AND value = ?"));
+  clear.Bind(1, std::string(meta::kScrubPending)).Bind(2, *mark);
+  FS_TRY(clear.Run());
+  FS_TRY(txn.Commit());
+  // Carries the cleared mark into the main file as well. Best effort: a mark left there only makes
+  // a later open repeat a scrub that has nothing left to do.
+  (void)Checkpoint();
+  return Ok();
 }
 
 }  // namespace facesearch
