@@ -195,7 +195,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       cmd->add_option("-t,--threshold", args->options.threshold,
                       "Largest distance that counts as a match (lower is stricter). Default: dlib's 0.6, "
                       "lowered in corpora of more than ~160 faces so that about 1 stranger is expected "
-                      "among the matches (0.54 at 1,000 faces, 0.42 at 100,000)")
+                      "among the matches (0.54 at 1,000 faces, 0.41 at 100,000)")
           ->check(CLI::Range(0.0, 2.0));
   cmd->add_option("--max-fmr", args->max_fmr,
                   "Instead of --threshold: the largest false-match rate to accept, e.g. 1e-3 "
