@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <sstream>
 
 #include "common/fs.h"
 #include "face/analyzer.h"
+#include "face/hog_detector.h"
 #include "face/models.h"
 #include "support.h"
 
@@ -274,4 +276,16 @@ TEST_CASE("Embedding batch size timing", "[.embed-batch-timing]") {
     WARN("embed_batch " << batch << ": " << faces << " faces embedded in " << s.embed_cpu << " s CPU ("
                         << s.embed << " s wall), " << s.embed_cpu / faces * 1000 << " ms CPU per face");
   }
+}
+
+TEST_CASE("The HOG detector embedded at build time is byte for byte dlib's frontal face detector", "[analyzer]") {
+  std::ostringstream ours, dlibs;
+  dlib::serialize(LoadFrontalFaceDetector(), ours);
+  dlib::serialize(dlib::get_frontal_face_detector(), dlibs);
+  CHECK(ours.str().size() == dlibs.str().size());
+  CHECK(ours.str() == dlibs.str());
+  // Each call hands out its own copy (worker threads never share a detector).
+  dlib::frontal_face_detector a = LoadFrontalFaceDetector(), b = LoadFrontalFaceDetector();
+  CHECK(&a != &b);
+  CHECK(a.num_detectors() == b.num_detectors());
 }

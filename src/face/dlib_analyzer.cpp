@@ -14,6 +14,8 @@
 #include <chrono>
 #include <cmath>
 #include <optional>
+#include <span>
+#include <spanstream>
 
 #include "common/cpu_time.h"
 #include "face/analyzer.h"
@@ -83,7 +85,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
   DlibAnalyzer(const AnalyzerOptions& options, dlib::shape_predictor sp5, dlib::shape_predictor sp68,
                EmbedderNet net, std::unique_ptr<CnnDetector> cnn)
       : options_(options),
-        hog_(dlib::get_frontal_face_detector()),
+        hog_(LoadFrontalFaceDetector()),  // a copy per analyzer (worker)
         sp5_(std::move(sp5)),
         sp68_(std::move(sp68)),
         net_(std::move(net)),
@@ -280,14 +282,15 @@ class DlibAnalyzer final : public FaceAnalyzer {
 Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::path& models_dir,
                                                        const AnalyzerOptions& options) {
   const Alignment alignment = options.embedding.alignment;
-  std::optional<std::filesystem::path> sp5_path, sp68_path;
+  // Each file is read once: its pin is checked on the bytes that are then deserialised.
+  std::optional<std::string> sp5_bytes, sp68_bytes;
   if (alignment != Alignment::k68) {
-    FS_ASSIGN(sp5_path, VerifiedModelPath(models_dir, ModelId::kShape5));
+    FS_ASSIGN(sp5_bytes, ReadVerifiedModel(models_dir, ModelId::kShape5));
   }
   if (alignment != Alignment::k5) {
-    FS_ASSIGN(sp68_path, VerifiedModelPath(models_dir, ModelId::kShape68));
+    FS_ASSIGN(sp68_bytes, ReadVerifiedModel(models_dir, ModelId::kShape68));
   }
-  FS_ASSIGN(auto net_path, VerifiedModelPath(models_dir, ModelId::kResnet));
+  FS_ASSIGN(const std::string net_bytes, ReadVerifiedModel(models_dir, ModelId::kResnet));
   std::unique_ptr<CnnDetector> cnn;
   const bool needs_cnn = options.detector == DetectorKind::kCnn ||
                          std::any_of(options.retry.begin(), options.retry.end(),
@@ -299,9 +302,13 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::pa
   dlib::shape_predictor sp5, sp68;
   EmbedderNet net;
   try {
-    if (sp5_path) dlib::deserialize(sp5_path->string()) >> sp5;
-    if (sp68_path) dlib::deserialize(sp68_path->string()) >> sp68;
-    dlib::deserialize(net_path.string()) >> net;
+    auto from_bytes = [](const std::string& bytes, auto& model) {
+      std::ispanstream in(std::span<const char>(bytes.data(), bytes.size()));  // no copy
+      dlib::deserialize(model, in);
+    };
+    if (sp5_bytes) from_bytes(*sp5_bytes, sp5);
+    if (sp68_bytes) from_bytes(*sp68_bytes, sp68);
+    from_bytes(net_bytes, net);
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kModel, std::string("cannot load dlib model: ") + e.what());
   }

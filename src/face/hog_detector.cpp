@@ -1,8 +1,27 @@
 #include "face/hog_detector.h"
 
+#include <span>
+#include <spanstream>
+#include <stdexcept>
+
 #include "face/dlib_convert.h"
 
 namespace facesearch {
+namespace generated {
+extern const unsigned char kFrontalFaceDetector[];
+extern const std::size_t kFrontalFaceDetectorSize;
+}  // namespace generated
+
+dlib::frontal_face_detector LoadFrontalFaceDetector() {
+  static const dlib::frontal_face_detector detector = [] {
+    std::ispanstream in(std::span<const char>(reinterpret_cast<const char*>(generated::kFrontalFaceDetector),
+                                              generated::kFrontalFaceDetectorSize));
+    dlib::frontal_face_detector d;
+    dlib::deserialize(d, in);  // throws dlib::serialization_error only if the build embedded garbage
+    return d;
+  }();
+  return detector;
+}
 
 std::vector<Detection> DetectHog(dlib::frontal_face_detector& detector,
                                  const dlib::matrix<dlib::rgb_pixel>& img, int upsample,

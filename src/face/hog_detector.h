@@ -13,6 +13,11 @@
 
 namespace facesearch {
 
+// dlib's frontal face detector, deserialised from the decoded copy embedded at build time
+// (src/face/gen_hog_detector.cpp) the first time it is asked for; later calls copy it. Equal to
+// dlib::get_frontal_face_detector(), without its ~0.25 s decompression per call. Thread-safe.
+dlib::frontal_face_detector LoadFrontalFaceDetector();
+
 // pyramid_up `upsample` times, detect with `adjust_threshold` (0: dlib's default; a detection is
 // kept when its SVM score exceeds it), map each box back down (run_detector_with_upscale1 in
 // dlib's tools/python). Not thread-safe per detector.

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <system_error>
 
+#include "common/fs.h"
 #include "common/sha256.h"
 #include "face/model_pins.h"
 
@@ -61,6 +62,24 @@ Result<fs::path> VerifiedModelPath(const fs::path& dir, ModelId id) {
                                        ", expected " + (pinned ? pinned : "(no pin)") +
                                        ": " + hint);
   return path;
+}
+
+Result<std::string> ReadVerifiedModel(const fs::path& dir, ModelId id) {
+  const char* pinned = ModelSha256(id);
+  const fs::path path = dir / ModelFileName(id);
+  const char* hint = id == ModelId::kShape68 ? kFixHint68 : kFixHint;
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec))
+    return Fail(ErrorCode::kModel, "model file " + path.string() + " is missing: " + hint);
+  // The largest pinned model (the 68-point predictor) is under 100 MB.
+  auto bytes = ReadFile(path, size_t{512} << 20);
+  if (!bytes) return Fail(ErrorCode::kModel, "cannot read model file " + path.string() + ": " +
+                                                 bytes.error().message + ": " + hint);
+  const std::string actual = Sha256Hex(*bytes);
+  if (pinned == nullptr || actual != pinned)
+    return Fail(ErrorCode::kModel, "model file " + path.string() + " has SHA-256 " + actual +
+                                       ", expected " + (pinned ? pinned : "(no pin)") + ": " + hint);
+  return std::move(*bytes);
 }
 
 std::string ModelIdentity() {

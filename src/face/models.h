@@ -24,6 +24,11 @@ std::filesystem::path ResolveModelsDir(const std::optional<std::filesystem::path
 // names the file, what is wrong, and the command that fixes it.
 Result<std::filesystem::path> VerifiedModelPath(const std::filesystem::path& dir, ModelId id);
 
+// Reads the model file once and returns its bytes once they match the pin, so that the bytes
+// deserialised are the bytes checked (no second read, and no window in which the file could be
+// swapped between the check and the load). Errors: those of VerifiedModelPath, kIo.
+Result<std::string> ReadVerifiedModel(const std::filesystem::path& dir, ModelId id);
+
 // Identifies the embedding space: the embedder and the landmark model that aligns its input.
 std::string ModelIdentity();
 
