@@ -64,6 +64,19 @@ unsigned Mode(const fs::path& p) {
 }
 
 int64_t Gen(Store& s) { return s.Generation().value(); }
+
+// One integer from SQL run on a second, read-only connection (WAL: it sees committed rows).
+int64_t RawCount(const fs::path& db, const std::string& sql) {
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open_v2(db.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  const int64_t n = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(raw);
+  return n;
+}
 }  // namespace
 
 TEST_CASE("Store::Open creates a 0600 database that records schema version and model identity",
@@ -498,4 +511,69 @@ TEST_CASE("FaceCount equals the face count of Counts through adds and deletions"
   REQUIRE(store->DeleteFacesOfImage(store->GetFaces(ids).value().at(0).image_id));
   CHECK(store->FaceCount().value() == 1);
   CHECK(store->FaceCount().value() == store->Counts().value().faces);
+}
+
+TEST_CASE("The stored counts follow every kind of write and match a scan; verify's integrity check catches an edited count",
+          "[store]") {
+  test::TempDir dir;
+  const fs::path db = dir / "c.db";
+  {
+    auto store = OpenOrDie(db);
+    auto scan = [&] {
+      CorpusCounts c;
+      c.images = RawCount(db, "SELECT COUNT(*) FROM images");
+      c.images_ok = RawCount(db, "SELECT COUNT(*) FROM images WHERE status = 'ok'");
+      c.images_noface = RawCount(db, "SELECT COUNT(*) FROM images WHERE status = 'noface'");
+      c.images_error = RawCount(db, "SELECT COUNT(*) FROM images WHERE status = 'error'");
+      c.faces = RawCount(db, "SELECT COUNT(*) FROM faces");
+      c.inputs_skipped = RawCount(db, "SELECT COUNT(*) FROM input_issues WHERE outcome = 'skipped'");
+      return c;
+    };
+    auto same = [&](const char* step) {
+      INFO(step);
+      const CorpusCounts kept = store->Counts().value(), real = scan();
+      CHECK(kept.images == real.images);
+      CHECK(kept.images_ok == real.images_ok);
+      CHECK(kept.images_noface == real.images_noface);
+      CHECK(kept.images_error == real.images_error);
+      CHECK(kept.faces == real.faces);
+      CHECK(kept.inputs_skipped == real.inputs_skipped);
+      CHECK(store->FaceCount().value() == real.faces);
+      CHECK(store->IntegrityCheck().value().empty());
+    };
+    same("empty");
+    const auto a = store->AddImage(MakeImage("a"), {MakeFace(1), MakeFace(2)}).value();
+    store->AddImage(MakeImage("b"), {}).value();
+    ImageRecord unreadable = MakeImage("c", ImageStatus::kError);
+    unreadable.sha256.reset();
+    store->AddImage(unreadable, {}).value();
+    same("added ok, noface and error rows");
+    ImageRecord read_now = MakeImage("c2");
+    read_now.path = unreadable.path;  // the same location read fine this time replaces the error row
+    REQUIRE(store->AddImages({{read_now, {MakeFace(3)}}}));
+    same("an error row replaced");
+    REQUIRE(store->RecordInputIssue({"http://h/x.jpg", "skipped", "robots", "disallowed", "", {}}));
+    REQUIRE(store->RecordInputIssue({"http://h/y.jpg", "error", "timeout", "timed out", "", {}}));
+    same("input issues");
+    REQUIRE(store->RecordInputIssue({"http://h/x.jpg", "error", "timeout", "timed out", "", {}}));
+    REQUIRE(store->RecordInputIssue({"http://h/y.jpg", "skipped", "robots", "disallowed", "", {}}));
+    same("input issues changing outcome (upserts)");
+    const int64_t image_a = store->GetFaces(a).value().at(0).image_id;
+    REQUIRE(store->DeleteFacesOfImage(image_a));
+    same("faces of an image deleted");
+    auto erased = store->Erase({image_a}, {}, "test", [](const EraseCounts&) {
+      AuditRecord record;
+      record.action = "forget";
+      record.params = "{}";
+      record.results = "{}";
+      return record;
+    });
+    REQUIRE(erased);
+    same("an image erased with its faces (cascade)");
+  }
+  RawExec(db, "UPDATE counts SET n = n + 7 WHERE key = 'faces'");
+  auto store = OpenOrDie(db);
+  const auto problems = store->IntegrityCheck().value();
+  REQUIRE(problems.size() == 1);
+  CHECK_THAT(problems[0], Catch::Contains("faces is recorded as"));
 }

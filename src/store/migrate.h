@@ -7,6 +7,9 @@
 //            error_kind column (a short code beside the error text) and the input_issues table
 //            (inputs refused or failed before any content was read: robots.txt, noimageindex,
 //            malformed manifest rows...).
+//   v3 → v4: the counts table, filled once from the tables and then kept by triggers (images by
+//            status, faces, skipped inputs), so that `info` and the `auto` index kind read counts
+//            in O(1) instead of scanning millions of rows (issue #16).
 #pragma once
 
 #include <sqlite3.h>
@@ -25,6 +28,10 @@ Status CreateV2(sqlite3* db);
 
 // The v3 columns and table; also run when creating a new corpus (no version bump here).
 Status CreateV3(sqlite3* db);
+
+// The v4 counts table and its triggers, filled from the rows present; also run when creating a
+// new corpus (no version bump here).
+Status CreateV4(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

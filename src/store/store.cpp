@@ -186,6 +186,7 @@ Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string* model_i
     FS_TRY(Exec(db, kSchemaSql));
     FS_TRY(migrate::CreateV2(db));
     FS_TRY(migrate::CreateV3(db));
+    FS_TRY(migrate::CreateV4(db));
     const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
     FS_TRY(Exec(db, set_version.c_str()));
     FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
@@ -399,6 +400,22 @@ Result<std::vector<std::string>> Store::IntegrityCheck() {
     if (!row) break;
     problems.push_back("foreign_key_check: row " + std::to_string(fk.Int(1)) + " of table " +
                        fk.Text(0) + " refers to a missing row of " + fk.Text(2));
+  }
+  if (version_ >= 4 && problems.empty()) {
+    FS_ASSIGN(const CorpusCounts stored, Counts());
+    FS_ASSIGN(const CorpusCounts scanned, ScannedCounts());
+    auto compare = [&](const char* what, int64_t kept, int64_t real) {
+      if (kept != real)
+        problems.push_back(std::string("counts: ") + what + " is recorded as " + std::to_string(kept) +
+                           " but the database holds " + std::to_string(real) +
+                           " (the database was changed outside facesearch)");
+    };
+    compare("images", stored.images, scanned.images);
+    compare("images with faces", stored.images_ok, scanned.images_ok);
+    compare("images without a face", stored.images_noface, scanned.images_noface);
+    compare("images in error", stored.images_error, scanned.images_error);
+    compare("faces", stored.faces, scanned.faces);
+    compare("skipped inputs", stored.inputs_skipped, scanned.inputs_skipped);
   }
   return problems;
 }

@@ -25,8 +25,9 @@ struct sqlite3;
 namespace facesearch {
 
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
-// columns and the input_issues table (store_migrate.cpp upgrades older versions on open).
-inline constexpr int kSchemaVersion = 3;
+// columns and the input_issues table; v4 the trigger-kept counts table (store_migrate.cpp
+// upgrades older versions on open).
+inline constexpr int kSchemaVersion = 4;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -105,10 +106,10 @@ class Store {
   // has no input issues and no error kinds ("" then).
   Status ForEachInputIssue(const std::function<void(const InputIssue&)>& fn);
 
+  // From the counts table that triggers keep (schema v4): O(1) at any size. An older schema opened
+  // read-only is counted by scanning its tables.
   Result<CorpusCounts> Counts();
-  // The number of live faces alone: COUNT(*) over the small faces_image index, about 20x cheaper
-  // than Counts() at 1M faces (which reads every image row). For decisions on the hot path of
-  // every command (the `auto` index kind).
+  // The number of live faces alone (the `auto` index kind, query's default threshold).
   Result<int64_t> FaceCount();
 
   // Monotonic counter bumped by every transaction that adds or removes faces.
@@ -142,8 +143,9 @@ class Store {
   // taken earlier are rebuilt rather than caught up. No-op for an image without faces.
   Status DeleteFacesOfImage(int64_t image_id);
 
-  // SQLite's own consistency checks: PRAGMA integrity_check and foreign_key_check. Returns one
-  // line per problem found (empty when the database is sound). Read-only. Errors: kDatabase, kCorrupt.
+  // SQLite's own consistency checks: PRAGMA integrity_check and foreign_key_check, and that the
+  // stored counts equal the rows (a scan of every row). Returns one line per problem found (empty
+  // when the database is sound). Read-only. Errors: kDatabase, kCorrupt.
   Result<std::vector<std::string>> IntegrityCheck();
 
   // Checkpoints the WAL into the main file and truncates it. Errors: kBusy when readers kept it
@@ -195,6 +197,7 @@ class Store {
   Status FinishScrub();
 
  private:
+  Result<CorpusCounts> ScannedCounts();
   explicit Store(sqlite3* db, int64_t version = kSchemaVersion) : db_(db), version_(version) {}
   sqlite3* db_;
   int64_t version_;  // schema version; below kSchemaVersion only for read-only opens

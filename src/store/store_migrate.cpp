@@ -50,17 +50,61 @@ CREATE TABLE input_issues(id INTEGER PRIMARY KEY, location TEXT NOT NULL UNIQUE,
 
 Status CreateV3(sqlite3* db) { return sqlite::Exec(db, kV3Sql); }
 
+namespace {
+// SQLite runs these triggers inside every statement that changes the rows, whichever code path
+// (or foreign-key cascade) it comes from, so the counts cannot drift from the tables; upserts
+// fire the UPDATE triggers. Store::IntegrityCheck compares them with real counts all the same.
+const char* const kV4Sql = R"sql(
+CREATE TABLE counts(key TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO counts(key, n) SELECT 'images', COUNT(*) FROM images;
+INSERT INTO counts(key, n) SELECT 'images.ok', COUNT(*) FROM images WHERE status = 'ok';
+INSERT INTO counts(key, n) SELECT 'images.noface', COUNT(*) FROM images WHERE status = 'noface';
+INSERT INTO counts(key, n) SELECT 'images.error', COUNT(*) FROM images WHERE status = 'error';
+INSERT INTO counts(key, n) SELECT 'faces', COUNT(*) FROM faces;
+INSERT INTO counts(key, n) SELECT 'inputs.skipped', COUNT(*) FROM input_issues WHERE outcome = 'skipped';
+CREATE TRIGGER counts_images_insert AFTER INSERT ON images BEGIN
+  UPDATE counts SET n = n + 1 WHERE key IN ('images', 'images.' || NEW.status);
+END;
+CREATE TRIGGER counts_images_delete AFTER DELETE ON images BEGIN
+  UPDATE counts SET n = n - 1 WHERE key IN ('images', 'images.' || OLD.status);
+END;
+CREATE TRIGGER counts_images_status AFTER UPDATE OF status ON images WHEN OLD.status IS NOT NEW.status BEGIN
+  UPDATE counts SET n = n - 1 WHERE key = 'images.' || OLD.status;
+  UPDATE counts SET n = n + 1 WHERE key = 'images.' || NEW.status;
+END;
+CREATE TRIGGER counts_faces_insert AFTER INSERT ON faces BEGIN
+  UPDATE counts SET n = n + 1 WHERE key = 'faces';
+END;
+CREATE TRIGGER counts_faces_delete AFTER DELETE ON faces BEGIN
+  UPDATE counts SET n = n - 1 WHERE key = 'faces';
+END;
+CREATE TRIGGER counts_inputs_insert AFTER INSERT ON input_issues WHEN NEW.outcome = 'skipped' BEGIN
+  UPDATE counts SET n = n + 1 WHERE key = 'inputs.skipped';
+END;
+CREATE TRIGGER counts_inputs_delete AFTER DELETE ON input_issues WHEN OLD.outcome = 'skipped' BEGIN
+  UPDATE counts SET n = n - 1 WHERE key = 'inputs.skipped';
+END;
+CREATE TRIGGER counts_inputs_outcome AFTER UPDATE OF outcome ON input_issues
+    WHEN (OLD.outcome = 'skipped') IS NOT (NEW.outcome = 'skipped') BEGIN
+  UPDATE counts SET n = n + (CASE WHEN NEW.outcome = 'skipped' THEN 1 ELSE -1 END) WHERE key = 'inputs.skipped';
+END;
+)sql";
+}  // namespace
+
+Status CreateV4(sqlite3* db) { return sqlite::Exec(db, kV4Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
   if (from <= 1) FS_TRY(CreateV2(db));
   if (from <= 2) FS_TRY(CreateV3(db));
+  if (from <= 3) FS_TRY(CreateV4(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
-  spdlog::info("upgraded the corpus database from schema version {} to {} ({}provenance, error "
-               "kinds, input issues)", from, kSchemaVersion,
-               from <= 1 ? "audit log, erasure tombstones, opt-outs, " : "");
+  spdlog::info("upgraded the corpus database from schema version {} to {} ({}{}stored counts)", from,
+               kSchemaVersion, from <= 1 ? "audit log, erasure tombstones, opt-outs, " : "",
+               from <= 2 ? "provenance, error kinds, input issues, " : "");
   return Ok();
 }
 

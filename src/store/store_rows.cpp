@@ -258,7 +258,8 @@ Status Store::DeleteFacesOfImage(int64_t image_id) {
   return txn.Commit();
 }
 
-Result<CorpusCounts> Store::Counts() {
+// Counts by scanning the tables (every image row): the truth the v4 counts table must equal.
+Result<CorpusCounts> Store::ScannedCounts() {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/false));
   FS_ASSIGN(Stmt images, Stmt::Prepare(db_,
       "SELECT COUNT(*), COALESCE(SUM(status = 'ok'), 0), COALESCE(SUM(status = 'noface'), 0), "
@@ -276,7 +277,29 @@ Result<CorpusCounts> Store::Counts() {
   return c;
 }
 
-Result<int64_t> Store::FaceCount() { return QueryInt(db_, "SELECT COUNT(*) FROM faces"); }
+Result<CorpusCounts> Store::Counts() {
+  if (version_ < 4) return ScannedCounts();  // an older schema opened read-only
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT key, n FROM counts"));
+  CorpusCounts c;
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) break;
+    const std::string key = stmt.Text(0);
+    const int64_t n = stmt.Int(1);
+    if (key == "images") c.images = n;
+    else if (key == "images.ok") c.images_ok = n;
+    else if (key == "images.noface") c.images_noface = n;
+    else if (key == "images.error") c.images_error = n;
+    else if (key == "faces") c.faces = n;
+    else if (key == "inputs.skipped") c.inputs_skipped = n;
+  }
+  return c;
+}
+
+Result<int64_t> Store::FaceCount() {
+  if (version_ < 4) return QueryInt(db_, "SELECT COUNT(*) FROM faces");
+  return QueryInt(db_, "SELECT n FROM counts WHERE key = 'faces'");
+}
 
 Status Store::ForEachEmbedding(int64_t after_id,
                                const std::function<void(int64_t, const Embedding&)>& fn) {
