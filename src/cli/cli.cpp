@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <map>
 
 namespace facesearch::cli {
@@ -20,6 +22,28 @@ CorpusConfig Context::Config() const {
 void Context::Report(const Error& error) {
   spdlog::error("{}", error.message);
   exit_code = kExitError;
+}
+
+namespace {
+
+// CLI11's range checks compare with < and >, which every comparison with NaN fails: "nan" passed
+// them and then matched everything (a threshold) or removed a limit (a timeout). "1e999" reads as
+// infinity.
+const CLI::Validator kFiniteNumber(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double value = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || std::isfinite(value)) return "";  // CLI11 judges the rest
+      return "must be a finite number, not " + text;
+    },
+    "");
+
+}  // namespace
+
+void RequireFiniteNumbers(CLI::App& app) {
+  for (CLI::Option* option : app.get_options())
+    if (option->get_type_name().rfind("FLOAT", 0) == 0) option->check(kFiniteNumber);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) RequireFiniteNumbers(*sub);
 }
 
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {

@@ -32,6 +32,11 @@ struct Context {
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
 
+// Adds a check refusing nan, inf and out-of-range values such as 1e999 to every floating-point
+// option (CLI11 type FLOAT) of `app` and its subcommands, present and future: call it once the
+// subcommands are added.
+void RequireFiniteNumbers(CLI::App& app);
+
 struct Subcommand {
   const char* name;
   void (*add)(CLI::App& app, Context& ctx);

@@ -92,9 +92,9 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << ",\"index_setting\":" << JsonString(info->index_setting)
                 << ",\"index_memory_bytes\":" << info->index_memory_bytes
                 << ",\"index_params\":" << JsonString(info->index_params) << ",\"index_recall_at_10\":"
-                << (info->index_recall_at_10 ? Fixed4(*info->index_recall_at_10) : std::string("null"))
+                << (info->index_recall_at_10 ? JsonFixed(*info->index_recall_at_10, 4) : std::string("null"))
                 << ",\"index_recall_queries\":" << info->index_recall_queries
-                << ",\"index_build_seconds\":" << Fixed4(info->index_build_seconds)
+                << ",\"index_build_seconds\":" << JsonFixed(info->index_build_seconds, 4)
                 << ",\"index_built_generation\":" << info->index_built_generation
                 << ",\"index_built_at\":" << JsonString(info->index_built_at) << "}\n";
     } else {

@@ -74,6 +74,7 @@ int Main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
   AddAccountabilityOptions(app, ctx);
   for (const Subcommand& sub : kSubcommands) sub.add(app, ctx);
+  RequireFiniteNumbers(app);
 
   // Logging must be configured before any subcommand callback runs.
   app.parse_complete_callback([&] { SetUpLogging(verbose, quiet); });
