@@ -15,7 +15,19 @@ namespace facesearch::cli {
 enum class OutputFormat { kTable, kJson, kJsonl, kCsv, kTsv };
 
 std::string JsonBox(const Box& b);           // {"x":..,"y":..,"w":..,"h":..}
-std::string CsvField(std::string_view s);    // quoted when it holds a comma, quote or newline
+// File names, provenance and audit fields are hostile input and reach every output; each format
+// has one rule (docs/output.md, "Untrusted text in the output"):
+// Human-readable output (tables, messages): C0 controls (tab and newline too), DEL, C1 controls
+// and bytes that are not UTF-8 become \xNN, Unicode bidi controls \uNNNN, so that a name can
+// neither drive the terminal nor fake a line or reorder what is shown. JSON escapes everything
+// itself (JsonString).
+std::string TerminalText(std::string_view s);
+// CSV: quoted when it holds a comma, quote or line break. TSV cannot quote: tabs and line breaks
+// become spaces. In both, a text cell starting with = + - @ tab or CR (which a spreadsheet runs
+// as a formula) gets a leading ' (and, in CSV, quotes), as OWASP advises; text is false for the
+// numbers facesearch computes (a box's x can be -5).
+std::string CsvField(std::string_view s, bool text = true);
+std::string TsvField(std::string_view s, bool text = true);
 // "page_url":..,"source":..,"captured_at":..,"licence":..,"notes":.. (null when not set)
 std::string ProvenanceJsonFields(const Provenance& p);
 
