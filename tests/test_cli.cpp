@@ -361,3 +361,13 @@ TEST_CASE("Every floating-point option refuses nan and infinities before anythin
   CHECK(env.err.find("finite") != std::string::npos);
   CHECK_FALSE(fs::exists(corpus));  // refused at parse time: nothing was created
 }
+
+TEST_CASE("Messages on stderr show control characters in file names escaped", "[hostile][cli]") {
+  TempDir dir;
+  const std::string name = (dir / "x\x1b]0;owned\x07\x1b[2J.jpg").string();
+  RunResult r = RunFacesearch({"--models", ModelsDir().string(), "faces", name});
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find('\x1b') == std::string::npos);
+  CHECK(r.err.find("x\\x1b]0;owned\\x07\\x1b[2J.jpg") != std::string::npos);
+}

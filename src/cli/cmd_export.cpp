@@ -31,8 +31,8 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
     std::ostream& out = output->empty() ? std::cout : file;
     Status s = ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << FaceRecordJson(r) << '\n'; });
     if (!s) return ctx.Report(s.error());
-    out.flush();
-    if (!out) return ctx.Report({ErrorCode::kIo, "cannot write the export (disk full?)"});
+    out.flush();  // stdout is checked for every command by RunCheckingStdout
+    if (!output->empty() && !out) return ctx.Report({ErrorCode::kIo, "cannot write the export to " + *output + " (disk full?)"});
     ctx.exit_code = kExitMatch;
   });
 }

@@ -1,5 +1,7 @@
 #include "cli/format.h"
 
+#include <spdlog/pattern_formatter.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -81,6 +83,25 @@ std::string TerminalText(std::string_view s) {
     }
   }
   return out;
+}
+
+namespace {
+
+class TerminalMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const std::string text = TerminalText(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<TerminalMessageFlag>(); }
+};
+
+}  // namespace
+
+std::unique_ptr<spdlog::formatter> TerminalLogFormatter(const std::string& pattern) {
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<TerminalMessageFlag>('*').set_pattern(pattern);
+  return formatter;
 }
 
 std::string CsvField(std::string_view s, bool text) {

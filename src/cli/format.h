@@ -1,6 +1,7 @@
 // Output formatting for the command line: JSON/CSV quoting and the query result formats.
 #pragma once
 
+#include <memory>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -9,6 +10,10 @@
 #include "common/json.h"
 #include "facesearch/engine.h"
 #include "facesearch/eval.h"
+
+namespace spdlog {
+class formatter;
+}
 
 namespace facesearch::cli {
 
@@ -28,6 +33,9 @@ std::string TerminalText(std::string_view s);
 // numbers facesearch computes (a box's x can be -5).
 std::string CsvField(std::string_view s, bool text = true);
 std::string TsvField(std::string_view s, bool text = true);
+// A spdlog formatter for `pattern`, in which the flag %* is the message through TerminalText:
+// messages on stderr name files too.
+std::unique_ptr<spdlog::formatter> TerminalLogFormatter(const std::string& pattern);
 // "page_url":..,"source":..,"captured_at":..,"licence":..,"notes":.. (null when not set)
 std::string ProvenanceJsonFields(const Provenance& p);
 
