@@ -325,7 +325,10 @@ Status CheckFields(const std::vector<std::string>& fields) {
     for (const Column& c : kColumns) known = known || name == c.name;
     if (known) continue;
     std::string all;
-    for (const Column& c : kColumns) all += (all.empty() ? "" : ",") + std::string(c.name);
+    for (const Column& c : kColumns) {
+      if (!all.empty()) all += ',';
+      all += c.name;
+    }
     return Fail(ErrorCode::kInvalidArgument, "unknown --fields column '" + name + "'; the columns are " + all);
   }
   return Ok();
