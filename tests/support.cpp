@@ -31,6 +31,9 @@ TempDir::TempDir() {
     fs::path p = fs::temp_directory_path() / ("facesearch-test-" + std::to_string(rd()));
     std::error_code ec;
     if (fs::create_directory(p, ec)) {
+      // Private, as a user's working folder for biometric output must be (query --html refuses
+      // a folder others can list); tests that need a shared one loosen a subfolder.
+      fs::permissions(p, fs::perms::owner_all, ec);
       path_ = p;
       return;
     }

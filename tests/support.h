@@ -8,7 +8,7 @@
 
 namespace facesearch::test {
 
-// A fresh directory under the system temp dir, removed (recursively) on destruction.
+// A fresh private (0700) directory under the system temp dir, removed (recursively) on destruction.
 class TempDir {
  public:
   TempDir();

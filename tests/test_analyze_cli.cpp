@@ -110,3 +110,27 @@ TEST_CASE("compare is recorded in the corpus audit log with both probes' SHA-256
   CHECK(last["case"].str() == "C-7");
   CHECK(Run({"--corpus", corpus, "audit", "verify"}).exit_code == 0);
 }
+
+TEST_CASE("faces --crop refuses a directory other users can write and never writes through a link",
+          "[hostile][faces][e2e]") {
+  TempDir dir;
+  const fs::path shared = dir / "shared";
+  fs::create_directories(shared);
+  fs::permissions(shared, fs::perms::all);
+  RunResult refused = Run({"faces", "--crop", shared.string(), TestImage("obama.jpg").string()});
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("other users") != std::string::npos);
+  CHECK(fs::is_empty(shared));
+  CHECK(fs::status(shared).permissions() == fs::perms::all);  // not silently chmod-ed
+
+  const fs::path chips = dir / "chips";
+  fs::create_directories(chips);
+  fs::permissions(chips, fs::perms::owner_all);
+  { std::ofstream(dir / "victim.txt") << "keep me"; }
+  fs::create_symlink(dir / "victim.txt", chips / "obama_face0.png");
+  RunResult link = Run({"faces", "--crop", chips.string(), TestImage("obama.jpg").string()});
+  CHECK(link.exit_code == 2);
+  CHECK(fs::is_symlink(chips / "obama_face0.png"));
+  std::ifstream victim(dir / "victim.txt");
+  CHECK(std::string((std::istreambuf_iterator<char>(victim)), {}) == "keep me");
+}

@@ -379,3 +379,48 @@ TEST_CASE("Probe lists come from --from-file, newline- or NUL-separated, and --f
   CHECK(missing.exit_code == 2);
   CHECK(missing.err.find("--face 7 does not exist") != std::string::npos);
 }
+
+TEST_CASE("Every floating-point option refuses nan and infinities before anything runs", "[hostile][cli]") {
+  TempDir dir;
+  const std::string corpus = (dir / "corpus").string();
+  const std::vector<std::vector<std::string>> commands = {
+      {"query", "-t", "nan", "x.jpg"},
+      {"query", "--threshold=inf", "x.jpg"},
+      {"query", "-t", "1e999", "x.jpg"},
+      {"query", "--max-fmr", "NaN", "x.jpg"},
+      {"query", "--retry-threshold", "-inf", "x.jpg"},
+      {"compare", "-t", "nan", "a.jpg", "b.jpg"},
+      {"compare", "--max-fmr", "nan", "a.jpg", "b.jpg"},
+      {"cluster", "-t", "nan"},
+      {"forget", "--like", "x.jpg", "-t", "nan"},
+      {"optout", "add", "x.jpg", "-t", "nan"},
+      {"index", "--fetch-timeout", "nan", "x.jpg"},
+      {"index", "--backoff", "infinity", "x.jpg"},
+      {"index", "--host-rate", "inf", "x.jpg"},
+      {"--lock-wait", "nan", "info"},
+  };
+  for (const auto& args : commands) {
+    std::vector<std::string> full = {"--corpus", corpus};
+    full.insert(full.end(), args.begin(), args.end());
+    RunResult r = RunFacesearch(full);
+    INFO(args[0] << " " << args[1] << " " << args[2] << "\n" << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("Run with --help") != std::string::npos);  // a usage error, refused while parsing
+    const bool nan = std::any_of(args.begin(), args.end(), [](const std::string& a) { return a == "nan"; });
+    if (nan) CHECK(r.err.find("must be a finite number, not nan") != std::string::npos);
+  }
+  RunResult env = RunProgram({"env", "FACESEARCH_LOCK_WAIT=nan", FacesearchBinary(), "--corpus", corpus, "info"});
+  CHECK(env.err.find("finite") != std::string::npos);
+  CHECK_FALSE(fs::exists(corpus));  // refused at parse time: nothing was created
+}
+
+TEST_CASE("Messages on stderr show control characters in file names escaped", "[hostile][cli]") {
+  TempDir dir;
+  const std::string name = (dir / "x\x1b]0;owned\x07\x1b[2J.jpg").string();
+  RunResult r = RunFacesearch({"--models", ModelsDir().string(), "faces", name});
+  INFO(r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(r.err.find('\x1b') == std::string::npos);
+  CHECK(r.err.find("x\\x1b]0;owned\\x07\\x1b[2J.jpg") != std::string::npos);
+}

@@ -186,3 +186,42 @@ TEST_CASE("The HTML report renders in headless Chromium with one card per match 
   if (const char* keep = std::getenv("FACESEARCH_KEEP_REPORT_SCREENSHOT"); keep && *keep)
     fs::copy_file(png, keep, fs::copy_options::overwrite_existing);
 }
+
+TEST_CASE("query --html creates its report exclusively and refuses a directory other users can write",
+          "[hostile][html][e2e]") {
+  CorpusDir c;
+  c.Index({"obama.jpg"});
+  const std::string probe = TestImage("obama2.jpg").string();
+
+  // /tmp-like: sticky and world-writable. Another user could have planted the name.
+  const fs::path shared = c.dir / "shared";
+  fs::create_directories(shared);
+  fs::permissions(shared, fs::perms::all | fs::perms::sticky_bit);
+  RunResult refused = c.Run({"query", "--html", (shared / "r.html").string(), probe});
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("other users") != std::string::npos);
+  CHECK_FALSE(fs::exists(shared / "r.html"));
+  CHECK((fs::status(shared).permissions() & fs::perms::others_write) != fs::perms::none);  // left as it was
+
+  // A symbolic link at the report's name is refused, never written through or replaced.
+  const fs::path mine = c.dir / "mine";
+  fs::create_directories(mine);
+  fs::permissions(mine, fs::perms::owner_all);
+  { std::ofstream(mine / "victim.txt") << "keep me"; }
+  fs::create_symlink(mine / "victim.txt", mine / "link.html");
+  RunResult link = c.Run({"query", "--html", (mine / "link.html").string(), probe});
+  CHECK(link.exit_code == 2);
+  CHECK(fs::is_symlink(mine / "link.html"));
+  CHECK(Slurp(mine / "victim.txt") == "keep me");
+
+  // An earlier report of one's own is replaced by a new file, mode 0600.
+  { std::ofstream(mine / "r.html") << "old"; }
+  fs::permissions(mine / "r.html", fs::perms::owner_read | fs::perms::owner_write);
+  RunResult again = c.Run({"query", "--html", (mine / "r.html").string(), probe});
+  INFO(again.err);
+  CHECK(again.exit_code == 0);
+  CHECK(Slurp(mine / "r.html").find("<!DOCTYPE html>") == 0);
+  struct stat st {};
+  REQUIRE(stat((mine / "r.html").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+}

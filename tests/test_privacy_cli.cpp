@@ -402,3 +402,23 @@ TEST_CASE("Help of each privacy subcommand explains it with examples", "[privacy
   CHECK(RunFacesearch({"optout", "--help"}).out.find("biometric") != std::string::npos);
   CHECK(RunFacesearch({"--help"}).out.find("--case") != std::string::npos);
 }
+
+TEST_CASE("audit and optout list show terminal escape sequences as text, never raw", "[hostile][privacy][e2e]") {
+  Corpus c;
+  c.Index({"obama.jpg"});
+  const std::string title = "\x1b]0;owned\x07\x1b[2J";  // set the window title, clear the screen
+  REQUIRE(c.Run({"--case", "case" + title, "optout", "add", TestImage("biden.jpg").string(), "--reason",
+                 "mail" + title + "\x9b" "31m"})
+              .exit_code == 0);
+  for (const std::vector<std::string>& cmd : {std::vector<std::string>{"audit"}, {"optout", "list"}}) {
+    RunResult r = c.Run(cmd);
+    INFO(cmd[0] << "\n" << r.out);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find('\x1b') == std::string::npos);
+    CHECK(r.out.find('\x07') == std::string::npos);
+    CHECK(r.out.find('\x9b') == std::string::npos);
+    CHECK(r.out.find("\\x1b]0;owned\\x07\\x1b[2J") != std::string::npos);
+  }
+  // jsonl stays exact: JSON escapes the same bytes as \u001b.
+  CHECK(c.Run({"audit", "--format", "jsonl"}).out.find("\\u001b]0;owned\\u0007") != std::string::npos);
+}

@@ -98,10 +98,16 @@ Status RemoveOptOut(const CorpusConfig& config, int64_t id);
 // with config.strict_permissions fails with kInvalidArgument instead. Ok when there is no corpus.
 Status CheckCorpusPermissions(const CorpusConfig& config);
 
-// Creates (or truncates) `path` with mode 0600 for biometric output such as `export --output`.
-// Refuses (kInvalidArgument) a parent directory that others can list or write or that its group
-// can write, an existing file that group or others can access, and a symlink.
-Status PreparePrivateOutputFile(const std::filesystem::path& path);
+// Creates `path` for biometric output (`export --output`, `query --html`, `faces --crop`)
+// exclusively (O_EXCL, O_NOFOLLOW) with mode 0600 and returns its descriptor, which the caller
+// closes. Refuses (kInvalidArgument) a parent directory that others can list or write or that its
+// group can write, a symlink, something other than a regular file, and an existing file of
+// another user's or that group or others can access. An existing private file of the caller's
+// (an earlier output) is unlinked and created anew. Errors: kInvalidArgument, kIo.
+Result<int> CreatePrivateOutputFile(const std::filesystem::path& path);
+// CreatePrivateOutputFile, then `data` written, fsynced and closed; on failure the file is
+// removed. Errors: those of CreatePrivateOutputFile, kIo.
+Status WritePrivateOutputFile(const std::filesystem::path& path, std::string_view data);
 
 // ---- parsing helpers ---------------------------------------------------------------------------
 

@@ -2,8 +2,17 @@
 #include "cli/cli.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <iostream>
 #include <map>
+#include <streambuf>
 
 namespace facesearch::cli {
 
@@ -20,6 +29,91 @@ CorpusConfig Context::Config() const {
 void Context::Report(const Error& error) {
   spdlog::error("{}", error.message);
   exit_code = kExitError;
+}
+
+namespace {
+
+// CLI11's range checks compare with < and >, which every comparison with NaN fails: "nan" passed
+// them and then matched everything (a threshold) or removed a limit (a timeout). "1e999" reads as
+// infinity.
+const CLI::Validator kFiniteNumber(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double value = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || *end != '\0' || std::isfinite(value)) return "";  // CLI11 judges the rest
+      return "must be a finite number, not " + text;
+    },
+    "");
+
+}  // namespace
+
+namespace {
+
+// std::cout's buffer while a command runs: write(2) in 64 KiB blocks, keeping the first error's
+// errno for RunCheckingStdout (stdio's would be overwritten, and a flush that failed drops its
+// data so a later flush succeeds). After an error the rest of the output is dropped.
+class StdoutBuffer : public std::streambuf {
+ public:
+  StdoutBuffer() { setp(buf_, buf_ + sizeof buf_); }
+  int error() const { return error_; }
+
+ protected:
+  int_type overflow(int_type ch) override {
+    if (Drain() != 0) return traits_type::eof();
+    if (!traits_type::eq_int_type(ch, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(ch);
+      pbump(1);
+    }
+    return traits_type::not_eof(ch);
+  }
+  int sync() override { return Drain() == 0 ? 0 : -1; }
+
+ private:
+  int Drain() {
+    for (const char* p = pbase(); error_ == 0 && p < pptr();) {
+      const ssize_t n = ::write(STDOUT_FILENO, p, static_cast<size_t>(pptr() - p));
+      if (n < 0 && errno != EINTR) error_ = errno;
+      if (n > 0) p += n;
+    }
+    setp(buf_, buf_ + sizeof buf_);
+    return error_;
+  }
+
+  char buf_[1 << 16];
+  int error_ = 0;
+};
+
+// Puts std::cout's own buffer back, even when the command throws.
+struct CoutBufferSwap {
+  std::streambuf* original;
+  explicit CoutBufferSwap(std::streambuf* buffer) : original(std::cout.rdbuf(buffer)) {}
+  ~CoutBufferSwap() {
+    std::cout.flush();
+    std::cout.rdbuf(original);
+  }
+};
+
+}  // namespace
+
+int RunCheckingStdout(const std::function<int()>& run) {
+  StdoutBuffer buffer;
+  int exit_code = kExitError;
+  {
+    CoutBufferSwap swap(&buffer);
+    if (::isatty(STDOUT_FILENO)) std::cout << std::unitbuf;  // a person reads it as it comes, between log lines
+    exit_code = run();
+  }
+  std::cout.clear();
+  if (buffer.error() == 0) return exit_code;
+  if (buffer.error() == EPIPE) return 128 + SIGPIPE;  // the reader stopped: quiet, as if SIGPIPE had ended us
+  std::cerr << "facesearch: error: cannot write to standard output: " << std::strerror(buffer.error()) << "\n";
+  return kExitError;
+}
+
+void RequireFiniteNumbers(CLI::App& app) {
+  for (CLI::Option* option : app.get_options())
+    if (option->get_type_name().rfind("FLOAT", 0) == 0) option->check(kFiniteNumber);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) RequireFiniteNumbers(*sub);
 }
 
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {

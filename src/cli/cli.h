@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <string>
 
 #include "facesearch/engine.h"
@@ -31,6 +32,17 @@ struct Context {
 
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
+
+// Adds a check refusing nan, inf and out-of-range values such as 1e999 to every floating-point
+// option (CLI11 type FLOAT) of `app` and its subcommands, present and future: call it once the
+// subcommands are added.
+void RequireFiniteNumbers(CLI::App& app);
+
+// Runs a command with std::cout buffered here and returns its exit status, unless what it wrote
+// did not reach stdout: a full disk or another write error gives a message on stderr and
+// kExitError; a reader that went away (EPIPE: SIGPIPE was ignored; by default SIGPIPE has already
+// ended the process) gives 141 quietly, what a shell reports for a writer killed by SIGPIPE.
+int RunCheckingStdout(const std::function<int()>& run);
 
 struct Subcommand {
   const char* name;

@@ -39,11 +39,11 @@ void Verify(Context& ctx) {
   if (!check) return ctx.Report(check.error());
   if (check->ok) {
     std::cout << "audit log intact: " << check->records << " record(s), head "
-              << (check->head_hash.empty() ? "(empty)" : check->head_hash) << "\n";
+              << (check->head_hash.empty() ? "(empty)" : TerminalText(check->head_hash)) << "\n";
     ctx.exit_code = kExitMatch;
     return;
   }
-  std::cout << "audit log BROKEN at record " << check->first_bad << ": " << check->problem << "\n";
+  std::cout << "audit log BROKEN at record " << check->first_bad << ": " << TerminalText(check->problem) << "\n";
   spdlog::error("the audit log fails verification at record {}", check->first_bad);
   ctx.exit_code = kExitError;
 }
@@ -69,9 +69,13 @@ void List(Context& ctx, const AuditArgs& args) {
       std::cout << RecordJson(r) << '\n';
       return;
     }
-    auto pad = [](std::string v, size_t w) { return v.size() < w ? v + std::string(w - v.size(), ' ') : v + " "; };
+    // Every field may hold bytes from the database file; pad what the terminal will show.
+    auto pad = [](std::string_view raw, size_t w) {
+      std::string v = TerminalText(raw);
+      return v.size() < w ? v + std::string(w - v.size(), ' ') : v + " ";
+    };
     std::cout << pad(std::to_string(r.seq), 5) << pad(r.at, 22) << pad(r.user, 12) << pad(r.action, 9)
-              << pad(r.case_id.empty() ? "-" : r.case_id, 12) << r.results << '\n';
+              << pad(r.case_id.empty() ? "-" : r.case_id, 12) << TerminalText(r.results) << '\n';
   });
   if (!s) return ctx.Report(s.error());
   std::cout.flush();

@@ -55,7 +55,7 @@ void Run(Context& ctx, const ClusterArgs& args) {
       std::cout << std::left << std::setw(9) << "CLUSTER" << std::setw(7) << "SIZE" << "IMAGES\n";
       for (const FaceCluster& c : report->clusters) {
         std::cout << std::left << std::setw(9) << c.id << std::setw(7) << c.faces.size();
-        for (size_t i = 0; i < c.faces.size() && i < 3; ++i) std::cout << (i ? "  " : "") << c.faces[i].image_path;
+        for (size_t i = 0; i < c.faces.size() && i < 3; ++i) std::cout << (i ? "  " : "") << TerminalText(c.faces[i].image_path);
         if (c.faces.size() > 3) std::cout << "  (+" << c.faces.size() - 3 << " more)";
         std::cout << '\n';
       }

@@ -62,7 +62,7 @@ void Run(Context& ctx, CompareArgs& args) {
                   static_cast<double>(args.options.threshold), fmr, ConfidenceBand(fmr));
     std::cout << line;
   } else {
-    std::cout << "cannot compare: no face in " << (r->a.faces.empty() ? r->a.path : r->b.path) << "\n";
+    std::cout << "cannot compare: no face in " << TerminalText(r->a.faces.empty() ? r->a.path : r->b.path) << "\n";
   }
   ctx.exit_code = r->same ? kExitMatch : kExitNoMatch;
 }

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "cli/format.h"
 #include "facesearch/privacy.h"
 
 namespace facesearch::cli {
@@ -23,7 +24,7 @@ void AddConfigCommand(CLI::App& app, Context& ctx) {
     if (w.empty() || (w.size() == 1 && w[0] == "list")) {
       auto settings = ListSettings(ctx.Config());
       if (!settings) return ctx.Report(settings.error());
-      for (const auto& [key, value] : *settings) std::cout << key << " = " << value << "\n";
+      for (const auto& [key, value] : *settings) std::cout << TerminalText(key) << " = " << TerminalText(value) << "\n";
       ctx.exit_code = kExitMatch;
       return;
     }
@@ -31,7 +32,7 @@ void AddConfigCommand(CLI::App& app, Context& ctx) {
       return ctx.Report({ErrorCode::kInvalidArgument, "usage: facesearch config set KEY VALUE"});
     Status s = SetSetting(ctx.Config(), w[1], w[2]);
     if (!s) return ctx.Report(s.error());
-    std::cout << w[1] << " = " << w[2] << "\n";
+    std::cout << TerminalText(w[1]) << " = " << TerminalText(w[2]) << "\n";
     ctx.exit_code = kExitMatch;
   });
 }

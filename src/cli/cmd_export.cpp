@@ -1,7 +1,9 @@
 // `facesearch export`
-#include <fstream>
+#include <ext/stdio_filebuf.h>
+
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "cli/cli.h"
 #include "cli/format.h"
@@ -21,18 +23,19 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
               "  facesearch --case 2025-017 export | jq -r '.image' | sort -u");
   cmd->add_option("-o,--output", *output, "Write to this file (created 0600) instead of stdout");
   cmd->callback([&ctx, output] {
-    std::ofstream file;
+    // The descriptor the file was created with: opening the name again could reach another file.
+    std::optional<__gnu_cxx::stdio_filebuf<char>> file_buffer;
+    std::ostream file(nullptr);
     if (!output->empty()) {
-      Status ready = PreparePrivateOutputFile(*output);
-      if (!ready) return ctx.Report(ready.error());
-      file.open(*output, std::ios::binary | std::ios::trunc);  // keeps the 0600 mode just set
-      if (!file) return ctx.Report({ErrorCode::kIo, "cannot open " + *output + " for writing"});
+      auto fd = CreatePrivateOutputFile(*output);
+      if (!fd) return ctx.Report(fd.error());
+      file.rdbuf(&file_buffer.emplace(*fd, std::ios::out | std::ios::binary));  // closes fd when done
     }
     std::ostream& out = output->empty() ? std::cout : file;
     Status s = ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << FaceRecordJson(r) << '\n'; });
     if (!s) return ctx.Report(s.error());
-    out.flush();
-    if (!out) return ctx.Report({ErrorCode::kIo, "cannot write the export (disk full?)"});
+    out.flush();  // stdout is checked for every command by RunCheckingStdout
+    if (!output->empty() && !out) return ctx.Report({ErrorCode::kIo, "cannot write the export to " + *output + " (disk full?)"});
     ctx.exit_code = kExitMatch;
   });
 }

@@ -72,7 +72,7 @@ void Run(Context& ctx, const FacesArgs& args) {
       char score[16];
       std::snprintf(score, sizeof score, "%.3f", f.det_score);
       std::cout << std::left << std::setw(6) << i << std::setw(20) << box << std::setw(7)
-                << std::min(f.box.w, f.box.h) << std::setw(8) << score << image << '\n';
+                << std::min(f.box.w, f.box.h) << std::setw(8) << score << TerminalText(image) << '\n';
     }
   }
   std::cout.flush();

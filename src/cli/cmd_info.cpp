@@ -40,12 +40,9 @@ void PrintIssues(Context& ctx, bool json) {
       std::cout << std::left << std::setw(9) << "OUTCOME" << std::setw(15) << "REASON" << std::setw(22)
                 << "AT" << "LOCATION: DETAIL\n";
     for (const InputIssue& i : issues) {
-      std::string detail = i.detail;
-      for (char& c : detail)
-        if (c == '\n' || c == '\r') c = ' ';
       std::cout << std::left << std::setw(9) << i.outcome << std::setw(15)
-                << (i.reason.empty() ? "-" : i.reason) << std::setw(22) << i.at << i.location << ": "
-                << detail << "\n";
+                << (i.reason.empty() ? "-" : i.reason) << std::setw(22) << TerminalText(i.at) << TerminalText(i.location) << ": "
+                << TerminalText(i.detail) << "\n";
     }
   }
   ctx.exit_code = kExitMatch;
@@ -92,14 +89,14 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << ",\"index_setting\":" << JsonString(info->index_setting)
                 << ",\"index_memory_bytes\":" << info->index_memory_bytes
                 << ",\"index_params\":" << JsonString(info->index_params) << ",\"index_recall_at_10\":"
-                << (info->index_recall_at_10 ? Fixed4(*info->index_recall_at_10) : std::string("null"))
+                << (info->index_recall_at_10 ? JsonFixed(*info->index_recall_at_10, 4) : std::string("null"))
                 << ",\"index_recall_queries\":" << info->index_recall_queries
-                << ",\"index_build_seconds\":" << Fixed4(info->index_build_seconds)
+                << ",\"index_build_seconds\":" << JsonFixed(info->index_build_seconds, 4)
                 << ",\"index_built_generation\":" << info->index_built_generation
                 << ",\"index_built_at\":" << JsonString(info->index_built_at) << "}\n";
     } else {
-      std::cout << "corpus:          " << info->corpus_dir.string() << "\n"
-                << "database:        " << info->database.string() << " (schema " << info->schema_version << ")\n"
+      std::cout << "corpus:          " << TerminalText(info->corpus_dir.string()) << "\n"
+                << "database:        " << TerminalText(info->database.string()) << " (schema " << info->schema_version << ")\n"
                 << "models:          " << info->model_identity << "\n"
                 << "embedding mode:  " << info->embedding_mode << "\n"
                 << "images:          " << c.images << " (" << c.images_ok << " with faces, " << c.images_noface

@@ -40,8 +40,8 @@ void List(Context& ctx, const OptoutArgs& args) {
       std::string id = std::to_string(o.id);
       std::string threshold = JsonNumber(std::round(o.threshold * 1e4) / 1e4);
       std::cout << id << std::string(id.size() < 6 ? 6 - id.size() : 1, ' ') << threshold
-                << std::string(threshold.size() < 11 ? 11 - threshold.size() : 1, ' ') << o.added_at
-                << "  " << o.reason << "\n";
+                << std::string(threshold.size() < 11 ? 11 - threshold.size() : 1, ' ') << TerminalText(o.added_at)
+                << "  " << TerminalText(o.reason) << "\n";
     }
   }
   ctx.exit_code = list->empty() ? kExitNoMatch : kExitMatch;

@@ -46,13 +46,26 @@ Status ReadProbeList(const std::string& file, bool null_separated, std::vector<s
   return Ok();
 }
 
-// --paths-only: each matching image once, in rank order of first appearance.
-void WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) {
+// --paths-only: each matching image once, in rank order of first appearance. One per line, a
+// name holding a line break would reach `xargs -d '\n'` or `while read` as two names (a crafted
+// one naming any other file): such a name is refused there, and -0 prints it. Returns whether
+// every path was printed.
+bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) {
   std::set<std::string> seen;
+  bool all = true;
   for (const ProbeOutcome& o : outcomes)
     for (const ProbeFace& p : o.result.probes)
-      for (const Match& m : p.matches)
-        if (seen.insert(m.image_path).second) std::cout << m.image_path << (null_separated ? '\0' : '\n');
+      for (const Match& m : p.matches) {
+        if (!seen.insert(m.image_path).second) continue;
+        if (!null_separated && m.image_path.find('\n') != std::string::npos) {
+          spdlog::error("not printing the matching image {}: its name holds a line break; use -0 and xargs -0 "
+                        "to receive it", m.image_path);
+          all = false;
+          continue;
+        }
+        std::cout << m.image_path << (null_separated ? '\0' : '\n');
+      }
+  return all;
 }
 
 // The default threshold follows the corpus size (Calibration::DefaultThreshold) and says why when
@@ -138,7 +151,7 @@ void Run(Context& ctx, QueryArgs& args) {
                        p.index, o.photo, issues, p.quality.size, p.quality.sharpness);
         }
   }
-  if (args.paths_only) WritePaths(*outcomes, args.null_separated);
+  if (args.paths_only) any_error = !WritePaths(*outcomes, args.null_separated) || any_error;
   else WriteQueryResults(std::cout, *outcomes, args.options, calibration, args.format, args.fields);
   std::cout.flush();
   ctx.exit_code = any_error ? kExitError : any_match ? kExitMatch : kExitNoMatch;
@@ -174,15 +187,17 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch query --all-faces --format csv group.jpg > leads.csv\n"
       "  facesearch query --format tsv --fields image,distance,confidence p.jpg | sort -t$'\\t' -k2n\n"
       "  facesearch query --html report.html a.jpg b.jpg  # probe faces beside their matches\n"
-      "  facesearch query --paths-only a.jpg b.jpg | xargs -d '\\n' cp -t leads/\n"
+      "  facesearch query -0 --paths-only a.jpg b.jpg | xargs -0 cp -t leads/ --\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
       "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'");
   cmd->add_option("photos", args->photos, "Probe image files, or - to read one from stdin");
   cmd->add_option("--from-file", args->from_file, "Also read probe paths from this file (- for stdin)");
   cmd->add_flag("-0,--null", args->null_separated,
-                "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0)");
-  cmd->add_flag("--paths-only", args->paths_only, "Print only the matching image paths, each once");
+                "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0); "
+                "without it --paths-only refuses (exit 2) a name that holds a line break");
+  cmd->add_flag("--paths-only", args->paths_only,
+                "Print only the matching image paths, each once (add -0 for a pipeline: xargs -0)");
   cmd->add_option("--fields", args->fields_list,
                   "csv/tsv columns to print, in order, e.g. --fields image,distance,confidence "
                   "(also sha256, probe_low_quality; default: see docs/output.md)");

@@ -66,9 +66,9 @@ void AddReindexCommand(CLI::App& app, Context& ctx) {
     if (args->json) {
       std::cout << "{\"kind\":" << JsonString(r->kind) << ",\"setting\":" << JsonString(r->setting)
                 << ",\"params\":" << JsonString(r->params) << ",\"faces\":" << r->faces
-                << ",\"recall_at_10\":" << (r->recall_queries > 0 ? Fixed(r->recall_at_10, 4) : "null")
+                << ",\"recall_at_10\":" << (r->recall_queries > 0 ? JsonFixed(r->recall_at_10, 4) : "null")
                 << ",\"recall_queries\":" << r->recall_queries
-                << ",\"build_seconds\":" << Fixed(r->build_seconds, 3)
+                << ",\"build_seconds\":" << JsonFixed(r->build_seconds, 3)
                 << ",\"memory_bytes\":" << r->memory_bytes << ",\"generation\":" << r->generation << "}\n";
     } else {
       std::cout << "index:      " << r->kind << (r->params.empty() ? "" : " (" + r->params + ")") << "\n"

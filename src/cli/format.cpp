@@ -1,5 +1,7 @@
 #include "cli/format.h"
 
+#include <spdlog/pattern_formatter.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -32,14 +34,93 @@ std::string ProvenanceJsonFields(const Provenance& p) {
          ",\"notes\":" + field(p.notes);
 }
 
-std::string CsvField(std::string_view s) {
-  if (s.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(s);
-  std::string out = "\"";
+namespace {
+
+// Unicode bidirectional controls (U+200E, U+200F, U+202A..U+202E, U+2066..U+2069): they reorder
+// the text around them, so "photo\u202Egpj.exe" shows as "photoexe.jpg".
+bool IsBidiControl(std::string_view s, size_t i, size_t n) {
+  if (n != 3 || static_cast<unsigned char>(s[i]) != 0xE2) return false;
+  const auto b1 = static_cast<unsigned char>(s[i + 1]), b2 = static_cast<unsigned char>(s[i + 2]);
+  return (b1 == 0x80 && (b2 == 0x8E || b2 == 0x8F || (b2 >= 0xAA && b2 <= 0xAE))) ||
+         (b1 == 0x81 && b2 >= 0xA6 && b2 <= 0xA9);
+}
+
+// A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+bool StartsLikeFormula(std::string_view s) {
+  return !s.empty() && std::string_view("=+-@\t\r").find(s.front()) != std::string_view::npos;
+}
+
+}  // namespace
+
+std::string TerminalText(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [&out](unsigned char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02x", c);
+    out += buf;
+  };
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0 || c < 0x20 || c == 0x7F) {  // C0, DEL, and bytes that are not UTF-8 (raw 8-bit C1)
+      hex(c);
+      ++i;
+    } else if (n == 2 && c == 0xC2 && static_cast<unsigned char>(s[i + 1]) < 0xA0) {  // C1 as UTF-8
+      hex(c);
+      hex(static_cast<unsigned char>(s[i + 1]));
+      i += 2;
+    } else if (IsBidiControl(s, i, n)) {
+      const unsigned cp = ((c & 0x0Fu) << 12) | ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6) |
+                          (static_cast<unsigned char>(s[i + 2]) & 0x3Fu);
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", cp);
+      out += buf;
+      i += 3;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+namespace {
+
+class TerminalMessageFlag : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const std::string text = TerminalText(std::string_view(msg.payload.data(), msg.payload.size()));
+    dest.append(text.data(), text.data() + text.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<TerminalMessageFlag>(); }
+};
+
+}  // namespace
+
+std::unique_ptr<spdlog::formatter> TerminalLogFormatter(const std::string& pattern) {
+  auto formatter = std::make_unique<spdlog::pattern_formatter>();
+  formatter->add_flag<TerminalMessageFlag>('*').set_pattern(pattern);
+  return formatter;
+}
+
+std::string CsvField(std::string_view s, bool text) {
+  const bool formula = text && StartsLikeFormula(s);
+  if (!formula && s.find_first_of(",\"\n\r") == std::string_view::npos) return std::string(s);
+  std::string out = formula ? "\"'" : "\"";
   for (char c : s) {
     if (c == '"') out += '"';
     out += c;
   }
   return out + "\"";
+}
+
+std::string TsvField(std::string_view s, bool text) {
+  std::string out = text && StartsLikeFormula(s) ? "'" : "";
+  out += s;
+  for (char& c : out)
+    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+  return out;
 }
 
 namespace {
@@ -53,7 +134,7 @@ std::string Fmr(const Calibration& cal, float distance) {
 
 std::string MatchJsonFields(const Match& m, const Calibration& cal) {
   return "\"rank\":" + std::to_string(m.rank) + ",\"face_id\":" + std::to_string(m.face_id) +
-         ",\"distance\":" + Distance(m.distance) + ",\"fmr\":" + Fmr(cal, m.distance) +
+         ",\"distance\":" + JsonFixed(m.distance, 4) + ",\"fmr\":" + JsonSignificant(cal.Fmr(m.distance), 2) +
          ",\"confidence\":" + JsonString(ConfidenceBand(cal.Fmr(m.distance))) +
          ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
          ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance);
@@ -89,7 +170,7 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   }
   out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
       << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
-      << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"threshold_fmr\":" << Fmr(cal, o.threshold)
+      << ",\"threshold\":" << JsonNumber(o.threshold) << ",\"threshold_fmr\":" << JsonSignificant(cal.Fmr(o.threshold), 2)
       << ",\"calibration\":{\"mode\":" << JsonString(cal.mode()) << ",\"exact\":" << (cal.exact() ? "true" : "false")
       << "},\"expected_false_matches\":" << JsonNumber(ExpectedFalseMatches(r, o, cal))
       << ",\"top_k\":" << o.top_k << ",\"results\":[";
@@ -124,14 +205,6 @@ void WriteJsonl(std::ostream& out, const QueryResult& r, const Calibration& cal)
           << ",\"probe_quality_issues\":" << JsonIssues(probe.quality) << "," << MatchJsonFields(m, cal) << "}\n";
 }
 
-// TSV cannot quote: tabs and line breaks inside a field become spaces.
-std::string TsvField(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
-  return out;
-}
-
 // The csv/tsv columns, in their default order: each a name and how to print it for one match.
 struct Row {
   const ProbeOutcome& outcome;
@@ -139,20 +212,26 @@ struct Row {
   const Match& m;
   const Calibration& cal;
 };
-using Column = std::pair<const char*, std::string (*)(const Row&)>;
+// number: a value facesearch computes. The others are text (file names, provenance from a
+// manifest) and are neutralised where a spreadsheet would run them as a formula.
+struct Column {
+  const char* name;
+  std::string (*get)(const Row&);
+  bool number = false;
+};
 const Column kColumns[] = {
     {"probe", [](const Row& r) { return r.outcome.photo; }},
-    {"probe_face", [](const Row& r) { return std::to_string(r.probe.index); }},
-    {"rank", [](const Row& r) { return std::to_string(r.m.rank); }},
-    {"face_id", [](const Row& r) { return std::to_string(r.m.face_id); }},
-    {"distance", [](const Row& r) { return Distance(r.m.distance); }},
-    {"fmr", [](const Row& r) { return Fmr(r.cal, r.m.distance); }},
+    {"probe_face", [](const Row& r) { return std::to_string(r.probe.index); }, true},
+    {"rank", [](const Row& r) { return std::to_string(r.m.rank); }, true},
+    {"face_id", [](const Row& r) { return std::to_string(r.m.face_id); }, true},
+    {"distance", [](const Row& r) { return Distance(r.m.distance); }, true},
+    {"fmr", [](const Row& r) { return Fmr(r.cal, r.m.distance); }, true},
     {"confidence", [](const Row& r) { return std::string(ConfidenceBand(r.cal.Fmr(r.m.distance))); }},
     {"image", [](const Row& r) { return r.m.image_path; }},
-    {"x", [](const Row& r) { return std::to_string(r.m.box.x); }},
-    {"y", [](const Row& r) { return std::to_string(r.m.box.y); }},
-    {"w", [](const Row& r) { return std::to_string(r.m.box.w); }},
-    {"h", [](const Row& r) { return std::to_string(r.m.box.h); }},
+    {"x", [](const Row& r) { return std::to_string(r.m.box.x); }, true},
+    {"y", [](const Row& r) { return std::to_string(r.m.box.y); }, true},
+    {"w", [](const Row& r) { return std::to_string(r.m.box.w); }, true},
+    {"h", [](const Row& r) { return std::to_string(r.m.box.h); }, true},
     {"page_url", [](const Row& r) { return r.m.provenance.page_url; }},
     {"source", [](const Row& r) { return r.m.provenance.source; }},
     {"captured_at", [](const Row& r) { return r.m.provenance.captured_at; }},
@@ -167,20 +246,23 @@ constexpr size_t kDefaultColumns = 17;  // probe .. notes
 // CSV (sep ',') or TSV (sep '\t'): one header, then one row per match of every probe.
 void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep,
                     const std::vector<std::string>& fields, const Calibration& cal) {
-  auto field = [&](std::string_view s) { return sep == ',' ? CsvField(s) : TsvField(s); };
+  auto field = [&](const Column& c, const Row& row) {
+    const std::string value = c.get(row);
+    return sep == ',' ? CsvField(value, !c.number) : TsvField(value, !c.number);
+  };
   std::vector<const Column*> columns;
   if (fields.empty())
     for (size_t i = 0; i < kDefaultColumns; ++i) columns.push_back(&kColumns[i]);
   for (const std::string& name : fields)  // names were checked by CheckFields
     for (const Column& c : kColumns)
-      if (name == c.first) columns.push_back(&c);
-  for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << columns[i]->first;
+      if (name == c.name) columns.push_back(&c);
+  for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << columns[i]->name;
   out << '\n';
   for (const ProbeOutcome& o : outcomes)
     for (const ProbeFace& probe : o.result.probes)
       for (const Match& m : probe.matches) {
         const Row row{o, probe, m, cal};
-        for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << field(columns[i]->second(row));
+        for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << field(*columns[i], row);
         out << '\n';
       }
 }
@@ -199,14 +281,12 @@ std::string ProvenanceLine(const Provenance& p) {
   add("captured ", p.captured_at);
   add("licence ", p.licence);
   add("notes ", p.notes);
-  for (char& c : line)
-    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-  return line;
+  return TerminalText(line);
 }
 
 void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, const Calibration& cal,
                 bool name_probe) {
-  if (name_probe) out << "== " << r.probe_path << " (" << r.faces_detected << " face(s))\n";
+  if (name_probe) out << "== " << TerminalText(r.probe_path) << " (" << r.faces_detected << " face(s))\n";
   for (const ProbeFace& probe : r.probes) {
     const Box& b = probe.face.box;
     out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y
@@ -220,7 +300,7 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
                         std::to_string(m.box.x) + "+" + std::to_string(m.box.y);
       out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
           << std::setw(10) << Fmr(cal, m.distance) << std::setw(13) << ConfidenceBand(cal.Fmr(m.distance))
-          << std::setw(20) << box << m.image_path << "\n";
+          << std::setw(20) << box << TerminalText(m.image_path) << "\n";
       if (!m.provenance.empty()) out << std::string(59, ' ') << ProvenanceLine(m.provenance) << "\n";
     }
   }
@@ -242,10 +322,13 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
 Status CheckFields(const std::vector<std::string>& fields) {
   for (const std::string& name : fields) {
     bool known = false;
-    for (const Column& c : kColumns) known = known || name == c.first;
+    for (const Column& c : kColumns) known = known || name == c.name;
     if (known) continue;
     std::string all;
-    for (const Column& c : kColumns) all += (all.empty() ? "" : ",") + std::string(c.first);
+    for (const Column& c : kColumns) {
+      if (!all.empty()) all += ',';
+      all += c.name;
+    }
     return Fail(ErrorCode::kInvalidArgument, "unknown --fields column '" + name + "'; the columns are " + all);
   }
   return Ok();

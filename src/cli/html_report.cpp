@@ -14,6 +14,7 @@
 #include "common/sha256.h"
 #include "facesearch/analyze.h"
 #include "facesearch/eval.h"
+#include "facesearch/privacy.h"
 #include "facesearch/version.h"
 
 namespace facesearch::cli {
@@ -303,7 +304,7 @@ std::string RenderHtmlReport(const std::vector<ProbeOutcome>& outcomes, const Qu
 
 Status WriteHtmlReport(const std::filesystem::path& path, const std::vector<ProbeOutcome>& outcomes,
                        const QueryOptions& options, const HtmlReportContext& context) {
-  return WriteFileAtomic(path, RenderHtmlReport(outcomes, options, context));
+  return WritePrivateOutputFile(path, RenderHtmlReport(outcomes, options, context));
 }
 
 }  // namespace facesearch::cli

@@ -29,8 +29,9 @@ std::string HtmlEscape(std::string_view s);
 std::string RenderHtmlReport(const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
                              const HtmlReportContext& context);
 
-// RenderHtmlReport written atomically with mode 0600: the page holds biometric imagery.
-// Errors: kIo.
+// RenderHtmlReport in a file created exclusively with mode 0600 (WritePrivateOutputFile): the
+// page holds biometric imagery. Errors: kInvalidArgument (a directory others can list or write,
+// a link), kIo.
 Status WriteHtmlReport(const std::filesystem::path& path, const std::vector<ProbeOutcome>& outcomes,
                        const QueryOptions& options, const HtmlReportContext& context);
 

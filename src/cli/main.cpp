@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "cli/format.h"
 #include "facesearch/version.h"
 
 namespace facesearch::cli {
@@ -35,7 +36,8 @@ void SetUpLogging(int verbose, bool quiet) {
   // Colour only on a terminal, and never when NO_COLOR is set (no-color.org).
   const char* no_color = std::getenv("NO_COLOR");
   const bool colour = isatty(STDERR_FILENO) && !(no_color && *no_color);
-  logger->set_pattern(colour ? "%^facesearch: %l:%$ %v" : "facesearch: %l: %v");  // %^..%$: colour range
+  // %^..%$: colour range; %*: the message with control characters escaped (it names files).
+  logger->set_formatter(TerminalLogFormatter(colour ? "%^facesearch: %l:%$ %*" : "facesearch: %l: %*"));
   logger->set_level(quiet ? spdlog::level::warn
                           : verbose > 0 ? spdlog::level::debug : spdlog::level::info);
   spdlog::set_default_logger(logger);
@@ -74,6 +76,7 @@ int Main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
   AddAccountabilityOptions(app, ctx);
   for (const Subcommand& sub : kSubcommands) sub.add(app, ctx);
+  RequireFiniteNumbers(app);
 
   // Logging must be configured before any subcommand callback runs.
   app.parse_complete_callback([&] { SetUpLogging(verbose, quiet); });
@@ -98,7 +101,7 @@ int main(int argc, char** argv) {
   }
 #endif
   try {
-    return facesearch::cli::Main(argc, argv);
+    return facesearch::cli::RunCheckingStdout([&] { return facesearch::cli::Main(argc, argv); });
   } catch (const std::exception& e) {
     std::cerr << "facesearch: internal error: " << e.what() << "\n";
     return facesearch::cli::kExitError;

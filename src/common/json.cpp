@@ -78,6 +78,20 @@ std::string JsonFloat(float v) {
   return std::string(buf, r.ptr);
 }
 
+std::string JsonFixed(double v, int decimals) {
+  if (!std::isfinite(v)) return "null";
+  char buf[352];  // DBL_MAX in %f is 309 digits
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+std::string JsonSignificant(double v, int digits) {
+  if (!std::isfinite(v)) return "null";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+  return buf;
+}
+
 size_t Utf8SequenceLength(std::string_view s, size_t i) { return Utf8Length(s, i); }
 
 }  // namespace facesearch

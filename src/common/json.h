@@ -13,6 +13,10 @@ std::string JsonString(std::string_view s);
 // Shortest round-trip form; non-finite values become null.
 std::string JsonNumber(double v);
 std::string JsonFloat(float v);
+// printf's %.Nf and %.Ng, for numbers shown rounded; null when not finite (JSON has no nan or
+// infinity, and "nan" would make the whole document unreadable).
+std::string JsonFixed(double v, int decimals);
+std::string JsonSignificant(double v, int digits);
 
 // Length of the valid UTF-8 sequence starting at s[i] (1 to 4), or 0 when the bytes there are not
 // one (invalid, overlong, surrogate). For writers of other text formats (the HTML report).

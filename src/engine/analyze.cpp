@@ -33,7 +33,7 @@ Result<std::string> ReadPhoto(const std::string& photo, size_t max_bytes) {
 Status WriteChip(FaceAnalyzer& analyzer, const RgbImage& image, const Face& face, const fs::path& path) {
   FS_ASSIGN(RgbImage chip, analyzer.Chip(image, face));
   FS_ASSIGN(std::string png, EncodeImage(chip, ".png"));
-  return WriteFileAtomic(path, png);  // created 0600
+  return WritePrivateOutputFile(path, png);
 }
 
 }  // namespace
@@ -80,7 +80,10 @@ Result<PhotoFaces> PhotoAnalyzer::Analyze(const std::string& photo, const fs::pa
     out.quality.push_back(AssessFace(face, LaplacianVariance(chip)));
   }
   if (chip_dir) {
-    FS_TRY(EnsurePrivateDir(*chip_dir));
+    // A new folder is made private. An existing one keeps its mode: the chips are refused there
+    // when other users can list or write it (WritePrivateOutputFile).
+    std::error_code ec;
+    if (!fs::exists(*chip_dir, ec)) FS_TRY(EnsurePrivateDir(*chip_dir));
     std::string stem = photo == "-" ? "stdin" : fs::path(photo).stem().string();
     for (size_t i = 0; i < out.faces.size(); ++i) {
       fs::path path = *chip_dir / (stem + "_face" + std::to_string(i) + ".png");

@@ -74,30 +74,54 @@ Status CheckCorpusPermissions(const CorpusConfig& config) {
   return Ok();
 }
 
-Status PreparePrivateOutputFile(const fs::path& path) {
+Result<int> CreatePrivateOutputFile(const fs::path& path) {
   auto refuse = [&](const std::string& why) {
-    return Fail(ErrorCode::kInvalidArgument, "refusing to write biometric data to " + path.string() +
-                                                 ": " + why + "; choose a private directory "
-                                                 "(chmod 700) or write to stdout");
+    return Fail(ErrorCode::kInvalidArgument, "refusing to write biometric data to " + path.string() + ": " + why +
+                                                 "; choose a private directory (chmod 700)");
   };
   fs::path dir = fs::absolute(path).parent_path();
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0)
     return Fail(ErrorCode::kIo, "cannot use directory " + dir.string() + ": " + std::strerror(errno));
+  // Where others can write, they can plant a link or a file under the name first (and a sticky bit
+  // only stops them deleting ours); where they can list, they learn the names.
   if (st.st_mode & 006 || st.st_mode & 020)
     return refuse("its directory " + dir.string() + " has mode " + Octal(st.st_mode) +
                   ", so other users can list or change its files");
   if (::lstat(path.c_str(), &st) == 0) {
     if (S_ISLNK(st.st_mode)) return refuse("it is a symbolic link");
     if (!S_ISREG(st.st_mode)) return refuse("it is not a regular file");
+    if (st.st_uid != ::geteuid()) return refuse("the existing file belongs to another user");
     if (st.st_mode & 077) return refuse("the existing file has mode " + Octal(st.st_mode));
+    // An earlier output of ours: replaced by a new file, never written through (it may have
+    // other hard links).
+    if (::unlink(path.c_str()) != 0)
+      return Fail(ErrorCode::kIo, "cannot replace " + path.string() + ": " + std::strerror(errno));
   }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return Fail(ErrorCode::kIo, "cannot create " + path.string() + ": " + std::strerror(errno));
-  const bool chmod_ok = ::fchmod(fd, 0600) == 0;  // the umask may have removed bits we want
-  ::close(fd);
-  if (!chmod_ok) return Fail(ErrorCode::kIo, "cannot chmod 600 " + path.string());
-  return Ok();
+  if (::fchmod(fd, 0600) != 0) {  // the umask may have removed bits we want
+    const int err = errno;
+    ::close(fd);
+    ::unlink(path.c_str());
+    return Fail(ErrorCode::kIo, "cannot chmod 600 " + path.string() + ": " + std::strerror(err));
+  }
+  return fd;
+}
+
+Status WritePrivateOutputFile(const fs::path& path, std::string_view data) {
+  FS_ASSIGN(int fd, CreatePrivateOutputFile(path));
+  int err = 0;
+  for (std::string_view rest = data; err == 0 && !rest.empty();) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno != EINTR) err = errno;
+    if (n > 0) rest.remove_prefix(static_cast<size_t>(n));
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;  // a deferred write error (NFS, quota)
+  if (err == 0) return Ok();
+  ::unlink(path.c_str());
+  return Fail(ErrorCode::kIo, "cannot write " + path.string() + ": " + std::strerror(err));
 }
 
 Result<int64_t> ParseDuration(std::string_view text) {
