@@ -247,3 +247,96 @@ TEST_CASE("An unreadable snapshot record in the database triggers a rebuild", "[
   CHECK_THAT(opened.reason, Catch::Contains("unreadable"));
   CHECK(c.Open().state == IndexState::kFresh);
 }
+
+namespace {
+
+// A record of a snapshot at generation 5 (faces up to id 9) in a Store at `generation`.
+IndexRecord RecordAt(int64_t generation, int64_t delete_generation = 0) {
+  IndexSnapshot snap;
+  snap.generation = 5;
+  snap.max_face_id = 9;
+  snap.ntotal = 7;
+  snap.file = kIndexFileName;
+  return IndexRecord{snap, generation, delete_generation, "models:test", IndexKind::kExact};
+}
+
+IndexFileFacts LoadedFile(IndexKind kind = IndexKind::kExact, int64_t ntotal = 7) {
+  IndexFileFacts facts;
+  facts.loaded = IndexFileFacts::Loaded{ntotal, 9, kind};
+  return facts;
+}
+
+}  // namespace
+
+TEST_CASE("JudgeIndex decides fresh, lagging and needs-rebuild from the generations",
+          "[corpus_index]") {
+  CHECK(JudgeIndex(RecordAt(5), LoadedFile()).condition == IndexCondition::kFresh);
+  const IndexVerdict lagging = JudgeIndex(RecordAt(8, 3), LoadedFile());
+  CHECK(lagging.condition == IndexCondition::kLagging);
+  CHECK(lagging.cause == IndexCause::kNewFaces);
+  const IndexVerdict removed = JudgeIndex(RecordAt(8, 6), LoadedFile());
+  CHECK(removed.condition == IndexCondition::kNeedsRebuild);
+  CHECK(removed.cause == IndexCause::kRemovedSince);
+  CHECK_THAT(removed.reason, Catch::Contains("removed"));
+  // A removal recorded in the snapshot's own generation is already in it.
+  CHECK(JudgeIndex(RecordAt(8, 5), LoadedFile()).condition == IndexCondition::kLagging);
+}
+
+TEST_CASE("JudgeIndexRecord refuses a missing record, a foreign file name and a record newer than the Store "
+          "before any file is read",
+          "[corpus_index]") {
+  IndexRecord none = RecordAt(5);
+  none.snapshot.reset();
+  REQUIRE(JudgeIndexRecord(none));
+  CHECK(JudgeIndexRecord(none)->condition == IndexCondition::kMissing);
+  CHECK(JudgeIndexRecord(none)->cause == IndexCause::kNoRecord);
+
+  IndexRecord foreign = RecordAt(5);
+  foreign.snapshot->file = "../../etc/passwd";
+  REQUIRE(JudgeIndexRecord(foreign));
+  CHECK(JudgeIndexRecord(foreign)->condition == IndexCondition::kCorrupt);
+
+  const IndexRecord newer = RecordAt(4);
+  REQUIRE(JudgeIndexRecord(newer));
+  CHECK(JudgeIndexRecord(newer)->cause == IndexCause::kNewerThanStore);
+  CHECK_THAT(JudgeIndexRecord(newer)->reason, Catch::Contains("newer"));
+  // JudgeIndex gives the record's verdict whatever the file facts say.
+  CHECK(JudgeIndex(newer, LoadedFile()).cause == IndexCause::kNewerThanStore);
+
+  CHECK_FALSE(JudgeIndexRecord(RecordAt(5)));
+}
+
+TEST_CASE("JudgeIndex tells a missing, a damaged, an unrecorded-save and a disagreeing file apart",
+          "[corpus_index]") {
+  IndexFileFacts missing;
+  missing.exists = false;
+  CHECK(JudgeIndex(RecordAt(5), missing).condition == IndexCondition::kMissing);
+
+  IndexFileFacts damaged;
+  damaged.problem = "index file x fails its SHA-256 check";
+  const IndexVerdict corrupt = JudgeIndex(RecordAt(5), damaged);
+  CHECK(corrupt.condition == IndexCondition::kCorrupt);
+  CHECK_THAT(corrupt.reason, Catch::Contains("SHA-256"));
+
+  // Intact, same models, newer than its record but not than the Store: a killed writer's save.
+  IndexFileFacts unrecorded = damaged;
+  unrecorded.header = IndexFileHeader{};
+  unrecorded.header->stamp = IndexStamp{6, "models:test"};
+  CHECK(JudgeIndex(RecordAt(6), unrecorded).cause == IndexCause::kSavedNotRecorded);
+  unrecorded.header->stamp.model_identity = "models:other";
+  CHECK(JudgeIndex(RecordAt(6), unrecorded).cause == IndexCause::kFileUnusable);
+
+  CHECK(JudgeIndex(RecordAt(5), LoadedFile(IndexKind::kExact, 6)).cause == IndexCause::kContentsDisagree);
+}
+
+TEST_CASE("JudgeIndex names a file of another kind, and leaves the kind alone when it is not given",
+          "[corpus_index]") {
+  const IndexVerdict other = JudgeIndex(RecordAt(5), LoadedFile(IndexKind::kHnsw));
+  CHECK(other.condition == IndexCondition::kOtherKind);
+  CHECK_THAT(other.reason, Catch::Contains("hnsw") && Catch::Contains("exact"));
+  IndexFileFacts unknown_kind = LoadedFile();
+  unknown_kind.loaded->kind.reset();
+  CHECK(JudgeIndex(RecordAt(5), unknown_kind).condition == IndexCondition::kFresh);
+  // Not loaded at all (info): only the record and the file's presence and checks are judged.
+  CHECK(JudgeIndex(RecordAt(8), IndexFileFacts{}).condition == IndexCondition::kLagging);
+}

@@ -267,10 +267,14 @@ Result<std::unique_ptr<Store>> OpenExisting(const CorpusConfig& config) {
   return Store::OpenReadOnly(paths.database);
 }
 
-// Describes the index files against the Store without repairing anything.
+// Describes the index files against the Store without repairing anything: JudgeIndex over the
+// record and the file's size and SHA-256 (not loaded, so counts and kind are not judged), in the
+// documented words of `index_state`: a file the next open rebuilds for being behind the Store
+// (faces removed since, a record newer than the Store) is "lagging" as well.
 std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& info) {
   auto snap = store.GetIndexSnapshot();
-  if (!snap || !*snap) return "missing";
+  auto delete_generation = store.DeleteGeneration();
+  if (!snap || !*snap || !delete_generation) return "missing";
   const IndexSnapshot& s = **snap;
   info.index_vectors = s.ntotal;
   info.index_bytes = s.size;
@@ -278,13 +282,24 @@ std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& in
   // Snapshots saved before index format 2 were exact: float vectors and ids.
   info.index_memory_bytes = s.memory_bytes >= 0 ? s.memory_bytes
                                                 : s.ntotal * static_cast<int64_t>(kEmbeddingDim * 4 + 8);
-  fs::path file = paths.index_dir / s.file;
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return "missing";
-  auto sha = Sha256File(file);
-  if (!sha || *sha != s.sha256 || static_cast<int64_t>(fs::file_size(file, ec)) != s.size)
-    return "corrupt";
-  return s.generation == info.generation ? "fresh" : "lagging";
+  const IndexRecord record{*snap, info.generation, *delete_generation, info.model_identity};
+  IndexFileFacts facts;
+  if (!JudgeIndexRecord(record)) {  // the file it names may be read
+    const fs::path file = paths.index_dir / s.file;
+    std::error_code ec;
+    facts.exists = fs::exists(file, ec);
+    if (facts.exists) {
+      auto sha = Sha256File(file);
+      if (!sha || *sha != s.sha256 || static_cast<int64_t>(fs::file_size(file, ec)) != s.size)
+        facts.problem = "its size or SHA-256 differs from its record";
+    }
+  }
+  switch (JudgeIndex(record, facts).condition) {
+    case IndexCondition::kFresh: return "fresh";
+    case IndexCondition::kMissing: return "missing";
+    case IndexCondition::kCorrupt: return "corrupt";
+    default: return "lagging";
+  }
 }
 
 }  // namespace

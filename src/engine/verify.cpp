@@ -148,48 +148,79 @@ class Checker {
       Add("index", stale.string() + " was left by an interrupted index write (it may hold embeddings); "
                    "--repair or the next index removes it",
           /*problem=*/false);
-    const std::optional<IndexSnapshot>& snap = *snap_or;
-    if (!snap) {
-      if (!faces.empty())
-        Add("index", "no index snapshot is recorded for " + std::to_string(faces.size()) +
-                         " faces (a first index or an erasure was interrupted); the next query or "
-                         "index rebuilds it",
-            /*problem=*/false);
-      return;
+    IndexRecord record{*snap_or, *generation, *delete_generation, model_identity_};
+    const std::optional<IndexSnapshot>& snap = record.snapshot;
+    if (auto verdict = JudgeIndexRecord(record)) {
+      switch (verdict->cause) {
+        case IndexCause::kNoRecord:
+          if (!faces.empty())
+            Add("index", "no index snapshot is recorded for " + std::to_string(faces.size()) +
+                             " faces (a first index or an erasure was interrupted); the next query or "
+                             "index rebuilds it",
+                /*problem=*/false);
+          return;
+        case IndexCause::kUnexpectedFile:
+          return Add("index", "the snapshot record names an unexpected file '" + snap->file + "'");
+        default:
+          return Add("index", "the index snapshot (generation " + std::to_string(snap->generation) +
+                                  ") is newer than the database (" + std::to_string(*generation) +
+                                  "): restored from another copy?");
+      }
     }
     const std::string g = std::to_string(snap->generation);
-    if (snap->file != kIndexFileName)
-      return Add("index", "the snapshot record names an unexpected file '" + snap->file + "'");
     const fs::path file = paths_.index_dir / snap->file;
     std::error_code ec;
-    if (!fs::exists(file, ec))
-      return Add("index", "index file " + file.string() + " (generation " + g +
-                              ") is missing; --repair rebuilds it from the database");
-    if (snap->generation > *generation)
-      return Add("index", "the index snapshot (generation " + g + ") is newer than the database (" +
-                              std::to_string(*generation) + "): restored from another copy?");
-    auto loaded = VectorIndex::Load(file, snap->size, snap->sha256, IndexStamp{snap->generation, model_identity_});
+    IndexFileFacts facts;
+    facts.exists = fs::exists(file, ec);
+    Result<std::unique_ptr<VectorIndex>> loaded = nullptr;
+    if (facts.exists) loaded = VectorIndex::Load(file, snap->size, snap->sha256, IndexStamp{snap->generation, model_identity_});
     if (!loaded) {
-      // A writer killed between replacing the file and recording it leaves an intact file that is
-      // newer than its record: a crash state the next command repairs, not damage.
+      facts.problem = loaded.error().message;
       auto bytes = ReadFile(file, static_cast<size_t>(fs::file_size(file, ec)));
-      auto header = bytes ? DecodeIndexFile(*bytes) : Result<IndexFileHeader>(std::unexpected(bytes.error()));
-      if (header && header->stamp.model_identity == model_identity_ &&
-          header->stamp.generation >= snap->generation && header->stamp.generation <= *generation)
+      if (auto header = bytes ? DecodeIndexFile(*bytes) : Result<IndexFileHeader>(std::unexpected(bytes.error())))
+        facts.header = *header;
+    }
+    if (loaded && *loaded) {
+      facts.loaded = {(*loaded)->ntotal(), (*loaded)->max_id(), std::nullopt};
+      // An unreadable setting leaves the kind unjudged.
+      if (auto spec = CorpusIndexSpec(store)) {
+        record.kind = spec->kind;
+        facts.loaded->kind = (*loaded)->spec().kind;
+      }
+    }
+    IndexVerdict verdict = JudgeIndex(record, facts);
+    switch (verdict.cause) {
+      case IndexCause::kFileMissing:
+        return Add("index", "index file " + file.string() + " (generation " + g +
+                                ") is missing; --repair rebuilds it from the database");
+      case IndexCause::kSavedNotRecorded:
         return Add("index", "the index file is intact but newer than its record (generation " +
-                                std::to_string(header->stamp.generation) + ", recorded " + g +
+                                std::to_string(facts.header->stamp.generation) + ", recorded " + g +
                                 "): a writer was interrupted between saving and recording it; the next "
                                 "index or query rebuilds it",
                    /*problem=*/false);
-      return Add("index", loaded.error().message + "; --repair rebuilds it from the database");
+      case IndexCause::kFileUnusable:
+        return Add("index", facts.problem + "; --repair rebuilds it from the database");
+      default: break;
     }
     report_.index_vectors = (*loaded)->ntotal();
-    if (auto spec = CorpusIndexSpec(store); spec && spec->kind != (*loaded)->spec().kind)
-      Add("index", std::string("the index file is ") + IndexKindName((*loaded)->spec().kind) +
-                       " but the corpus is set to " + IndexKindName(spec->kind) +
+    if (verdict.cause == IndexCause::kContentsDisagree) {
+      Add("index", "index file " + file.string() + " holds " + std::to_string(facts.loaded->ntotal) +
+                       " vectors up to id " + std::to_string(facts.loaded->max_face_id) +
+                       ", its snapshot record says " + std::to_string(snap->ntotal) + " up to " +
+                       std::to_string(snap->max_face_id) + "; --repair rebuilds it");
+      facts.loaded->ntotal = snap->ntotal;  // reported: judge the rest as if they agreed
+      facts.loaded->max_face_id = snap->max_face_id;
+      verdict = JudgeIndex(record, facts);
+    }
+    if (verdict.condition == IndexCondition::kOtherKind) {
+      Add("index", std::string("the index file is ") + IndexKindName(*facts.loaded->kind) +
+                       " but the corpus is set to " + IndexKindName(record.kind) +
                        " (a reindex was interrupted); the next query or index rebuilds it",
           /*problem=*/false);
-
+      facts.loaded->kind.reset();  // noted: judge the rest as if it were of the corpus's kind
+      verdict = JudgeIndex(record, facts);
+    }
     CompareVectors(store, **loaded, faces);
 
     std::vector<int64_t> ids = (*loaded)->ids();
@@ -198,7 +229,7 @@ class Checker {
     std::set_difference(ids.begin(), ids.end(), faces.begin(), faces.end(), std::back_inserter(dead));
     std::set_difference(faces.begin(), faces.end(), ids.begin(), ids.end(), std::back_inserter(absent));
 
-    if (snap->generation == *generation) {
+    if (verdict.cause == IndexCause::kCurrent) {
       if (!dead.empty())
         Add("index", "the index holds face ids with no face row in the database: " +
                          CountWithIds(dead) + "; --repair rebuilds it");
@@ -209,7 +240,7 @@ class Checker {
     }
     const std::string lag = "the index (generation " + g + ") lags the database (generation " +
                             std::to_string(*generation) + ")";
-    if (*delete_generation > snap->generation) {
+    if (verdict.cause == IndexCause::kRemovedSince) {
       Add("index", lag + " and predates a removal of faces" +
                        (dead.empty() ? "" : ", and still holds erased faces: " + CountWithIds(dead)) +
                        "; --repair (or the next index or query) rebuilds it");

@@ -49,59 +49,98 @@ Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, bool train
   return OpenedIndex{std::move(index), IndexState::kRebuilt, std::move(reason)};
 }
 
-// Loads the recorded snapshot and decides whether it is fresh, can be caught up, or must be
-// rebuilt. Errors only for failures that a rebuild could not fix either (database errors).
+// Loads the recorded snapshot and acts on JudgeIndex: keeps it (fresh), catches it up (lagging), or
+// rebuilds it. Errors only for failures that a rebuild could not fix either (database errors).
 Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir, bool train) {
   FS_ASSIGN(const IndexSpec spec, CorpusIndexSpec(store));
   auto Rebuild = [&](std::string reason, spdlog::level::level_enum level = spdlog::level::warn) {
     return RebuildIndex(store, spec, train, std::move(reason), level);
   };
-  FS_ASSIGN(const int64_t generation, store.Generation());
-  FS_ASSIGN(const int64_t delete_generation, store.DeleteGeneration());
+  IndexRecord record;
+  record.kind = spec.kind;
+  FS_ASSIGN(record.generation, store.Generation());
+  FS_ASSIGN(record.delete_generation, store.DeleteGeneration());
   auto snap_or = store.GetIndexSnapshot();
   if (!snap_or && snap_or.error().code != ErrorCode::kCorrupt)
     return std::unexpected(snap_or.error());
   if (!snap_or) return Rebuild("the index snapshot record is unreadable: " +
                                           snap_or.error().message);
-  const std::optional<IndexSnapshot>& snap = *snap_or;
-  if (!snap) return Rebuild("no index snapshot is recorded", spdlog::level::debug);
-  if (snap->file != kIndexFileName)
-    return Rebuild("the snapshot names an unexpected file '" + snap->file + "'");
-  if (snap->generation > generation)
-    return Rebuild("the snapshot (generation " + std::to_string(snap->generation) +
-                              ") is newer than the database (generation " +
-                              std::to_string(generation) + ")");
-
-  FS_ASSIGN(std::string model_identity, store.ModelIdentity());
-  auto loaded = VectorIndex::Load(index_dir / snap->file, snap->size, snap->sha256,
-                                  IndexStamp{snap->generation, model_identity}, spec);
-  if (!loaded) return Rebuild("the index file cannot be used: " + loaded.error().message);
-  std::unique_ptr<VectorIndex> index = std::move(*loaded);
-  if (index->ntotal() != snap->ntotal || index->max_id() != snap->max_face_id)
-    return Rebuild("the index file's contents disagree with its snapshot record");
-  if (index->spec().kind != spec.kind)
-    return Rebuild(std::string("the index file is ") + IndexKindName(index->spec().kind) +
-                       ", the corpus is set to " + IndexKindName(spec.kind),
-                   spdlog::level::info);
-
-  if (snap->generation == generation) {
-    FS_TRY(index->Prepare(train));  // a file saved before the corpus was large enough to train
-    return OpenedIndex{std::move(index), IndexState::kFresh, ""};
+  record.snapshot = *snap_or;
+  if (auto verdict = JudgeIndexRecord(record))
+    return Rebuild(verdict->reason, verdict->cause == IndexCause::kNoRecord ? spdlog::level::debug
+                                                                            : spdlog::level::warn);
+  const IndexSnapshot& snap = *record.snapshot;
+  FS_ASSIGN(record.model_identity, store.ModelIdentity());
+  auto loaded = VectorIndex::Load(index_dir / snap.file, snap.size, snap.sha256,
+                                  IndexStamp{snap.generation, record.model_identity}, spec);
+  IndexFileFacts facts;
+  if (!loaded) facts.problem = loaded.error().message;
+  else facts.loaded = {(*loaded)->ntotal(), (*loaded)->max_id(), (*loaded)->spec().kind};
+  const IndexVerdict verdict = JudgeIndex(record, facts);
+  switch (verdict.condition) {
+    case IndexCondition::kFresh:
+      FS_TRY((*loaded)->Prepare(train));  // a file saved before the corpus was large enough to train
+      return OpenedIndex{std::move(*loaded), IndexState::kFresh, ""};
+    case IndexCondition::kLagging: {
+      std::unique_ptr<VectorIndex> index = std::move(*loaded);
+      FS_ASSIGN(int64_t added, AppendFaces(store, *index, snap.max_face_id));
+      FS_TRY(index->Prepare(train));
+      std::string reason = verdict.reason + "; appended " + std::to_string(added) + " faces";
+      spdlog::info("caught up the vector index: {}", reason);
+      return OpenedIndex{std::move(index), IndexState::kCaughtUp, std::move(reason)};
+    }
+    case IndexCondition::kOtherKind: return Rebuild(verdict.reason, spdlog::level::info);
+    default: return Rebuild(verdict.reason);
   }
-  if (delete_generation > snap->generation)
-    return Rebuild("faces were removed after the snapshot (generation " +
-                              std::to_string(snap->generation) + ", removal at generation " +
-                              std::to_string(delete_generation) + ")");
-  FS_ASSIGN(int64_t added, AppendFaces(store, *index, snap->max_face_id));
-  FS_TRY(index->Prepare(train));
-  std::string reason = "the snapshot was at generation " + std::to_string(snap->generation) +
-                       ", the database at " + std::to_string(generation) + "; appended " +
-                       std::to_string(added) + " faces";
-  spdlog::info("caught up the vector index: {}", reason);
-  return OpenedIndex{std::move(index), IndexState::kCaughtUp, std::move(reason)};
 }
 
 }  // namespace
+
+std::optional<IndexVerdict> JudgeIndexRecord(const IndexRecord& record) {
+  const std::optional<IndexSnapshot>& snap = record.snapshot;
+  if (!snap) return IndexVerdict{IndexCondition::kMissing, IndexCause::kNoRecord, "no index snapshot is recorded"};
+  if (snap->file != kIndexFileName)
+    return IndexVerdict{IndexCondition::kCorrupt, IndexCause::kUnexpectedFile,
+                        "the snapshot names an unexpected file '" + snap->file + "'"};
+  if (snap->generation > record.generation)
+    return IndexVerdict{IndexCondition::kNeedsRebuild, IndexCause::kNewerThanStore,
+                        "the snapshot (generation " + std::to_string(snap->generation) +
+                            ") is newer than the database (generation " +
+                            std::to_string(record.generation) + ")"};
+  return std::nullopt;
+}
+
+IndexVerdict JudgeIndex(const IndexRecord& record, const IndexFileFacts& file) {
+  if (auto verdict = JudgeIndexRecord(record)) return *verdict;
+  const IndexSnapshot& snap = *record.snapshot;
+  const std::string unusable = "the index file cannot be used: " + file.problem;
+  if (!file.exists) return {IndexCondition::kMissing, IndexCause::kFileMissing, unusable};
+  if (!file.problem.empty()) {
+    // An intact file newer than its record: a crash state the next writer repairs, not damage.
+    if (const auto& h = file.header; h && h->stamp.model_identity == record.model_identity &&
+                                     h->stamp.generation >= snap.generation &&
+                                     h->stamp.generation <= record.generation)
+      return {IndexCondition::kNeedsRebuild, IndexCause::kSavedNotRecorded, unusable};
+    return {IndexCondition::kCorrupt, IndexCause::kFileUnusable, unusable};
+  }
+  if (const auto& loaded = file.loaded) {
+    if (loaded->ntotal != snap.ntotal || loaded->max_face_id != snap.max_face_id)
+      return {IndexCondition::kCorrupt, IndexCause::kContentsDisagree,
+              "the index file's contents disagree with its snapshot record"};
+    if (loaded->kind && *loaded->kind != record.kind)
+      return {IndexCondition::kOtherKind, IndexCause::kOtherKind,
+              std::string("the index file is ") + IndexKindName(*loaded->kind) + ", the corpus is set to " +
+                  IndexKindName(record.kind)};
+  }
+  if (snap.generation == record.generation) return {IndexCondition::kFresh, IndexCause::kCurrent, ""};
+  if (record.delete_generation > snap.generation)
+    return {IndexCondition::kNeedsRebuild, IndexCause::kRemovedSince,
+            "faces were removed after the snapshot (generation " + std::to_string(snap.generation) +
+                ", removal at generation " + std::to_string(record.delete_generation) + ")"};
+  return {IndexCondition::kLagging, IndexCause::kNewFaces,
+          "the snapshot was at generation " + std::to_string(snap.generation) + ", the database at " +
+              std::to_string(record.generation)};
+}
 
 Result<IndexSpec> CorpusIndexSpec(Store& store) {
   FS_ASSIGN(std::optional<std::string> text, store.GetMeta(kIndexSpecKey));

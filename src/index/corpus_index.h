@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,64 @@ struct OpenedIndex {
 };
 
 inline constexpr const char* kIndexFileName = "faces.faiss";
+
+// The one judgement of a corpus's index against its Store, shared by OpenCorpusIndex (which acts
+// on it), `verify` (which reports it) and `info` (which names it), so that they cannot drift apart.
+enum class IndexCondition {
+  kFresh,         // the file holds the Store's current generation
+  kLagging,       // older, and no face was removed since: appending the newer faces catches it up
+  kNeedsRebuild,  // removed faces since, a record newer than the Store, or a save never recorded
+  kCorrupt,       // the record names another file, or the file fails its checks or its record
+  kOtherKind,     // intact and current or lagging, but of another kind than the corpus setting
+  kMissing,       // no snapshot recorded, or its file is absent
+};
+// Why, finer than the condition (each belongs to one condition).
+enum class IndexCause {
+  kCurrent,            // fresh
+  kNewFaces,           // lagging
+  kRemovedSince,       // needs rebuild
+  kNewerThanStore,     // needs rebuild: restored from another copy?
+  kSavedNotRecorded,   // needs rebuild: a writer was killed between saving and recording
+  kUnexpectedFile,     // corrupt
+  kFileUnusable,       // corrupt
+  kContentsDisagree,   // corrupt
+  kOtherKind,          // other kind
+  kNoRecord,           // missing
+  kFileMissing,        // missing
+};
+struct IndexVerdict {
+  IndexCondition condition = IndexCondition::kFresh;
+  IndexCause cause = IndexCause::kCurrent;
+  std::string reason;  // what was found, for logs ("" when fresh)
+};
+
+// What the Store records.
+struct IndexRecord {
+  std::optional<IndexSnapshot> snapshot;  // none recorded
+  int64_t generation = 0;                 // Store::Generation
+  int64_t delete_generation = 0;          // Store::DeleteGeneration
+  std::string model_identity;             // Store::ModelIdentity
+  IndexKind kind = IndexKind::kExact;     // CorpusIndexSpec
+};
+// What reading the recorded file found. Unset parts are not judged.
+struct IndexFileFacts {
+  bool exists = true;
+  std::string problem;  // why it failed its checks (VectorIndex::Load); "" when it passed them
+  std::optional<IndexFileHeader> header;  // of a file that failed, when its own header is intact
+  struct Loaded {
+    int64_t ntotal = 0;
+    int64_t max_face_id = 0;
+    std::optional<IndexKind> kind;
+  };
+  std::optional<Loaded> loaded;  // the index the file holds
+};
+
+// Judges the record alone; nullopt when the file must be read to decide (then JudgeIndex). A
+// record this refuses names no file that may be read (its name is not ours).
+std::optional<IndexVerdict> JudgeIndexRecord(const IndexRecord& record);
+// Judges record and file: the record's verdict, else the file's checks, its counts against the
+// record, its kind, then the generations.
+IndexVerdict JudgeIndex(const IndexRecord& record, const IndexFileFacts& file);
 
 // Meta keys of the corpus's index setting (`facesearch reindex`): the requested spec
 // (FormatIndexSpec; 0 parameters = defaults for the size at each build), kept by every later

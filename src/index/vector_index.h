@@ -1,9 +1,9 @@
 // The vector index: the exact float vectors keyed by face id (FAISS IndexIDMap2 over IndexFlatL2),
-// plus, for the compact and approximate kinds (index_spec.h), a structure that picks candidates:
-// int8 codes (search::Int8Index, rebuilt from the floats on load), or a FAISS IVF-Flat, IVF-PQ or
-// HNSW index whose labels are row numbers of the flat store. Candidates are re-ranked with exact
-// float distances, so every distance returned is exact. Derived data: it can always be rebuilt
-// from the Store.
+// plus the candidate structure of its kind (index_spec.h, candidates.h): none for exact, int8
+// codes (search::Int8Index, rebuilt from the floats on load), or a FAISS IVF-Flat, IVF-PQ or HNSW
+// index whose labels are row numbers of the flat store. Candidates are re-ranked with exact float
+// distances, so every distance returned is exact. The file format is index_file.h. Derived data:
+// it can always be rebuilt from the Store.
 //
 // Thread-safety: Search may be called from several threads at once; Add/Prepare/Save need
 // exclusive use.
@@ -20,6 +20,7 @@
 
 #include "facesearch/error.h"
 #include "facesearch/types.h"
+#include "index/index_file.h"
 #include "index/index_spec.h"
 
 namespace faiss {
@@ -27,6 +28,8 @@ struct Index;
 }
 
 namespace facesearch {
+
+class CandidateStructure;
 
 struct Hit {
   int64_t face_id = 0;
@@ -37,45 +40,6 @@ struct SavedFile {
   int64_t size = 0;
   std::string sha256;
 };
-
-// What an index file says it covers; written into its header and checked on load.
-struct IndexStamp {
-  int64_t generation = 0;      // the Store generation the snapshot reflects
-  std::string model_identity;  // the Store's model identity (embedding space)
-};
-
-// The header of an index file. Layout of format 2 (integers little-endian):
-//   0  8  magic "FSVINDEX"          8  4  format version (kIndexFormatVersion)
-//  12  4  dimension                16  8  generation
-//  24  8  ntotal                   32  8  largest face id
-//  40  8  payload length           48  4  model identity length n (at most 1024)
-//  52  4  index kind (IndexKind)   56  8  flat part length f (<= payload length)
-//  64  n  model identity          64+n 64 SHA-256 (lowercase hex) of bytes [0, 64+n) + payload
-// then the payload: FAISS's serialisation of the IndexIDMap2 (f bytes), then, for ivf, ivfpq and
-// hnsw, FAISS's serialisation of the approximate index (the rest; empty while the corpus is too
-// small to train it). exact and int8 files have no second part (int8 codes are rebuilt on load).
-// Format 1 (still read, always exact) has neither the kind nor f: its identity starts at byte 52.
-// Nothing reaches FAISS before the header, its lengths and the checksum over header and payload
-// have been checked.
-inline constexpr uint32_t kIndexFormatVersion = 2;
-struct IndexFileHeader {
-  uint32_t version = 0;
-  uint32_t dimension = 0;
-  IndexStamp stamp;
-  int64_t ntotal = 0;
-  int64_t max_face_id = 0;
-  uint64_t payload_size = 0;
-  IndexKind kind = IndexKind::kExact;
-  uint64_t flat_size = 0;  // bytes of the flat part; EncodeIndexFile: 0 = the whole payload
-};
-
-// Frames FAISS serialisations `payload` with the format-2 header above (version and dimension
-// filled in; flat_size 0 means the whole payload is the flat part).
-std::string EncodeIndexFile(const IndexFileHeader& header, std::string_view payload);
-// Checks the magic, version, dimension, lengths and checksum of a whole index file's bytes.
-// On success `payload` (if given) views the FAISS bytes inside `file`. Errors: kCorrupt, with a
-// message saying what is wrong (a file without the magic is "not a facesearch index file").
-Result<IndexFileHeader> DecodeIndexFile(std::string_view file, std::string_view* payload = nullptr);
 
 // Recall of the candidate structure measured against the exact scan (MeasureRecall).
 struct RecallMeasure {
@@ -88,9 +52,8 @@ class VectorIndex {
   // An empty index of `spec`'s kind. Its parameters are used as given (callers pass
   // EffectiveIndexSpec); the approximate structure is trained by the first Prepare with vectors.
   static std::unique_ptr<VectorIndex> CreateEmpty(const IndexSpec& spec = {});
-  // Reads `path` fully, checks its size and SHA-256 against the expected values (the Store's
-  // record), then its header (DecodeIndexFile) and that the header's stamp equals `expected`,
-  // all BEFORE handing the bytes to FAISS (crafted files have crashed FAISS's reader); then
+  // Reads and checks `path` (ReadIndexFile: size and SHA-256 against the Store's record, header,
+  // stamp equal to `expected`), all BEFORE handing the bytes to FAISS (crafted files have crashed FAISS's reader); then
   // deserialises and checks the dimension, type and the header's ntotal and largest id, and that
   // the approximate part (if any) is the header's kind and covers every row. The kind is the
   // file's; `params` (re-rank, nprobe, ef_search) apply when they name the same kind. Returns an
@@ -141,7 +104,7 @@ class VectorIndex {
   // Returns size and sha256 of the whole file written. Errors: kIndex, kIo.
   Result<SavedFile> Save(const std::filesystem::path& path, const IndexStamp& stamp) const;
   int64_t ntotal() const;
-  const IndexSpec& spec() const { return spec_; }
+  const IndexSpec& spec() const;
   // The parameters the candidate structure really has (nlist, pq_bits... as trained).
   IndexSpec built_spec() const;
   // Bytes held in memory: float vectors and ids, plus codes / lists / graph of the kind.
@@ -156,15 +119,9 @@ class VectorIndex {
 
  private:
   // Takes ownership of `index`, which must be an IndexIDMap2 over an IndexFlatL2 of kEmbeddingDim.
-  VectorIndex(faiss::Index* index, const IndexSpec& spec);
-  Result<std::vector<std::vector<Hit>>> Rerank(std::span<const Embedding> queries, int k,
-                                               const std::vector<int64_t>& rows, int per_query) const;
+  VectorIndex(faiss::Index* index, std::unique_ptr<CandidateStructure> candidates);
   std::unique_ptr<faiss::Index> index_;
-  IndexSpec spec_;
-  std::unique_ptr<faiss::Index> approx_;  // ivf / ivfpq / hnsw: labels are flat row numbers
-  bool approx_ready_ = false;             // approx_ trained and holds every row
-  struct Int8State;
-  std::unique_ptr<Int8State> int8_;       // int8 codes over the flat rows, when current
+  std::unique_ptr<CandidateStructure> candidates_;  // of the kind; owns the spec
   int64_t max_id_ = 0;
 };
 

@@ -1,0 +1,93 @@
+// The candidate structure interface, the factory, and the two kinds without FAISS: exact (no
+// structure) and int8 (search::Int8Index codes rebuilt from the floats).
+#include "index/candidates.h"
+
+#include "search/int8_index.h"
+
+namespace facesearch {
+
+void CandidateStructure::Appended(int64_t /*first_row*/, std::span<const float> /*vectors*/) {}
+
+Status CandidateStructure::Prepare(const search::FlatView& /*flat*/, bool /*train*/) { return Ok(); }
+
+bool CandidateStructure::needs_training(int64_t /*n*/) const { return false; }
+
+void CandidateStructure::Write(faiss::IOWriter& /*out*/) const {}
+
+std::string CandidateStructure::Load(std::string_view /*bytes*/, int64_t /*ntotal*/) {
+  return "has a second part, which its kind does not have";
+}
+
+Result<Neighbors> ExactNeighbors(const search::FlatView& flat, std::span<const Embedding> queries, int k) {
+  static_assert(sizeof(Embedding) == kEmbeddingDim * sizeof(float));  // contiguous rows
+  Neighbors found;
+  FS_TRY(Guard(ErrorCode::kIndex, "cannot search the vector index", [&] {
+    found = search::ExactSearchBatch(flat, queries.empty() ? nullptr : queries.front().data(),
+                                     queries.size(), k);
+  }));
+  return found;
+}
+
+namespace {
+
+// exact: no structure; every search scans the float vectors.
+class ExactCandidates final : public CandidateStructure {
+ public:
+  explicit ExactCandidates(const IndexSpec& spec) : CandidateStructure(spec) {}
+  Result<Neighbors> Search(const search::FlatView& flat, std::span<const Embedding> queries,
+                           int k) const override {
+    return ExactNeighbors(flat, queries, k);
+  }
+};
+
+// int8: 8-bit codes of the flat rows, scanned for candidates and re-ranked exactly by
+// search::Int8Index itself. The codes borrow the rows, so an append drops them and Prepare
+// encodes every row again (O(n), no training).
+class Int8Candidates final : public CandidateStructure {
+ public:
+  explicit Int8Candidates(const IndexSpec& spec) : CandidateStructure(spec) {}
+
+  void RowsMoving() override { codes_.reset(); }
+
+  Status Prepare(const search::FlatView& flat, bool /*train*/) override {
+    if (codes_) return Ok();
+    return Guard(ErrorCode::kIndex, "cannot build the int8 codes",
+                 [&] { codes_ = std::make_unique<search::Int8Index>(search::Int8Index::Build(flat)); });
+  }
+
+  bool prepared() const override { return codes_ != nullptr; }
+
+  Result<Neighbors> Search(const search::FlatView& flat, std::span<const Embedding> queries,
+                           int k) const override {
+    const int rerank = EffectiveIndexSpec(spec_, static_cast<int64_t>(flat.n)).rerank;
+    Neighbors found;
+    FS_TRY(Guard(ErrorCode::kIndex, "cannot search the int8 index", [&] {
+      found = codes_->SearchBatch(queries.empty() ? nullptr : queries.front().data(), queries.size(), k,
+                                 rerank);
+    }));
+    return found;
+  }
+
+  int64_t memory_bytes(int64_t /*n*/) const override {
+    if (!codes_) return 0;
+    return static_cast<int64_t>(codes_->code_bytes() + 2 * kEmbeddingDim * sizeof(float));
+  }
+
+ private:
+  std::unique_ptr<search::Int8Index> codes_;  // over the flat rows, when current
+};
+
+}  // namespace
+
+std::unique_ptr<CandidateStructure> CandidateStructure::Create(const IndexSpec& spec) {
+  switch (spec.kind) {
+    case IndexKind::kExact: return std::make_unique<ExactCandidates>(spec);
+    case IndexKind::kInt8: return std::make_unique<Int8Candidates>(spec);
+    case IndexKind::kIvf:
+    case IndexKind::kIvfPq:
+    case IndexKind::kHnsw: return CreateFaissCandidates(spec);
+  }
+  return std::make_unique<ExactCandidates>(spec);
+}
+
+}  // namespace facesearch

@@ -1,0 +1,96 @@
+// The part of a vector index that differs by kind (index_spec.h): the structure that picks
+// candidates for the exact re-rank. VectorIndex (vector_index.h) owns the exact float vectors and
+// their ids and hands a view of them to every call; CandidateStructure::Create picks the
+// implementation of a kind once, and VectorIndex delegates to it instead of asking for the kind:
+//   exact         ExactCandidates  none: every search scans the floats
+//   int8          Int8Candidates   search::Int8Index codes, rebuilt from the floats (never saved)
+//   ivf, ivfpq    IvfCandidates    FAISS IndexIVFFlat / IndexIVFPQ (candidates_faiss.cpp)
+//   hnsw          HnswCandidates   FAISS IndexHNSWFlat (candidates_faiss.cpp)
+// The FAISS structures' labels are row numbers of the flat store, and they are the second part of
+// an index file (index_file.h). Internal to src/index/.
+//
+// Thread-safety: as VectorIndex (Search concurrently; everything else exclusively).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "facesearch/error.h"
+#include "facesearch/types.h"
+#include "index/index_spec.h"
+#include "search/exact_search.h"
+
+namespace faiss {
+struct IOWriter;
+}
+
+namespace facesearch {
+
+using Neighbors = std::vector<std::vector<search::Neighbor>>;
+
+class CandidateStructure {
+ public:
+  // The empty, untrained structure of spec.kind; `spec` is used as given (callers pass
+  // EffectiveIndexSpec or a corpus setting whose 0 parameters are filled at build time).
+  static std::unique_ptr<CandidateStructure> Create(const IndexSpec& spec);
+  virtual ~CandidateStructure() = default;
+  CandidateStructure(const CandidateStructure&) = delete;
+  CandidateStructure& operator=(const CandidateStructure&) = delete;
+
+  const IndexSpec& spec() const { return spec_; }
+
+  // The flat rows are about to be appended to, and may move: drop whatever borrows them.
+  virtual void RowsMoving() {}
+  // `vectors` were appended to the flat store as rows from `first_row` on. A trained structure
+  // takes them too; when it cannot, it is dropped (with a warning) for Prepare to rebuild.
+  virtual void Appended(int64_t first_row, std::span<const float> vectors);
+  // Builds what appends left stale over `flat` (never empty), training only when `train` is true
+  // and the structure needs it. Errors: kIndex.
+  virtual Status Prepare(const search::FlatView& flat, bool train);
+  // True when searches use the structure (always for exact).
+  virtual bool prepared() const { return true; }
+  // True when the structure is missing and `n` vectors are enough to train it.
+  virtual bool needs_training(int64_t n) const;
+  // Up to k nearest rows per query, nearest first, with exact squared distances and the view's
+  // ids. Called only when prepared(), with a non-empty `flat` and k > 0. Errors: kIndex.
+  virtual Result<Neighbors> Search(const search::FlatView& flat, std::span<const Embedding> queries,
+                                   int k) const = 0;
+  // The parameters the structure really has over `n` vectors (as trained, when it is).
+  virtual IndexSpec built_spec(int64_t n) const { return EffectiveIndexSpec(spec_, n); }
+  // Bytes the structure holds in memory over `n` vectors (codes, lists, graph).
+  virtual int64_t memory_bytes(int64_t /*n*/) const { return 0; }
+  // Appends the structure's serialisation (an index file's second part) to `out`; nothing when
+  // there is none. Throws what FAISS throws.
+  virtual void Write(faiss::IOWriter& out) const;
+  // Adopts the structure serialised in `bytes` (an index file's non-empty second part, checked by
+  // ReadIndexFile) over a flat store of `ntotal` rows. Returns why it cannot be used ("" when it
+  // can), phrased to follow "index file <path> ". Throws what FAISS's reader throws.
+  virtual std::string Load(std::string_view bytes, int64_t ntotal);
+
+ protected:
+  explicit CandidateStructure(const IndexSpec& spec) : spec_(spec) {}
+  IndexSpec spec_;
+};
+
+// The structures of the FAISS kinds (candidates_faiss.cpp).
+std::unique_ptr<CandidateStructure> CreateFaissCandidates(const IndexSpec& spec);
+
+// Runs fn, turning exceptions into `code` errors that name `what`.
+template <class Fn>
+Status Guard(ErrorCode code, const std::string& what, Fn&& fn) {
+  try {
+    fn();
+    return Ok();
+  } catch (const std::exception& e) {
+    return Fail(code, what + ": " + e.what());
+  }
+}
+
+// The exact k nearest rows of `flat` per query (our SIMD scan). Errors: kIndex.
+Result<Neighbors> ExactNeighbors(const search::FlatView& flat, std::span<const Embedding> queries, int k);
+
+}  // namespace facesearch

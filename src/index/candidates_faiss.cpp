@@ -1,0 +1,361 @@
+// The candidate structures of the FAISS kinds: ivf (IndexIVFFlat), ivfpq (IndexIVFPQ) and hnsw
+// (IndexHNSWFlat). Their labels are row numbers of the flat store; the rows they pick are
+// re-ranked with exact float distances. Every FAISS call is wrapped: FAISS throws
+// faiss::FaissException (and may throw std::bad_alloc); nothing thrown here leaves src/index/.
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_io.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include <spdlog/spdlog.h>
+
+#include "index/candidates.h"
+#include "index/index_file.h"
+
+namespace facesearch {
+namespace {
+
+using idx_t = faiss::Index::idx_t;
+
+// FAISS parallelises training with OpenMP; on small inputs the threads only wait for each other
+// (seconds for a few faces on a loaded machine). Limits this thread's OpenMP team for a scope.
+class OmpThreadsFor {
+ public:
+  explicit OmpThreadsFor(int64_t n) : saved_(omp_get_max_threads()) {
+    if (n < kSerialBelow) omp_set_num_threads(1);
+  }
+  ~OmpThreadsFor() { omp_set_num_threads(saved_); }
+  OmpThreadsFor(const OmpThreadsFor&) = delete;
+  OmpThreadsFor& operator=(const OmpThreadsFor&) = delete;
+
+ private:
+  static constexpr int64_t kSerialBelow = 20'000;
+  int saved_;
+};
+
+// The k nearest of the candidate rows (per_query per query, -1 for none) by exact distance.
+Neighbors Rerank(const search::FlatView& flat, std::span<const Embedding> queries, int k,
+                 const std::vector<idx_t>& rows, int per_query) {
+  const search::Kernels& kernels = search::BestKernels();
+  Neighbors found(queries.size());
+  for (size_t qi = 0; qi < queries.size(); ++qi) {
+    search::TopK top(static_cast<size_t>(k));
+    for (int c = 0; c < per_query; ++c) {
+      const int64_t row = rows[qi * static_cast<size_t>(per_query) + static_cast<size_t>(c)];
+      if (row < 0 || row >= static_cast<int64_t>(flat.n)) continue;  // FAISS pads with -1
+      float d2 = 0;
+      kernels.l2sqr(queries[qi].data(), flat.rows + static_cast<size_t>(row) * kEmbeddingDim, 1, &d2);
+      top.Push(row, d2);  // ties broken by row, like the exact scan
+    }
+    found[qi] = top.TakeSorted();
+    search::MapIds(flat, found[qi]);
+  }
+  return found;
+}
+
+// What the FAISS kinds share: the structure exists only trained and holding every flat row
+// (index_ is null otherwise, and searches scan exactly); it is trained by the first Prepare(true)
+// over enough rows, fed every appended row, asked for max(k, rerank) candidates, saved as the
+// file's second part and checked in full when loaded.
+class FaissCandidates : public CandidateStructure {
+ public:
+  void Appended(int64_t first_row, std::span<const float> vectors) override {
+    if (!index_) return;
+    const auto n = static_cast<idx_t>(vectors.size() / kEmbeddingDim);
+    Status added = Guard(ErrorCode::kIndex, "cannot add to the approximate index",
+                         [&] { AddRows(*index_, n, vectors.data(), first_row); });
+    if (!added) {  // the floats hold the rows: Prepare rebuilds the structure from them
+      spdlog::warn("{}; it will be rebuilt", added.error().message);
+      index_.reset();
+    }
+  }
+
+  Status Prepare(const search::FlatView& flat, bool train) override {
+    if (index_ || !train) return Ok();
+    const auto n = static_cast<int64_t>(flat.n);
+    const IndexSpec eff = EffectiveIndexSpec(spec_, n);
+    if (n < MinTrainingVectors(eff)) return Ok();  // too few to train: searches stay exact
+    return Guard(ErrorCode::kIndex, std::string("cannot build the ") + IndexKindName(eff.kind) + " index",
+                 [&] {
+                   OmpThreadsFor threads(n);
+                   std::unique_ptr<faiss::Index> index = NewUntrained(eff);
+                   index->train(n, flat.rows);
+                   AddRows(*index, n, flat.rows, 0);
+                   index_ = std::move(index);
+                 });
+  }
+
+  bool prepared() const override { return index_ != nullptr; }
+
+  bool needs_training(int64_t n) const override {
+    return !index_ && n > 0 && n >= MinTrainingVectors(EffectiveIndexSpec(spec_, n));
+  }
+
+  Result<Neighbors> Search(const search::FlatView& flat, std::span<const Embedding> queries,
+                           int k) const override {
+    const auto n = static_cast<int64_t>(flat.n);
+    const int rerank = EffectiveIndexSpec(spec_, n).rerank;
+    // FAISS picks max(k, rerank) candidate rows; they are re-ranked exactly.
+    const int per_query = static_cast<int>(std::min<int64_t>(std::max(k, rerank), n));
+    std::vector<idx_t> rows(queries.size() * static_cast<size_t>(per_query), -1);
+    std::vector<float> approx_dist(rows.size());
+    FS_TRY(Guard(ErrorCode::kIndex, "cannot search the approximate index", [&] {
+      if (!queries.empty())
+        index_->search(static_cast<idx_t>(queries.size()), queries.front().data(), per_query,
+                       approx_dist.data(), rows.data());
+    }));
+    return Rerank(flat, queries, k, rows, per_query);
+  }
+
+  IndexSpec built_spec(int64_t n) const override {
+    IndexSpec s = EffectiveIndexSpec(spec_, n);
+    if (index_) DescribeBuilt(s);
+    return s;
+  }
+
+  int64_t memory_bytes(int64_t n) const override { return index_ ? StructureBytes(n) : 0; }
+
+  void Write(faiss::IOWriter& out) const override {
+    if (index_) faiss::write_index(index_.get(), &out);
+  }
+
+  std::string Load(std::string_view bytes, int64_t ntotal) override {
+    size_t read = 0;
+    std::unique_ptr<faiss::Index> index = ReadFaissIndex(bytes, &read);
+    if (read != bytes.size()) return "has bytes that are not part of its indexes";
+    if (std::string problem = Problem(index.get(), ntotal); !problem.empty())
+      return "has the wrong layout: " + problem;
+    index_ = std::move(index);
+    ApplyQueryParams();  // the corpus setting's query-time parameters win over the file's
+    return "";
+  }
+
+ protected:
+  using CandidateStructure::CandidateStructure;
+  // The fewest vectors the structure can be trained on with these (effective) parameters.
+  virtual int64_t MinTrainingVectors(const IndexSpec& eff) const = 0;
+  // A new, untrained structure for an effective spec.
+  virtual std::unique_ptr<faiss::Index> NewUntrained(const IndexSpec& eff) const = 0;
+  // Adds n rows x, numbered from first_row, to a trained structure.
+  virtual void AddRows(faiss::Index& index, idx_t n, const float* x, idx_t first_row) const = 0;
+  // Why a loaded structure of our dimension, metric and size is not this kind's FAISS type or is
+  // inconsistent inside; "" when it is right.
+  virtual std::string KindProblem(const faiss::Index& index, int64_t ntotal) const = 0;
+  // spec_'s query-time parameters (those set, not 0) onto index_.
+  virtual void ApplyQueryParams() = 0;
+  // The trained structure's parameters into `s`.
+  virtual void DescribeBuilt(IndexSpec& s) const = 0;
+  // Bytes of the trained structure over n rows.
+  virtual int64_t StructureBytes(int64_t n) const = 0;
+
+  std::string WrongType() const {
+    return std::string("its approximate part is not a FAISS ") + IndexKindName(spec_.kind) + " index";
+  }
+
+  std::unique_ptr<faiss::Index> index_;  // trained and holding every row, or null
+
+ private:
+  std::string Problem(const faiss::Index* index, int64_t ntotal) const {
+    if (!index) return "its approximate part is empty";
+    if (index->d != kEmbeddingDim || index->metric_type != faiss::METRIC_L2)
+      return "its approximate part is not L2 of dimension " + std::to_string(kEmbeddingDim);
+    if (index->ntotal != ntotal || !index->is_trained)
+      return "its approximate part holds " + std::to_string(index->ntotal) + " of " +
+             std::to_string(ntotal) + " vectors";
+    return KindProblem(*index, ntotal);
+  }
+};
+
+// ivf and ivfpq: an inverted file over k-means centroids; labels are given as row numbers.
+class IvfCandidates : public FaissCandidates {
+ protected:
+  using FaissCandidates::FaissCandidates;
+
+  const faiss::IndexIVF& ivf() const { return static_cast<const faiss::IndexIVF&>(*index_); }
+
+  // The settings both IVF kinds share on a new structure. The spec already keeps >= 39 training
+  // points per centroid where the corpus allows; below that (a handful of faces) FAISS's warning
+  // on stderr says nothing useful, so the minimum is lowered to what k-means can run with.
+  static void Configure(faiss::IndexIVF& index, const IndexSpec& eff) {
+    index.own_fields = true;
+    index.nprobe = eff.nprobe;
+    index.cp.min_points_per_centroid = 1;
+  }
+
+  void AddRows(faiss::Index& index, idx_t n, const float* x, idx_t first_row) const override {
+    std::vector<idx_t> rows(static_cast<size_t>(n));
+    std::iota(rows.begin(), rows.end(), first_row);
+    index.add_with_ids(n, x, rows.data());
+  }
+
+  // The inverted-file part of KindProblem, once the subclass has checked the type.
+  static std::string IvfProblem(const faiss::IndexIVF& index, int64_t ntotal) {
+    if (!index.quantizer || index.quantizer->ntotal != static_cast<int64_t>(index.nlist) ||
+        index.quantizer->d != kEmbeddingDim)
+      return "its inverted-file quantizer is inconsistent";
+    // Labels must be row numbers of the flat part: they index the float vectors in the re-rank.
+    for (size_t l = 0; l < index.nlist; ++l) {
+      const size_t n = index.invlists->list_size(l);
+      faiss::InvertedLists::ScopedIds ids(index.invlists, l);
+      for (size_t i = 0; i < n; ++i)
+        if (ids[i] < 0 || ids[i] >= ntotal) return "its inverted lists name rows outside the index";
+    }
+    return "";
+  }
+
+  void ApplyQueryParams() override {
+    auto& index = static_cast<faiss::IndexIVF&>(*index_);
+    if (spec_.nprobe > 0) index.nprobe = std::min<size_t>(spec_.nprobe, index.nlist);
+  }
+
+  void DescribeBuilt(IndexSpec& s) const override {
+    s.nlist = static_cast<int>(ivf().nlist);
+    s.nprobe = static_cast<int>(ivf().nprobe);
+  }
+
+  int64_t StructureBytes(int64_t n) const override {
+    return static_cast<int64_t>(ivf().nlist * kEmbeddingDim * sizeof(float)) +  // centroids
+           n * static_cast<int64_t>(ivf().code_size + sizeof(idx_t));          // lists
+  }
+};
+
+class IvfFlatCandidates final : public IvfCandidates {
+ public:
+  explicit IvfFlatCandidates(const IndexSpec& spec) : IvfCandidates(spec) {}
+
+ private:
+  int64_t MinTrainingVectors(const IndexSpec& eff) const override { return std::max(1, eff.nlist); }
+
+  std::unique_ptr<faiss::Index> NewUntrained(const IndexSpec& eff) const override {
+    auto quantizer = std::make_unique<faiss::IndexFlatL2>(kEmbeddingDim);
+    auto index = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), kEmbeddingDim, eff.nlist);
+    quantizer.release();
+    Configure(*index, eff);
+    return index;
+  }
+
+  std::string KindProblem(const faiss::Index& index, int64_t ntotal) const override {
+    const auto* ivf = dynamic_cast<const faiss::IndexIVFFlat*>(&index);
+    return ivf ? IvfProblem(*ivf, ntotal) : WrongType();
+  }
+};
+
+class IvfPqCandidates final : public IvfCandidates {
+ public:
+  explicit IvfPqCandidates(const IndexSpec& spec) : IvfCandidates(spec) {}
+
+ private:
+  const faiss::IndexIVFPQ& pq() const { return static_cast<const faiss::IndexIVFPQ&>(*index_); }
+
+  int64_t MinTrainingVectors(const IndexSpec& eff) const override {
+    return std::max<int64_t>({1, eff.nlist, int64_t{1} << eff.pq_bits});
+  }
+
+  std::unique_ptr<faiss::Index> NewUntrained(const IndexSpec& eff) const override {
+    auto quantizer = std::make_unique<faiss::IndexFlatL2>(kEmbeddingDim);
+    auto index = std::make_unique<faiss::IndexIVFPQ>(quantizer.get(), kEmbeddingDim, eff.nlist, eff.pq_m,
+                                                     eff.pq_bits);
+    quantizer.release();
+    Configure(*index, eff);
+    index->pq.cp.min_points_per_centroid = 1;
+    return index;
+  }
+
+  std::string KindProblem(const faiss::Index& index, int64_t ntotal) const override {
+    const auto* ivf = dynamic_cast<const faiss::IndexIVFPQ*>(&index);
+    return ivf ? IvfProblem(*ivf, ntotal) : WrongType();
+  }
+
+  void DescribeBuilt(IndexSpec& s) const override {
+    IvfCandidates::DescribeBuilt(s);
+    s.pq_m = static_cast<int>(pq().pq.M);
+    s.pq_bits = static_cast<int>(pq().pq.nbits);
+  }
+
+  int64_t StructureBytes(int64_t n) const override {
+    return IvfCandidates::StructureBytes(n) +
+           static_cast<int64_t>((pq().pq.centroids.size() + pq().precomputed_table.size()) * sizeof(float));
+  }
+};
+
+// hnsw: a navigable graph over its own copy of the vectors; labels are insertion order, which is
+// the flat row order because every row is added in order.
+class HnswCandidates final : public FaissCandidates {
+ public:
+  explicit HnswCandidates(const IndexSpec& spec) : FaissCandidates(spec) {}
+
+ private:
+  const faiss::IndexHNSWFlat& hnsw() const { return static_cast<const faiss::IndexHNSWFlat&>(*index_); }
+
+  int64_t MinTrainingVectors(const IndexSpec& /*eff*/) const override { return 1; }
+
+  std::unique_ptr<faiss::Index> NewUntrained(const IndexSpec& eff) const override {
+    auto index = std::make_unique<faiss::IndexHNSWFlat>(kEmbeddingDim, eff.hnsw_m);
+    index->hnsw.efConstruction = eff.ef_construction;
+    index->hnsw.efSearch = eff.ef_search;
+    return index;
+  }
+
+  void AddRows(faiss::Index& index, idx_t n, const float* x, idx_t /*first_row*/) const override {
+    index.add(n, x);  // labels = rows
+  }
+
+  // The graph of a loaded file must stay inside its own rows (FAISS follows it unchecked).
+  std::string KindProblem(const faiss::Index& loaded, int64_t /*ntotal*/) const override {
+    const auto* index = dynamic_cast<const faiss::IndexHNSWFlat*>(&loaded);
+    if (!index) return WrongType();
+    const faiss::HNSW& g = index->hnsw;
+    const int64_t n = index->ntotal;
+    if (static_cast<int64_t>(g.levels.size()) != n || static_cast<int64_t>(g.offsets.size()) != n + 1 ||
+        g.offsets.back() != g.neighbors.size() || (n > 0 && (g.entry_point < 0 || g.entry_point >= n)) ||
+        g.cum_nneighbor_per_level.empty())
+      return "its HNSW graph is inconsistent";
+    for (size_t i = 1; i < g.offsets.size(); ++i)
+      if (g.offsets[i] < g.offsets[i - 1]) return "its HNSW graph is inconsistent";
+    for (int64_t i = 0; i < n; ++i)
+      if (g.levels[i] < 1 || g.levels[i] > g.max_level + 1 ||
+          static_cast<size_t>(g.levels[i]) >= g.cum_nneighbor_per_level.size() ||
+          g.offsets[i + 1] - g.offsets[i] != static_cast<size_t>(g.cum_nneighbor_per_level[g.levels[i]]))
+        return "its HNSW graph is inconsistent";
+    for (faiss::HNSW::storage_idx_t v : g.neighbors)
+      if (v < -1 || v >= n) return "its HNSW graph links outside the index";
+    if (!index->storage || index->storage->ntotal != n || index->storage->d != kEmbeddingDim)
+      return "its HNSW storage is inconsistent";
+    return "";
+  }
+
+  void ApplyQueryParams() override {
+    if (spec_.ef_search > 0) static_cast<faiss::IndexHNSWFlat&>(*index_).hnsw.efSearch = spec_.ef_search;
+  }
+
+  void DescribeBuilt(IndexSpec& s) const override {
+    s.hnsw_m = hnsw().hnsw.nb_neighbors(1);
+    s.ef_construction = hnsw().hnsw.efConstruction;
+    s.ef_search = hnsw().hnsw.efSearch;
+  }
+
+  int64_t StructureBytes(int64_t n) const override {
+    const faiss::HNSW& g = hnsw().hnsw;
+    return n * static_cast<int64_t>(kEmbeddingDim * sizeof(float)) +  // HNSWFlat's own copy
+           static_cast<int64_t>(g.neighbors.size() * sizeof(g.neighbors[0]) +
+                                g.levels.size() * sizeof(int) + g.offsets.size() * sizeof(size_t));
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<CandidateStructure> CreateFaissCandidates(const IndexSpec& spec) {
+  switch (spec.kind) {
+    case IndexKind::kIvf: return std::make_unique<IvfFlatCandidates>(spec);
+    case IndexKind::kIvfPq: return std::make_unique<IvfPqCandidates>(spec);
+    default: return std::make_unique<HnswCandidates>(spec);
+  }
+}
+
+}  // namespace facesearch
