@@ -13,7 +13,7 @@ set -euo pipefail
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # python3-pip: "python3 -m pip download" in the fetch scripts. python3-venv: ensurepip for
-# "python3 -m venv" (scripts/parity.sh). curl + bzip2: the dlib.net fallback of fetch-models.sh.
+# "python3 -m venv" (scripts/check/parity.sh). curl + bzip2: the dlib.net fallback of fetch-models.sh.
 # jq: the shell-pipeline tests. chromium: renders the HTML report in its test. help2man: the man page.
 # libcurl4-openssl-dev: URL fetching in `facesearch index --urls/--manifest`. libssl-dev: SHA-256
 # through libcrypto (SHA-NI where the CPU has it).
