@@ -134,8 +134,8 @@ TEST_CASE("The HTML report renders in headless Chromium with one card per match 
       break;
     }
   if (chromium.empty()) {
-    WARN("SKIPPED: no chromium on PATH, so the report is not rendered (scripts/setup-deps.sh installs Debian's "
-         "chromium package)");
+    SkipOrFailInCi("chromium", "no chromium on PATH, so the report is not rendered (scripts/setup-deps.sh "
+                               "installs Debian's chromium package)");
     return;
   }
   TempDir profile;
@@ -143,7 +143,7 @@ TEST_CASE("The HTML report renders in headless Chromium with one card per match 
                             ShellQuote(profile.path().string());
   RunResult version = RunShell(chromium + flags + " --version", profile.path().string());
   if (version.exit_code != 0) {
-    WARN("SKIPPED: " << chromium << " is installed but cannot run here: " << version.err);
+    SkipOrFailInCi("a chromium that runs", chromium + " is installed but cannot run here: " + version.err);
     return;
   }
 

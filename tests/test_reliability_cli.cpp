@@ -501,8 +501,9 @@ TEST_CASE("On a read-only corpus mount, info, verify and audit work, and query, 
           "[reliability][e2e][faults]") {
   Corpus c;
   if (!CanMount(c.dir / "probe")) {
-    WARN("SKIPPED: this machine does not allow mounts (needs root with CAP_SYS_ADMIN), so the "
-         "read-only corpus cannot be simulated: tests run as root, where chmod does not stop writes");
+    SkipOrFailInCi("mounts (root with CAP_SYS_ADMIN)",
+                   "this machine does not allow them, so the read-only corpus cannot be simulated: tests run "
+                   "as root, where chmod does not stop writes");
     return;
   }
   c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
@@ -534,8 +535,8 @@ TEST_CASE("On a full file system index fails clearly, keeps every committed face
   Corpus c;
   const fs::path mnt = c.dir / "small";
   if (!CanMount(mnt)) {
-    WARN("SKIPPED: this machine does not allow mounts (needs root with CAP_SYS_ADMIN), so a full "
-         "file system cannot be simulated");
+    SkipOrFailInCi("mounts (root with CAP_SYS_ADMIN)",
+                   "this machine does not allow them, so a full file system cannot be simulated");
     return;
   }
   for (const char* name : {"obama.jpg", "biden.jpg"}) CopyTestImage(name, c.photos);
