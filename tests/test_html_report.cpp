@@ -126,7 +126,7 @@ TEST_CASE("query --html keeps a probe read from stdin for its face crop", "[html
 }
 
 TEST_CASE("The HTML report renders in headless Chromium with one card per match and a non-blank screenshot",
-          "[html][e2e][chromium]") {
+          "[html][e2e][chromium][slow]") {
   std::string chromium;
   for (const char* name : {"chromium", "chromium-browser", "google-chrome"})
     if (HaveProgram(name)) {

@@ -365,7 +365,7 @@ TEST_CASE("Truncated, bit-flipped, foreign, random and empty index files are det
 }
 
 TEST_CASE("Queries keep answering consistently while an index runs, a second writer waits with a message, and nothing is corrupted",
-          "[reliability][e2e][concurrency]") {
+          "[reliability][e2e][concurrency][slow]") {
   Corpus c;
   c.Index({"obama.jpg", "biden.jpg"});
   const fs::path batch_a = c.dir / "batch_a", batch_b = c.dir / "batch_b";
