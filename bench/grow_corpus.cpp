@@ -8,7 +8,7 @@
 // bench/synthetic_faces.h). Each image gets a unique SHA-256 and the path
 // "synthetic:/<seed>/<n>.jpg", so `forget --image` and `info` treat them like any image. The
 // index is not touched: the next command catches it up or rebuilds it, as after any ingest.
-// Used by scripts/bench-scale.sh; not a product command (nothing here runs a model).
+// Used by scripts/bench/bench-scale.sh; not a product command (nothing here runs a model).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

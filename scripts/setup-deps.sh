@@ -13,8 +13,9 @@ set -euo pipefail
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 
 # python3-pip: "python3 -m pip download" in the fetch scripts. python3-venv: ensurepip for
-# "python3 -m venv" (scripts/parity.sh). curl + bzip2: the dlib.net fallback of fetch-models.sh.
-# jq: the shell-pipeline tests. chromium: renders the HTML report in its test. help2man: the man page.
+# "python3 -m venv" (scripts/check/parity.sh). curl + bzip2: the dlib.net fallback of fetch-models.sh.
+# jq: the shell-pipeline tests. chromium: renders the HTML report in its test. help2man: the man page;
+# man-db: its test renders it.
 # libcurl4-openssl-dev: URL fetching in `facesearch index --urls/--manifest`. libssl-dev: SHA-256
 # through libcrypto (SHA-NI where the CPU has it).
 readonly PACKAGES=(
@@ -23,7 +24,7 @@ readonly PACKAGES=(
   libopenblas-dev libcurl4-openssl-dev libssl-dev
   python3 python3-pip python3-venv
   sqlite3 curl bzip2 ca-certificates
-  jq chromium help2man
+  jq chromium help2man man-db
 )
 
 case "${1:-}" in

@@ -2,7 +2,12 @@
 # scripts/test.sh — THE test command: install deps, fetch models and test images, build, run ctest,
 # then build and run the sanitizer stage (ASan + UBSan).
 #
-#   scripts/test.sh [CTEST_ARGS...]      e.g. scripts/test.sh -L slow   or   scripts/test.sh -R sha256
+#   scripts/test.sh [CTEST_ARGS...]      e.g. scripts/test.sh -L fast   or   scripts/test.sh -R sha256
+#
+# Test tiers (ctest labels, set by Catch tags in tests/CMakeLists.txt): -L fast runs the tests that
+# need no models and run no real binary on photos (under a minute); -L models the end-to-end tests
+# that need the dlib models; -L slow the long end-to-end runs ([slow]). No CTEST_ARGS runs all three.
+# Under CI=true a test whose prerequisite (chromium, man, help2man, mounts) is missing fails.
 #
 # Works from any directory. Steps: scripts/setup-deps.sh, scripts/fetch-models.sh,
 # scripts/fetch-test-images.sh, cmake -S . -B build -DCMAKE_BUILD_TYPE=Release,
@@ -18,7 +23,7 @@ set -euo pipefail
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib/build.sh"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
-  sed -n '2,14s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  sed -n '2,19s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
   exit 0
 fi
 

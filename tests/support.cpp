@@ -58,6 +58,14 @@ fs::path TestImage(const std::string& name) {
   return p;
 }
 
+void SkipOrFailInCi(const std::string& prerequisite, const std::string& why) {
+  const char* ci = std::getenv("CI");
+  if (ci && std::string(ci) == "true")
+    FAIL("CI=true, and this test needs " << prerequisite << ", which is missing: " << why);
+  WARN("SKIPPED: this test needs " << prerequisite << ", which is missing: " << why
+                                   << " (under CI=true this fails)");
+}
+
 fs::path ModelsDir() {
   if (const char* d = std::getenv("FACESEARCH_MODELS"); d && *d) return d;
   return CacheHome() / "facesearch" / "models";

@@ -27,6 +27,12 @@ class TempDir {
 // Fails the current test (Catch2 FAIL) with the fetch command when the directory is missing.
 std::filesystem::path TestImage(const std::string& name);
 
+// Reports that the current test cannot run here because `prerequisite` is missing (`why` says what
+// that leaves untested and how to get it); the caller returns right after. On a developer's machine
+// it warns "SKIPPED: ..." and the test passes; under CI (CI=true) it fails the test, so that a CI
+// machine without the prerequisite cannot pass a test that never ran.
+void SkipOrFailInCi(const std::string& prerequisite, const std::string& why);
+
 // Directory of the dlib models (scripts/fetch-models.sh), resolved like the binary does.
 std::filesystem::path ModelsDir();
 

@@ -65,7 +65,7 @@ TEST_CASE("Query with obama3 ranks both Obama photos first within 0.6 and Biden 
   CHECK(matches[0]["distance"].num() <= matches[1]["distance"].num());
 }
 
-TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e]") {
+TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e][slow]") {
   Corpus c;
   c.IndexThreePeople();
   const std::string probe = TestImage("obama3.jpg").string();
@@ -238,7 +238,7 @@ TEST_CASE("Corpus files holding biometric data are private to their owner", "[cl
 }
 
 TEST_CASE("A --corpus directory that is not a corpus is refused when it holds other files or is shared, and no existing directory's mode changes silently",
-          "[cli][hostile][privacy]") {
+          "[cli][e2e][hostile][privacy]") {
   auto mode = [](const fs::path& p) {
     struct stat st {};
     REQUIRE(stat(p.c_str(), &st) == 0);
@@ -352,7 +352,7 @@ TEST_CASE("An unreadable probe among good ones exits 2 while the others are stil
   CHECK(doc[1]["results"][0]["matches"].size() == 2);
 }
 
-TEST_CASE("Paths-only output feeds xargs: each matching image once, NUL-separated with -0", "[cli][e2e]") {
+TEST_CASE("Paths-only output feeds xargs: each matching image once, NUL-separated with -0", "[cli][e2e][slow]") {
   Corpus c;
   c.IndexThreePeople();
   const std::string obama3 = TestImage("obama3.jpg").string(), obama2 = TestImage("obama2.jpg").string();

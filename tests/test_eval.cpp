@@ -163,7 +163,7 @@ TEST_CASE("eval lfw scores a miniature LFW of real photos perfectly and counts a
   CHECK(cal.out.find("1 same-person pairs, 2 different-person pairs") != std::string::npos);
 }
 
-TEST_CASE("query --max-fmr derives its threshold from the calibration and excludes --threshold", "[eval][cli]") {
+TEST_CASE("query --max-fmr derives its threshold from the calibration and excludes --threshold", "[eval][cli][e2e]") {
   test::TempDir dir;
   test::CopyTestImage("obama.jpg", dir / "photos");
   auto run = [&](std::vector<std::string> args) { return RunOnCorpus(dir, std::move(args)); };
@@ -179,7 +179,7 @@ TEST_CASE("query --max-fmr derives its threshold from the calibration and exclud
   CHECK(run({"query", "--max-fmr", "1e-3", "--threshold", "0.5", test::TestImage("obama2.jpg").string()}).exit_code == 2);
 }
 
-TEST_CASE("query on a flip corpus rates distances and --max-fmr with the flip calibration", "[eval][cli]") {
+TEST_CASE("query on a flip corpus rates distances and --max-fmr with the flip calibration", "[eval][cli][e2e]") {
   test::TempDir dir;
   test::CopyTestImage("obama.jpg", dir / "photos");
   auto run = [&](std::vector<std::string> args) { return RunOnCorpus(dir, std::move(args)); };
@@ -195,7 +195,7 @@ TEST_CASE("query on a flip corpus rates distances and --max-fmr with the flip ca
   CHECK(match["fmr"].num() == Approx(flip.Fmr(static_cast<float>(match["distance"].num()))).epsilon(0.05));
 }
 
-TEST_CASE("query on a jitter corpus warns that its false-match rates come from the plain table", "[eval][cli]") {
+TEST_CASE("query on a jitter corpus warns that its false-match rates come from the plain table", "[eval][cli][e2e]") {
   test::TempDir dir;
   test::CopyTestImage("obama.jpg", dir / "photos");
   REQUIRE(RunOnCorpus(dir, {"index", "--embedding", "jitter:2", (dir / "photos").string()}).exit_code == 0);
@@ -205,7 +205,7 @@ TEST_CASE("query on a jitter corpus warns that its false-match rates come from t
   CHECK(r.out.find("approximate for this corpus's embedding mode") != std::string::npos);
 }
 
-TEST_CASE("compare --max-fmr derives its threshold from the calibration and excludes --threshold", "[eval][cli]") {
+TEST_CASE("compare --max-fmr derives its threshold from the calibration and excludes --threshold", "[eval][cli][e2e]") {
   test::TempDir dir;  // no corpus there: nothing is audited
   auto run = [&](std::vector<std::string> rest) {
     rest.insert(rest.begin(), {"--corpus", (dir / "none").string(), "--models", test::ModelsDir().string(), "compare"});
@@ -223,7 +223,7 @@ TEST_CASE("compare --max-fmr derives its threshold from the calibration and excl
   CHECK(run({"--max-fmr", "1e-3", "--threshold", "0.5", a, b}).exit_code == 2);
 }
 
-TEST_CASE("query's default threshold follows the corpus size and says so; --threshold keeps 0.6", "[eval][cli]") {
+TEST_CASE("query's default threshold follows the corpus size and says so, and --threshold keeps 0.6", "[eval][cli][e2e]") {
   test::TempDir dir;
   test::CopyTestImage("obama.jpg", dir / "photos");
   auto run = [&](std::vector<std::string> args) { return RunOnCorpus(dir, std::move(args)); };

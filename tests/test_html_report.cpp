@@ -126,7 +126,7 @@ TEST_CASE("query --html keeps a probe read from stdin for its face crop", "[html
 }
 
 TEST_CASE("The HTML report renders in headless Chromium with one card per match and a non-blank screenshot",
-          "[html][e2e][chromium]") {
+          "[html][e2e][chromium][slow]") {
   std::string chromium;
   for (const char* name : {"chromium", "chromium-browser", "google-chrome"})
     if (HaveProgram(name)) {
@@ -134,8 +134,8 @@ TEST_CASE("The HTML report renders in headless Chromium with one card per match 
       break;
     }
   if (chromium.empty()) {
-    WARN("SKIPPED: no chromium on PATH, so the report is not rendered (scripts/setup-deps.sh installs Debian's "
-         "chromium package)");
+    SkipOrFailInCi("chromium", "no chromium on PATH, so the report is not rendered (scripts/setup-deps.sh "
+                               "installs Debian's chromium package)");
     return;
   }
   TempDir profile;
@@ -143,7 +143,7 @@ TEST_CASE("The HTML report renders in headless Chromium with one card per match 
                             ShellQuote(profile.path().string());
   RunResult version = RunShell(chromium + flags + " --version", profile.path().string());
   if (version.exit_code != 0) {
-    WARN("SKIPPED: " << chromium << " is installed but cannot run here: " << version.err);
+    SkipOrFailInCi("a chromium that runs", chromium + " is installed but cannot run here: " + version.err);
     return;
   }
 

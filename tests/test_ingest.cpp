@@ -139,7 +139,7 @@ class Child {
 }  // namespace
 
 TEST_CASE("Manifest rows in JSONL and CSV keep their provenance in every query format and export, and malformed rows are named by file and line",
-          "[ingest][e2e]") {
+          "[ingest][e2e][slow]") {
   Corpus c;
   CopyTestImage("obama.jpg", c.photos);
   CopyTestImage("biden.jpg", c.photos);
@@ -489,7 +489,7 @@ TEST_CASE("ParseManifest reads rows from bytes and names every malformed line wi
 }
 
 TEST_CASE("URLs are fetched politely from a local server: images indexed with provenance, every refusal and failure recorded with its reason",
-          "[fetch][e2e]") {
+          "[fetch][e2e][slow]") {
   Corpus c;
   const fs::path served = c.dir / "served";
   for (const char* name : {"obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"}) CopyTestImage(name, served);

@@ -136,7 +136,7 @@ TEST_CASE("cat photo | facesearch query - matches like the file itself", "[pipel
 }
 
 TEST_CASE("Exit codes are grep's: 0 match, 1 no match or no face, 2 unreadable probe or missing corpus",
-          "[pipeline][e2e]") {
+          "[pipeline][e2e][slow]") {
   Shell sh;
   sh.Index();
   auto rc = [&](const std::string& cmd) { return sh.Run(cmd + " >/dev/null").exit_code; };

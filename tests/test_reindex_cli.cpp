@@ -35,7 +35,7 @@ constexpr const char* kKinds[] = {"exact", "int8", "ivf", "ivfpq", "hnsw"};
 }  // namespace
 
 TEST_CASE("reindex to every kind answers queries exactly as the exact scan and info shows kind recall and memory",
-          "[reindex][e2e]") {
+          "[reindex][e2e][slow]") {
   Corpus c;
   c.Index({"obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"});
   const auto exact = c.Matches("obama.jpg");
@@ -95,7 +95,7 @@ TEST_CASE("reindex to every kind answers queries exactly as the exact scan and i
 }
 
 TEST_CASE("forget with every index kind: the forgotten face never comes back and the kind is kept",
-          "[reindex][e2e][privacy]") {
+          "[reindex][e2e][privacy][slow]") {
   Corpus c;
   const char* forgotten[] = {"obama2.jpg", "obama3.jpg", "obama_partial_face.jpg", "obama_partial_face2.jpg",
                              "biden.jpg"};

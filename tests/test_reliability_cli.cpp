@@ -365,7 +365,7 @@ TEST_CASE("Truncated, bit-flipped, foreign, random and empty index files are det
 }
 
 TEST_CASE("Queries keep answering consistently while an index runs, a second writer waits with a message, and nothing is corrupted",
-          "[reliability][e2e][concurrency]") {
+          "[reliability][e2e][concurrency][slow]") {
   Corpus c;
   c.Index({"obama.jpg", "biden.jpg"});
   const fs::path batch_a = c.dir / "batch_a", batch_b = c.dir / "batch_b";
@@ -501,8 +501,9 @@ TEST_CASE("On a read-only corpus mount, info, verify and audit work, and query, 
           "[reliability][e2e][faults]") {
   Corpus c;
   if (!CanMount(c.dir / "probe")) {
-    WARN("SKIPPED: this machine does not allow mounts (needs root with CAP_SYS_ADMIN), so the "
-         "read-only corpus cannot be simulated: tests run as root, where chmod does not stop writes");
+    SkipOrFailInCi("mounts (root with CAP_SYS_ADMIN)",
+                   "this machine does not allow them, so the read-only corpus cannot be simulated: tests run "
+                   "as root, where chmod does not stop writes");
     return;
   }
   c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
@@ -534,8 +535,8 @@ TEST_CASE("On a full file system index fails clearly, keeps every committed face
   Corpus c;
   const fs::path mnt = c.dir / "small";
   if (!CanMount(mnt)) {
-    WARN("SKIPPED: this machine does not allow mounts (needs root with CAP_SYS_ADMIN), so a full "
-         "file system cannot be simulated");
+    SkipOrFailInCi("mounts (root with CAP_SYS_ADMIN)",
+                   "this machine does not allow them, so a full file system cannot be simulated");
     return;
   }
   for (const char* name : {"obama.jpg", "biden.jpg"}) CopyTestImage(name, c.photos);

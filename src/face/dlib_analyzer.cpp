@@ -1,6 +1,6 @@
 // The dlib adapter: HOG (or CNN) detection, 5-point (or 68-point) landmarks, face chips and the ResNet embedder,
 // arranged exactly as dlib's Python bindings (and so the `face_recognition` package) arrange them,
-// so that embeddings agree with the reference implementation (scripts/parity.sh measures it).
+// so that embeddings agree with the reference implementation (scripts/check/parity.sh measures it).
 //
 // Compiled with AVX2/FMA contraction when FACESEARCH_DLIB_AVX2 is on (see CMakeLists.txt): the
 // shape predictor then rounds landmarks exactly as the reference build does. HOG detection lives in

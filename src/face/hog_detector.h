@@ -3,7 +3,7 @@
 //
 // Kept in its own translation unit because it is compiled with different floating-point flags
 // from dlib_analyzer.cpp: the reference build's HOG boxes are reproduced by a plain x86-64 build,
-// its landmarks by an AVX2/FMA build (measured by scripts/parity.sh; see CMakeLists.txt).
+// its landmarks by an AVX2/FMA build (measured by scripts/check/parity.sh; see CMakeLists.txt).
 #pragma once
 
 #include <dlib/image_processing/frontal_face_detector.h>

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# scripts/bench-scale.sh — what a user pays per command on a large corpus (issue #16): fresh
+# scripts/bench/bench-scale.sh — what a user pays per command on a large corpus (issue #16): fresh
 # processes of the real binary, wall time and peak RSS, warm and cold page cache.
 #
-#   scripts/bench-scale.sh [--faces 1000000] [--kind int8] [--seed-images 300] [--dir DIR] [--lfw DIR]
+#   scripts/bench/bench-scale.sh [--faces 1000000] [--kind int8] [--seed-images 300] [--dir DIR] [--lfw DIR]
 #
 # Builds what it needs under DIR (default /tmp/fs-scale, reused between runs): a seed corpus of
 # real LFW faces (--seed-images images of people with several photos, from --lfw, default
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 faces=1000000
 kind=int8

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Crash campaign: kill -9 `facesearch index` or `forget` at random moments and prove nothing is lost.
 
-    scripts/crash_campaign.py [--command index|forget|reindex] [--images DIR] [--count 1000]
+    scripts/check/crash_campaign.py [--command index|forget|reindex] [--images DIR] [--count 1000]
                               [--kills 50] [--binary PATH] [--models DIR] [--seed N]
                               [--max-delay S] [--kind ivfpq] [--keep]
 
@@ -316,7 +316,7 @@ def reindex_campaign(args, base, images, work):
 
 
 def main():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))  # the repository
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--command", choices=["index", "forget", "reindex"], default="index",
                     help="the command to kill (default: index)")

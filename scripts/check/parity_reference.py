@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""parity_reference.py — the Python half of scripts/parity.sh (run that, not this, normally).
+"""parity_reference.py — the Python half of scripts/check/parity.sh (run that, not this, normally).
 
 Subcommands:
   sample --lfw DIR --count N

@@ -3,7 +3,7 @@
 of comparing two stored embeddings beat the plain Euclidean distance on LFW?
 
     python3 -m venv /tmp/venv && /tmp/venv/bin/pip install numpy
-    /tmp/venv/bin/python scripts/lfw_score_study.py CORPUS/corpus.sqlite LFW_DIR
+    /tmp/venv/bin/python scripts/study/lfw_score_study.py CORPUS/corpus.sqlite LFW_DIR
 
 LFW_DIR holds images/ and pairs.txt. Like `facesearch eval lfw`, each image is represented by its
 face nearest the centre of the 250x250 crop, the threshold is chosen on 9 folds and applied to the

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Spot-check `facesearch query` on LFW people nobody tuned for, in every output format.
 
-    scripts/lfw_spotcheck.py --corpus DIR [--lfw DIR] [--people N] [--binary PATH] [--models DIR]
+    scripts/study/lfw_spotcheck.py --corpus DIR [--lfw DIR] [--people N] [--binary PATH] [--models DIR]
 
 The corpus must hold LFW (facesearch --corpus DIR index .../lfw/images). For N people with at least
 two photos (names sorted, spread over the alphabet) it queries with the person's first photo, which
@@ -44,7 +44,7 @@ def parse(fmt, out):
 
 
 def main():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))  # the repository
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--lfw", default=os.path.join(root, "..", "shared", "data", "lfw", "images"))

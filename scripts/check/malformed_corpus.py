@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate a corpus of >= 1,000 malformed image files and check that `facesearch index` survives it.
 
-    scripts/malformed_corpus.py [--seeds DIR] [--binary PATH] [--models DIR] [--keep] [--seed N]
+    scripts/check/malformed_corpus.py [--seeds DIR] [--binary PATH] [--models DIR] [--keep] [--seed N]
 
 Seeds are real photos (default: the face_recognition test images in the user cache, see
 scripts/fetch-test-images.sh). From them it writes truncations at many offsets, bit flips, absurd
@@ -103,7 +103,7 @@ def generate(out, seeds, rng):
 
 
 def main():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))  # the repository
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", default=os.environ.get("FACESEARCH_TEST_IMAGES") or

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""scripts/cluster_metrics.py — score `facesearch cluster` against known identities.
+"""scripts/study/cluster_metrics.py — score `facesearch cluster` against known identities.
 
-  facesearch --corpus LFW_CORPUS cluster --min-size 1 --format jsonl | scripts/cluster_metrics.py
+  facesearch --corpus LFW_CORPUS cluster --min-size 1 --format jsonl | scripts/study/cluster_metrics.py
 
 Reads the cluster JSONL on stdin (run it with --min-size 1 so that every face is listed). The true
 identity of a face is the name of its image's folder (LFW: images/Name/Name_0001.jpg). Prints

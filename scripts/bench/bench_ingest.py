@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Helper of scripts/bench-ingest.sh (standard library only).
+"""Helper of scripts/bench/bench-ingest.sh (standard library only).
 
     bench_ingest.py run --out FILE --stats FILE -- COMMAND...
         Runs COMMAND with stdout to FILE; writes {"seconds", "peak_rss_kib", "rc", "cmd"} to --stats.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# scripts/parity.sh — prove that facesearch's pipeline matches the reference Python face_recognition.
+# scripts/check/parity.sh — prove that facesearch's pipeline matches the reference Python face_recognition.
 #
-#   scripts/parity.sh [--lfw DIR] [--count N] [--models DIR] [--binary PATH] [--json]
+#   scripts/check/parity.sh [--lfw DIR] [--count N] [--models DIR] [--binary PATH] [--json]
 #                     [--target L2] [--allow-unpaired N] [--dlib-bin SPEC]
 #                     [--reference FILE | --reference-only] [--save-reference FILE] [--keep]
 #
@@ -10,7 +10,7 @@
 # 2. Reference: in a throw-away virtualenv, pip installs dlib-bin (prebuilt "dlib" module), numpy,
 #    Pillow, Click, face_recognition_models==0.3.0 and (--no-deps) face_recognition==1.3.0, checks the
 #    model files against data/models.sha256, and runs HOG(1 upsample) + 5-point + ResNet(1 jitter) on
-#    each image (scripts/parity_reference.py reference). --reference FILE reuses a saved run instead
+#    each image (scripts/check/parity_reference.py reference). --reference FILE reuses a saved run instead
 #    (it must cover the same sample); --save-reference FILE keeps a copy of this run's.
 # 3. Ours: facesearch --corpus TMP --models DIR index --retry none --detect-max-side 0 FILE..., then
 #    facesearch --corpus TMP export.
@@ -22,7 +22,7 @@
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 FS_DIE_RC=2 # errors exit 2, FAIL exits 1
 
 usage() { sed -n '2,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
@@ -64,7 +64,7 @@ if [[ -n "$reference" && "$reference_only" == 1 ]]; then
 fi
 [[ -z "$reference" || -r "$reference" ]] || die "reference file $reference not readable"
 
-helper="$FS_REPO_ROOT/scripts/parity_reference.py"
+helper="$FS_REPO_ROOT/scripts/check/parity_reference.py"
 pins="$FS_REPO_ROOT/data/models.sha256"
 
 if ((keep)); then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# scripts/bench-ingest.sh — indexing throughput of facesearch against the reference face_recognition CLI.
+# scripts/bench/bench-ingest.sh — indexing throughput of facesearch against the reference face_recognition CLI.
 #
-#   scripts/bench-ingest.sh [--images DIR] [--count N] [--group N] [--variant ARGS]...
+#   scripts/bench/bench-ingest.sh [--images DIR] [--count N] [--group N] [--variant ARGS]...
 #                           [--cpus LIST] [--jobs N] [--models DIR] [--binary PATH]
 #                           [--dlib-bin SPEC] [--json] [--keep]
 #
@@ -10,13 +10,13 @@
 #   - the reference: `face_recognition --cpus C KNOWN/ SAMPLE/` (detect + encode every face, HOG,
 #     upsample 1) for each C in --cpus (default "1 2"; the best is reported), and, untimed, the same
 #     detection through the library for the boxes that face recall is measured against
-#     (bench_ingest.py boxes). Installed in a throw-away virtualenv like scripts/parity.sh does
+#     (bench_ingest.py boxes). Installed in a throw-away virtualenv like scripts/check/parity.sh does
 #     (dlib-bin + face_recognition 1.3.0).
 #   - facesearch: `facesearch --corpus TMP index --jobs N SAMPLE/` (default jobs: all cores), then
 #     `export` for its boxes; then once more into a fresh corpus for each --variant, with ARGS
 #     (e.g. --variant '--detect-max-side 0') added to `index`.
 # --group N: instead of LFW images, N synthetic group photos (1.7-6.8 megapixels, 6-14 LFW faces
-# each) made by scripts/make_group_photos.py from the LFW folder (or --images DIR), kept under
+# each) made by scripts/bench/make_group_photos.py from the LFW folder (or --images DIR), kept under
 # the work directory.
 # It prints images/s, faces/s and peak RSS of each, the throughput ratio, face recall (the share
 # of the reference's faces that facesearch also found: same image, box IoU >= 0.5), the share of
@@ -28,7 +28,7 @@
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 FS_DIE_RC=2
 
 usage() { sed -n '2,30s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
@@ -78,7 +78,7 @@ else
   work=""
   fs_mktemp_dir work "facesearch-bench-ingest"
 fi
-helper="$FS_REPO_ROOT/scripts/bench_ingest.py"
+helper="$FS_REPO_ROOT/scripts/bench/bench_ingest.py"
 
 log "load: $(uptime)"
 log "creating a throw-away virtualenv in $work/venv"
@@ -90,8 +90,8 @@ pip=("$work/venv/bin/python" -m pip --disable-pip-version-check --quiet)
 "$work/venv/bin/python" -c 'import dlib, face_recognition' || die "the reference does not import"
 
 if ((group > 0)); then
-  log "making $group synthetic group photos from $images_dir (scripts/make_group_photos.py)"
-  "$work/venv/bin/python" "$FS_REPO_ROOT/scripts/make_group_photos.py" --lfw "$images_dir" \
+  log "making $group synthetic group photos from $images_dir (scripts/bench/make_group_photos.py)"
+  "$work/venv/bin/python" "$FS_REPO_ROOT/scripts/bench/make_group_photos.py" --lfw "$images_dir" \
     --out "$work/group" --count "$group" || die "make_group_photos.py failed"
   images_dir="$work/group"
   count="$group"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# scripts/bench-search.sh — build and run the search benchmark (bench/bench_search.cpp, issue #3).
+# scripts/bench/bench-search.sh — build and run the search benchmark (bench/bench_search.cpp, issue #3).
 #
-#   scripts/bench-search.sh [--embeddings FILE.jsonl] [--sizes 1000000,10000000] [BENCH_ARGS...]
+#   scripts/bench/bench-search.sh [--embeddings FILE.jsonl] [--sizes 1000000,10000000] [BENCH_ARGS...]
 #
 # FILE.jsonl is a `facesearch export` of a corpus of real faces (default /tmp/lfw-export.jsonl;
 # make one with: build/facesearch --corpus C export > FILE.jsonl). The benchmark prints Markdown
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 # shellcheck source=scripts/lib/common.sh
-source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
+source "$(dirname -- "${BASH_SOURCE[0]}")/../lib/common.sh"
 
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   sed -n '2,15s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthetic "group photos" for the ingest benchmark: LFW faces placed on large canvases.
 
-    python3 scripts/make_group_photos.py --lfw DIR --out DIR [--count N] [--seed S]
+    python3 scripts/bench/make_group_photos.py --lfw DIR --out DIR [--count N] [--seed S]
 
 No real group or crowd photos with a licence that lets us ship or fetch them are reachable from
 the build machines (PyPI's face_recognition sdist holds only the single-face test photos), so
@@ -11,7 +11,7 @@ this script builds stand-ins: each photo is a smooth random background of one of
 overlap at random scales, so that the faces are about 55 to 225 pixels wide. Photos are JPEG
 (quality 90), named group-NNN.jpg; the LFW images used are listed in sources.tsv beside them.
 
-Needs Pillow and numpy (scripts/bench-ingest.sh runs it with its throw-away virtualenv's Python).
+Needs Pillow and numpy (scripts/bench/bench-ingest.sh runs it with its throw-away virtualenv's Python).
 Deterministic for a given --seed and LFW folder. Exit 0 on success, 2 on error.
 """
 import argparse

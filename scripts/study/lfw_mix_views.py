@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Average the LFW embeddings of several corpora into an SQL script for the first one.
 
-    scripts/lfw_mix_views.py OUT.sql NAME=CORPUS.sqlite... -- NAME:WEIGHT...
+    scripts/study/lfw_mix_views.py OUT.sql NAME=CORPUS.sqlite... -- NAME:WEIGHT...
 
 For every LFW image, takes the face nearest the image centre in each named corpus (as
 `facesearch eval lfw` picks it), and writes "UPDATE faces SET embedding = ..." statements that set

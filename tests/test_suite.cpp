@@ -1,0 +1,20 @@
+// Checks of the test suite itself: what ctest needs from the test case names.
+#include <catch2/catch.hpp>
+#include <sstream>
+#include <string>
+
+#include "support.h"
+
+using namespace facesearch::test;
+
+TEST_CASE("No test case name holds a semicolon, which would split it into ctest entries that match no test case",
+          "[suite]") {
+  // catch_discover_tests (tests/CMakeLists.txt) keeps each name as a CMake list element.
+  RunResult list = RunProgram({"/proc/self/exe", "--list-test-names-only"});
+  REQUIRE(list.out.find("No test case name holds") != std::string::npos);  // this test is listed
+  std::istringstream names(list.out);
+  for (std::string name; std::getline(names, name);) {
+    INFO(name);
+    CHECK(name.find(';') == std::string::npos);
+  }
+}
