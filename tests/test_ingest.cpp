@@ -531,3 +531,79 @@ TEST_CASE("The JSON summary of index reports the seconds spent per stage as wall
     CHECK(st["detect"].num() + st["embed"].num() < 2 * s["seconds"].num() + 1);
   }
 }
+
+// ---- hostile inputs (#14) ---------------------------------------------------------------------------
+
+namespace {
+
+// tests/http_fixture.py serving `dir` with one of its robots.txt variants, on 127.0.0.1.
+struct HttpFixture {
+  HttpFixture(const fs::path& dir, const fs::path& log, const std::string& robots)
+      : child({"python3", std::string(FACESEARCH_SOURCE_DIR) + "/tests/http_fixture.py", dir.string(), log.string(),
+               robots},
+              "python3"),
+        base("http://127.0.0.1:" + child.ReadOutLine()) {}
+  Child child;
+  std::string base;
+};
+
+// Runs the binary under `timeout` (a regression must fail the test, not hang the suite).
+RunResult RunBounded(const Corpus& c, const std::vector<std::string>& args, int seconds = 60) {
+  std::vector<std::string> argv = {"timeout", std::to_string(seconds), FacesearchBinary()};
+  for (auto& a : c.Args(args)) argv.push_back(a);
+  return RunProgram(argv);
+}
+
+}  // namespace
+
+TEST_CASE("robots.txt paths and rules are compared after percent-encoding normalisation and a byte-order mark hides nothing",
+          "[fetch][hostile]") {
+  using facesearch::RobotsRules;
+  auto rules = RobotsRules::Parse("\xEF\xBB\xBFUser-agent: *\nDisallow: /private/\nDisallow: /%7euser/\n"
+                                  "Disallow: /fotos/\xC3\xA4/\nDisallow: /a%2fb\nAllow: /%70ublic/*.jpg$\n",
+                                  "facesearch");
+  CHECK_FALSE(rules.Allowed("/private/a.jpg"));  // the BOM did not hide the first group
+  CHECK_FALSE(rules.Allowed("/%70rivate/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/%70%72ivate/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/~user/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/%7Euser/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/fotos/%c3%a4/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/a%2Fb"));
+  CHECK(rules.Allowed("/a/b"));  // an encoded '/' is not a '/'
+  CHECK_FALSE(rules.Allowed("/img/../private/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/img/%2e%2e/private/a.jpg"));
+  CHECK(rules.Allowed("/public/a.jpg"));
+  CHECK(rules.Allowed("/img/a.jpg"));
+}
+
+TEST_CASE("robots.txt is honoured when it is over 500 KiB, starts with a BOM, or names the path percent-encoded; 4xx allows and 5xx disallows",
+          "[fetch][hostile][e2e]") {
+  Corpus c;
+  const fs::path served = c.dir / "served";
+  CopyTestImage("obama.jpg", served);
+  CopyTestImage("biden.jpg", served);
+  WriteFile(served / "secret.jpg", ReadAll(TestImage("obama.jpg")) + "other content");
+  const fs::path log = c.dir / "requests.log";
+  HttpFixture plain(served, log, "plain"), big(served, log, "big"), bom(served, log, "bom"),
+      missing(served, log, "404"), failing(served, log, "503");
+  WriteFile(c.dir / "urls.txt", big.base + "/private/secret.jpg\n" + big.base + "/img/obama.jpg\n" + bom.base +
+                                    "/private/secret.jpg\n" + plain.base + "/%70rivate/secret.jpg\n" + plain.base +
+                                    "/img/%2e%2e/private/secret.jpg\n" + failing.base + "/img/obama.jpg\n" +
+                                    missing.base + "/img/biden.jpg\n");
+  RunResult r = RunBounded(c, {"index", "--json", "--urls", (c.dir / "urls.txt").string(), "--host-rate", "50",
+                               "--retries", "0", "--fetch-timeout", "10"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["added"].num() == 2);    // obama from the big robots.txt's host, biden where robots.txt is 404
+  CHECK(s["skipped"].num() == 5);  // four robots rules, and everything where robots.txt fails with 503
+  auto issues = IssuesByReason(c);
+  CHECK(HasIssue(issues, "robots", big.base + "/private/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", bom.base + "/private/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", plain.base + "/%70rivate/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", plain.base + "/img/%2e%2e/private/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", failing.base + "/img/obama.jpg"));
+  // Nothing disallowed was requested.
+  std::istringstream lines(ReadAll(log));
+  for (std::string line; std::getline(lines, line);) CHECK_THAT(line, !Catch::Contains("secret"));
+}
