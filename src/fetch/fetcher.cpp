@@ -222,6 +222,15 @@ bool LooksLikeUrl(std::string_view s) {
   return true;
 }
 
+std::string RedactUrl(std::string_view url) {
+  if (!LooksLikeUrl(url)) return std::string(url);
+  const size_t authority = url.find("://") + 3;
+  const size_t end = std::min(url.find_first_of("/?#", authority), url.size());
+  const size_t at = url.substr(authority, end - authority).rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, authority)) + std::string(url.substr(authority + at + 1));
+}
+
 std::string FetchUserAgent(const std::string& contact) {
   // Only the contact is the caller's; control characters (a header injection) and parentheses
   // (which would end the comment) are dropped.
@@ -462,7 +471,7 @@ Fetcher::Response Fetcher::GetWithRetries(Host& host, const std::string& url, in
         r.curl == CURLE_RECV_ERROR || r.curl == CURLE_SEND_ERROR || r.curl == CURLE_GOT_NOTHING ||
         r.curl == CURLE_PARTIAL_FILE;
     if (!transient || attempt >= options_.retries) return r;
-    spdlog::debug("{}: attempt {} failed ({}), retrying in {} s", url, attempt + 1,
+    spdlog::debug("{}: attempt {} failed ({}), retrying in {} s", RedactUrl(url), attempt + 1,
                   r.curl == CURLE_OK ? "HTTP " + std::to_string(r.status) : r.curl_error, backoff);
     std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
     backoff *= 2;
@@ -517,15 +526,22 @@ FetchOutcome Fetcher::Fetch(const std::string& original_url) {
     return o;
   };
   using Kind = FetchOutcome::Kind;
+  // A local path named where a URL belongs (a manifest's url column, a --urls list) is refused
+  // here, before libcurl could take it for a relative URL or a file.
+  if (!LooksLikeUrl(original_url))
+    return outcome(Kind::kSkipped, "scheme",
+                   "refused " + RedactUrl(original_url) + ": not a URL; only http and https URLs are "
+                   "fetched (a local file belongs in a manifest's path column or on the command line)");
   std::string url = original_url;
   for (int hop = 0; hop <= options_.max_redirects; ++hop) {
-    const std::string where = hop == 0 ? url : url + " (redirected from " + original_url + ")";
+    const std::string shown = RedactUrl(url);
+    const std::string where = hop == 0 ? shown : shown + " (redirected from " + RedactUrl(original_url) + ")";
     auto parts = ParseUrl(url);
-    if (!parts) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + url);
+    if (!parts) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + shown);
     if (parts->scheme != "http" && parts->scheme != "https")
       return outcome(Kind::kSkipped, "scheme",
                      "refused " + where + ": only http and https URLs are fetched");
-    if (parts->host.empty()) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + url);
+    if (parts->host.empty()) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + shown);
     Host& host = HostFor(parts->origin());
     if (!options_.ignore_robots && !RobotsFor(host, parts->scheme + "://" + parts->host + ":" + parts->port)
                                         .Allowed(parts->path_and_query))
@@ -565,7 +581,7 @@ FetchOutcome Fetcher::Fetch(const std::string& original_url) {
     ok.body = std::move(r.body);
     return ok;
   }
-  return outcome(Kind::kFailed, "redirect", original_url + ": more than " +
+  return outcome(Kind::kFailed, "redirect", RedactUrl(original_url) + ": more than " +
                                                 std::to_string(options_.max_redirects) + " redirects");
 }
 

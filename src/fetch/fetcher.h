@@ -24,6 +24,10 @@ namespace facesearch {
 // fetcher refuses the ones it does not speak).
 bool LooksLikeUrl(std::string_view s);
 
+// `url` without its userinfo ("user:password@"), to be stored or printed; the fetch itself uses
+// the URL as given. Anything else is returned unchanged.
+std::string RedactUrl(std::string_view url);
+
 // Parts of a URL, through libcurl's URL parser: scheme and host lower-cased, port (the scheme's
 // default when absent), path plus "?query" ("/" when empty). nullopt when libcurl rejects it; a
 // URL with a scheme but no host (e.g. "file:///x") gives only the scheme.
@@ -77,7 +81,9 @@ class Fetcher {
   Fetcher(const Fetcher&) = delete;
   Fetcher& operator=(const Fetcher&) = delete;
 
-  // Fetches `url` (thread-safe; blocks for the host's rate limit and concurrency cap).
+  // Fetches `url` (thread-safe; blocks for the host's rate limit and concurrency cap). Anything
+  // but an http(s) URL, a local path included, is refused (kSkipped, reason "scheme"), at the
+  // first hop and after every redirect. Messages name the URL without its userinfo.
   FetchOutcome Fetch(const std::string& url);
   const std::string& user_agent() const { return user_agent_; }
 
