@@ -1,11 +1,18 @@
 #!/usr/bin/env python3
 """A local HTTP server for the fetcher tests (tests/test_fetch.cpp); never reachable off-host.
 
-    python3 tests/http_fixture.py IMAGE_DIR LOG_FILE
+    python3 tests/http_fixture.py IMAGE_DIR LOG_FILE [ROBOTS]
 
 Binds 127.0.0.1 on a free port, prints the port on stdout, then serves until killed. Every request
-is appended to LOG_FILE as "PATH<TAB>USER-AGENT<TAB>SECONDS" (time.monotonic()). Routes:
-  /robots.txt           User-agent: * / Disallow: /private/
+is appended to LOG_FILE as "PATH<TAB>USER-AGENT<TAB>SECONDS" (time.monotonic()). Request paths are
+percent-decoded before routing, as real servers do (/%70rivate/ is /private/). Routes:
+  /robots.txt           by ROBOTS (default "plain"):
+                          plain  User-agent: * / Disallow: /private/
+                          big    the same rules, then comments up to 600 KiB (over RFC 9309's
+                                 500 KiB), served with its Content-Length
+                          bom    the same rules after a UTF-8 byte-order mark
+                          404    HTTP 404 (no robots.txt: everything allowed)
+                          503    HTTP 503 (server error: everything disallowed)
   /img/NAME, /private/NAME, /noindex/NAME   images from IMAGE_DIR (image/jpeg); /noindex/ adds
                         "X-Robots-Tag: noimageindex"
   /missing.jpg          404
@@ -20,10 +27,13 @@ import os
 import sys
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 IMAGES = sys.argv[1]
 LOG = sys.argv[2]
+ROBOTS = sys.argv[3] if len(sys.argv) > 3 else "plain"
+RULES = b"User-agent: *\nDisallow: /private/\n"
 lock = threading.Lock()
 flaky_hits = [0]
 
@@ -54,12 +64,23 @@ class Handler(BaseHTTPRequestHandler):
         with open(path, "rb") as f:
             self.send(200, f.read(), "image/jpeg", headers)
 
+    def robots(self):
+        if ROBOTS in ("404", "503"):
+            return self.send(int(ROBOTS), b"robots.txt unavailable", "text/plain")
+        body = RULES
+        if ROBOTS == "big":
+            filler = b"# " + b"x" * 97 + b"\n"
+            body += filler * ((600 << 10) // len(filler))
+        elif ROBOTS == "bom":
+            body = b"\xef\xbb\xbf" + body
+        return self.send(200, body, "text/plain")
+
     def do_GET(self):
         with lock, open(LOG, "a") as log:
             log.write("%s\t%s\t%.4f\n" % (self.path, self.headers.get("User-Agent", ""), time.monotonic()))
-        p = self.path
+        p = urllib.parse.unquote(self.path)
         if p == "/robots.txt":
-            return self.send(200, b"User-agent: *\nDisallow: /private/\n", "text/plain")
+            return self.robots()
         if p.startswith("/img/") or p.startswith("/private/"):
             return self.image(p.split("/")[-1])
         if p.startswith("/noindex/"):

@@ -622,3 +622,243 @@ TEST_CASE("The JSON summary of index reports the seconds spent per stage as wall
     CHECK(st["detect"].num() + st["embed"].num() < 2 * s["seconds"].num() + 1);
   }
 }
+
+// ---- hostile inputs (#14) ---------------------------------------------------------------------------
+
+namespace {
+
+// tests/http_fixture.py serving `dir` with one of its robots.txt variants, on 127.0.0.1.
+struct HttpFixture {
+  HttpFixture(const fs::path& dir, const fs::path& log, const std::string& robots)
+      : child({"python3", std::string(FACESEARCH_SOURCE_DIR) + "/tests/http_fixture.py", dir.string(), log.string(),
+               robots},
+              "python3"),
+        base("http://127.0.0.1:" + child.ReadOutLine()) {}
+  Child child;
+  std::string base;
+};
+
+// Runs the binary under `timeout` and an 8 GiB address-space limit: a regression must fail the
+// test, not hang the suite or eat the machine's memory. (Not under AddressSanitizer, which
+// reserves terabytes of address space for its shadow.)
+RunResult RunBounded(const Corpus& c, const std::vector<std::string>& args, int seconds = 60) {
+#ifdef __SANITIZE_ADDRESS__
+  const std::string limit;
+#else
+  const std::string limit = "ulimit -v 8388608 && ";
+#endif
+  std::vector<std::string> argv = {"sh", "-c", limit + "exec timeout -s KILL \"$@\"", "sh", std::to_string(seconds),
+                                   FacesearchBinary()};
+  for (auto& a : c.Args(args)) argv.push_back(a);
+  return RunProgram(argv);
+}
+
+// Every byte of the files in `dir` (the corpus database, its WAL, the index...).
+std::string ReadTree(const fs::path& dir) {
+  std::string all;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) all += ReadAll(e.path());
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("robots.txt paths and rules are compared after percent-encoding normalisation and a byte-order mark hides nothing",
+          "[fetch][hostile]") {
+  using facesearch::RobotsRules;
+  auto rules = RobotsRules::Parse("\xEF\xBB\xBFUser-agent: *\nDisallow: /private/\nDisallow: /%7euser/\n"
+                                  "Disallow: /fotos/\xC3\xA4/\nDisallow: /a%2fb\nAllow: /%70ublic/*.jpg$\n",
+                                  "facesearch");
+  CHECK_FALSE(rules.Allowed("/private/a.jpg"));  // the BOM did not hide the first group
+  CHECK_FALSE(rules.Allowed("/%70rivate/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/%70%72ivate/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/~user/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/%7Euser/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/fotos/%c3%a4/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/a%2Fb"));
+  CHECK(rules.Allowed("/a/b"));  // an encoded '/' is not a '/'
+  CHECK_FALSE(rules.Allowed("/img/../private/a.jpg"));
+  CHECK_FALSE(rules.Allowed("/img/%2e%2e/private/a.jpg"));
+  CHECK(rules.Allowed("/public/a.jpg"));
+  CHECK(rules.Allowed("/img/a.jpg"));
+}
+
+TEST_CASE("robots.txt is honoured when it is over 500 KiB, starts with a BOM, or names the path percent-encoded; 4xx allows and 5xx disallows",
+          "[fetch][hostile][e2e]") {
+  Corpus c;
+  const fs::path served = c.dir / "served";
+  CopyTestImage("obama.jpg", served);
+  CopyTestImage("biden.jpg", served);
+  WriteFile(served / "secret.jpg", ReadAll(TestImage("obama.jpg")) + "other content");
+  const fs::path log = c.dir / "requests.log";
+  HttpFixture plain(served, log, "plain"), big(served, log, "big"), bom(served, log, "bom"),
+      missing(served, log, "404"), failing(served, log, "503");
+  WriteFile(c.dir / "urls.txt", big.base + "/private/secret.jpg\n" + big.base + "/img/obama.jpg\n" + bom.base +
+                                    "/private/secret.jpg\n" + plain.base + "/%70rivate/secret.jpg\n" + plain.base +
+                                    "/img/%2e%2e/private/secret.jpg\n" + failing.base + "/img/obama.jpg\n" +
+                                    missing.base + "/img/biden.jpg\n");
+  RunResult r = RunBounded(c, {"index", "--json", "--urls", (c.dir / "urls.txt").string(), "--host-rate", "50",
+                               "--retries", "0", "--fetch-timeout", "10"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["added"].num() == 2);    // obama from the big robots.txt's host, biden where robots.txt is 404
+  CHECK(s["skipped"].num() == 5);  // four robots rules, and everything where robots.txt fails with 503
+  auto issues = IssuesByReason(c);
+  CHECK(HasIssue(issues, "robots", big.base + "/private/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", bom.base + "/private/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", plain.base + "/%70rivate/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", plain.base + "/img/%2e%2e/private/secret.jpg"));
+  CHECK(HasIssue(issues, "robots", failing.base + "/img/obama.jpg"));
+  // Nothing disallowed was requested.
+  std::istringstream lines(ReadAll(log));
+  for (std::string line; std::getline(lines, line);) CHECK_THAT(line, !Catch::Contains("secret"));
+}
+
+TEST_CASE("A url in a manifest or a --urls list must be http(s): a local path or file:// URL there is refused with reason scheme and never read",
+          "[ingest][hostile][e2e]") {
+  Corpus c;
+  const fs::path a = CopyTestImage("obama.jpg", c.photos);
+  const fs::path b = CopyTestImage("biden.jpg", c.photos);
+  WriteFile(c.dir / "m.jsonl", "{\"url\": \"" + a.string() + "\"}\n{\"url\": \"photos/biden.jpg\"}\n"
+                               "{\"url\": \"file://" + b.string() + "\"}\n");
+  WriteFile(c.dir / "m.csv", "url,source\n" + (c.photos / "other.jpg").string() + ",x\n");
+  WriteFile(c.dir / "urls.txt", b.string() + "\n");
+  RunResult r = c.Run({"index", "--json", "--manifest", (c.dir / "m.jsonl").string(), "--manifest",
+                       (c.dir / "m.csv").string(), "--urls", (c.dir / "urls.txt").string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["added"].num() == 0);
+  CHECK(s["skipped"].num() == 5);
+  CHECK_THAT(r.err, Catch::Contains("only http and https URLs are fetched"));
+  auto issues = IssuesByReason(c);
+  CHECK(issues.count("scheme") == 5);
+  CHECK(HasIssue(issues, "scheme", "photos/biden.jpg"));
+  CHECK(HasIssue(issues, "scheme", "file://"));
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 0);
+}
+
+TEST_CASE("Lists and manifests are bounded: an endless --from-file, --urls or --manifest ends with an error that says what to do",
+          "[ingest][hostile][e2e]") {
+  Corpus c;
+  struct Case {
+    std::vector<std::string> args;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {{"--from-file", "/dev/zero", "-0"}, "split it"},
+      {{"--from-file", "/dev/zero"}, "longer than 8192 bytes"},
+      {{"--urls", "/dev/zero"}, "longer than"},
+      {{"--manifest", "/dev/zero", "--manifest-format", "jsonl"}, "split it"},
+  };
+  for (const Case& k : cases) {
+    std::vector<std::string> args = {"index"};
+    args.insert(args.end(), k.args.begin(), k.args.end());
+    RunResult r = RunBounded(c, args, 20);
+    INFO(k.args[0] << " " << k.args[1] << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(k.says));
+  }
+}
+
+TEST_CASE("index --jobs refuses 0, negative and absurd worker counts and names the limit", "[ingest][hostile]") {
+  Corpus c;
+  fs::create_directories(c.photos);
+  for (const char* jobs : {"0", "-1", "100000"}) {
+    RunResult r = c.Run({"index", "--jobs", jobs, c.photos.string()});
+    INFO(jobs << ": " << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains("--jobs"));
+  }
+}
+
+TEST_CASE("Failed content is retried by the next run, and empty or identical broken files are each reported with their own reason",
+          "[ingest][hostile][e2e]") {
+  Corpus c;
+  for (const char* name : {"empty1.jpg", "empty2.jpg", "empty3.jpg"}) WriteFile(c.photos / name, "");
+  WriteFile(c.photos / "broken1.jpg", "not a jpeg at all");
+  WriteFile(c.photos / "broken2.jpg", "not a jpeg at all");
+  cv::imwrite((c.photos / "huge.png").string(), cv::Mat(2000, 2000, CV_8UC3, cv::Scalar(9, 9, 9)));
+  RunResult r = c.Run({"index", "--json", "--jobs", "2", "--max-pixels", "3500000", c.photos.string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["errors"].num() == 6);
+  CHECK(s["duplicates"].num() == 0);
+  auto issues = IssuesByReason(c);
+  CHECK(issues.count("empty") == 3);
+  for (const char* name : {"empty1.jpg", "empty2.jpg", "empty3.jpg"}) CHECK(HasIssue(issues, "empty", name));
+  CHECK(HasIssue(issues, "not_image", "broken1.jpg"));
+  CHECK(HasIssue(issues, "not_image", "broken2.jpg"));
+  CHECK(HasIssue(issues, "pixel_cap", "huge.png"));
+
+  // A larger cap: the image that failed is decoded now, not "already indexed".
+  RunResult again = c.Run({"index", "--json", c.photos.string()});
+  INFO(again.err);
+  REQUIRE(again.exit_code == 0);
+  Json s2 = ParseJson(again.out);
+  CHECK(s2["duplicates"].num() == 0);
+  CHECK(s2["noface"].num() == 1);
+  CHECK(s2["errors"].num() == 5);
+  auto after = IssuesByReason(c);
+  CHECK_FALSE(HasIssue(after, "pixel_cap", "huge.png"));
+  CHECK(after.size() == 5);
+}
+
+TEST_CASE("A directory entry that cannot be inspected (its path is longer than PATH_MAX) is counted and listed by info --errors",
+          "[ingest][hostile][e2e]") {
+  Corpus c;
+  CopyTestImage("obama.jpg", c.photos);
+  // Directories nested until the path nears PATH_MAX, made relative to each other's descriptors;
+  // a file inside the last one has a path that no stat() can take.
+  const std::string segment(200, 'd');
+  int dir = open(c.photos.c_str(), O_RDONLY | O_DIRECTORY);
+  REQUIRE(dir >= 0);
+  size_t length = c.photos.string().size();
+  while (length + 1 + segment.size() < 4000) {
+    REQUIRE(mkdirat(dir, segment.c_str(), 0755) == 0);
+    int next = openat(dir, segment.c_str(), O_RDONLY | O_DIRECTORY);
+    close(dir);
+    REQUIRE(next >= 0);
+    dir = next;
+    length += 1 + segment.size();
+  }
+  const std::string name = std::string(240, 'f') + ".jpg";
+  int file = openat(dir, name.c_str(), O_WRONLY | O_CREAT, 0644);
+  REQUIRE(file >= 0);
+  close(file);
+  close(dir);
+  RunResult r = c.Run({"index", "--json", c.photos.string()});
+  REQUIRE(RunProgram({"rm", "-rf", (c.photos / segment).string()}).exit_code == 0);  // too deep for remove_all
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Json s = ParseJson(r.out);
+  CHECK(s["added"].num() == 1);
+  CHECK(s["errors"].num() == 1);
+  auto issues = IssuesByReason(c);
+  REQUIRE(issues.size() == 1);
+  CHECK_THAT(issues.begin()->second, Catch::EndsWith(name));
+}
+
+TEST_CASE("Credentials inside a URL are used to fetch it but never stored or printed", "[fetch][hostile][e2e]") {
+  Corpus c;
+  const fs::path served = c.dir / "served";
+  CopyTestImage("obama.jpg", served);
+  HttpFixture server(served, c.dir / "requests.log", "plain");
+  const std::string port = server.base.substr(server.base.rfind(':') + 1);
+  const std::string secret = "http://ana:s3cret@127.0.0.1:" + port;
+  WriteFile(c.dir / "m.jsonl", "{\"url\": \"" + secret + "/img/obama.jpg\", \"page_url\": \"" + secret +
+                                   "/gallery.html\"}\n{\"url\": \"" + secret + "/missing.jpg\"}\n");
+  RunResult r = c.Run({"index", "--json", "--manifest", (c.dir / "m.jsonl").string(), "--host-rate", "50"});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(ParseJson(r.out)["added"].num() == 1);
+  CHECK_THAT(r.err, !Catch::Contains("s3cret"));
+  Json q = ParseJson(c.Run({"query", "--format", "json", TestImage("obama.jpg").string()}).out);
+  const Json& m = q["results"][0]["matches"][0];
+  CHECK(m["image"].str() == server.base + "/img/obama.jpg");
+  CHECK(m["page_url"].str() == server.base + "/gallery.html");
+  CHECK(HasIssue(IssuesByReason(c), "http_status", server.base + "/missing.jpg"));
+  CHECK_THAT(ReadTree(c.corpus), !Catch::Contains("s3cret"));
+}

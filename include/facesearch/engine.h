@@ -115,7 +115,7 @@ struct FileOutcome {
   int faces = 0;
   std::string error;  // for kError and kSkipped: the full reason
   int optout_faces = 0;  // faces skipped because they match an opt-out (not stored, not counted)
-  // For kError and kSkipped, a short code (InputIssue::reason in types.h): not_found, unreadable,
+  // For kError and kSkipped, a short code (InputIssue::reason in types.h): not_found, unreadable, empty,
   // unreadable_dir, symlink, not_image, truncated, pixel_cap, too_large, decoder_error,
   // analyzer_error, http_status, timeout, fetch_error, redirect, scheme, content_type, manifest,
   // robots, noimageindex.
@@ -126,7 +126,18 @@ struct FileOutcome {
 struct IndexInput {
   std::string location;
   Provenance provenance;
+  // Named as a URL (a manifest's url column, a --urls line): it is fetched, never read from
+  // disk, and anything but an http(s) URL is refused (skipped, reason "scheme").
+  bool url = false;
 };
+
+// Bounds on one list of inputs (--from-file, stdin, --urls) and on one manifest, so that a wrong
+// file (/dev/zero, a binary) ends in an error instead of being read forever. A list entry holds a
+// path (PATH_MAX is 4096) or a URL (RFC 9110 asks servers for 8000 octets); entries and rows
+// count blank lines too. Larger inputs are split into several lists or manifests.
+inline constexpr size_t kMaxListEntryBytes = 8192;
+inline constexpr size_t kMaxListEntries = 1'000'000;
+inline constexpr size_t kMaxListBytes = size_t{256} << 20;  // also a manifest's size
 
 enum class ManifestFormat { kAuto, kJsonl, kCsv };  // kAuto: by extension (.jsonl/.ndjson/.json, .csv)
 
@@ -134,8 +145,10 @@ enum class ManifestFormat { kAuto, kJsonl, kCsv };  // kAuto: by extension (.jso
 // names "path" or "url" and optionally page_url, source, captured_at, licence (or license), notes;
 // other keys are ignored. A malformed row (bad JSON or CSV, no path/url, a non-string value)
 // becomes an error outcome in `problems` (path "FILE:LINE", reason "manifest") and the others go
-// on. Errors: kNotFound/kIo when the file cannot be read, kInvalidArgument for an unknown
-// extension with kAuto or a CSV without a path or url column.
+// on. A url row's input has `url` set, and user:password@ is dropped from a page_url. Errors:
+// kNotFound/kIo when the file cannot be read, kInvalidArgument for an unknown extension with
+// kAuto, a CSV without a path or url column, or a manifest over kMaxListBytes or
+// kMaxListEntries rows.
 Result<std::vector<IndexInput>> ReadManifest(const std::string& file, ManifestFormat format,
                                              std::vector<FileOutcome>& problems);
 // The parser behind ReadManifest, on a manifest's bytes (`file` names it in messages; `format` is
@@ -173,7 +186,7 @@ struct IndexOptions {
   PipelineOptions pipeline;
   // Further inputs beside the paths: lists of paths or URLs (one per line, or NUL-separated with
   // null_separated; "-" reads stdin), manifests (ReadManifest) and URL lists (one URL per line,
-  // '#' comments). URLs may also be given as paths.
+  // '#' comments), each within the kMaxList* bounds. URLs may also be given as paths.
   std::vector<std::string> list_files;
   bool null_separated = false;
   std::vector<std::string> manifests;
@@ -183,12 +196,20 @@ struct IndexOptions {
   // When set and it becomes true (a signal handler), no new input is started; what is done is
   // committed, the index saved, and the summary comes back with interrupted = true.
   const std::atomic<bool>* stop = nullptr;
-  int jobs = 0;  // worker threads; 0 = one per hardware thread
+  int jobs = 0;  // worker threads, 1 to MaxIndexJobs(); 0 = one per hardware thread
   bool allow_reindex = false;  // index content that `forget` erased earlier (tombstoned)
   // Called on the calling thread, once per file (in completion order) and about once a second.
   std::function<void(const FileOutcome&)> on_file;
   std::function<void(const IndexProgress&)> on_progress;
 };
+
+// The most index workers allowed: 64, or the number of hardware threads when that is larger.
+// Each worker holds its own copy of the models (about 34 MB, 100 MB with the CNN detector) and
+// ingest is CPU-bound, so more workers than CPUs only cost memory; URL fetching is bounded by
+// the per-host limits instead. 64 keeps that memory within a few GB.
+int MaxIndexJobs();
+// The message for a --jobs value outside 1..MaxIndexJobs(): the range, and why.
+std::string JobsOutOfRange(const std::string& jobs);
 
 // Seconds spent per ingest stage (IndexSummary has them as wall-clock time and as the CPU time of
 // the threads doing each stage; OpenCV's and OpenBLAS's helper threads, if any, are not counted in
@@ -223,10 +244,11 @@ struct IndexSummary {
 
 // Indexes files and directories (recursively: files with an image extension), http(s) URLs, and
 // the inputs of options' lists and manifests. A path "-" reads further paths from stdin, one per
-// line. One failing input never stops the run: errors are stored with their reason (image rows
-// with status error) and skips too (input issues), see ListInputIssues. Takes the corpus write
-// lock (waits for another writer). Errors: setup failures only (models, database, lock, a list
-// or manifest that cannot be opened).
+// line. One failing input never stops the run: errors are stored with their reason, one per
+// location (image rows with status error), and skips too (input issues), see ListInputIssues.
+// Content that failed is not "already indexed": the next run tries it again. Takes the corpus
+// write lock (waits for another writer). Errors: setup failures only (models, database, lock, a
+// list or manifest that cannot be opened or is over the kMaxList* bounds, jobs out of range).
 Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
                                 const IndexOptions& options);
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -192,8 +193,19 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
                   "Contact in the User-Agent \"facesearch/VERSION (+CONTACT)\", e.g. an e-mail address");
   cmd->add_flag("--ignore-robots", fetch.ignore_robots,
                 "Do not honour robots.txt and X-Robots-Tag (recorded in the audit log)");
-  cmd->add_option("-j,--jobs", args->options.jobs, "Worker threads (default: one per CPU)")
-      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("-j,--jobs", args->options.jobs,
+                  "Worker threads, 1 to " + std::to_string(MaxIndexJobs()) +
+                      " (default: one per CPU; each holds its own ~34 MB copy of the models)")
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            int jobs = 0;
+            const char* end = value.data() + value.size();
+            auto [stop, ec] = std::from_chars(value.data(), end, jobs);
+            return ec == std::errc() && stop == end && jobs >= 1 && jobs <= MaxIndexJobs()
+                       ? std::string()
+                       : JobsOutOfRange(value);
+          },
+          "1.." + std::to_string(MaxIndexJobs())));
   cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");
   cmd->add_flag("--allow-reindex", args->options.allow_reindex,
                 "Also index content that `facesearch forget` erased earlier (skipped by default)");

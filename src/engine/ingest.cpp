@@ -16,6 +16,7 @@
 #include <iostream>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "common/cpu_time.h"
@@ -74,9 +75,10 @@ FileOutcome Problem(std::string location, const char* reason, std::string why) {
 
 // Walks `dir` recursively for entries with an image extension, sorted. Symlinked directories are
 // not followed (so links cannot loop); symlinked files are. Entries that are not regular files
-// (FIFOs, sockets, devices) are found too, so that reading them fails with a reason. A directory that cannot be read, a
-// broken or looping link with an image extension, or an entry that vanishes is recorded in
-// `problems` and the walk goes on.
+// (FIFOs, sockets, devices) are found too, so that reading them fails with a reason. A directory
+// that cannot be read, a broken or looping link with an image extension, or an entry that cannot
+// be inspected (whatever its name: it may be a directory) is recorded in `problems` and the walk
+// goes on.
 void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOutcome>& problems) {
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
@@ -93,7 +95,13 @@ void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOut
     const fs::path& p = it->path();
     std::error_code entry_ec;
     const fs::file_status link = it->symlink_status(entry_ec);
-    if (entry_ec) continue;  // vanished since it was listed
+    if (entry_ec) {  // ENAMETOOLONG, EACCES on a directory without search permission, a removal...
+      const bool vanished = entry_ec == std::errc::no_such_file_or_directory;
+      problems.push_back(Problem(p.string(), vanished ? "not_found" : "unreadable",
+                                 (vanished ? "vanished during the walk: " : "cannot inspect ") + p.string() +
+                                     ": " + entry_ec.message()));
+      continue;
+    }
     if (fs::is_directory(link)) {
       subdirs.push_back(p);
     } else if (fs::is_symlink(link)) {
@@ -113,7 +121,8 @@ void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOut
 }
 
 // Reads a list of paths or URLs: one per line (or NUL-separated), "-" for stdin. Blank lines and,
-// in URL lists, lines starting with '#' are skipped.
+// in URL lists, lines starting with '#' are skipped. A list over the kMaxList* bounds is an error
+// (kInvalidArgument) found before it is all read: /dev/zero ends, it does not spin.
 Status ReadList(const std::string& file, bool null_separated, bool comments, std::vector<std::string>& out) {
   std::ifstream in;
   if (file != "-") {
@@ -121,11 +130,45 @@ Status ReadList(const std::string& file, bool null_separated, bool comments, std
     if (!in) return Fail(ErrorCode::kNotFound, "cannot open list " + file);
   }
   std::istream& src = file == "-" ? std::cin : in;
-  for (std::string line; std::getline(src, line, null_separated ? '\0' : '\n');) {
-    if (!null_separated && !line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty() || (comments && line.front() == '#')) continue;
-    out.push_back(line);
+  const std::string name = file == "-" ? "the list on stdin" : "list " + file;
+  const char separator = null_separated ? '\0' : '\n';
+  auto too_large = [&](const std::string& what) {
+    return Fail(ErrorCode::kInvalidArgument,
+                name + " " + what + ": split it into smaller lists (e.g. split -l 100000" +
+                    (null_separated ? " -t '\\0'" : "") + ") and index them one after another");
+  };
+  std::string entry;
+  size_t entries = 0, bytes = 0;
+  auto finish_entry = [&] {
+    if (!null_separated && !entry.empty() && entry.back() == '\r') entry.pop_back();
+    if (!entry.empty() && !(comments && entry.front() == '#')) out.push_back(entry);
+    entry.clear();
+  };
+  char chunk[1 << 16];
+  while (src.read(chunk, sizeof chunk) || src.gcount() > 0) {
+    const size_t n = static_cast<size_t>(src.gcount());
+    if ((bytes += n) > kMaxListBytes)
+      return too_large("is larger than " + std::to_string(kMaxListBytes >> 20) + " MiB");
+    for (size_t i = 0; i < n; ++i) {
+      if (chunk[i] != separator) {
+        entry += chunk[i];
+        if (entry.size() > kMaxListEntryBytes)
+          return Fail(ErrorCode::kInvalidArgument,
+                      name + ": entry " + std::to_string(entries + 1) + " is longer than " +
+                          std::to_string(kMaxListEntryBytes) + " bytes, more than any path or URL: is it " +
+                          (null_separated ? "really NUL-separated (-0)?"
+                                          : "one path or URL per line (or NUL-separated: add -0)?"));
+        continue;
+      }
+      if (++entries > kMaxListEntries)
+        return too_large("has more than " + std::to_string(kMaxListEntries) + " entries");
+      finish_entry();
+    }
   }
+  if (src.bad()) return Fail(ErrorCode::kIo, "cannot read " + name);
+  if (!entry.empty() && ++entries > kMaxListEntries)
+    return too_large("has more than " + std::to_string(kMaxListEntries) + " entries");
+  finish_entry();
   return Ok();
 }
 
@@ -155,7 +198,8 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
     // Relative paths in a manifest are relative to the manifest's folder.
     const fs::path base = fs::absolute(f).parent_path();
     for (auto& r : rows) {
-      if (!LooksLikeUrl(r.location) && fs::path(r.location).is_relative()) r.location = (base / r.location).string();
+      if (!r.url && !LooksLikeUrl(r.location) && fs::path(r.location).is_relative())
+        r.location = (base / r.location).string();
       expanded.push_back(std::move(r));
     }
   }
@@ -164,13 +208,13 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
     FS_TRY(ReadList(f, false, true, lines));
     for (auto& l : lines) {
       while (!l.empty() && std::isspace(static_cast<unsigned char>(l.back()))) l.pop_back();
-      if (!l.empty()) expanded.push_back({std::move(l), {}});
+      if (!l.empty()) expanded.push_back({std::move(l), {}, /*url=*/true});
     }
   }
 
   std::vector<Input> inputs;
   for (auto& e : expanded) {
-    if (LooksLikeUrl(e.location)) {
+    if (e.url || LooksLikeUrl(e.location)) {  // the fetcher refuses what is not http(s)
       inputs.push_back({std::move(e.location), std::move(e.provenance), true});
       continue;
     }
@@ -222,6 +266,35 @@ struct Item {
   bool read_again = false;          // instead of an image row: known content read from here
 };
 
+// `item` as a failed input. Its error is recorded for its location, without the content's hash:
+// content that failed is not "already indexed", so the next run (with other caps, a fixed file or
+// --allow-reindex) and every other location holding it try it again.
+Item Failed(Item item, std::string why, std::string reason) {
+  item.outcome.result = FileResult::kError;
+  item.outcome.error = item.record.error = std::move(why);
+  item.outcome.reason = item.record.error_kind = std::move(reason);
+  item.record.status = ImageStatus::kError;
+  item.record.sha256.reset();
+  return item;
+}
+
+// Wall and CPU seconds of the calling thread between laps.
+class StageClock {
+ public:
+  void Lap(double& wall_sink, double& cpu_sink) {
+    const auto now = Clock::now();
+    const double now_cpu = ThreadCpuSeconds();
+    wall_sink += std::chrono::duration<double>(now - last_).count();
+    cpu_sink += now_cpu - last_cpu_;
+    last_ = now;
+    last_cpu_ = now_cpu;
+  }
+
+ private:
+  Clock::time_point last_ = Clock::now();
+  double last_cpu_ = ThreadCpuSeconds();
+};
+
 // State shared between the workers and the writer.
 class Pipeline {
  public:
@@ -257,61 +330,61 @@ class Pipeline {
   bool Stopping() const { return stop_ || Interrupted(); }
 
   Item Process(FaceAnalyzer& analyzer, const Input& input, StageSeconds& wall, StageSeconds& cpu) {
-    auto lap = [last = Clock::now(), last_cpu = ThreadCpuSeconds()](double& wall_sink, double& cpu_sink) mutable {
-      const auto now = Clock::now();
-      const double now_cpu = ThreadCpuSeconds();
-      wall_sink += std::chrono::duration<double>(now - last).count();
-      cpu_sink += now_cpu - last_cpu;
-      last = now;
-      last_cpu = now_cpu;
-    };
+    StageClock clock;
     Item item;
-    item.outcome.path = item.record.path = input.location;
+    // A URL's user:password@ is used to fetch it, never stored or printed.
+    const std::string shown = input.url ? RedactUrl(input.location) : input.location;
+    item.outcome.path = item.record.path = shown;
     item.record.provenance = input.provenance;
-    auto fail = [&](std::string why, std::string reason) {
-      item.outcome.result = FileResult::kError;
-      item.outcome.error = item.record.error = std::move(why);
-      item.outcome.reason = item.record.error_kind = std::move(reason);
-      item.record.status = ImageStatus::kError;
-      return std::move(item);
-    };
     Result<std::string> bytes;
     if (input.url) {
       FetchOutcome fetched = fetcher_->Fetch(input.location);
-      if (fetched.kind == FetchOutcome::Kind::kFailed) return fail(fetched.detail, fetched.reason);
+      if (fetched.kind == FetchOutcome::Kind::kFailed)
+        return Failed(std::move(item), fetched.detail, fetched.reason);
       if (fetched.kind == FetchOutcome::Kind::kSkipped) {
         item.outcome.result = FileResult::kSkipped;
         item.outcome.error = fetched.detail;
         item.outcome.reason = fetched.reason;
-        item.issue = InputIssue{input.location, "skipped", fetched.reason, fetched.detail, "", input.provenance};
+        item.issue = InputIssue{shown, "skipped", fetched.reason, fetched.detail, "", input.provenance};
         return item;
       }
       bytes = std::move(fetched.body);
     } else {
       bytes = ReadFile(input.location, static_cast<size_t>(limits_.max_bytes));
     }
-    if (!bytes) return fail(bytes.error().message, ReasonFor(bytes.error()));
+    if (!bytes) return Failed(std::move(item), bytes.error().message, ReasonFor(bytes.error()));
+    // Empty files all share one hash, yet each is its own failed input, not a duplicate.
+    if (bytes->empty()) return Failed(std::move(item), shown + " is empty (0 bytes)", "empty");
     item.record.size = static_cast<int64_t>(bytes->size());
-    item.record.sha256 = Sha256Hex(*bytes);
-    const bool claimed = Claim(*item.record.sha256);
-    const bool erased = claimed && !allow_reindex_ && Erased(*item.record.sha256);
-    lap(wall.read, cpu.read);
+    const std::string sha = Sha256Hex(*bytes);
+    item.record.sha256 = sha;
+    const bool claimed = Claim(sha);
+    clock.Lap(wall.read, cpu.read);
     if (!claimed) {
       item.outcome.result = FileResult::kDuplicate;
       item.read_again = true;
       return item;
     }
-    if (erased) {
+    if (!allow_reindex_ && Erased(sha)) {
+      Settle(sha, /*kept=*/true);
       item.outcome.result = FileResult::kErased;
       return item;
     }
-    auto image = DecodeImage(*bytes, limits_);
-    lap(wall.decode, cpu.decode);
-    if (!image) return fail(image.error().message, ReasonFor(image.error()));
+    item = Analyze(analyzer, std::move(item), *bytes, clock, wall, cpu);
+    Settle(sha, /*kept=*/item.outcome.result != FileResult::kError);
+    return item;
+  }
+
+  // Decodes and analyses claimed content; `item` comes back with its outcome.
+  Item Analyze(FaceAnalyzer& analyzer, Item item, const std::string& bytes, StageClock& clock,
+               StageSeconds& wall, StageSeconds& cpu) {
+    auto image = DecodeImage(bytes, limits_);
+    clock.Lap(wall.decode, cpu.decode);
+    if (!image) return Failed(std::move(item), image.error().message, ReasonFor(image.error()));
     item.record.width = image->width;
     item.record.height = image->height;
     auto faces = analyzer.Analyze(*image);
-    if (!faces) return fail(faces.error().message, "analyzer_error");
+    if (!faces) return Failed(std::move(item), faces.error().message, "analyzer_error");
     item.faces = std::move(*faces);
     item.outcome.optout_faces = optouts_.RemoveMatching(item.faces);  // an all-opted-out image: noface
     item.outcome.faces = static_cast<int>(item.faces.size());
@@ -320,15 +393,38 @@ class Pipeline {
     return item;
   }
 
-  // True when this content is new to the corpus and to this run (first claimant wins).
+  // True when this worker is to analyse `sha`: no image row of the corpus holds it and no other
+  // worker of this run has it (first claimant wins). While another worker analyses the same
+  // content this waits for its outcome: a failure releases the content (Settle), so that every
+  // location holding it gets its own try and its own error.
   bool Claim(const std::string& sha) {
     {
-      std::lock_guard lock(claimed_mu_);
-      if (!claimed_.insert(sha).second) return false;
+      std::unique_lock lock(claimed_mu_);
+      claimed_cv_.wait(lock, [&] {
+        auto it = claimed_.find(sha);
+        return it == claimed_.end() || it->second == ContentState::kKept;
+      });
+      if (!claimed_.try_emplace(sha, ContentState::kAnalysing).second) return false;
     }
-    std::lock_guard lock(store_mu_);
-    auto found = store_.FindImageBySha(sha);
-    return found && !found->has_value();
+    std::optional<int64_t> found;
+    {
+      std::lock_guard lock(store_mu_);
+      auto row = store_.FindImageBySha(sha);
+      found = row ? *row : std::optional<int64_t>(0);  // a read error: do not analyse it twice
+    }
+    if (found) Settle(sha, /*kept=*/true);
+    return !found;
+  }
+
+  // Ends a claim: `kept` content (stored, or known to the corpus) makes later claimants
+  // duplicates; failed content is released for the next one.
+  void Settle(const std::string& sha, bool kept) {
+    {
+      std::lock_guard lock(claimed_mu_);
+      if (kept) claimed_[sha] = ContentState::kKept;
+      else claimed_.erase(sha);
+    }
+    claimed_cv_.notify_all();
   }
 
   // True when `forget` erased this content earlier (a tombstone). A read error counts as erased:
@@ -357,8 +453,9 @@ class Pipeline {
   std::atomic<size_t> next_{0};
   std::atomic<bool> stop_{false};
   std::mutex store_mu_, claimed_mu_, queue_mu_;
-  std::condition_variable queue_cv_;
-  std::unordered_set<std::string> claimed_;
+  std::condition_variable queue_cv_, claimed_cv_;
+  enum class ContentState { kAnalysing, kKept };
+  std::unordered_map<std::string, ContentState> claimed_;  // by SHA-256, see Claim
   std::deque<Item> queue_;
 };
 
@@ -395,6 +492,14 @@ Status Commit(Store& store, std::mutex& store_mu, VectorIndex& index, std::vecto
 
 }  // namespace
 
+int MaxIndexJobs() { return std::max(64, static_cast<int>(std::thread::hardware_concurrency())); }
+
+std::string JobsOutOfRange(const std::string& jobs) {
+  return "--jobs " + jobs + " is out of range: give 1 to " + std::to_string(MaxIndexJobs()) +
+         " workers (more than the CPUs only cost memory: each worker holds its own copy of the models), "
+         "or leave it out for one per CPU";
+}
+
 Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
                                 const IndexOptions& options) {
   const auto start = Clock::now();
@@ -413,6 +518,8 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     if (options.on_file) options.on_file(o);
   };
 
+  if (options.jobs < 0 || options.jobs > MaxIndexJobs())
+    return Fail(ErrorCode::kInvalidArgument, JobsOutOfRange(std::to_string(options.jobs)));
   FS_TRY(CheckCorpusPermissions(config));
   FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, options.pipeline));
   FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
@@ -442,7 +549,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     report(p);
     Item item;
     item.outcome = p;
-    item.issue = InputIssue{p.path, "error", p.reason, p.error, "", {}};
+    item.issue = InputIssue{p.path, FileResultName(p.result), p.reason, p.error, "", {}};
     batch.push_back(std::move(item));
   }
 
@@ -464,7 +571,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   }
 
   int jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::thread::hardware_concurrency());
-  jobs = std::clamp(jobs, 1, std::max(1, static_cast<int>(files.size())));
+  jobs = std::clamp(jobs, 1, std::min(MaxIndexJobs(), std::max(1, static_cast<int>(files.size()))));
   if (jobs > 1) LimitBlasThreads(1);
   spdlog::info("indexing {} files with {} worker(s) into {}", files.size(), jobs, corpus.dir.string());
 

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "facesearch/engine.h"
+#include "fetch/fetcher.h"
 
 namespace facesearch {
 namespace {
@@ -140,7 +141,8 @@ std::optional<std::string> ToInput(const std::map<std::string, std::string>& row
   if (!path.empty() && !url.empty()) return "a row names both a path and a url";
   if (path.empty() && url.empty()) return "a row names neither a path nor a url";
   input.location = path.empty() ? url : path;
-  input.provenance.page_url = get("page_url");
+  input.url = !url.empty();  // fetched as a URL, never read from disk
+  input.provenance.page_url = RedactUrl(get("page_url"));
   input.provenance.source = get("source");
   input.provenance.captured_at = get("captured_at");
   input.provenance.licence = get("licence");
@@ -197,6 +199,13 @@ std::optional<std::string> CsvRecord(std::string_view text, size_t& pos, int& li
   return std::nullopt;
 }
 
+// A manifest over the kMaxList* bounds (not a manifest, or one to split).
+std::unexpected<Error> TooLarge(const std::string& file, const std::string& what) {
+  return Fail(ErrorCode::kInvalidArgument,
+              "manifest " + file + " is " + what + ", the limit for one manifest: split it into " +
+                  "smaller manifests and pass each with --manifest");
+}
+
 }  // namespace
 
 Result<std::vector<IndexInput>> ReadManifest(const std::string& file, ManifestFormat format,
@@ -213,9 +222,14 @@ Result<std::vector<IndexInput>> ReadManifest(const std::string& file, ManifestFo
   }
   std::ifstream in(file, std::ios::binary);
   if (!in) return Fail(ErrorCode::kNotFound, "cannot open manifest " + file);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return ParseManifest(buffer.str(), format, file, problems);
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxListBytes) return TooLarge(file, "larger than " + std::to_string(kMaxListBytes >> 20) + " MiB");
+  }
+  if (in.bad()) return Fail(ErrorCode::kIo, "cannot read manifest " + file);
+  return ParseManifest(text, format, file, problems);
 }
 
 Result<std::vector<IndexInput>> ParseManifest(std::string_view text, ManifestFormat format,
@@ -238,7 +252,7 @@ Result<std::vector<IndexInput>> ParseManifest(std::string_view text, ManifestFor
     std::istringstream lines{std::string(text)};
     int line_no = 0;
     for (std::string line; std::getline(lines, line);) {
-      ++line_no;
+      if (++line_no > static_cast<int>(kMaxListEntries)) return TooLarge(file, "longer than " + std::to_string(kMaxListEntries) + " lines");
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
       std::map<std::string, std::string> row;
@@ -269,6 +283,7 @@ Result<std::vector<IndexInput>> ParseManifest(std::string_view text, ManifestFor
                 "manifest " + file + ": the CSV header names no path or url column (first line: " +
                     "path,url,page_url,source,captured_at,licence,notes)");
   while (pos < text.size()) {
+    if (line > static_cast<int>(kMaxListEntries)) return TooLarge(file, "longer than " + std::to_string(kMaxListEntries) + " lines");
     const int row_line = line;
     std::vector<std::string> fields;
     auto e = CsvRecord(text, pos, line, fields);

@@ -68,6 +68,81 @@ bool PatternMatches(std::string_view pattern, std::string_view path) {
   }
 }
 
+bool IsHex(char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; }
+
+int HexValue(char c) { return std::isdigit(static_cast<unsigned char>(c)) ? c - '0' : std::tolower(c) - 'a' + 10; }
+
+bool IsUnreserved(unsigned char c) {
+  return std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+// RFC 3986 §6.2.2 for comparing robots.txt paths and rules (RFC 9309 §2.2.2): an escaped
+// unreserved character is decoded ("%70" is "p"), other escapes get upper-case hex ("%2f" is
+// "%2F", never "/"), and bytes a URI cannot hold raw (non-ASCII, controls, space, a stray '%') are
+// escaped. Reserved characters, '*' and '$' among them, are left as they are.
+std::string NormalizeEscapes(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c == '%' && i + 2 < s.size() && IsHex(s[i + 1]) && IsHex(s[i + 2])) {
+      const auto decoded = static_cast<unsigned char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2]));
+      if (IsUnreserved(decoded)) {
+        out += static_cast<char>(decoded);
+      } else {
+        out += '%';
+        out += kHex[decoded >> 4];
+        out += kHex[decoded & 15];
+      }
+      i += 2;
+    } else if (c == '%' || c <= 0x20 || c >= 0x7f) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+// RFC 3986 §5.2.4 on a path that starts with '/': "/a/./b/../c" is "/a/c". Run after decoding,
+// so that "/%2e%2e/" is seen as the "/../" a server will resolve it to.
+std::string RemoveDotSegments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    const bool last = end == std::string_view::npos;
+    if (last) end = path.size();
+    const std::string_view segment = path.substr(start, end - start);
+    if (segment == "..") {
+      if (!out.empty()) out.pop_back();
+    }
+    if (segment == "." || segment == "..") {
+      if (last) out.emplace_back();  // "/a/.." is "/", a directory
+    } else {
+      out.push_back(segment);
+    }
+    start = end + 1;
+  }
+  std::string joined;
+  for (const std::string_view segment : out) {
+    joined += '/';
+    joined += segment;
+  }
+  return joined.empty() ? "/" : joined;
+}
+
+// A request's path and query as robots.txt rules see it: escapes normalised, dot segments gone.
+std::string NormalizeTarget(std::string_view path_and_query) {
+  const size_t q = path_and_query.find('?');
+  std::string path = RemoveDotSegments(NormalizeEscapes(path_and_query.substr(0, q)));
+  if (q != std::string_view::npos) path += NormalizeEscapes(path_and_query.substr(q));
+  return path;
+}
+
 void InitCurlOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -147,6 +222,15 @@ bool LooksLikeUrl(std::string_view s) {
   return true;
 }
 
+std::string RedactUrl(std::string_view url) {
+  if (!LooksLikeUrl(url)) return std::string(url);
+  const size_t authority = url.find("://") + 3;
+  const size_t end = std::min(url.find_first_of("/?#", authority), url.size());
+  const size_t at = url.substr(authority, end - authority).rfind('@');
+  if (at == std::string_view::npos) return std::string(url);
+  return std::string(url.substr(0, authority)) + std::string(url.substr(authority + at + 1));
+}
+
 std::string FetchUserAgent(const std::string& contact) {
   // Only the contact is the caller's; control characters (a header injection) and parentheses
   // (which would end the comment) are dropped.
@@ -173,6 +257,7 @@ RobotsRules RobotsRules::Parse(std::string_view text, std::string_view product) 
   };
   std::vector<Group> groups;
   bool last_was_agent = false;
+  if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // a UTF-8 byte-order mark
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find_first_of("\r\n", pos);
@@ -191,7 +276,7 @@ RobotsRules RobotsRules::Parse(std::string_view text, std::string_view product) 
     } else if (key == "allow" || key == "disallow") {
       last_was_agent = false;
       if (groups.empty() || value.empty()) continue;  // "Disallow:" (empty) allows everything
-      groups.back().rules.push_back({key == "allow", std::string(value)});
+      groups.back().rules.push_back({key == "allow", NormalizeEscapes(value)});
     } else {
       last_was_agent = false;  // sitemap, crawl-delay...: not ours, but they end an agent list
     }
@@ -215,7 +300,8 @@ RobotsRules RobotsRules::Parse(std::string_view text, std::string_view product) 
   return out;
 }
 
-bool RobotsRules::Allowed(std::string_view path) const {
+bool RobotsRules::Allowed(std::string_view path_and_query) const {
+  const std::string path = NormalizeTarget(path_and_query);
   if (path == "/robots.txt") return true;
   const Rule* best = nullptr;
   for (const Rule& r : rules_) {
@@ -247,6 +333,7 @@ struct Fetcher::Response {
   std::string redirect_url;
   std::vector<std::string> robots_tags;
   bool too_large = false;
+  bool truncated = false;
   bool not_image = false;
 };
 
@@ -260,6 +347,7 @@ struct Transfer {
   bool want_image = false;
   bool checked_type = false;
   bool* too_large = nullptr;
+  bool* truncated = nullptr;
   bool* not_image = nullptr;
 };
 
@@ -278,8 +366,13 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
     }
   }
   if (static_cast<int64_t>(t->body->size() + len) > t->max_bytes) {
-    *t->too_large = true;
-    return 0;
+    if (t->want_image) {
+      *t->too_large = true;
+    } else {
+      t->body->append(data, static_cast<size_t>(t->max_bytes) - t->body->size());
+      *t->truncated = true;
+    }
+    return 0;  // aborts the transfer
   }
   t->body->append(data, len);
   return len;
@@ -328,7 +421,8 @@ Fetcher::Response Fetcher::Get(Host& host, const std::string& url, int64_t max_b
     r.curl = CURLE_FAILED_INIT;
     r.curl_error = "cannot initialise libcurl";
   } else {
-    Transfer t{curl, &r.body, &r.robots_tags, max_bytes, want_image, false, &r.too_large, &r.not_image};
+    Transfer t{curl, &r.body, &r.robots_tags, max_bytes, want_image, false, &r.too_large, &r.truncated,
+               &r.not_image};
     char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -337,7 +431,8 @@ Fetcher::Response Fetcher::Get(Host& host, const std::string& url, int64_t max_b
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout_s * 1000));
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_s * 1000));
-    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
+    // An image over the limit fails before its body is read; robots.txt is cut in OnBody.
+    if (want_image) curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(max_bytes));
     curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // what libcurl can decode
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
@@ -346,6 +441,7 @@ Fetcher::Response Fetcher::Get(Host& host, const std::string& url, int64_t max_b
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
     r.curl = curl_easy_perform(curl);
     if (r.curl == CURLE_FILESIZE_EXCEEDED) r.too_large = true;
+    if (r.truncated && r.curl == CURLE_WRITE_ERROR) r.curl = CURLE_OK;  // we stopped it
     r.curl_error = errbuf[0] ? errbuf : curl_easy_strerror(r.curl);
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
     const char* type = nullptr;
@@ -375,15 +471,16 @@ Fetcher::Response Fetcher::GetWithRetries(Host& host, const std::string& url, in
         r.curl == CURLE_RECV_ERROR || r.curl == CURLE_SEND_ERROR || r.curl == CURLE_GOT_NOTHING ||
         r.curl == CURLE_PARTIAL_FILE;
     if (!transient || attempt >= options_.retries) return r;
-    spdlog::debug("{}: attempt {} failed ({}), retrying in {} s", url, attempt + 1,
+    spdlog::debug("{}: attempt {} failed ({}), retrying in {} s", RedactUrl(url), attempt + 1,
                   r.curl == CURLE_OK ? "HTTP " + std::to_string(r.status) : r.curl_error, backoff);
     std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
     backoff *= 2;
   }
 }
 
-// RFC 9309: 2xx → the rules; 4xx → no rules; 5xx or unreachable → everything disallowed.
-// robots.txt redirects are followed (up to 5 hops, http(s) only).
+// RFC 9309 §2.3.1: 2xx → the rules, of which the first 500 KiB are parsed; 4xx → no rules; 5xx,
+// a timeout or no connection → everything disallowed. robots.txt redirects are followed (up to 5
+// hops, http(s) only); more hops, or one to another scheme, also disallow everything.
 const RobotsRules& Fetcher::RobotsFor(Host& host, const std::string& origin) {
   {
     std::unique_lock lock(host.mu);
@@ -395,7 +492,9 @@ const RobotsRules& Fetcher::RobotsFor(Host& host, const std::string& origin) {
   std::string url = origin + "/robots.txt";
   for (int hop = 0; hop <= 5; ++hop) {
     Response r = GetWithRetries(host, url, kMaxRobotsBytes, /*want_image=*/false);
-    if ((r.curl == CURLE_OK || r.too_large) && r.status >= 200 && r.status < 300) {
+    if (r.curl == CURLE_OK && r.status >= 200 && r.status < 300) {
+      // A cut-off last line could be a shortened rule: it is dropped.
+      if (r.truncated) r.body.erase(r.body.find_last_of("\r\n") + 1);
       rules = RobotsRules::Parse(r.body, kProduct);
     } else if (r.curl == CURLE_OK && r.status >= 300 && r.status < 400 && !r.redirect_url.empty()) {
       auto next = ParseUrl(r.redirect_url);
@@ -427,15 +526,22 @@ FetchOutcome Fetcher::Fetch(const std::string& original_url) {
     return o;
   };
   using Kind = FetchOutcome::Kind;
+  // A local path named where a URL belongs (a manifest's url column, a --urls list) is refused
+  // here, before libcurl could take it for a relative URL or a file.
+  if (!LooksLikeUrl(original_url))
+    return outcome(Kind::kSkipped, "scheme",
+                   "refused " + RedactUrl(original_url) + ": not a URL; only http and https URLs are "
+                   "fetched (a local file belongs in a manifest's path column or on the command line)");
   std::string url = original_url;
   for (int hop = 0; hop <= options_.max_redirects; ++hop) {
-    const std::string where = hop == 0 ? url : url + " (redirected from " + original_url + ")";
+    const std::string shown = RedactUrl(url);
+    const std::string where = hop == 0 ? shown : shown + " (redirected from " + RedactUrl(original_url) + ")";
     auto parts = ParseUrl(url);
-    if (!parts) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + url);
+    if (!parts) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + shown);
     if (parts->scheme != "http" && parts->scheme != "https")
       return outcome(Kind::kSkipped, "scheme",
                      "refused " + where + ": only http and https URLs are fetched");
-    if (parts->host.empty()) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + url);
+    if (parts->host.empty()) return outcome(Kind::kFailed, "fetch_error", "malformed URL " + shown);
     Host& host = HostFor(parts->origin());
     if (!options_.ignore_robots && !RobotsFor(host, parts->scheme + "://" + parts->host + ":" + parts->port)
                                         .Allowed(parts->path_and_query))
@@ -475,7 +581,7 @@ FetchOutcome Fetcher::Fetch(const std::string& original_url) {
     ok.body = std::move(r.body);
     return ok;
   }
-  return outcome(Kind::kFailed, "redirect", original_url + ": more than " +
+  return outcome(Kind::kFailed, "redirect", RedactUrl(original_url) + ": more than " +
                                                 std::to_string(options_.max_redirects) + " redirects");
 }
 

@@ -24,6 +24,10 @@ namespace facesearch {
 // fetcher refuses the ones it does not speak).
 bool LooksLikeUrl(std::string_view s);
 
+// `url` without its userinfo ("user:password@"), to be stored or printed; the fetch itself uses
+// the URL as given. Anything else is returned unchanged.
+std::string RedactUrl(std::string_view url);
+
 // Parts of a URL, through libcurl's URL parser: scheme and host lower-cased, port (the scheme's
 // default when absent), path plus "?query" ("/" when empty). nullopt when libcurl rejects it; a
 // URL with a scheme but no host (e.g. "file:///x") gives only the scheme.
@@ -38,13 +42,16 @@ std::optional<UrlParts> ParseUrl(const std::string& url);
 bool RobotsTagForbids(const std::vector<std::string>& values);
 
 // robots.txt rules for one user agent (RFC 9309): the longest matching Allow/Disallow pattern
-// wins, Allow on a tie; '*' matches any run of characters and a final '$' anchors the end.
+// wins, Allow on a tie; '*' matches any run of characters and a final '$' anchors the end. Rules
+// and paths are compared in one normal form (RFC 3986 §6.2.2): escaped unreserved characters
+// decoded, other escapes in upper-case hex, non-ASCII bytes escaped, and dot segments removed
+// from the path, so "/%70rivate/" and "/img/../private/" are "/private/".
 class RobotsRules {
  public:
   static RobotsRules AllowAll() { return RobotsRules(); }
   static RobotsRules DisallowAll();
-  // Parses `text`, keeping the groups for `product` (case-insensitive, e.g. "facesearch"), or
-  // those for "*" when none names it.
+  // Parses `text` (a leading UTF-8 byte-order mark is skipped), keeping the groups for `product`
+  // (case-insensitive, e.g. "facesearch"), or those for "*" when none names it.
   static RobotsRules Parse(std::string_view text, std::string_view product);
   // `path_and_query` starts with '/'.
   bool Allowed(std::string_view path_and_query) const;
@@ -74,7 +81,9 @@ class Fetcher {
   Fetcher(const Fetcher&) = delete;
   Fetcher& operator=(const Fetcher&) = delete;
 
-  // Fetches `url` (thread-safe; blocks for the host's rate limit and concurrency cap).
+  // Fetches `url` (thread-safe; blocks for the host's rate limit and concurrency cap). Anything
+  // but an http(s) URL, a local path included, is refused (kSkipped, reason "scheme"), at the
+  // first hop and after every redirect. Messages name the URL without its userinfo.
   FetchOutcome Fetch(const std::string& url);
   const std::string& user_agent() const { return user_agent_; }
 
@@ -82,7 +91,9 @@ class Fetcher {
   struct Host;
   struct Response;
   Host& HostFor(const std::string& key);
-  // Waits for a slot at the host, then runs one GET without following redirects.
+  // Waits for a slot at the host, then runs one GET without following redirects. With
+  // `want_image` a body over `max_bytes` fails (too_large); otherwise (robots.txt) its first
+  // `max_bytes` are kept, whatever the Content-Length says, and the response is marked truncated.
   Response Get(Host& host, const std::string& url, int64_t max_bytes, bool want_image);
   Response GetWithRetries(Host& host, const std::string& url, int64_t max_bytes, bool want_image);
   const RobotsRules& RobotsFor(Host& host, const std::string& origin);

@@ -33,7 +33,7 @@ enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
 
 struct ImageRecord {
-  std::optional<std::string> sha256;  // absent only when the file could not be read at all
+  std::optional<std::string> sha256;  // absent for an error row: it is about a location, not content
   std::string path;                   // absolute path (or URL) as given at ingest
   int64_t size = 0;                   // bytes
   int width = 0, height = 0;          // 0 when not decoded
@@ -81,13 +81,14 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Image id with this content hash, if already in the corpus.
+  // Image id of indexed content (status ok or noface) with this hash, if any. An error row never
+  // counts: content that failed is tried again.
   Result<std::optional<int64_t>> FindImageBySha(const std::string& sha256);
 
   // Inserts an image and its faces in one transaction and bumps the generation when faces were
   // added. Returns the new face ids, in the order of `faces`. An image whose sha256 is already
-  // present fails with kInvalidArgument and changes nothing. Rows with no sha256 (unreadable
-  // files) replace an earlier unreadable row for the same path.
+  // indexed fails with kInvalidArgument and changes nothing. Every row replaces the error rows
+  // left for its path, and a hashed row those left for its content by older corpora.
   Result<std::vector<int64_t>> AddImage(const ImageRecord& image, const std::vector<Face>& faces);
 
   // Several AddImage calls in one transaction (one fsync per batch), with the batch's input issues

@@ -91,8 +91,9 @@ Status Validate(const ImageRecord& image, const std::vector<Face>& faces) {
 class Inserter {
  public:
   static Result<Inserter> Prepare(sqlite3* db) {
-    FS_ASSIGN(Stmt find, Stmt::Prepare(db, "SELECT path FROM images WHERE sha256 = ?"));
-    FS_ASSIGN(Stmt drop, Stmt::Prepare(db, "DELETE FROM images WHERE sha256 IS NULL AND path = ?"));
+    FS_ASSIGN(Stmt find, Stmt::Prepare(db, "SELECT path FROM images WHERE sha256 = ? AND status != 'error'"));
+    FS_ASSIGN(Stmt drop, Stmt::Prepare(db, "DELETE FROM images WHERE status = 'error' AND path = ?"));
+    FS_ASSIGN(Stmt drop_failed, Stmt::Prepare(db, "DELETE FROM images WHERE status = 'error' AND sha256 = ?"));
     FS_ASSIGN(Stmt clear, Stmt::Prepare(db, "DELETE FROM input_issues WHERE location = ?"));
     FS_ASSIGN(Stmt image, Stmt::Prepare(db,
         "INSERT INTO images(sha256, path, size, width, height, status, error, added_at, "
@@ -101,14 +102,18 @@ class Inserter {
     FS_ASSIGN(Stmt face, Stmt::Prepare(db,
         "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    return Inserter(db, std::move(find), std::move(drop), std::move(clear), std::move(image),
-                    std::move(face));
+    return Inserter(db, std::move(find), std::move(drop), std::move(drop_failed), std::move(clear),
+                    std::move(image), std::move(face));
   }
 
   // Inserts one image and its faces; returns the face ids in the order of `faces`.
   Result<std::vector<int64_t>> Insert(const ImageRecord& image, const std::vector<Face>& faces) {
     FS_TRY(Validate(image, faces));
     if (image.sha256) {
+      // An error row that kept this hash (older corpora did) is out of date now.
+      drop_failed_.Reset();
+      drop_failed_.Bind(1, *image.sha256);
+      FS_TRY(drop_failed_.Run());
       find_.Reset();
       find_.Bind(1, *image.sha256);
       FS_ASSIGN(bool duplicate, find_.Step());
@@ -147,7 +152,7 @@ class Inserter {
     return ids;
   }
 
-  // Deletes the unreadable rows and input issues recorded earlier for `location`.
+  // Deletes the error rows and input issues recorded earlier for `location`.
   Status ClearStale(const std::string& location) {
     drop_.Reset();
     drop_.Bind(1, location);
@@ -158,11 +163,11 @@ class Inserter {
   }
 
  private:
-  Inserter(sqlite3* db, Stmt find, Stmt drop, Stmt clear, Stmt image, Stmt face)
-      : db_(db), find_(std::move(find)), drop_(std::move(drop)), clear_(std::move(clear)),
-        image_(std::move(image)), face_(std::move(face)), now_(meta::NowUtc()) {}
+  Inserter(sqlite3* db, Stmt find, Stmt drop, Stmt drop_failed, Stmt clear, Stmt image, Stmt face)
+      : db_(db), find_(std::move(find)), drop_(std::move(drop)), drop_failed_(std::move(drop_failed)),
+        clear_(std::move(clear)), image_(std::move(image)), face_(std::move(face)), now_(meta::NowUtc()) {}
   sqlite3* db_;
-  Stmt find_, drop_, clear_, image_, face_;
+  Stmt find_, drop_, drop_failed_, clear_, image_, face_;
   std::string now_;
 };
 
@@ -213,7 +218,7 @@ Status Store::ForEachInputIssue(const std::function<void(const InputIssue&)>& fn
 }
 
 Result<std::optional<int64_t>> Store::FindImageBySha(const std::string& sha256) {
-  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM images WHERE sha256 = ?"));
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM images WHERE sha256 = ? AND status != 'error'"));
   stmt.Bind(1, sha256);
   FS_ASSIGN(bool row, stmt.Step());
   if (!row) return std::optional<int64_t>();
