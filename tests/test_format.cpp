@@ -85,7 +85,7 @@ TEST_CASE("CSV and TSV text cells that a spreadsheet would run as a formula get 
   CHECK(cli::CsvField("plain.jpg") == "plain.jpg");
 }
 
-TEST_CASE("Table output shows control characters in file names and provenance as \\xNN escapes", "[hostile][format]") {
+TEST_CASE("Table output shows control characters in file names and provenance as hex escapes", "[hostile][format]") {
   Provenance p;
   p.notes = "C1 CSI \xc2\x9b" "31m, raw \x9b" "2J, bell \x07, DEL \x7f, bidi \xe2\x80\xae" "gpj.exe";
   const std::string evil = "photo\x1b]0;pwned\x07\x1b[2J\nsecond line.jpg";

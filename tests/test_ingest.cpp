@@ -683,7 +683,7 @@ TEST_CASE("robots.txt paths and rules are compared after percent-encoding normal
   CHECK(rules.Allowed("/img/a.jpg"));
 }
 
-TEST_CASE("robots.txt is honoured when it is over 500 KiB, starts with a BOM, or names the path percent-encoded; 4xx allows and 5xx disallows",
+TEST_CASE("robots.txt is honoured when it is over 500 KiB, starts with a BOM, or names the path percent-encoded, and 4xx allows and 5xx disallows",
           "[fetch][hostile][e2e]") {
   Corpus c;
   const fs::path served = c.dir / "served";

@@ -513,7 +513,7 @@ TEST_CASE("FaceCount equals the face count of Counts through adds and deletions"
   CHECK(store->FaceCount().value() == store->Counts().value().faces);
 }
 
-TEST_CASE("The stored counts follow every kind of write and match a scan; verify's integrity check catches an edited count",
+TEST_CASE("The stored counts follow every kind of write and match a scan, and verify's integrity check catches an edited count",
           "[store]") {
   test::TempDir dir;
   const fs::path db = dir / "c.db";

@@ -7,14 +7,16 @@
 
 using namespace facesearch::test;
 
-TEST_CASE("No test case name holds a semicolon, which would split it into ctest entries that match no test case",
+TEST_CASE("No test case name holds a semicolon or a backslash, which would make its ctest entry match no test case",
           "[suite]") {
-  // catch_discover_tests (tests/CMakeLists.txt) keeps each name as a CMake list element.
+  // catch_discover_tests (tests/CMakeLists.txt) keeps each name as a CMake list element (';'
+  // splits it), and ctest hands the name back to Catch as a test spec, where '\\' escapes.
   RunResult list = RunProgram({"/proc/self/exe", "--list-test-names-only"});
   REQUIRE(list.out.find("No test case name holds") != std::string::npos);  // this test is listed
   std::istringstream names(list.out);
   for (std::string name; std::getline(names, name);) {
     INFO(name);
     CHECK(name.find(';') == std::string::npos);
+    CHECK(name.find('\\') == std::string::npos);
   }
 }
