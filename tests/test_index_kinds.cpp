@@ -293,6 +293,17 @@ ImageRecord Image(const std::string& name) {
   r.size = 10;
   return r;
 }
+
+// n faces with face-like embeddings (FaceLikeVectors), as ingest would store them.
+std::vector<Face> FaceLikeFaces(size_t n, uint32_t seed) {
+  const std::vector<float> v = FaceLikeVectors(n, seed);
+  std::vector<Face> faces(n);
+  for (size_t i = 0; i < n; ++i) {
+    faces[i].box = {1, 2, 30, 30};
+    faces[i].embedding = Row(v, i);
+  }
+  return faces;
+}
 }  // namespace
 
 TEST_CASE("The corpus index setting is kept by rebuild, catch-up and deletion, and a deleted face never comes back",
@@ -302,12 +313,7 @@ TEST_CASE("The corpus index setting is kept by rebuild, catch-up and deletion, a
     test::TempDir dir;
     const fs::path index_dir = dir / "index";
     auto store = Store::Open(dir / "corpus.db", "models:test").value();
-    const std::vector<float> v = FaceLikeVectors(400, 31);
-    std::vector<Face> faces(400);
-    for (size_t i = 0; i < faces.size(); ++i) {
-      faces[i].box = {1, 2, 30, 30};
-      faces[i].embedding = Row(v, i);
-    }
+    const std::vector<Face> faces = FaceLikeFaces(400, 31);
     const auto first = store->AddImage(Image("a"), std::vector<Face>(faces.begin(), faces.begin() + 300)).value();
     REQUIRE(store->SetMeta(kIndexSpecKey, FormatIndexSpec(IndexSpec{.kind = kind})));
     auto opened = OpenCorpusIndex(*store, index_dir, /*persist=*/true);
@@ -351,12 +357,7 @@ TEST_CASE("A search never trains an approximate index: it scans exactly, leaves 
     test::TempDir dir;
     const fs::path index_dir = dir / "index";
     auto store = Store::Open(dir / "corpus.db", "models:test").value();
-    const std::vector<float> v = FaceLikeVectors(400, 7);
-    std::vector<Face> faces(400);
-    for (size_t i = 0; i < faces.size(); ++i) {
-      faces[i].box = {1, 2, 30, 30};
-      faces[i].embedding = Row(v, i);
-    }
+    const std::vector<Face> faces = FaceLikeFaces(400, 7);
     const auto kept = store->AddImage(Image("a"), std::vector<Face>(faces.begin(), faces.begin() + 300)).value();
     store->AddImage(Image("b"), std::vector<Face>(faces.begin() + 300, faces.end())).value();
     REQUIRE(store->SetMeta(kIndexSpecKey, FormatIndexSpec(IndexSpec{.kind = kind})));
