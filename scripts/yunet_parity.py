@@ -2,11 +2,13 @@
 """scripts/yunet_parity.py — does our YuNet decoder (src/face/yunet_detector.cpp, on Debian's
 OpenCV 4.6 DNN) find what OpenCV >= 4.8's cv2.FaceDetectorYN finds? (issue #17)
 
-  scripts/yunet_parity.py [--build DIR] [--models DIR] [--lfw DIR] [--count N] [--spec PIP_SPEC]
+  scripts/yunet_parity.py [--build DIR] [--models DIR] [--lfw DIR] [--count N] [--spec "PIP_SPEC..."]
 
 Makes a throw-away virtualenv with opencv-python-headless from PyPI (PIP_SPEC, default
-"opencv-python-headless>=4.8,<5"), runs cv2.FaceDetectorYN on the test images
-(~/.cache/facesearch/test-images) and the first N LFW images (default 300, sorted by path), at the
+"opencv-python-headless>=4.8,<5"; several requirements separated by spaces, e.g.
+"opencv-python-headless==4.8.1.78 numpy<2" for a build made against NumPy 1), runs
+cv2.FaceDetectorYN on the test images (~/.cache/facesearch/test-images) and the first N LFW images
+(default 300, sorted by path, from ../shared/data/lfw/images beside the checkout), at the
 default score threshold 0.9 and at the retry threshold 0.5, and compares with DIR/yunet_dump (built
 with `cmake --build build --target yunet_dump`). Both sides see the same pixels: each image is
 decoded once by cv2.imread and written as a lossless PNG, which both then read. Exit status 0 when
@@ -103,7 +105,8 @@ def main():
         env_dir = os.path.join(work, "venv")
         venv.create(env_dir, with_pip=True)
         py = os.path.join(env_dir, "bin", "python")
-        subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", args.spec], check=True)
+        subprocess.run([py, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args.spec.split()],
+                       check=True)
         with open(os.path.join(work, "list.txt"), "w") as f:
             f.write("".join(s + "\n" for s in sources))
         subprocess.run([py, os.path.abspath(__file__), "--models", args.models, "--reference", work], check=True)
