@@ -41,8 +41,9 @@ FS_ASAN_BUILD_DIR="${FS_ASAN_BUILD_DIR:-build-asan}"
 
 cd -- "$FS_REPO_ROOT"
 start=$SECONDS
-# The tests of the +lm68 embedding modes need the optional 68-point landmark model.
-FS_FETCH_MODELS_ARGS="${FS_FETCH_MODELS_ARGS---with-68}"
+# The tests of the +lm68 embedding modes need the optional 68-point landmark model, those of the
+# YuNet detector the optional OpenCV models.
+FS_FETCH_MODELS_ARGS="${FS_FETCH_MODELS_ARGS---with-68 --with-opencv}"
 fs_prepare
 fs_build
 log "step: tests (ctest --test-dir $FS_BUILD_DIR --output-on-failure -j1${*:+ $*})"

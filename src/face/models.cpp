@@ -20,6 +20,18 @@ constexpr const char* kFixHint68 =
     "run scripts/fetch-models.sh --with-68 from the facesearch source tree (the model's training "
     "data is for non-commercial use only: docs/models.md), or point --models / FACESEARCH_MODELS "
     "at a directory holding the pinned file";
+constexpr const char* kFixHintOpenCv =
+    "run scripts/fetch-models.sh --with-opencv from the facesearch source tree (docs/models.md), or "
+    "point --models / FACESEARCH_MODELS at a directory holding the pinned file";
+
+const char* FixHint(ModelId id) {
+  switch (id) {
+    case ModelId::kShape68: return kFixHint68;
+    case ModelId::kYunet:
+    case ModelId::kSface: return kFixHintOpenCv;
+    default: return kFixHint;
+  }
+}
 
 }  // namespace
 
@@ -29,6 +41,8 @@ const char* ModelFileName(ModelId id) {
     case ModelId::kShape5: return "shape_predictor_5_face_landmarks.dat";
     case ModelId::kShape68: return "shape_predictor_68_face_landmarks.dat";
     case ModelId::kCnnDetector: return "mmod_human_face_detector.dat";
+    case ModelId::kYunet: return "face_detection_yunet_2023mar.onnx";
+    case ModelId::kSface: return "face_recognition_sface_2021dec.onnx";
   }
   return "";
 }
@@ -51,7 +65,7 @@ fs::path ResolveModelsDir(const std::optional<fs::path>& flag) {
 Result<fs::path> VerifiedModelPath(const fs::path& dir, ModelId id) {
   const char* pinned = ModelSha256(id);
   fs::path path = dir / ModelFileName(id);
-  const char* hint = id == ModelId::kShape68 ? kFixHint68 : kFixHint;
+  const char* hint = FixHint(id);
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
     return Fail(ErrorCode::kModel,
@@ -67,7 +81,7 @@ Result<fs::path> VerifiedModelPath(const fs::path& dir, ModelId id) {
 Result<std::string> ReadVerifiedModel(const fs::path& dir, ModelId id) {
   const char* pinned = ModelSha256(id);
   const fs::path path = dir / ModelFileName(id);
-  const char* hint = id == ModelId::kShape68 ? kFixHint68 : kFixHint;
+  const char* hint = FixHint(id);
   std::error_code ec;
   if (!fs::is_regular_file(path, ec))
     return Fail(ErrorCode::kModel, "model file " + path.string() + " is missing: " + hint);

@@ -1,4 +1,4 @@
-// The dlib model files: where they are looked for, and their pinned SHA-256 (data/models.sha256,
+// The model files: where they are looked for, and their pinned SHA-256 (data/models*.sha256,
 // compiled in at configure time). A corpus records ModelIdentity() so that embeddings from
 // different models are never mixed.
 #pragma once
@@ -11,10 +11,11 @@
 
 namespace facesearch {
 
-enum class ModelId { kResnet, kShape5, kShape68, kCnnDetector };
+// kYunet and kSface are the optional OpenCV model-zoo files (scripts/fetch-models.sh --with-opencv).
+enum class ModelId { kResnet, kShape5, kShape68, kCnnDetector, kYunet, kSface };
 
 const char* ModelFileName(ModelId id);
-// Pinned lowercase hex SHA-256 from data/models.sha256; nullptr if the file has no pin.
+// Pinned lowercase hex SHA-256 from data/models*.sha256; nullptr if the file has no pin.
 const char* ModelSha256(ModelId id);
 
 // Resolution order: `flag` (--models), $FACESEARCH_MODELS, ${XDG_CACHE_HOME:-~/.cache}/facesearch/models.
