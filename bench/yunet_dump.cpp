@@ -1,5 +1,5 @@
 // Prints what src/face/yunet_detector.cpp finds in each image, at full float precision, for
-// scripts/yunet_parity.py to compare with opencv-python's cv2.FaceDetectorYN. Built on demand:
+// scripts/check/yunet_parity.py to compare with opencv-python's cv2.FaceDetectorYN. Built on demand:
 // cmake --build build --target yunet_dump.
 //
 //   build/yunet_dump MODELS_DIR [--score S] < LIST_FILE

@@ -1,5 +1,5 @@
 // YuNet through cv::dnn (src/face/yunet_detector.cpp) on the real pinned model and real photos. Its
-// parity with opencv-python's FaceDetectorYN is measured by scripts/yunet_parity.py; these tests
+// parity with opencv-python's FaceDetectorYN is measured by scripts/check/yunet_parity.py; these tests
 // pin down what a user sees: each photo's faces are found, where dlib's HOG finds them.
 #include <catch2/catch.hpp>
 #include <dlib/image_transforms.h>

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""scripts/yunet_parity.py — does our YuNet decoder (src/face/yunet_detector.cpp, on Debian's
+"""scripts/check/yunet_parity.py — does our YuNet decoder (src/face/yunet_detector.cpp, on Debian's
 OpenCV 4.6 DNN) find what OpenCV >= 4.8's cv2.FaceDetectorYN finds? (issue #17)
 
-  scripts/yunet_parity.py [--build DIR] [--models DIR] [--lfw DIR] [--count N] [--spec "PIP_SPEC..."]
+  scripts/check/yunet_parity.py [--build DIR] [--models DIR] [--lfw DIR] [--count N] [--spec "PIP_SPEC..."]
 
 Makes a throw-away virtualenv with opencv-python-headless from PyPI (PIP_SPEC, default
 "opencv-python-headless>=4.8,<5"; several requirements separated by spaces, e.g.
@@ -90,7 +90,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--build", default="build")
     p.add_argument("--models", default=os.environ.get("FACESEARCH_MODELS") or cache_dir("models"))
-    p.add_argument("--lfw", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "lfw", "images"))
+    p.add_argument("--lfw", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "lfw", "images"))
     p.add_argument("--count", type=int, default=300)
     p.add_argument("--spec", default="opencv-python-headless>=4.8,<5")
     p.add_argument("--reference", metavar="WORK", help=argparse.SUPPRESS)  # the in-venv half
