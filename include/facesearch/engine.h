@@ -340,7 +340,7 @@ Result<int64_t> CorpusFaceCount(const CorpusConfig& config);
 // ---- reindex -----------------------------------------------------------------------------------
 
 // Which vector index a corpus searches with (`facesearch reindex`). Parameters left at 0 take the
-// default for the corpus size at each build (src/index/index_spec.h; README "Large corpora").
+// default for the corpus size at each build (src/index/index_spec.h; docs/usage.md "Large corpora: reindex").
 struct ReindexOptions {
   std::string kind = "auto";  // auto, exact, int8, ivf, ivfpq, hnsw
   int nlist = 0, nprobe = 0;  // ivf, ivfpq

@@ -1,5 +1,5 @@
 // Accountability and privacy: the audit log, corpus settings, erasure (`forget`), opt-outs and
-// permission checks. Like engine.h, nothing here prints; see README "Accountability and privacy".
+// permission checks. Like engine.h, nothing here prints; see docs/usage.md "Privacy and erasure".
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // Value types of the accountability and privacy records (audit log, opt-outs, erasure counts),
-// shared by the store, the engine and front ends. No third-party types. See README "Accountability
-// and privacy".
+// shared by the store, the engine and front ends. No third-party types. See docs/usage.md
+// "Privacy and erasure".
 #pragma once
 
 #include <cstdint>
