@@ -231,7 +231,7 @@ TEST_CASE("index and query --detector yunet find the right person, and a faceles
   }
 }
 
-TEST_CASE("--detector yunet without the YuNet model fails with the fetch-models.sh --with-opencv command",
+TEST_CASE("--detector yunet without the YuNet model fails with the fetch-models.sh --with-opencv command, and verify checks an altered one",
           "[models][yunet][faces]") {
   test::TempDir dir;  // the dlib models, not YuNet's
   for (ModelId id : {ModelId::kResnet, ModelId::kShape5})
@@ -242,4 +242,15 @@ TEST_CASE("--detector yunet without the YuNet model fails with the fetch-models.
                         Catch::Contains("fetch-models.sh --with-opencv"));
   test::RunResult hog = Run({"faces", test::TestImage("obama.jpg").string()}, dir.path());
   CHECK(hog.exit_code == 0);
+
+  // Absent, it is optional; present, verify holds it to its pin like the other models.
+  const std::string corpus = (dir / "corpus").string();
+  REQUIRE(Run({"--corpus", corpus, "index", test::TestImage("obama.jpg").string()}, dir.path()).exit_code == 0);
+  CHECK(Run({"--corpus", corpus, "verify"}, dir.path()).exit_code == 0);
+  const fs::path altered = dir / ModelFileName(ModelId::kYunet);
+  fs::copy_file(test::ModelsDir() / ModelFileName(ModelId::kYunet), altered);
+  fs::resize_file(altered, fs::file_size(altered) - 1);
+  test::RunResult verify = Run({"--corpus", corpus, "verify"}, dir.path());
+  CHECK(verify.exit_code == 2);
+  CHECK_THAT(verify.out + verify.err, Catch::Contains("face_detection_yunet_2023mar.onnx"));
 }
