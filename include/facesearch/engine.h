@@ -41,13 +41,16 @@ struct CorpusConfig {
 // $FACESEARCH_CORPUS, else ${XDG_DATA_HOME:-~/.local/share}/facesearch/corpus.
 std::filesystem::path DefaultCorpusDir();
 
+const char* DetectorName(DetectorKind d);  // "hog", "cnn", "yunet"
+
 // What to try when the detector finds no face in an image (docs/benchmarks.md, detector-miss
 // study). Only images with no face pay for it; every other image is analysed exactly as with kNone.
 enum class RetryStrategy {
   kNone,
-  kUpsample,   // HOG again on the image doubled once more (upsample + 1)
-  kThreshold,  // HOG again with dlib's adjust_threshold lowered to retry_threshold
-  kCnn,        // dlib's CNN (MMOD) detector, same upsampling
+  kUpsample,   // the detector again on the image doubled once more (upsample + 1); not YuNet
+  kThreshold,  // HOG again with dlib's adjust_threshold lowered to retry_threshold; YuNet again
+               // keeping scores down to kYunetRetryScore; nothing for CNN
+  kCnn,        // after HOG only: dlib's CNN (MMOD) detector, same upsampling
 };
 inline constexpr RetryStrategy kDefaultRetry = RetryStrategy::kThreshold;
 const char* RetryStrategyName(RetryStrategy r);  // "none", "upsample", "threshold", "cnn"
@@ -62,7 +65,7 @@ inline constexpr int kDefaultDetectMaxSide = 1600;  // as the reference face_rec
 
 struct PipelineOptions {
   DetectorKind detector = DetectorKind::kHog;
-  int upsample = 1;                           // detector upsampling (dlib's default for HOG)
+  int upsample = 1;                           // detector upsampling (dlib's default for HOG); not YuNet
   RetryStrategy retry = kDefaultRetry;        // only for images where the detector finds no face
   double retry_threshold = -0.5;              // HOG adjust_threshold for RetryStrategy::kThreshold
   // Unset: the corpus's mode (meta key "embedding_mode"; plain for a corpus without one, and when
@@ -88,7 +91,7 @@ Result<EmbeddingMode> ResolvedEmbeddingMode(const CorpusConfig& config, const Pi
 // (docs/benchmarks.md, quality signals).
 struct FaceQuality {
   int64_t size = 0;       // the box's smaller side, in pixels
-  double det_score = 0;   // detector confidence (HOG: SVM margin; larger is surer)
+  double det_score = 0;   // detector confidence (Face::det_score: each detector has its scale)
   double sharpness = 0;   // variance of the Laplacian of the aligned 150x150 grey chip
   // "small", "blurry", "weak_detection"; empty when nothing is in doubt.
   std::vector<std::string> issues;
@@ -98,8 +101,10 @@ struct FaceQuality {
 inline constexpr int64_t kSmallFacePixels = 50;
 // "blurry": sharpness below this; fewer than 1% of LFW's faces (sharpness median 28) score lower.
 inline constexpr double kBlurrySharpness = 8.0;
-// "weak_detection": a score below 0, which only a lowered-threshold retry (--retry threshold) finds.
-FaceQuality AssessFace(const Face& face, double sharpness);
+// "weak_detection": a face only a lowered-threshold retry (--retry threshold) finds: HOG's
+// margin below 0, YuNet's score below kYunetScore (its retry keeps scores down to 0.5). `detector`
+// is the one that found the face.
+FaceQuality AssessFace(const Face& face, double sharpness, DetectorKind detector);
 
 // ---- index -------------------------------------------------------------------------------------
 

@@ -11,7 +11,12 @@ namespace facesearch {
 inline constexpr int kEmbeddingDim = 128;
 using Embedding = std::array<float, kEmbeddingDim>;
 
-enum class DetectorKind { kHog, kCnn };
+// kYunet: YuNet (OpenCV model zoo, through cv::dnn): faces scoring at least kYunetScore, and, when
+// an image has none, at least kYunetRetryScore (--retry threshold); dlib's 5-point predictor then
+// places the landmarks in its box, as in the HOG and CNN pipelines.
+enum class DetectorKind { kHog, kCnn, kYunet };
+inline constexpr double kYunetScore = 0.9;       // FaceDetectorYN's default score threshold
+inline constexpr double kYunetRetryScore = 0.5;  // the issue #17 study's second pass
 
 // How a face chip becomes an embedding. Plain is dlib's single forward pass (what the reference
 // implementation computes). Flip: the mean of the chip's and its mirror image's descriptors.
@@ -44,7 +49,10 @@ struct Point {
 struct Face {
   Box box;
   std::array<Point, 5> landmarks{};  // dlib 5-point order: eye corners (2 per eye), nose base
-  double det_score = 0.0;            // detector confidence (HOG: SVM margin, larger is surer)
+  // Detector confidence, larger is surer; each detector has its own scale. HOG: the SVM margin
+  // (>= 0 on the first pass, unbounded above); CNN: the MMOD confidence; YuNet: sqrt(cls x obj)
+  // in [0, 1].
+  double det_score = 0.0;
   Embedding embedding{};
 };
 

@@ -117,18 +117,25 @@ void RequireFiniteNumbers(CLI::App& app) {
 }
 
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
-  cmd.add_option("--detector", options.detector, "Face detector: hog (fast, frontal) or cnn (slower, finds more)")
+  cmd.add_option("--detector", options.detector,
+                 "Face detector: hog (dlib's, frontal faces), cnn (dlib's, slower, finds more) or yunet "
+                 "(OpenCV's YuNet, faster than hog, finds turned and small faces; its model comes from "
+                 "scripts/fetch-models.sh --with-opencv). With each, dlib's 5-point model places the "
+                 "landmarks in the box and dlib's ResNet embeds the face")
       ->transform(CLI::CheckedTransformer(
-          std::map<std::string, DetectorKind>{{"hog", DetectorKind::kHog}, {"cnn", DetectorKind::kCnn}},
+          std::map<std::string, DetectorKind>{
+              {"hog", DetectorKind::kHog}, {"cnn", DetectorKind::kCnn}, {"yunet", DetectorKind::kYunet}},
           CLI::ignore_case))
       ->default_str("hog");
   cmd.add_option("--upsample", options.upsample,
-                 "Times to double the image before detecting; 1 finds faces down to ~40 px")
+                 "Times to double the image before detecting (hog, cnn); 1 finds faces down to ~40 px. "
+                 "yunet detects on the image as it is")
       ->check(CLI::Range(0, 3))
       ->capture_default_str();
   cmd.add_option("--retry", options.retry,
-                 "When the detector finds no face: none, upsample (detect again on the image doubled "
-                 "once more), threshold (HOG with a lower threshold) or cnn (the CNN detector)")
+                 "When the detector finds no face: none, upsample (hog, cnn: detect again on the image "
+                 "doubled once more), threshold (hog with --retry-threshold; yunet keeping scores down "
+                 "to 0.5 instead of 0.9) or cnn (after hog: the CNN detector)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, RetryStrategy>{{"none", RetryStrategy::kNone},
                                                {"upsample", RetryStrategy::kUpsample},

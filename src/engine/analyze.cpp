@@ -38,20 +38,22 @@ Status WriteChip(FaceAnalyzer& analyzer, const RgbImage& image, const Face& face
 
 }  // namespace
 
-FaceQuality AssessFace(const Face& face, double sharpness) {
+FaceQuality AssessFace(const Face& face, double sharpness, DetectorKind detector) {
   FaceQuality q;
   q.size = std::min(face.box.w, face.box.h);
   q.det_score = face.det_score;
   q.sharpness = sharpness;
   if (q.size < kSmallFacePixels) q.issues.push_back("small");
   if (sharpness < kBlurrySharpness) q.issues.push_back("blurry");
-  if (face.det_score < 0) q.issues.push_back("weak_detection");
+  const double weak_below = detector == DetectorKind::kYunet ? kYunetScore : 0.0;
+  if (face.det_score < weak_below) q.issues.push_back("weak_detection");
   return q;
 }
 
 struct PhotoAnalyzer::Impl {
   std::unique_ptr<FaceAnalyzer> analyzer;
   DecodeLimits limits;
+  DetectorKind detector = DetectorKind::kHog;
 };
 
 PhotoAnalyzer::PhotoAnalyzer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -62,6 +64,7 @@ Result<std::unique_ptr<PhotoAnalyzer>> PhotoAnalyzer::Load(const CorpusConfig& c
   auto impl = std::make_unique<Impl>();
   FS_ASSIGN(impl->analyzer, LoadAnalyzer(config, options));
   impl->limits = LimitsFrom(options);
+  impl->detector = options.detector;
   return std::unique_ptr<PhotoAnalyzer>(new PhotoAnalyzer(std::move(impl)));
 }
 
@@ -77,7 +80,7 @@ Result<PhotoFaces> PhotoAnalyzer::Analyze(const std::string& photo, const fs::pa
   FS_ASSIGN(out.faces, impl_->analyzer->Analyze(*image));
   for (const Face& face : out.faces) {
     FS_ASSIGN(RgbImage chip, impl_->analyzer->Chip(*image, face));
-    out.quality.push_back(AssessFace(face, LaplacianVariance(chip)));
+    out.quality.push_back(AssessFace(face, LaplacianVariance(chip), impl_->detector));
   }
   if (chip_dir) {
     // A new folder is made private. An existing one keeps its mode: the chips are refused there

@@ -141,6 +141,15 @@ DecodeLimits LimitsFrom(const PipelineOptions& options) {
   return limits;
 }
 
+const char* DetectorName(DetectorKind d) {
+  switch (d) {
+    case DetectorKind::kHog: return "hog";
+    case DetectorKind::kCnn: return "cnn";
+    case DetectorKind::kYunet: return "yunet";
+  }
+  return "?";
+}
+
 const char* RetryStrategyName(RetryStrategy r) {
   switch (r) {
     case RetryStrategy::kNone: return "none";
@@ -244,12 +253,14 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
   a.detect_max_side = options.detect_max_side;
   switch (options.retry) {
     case RetryStrategy::kNone: break;
-    case RetryStrategy::kUpsample:
-      a.retry.push_back({options.detector, options.upsample + 1, 0.0});
+    case RetryStrategy::kUpsample:  // YuNet runs on the image as it is: no doubled retry
+      if (options.detector != DetectorKind::kYunet) a.retry.push_back({options.detector, options.upsample + 1, 0.0});
       break;
     case RetryStrategy::kThreshold:
       if (options.detector == DetectorKind::kHog)
         a.retry.push_back({DetectorKind::kHog, options.upsample, options.retry_threshold});
+      if (options.detector == DetectorKind::kYunet)
+        a.retry.push_back({DetectorKind::kYunet, 0, 0.0, kYunetRetryScore});
       break;
     case RetryStrategy::kCnn:
       if (options.detector == DetectorKind::kHog) a.retry.push_back({DetectorKind::kCnn, options.upsample, 0.0});

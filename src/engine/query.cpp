@@ -64,7 +64,7 @@ std::string AuditParams(const QueryOptions& options, const std::string& photo, i
          ",\"threshold\":" + JsonFloat(options.threshold) +
          ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
          ",\"face\":" + (options.face ? std::to_string(*options.face) : "null") +
-         ",\"detector\":" + (options.pipeline.detector == DetectorKind::kCnn ? "\"cnn\"" : "\"hog\"") +
+         ",\"detector\":" + JsonString(DetectorName(options.pipeline.detector)) +
          ",\"retry\":" + JsonString(RetryStrategyName(options.pipeline.retry)) +
          ",\"min_face\":" + std::to_string(options.pipeline.min_face) +
          ",\"faces_detected\":" + std::to_string(faces_detected) + "}";

@@ -102,9 +102,11 @@ class Checker {
       auto path = VerifiedModelPath(dir, id);
       if (!path) Add("models", path.error().message);
     }
-    std::error_code ec;  // the CNN detector is optional (only --detector cnn needs it)
-    if (fs::exists(dir / ModelFileName(ModelId::kCnnDetector), ec)) {
-      auto path = VerifiedModelPath(dir, ModelId::kCnnDetector);
+    // The optional detectors' models (only --detector cnn or yunet needs them): checked when present.
+    for (ModelId id : {ModelId::kCnnDetector, ModelId::kYunet}) {
+      std::error_code ec;
+      if (!fs::exists(dir / ModelFileName(id), ec)) continue;
+      auto path = VerifiedModelPath(dir, id);
       if (!path) Add("models", path.error().message);
     }
   }

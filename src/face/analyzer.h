@@ -15,13 +15,15 @@
 
 namespace facesearch {
 
-// One detection pass: which detector, how many times the image is doubled first, and (HOG only)
-// the adjust_threshold handed to dlib's object_detector (0 = dlib's default; lower finds more,
-// including more false faces).
+// One detection pass: which detector, how many times the image is doubled first (HOG and CNN;
+// YuNet runs on the image as it is), (HOG only) the adjust_threshold handed to dlib's
+// object_detector (0 = dlib's default; lower finds more, including more false faces), and (YuNet
+// only) the lowest score kept.
 struct DetectPass {
   DetectorKind detector = DetectorKind::kHog;
   int upsample = 1;
   double adjust_threshold = 0.0;
+  double min_score = kYunetScore;
 };
 
 struct AnalyzerOptions {
@@ -68,8 +70,8 @@ class FaceAnalyzer {
   virtual AnalyzerSeconds Seconds() const { return {}; }
 };
 
-// Loads and verifies (SHA-256 pins) the dlib models from `models_dir`. The CNN detector model is
-// only needed when options.detector == kCnn. Errors: kModel.
+// Loads and verifies (SHA-256 pins) the dlib models from `models_dir`. The CNN and YuNet detector
+// models are only needed when a pass (options.detector or a retry) uses them. Errors: kModel.
 Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::path& models_dir,
                                                        const AnalyzerOptions& options);
 

@@ -1,4 +1,4 @@
-// The dlib adapter: HOG (or CNN) detection, 5-point (or 68-point) landmarks, face chips and the ResNet embedder,
+// The dlib adapter: HOG (or CNN, or YuNet through OpenCV) detection, 5-point (or 68-point) landmarks, face chips and the ResNet embedder,
 // arranged exactly as dlib's Python bindings (and so the `face_recognition` package) arrange them,
 // so that embeddings agree with the reference implementation (scripts/check/parity.sh measures it).
 //
@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <spanstream>
+#include <stdexcept>
 
 #include "common/cpu_time.h"
 #include "face/analyzer.h"
@@ -23,6 +24,7 @@
 #include "face/dlib_convert.h"
 #include "face/hog_detector.h"
 #include "face/models.h"
+#include "face/yunet_detector.h"
 
 namespace facesearch {
 namespace {
@@ -60,6 +62,16 @@ using EmbedderNet = dlib::loss_metric<dlib::fc_no_bias<
                                                dlib::input_rgb_image_sized<150>>>>>>>>>>>>>;
 
 constexpr int kChipSize = 150;
+
+// YuNet's sub-pixel box as an integer Box covering the same pixels: the corners are rounded, so a
+// box [x, x + w) holds the columns round(x) .. round(x + w) - 1, the inclusive rectangle dlib's
+// detectors report.
+Box ToBox(const YunetFace& f) {
+  const int64_t x0 = std::llround(f.x), y0 = std::llround(f.y);
+  const int64_t x1 = std::llround(f.x + f.w), y1 = std::llround(f.y + f.h);
+  return Box{x0, y0, std::max<int64_t>(1, x1 - x0), std::max<int64_t>(1, y1 - y0)};
+}
+
 // Adds the wall and thread-CPU seconds since construction to the sinks when it goes out of scope.
 class StageTimer {
  public:
@@ -83,13 +95,14 @@ class DlibAnalyzer final : public FaceAnalyzer {
  public:
   // sp5 / sp68: the landmark models options.embedding.alignment needs (the other one is empty).
   DlibAnalyzer(const AnalyzerOptions& options, dlib::shape_predictor sp5, dlib::shape_predictor sp68,
-               EmbedderNet net, std::unique_ptr<CnnDetector> cnn)
+               EmbedderNet net, std::unique_ptr<CnnDetector> cnn, Result<std::unique_ptr<YunetDetector>> yunet)
       : options_(options),
         hog_(LoadFrontalFaceDetector()),  // a copy per analyzer (worker)
         sp5_(std::move(sp5)),
         sp68_(std::move(sp68)),
         net_(std::move(net)),
-        cnn_(std::move(cnn)) {}
+        cnn_(std::move(cnn)),
+        yunet_(std::move(yunet)) {}
 
   Result<std::vector<Face>> Analyze(const RgbImage& image) override {
     try {
@@ -131,7 +144,13 @@ class DlibAnalyzer final : public FaceAnalyzer {
   }
 
   std::unique_ptr<FaceAnalyzer> Clone() const override {
-    return std::make_unique<DlibAnalyzer>(options_, sp5_, sp68_, net_, cnn_ ? cnn_->Clone() : nullptr);
+    // A YuNet clone parses the bytes the first analyzer verified and parsed: should it still fail,
+    // the clone reports it on its first detection (Clone() cannot fail).
+    Result<std::unique_ptr<YunetDetector>> yunet = std::unique_ptr<YunetDetector>();
+    if (!yunet_) yunet = std::unexpected(yunet_.error());
+    else if (*yunet_) yunet = (*yunet_)->Clone();
+    return std::make_unique<DlibAnalyzer>(options_, sp5_, sp68_, net_, cnn_ ? cnn_->Clone() : nullptr,
+                                          std::move(yunet));
   }
 
   AnalyzerSeconds Seconds() const override { return seconds_; }
@@ -142,7 +161,21 @@ class DlibAnalyzer final : public FaceAnalyzer {
   std::vector<Detection> Detect(const RgbImage& image, const dlib::matrix<dlib::rgb_pixel>& img,
                                 const DetectPass& pass) {
     if (pass.detector == DetectorKind::kCnn) return cnn_->Detect(image, pass.upsample);
+    if (pass.detector == DetectorKind::kYunet) return DetectYunet(image, pass.min_score);
     return DetectHog(hog_, img, pass.upsample, pass.adjust_threshold);
+  }
+
+  // Throws on failure, as dlib does: Analyze reports it as kInternal.
+  std::vector<Detection> DetectYunet(const RgbImage& image, double min_score) {
+    if (!yunet_) throw std::runtime_error(yunet_.error().message);
+    YunetOptions options;
+    options.score_threshold = static_cast<float>(min_score);
+    auto faces = (*yunet_)->Detect(image, options);
+    if (!faces) throw std::runtime_error(faces.error().message);
+    std::vector<Detection> out;
+    out.reserve(faces->size());
+    for (const YunetFace& f : *faces) out.push_back({ToBox(f), f.score});
+    return out;
   }
 
   // The first pass, then the retries while nothing is found. With options_.detect_max_side, a
@@ -274,6 +307,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
   dlib::shape_predictor sp5_, sp68_;
   EmbedderNet net_;
   std::unique_ptr<CnnDetector> cnn_;
+  Result<std::unique_ptr<YunetDetector>> yunet_;  // null when no pass uses YuNet
   AnalyzerSeconds seconds_;
 };
 
@@ -291,13 +325,18 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::pa
     FS_ASSIGN(sp68_bytes, ReadVerifiedModel(models_dir, ModelId::kShape68));
   }
   FS_ASSIGN(const std::string net_bytes, ReadVerifiedModel(models_dir, ModelId::kResnet));
+  auto uses = [&](DetectorKind kind) {
+    return options.detector == kind || std::any_of(options.retry.begin(), options.retry.end(),
+                                                   [kind](const DetectPass& p) { return p.detector == kind; });
+  };
   std::unique_ptr<CnnDetector> cnn;
-  const bool needs_cnn = options.detector == DetectorKind::kCnn ||
-                         std::any_of(options.retry.begin(), options.retry.end(),
-                                     [](const DetectPass& p) { return p.detector == DetectorKind::kCnn; });
-  if (needs_cnn) {
+  if (uses(DetectorKind::kCnn)) {
     FS_ASSIGN(auto cnn_path, VerifiedModelPath(models_dir, ModelId::kCnnDetector));
     FS_ASSIGN(cnn, CnnDetector::Load(cnn_path));
+  }
+  std::unique_ptr<YunetDetector> yunet;  // read and verified once; clones share its bytes
+  if (uses(DetectorKind::kYunet)) {
+    FS_ASSIGN(yunet, YunetDetector::Load(models_dir));
   }
   dlib::shape_predictor sp5, sp68;
   EmbedderNet net;
@@ -312,7 +351,8 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::pa
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kModel, std::string("cannot load dlib model: ") + e.what());
   }
-  return std::make_unique<DlibAnalyzer>(options, std::move(sp5), std::move(sp68), std::move(net), std::move(cnn));
+  return std::make_unique<DlibAnalyzer>(options, std::move(sp5), std::move(sp68), std::move(net), std::move(cnn),
+                                        std::move(yunet));
 }
 
 }  // namespace facesearch
