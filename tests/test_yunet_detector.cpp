@@ -231,7 +231,7 @@ TEST_CASE("index and query --detector yunet find the right person, and a faceles
   }
 }
 
-TEST_CASE("--detector yunet without the YuNet model fails with the fetch-models.sh --with-opencv command, and verify checks an altered one",
+TEST_CASE("Without the YuNet model --detector yunet fails with the fetch-models.sh --with-opencv command, and verify checks an altered one",
           "[models][yunet][faces]") {
   test::TempDir dir;  // the dlib models, not YuNet's
   for (ModelId id : {ModelId::kResnet, ModelId::kShape5})
