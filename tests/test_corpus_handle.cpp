@@ -33,15 +33,18 @@ struct HandleCorpus : CorpusDir {
 
 // What an answer is made of: per probe face, the matched face ids and their distances.
 using Answer = std::vector<std::vector<std::pair<int64_t, float>>>;
-Answer AnswerOf(const ProbeOutcome& o) {
-  INFO(o.photo << ": " << (o.error ? o.error->message : ""));
-  REQUIRE(!o.error);
+Answer MatchesOf(const ProbeOutcome& o) {  // no Catch assertion: threads call it
   Answer a;
   for (const ProbeFace& p : o.result.probes) {
     auto& faces = a.emplace_back();
     for (const Match& m : p.matches) faces.emplace_back(m.face_id, m.distance);
   }
   return a;
+}
+Answer AnswerOf(const ProbeOutcome& o) {
+  INFO(o.photo << ": " << (o.error ? o.error->message : ""));
+  REQUIRE(!o.error);
+  return MatchesOf(o);
 }
 
 Answer Ask(facesearch::Corpus& corpus, const fs::path& photo, const QueryOptions& options = {}) {
@@ -144,12 +147,7 @@ TEST_CASE("Two threads querying one Corpus handle at once each get the answers o
           errors[t] = o ? o->error->message : o.error().message;
           return;
         }
-        Answer a;
-        for (const ProbeFace& p : o->result.probes) {
-          auto& faces = a.emplace_back();
-          for (const Match& m : p.matches) faces.emplace_back(m.face_id, m.distance);
-        }
-        got[t].push_back(std::move(a));
+        got[t].push_back(MatchesOf(*o));
       }
     });
   for (std::thread& t : threads) t.join();
