@@ -36,6 +36,9 @@ class PhotoAnalyzer {
   // undecodable input, I/O errors writing chips.
   Result<PhotoFaces> Analyze(const std::string& photo,
                              const std::filesystem::path* chip_dir = nullptr);
+  // The same for image bytes already read; `name` stands for the photo in results and messages.
+  // Errors: bytes over the size limit, undecodable input.
+  Result<PhotoFaces> AnalyzeBytes(const std::string& name, std::string_view bytes);
 
  private:
   struct Impl;

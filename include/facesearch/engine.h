@@ -300,8 +300,8 @@ struct ProbeOutcome {
   std::optional<Error> error;  // unreadable or undecodable photo, or a --face it does not have
 };
 
-// Searches the corpus with each photo (a path, or "-" for the image bytes on stdin), loading the
-// models and the index once. A photo that cannot be searched gets its error in its outcome and
+// Searches the corpus with each photo (a path, or "-" for the image bytes on stdin), through one
+// corpus handle (facesearch/corpus.h): the models and the index are loaded once. A photo that cannot be searched gets its error in its outcome and
 // the others go on; a probe with no face is a normal result. Each searched probe's audit record
 // (facesearch/privacy.h) is committed before this returns: no record, no result. Matches within
 // an opt-out are never returned. Errors: setup failures (corpus, models, --top-k, audit).

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <iostream>
 
 #include <spdlog/spdlog.h>
 
@@ -17,18 +16,6 @@ namespace facesearch {
 namespace fs = std::filesystem;
 
 namespace {
-
-Result<std::string> ReadPhoto(const std::string& photo, size_t max_bytes) {
-  if (photo != "-") return ReadFile(photo, max_bytes);
-  std::string bytes;
-  char buf[1 << 16];
-  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
-    bytes.append(buf, static_cast<size_t>(std::cin.gcount()));
-    if (bytes.size() > max_bytes) return Fail(ErrorCode::kDecode, "image on stdin is larger than the size limit");
-  }
-  if (bytes.empty()) return Fail(ErrorCode::kInvalidArgument, "no image data on stdin");
-  return bytes;
-}
 
 Status WriteChip(FaceAnalyzer& analyzer, const RgbImage& image, const Face& face, const fs::path& path) {
   FS_ASSIGN(RgbImage chip, analyzer.Chip(image, face));
@@ -54,6 +41,7 @@ struct PhotoAnalyzer::Impl {
   std::unique_ptr<FaceAnalyzer> analyzer;
   DecodeLimits limits;
   DetectorKind detector = DetectorKind::kHog;
+  Result<PhotoFaces> Analyze(const std::string& photo, std::string_view bytes, const fs::path* chip_dir);
 };
 
 PhotoAnalyzer::PhotoAnalyzer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -68,19 +56,30 @@ Result<std::unique_ptr<PhotoAnalyzer>> PhotoAnalyzer::Load(const CorpusConfig& c
   return std::unique_ptr<PhotoAnalyzer>(new PhotoAnalyzer(std::move(impl)));
 }
 
+Result<PhotoFaces> PhotoAnalyzer::AnalyzeBytes(const std::string& name, std::string_view bytes) {
+  if (bytes.size() > static_cast<size_t>(impl_->limits.max_bytes))
+    return Fail(ErrorCode::kDecode, name + " is larger than the size limit");
+  return impl_->Analyze(name, bytes, nullptr);
+}
+
 Result<PhotoFaces> PhotoAnalyzer::Analyze(const std::string& photo, const fs::path* chip_dir) {
+  FS_ASSIGN(std::string bytes, ReadPhotoBytes(photo, static_cast<size_t>(impl_->limits.max_bytes)));
+  return impl_->Analyze(photo, bytes, chip_dir);
+}
+
+Result<PhotoFaces> PhotoAnalyzer::Impl::Analyze(const std::string& photo, std::string_view bytes,
+                                                const fs::path* chip_dir) {
   PhotoFaces out;
   out.path = photo;
-  FS_ASSIGN(std::string bytes, ReadPhoto(photo, static_cast<size_t>(impl_->limits.max_bytes)));
   out.sha256 = Sha256Hex(bytes);
-  auto image = DecodeImage(bytes, impl_->limits);
+  auto image = DecodeImage(bytes, limits);
   if (!image) return Fail(ErrorCode::kDecode, "cannot read " + photo + ": " + image.error().message);
   out.width = image->width;
   out.height = image->height;
-  FS_ASSIGN(out.faces, impl_->analyzer->Analyze(*image));
+  FS_ASSIGN(out.faces, analyzer->Analyze(*image));
   for (const Face& face : out.faces) {
-    FS_ASSIGN(RgbImage chip, impl_->analyzer->Chip(*image, face));
-    out.quality.push_back(AssessFace(face, LaplacianVariance(chip), impl_->detector));
+    FS_ASSIGN(RgbImage chip, analyzer->Chip(*image, face));
+    out.quality.push_back(AssessFace(face, LaplacianVariance(chip), detector));
   }
   if (chip_dir) {
     // A new folder is made private. An existing one keeps its mode: the chips are refused there
@@ -90,7 +89,7 @@ Result<PhotoFaces> PhotoAnalyzer::Analyze(const std::string& photo, const fs::pa
     std::string stem = photo == "-" ? "stdin" : fs::path(photo).stem().string();
     for (size_t i = 0; i < out.faces.size(); ++i) {
       fs::path path = *chip_dir / (stem + "_face" + std::to_string(i) + ".png");
-      FS_TRY(WriteChip(*impl_->analyzer, *image, out.faces[i], path));
+      FS_TRY(WriteChip(*analyzer, *image, out.faces[i], path));
       out.chip_paths.push_back(path.string());
     }
   }

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <set>
 #include <string_view>
 #include <thread>
@@ -148,6 +149,18 @@ const char* DetectorName(DetectorKind d) {
     case DetectorKind::kYunet: return "yunet";
   }
   return "?";
+}
+
+Result<std::string> ReadPhotoBytes(const std::string& photo, size_t max_bytes) {
+  if (photo != "-") return ReadFile(photo, max_bytes);
+  std::string bytes;
+  char buf[1 << 16];
+  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+    bytes.append(buf, static_cast<size_t>(std::cin.gcount()));
+    if (bytes.size() > max_bytes) return Fail(ErrorCode::kDecode, "image on stdin is larger than the size limit");
+  }
+  if (bytes.empty()) return Fail(ErrorCode::kInvalidArgument, "no image data on stdin");
+  return bytes;
 }
 
 const char* RetryStrategyName(RetryStrategy r) {

@@ -51,6 +51,10 @@ Result<OpenedIndex> OpenIndexForReading(Store& store, const CorpusPaths& paths);
 
 DecodeLimits LimitsFrom(const PipelineOptions& options);
 
+// A probe photo's bytes: the file `photo`, or stdin for "-" (only the CLI's wrappers pass "-").
+// Errors: unreadable file, input over max_bytes (kDecode), nothing on stdin (kInvalidArgument).
+Result<std::string> ReadPhotoBytes(const std::string& photo, size_t max_bytes);
+
 // The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N"). A corpus
 // without it was built before modes existed: plain.
 inline constexpr const char* kEmbeddingModeKey = "embedding_mode";

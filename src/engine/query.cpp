@@ -3,12 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <iostream>
 #include <iterator>
 #include <unordered_map>
 
 #include "common/sha256.h"
 #include "engine/corpus.h"
+#include "engine/corpus_handle.h"
 #include "engine/privacy_internal.h"
 #include "facesearch/analyze.h"
 #include "face/models.h"
@@ -24,13 +24,22 @@ bool QueryResult::any_match() const {
 namespace {
 
 // Hits matching an opt-out are dropped (defence in depth: ingest and `optout add` keep them out).
-Result<std::vector<Match>> FindMatches(Store& store, const VectorIndex& index, const Face& face,
-                                       const QueryOptions& options, const OptOutFilter& optouts) {
-  FS_ASSIGN(std::vector<Hit> hits, index.Search(face.embedding, options.top_k));
+// The index is searched under its shared lock, the rows read under the Store's.
+Result<std::vector<Match>> FindMatches(Corpus::Impl& c, const Face& face, const QueryOptions& options,
+                                       const OptOutFilter& optouts) {
+  std::vector<Hit> hits;
+  {
+    std::shared_lock lock(c.index_mu);
+    FS_ASSIGN(hits, c.index->Search(face.embedding, options.top_k));
+  }
   std::erase_if(hits, [&](const Hit& h) { return h.distance > options.threshold; });
   std::vector<int64_t> ids;
   std::transform(hits.begin(), hits.end(), std::back_inserter(ids), [](const Hit& h) { return h.face_id; });
-  FS_ASSIGN(std::vector<FaceRecord> rows, store.GetFaces(ids));
+  std::vector<FaceRecord> rows;
+  {
+    std::lock_guard store_lock(c.store_mu);
+    FS_ASSIGN(rows, c.store->GetFaces(ids));
+  }
   std::unordered_map<int64_t, const FaceRecord*> by_id;
   for (const auto& r : rows) by_id[r.face_id] = &r;
   std::vector<Match> matches;
@@ -72,53 +81,80 @@ std::string AuditParams(const QueryOptions& options, const std::string& photo, i
 
 }  // namespace
 
+Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& options) {
+  if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
+  Impl& c = *impl_;
+  PipelineOptions pipeline = options.pipeline;
+  OptOutFilter optouts;
+  {
+    std::lock_guard store_lock(c.store_mu);
+    FS_ASSIGN(pipeline.embedding, c.ModeFor(pipeline.embedding));
+    FS_TRY(CheckCaseRequired(*c.store, c.config.audit, "query"));
+    FS_ASSIGN(optouts, OptOutFilter::Load(*c.store));
+  }
+  FS_ASSIGN(Impl::Lease analyzer, c.LeaseAnalyzer(pipeline));
+
+  ProbeOutcome out;
+  out.photo = out.result.probe_path = probe.name;
+  auto analyzed = [&]() -> Result<PhotoFaces> {
+    if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
+    FS_ASSIGN(std::string bytes, ReadFile(probe.name, static_cast<size_t>(pipeline.max_file_bytes)));
+    return analyzer->AnalyzeBytes(probe.name, bytes);
+  }();
+  // Searched against what the corpus holds now: faces another process added or erased since the
+  // last call are caught up with first.
+  FS_TRY(c.CatchUp());
+  {
+    std::shared_lock lock(c.index_mu);
+    out.result.corpus_faces = c.index->ntotal();
+  }
+  if (!analyzed) {
+    out.error = analyzed.error();
+    return out;
+  }
+  out.result.probe_sha256 = analyzed->sha256;
+  out.result.faces_detected = static_cast<int>(analyzed->faces.size());
+  auto chosen = ChooseProbeFaces(*analyzed, options);
+  if (!chosen) {
+    out.error = chosen.error();
+    return out;
+  }
+  std::vector<int64_t> returned;
+  for (int i : *chosen) {
+    ProbeFace face{i, analyzed->faces[i], analyzed->quality[i], {}};
+    FS_ASSIGN(face.matches, FindMatches(c, face.face, options, optouts));
+    for (const Match& m : face.matches) returned.push_back(m.face_id);
+    out.result.probes.push_back(std::move(face));
+  }
+  // The audit record is committed before any result leaves this function; no record, no result.
+  std::lock_guard store_lock(c.store_mu);
+  FS_TRY(AppendAudit(*c.store, c.config.audit,
+                     {"query", AuditParams(options, probe.name, out.result.faces_detected),
+                      {out.result.probe_sha256}, JsonIdArray(returned)}));
+  return out;
+}
+
 Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<std::string>& photos,
                                               const QueryOptions& options) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
   if (std::count(photos.begin(), photos.end(), "-") > 1)
     return Fail(ErrorCode::kInvalidArgument, "only one probe can come from stdin (-)");
-  CorpusPaths corpus = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(corpus));
-  FS_TRY(CheckCorpusPermissions(config));
-  FS_TRY(RequireWritable(corpus, "a query must commit its audit record before it shows a result"));
-  FS_ASSIGN(PipelineOptions pipeline, WithCorpusEmbedding(config, options.pipeline));
-  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, pipeline));
-
-  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
-  FS_TRY(CheckCaseRequired(*store, config.audit, "query"));
-  FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
-  // No lock is held from here on (reading a probe from stdin may take forever): faces erased
-  // meanwhile are dropped by FindMatches, which keeps only ids with a live row.
-  FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*store, corpus));
-
+  FS_ASSIGN(auto corpus, Corpus::Open(config, OpenOptions{options.pipeline}));
   std::vector<ProbeOutcome> outcomes;
   for (const std::string& photo : photos) {
-    ProbeOutcome& out = outcomes.emplace_back();
-    out.photo = out.result.probe_path = photo;
-    out.result.corpus_faces = opened.index->ntotal();
-    auto analyzed = analyzer->Analyze(photo);
-    if (!analyzed) {
-      out.error = analyzed.error();
+    if (photo != "-") {
+      FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::File(photo), options));
       continue;
     }
-    out.result.probe_sha256 = analyzed->sha256;
-    out.result.faces_detected = static_cast<int>(analyzed->faces.size());
-    auto chosen = ChooseProbeFaces(*analyzed, options);
-    if (!chosen) {
-      out.error = chosen.error();
+    // The engine never reads stdin: this front door does, when the probe's turn comes.
+    auto bytes = ReadPhotoBytes(photo, static_cast<size_t>(options.pipeline.max_file_bytes));
+    if (!bytes) {
+      ProbeOutcome& out = outcomes.emplace_back();
+      out.photo = out.result.probe_path = photo;
+      out.error = bytes.error();
       continue;
     }
-    std::vector<int64_t> returned;
-    for (int i : *chosen) {
-      ProbeFace probe{i, analyzed->faces[i], analyzed->quality[i], {}};
-      FS_ASSIGN(probe.matches, FindMatches(*store, *opened.index, probe.face, options, optouts));
-      for (const Match& m : probe.matches) returned.push_back(m.face_id);
-      out.result.probes.push_back(std::move(probe));
-    }
-    // The audit record is committed before any result leaves this function; no record, no result.
-    FS_TRY(AppendAudit(*store, config.audit,
-                       {"query", AuditParams(options, photo, out.result.faces_detected),
-                        {out.result.probe_sha256}, JsonIdArray(returned)}));
+    FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::Bytes(photo, std::move(*bytes)), options));
   }
   return outcomes;
 }

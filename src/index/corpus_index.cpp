@@ -184,6 +184,12 @@ Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, boo
   return opened;
 }
 
+Result<int64_t> AppendNewFaces(Store& store, VectorIndex& index) {
+  FS_ASSIGN(const int64_t added, AppendFaces(store, index, index.max_id()));
+  FS_TRY(index.Prepare(/*train=*/false));
+  return added;
+}
+
 std::vector<fs::path> StaleIndexTempFiles(const fs::path& index_dir) {
   std::vector<fs::path> found;
   const std::string prefix = std::string(kIndexFileName) + ".tmp.";

@@ -126,6 +126,12 @@ enum class IndexUse { kWrite, kSearch };
 Result<OpenedIndex> OpenCorpusIndex(Store& store, const std::filesystem::path& index_dir,
                                     bool persist, IndexUse use = IndexUse::kWrite);
 
+// Appends the Store's faces newer than index.max_id() to `index` and prepares it without
+// training (IndexUse::kSearch): how a reader that keeps its index open catches up with faces
+// another process added. Only for additions: after a removal the index must be opened anew.
+// Returns how many faces were appended. Errors: kDatabase, kIndex.
+Result<int64_t> AppendNewFaces(Store& store, VectorIndex& index);
+
 // Saves `index` into index_dir and records the snapshot for the Store's current generation, after
 // removing the temporary files that killed writers left behind (they may hold embeddings).
 // Caller must hold the corpus write lock and have added every committed face to `index`.

@@ -1,0 +1,78 @@
+// The corpus handle: a corpus opened once and searched any number of times (in the spirit of
+// LevelDB's DB::Open). It owns the Store, the vector index, the analyzers and the corpus's
+// settings, so a long-lived caller (a server, a benchmark, a command with many probes) pays for
+// opening the database, checking the index file and loading the models once, not per probe.
+//
+// Thread-safety: every public member may be called from several threads at once. Searches share
+// the index (a reader lock; only a catch-up takes it exclusively); the SQLite connection is used
+// by one thread at a time (a mutex around each short use); each concurrent Query analyzes its
+// probe with an analyzer of its own, taken from a pool (the models keep scratch buffers and must
+// not be shared, and analysis is most of a query's time, so serialising it would serialise the
+// handle). The pool grows to the number of queries that ran at once, about 34 MB each.
+//
+// Other processes: each call first compares the Store's generation with the one the index
+// reflects. Faces added since (`index` in another process) are appended to the index in memory;
+// a face removed since (`forget`, opt-out) makes it reopen the index as a new open would (the
+// eraser's saved file, or a rebuild from SQLite), so an erased face is never answered again.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "facesearch/engine.h"
+
+namespace facesearch {
+
+struct OpenOptions {
+  // Loads the analyzer for this pipeline during Open, so that missing or altered model files fail
+  // the open (kModel) rather than the first query. Its embedding, when set, must be the corpus's.
+  std::optional<PipelineOptions> preload;
+};
+
+// One probe photo: a file, or image bytes the caller has read (from stdin, a socket...). The
+// engine never reads stdin itself.
+struct ProbeImage {
+  std::string name;                  // reported as QueryResult::probe_path and audited
+  std::optional<std::string> bytes;  // unset: read the file `name`
+
+  static ProbeImage File(std::string path) { return {std::move(path), std::nullopt}; }
+  static ProbeImage Bytes(std::string name, std::string data) { return {std::move(name), std::move(data)}; }
+};
+
+class Corpus {
+ public:
+  // Opens the corpus at config.corpus_dir for searching: checks that it exists, its permissions
+  // (config.strict_permissions), that it can be written (every query commits an audit record),
+  // the model identity, and opens the vector index (OpenCorpusIndex for searching: repaired in
+  // memory, saved only when no writer holds the lock). Loads no model: the first Query does.
+  // Errors: kNotFound (no corpus), kInvalidArgument (permissions, embedding mode), kIo
+  // (read-only file system), kDatabase, kCorrupt, kIndex.
+  static Result<std::unique_ptr<Corpus>> Open(const CorpusConfig& config, const OpenOptions& options = {});
+  ~Corpus();
+  Corpus(const Corpus&) = delete;
+  Corpus& operator=(const Corpus&) = delete;
+
+  // Searches the corpus with one probe, as QueryPhotos does for each of its photos, after catching
+  // up with other processes' writes. The probe's own failures (unreadable or undecodable image, a
+  // --face it does not have) come back in the outcome's `error`; the returned error is for the
+  // corpus and the setup (top_k, case required, models, database, audit). The audit record is
+  // committed before this returns: no record, no result.
+  Result<ProbeOutcome> Query(const ProbeImage& probe, const QueryOptions& options);
+
+  // The mode probes are embedded with when `requested` is asked for (unset: the corpus's), read
+  // from the corpus now: the calibration of a distance depends on it (facesearch/eval.h). An empty
+  // corpus with no mode recorded takes the requested one. Errors: kInvalidArgument when
+  // `requested` is not the mode the corpus holds; kDatabase.
+  Result<EmbeddingMode> EmbeddingModeFor(const std::optional<EmbeddingMode>& requested = std::nullopt);
+  // Faces the index holds (as of the last catch-up).
+  int64_t face_count() const;
+
+  struct Impl;  // the library's own (src/engine/corpus_handle.h)
+
+ private:
+  explicit Corpus(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace facesearch

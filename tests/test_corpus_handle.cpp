@@ -1,0 +1,159 @@
+// The corpus handle (facesearch/corpus.h): opened once, asked many times, from several threads,
+// while other processes (the real binary) add and erase faces.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <thread>
+
+#include "facesearch/corpus.h"
+#include "support.h"
+
+using namespace facesearch;
+using namespace facesearch::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct HandleCorpus : CorpusDir {
+  CorpusConfig Config() const {
+    CorpusConfig config;
+    config.corpus_dir = corpus;
+    config.models_dir = ModelsDir();
+    return config;
+  }
+  std::unique_ptr<facesearch::Corpus> Open() const {
+    auto opened = facesearch::Corpus::Open(Config());
+    INFO((opened ? "" : opened.error().message));
+    REQUIRE(opened);
+    return std::move(*opened);
+  }
+};
+
+// What an answer is made of: per probe face, the matched face ids and their distances.
+using Answer = std::vector<std::vector<std::pair<int64_t, float>>>;
+Answer MatchesOf(const ProbeOutcome& o) {  // no Catch assertion: threads call it
+  Answer a;
+  for (const ProbeFace& p : o.result.probes) {
+    auto& faces = a.emplace_back();
+    for (const Match& m : p.matches) faces.emplace_back(m.face_id, m.distance);
+  }
+  return a;
+}
+Answer AnswerOf(const ProbeOutcome& o) {
+  INFO(o.photo << ": " << (o.error ? o.error->message : ""));
+  REQUIRE(!o.error);
+  return MatchesOf(o);
+}
+
+Answer Ask(facesearch::Corpus& corpus, const fs::path& photo, const QueryOptions& options = {}) {
+  auto outcome = corpus.Query(ProbeImage::File(photo.string()), options);
+  INFO((outcome ? "" : outcome.error().message));
+  REQUIRE(outcome);
+  return AnswerOf(*outcome);
+}
+
+std::set<std::string> MatchedFiles(facesearch::Corpus& corpus, const fs::path& photo) {
+  auto outcome = corpus.Query(ProbeImage::File(photo.string()), {});
+  REQUIRE(outcome);
+  REQUIRE(!outcome->error);
+  std::set<std::string> files;
+  for (const ProbeFace& p : outcome->result.probes)
+    for (const Match& m : p.matches) files.insert(fs::path(m.image_path).filename().string());
+  return files;
+}
+
+}  // namespace
+
+TEST_CASE("Queries through one Corpus handle, file or bytes, answer what separate QueryPhotos calls answer",
+          "[corpus-handle][models]") {
+  HandleCorpus c;
+  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
+  const std::vector<fs::path> probes = {TestImage("obama3.jpg"), TestImage("biden.jpg"),
+                                        TestImage("obama_partial_face.jpg")};
+  QueryOptions all;
+  all.all_faces = true;
+  auto corpus = c.Open();
+  for (int round = 0; round < 2; ++round)
+    for (const fs::path& probe : probes) {
+      auto separate = QueryPhotos(c.Config(), {probe.string()}, all);
+      REQUIRE(separate);
+      REQUIRE(separate->size() == 1);
+      CHECK(Ask(*corpus, probe, all) == AnswerOf(separate->front()));
+    }
+  auto bytes = facesearch::Corpus::Open(c.Config());
+  REQUIRE(bytes);
+  std::ifstream in(probes[0], std::ios::binary);
+  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto from_bytes = (*bytes)->Query(ProbeImage::Bytes("-", data), all);
+  REQUIRE(from_bytes);
+  CHECK(from_bytes->result.probe_path == "-");
+  CHECK(from_bytes->result.corpus_faces == 3);
+  CHECK(AnswerOf(*from_bytes) == Ask(*corpus, probes[0], all));
+}
+
+TEST_CASE("A face another process indexes while a Corpus handle is open is found by the handle's next query",
+          "[corpus-handle][models]") {
+  HandleCorpus c;
+  c.Index({"biden.jpg"});
+  auto corpus = c.Open();
+  const fs::path probe = TestImage("obama3.jpg");
+  CHECK(MatchedFiles(*corpus, probe).empty());
+  const fs::path more = c.dir / "more";
+  fs::create_directories(more);
+  CopyTestImage("obama.jpg", more);
+  RunResult r = c.Run({"index", more.string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(MatchedFiles(*corpus, probe) == std::set<std::string>{"obama.jpg"});
+  CHECK(corpus->face_count() == 2);
+}
+
+TEST_CASE("A face another process erases while a Corpus handle is open is gone from the handle's next answer",
+          "[corpus-handle][models]") {
+  HandleCorpus c;
+  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
+  auto corpus = c.Open();
+  const fs::path probe = TestImage("obama3.jpg");
+  REQUIRE(MatchedFiles(*corpus, probe) == std::set<std::string>{"obama.jpg", "obama2.jpg"});
+  RunResult r = c.Run({"forget", "--image", (c.photos / "obama.jpg").string()});
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(MatchedFiles(*corpus, probe) == std::set<std::string>{"obama2.jpg"});
+  CHECK(corpus->face_count() == 2);
+}
+
+TEST_CASE("Two threads querying one Corpus handle at once each get the answers of a single thread",
+          "[corpus-handle][models]") {
+  HandleCorpus c;
+  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
+  auto corpus = c.Open();
+  const std::vector<fs::path> probes = {TestImage("obama3.jpg"), TestImage("biden.jpg")};
+  std::vector<Answer> expected;
+  for (const fs::path& p : probes) expected.push_back(Ask(*corpus, p));
+  REQUIRE(expected[0].size() == 1);
+  REQUIRE(expected[0][0].size() == 2);
+  // Catch's assertions are not thread-safe: the threads record, the test checks afterwards.
+  constexpr int kRounds = 3;
+  std::vector<std::vector<Answer>> got(probes.size());
+  std::vector<std::string> errors(probes.size());
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < probes.size(); ++t)
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < kRounds; ++round) {
+        auto o = corpus->Query(ProbeImage::File(probes[t].string()), {});
+        if (!o || o->error) {
+          errors[t] = o ? o->error->message : o.error().message;
+          return;
+        }
+        got[t].push_back(MatchesOf(*o));
+      }
+    });
+  for (std::thread& t : threads) t.join();
+  for (size_t t = 0; t < probes.size(); ++t) {
+    INFO(probes[t] << ": " << errors[t]);
+    REQUIRE(got[t].size() == kRounds);
+    for (const Answer& a : got[t]) CHECK(a == expected[t]);
+  }
+}
