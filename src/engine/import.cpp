@@ -103,6 +103,8 @@ Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::str
   const auto start = std::chrono::steady_clock::now();
   // Read and checked whole before the corpus is touched: a bad line refuses the file, not half of it.
   FS_ASSIGN(EmbedFile embed, ReadEmbedFile(file, kMaxListEntries));
+  // Embeddings of other models are refused before a corpus is made for them.
+  FS_TRY(CheckEmbedHeader(embed.header, embed.header.mode, file));
   FS_TRY(CheckCorpusPermissions(config));
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus, config.lock_wait_s));
