@@ -168,9 +168,10 @@ def run(args, c, runtime):
         result = runtime.forget(c, forget_args)
         print(json.dumps(result))
         if not result["complete"]:
-            print("facesearch-cluster: error: the erasure is NOT complete: replicas "
-                  f"{[f['replica'] for f in result['failed']]} failed, shards {result['shards_disagreeing']} "
-                  "disagree; fix them and run the same forget again", file=sys.stderr)
+            failed = "; ".join(f"{f['replica']}: {f['error']}" for f in result["failed"])
+            print(f"facesearch-cluster: error: the erasure is NOT complete: failed replicas: {failed or 'none'}; "
+                  f"shards whose replicas disagree: {result['shards_disagreeing']}; fix them and run the same "
+                  "forget again (it is idempotent)", file=sys.stderr)
             return EXIT_ERROR
         erased = any(r["erased"].get("faces_erased", 0) or r["erased"].get("images_erased", 0)
                      for r in result["receipts"])

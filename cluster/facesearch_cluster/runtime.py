@@ -101,8 +101,11 @@ class ShardReplica:
         the erasure, and a digest of the faces it still holds (image SHA-256 and box of each,
         sorted), which every replica of the shard must agree on."""
         with self.write_lock:
-            p = _run(self.argv + ["forget", "--json"] + list(forget_args), ok=(0, 1))
-            erased = json.loads(p.stdout) if p.stdout.strip() else {}
+            p = _run(self.argv + ["forget", "--json"] + list(forget_args), ok=(0, 1, 2))
+            # An image on another shard is "not in the corpus" here: nothing to erase, not a failure.
+            if p.returncode == 2 and "is not in the corpus" not in p.stderr:
+                raise ClusterError(f"forget on {self.argv[-1]} failed: {p.stderr.strip()[-2000:]}")
+            erased = json.loads(p.stdout) if p.returncode != 2 and p.stdout.strip() else {}
             self.faces = None
             head = _run(self.argv + ["audit", "verify"]).stdout.strip().rsplit(" ", 1)[-1]
             export = _run(self.argv + ["export"]).stdout.splitlines()
