@@ -4,6 +4,7 @@ A cluster file is JSON (docs/scale.md has an annotated example):
 
     {
       "version": 1,                      # this format
+      "name": "archive",                 # optional (default "facesearch"): the Ray namespace of its actors
       "map_version": 3,                  # the bucket map's version: bump it whenever buckets move
       "ray_address": "10.0.0.1:6379",    # where `ray start --head` listens
       "auth_token_file": "/etc/facesearch/ray-token",   # optional: Ray token auth (RAY_AUTH_MODE=token)
@@ -67,6 +68,7 @@ class Cluster:
     shards: list
     models: str = ""
     auth_token_file: str = ""
+    name: str = "facesearch"
     _bucket_owner: list = field(default_factory=list, repr=False)
 
     def bucket_of(self, sha256_hex):
@@ -185,7 +187,10 @@ def parse(text, path="cluster file"):
 
     token = _get(doc, "auth_token_file", str, path, "the file", required=False, default="")
     models = _get(doc, "models", str, path, "the file", required=False, default="")
-    return Cluster(path, map_version, address, binary, buckets, nodes, shards, models, token, owner)
+    name = _get(doc, "name", str, path, "the file", required=False, default="facesearch")
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        _fail(path, f"name {name!r}: use letters, digits, _ and -")
+    return Cluster(path, map_version, address, binary, buckets, nodes, shards, models, token, name, owner)
 
 
 def load(path):

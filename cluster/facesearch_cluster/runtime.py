@@ -21,7 +21,6 @@ from ray.exceptions import GetTimeoutError, RayActorError
 
 from . import merge as merging
 
-NAMESPACE = "facesearch"
 IMPORT_ATTEMPTS = 4  # an import is idempotent: a replica that died mid-import is simply asked again
 
 
@@ -37,7 +36,7 @@ def connect(cluster):
     if ray.is_initialized():
         return
     try:
-        ray.init(address=cluster.ray_address, namespace=NAMESPACE, logging_level="ERROR",
+        ray.init(address=cluster.ray_address, namespace=cluster.name, logging_level="ERROR",
                  log_to_driver=False, include_dashboard=False)
     except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError...
         raise ClusterError(f"cannot reach the Ray cluster at {cluster.ray_address}: {e} "
@@ -116,7 +115,7 @@ class ShardReplica:
 
 
 def _actor_options(replica, cluster):
-    return dict(name=replica.name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+    return dict(name=replica.name, namespace=cluster.name, lifetime="detached", get_if_exists=True,
                 resources={cluster.node_resource(replica.node): 0.001})
 
 
@@ -131,14 +130,14 @@ def up(cluster):
 def down(cluster):
     for r in cluster.replicas():
         try:
-            ray.kill(ray.get_actor(r.name, namespace=NAMESPACE))
+            ray.kill(ray.get_actor(r.name, namespace=cluster.name))
         except ValueError:
             pass  # not running
 
 
-def _actor(replica):
+def _actor(cluster, replica):
     try:
-        return ray.get_actor(replica.name, namespace=NAMESPACE)
+        return ray.get_actor(replica.name, namespace=cluster.name)
     except ValueError:
         raise ClusterError(f"replica {replica.name} has no actor: run `facesearch-cluster up` first") from None
 
@@ -180,7 +179,7 @@ def _import_everywhere(cluster, shard, text):
     for replica in cluster.shards[shard].replicas:
         for attempt in range(IMPORT_ATTEMPTS):
             try:
-                results[replica.name] = ray.get(_actor(replica).import_records.remote(text))
+                results[replica.name] = ray.get(_actor(cluster, replica).import_records.remote(text))
                 break
             except RayActorError:
                 if attempt == IMPORT_ATTEMPTS - 1:
@@ -228,7 +227,7 @@ def _ask(cluster, shard, call, timeout_s):
     errors = []
     for replica in cluster.shards[shard].replicas:
         try:
-            return ray.get(call(_actor(replica)), timeout=timeout_s), errors
+            return ray.get(call(_actor(cluster, replica)), timeout=timeout_s), errors
         except (RayActorError, GetTimeoutError, ClusterError) as e:
             errors.append(f"{replica.name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
     return None, errors
@@ -270,7 +269,7 @@ def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60):
 def forget(cluster, forget_args):
     """Erases on every replica of every shard; returns the receipts and whether the erasure is
     complete: every replica answered, and the replicas of each shard hold the same faces."""
-    refs = {r.name: (r, _actor(r).forget.remote(forget_args)) for r in cluster.replicas()}
+    refs = {r.name: (r, _actor(cluster, r).forget.remote(forget_args)) for r in cluster.replicas()}
     receipts, failed = [], []
     for name, (replica, ref) in refs.items():
         try:

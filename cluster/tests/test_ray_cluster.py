@@ -109,15 +109,24 @@ class RayClusterTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        # Stops only the Ray processes of this test: those started with its temp dir, by pid.
-        mine = []
+        # Stops only the Ray processes of this test, by pid: those started with its temp dir, and
+        # their children (Ray renames some, e.g. ray::DashboardAgent, so their command lines no
+        # longer show the temp dir).
+        parent, mine = {}, set()
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     if cls.ray_tmp.encode() in f.read():
-                        mine.append(int(pid))
-            except OSError:
+                        mine.add(int(pid))
+                with open(f"/proc/{pid}/stat") as f:
+                    parent[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
                 pass
+        grown = True
+        while grown:
+            children = {p for p, pp in parent.items() if pp in mine} - mine
+            grown = bool(children)
+            mine |= children
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for pid in mine:
                 try:
