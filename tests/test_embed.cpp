@@ -126,6 +126,7 @@ TEST_CASE("The embed reader returns every record bit for bit, and refuses a malf
       {"bad sha256", replace(std::string(64, 'a'), "../../etc/passwd")},
       {"negative width", replace("\"box\":[10,20,100,100]", "\"box\":[10,20,-100,100]")},
       {"huge coordinate", replace("\"box\":[10,20,", "\"box\":[1e300,20,")},
+      {"size past int64", replace("\"size\":1000", "\"size\":18446744073709551615")},
       {"four landmarks", replace("[30,50],[40,50],", "[30,50],")},
       {"unknown status", replace("\"status\":\"ok\"", "\"status\":\"fine\"")},
       {"status lies about faces", replace("\"status\":\"ok\"", "\"status\":\"noface\"")},

@@ -70,8 +70,8 @@ class Fields {
   }
   static std::optional<int64_t> IntValue(const Json& v, int64_t lo, int64_t hi) {
     if (!v.is_number_integer()) return std::nullopt;
-    const int64_t i = v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)
-                          ? hi + 1 : v.get<int64_t>();
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(hi)) return std::nullopt;
+    const int64_t i = v.get<int64_t>();
     return i < lo || i > hi ? std::nullopt : std::optional(i);
   }
 
