@@ -17,7 +17,7 @@ import threading
 import time
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
 from . import merge as merging
 
@@ -101,6 +101,9 @@ class ShardReplica:
         sorted), which every replica of the shard must agree on."""
         with self.write_lock:
             p = _run(self.argv + ["forget", "--json"] + list(forget_args), ok=(0, 1, 2))
+            if p.returncode == 2 and "no corpus at" in p.stderr:  # no image ever reached this replica
+                return {"shard": self.shard, "replica": self.index, "erased": {}, "audit_head": "", "faces": 0,
+                        "live_digest": hashlib.sha256(b"").hexdigest()}
             # An image on another shard is "not in the corpus" here: nothing to erase, not a failure.
             if p.returncode == 2 and "is not in the corpus" not in p.stderr:
                 raise ClusterError(f"forget on {self.argv[-1]} failed: {p.stderr.strip()[-2000:]}")
@@ -201,7 +204,11 @@ def ingest(cluster, paths, batch_size):
     records = 0
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
-        by_shard, n = ray.get(done[0])
+        try:
+            by_shard, n = ray.get(done[0])
+        except RayTaskError as e:  # facesearch embed failed on a whole batch: models, binary, disk
+            raise ClusterError(f"an embed task failed: {str(e.cause or e).splitlines()[0][:500]}; fix it and "
+                               "run the same ingest again (what was imported is not doubled)") from None
         records += n
         for shard, text in by_shard.items():
             for name, summary in _import_everywhere(cluster, shard, text).items():
