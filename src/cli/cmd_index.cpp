@@ -71,18 +71,18 @@ std::string StagesJson(const StageSeconds& st) {
 void PrintIndexSummary(std::ostream& out, const IndexSummary& s, bool json, const char* verb) {
   if (json) {
     out << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
-              << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
-              << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
-              << ",\"optout_faces\":" << s.optout_faces << ",\"skipped\":" << s.skipped
-              << ",\"interrupted\":" << (s.interrupted ? "true" : "false")
-              << ",\"seconds\":" << JsonNumber(s.elapsed_s)
-              << ",\"stage_seconds\":" << StagesJson(s.stage_seconds)
-              << ",\"stage_cpu_seconds\":" << StagesJson(s.stage_cpu_seconds) << "}\n";
+        << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
+        << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
+        << ",\"optout_faces\":" << s.optout_faces << ",\"skipped\":" << s.skipped
+        << ",\"interrupted\":" << (s.interrupted ? "true" : "false")
+        << ",\"seconds\":" << JsonNumber(s.elapsed_s)
+        << ",\"stage_seconds\":" << StagesJson(s.stage_seconds)
+        << ",\"stage_cpu_seconds\":" << StagesJson(s.stage_cpu_seconds) << "}\n";
     return;
   }
   out << verb << " " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)
-            << " s: " << s.added << " images with faces (" << s.faces << " faces), " << s.noface
-            << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors";
+      << " s: " << s.added << " images with faces (" << s.faces << " faces), " << s.noface
+      << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors";
   if (s.erased > 0) out << ", " << s.erased << " skipped (erased earlier)";
   if (s.optout_faces > 0) out << ", " << s.optout_faces << " face(s) skipped (opt-out)";
   if (s.skipped > 0) out << ", " << s.skipped << " skipped (robots.txt, noimageindex, scheme)";
