@@ -20,6 +20,7 @@
 #include <optional>
 #include <string>
 
+#include "facesearch/analyze.h"
 #include "facesearch/engine.h"
 
 namespace facesearch {
@@ -38,6 +39,15 @@ struct ProbeImage {
 
   static ProbeImage File(std::string path) { return {std::move(path), std::nullopt}; }
   static ProbeImage Bytes(std::string name, std::string data) { return {std::move(name), std::move(data)}; }
+};
+
+// A probe analysed elsewhere (a record of an embed file, facesearch/embed.h; a cluster client
+// that embedded the probe once for every shard): its faces in detector order with their
+// embeddings and quality, and what made them.
+struct EmbeddedProbe {
+  PhotoFaces faces;  // path names the probe in results and the audit log; sha256 is audited
+  EmbeddingMode mode;
+  std::string model_identity;  // ModelIdentity() of the binary that embedded it
 };
 
 class Corpus {
@@ -59,6 +69,12 @@ class Corpus {
   // corpus and the setup (top_k, case required, models, database, audit). The audit record is
   // committed before this returns: no record, no result.
   Result<ProbeOutcome> Query(const ProbeImage& probe, const QueryOptions& options);
+
+  // Query for a probe whose faces are already embedded: the same choice of faces (--face,
+  // --all-faces, the largest), search, opt-out filter, catch-up and audit record as Query, so
+  // the same faces and the same distances come back as for the photo. Errors as Query's, and
+  // kInvalidArgument when the probe's model identity or embedding mode is not the corpus's.
+  Result<ProbeOutcome> QueryEmbedding(const EmbeddedProbe& probe, const QueryOptions& options);
 
   // The mode probes are embedded with when `requested` is asked for (unset: the corpus's), read
   // from the corpus now: the calibration of a distance depends on it (facesearch/eval.h). An empty

@@ -309,6 +309,14 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config,
                                               const std::vector<std::string>& photos,
                                               const QueryOptions& options);
 
+// The same for the records of an embed file (`facesearch embed`, facesearch/embed.h; "-" for
+// stdin) as probes: each record's faces are searched as its photo's would be (Corpus::QueryEmbedding:
+// the same matches and distances); a record of an input that could not be embedded becomes an
+// outcome with its error. Errors: setup failures, and kInvalidArgument for a malformed file or
+// one of other models or another embedding mode than the corpus's.
+Result<std::vector<ProbeOutcome>> QueryEmbedded(const CorpusConfig& config, const std::string& embed_file,
+                                                const QueryOptions& options);
+
 // ---- info / export -----------------------------------------------------------------------------
 
 struct CorpusInfo {

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <ostream>
 #include <string>
 
 #include "facesearch/engine.h"
@@ -44,6 +45,14 @@ void RequireFiniteNumbers(CLI::App& app);
 // ended the process) gives 141 quietly, what a shell reports for a writer killed by SIGPIPE.
 int RunCheckingStdout(const std::function<int()>& run);
 
+// What index and embed share (cmd_index.cpp): the input options (--from-file, -0, --manifest,
+// --urls and the fetch limits, --jobs), the per-file log line, the progress line on a terminal,
+// and the run summary ("indexed N files in ..." with `verb`, or --json).
+void AddInputOptions(CLI::App& cmd, IndexOptions& options);
+void LogFileOutcome(const FileOutcome& outcome);
+void ShowProgressOnTerminal(IndexOptions& options);
+void PrintIndexSummary(std::ostream& out, const IndexSummary& summary, bool json, const char* verb);
+
 struct Subcommand {
   const char* name;
   void (*add)(CLI::App& app, Context& ctx);
@@ -63,6 +72,8 @@ void AddConfigCommand(CLI::App& app, Context& ctx);
 void AddClusterCommand(CLI::App& app, Context& ctx);
 void AddVerifyCommand(CLI::App& app, Context& ctx);
 void AddReindexCommand(CLI::App& app, Context& ctx);
+void AddEmbedCommand(CLI::App& app, Context& ctx);   // cmd_embed.cpp
+void AddImportCommand(CLI::App& app, Context& ctx);  // cmd_embed.cpp
 // Adds the global --case, --purpose and --strict-permissions options (cmd_audit.cpp). With the
 // app's fallthrough they are accepted after the subcommand name too.
 void AddAccountabilityOptions(CLI::App& app, Context& ctx);

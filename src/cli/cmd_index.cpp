@@ -66,39 +66,41 @@ std::string StagesJson(const StageSeconds& st) {
          ",\"embed\":" + JsonNumber(st.embed) + ",\"store\":" + JsonNumber(st.store) + "}";
 }
 
-void PrintSummary(const IndexSummary& s, bool json) {
+}  // namespace
+
+void PrintIndexSummary(std::ostream& out, const IndexSummary& s, bool json, const char* verb) {
   if (json) {
-    std::cout << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
-              << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
-              << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
-              << ",\"optout_faces\":" << s.optout_faces << ",\"skipped\":" << s.skipped
-              << ",\"interrupted\":" << (s.interrupted ? "true" : "false")
-              << ",\"seconds\":" << JsonNumber(s.elapsed_s)
-              << ",\"stage_seconds\":" << StagesJson(s.stage_seconds)
-              << ",\"stage_cpu_seconds\":" << StagesJson(s.stage_cpu_seconds) << "}\n";
+    out << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
+        << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
+        << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
+        << ",\"optout_faces\":" << s.optout_faces << ",\"skipped\":" << s.skipped
+        << ",\"interrupted\":" << (s.interrupted ? "true" : "false")
+        << ",\"seconds\":" << JsonNumber(s.elapsed_s)
+        << ",\"stage_seconds\":" << StagesJson(s.stage_seconds)
+        << ",\"stage_cpu_seconds\":" << StagesJson(s.stage_cpu_seconds) << "}\n";
     return;
   }
-  std::cout << "indexed " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)
-            << " s: " << s.added << " images with faces (" << s.faces << " faces), " << s.noface
-            << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors";
-  if (s.erased > 0) std::cout << ", " << s.erased << " skipped (erased earlier)";
-  if (s.optout_faces > 0) std::cout << ", " << s.optout_faces << " face(s) skipped (opt-out)";
-  if (s.skipped > 0) std::cout << ", " << s.skipped << " skipped (robots.txt, noimageindex, scheme)";
-  if (s.interrupted) std::cout << "; INTERRUPTED: run the same command again to finish";
-  std::cout << "\n";
+  out << verb << " " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)
+      << " s: " << s.added << " images with faces (" << s.faces << " faces), " << s.noface
+      << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors";
+  if (s.erased > 0) out << ", " << s.erased << " skipped (erased earlier)";
+  if (s.optout_faces > 0) out << ", " << s.optout_faces << " face(s) skipped (opt-out)";
+  if (s.skipped > 0) out << ", " << s.skipped << " skipped (robots.txt, noimageindex, scheme)";
+  if (s.interrupted) out << "; INTERRUPTED: run the same command again to finish";
+  out << "\n";
 }
 
-void Run(Context& ctx, IndexArgs& args) {
-  const bool tty = isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info;
-  args.options.on_file = [&](const FileOutcome& o) {
-    if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
-    else if (o.result == FileResult::kSkipped) spdlog::info("{}: skipped ({}): {}", o.path, o.reason, o.error);
-    else if (o.result == FileResult::kErased)
-      spdlog::info("{}: skipped: erased earlier by `facesearch forget` (index --allow-reindex to add it)", o.path);
-    else spdlog::debug("{}: {} ({} faces)", o.path, FileResultName(o.result), o.faces);
-  };
-  if (tty)
-    args.options.on_progress = [](const IndexProgress& p) {
+void LogFileOutcome(const FileOutcome& o) {
+  if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
+  else if (o.result == FileResult::kSkipped) spdlog::info("{}: skipped ({}): {}", o.path, o.reason, o.error);
+  else if (o.result == FileResult::kErased)
+    spdlog::info("{}: skipped: erased earlier by `facesearch forget` (--allow-reindex to add it)", o.path);
+  else spdlog::debug("{}: {} ({} faces)", o.path, FileResultName(o.result), o.faces);
+}
+
+void ShowProgressOnTerminal(IndexOptions& options) {
+  if (isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info)
+    options.on_progress = [](const IndexProgress& p) {
       double rate = p.elapsed_s > 0 ? static_cast<double>(p.done) / p.elapsed_s : 0.0;
       double faces_rate = p.elapsed_s > 0 ? static_cast<double>(p.faces) / p.elapsed_s : 0.0;
       long long eta_s = rate > 0 ? static_cast<long long>(static_cast<double>(p.total - p.done) / rate) : 0;
@@ -108,6 +110,14 @@ void Run(Context& ctx, IndexArgs& args) {
                    eta_s / 60, eta_s % 60);
       if (p.done == p.total) std::fputc('\n', stderr);
     };
+}
+
+namespace {
+
+void Run(Context& ctx, IndexArgs& args) {
+  const bool tty = isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info;
+  args.options.on_file = LogFileOutcome;
+  ShowProgressOnTerminal(args.options);
   if (args.paths.empty() && args.options.list_files.empty() && args.options.manifests.empty() &&
       args.options.url_lists.empty())
     return ctx.Report(Error{ErrorCode::kInvalidArgument,
@@ -126,7 +136,7 @@ void Run(Context& ctx, IndexArgs& args) {
     return;
   }
   if (tty && summary->interrupted) std::fputc('\n', stderr);  // end the progress line
-  PrintSummary(*summary, args.json);
+  PrintIndexSummary(std::cout, *summary, args.json, "indexed");
   ctx.exit_code = summary->interrupted ? kExitInterrupted : kExitMatch;
 }
 
@@ -159,21 +169,33 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       "  facesearch index --urls urls.txt --contact 'case-42 team <ana@example.org>'\n"
       "  facesearch --corpus /srv/cases/42 index --jobs 8 --json photos/ > summary.json");
   cmd->add_option("paths", args->paths, "Files, directories, URLs, or - to read paths from stdin");
-  cmd->add_option("--from-file", args->options.list_files,
+  AddInputOptions(*cmd, args->options);
+  cmd->add_flag("--ignore-robots", args->options.fetch.ignore_robots,
+                "Do not honour robots.txt and X-Robots-Tag (recorded in the audit log)");
+  cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");
+  cmd->add_flag("--allow-reindex", args->options.allow_reindex,
+                "Also index content that `facesearch forget` erased earlier (skipped by default)");
+  AddPipelineOptions(*cmd, args->options.pipeline);
+  cmd->callback([&ctx, args] { Run(ctx, *args); });
+}
+
+void AddInputOptions(CLI::App& app, IndexOptions& options) {
+  CLI::App* cmd = &app;
+  cmd->add_option("--from-file", options.list_files,
                   "Also index the paths (or URLs) listed in this file, one per line (- for stdin)");
-  cmd->add_flag("-0,--null", args->options.null_separated,
+  cmd->add_flag("-0,--null", options.null_separated,
                 "Lists read from stdin or --from-file are NUL-separated (find -print0)");
-  cmd->add_option("--manifest", args->options.manifests,
+  cmd->add_option("--manifest", options.manifests,
                   "Index the rows of this JSONL or CSV manifest (path or url, page_url, source, "
                   "captured_at, licence, notes)");
-  cmd->add_option("--manifest-format", args->options.manifest_format, "jsonl or csv (default: by extension)")
+  cmd->add_option("--manifest-format", options.manifest_format, "jsonl or csv (default: by extension)")
       ->transform(CLI::CheckedTransformer(
           std::map<std::string, ManifestFormat>{{"auto", ManifestFormat::kAuto},
                                                 {"jsonl", ManifestFormat::kJsonl},
                                                 {"csv", ManifestFormat::kCsv}},
           CLI::ignore_case));
-  cmd->add_option("--urls", args->options.url_lists, "Fetch and index the URLs listed in this file, one per line");
-  FetchOptions& fetch = args->options.fetch;
+  cmd->add_option("--urls", options.url_lists, "Fetch and index the URLs listed in this file, one per line");
+  FetchOptions& fetch = options.fetch;
   cmd->add_option("--fetch-timeout", fetch.timeout_s, "Seconds for one HTTP request")
       ->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--max-fetch-bytes", fetch.max_bytes,
@@ -191,9 +213,7 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(1, 16))->capture_default_str();
   cmd->add_option("--contact", fetch.contact,
                   "Contact in the User-Agent \"facesearch/VERSION (+CONTACT)\", e.g. an e-mail address");
-  cmd->add_flag("--ignore-robots", fetch.ignore_robots,
-                "Do not honour robots.txt and X-Robots-Tag (recorded in the audit log)");
-  cmd->add_option("-j,--jobs", args->options.jobs,
+  cmd->add_option("-j,--jobs", options.jobs,
                   "Worker threads, 1 to " + std::to_string(MaxIndexJobs()) +
                       " (default: one per CPU; each holds its own ~34 MB copy of the models)")
       ->check(CLI::Validator(
@@ -206,11 +226,6 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
                        : JobsOutOfRange(value);
           },
           "1.." + std::to_string(MaxIndexJobs())));
-  cmd->add_flag("--json", args->json, "Print the summary as JSON on stdout");
-  cmd->add_flag("--allow-reindex", args->options.allow_reindex,
-                "Also index content that `facesearch forget` erased earlier (skipped by default)");
-  AddPipelineOptions(*cmd, args->options.pipeline);
-  cmd->callback([&ctx, args] { Run(ctx, *args); });
 }
 
 }  // namespace facesearch::cli

@@ -29,6 +29,8 @@ struct QueryArgs {
   std::string fields_list;           // --fields a,b,c
   std::vector<std::string> fields;  // its csv/tsv columns
   std::string html;  // --html FILE
+  std::string embedded;  // --embedded FILE: probes from an embed file instead of photos
+  int64_t total_faces = 0;  // --total-faces N: size the default threshold for N faces
 };
 
 // Appends the probe paths listed in `file` (newline- or NUL-separated).
@@ -70,8 +72,9 @@ bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) 
 
 // The default threshold follows the corpus size (Calibration::DefaultThreshold) and says why when
 // it is below 0.6. A corpus that cannot be read keeps 0.6: the query reports the real error.
-void ScaleDefaultThreshold(Context& ctx, const Calibration& calibration, QueryOptions& options) {
-  auto faces = CorpusFaceCount(ctx.Config());
+void ScaleDefaultThreshold(Context& ctx, const Calibration& calibration, QueryOptions& options,
+                           int64_t total_faces) {
+  auto faces = total_faces > 0 ? Result<int64_t>(total_faces) : CorpusFaceCount(ctx.Config());
   if (!faces) return;
   const float scaled = calibration.DefaultThreshold(*faces);
   if (scaled >= options.threshold) return;
@@ -97,7 +100,7 @@ void Run(Context& ctx, QueryArgs& args) {
                               "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
     spdlog::debug("--max-fmr {} gives threshold {}", args.max_fmr, args.options.threshold);
   } else if (!args.threshold_given) {
-    ScaleDefaultThreshold(ctx, calibration, args.options);
+    ScaleDefaultThreshold(ctx, calibration, args.options, args.total_faces);
   }
   if (args.face >= 0) args.options.face = args.face;
   for (size_t start = 0; !args.fields_list.empty() && start <= args.fields_list.size();) {
@@ -110,8 +113,11 @@ void Run(Context& ctx, QueryArgs& args) {
     return ctx.Report(Error{ErrorCode::kInvalidArgument, "--fields chooses csv/tsv columns: add --format csv or tsv"});
   if (!args.from_file.empty())
     if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
-  if (args.photos.empty())
-    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO... or --from-file)"});
+  if (!args.embedded.empty() && (!args.photos.empty() || !args.html.empty()))
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "--embedded FILE gives the probes: leave out PHOTO..., --from-file and --html"});
+  if (args.photos.empty() && args.embedded.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO..., --from-file or --embedded)"});
   // The report crops the probe's faces, so a probe on stdin is kept for it.
   std::string stdin_probe;
   std::istringstream stdin_copy;
@@ -125,7 +131,8 @@ void Run(Context& ctx, QueryArgs& args) {
     stdin_copy.str(stdin_probe);
     std::cin.rdbuf(stdin_copy.rdbuf());
   }
-  auto outcomes = QueryPhotos(ctx.Config(), args.photos, args.options);
+  auto outcomes = args.embedded.empty() ? QueryPhotos(ctx.Config(), args.photos, args.options)
+                                        : QueryEmbedded(ctx.Config(), args.embedded, args.options);
   std::cin.rdbuf(cin_buf);
   if (!outcomes) return ctx.Report(outcomes.error());
 
@@ -190,9 +197,19 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch query -0 --paths-only a.jpg b.jpg | xargs -0 cp -t leads/ --\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
-      "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'");
+      "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'\n"
+      "  facesearch embed probe.jpg | facesearch query --embedded - -f json   # probe embedded elsewhere\n"
+      "  facesearch query --embedded p.jsonl --total-faces 3000000000 -f json  # one shard of many");
   cmd->add_option("photos", args->photos, "Probe image files, or - to read one from stdin");
   cmd->add_option("--from-file", args->from_file, "Also read probe paths from this file (- for stdin)");
+  cmd->add_option("--embedded", args->embedded,
+                  "Search with the faces of an embed file's records (`facesearch embed`; - for stdin) instead "
+                  "of photos: the same matches and distances as the photos give")
+      ->type_name("FILE");
+  cmd->add_option("--total-faces", args->total_faces,
+                  "Size the default threshold for this many faces instead of the corpus's count: the corpus "
+                  "is one shard of a larger one (docs/scale.md)")
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("-0,--null", args->null_separated,
                 "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0); "
                 "without it --paths-only refuses (exit 2) a name that holds a line break");

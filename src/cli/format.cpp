@@ -134,7 +134,8 @@ std::string Fmr(const Calibration& cal, float distance) {
 
 std::string MatchJsonFields(const Match& m, const Calibration& cal) {
   return "\"rank\":" + std::to_string(m.rank) + ",\"face_id\":" + std::to_string(m.face_id) +
-         ",\"distance\":" + JsonFixed(m.distance, 4) + ",\"fmr\":" + JsonSignificant(cal.Fmr(m.distance), 2) +
+         ",\"distance\":" + JsonFixed(m.distance, 4) + ",\"distance_exact\":" + JsonFloat(m.distance) +
+         ",\"fmr\":" + JsonSignificant(cal.Fmr(m.distance), 2) +
          ",\"confidence\":" + JsonString(ConfidenceBand(cal.Fmr(m.distance))) +
          ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
          ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance);
@@ -239,6 +240,7 @@ const Column kColumns[] = {
     {"notes", [](const Row& r) { return r.m.provenance.notes; }},
     // Not in the default set: ask for them with --fields.
     {"sha256", [](const Row& r) { return r.m.image_sha256; }},
+    {"distance_exact", [](const Row& r) { return JsonFloat(r.m.distance); }, true},
     {"probe_low_quality", [](const Row& r) { return std::string(r.probe.quality.low() ? "true" : "false"); }},
 };
 constexpr size_t kDefaultColumns = 17;  // probe .. notes

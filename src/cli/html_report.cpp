@@ -9,6 +9,7 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include "common/base64.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/sha256.h"
@@ -23,27 +24,6 @@ namespace {
 constexpr int kProbeThumb = 200;  // longer side of a probe face crop, pixels
 constexpr int kMatchThumb = 160;
 
-std::string Base64(std::string_view data) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < data.size(); i += 3) {
-    uint32_t v = (uint32_t{static_cast<unsigned char>(data[i])} << 16) |
-                 (uint32_t{static_cast<unsigned char>(data[i + 1])} << 8) | static_cast<unsigned char>(data[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += kAlphabet[(v >> s) & 63];
-  }
-  if (i < data.size()) {
-    uint32_t v = uint32_t{static_cast<unsigned char>(data[i])} << 16;
-    if (i + 1 < data.size()) v |= uint32_t{static_cast<unsigned char>(data[i + 1])} << 8;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += i + 1 < data.size() ? kAlphabet[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 std::string Fixed(double v, int decimals) { return fmt::format("{:.{}f}", v, decimals); }
 std::string Short(double v) { return fmt::format("{:.2g}", v); }
 
@@ -54,7 +34,7 @@ std::string BoxText(const Box& b) {
 // An <img> of a JPEG crop, or a grey placeholder naming why there is none.
 std::string Thumb(const std::string& jpeg, const std::string& alt, const std::string& why_missing) {
   if (!jpeg.empty())
-    return "<img class=\"thumb\" alt=\"" + HtmlEscape(alt) + "\" src=\"data:image/jpeg;base64," + Base64(jpeg) + "\">";
+    return "<img class=\"thumb\" alt=\"" + HtmlEscape(alt) + "\" src=\"data:image/jpeg;base64," + Base64Encode(jpeg) + "\">";
   return "<div class=\"thumb missing\">" + HtmlEscape(why_missing) + "</div>";
 }
 

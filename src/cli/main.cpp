@@ -29,6 +29,8 @@ constexpr Subcommand kSubcommands[] = {
     {"config", AddConfigCommand},
     {"verify", AddVerifyCommand},
     {"reindex", AddReindexCommand},
+    {"embed", AddEmbedCommand},
+    {"import", AddImportCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

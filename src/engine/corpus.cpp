@@ -230,6 +230,15 @@ Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& c
                   EmbeddingModeName(*requested) + ")");
 }
 
+Status RecordEmbeddingMode(Store& store, const EmbeddingMode& mode) {
+  FS_ASSIGN(auto recorded, CorpusEmbeddingMode(store));
+  FS_ASSIGN(CorpusCounts counts, store.Counts());
+  // A corpus with images but no mode recorded was built before modes existed: plain.
+  if (recorded || counts.images > 0) FS_TRY(ResolveEmbeddingMode(recorded, mode));
+  if (recorded) return Ok();
+  return store.SetMeta(kEmbeddingModeKey, EmbeddingModeName(mode));
+}
+
 Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, PipelineOptions options) {
   CorpusPaths paths = PathsFor(config.corpus_dir);
   if (!RequireCorpus(paths)) {

@@ -68,6 +68,13 @@ Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store);
 Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus,
                                            const std::optional<EmbeddingMode>& requested);
 
+// Adds one input's outcome to an index or import run's counts.
+void CountOutcome(const FileOutcome& o, IndexSummary& summary);
+
+// For a writer holding the lock: refuses (kInvalidArgument) `mode` when the corpus holds another
+// one, and records it in a corpus that has none recorded yet (its first index or import run).
+Status RecordEmbeddingMode(Store& store, const EmbeddingMode& mode);
+
 // `options` with .embedding resolved against the corpus at config.corpus_dir (read-only), or
 // defaulted to plain when there is no corpus there.
 Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, PipelineOptions options);

@@ -24,7 +24,9 @@
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
+#include "facesearch/embed.h"
 #include "fetch/fetcher.h"
+#include "image/sharpness.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -262,6 +264,7 @@ struct Item {
   FileOutcome outcome;
   ImageRecord record;
   std::vector<Face> faces;
+  std::vector<FaceQuality> quality;  // one per face, when the pipeline assesses them (embed)
   std::optional<InputIssue> issue;  // instead of an image row: an input skipped before reading
   bool read_again = false;          // instead of an image row: known content read from here
 };
@@ -298,12 +301,15 @@ class StageClock {
 // State shared between the workers and the writer.
 class Pipeline {
  public:
-  // `optouts`: faces matching them are dropped before they are stored. Content erased earlier
-  // (tombstoned) is skipped as kErased unless allow_reindex.
-  Pipeline(Store& store, std::vector<Input> files, DecodeLimits limits, OptOutFilter optouts,
-           bool allow_reindex, Fetcher* fetcher, const std::atomic<bool>* interrupt)
+  // `store`: the corpus being indexed, or null (embed: no corpus, nothing deduplicated or
+  // skipped). `optouts`: faces matching them are dropped before they are stored. Content erased
+  // earlier (tombstoned) is skipped as kErased unless allow_reindex. `assess`: also rate each
+  // face's quality (the embed file carries it) as a probe from this detector would be.
+  Pipeline(Store* store, std::vector<Input> files, DecodeLimits limits, OptOutFilter optouts,
+           bool allow_reindex, Fetcher* fetcher, const std::atomic<bool>* interrupt,
+           std::optional<DetectorKind> assess = std::nullopt)
       : store_(store), files_(std::move(files)), limits_(limits), optouts_(std::move(optouts)),
-        allow_reindex_(allow_reindex), fetcher_(fetcher), interrupt_(interrupt) {}
+        allow_reindex_(allow_reindex), fetcher_(fetcher), interrupt_(interrupt), assess_(assess) {}
 
   // Runs on one worker thread; adds its read and decode seconds, wall and CPU, to `wall` and
   // `cpu` (the analyzer keeps the rest).
@@ -387,6 +393,12 @@ class Pipeline {
     if (!faces) return Failed(std::move(item), faces.error().message, "analyzer_error");
     item.faces = std::move(*faces);
     item.outcome.optout_faces = optouts_.RemoveMatching(item.faces);  // an all-opted-out image: noface
+    for (const Face& face : item.faces) {
+      if (!assess_) break;
+      auto chip = analyzer.Chip(*image, face);
+      if (!chip) return Failed(std::move(item), chip.error().message, "analyzer_error");
+      item.quality.push_back(AssessFace(face, LaplacianVariance(*chip), *assess_));
+    }
     item.outcome.faces = static_cast<int>(item.faces.size());
     item.outcome.result = item.faces.empty() ? FileResult::kNoFace : FileResult::kAdded;
     item.record.status = item.faces.empty() ? ImageStatus::kNoFace : ImageStatus::kOk;
@@ -398,6 +410,7 @@ class Pipeline {
   // content this waits for its outcome: a failure releases the content (Settle), so that every
   // location holding it gets its own try and its own error.
   bool Claim(const std::string& sha) {
+    if (!store_) return true;
     {
       std::unique_lock lock(claimed_mu_);
       claimed_cv_.wait(lock, [&] {
@@ -409,7 +422,7 @@ class Pipeline {
     std::optional<int64_t> found;
     {
       std::lock_guard lock(store_mu_);
-      auto row = store_.FindImageBySha(sha);
+      auto row = store_->FindImageBySha(sha);
       found = row ? *row : std::optional<int64_t>(0);  // a read error: do not analyse it twice
     }
     if (found) Settle(sha, /*kept=*/true);
@@ -430,8 +443,9 @@ class Pipeline {
   // True when `forget` erased this content earlier (a tombstone). A read error counts as erased:
   // when in doubt, do not re-index.
   bool Erased(const std::string& sha) {
+    if (!store_) return false;
     std::lock_guard lock(store_mu_);
-    auto erased = store_.IsTombstoned(sha);
+    auto erased = store_->IsTombstoned(sha);
     return !erased || *erased;
   }
 
@@ -443,13 +457,14 @@ class Pipeline {
     queue_cv_.notify_one();
   }
 
-  Store& store_;
+  Store* const store_;
   const std::vector<Input> files_;
   const DecodeLimits limits_;
   const OptOutFilter optouts_;
   const bool allow_reindex_;
   Fetcher* const fetcher_;  // null when no input is a URL
   const std::atomic<bool>* const interrupt_;
+  const std::optional<DetectorKind> assess_;
   std::atomic<size_t> next_{0};
   std::atomic<bool> stop_{false};
   std::mutex store_mu_, claimed_mu_, queue_mu_;
@@ -490,93 +505,55 @@ Status Commit(Store& store, std::mutex& store_mu, VectorIndex& index, std::vecto
   return index.Add(flat_ids, vectors);
 }
 
-}  // namespace
 
-int MaxIndexJobs() { return std::max(64, static_cast<int>(std::thread::hardware_concurrency())); }
-
-std::string JobsOutOfRange(const std::string& jobs) {
-  return "--jobs " + jobs + " is out of range: give 1 to " + std::to_string(MaxIndexJobs()) +
-         " workers (more than the CPUs only cost memory: each worker holds its own copy of the models), "
-         "or leave it out for one per CPU";
-}
-
-Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
-                                const IndexOptions& options) {
-  const auto start = Clock::now();
-  auto seconds_since_start = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
-  IndexSummary summary;
-  auto report = [&](const FileOutcome& o) {
-    switch (o.result) {
-      case FileResult::kAdded: ++summary.added; summary.faces += o.faces; break;
-      case FileResult::kNoFace: ++summary.noface; break;
-      case FileResult::kDuplicate: ++summary.duplicates; break;
-      case FileResult::kError: ++summary.errors; break;
-      case FileResult::kErased: ++summary.erased; break;
-      case FileResult::kSkipped: ++summary.skipped; break;
-    }
-    summary.optout_faces += o.optout_faces;
-    if (options.on_file) options.on_file(o);
-  };
-
-  if (options.jobs < 0 || options.jobs > MaxIndexJobs())
-    return Fail(ErrorCode::kInvalidArgument, JobsOutOfRange(std::to_string(options.jobs)));
-  FS_TRY(CheckCorpusPermissions(config));
-  FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, options.pipeline));
-  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
-  CorpusPaths corpus = PathsFor(config.corpus_dir);
-  FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus, config.lock_wait_s));
-  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
-  // Under the lock: the mode chosen above still agrees with the corpus (a first run records it).
-  FS_ASSIGN(auto recorded, CorpusEmbeddingMode(*store));
-  if (recorded) {
-    FS_TRY(ResolveEmbeddingMode(recorded, resolved.embedding));
-  } else {
-    FS_ASSIGN(CorpusCounts counts, store->Counts());
-    if (counts.images > 0) FS_TRY(ResolveEmbeddingMode(std::nullopt, resolved.embedding));
-    FS_TRY(store->SetMeta(kEmbeddingModeKey, EmbeddingModeName(*resolved.embedding)));
-  }
-  spdlog::debug("embedding mode {}, retry {}", EmbeddingModeName(*resolved.embedding),
-                RetryStrategyName(resolved.retry));
-  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/true));
-  FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
-
-  std::vector<FileOutcome> problems;
-  FS_ASSIGN(std::vector<Input> files, CollectInputs(paths, options, problems));
-  summary.files = static_cast<int64_t>(files.size());
-  // Problems found while expanding the inputs have no content: they are stored as input issues.
+// The inputs of a run, expanded (CollectInputs); the problems found while expanding them have no
+// content and come first in the batch, as input issues.
+struct Inputs {
+  std::vector<Input> files;
   std::vector<Item> batch;
+};
+
+Result<Inputs> ExpandInputs(const std::vector<std::string>& paths, const IndexOptions& options,
+                            const std::function<void(const FileOutcome&)>& report) {
+  std::vector<FileOutcome> problems;
+  Inputs out;
+  FS_ASSIGN(out.files, CollectInputs(paths, options, problems));
   for (const auto& p : problems) {
     report(p);
     Item item;
     item.outcome = p;
     item.issue = InputIssue{p.path, FileResultName(p.result), p.reason, p.error, "", {}};
-    batch.push_back(std::move(item));
+    out.batch.push_back(std::move(item));
   }
+  return out;
+}
 
-  std::unique_ptr<Fetcher> fetcher;
-  if (std::any_of(files.begin(), files.end(), [](const Input& i) { return i.url; })) {
-    FetchOptions fetch = options.fetch;
-    if (fetch.max_bytes <= 0) fetch.max_bytes = options.pipeline.max_file_bytes;
-    fetcher = std::make_unique<Fetcher>(fetch);
-    spdlog::info("fetching URLs as \"{}\"{}", fetcher->user_agent(),
-                 fetch.ignore_robots ? " IGNORING robots.txt and X-Robots-Tag (audited)" : "");
-    if (fetch.ignore_robots) {
-      // An override of the politeness rules is an accountable act: recorded before any fetch.
-      AuditEvent event;
-      event.action = "index-ignore-robots";
-      event.params = "{\"user_agent\":" + JsonString(fetcher->user_agent()) + ",\"urls\":" +
-                     std::to_string(std::count_if(files.begin(), files.end(), [](const Input& i) { return i.url; })) + "}";
-      FS_TRY(AppendAudit(*store, config.audit, event));
-    }
-  }
+// A fetcher when some input is a URL, else null.
+std::unique_ptr<Fetcher> MakeFetcher(const std::vector<Input>& files, const IndexOptions& options) {
+  if (std::none_of(files.begin(), files.end(), [](const Input& i) { return i.url; })) return nullptr;
+  FetchOptions fetch = options.fetch;
+  if (fetch.max_bytes <= 0) fetch.max_bytes = options.pipeline.max_file_bytes;
+  auto fetcher = std::make_unique<Fetcher>(fetch);
+  spdlog::info("fetching URLs as \"{}\"{}", fetcher->user_agent(),
+               fetch.ignore_robots ? " IGNORING robots.txt and X-Robots-Tag (audited)" : "");
+  return fetcher;
+}
 
+// The worker count for `inputs` inputs: options.jobs, or one per hardware thread, at most one per input.
+int WorkersFor(const IndexOptions& options, size_t inputs) {
   int jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::thread::hardware_concurrency());
-  jobs = std::clamp(jobs, 1, std::min(MaxIndexJobs(), std::max(1, static_cast<int>(files.size()))));
+  jobs = std::clamp(jobs, 1, std::min(MaxIndexJobs(), std::max(1, static_cast<int>(inputs))));
   if (jobs > 1) LimitBlasThreads(1);
-  spdlog::info("indexing {} files with {} worker(s) into {}", files.size(), jobs, corpus.dir.string());
+  return jobs;
+}
 
-  Pipeline pipeline(*store, std::move(files), LimitsFrom(resolved), std::move(optouts),
-                    options.allow_reindex, fetcher.get(), options.stop);
+// Runs `jobs` workers (`analyzer` and its clones) over the pipeline's inputs and hands their
+// items, with those already in `batch`, to `flush` on the calling thread: in batches of
+// kBatchImages, or every kBatchMaxAge, and at the end. A failing flush stops the workers and is
+// returned. Adds the workers' and the flushes' seconds to the summary (flushes count as store).
+Status Drive(Pipeline& pipeline, std::unique_ptr<FaceAnalyzer> analyzer, int jobs, const IndexOptions& options,
+             std::vector<Item> batch, const std::function<void(const FileOutcome&)>& report,
+             const std::function<Status(std::vector<Item>&)>& flush, IndexSummary& summary, Clock::time_point start) {
   std::vector<std::unique_ptr<FaceAnalyzer>> analyzers;
   analyzers.push_back(std::move(analyzer));
   for (int j = 1; j < jobs; ++j) analyzers.push_back(analyzers.front()->Clone());
@@ -603,27 +580,27 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     }
     if (status && (batch.size() >= kBatchImages || (finished && !batch.empty()) ||
                    Clock::now() - last_flush > kBatchMaxAge)) {
-      const auto commit_start = Clock::now();
-      const double commit_cpu = ThreadCpuSeconds();
-      status = Commit(*store, pipeline.store_mutex(), *opened.index, batch);
+      const auto flush_start = Clock::now();
+      const double flush_cpu = ThreadCpuSeconds();
+      status = flush(batch);
+      batch.clear();
       last_flush = Clock::now();
-      summary.stage_seconds.store += std::chrono::duration<double>(last_flush - commit_start).count();
-      summary.stage_cpu_seconds.store += ThreadCpuSeconds() - commit_cpu;
+      summary.stage_seconds.store += std::chrono::duration<double>(last_flush - flush_start).count();
+      summary.stage_cpu_seconds.store += ThreadCpuSeconds() - flush_cpu;
       if (!status) pipeline.Stop();
     }
     if (options.on_progress && (finished || Clock::now() - last_progress > kProgressEvery)) {
-      options.on_progress({done, static_cast<int64_t>(pipeline.total()), summary.faces,
-                           summary.errors, seconds_since_start()});
+      options.on_progress({done, static_cast<int64_t>(pipeline.total()), summary.faces, summary.errors,
+                           std::chrono::duration<double>(Clock::now() - start).count()});
       last_progress = Clock::now();
     }
     if (finished) break;
   }
   for (auto& w : workers) w.join();
-  if (!status) return std::unexpected(status.error());
+  if (!status) return status;
   summary.interrupted = pipeline.Interrupted() && done < static_cast<int64_t>(pipeline.total());
   if (summary.interrupted)
-    spdlog::warn("interrupted: {} of {} inputs done and committed; run the same command again to "
-                 "finish (finished inputs are skipped by their content hash)", done, pipeline.total());
+    spdlog::warn("interrupted: {} of {} inputs done; run the same command again to finish", done, pipeline.total());
 
   for (int j = 0; j < jobs; ++j) {
     summary.stage_seconds += worker_wall[j];
@@ -636,13 +613,167 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     summary.stage_cpu_seconds.landmarks += a.landmarks_cpu;
     summary.stage_cpu_seconds.embed += a.embed_cpu;
   }
+  return Ok();
+}
+
+// Counts each outcome into `summary` and passes it on to on_file.
+std::function<void(const FileOutcome&)> Tally(IndexSummary& summary, const IndexOptions& options) {
+  return [&summary, &options](const FileOutcome& o) {
+    CountOutcome(o, summary);
+    if (options.on_file) options.on_file(o);
+  };
+}
+
+// An ingest item as an embed file record.
+EmbeddedImage ToRecord(Item& item) {
+  EmbeddedImage r;
+  if (item.issue) {
+    r.status = EmbeddedImage::Status::kIssue;
+    r.path = item.issue->location;
+    r.outcome = item.issue->outcome;
+    r.reason = item.issue->reason;
+    r.error = item.issue->detail;
+    r.provenance = item.issue->provenance;
+    return r;
+  }
+  const ImageRecord& rec = item.record;
+  r.path = rec.path;
+  r.provenance = rec.provenance;
+  if (rec.status == ImageStatus::kError) {
+    r.status = EmbeddedImage::Status::kError;
+    r.reason = rec.error_kind;
+    r.error = rec.error;
+    return r;
+  }
+  r.status = rec.status == ImageStatus::kOk ? EmbeddedImage::Status::kOk : EmbeddedImage::Status::kNoFace;
+  r.sha256 = rec.sha256.value_or("");
+  r.size = rec.size;
+  r.width = rec.width;
+  r.height = rec.height;
+  r.faces = std::move(item.faces);
+  r.quality = std::move(item.quality);
+  return r;
+}
+
+}  // namespace
+
+void CountOutcome(const FileOutcome& o, IndexSummary& summary) {
+  switch (o.result) {
+    case FileResult::kAdded: ++summary.added; summary.faces += o.faces; break;
+    case FileResult::kNoFace: ++summary.noface; break;
+    case FileResult::kDuplicate: ++summary.duplicates; break;
+    case FileResult::kError: ++summary.errors; break;
+    case FileResult::kErased: ++summary.erased; break;
+    case FileResult::kSkipped: ++summary.skipped; break;
+  }
+  summary.optout_faces += o.optout_faces;
+}
+
+int MaxIndexJobs() { return std::max(64, static_cast<int>(std::thread::hardware_concurrency())); }
+
+std::string JobsOutOfRange(const std::string& jobs) {
+  return "--jobs " + jobs + " is out of range: give 1 to " + std::to_string(MaxIndexJobs()) +
+         " workers (more than the CPUs only cost memory: each worker holds its own copy of the models), "
+         "or leave it out for one per CPU";
+}
+
+Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
+                                const IndexOptions& options) {
+  const auto start = Clock::now();
+  IndexSummary summary;
+  const auto report = Tally(summary, options);
+
+  if (options.jobs < 0 || options.jobs > MaxIndexJobs())
+    return Fail(ErrorCode::kInvalidArgument, JobsOutOfRange(std::to_string(options.jobs)));
+  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, options.pipeline));
+  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
+  CorpusPaths corpus = PathsFor(config.corpus_dir);
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus, config.lock_wait_s));
+  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  // Under the lock: the mode chosen above still agrees with the corpus (a first run records it).
+  FS_TRY(RecordEmbeddingMode(*store, *resolved.embedding));
+  spdlog::debug("embedding mode {}, retry {}", EmbeddingModeName(*resolved.embedding),
+                RetryStrategyName(resolved.retry));
+  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/true));
+  FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
+
+  FS_ASSIGN(Inputs inputs, ExpandInputs(paths, options, report));
+  summary.files = static_cast<int64_t>(inputs.files.size());
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher(inputs.files, options);
+  if (fetcher && options.fetch.ignore_robots) {
+    // An override of the politeness rules is an accountable act: recorded before any fetch.
+    AuditEvent event;
+    event.action = "index-ignore-robots";
+    event.params = "{\"user_agent\":" + JsonString(fetcher->user_agent()) + ",\"urls\":" +
+                   std::to_string(std::count_if(inputs.files.begin(), inputs.files.end(),
+                                                [](const Input& i) { return i.url; })) + "}";
+    FS_TRY(AppendAudit(*store, config.audit, event));
+  }
+  const int jobs = WorkersFor(options, inputs.files.size());
+  spdlog::info("indexing {} files with {} worker(s) into {}", inputs.files.size(), jobs, corpus.dir.string());
+
+  Pipeline pipeline(store.get(), std::move(inputs.files), LimitsFrom(resolved), std::move(optouts),
+                    options.allow_reindex, fetcher.get(), options.stop);
+  FS_TRY(Drive(pipeline, std::move(analyzer), jobs, options, std::move(inputs.batch), report,
+               [&](std::vector<Item>& batch) { return Commit(*store, pipeline.store_mutex(), *opened.index, batch); },
+               summary, start));
+  if (summary.interrupted)
+    spdlog::info("what was done is committed: the next run skips finished inputs by their content hash");
+
   const auto save_start = Clock::now();
   const double save_cpu = ThreadCpuSeconds();
   FS_TRY(SaveCorpusIndex(*store, *opened.index, corpus.index_dir));
   FS_TRY(store->Checkpoint());
   summary.stage_seconds.store += std::chrono::duration<double>(Clock::now() - save_start).count();
   summary.stage_cpu_seconds.store += ThreadCpuSeconds() - save_cpu;
-  summary.elapsed_s = seconds_since_start();
+  summary.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
+  return summary;
+}
+
+Result<IndexSummary> EmbedPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
+                                const IndexOptions& options, std::ostream& out) {
+  const auto start = Clock::now();
+  IndexSummary summary;
+  const auto report = Tally(summary, options);
+  if (options.jobs < 0 || options.jobs > MaxIndexJobs())
+    return Fail(ErrorCode::kInvalidArgument, JobsOutOfRange(std::to_string(options.jobs)));
+  if (options.fetch.ignore_robots)
+    return Fail(ErrorCode::kInvalidArgument,
+                "--ignore-robots is recorded in a corpus's audit log, and embed has no corpus: use `facesearch "
+                "index --ignore-robots` on the corpus that is to hold the faces");
+  PipelineOptions pipeline_options = options.pipeline;
+  pipeline_options.embedding = pipeline_options.embedding.value_or(EmbeddingMode{});
+  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, pipeline_options));
+  FS_ASSIGN(Inputs inputs, ExpandInputs(paths, options, report));
+  summary.files = static_cast<int64_t>(inputs.files.size());
+  std::unique_ptr<Fetcher> fetcher = MakeFetcher(inputs.files, options);
+  const int jobs = WorkersFor(options, inputs.files.size());
+  spdlog::info("embedding {} files with {} worker(s)", inputs.files.size(), jobs);
+
+  auto write = [&](const std::string& line) -> Status {
+    if (!(out << line << '\n')) return Fail(ErrorCode::kIo, "cannot write the embed file (disk full?)");
+    return Ok();
+  };
+  FS_TRY(write(FormatEmbedHeader({kEmbedFormatVersion, ModelIdentity(), *pipeline_options.embedding,
+                                  DetectorName(pipeline_options.detector)})));
+  int64_t records = 0;
+  Pipeline pipeline(nullptr, std::move(inputs.files), LimitsFrom(pipeline_options), OptOutFilter{},
+                    /*allow_reindex=*/true, fetcher.get(), options.stop, pipeline_options.detector);
+  auto write_batch = [&](std::vector<Item>& batch) -> Status {
+    for (Item& item : batch) {
+      FS_TRY(write(FormatEmbedRecord(ToRecord(item))));
+      ++records;
+    }
+    return Ok();
+  };
+  FS_TRY(Drive(pipeline, std::move(analyzer), jobs, options, std::move(inputs.batch), report, write_batch,
+               summary, start));
+  // An interrupted run writes no end line: its file is refused, as a truncated one is.
+  if (!summary.interrupted) FS_TRY(write(FormatEmbedEnd(records)));
+  out.flush();
+  if (!out) return Fail(ErrorCode::kIo, "cannot write the embed file (disk full?)");
+  summary.elapsed_s = std::chrono::duration<double>(Clock::now() - start).count();
   return summary;
 }
 

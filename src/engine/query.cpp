@@ -11,6 +11,7 @@
 #include "engine/corpus_handle.h"
 #include "engine/privacy_internal.h"
 #include "facesearch/analyze.h"
+#include "facesearch/embed.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
 
@@ -68,7 +69,7 @@ Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOp
   return std::vector<int>{largest};
 }
 
-std::string AuditParams(const QueryOptions& options, const std::string& photo, int faces_detected) {
+std::string AuditParams(const QueryOptions& options, const std::string& photo, int faces_detected, bool embedded) {
   return "{\"probe\":" + JsonString(photo) + ",\"top_k\":" + std::to_string(options.top_k) +
          ",\"threshold\":" + JsonFloat(options.threshold) +
          ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
@@ -76,31 +77,32 @@ std::string AuditParams(const QueryOptions& options, const std::string& photo, i
          ",\"detector\":" + JsonString(DetectorName(options.pipeline.detector)) +
          ",\"retry\":" + JsonString(RetryStrategyName(options.pipeline.retry)) +
          ",\"min_face\":" + std::to_string(options.pipeline.min_face) +
-         ",\"faces_detected\":" + std::to_string(faces_detected) + "}";
+         ",\"faces_detected\":" + std::to_string(faces_detected) +
+         (embedded ? ",\"embedded\":true}" : "}");
 }
 
-}  // namespace
-
-Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& options) {
-  if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
-  Impl& c = *impl_;
-  PipelineOptions pipeline = options.pipeline;
+// What a query needs from the corpus before its probe is analysed.
+struct Prepared {
+  PipelineOptions pipeline;  // its embedding resolved against the corpus
   OptOutFilter optouts;
-  {
-    std::lock_guard store_lock(c.store_mu);
-    FS_ASSIGN(pipeline.embedding, c.ModeFor(pipeline.embedding));
-    FS_TRY(CheckCaseRequired(*c.store, c.config.audit, "query"));
-    FS_ASSIGN(optouts, OptOutFilter::Load(*c.store));
-  }
-  FS_ASSIGN(Impl::Lease analyzer, c.LeaseAnalyzer(pipeline));
+};
 
+Result<Prepared> Prepare(Corpus::Impl& c, const QueryOptions& options) {
+  if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
+  Prepared p{options.pipeline, {}};
+  std::lock_guard store_lock(c.store_mu);
+  FS_ASSIGN(p.pipeline.embedding, c.ModeFor(p.pipeline.embedding));
+  FS_TRY(CheckCaseRequired(*c.store, c.config.audit, "query"));
+  FS_ASSIGN(p.optouts, OptOutFilter::Load(*c.store));
+  return p;
+}
+
+// Searches with the probe's faces (or reports why it has none to search with), after catching up
+// with other processes' writes, and commits the audit record: what Query and QueryEmbedding share.
+Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Result<PhotoFaces>& analyzed,
+                            const QueryOptions& options, const OptOutFilter& optouts, bool embedded) {
   ProbeOutcome out;
-  out.photo = out.result.probe_path = probe.name;
-  auto analyzed = [&]() -> Result<PhotoFaces> {
-    if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
-    FS_ASSIGN(std::string bytes, ReadFile(probe.name, static_cast<size_t>(pipeline.max_file_bytes)));
-    return analyzer->AnalyzeBytes(probe.name, bytes);
-  }();
+  out.photo = out.result.probe_path = name;
   // Searched against what the corpus holds now: faces another process added or erased since the
   // last call are caught up with first.
   FS_TRY(c.CatchUp());
@@ -126,12 +128,48 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
     for (const Match& m : face.matches) returned.push_back(m.face_id);
     out.result.probes.push_back(std::move(face));
   }
-  // The audit record is committed before any result leaves this function; no record, no result.
+  // The audit record is committed before any result leaves the engine; no record, no result.
   std::lock_guard store_lock(c.store_mu);
   FS_TRY(AppendAudit(*c.store, c.config.audit,
-                     {"query", AuditParams(options, probe.name, out.result.faces_detected),
+                     {"query", AuditParams(options, name, out.result.faces_detected, embedded),
                       {out.result.probe_sha256}, JsonIdArray(returned)}));
   return out;
+}
+
+}  // namespace
+
+Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& options) {
+  Impl& c = *impl_;
+  FS_ASSIGN(Prepared prepared, Prepare(c, options));
+  FS_ASSIGN(Impl::Lease analyzer, c.LeaseAnalyzer(prepared.pipeline));
+  auto analyzed = [&]() -> Result<PhotoFaces> {
+    if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
+    FS_ASSIGN(std::string bytes, ReadFile(probe.name, static_cast<size_t>(prepared.pipeline.max_file_bytes)));
+    return analyzer->AnalyzeBytes(probe.name, bytes);
+  }();
+  return Answer(c, probe.name, analyzed, options, prepared.optouts, /*embedded=*/false);
+}
+
+Result<ProbeOutcome> Corpus::QueryEmbedding(const EmbeddedProbe& probe, const QueryOptions& options) {
+  Impl& c = *impl_;
+  FS_ASSIGN(Prepared prepared, Prepare(c, options));
+  if (probe.model_identity != ModelIdentity() || probe.mode != *prepared.pipeline.embedding)
+    return Fail(ErrorCode::kInvalidArgument,
+                "the probe " + probe.faces.path + " was embedded with '" + EmbeddingModeName(probe.mode) + "' " +
+                    probe.model_identity + " and the corpus holds '" +
+                    EmbeddingModeName(*prepared.pipeline.embedding) + "' " + ModelIdentity() +
+                    " embeddings: embed it again with this build and --embedding " +
+                    EmbeddingModeName(*prepared.pipeline.embedding));
+  if (probe.faces.quality.size() != probe.faces.faces.size())
+    return Fail(ErrorCode::kInvalidArgument, "the probe " + probe.faces.path + " needs one quality per face");
+  // --min-face applies to the probe's faces as the analyzer would have applied it.
+  PhotoFaces faces = probe.faces;
+  for (size_t i = faces.faces.size(); i-- > 0;)
+    if (std::min(faces.faces[i].box.w, faces.faces[i].box.h) < options.pipeline.min_face) {
+      faces.faces.erase(faces.faces.begin() + static_cast<std::ptrdiff_t>(i));
+      faces.quality.erase(faces.quality.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  return Answer(c, probe.faces.path, faces, options, prepared.optouts, /*embedded=*/true);
 }
 
 Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<std::string>& photos,
@@ -155,6 +193,27 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const 
       continue;
     }
     FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::Bytes(photo, std::move(*bytes)), options));
+  }
+  return outcomes;
+}
+
+Result<std::vector<ProbeOutcome>> QueryEmbedded(const CorpusConfig& config, const std::string& embed_file,
+                                                const QueryOptions& options) {
+  if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
+  FS_ASSIGN(EmbedFile embed, ReadEmbedFile(embed_file, kMaxListEntries));
+  FS_ASSIGN(auto corpus, Corpus::Open(config));
+  FS_ASSIGN(EmbeddingMode mode, corpus->EmbeddingModeFor(options.pipeline.embedding));
+  FS_TRY(CheckEmbedHeader(embed.header, mode, embed_file));
+  std::vector<ProbeOutcome> outcomes;
+  for (const EmbeddedImage& r : embed.records) {
+    if (r.status == EmbeddedImage::Status::kError || r.status == EmbeddedImage::Status::kIssue) {
+      ProbeOutcome& out = outcomes.emplace_back();
+      out.photo = out.result.probe_path = r.path;
+      out.error = Error{ErrorCode::kDecode, r.path + " could not be embedded (" + r.reason + "): " + r.error};
+      continue;
+    }
+    EmbeddedProbe probe{r.AsPhotoFaces(), embed.header.mode, embed.header.model_identity};
+    FS_ASSIGN(outcomes.emplace_back(), corpus->QueryEmbedding(probe, options));
   }
   return outcomes;
 }

@@ -1,0 +1,245 @@
+"""A real 2-node Ray cluster on this machine: sharded ingest, merged queries equal to one corpus's,
+a replica killed mid-run, a missing shard, and forget reaching every replica's bytes.
+
+Heavy (Ray nodes, ~100 images embedded twice): not part of ctest. Run it with
+scripts/check/ray-cluster.sh, which makes the virtualenv and builds facesearch first. Test images
+are the bundled ones (scripts/fetch-test-images.sh), resized, mirrored and rotated into
+FS_RAY_TEST_VARIANTS x 7 distinct files.
+"""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+FACESEARCH = os.environ.get("FACESEARCH_BINARY", os.path.join(REPO, "build", "facesearch"))
+TEST_IMAGES = os.environ.get("FACESEARCH_TEST_IMAGES",
+                             os.path.join(os.path.expanduser("~"), ".cache", "facesearch", "test-images"))
+VARIANTS = int(os.environ.get("FS_RAY_TEST_VARIANTS", "15"))
+PROBES = int(os.environ.get("FS_RAY_TEST_PROBES", "8"))
+CLI = [sys.executable, "-m", "facesearch_cluster.cli"]
+SHARDS = 4
+
+
+def make_images(dst):
+    """VARIANTS transformed copies of every bundled test image: distinct content, distinct faces."""
+    from PIL import Image, ImageOps
+    os.makedirs(dst)
+    names = sorted(f for f in os.listdir(TEST_IMAGES) if f.endswith((".jpg", ".png")))
+    for v in range(VARIANTS):
+        for name in names:
+            im = Image.open(os.path.join(TEST_IMAGES, name)).convert("RGB")
+            scale = 0.5 + 0.5 * v / max(1, VARIANTS - 1)
+            im = im.resize((max(1, int(im.width * scale)), max(1, int(im.height * scale))))
+            if v % 2:
+                im = ImageOps.mirror(im)
+            im = im.rotate((v % 5 - 2) * 2)
+            im.save(os.path.join(dst, f"v{v:02d}_{os.path.splitext(name)[0]}.jpg"), quality=80 + v % 15)
+    return sorted(os.path.join(dst, f) for f in os.listdir(dst))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, check=False, **kw)
+
+
+def matches(answer):
+    """What must be equal between the cluster and one corpus: each match's image content, box and
+    exact distance, in rank order."""
+    return [(m["sha256"], json.dumps(m["box"], sort_keys=True), m["distance_exact"])
+            for r in answer["results"] for m in r["matches"]]
+
+
+def embedding_bytes(image):
+    p = run([FACESEARCH, "embed", image])
+    record = json.loads(p.stdout.splitlines()[1])
+    return base64.b64decode(record["faces"][0]["embedding"])
+
+
+def files_holding(directory, needle):
+    hits = []
+    for root, _, files in os.walk(directory):
+        for f in files:
+            with open(os.path.join(root, f), "rb") as fh:
+                if needle in fh.read():
+                    hits.append(os.path.join(root, f))
+    return hits
+
+
+class RayClusterTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="fsray-")  # short: Ray's socket paths must stay short
+        cls.ray_tmp = os.path.join(cls.tmp, "r")
+        cls.images = make_images(os.path.join(cls.tmp, "images"))
+        port = free_port()
+        cls.cluster_file = os.path.join(cls.tmp, "cluster.json")
+        shards = []
+        for s in range(SHARDS):
+            nodes = ["n1", "n2"] if s % 2 == 0 else ["n2", "n1"]
+            shards.append({"id": s, "buckets": [4 * s, 4 * s + 3],
+                           "replicas": [{"node": n, "corpus": os.path.join(cls.tmp, n, f"shard{s}")} for n in nodes]})
+        with open(cls.cluster_file, "w") as f:
+            json.dump({"version": 1, "map_version": 1, "ray_address": f"127.0.0.1:{port}", "facesearch": FACESEARCH,
+                       "buckets": 4 * SHARDS, "nodes": {"n1": {}, "n2": {}}, "shards": shards}, f)
+        for node, head in (("n1", True), ("n2", False)):
+            argv = CLI + ["start-node", "--cluster", cls.cluster_file, "--node", node, "--num-cpus", "2"]
+            argv += (["--head"] if head else []) + ["--", "--temp-dir", cls.ray_tmp, "--disable-usage-stats"]
+            p = run(argv, cwd=os.path.join(REPO, "cluster"))
+            if p.returncode != 0:
+                cls.tearDownClass()
+                raise RuntimeError(f"cannot start Ray node {node}: {p.stderr[-3000:]}")
+        cls.single = os.path.join(cls.tmp, "single")
+        p = run([FACESEARCH, "--corpus", cls.single, "index", "--json", os.path.join(cls.tmp, "images")])
+        assert p.returncode == 0, p.stderr
+        cls.single_summary = json.loads(p.stdout)
+
+    @classmethod
+    def tearDownClass(cls):
+        # Stops only the Ray processes of this test, by pid: those started with its temp dir, and
+        # their children (Ray renames some, e.g. ray::DashboardAgent, so their command lines no
+        # longer show the temp dir).
+        parent, mine = {}, set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if cls.ray_tmp.encode() in f.read():
+                        mine.add(int(pid))
+                with open(f"/proc/{pid}/stat") as f:
+                    parent[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        grown = True
+        while grown:
+            children = {p for p, pp in parent.items() if pp in mine} - mine
+            grown = bool(children)
+            mine |= children
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in mine:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            time.sleep(2)
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def cli(self, *args):
+        return run(CLI + [args[0], "--cluster", self.cluster_file] + list(args[1:]), cwd=os.path.join(REPO, "cluster"))
+
+    def up(self):
+        p = self.cli("up")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)["replicas"]
+
+    def single_query(self, probe):
+        p = run([FACESEARCH, "--corpus", self.single, "query", "--format", "json", probe])
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        return json.loads(p.stdout)
+
+    def cluster_query(self, probe, *extra):
+        p = self.cli("query", probe, "--format", "json", *extra)
+        return p, (json.loads(p.stdout) if p.stdout.strip() else None)
+
+    def test_1_sharded_ingest_accounts_for_every_image_in_every_replica(self):
+        self.up()
+        p = self.cli("ingest", os.path.join(self.tmp, "images"), "--batch", "8")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        result = json.loads(p.stdout)
+        self.assertEqual(result["inputs"], len(self.images))
+        self.assertEqual(result["records"], len(self.images))
+        per_replica = result["replicas"]
+        for s in range(SHARDS):
+            self.assertEqual(per_replica[f"shard{s}-r0"], per_replica[f"shard{s}-r1"])  # replicas agree
+        primaries = [per_replica[f"shard{s}-r0"] for s in range(SHARDS)]
+        self.assertEqual(sum(r["files"] for r in primaries), len(self.images))
+        self.assertGreater(min(r["files"] for r in primaries), 0)  # the buckets spread the images
+        for key in ("added", "noface", "errors", "faces"):
+            self.assertEqual(sum(r[key] for r in primaries), self.single_summary[key], key)
+        # Running the same ingest again adds nothing anywhere.
+        again = json.loads(self.cli("ingest", os.path.join(self.tmp, "images"), "--batch", "8").stdout)
+        self.assertEqual(sum(r["added"] for r in again["replicas"].values()), 0)
+        counts = self.up()
+        self.assertEqual(sum(counts[f"shard{s}-r0"]["faces"] for s in range(SHARDS)), self.single_summary["faces"])
+
+    def test_2_cluster_answers_equal_one_corpus_answers(self):
+        probes = sorted(os.path.join(TEST_IMAGES, f) for f in os.listdir(TEST_IMAGES))[:PROBES]
+        probes += self.images[:max(0, PROBES - len(probes))]
+        for probe in probes:
+            with self.subTest(probe=probe):
+                single = self.single_query(probe)
+                p, merged = self.cluster_query(probe)
+                self.assertIn(p.returncode, (0, 1), p.stderr)
+                self.assertEqual(merged["threshold"], single["threshold"])
+                self.assertEqual(merged["corpus_faces"], single["corpus_faces"])
+                self.assertEqual(matches(merged), matches(single))
+                self.assertEqual(p.returncode, 0 if matches(single) else 1)
+
+    def test_3_a_killed_replica_is_answered_for_by_the_other_or_named(self):
+        probe = os.path.join(TEST_IMAGES, "obama3.jpg")
+        expected = matches(self.single_query(probe))
+        pid = self.up()["shard0-r0"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        p, merged = self.cluster_query(probe)
+        if p.returncode == 2:  # allowed: a clear error, never a wrong answer
+            self.assertIn("did not answer", p.stderr)
+        else:
+            self.assertEqual(matches(merged), expected)
+        # Ray restarts the actor; the next query has every shard again.
+        time.sleep(2)
+        self.up()
+        p, merged = self.cluster_query(probe)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(matches(merged), expected)
+
+    def test_4_a_missing_shard_fails_the_query_unless_allow_partial_which_names_it(self):
+        probe = os.path.join(TEST_IMAGES, "obama3.jpg")
+        corpora = [os.path.join(self.tmp, n, "shard3") for n in ("n1", "n2")]
+        for c in corpora:
+            os.rename(c, c + ".away")
+        try:
+            p, _ = self.cluster_query(probe)
+            self.assertEqual(p.returncode, 2)
+            self.assertIn("shard(s) [3] did not answer", p.stderr)
+            p, merged = self.cluster_query(probe, "--allow-partial")
+            self.assertIn(p.returncode, (0, 1), p.stderr)
+            self.assertTrue(merged["partial"])
+            self.assertEqual(merged["shards_missing"], [3])
+            self.assertIn("partial answer", p.stderr)
+        finally:
+            for c in corpora:
+                os.rename(c + ".away", c)
+
+    def test_5_forget_reaches_every_replica_down_to_the_bytes(self):
+        victim = self.images[0]
+        needle = embedding_bytes(victim)
+        holders = [d for n in ("n1", "n2") for d in [os.path.join(self.tmp, n)] if files_holding(d, needle)]
+        self.assertEqual(len(holders), 2, "both replicas of its shard hold the embedding before the erasure")
+        p = self.cli("forget", "--image", victim)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        result = json.loads(p.stdout)
+        self.assertTrue(result["complete"])
+        self.assertEqual(len(result["receipts"]), 2 * SHARDS)
+        erased = [r for r in result["receipts"] if r["erased"].get("faces_erased")]
+        self.assertEqual(len(erased), 2)  # the two replicas of its shard
+        self.assertEqual(erased[0]["live_digest"], erased[1]["live_digest"])
+        for n in ("n1", "n2"):
+            self.assertEqual(files_holding(os.path.join(self.tmp, n), needle), [])
+        p, merged = self.cluster_query(victim)
+        self.assertNotIn(victim, [m["image"] for r in merged["results"] for m in r["matches"]])
+
+
+if __name__ == "__main__":
+    unittest.main()
