@@ -240,13 +240,15 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
 // A short code for why a file could not be read or decoded (FileOutcome::reason).
 const char* ReasonFor(const Error& e) {
   if (e.code == ErrorCode::kNotFound) return "not_found";
-  const std::string& m = e.message;
-  if (m.find("not a regular file") != std::string::npos) return "not_regular_file";
+  switch (e.reason) {
+    case ErrorReason::kNotRegularFile: return "not_regular_file";
+    case ErrorReason::kTooLarge: return "too_large";
+    case ErrorReason::kPixelCap: return "pixel_cap";
+    case ErrorReason::kTruncated: return "truncated";
+    case ErrorReason::kNotImage: return "not_image";
+    case ErrorReason::kUnspecified: break;
+  }
   if (e.code == ErrorCode::kIo) return "unreadable";
-  if (m.find("larger than") != std::string::npos) return "too_large";
-  if (m.find("pixel limit") != std::string::npos) return "pixel_cap";
-  if (m.find("truncated") != std::string::npos) return "truncated";
-  if (m.find("not an image") != std::string::npos) return "not_image";
   if (e.code == ErrorCode::kDecode) return "decoder_error";
   return "analyzer_error";
 }
