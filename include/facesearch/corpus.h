@@ -30,16 +30,6 @@ struct OpenOptions {
   std::optional<PipelineOptions> preload;
 };
 
-// One probe photo: a file, or image bytes the caller has read (from stdin, a socket...). The
-// engine never reads stdin itself.
-struct ProbeImage {
-  std::string name;                  // reported as QueryResult::probe_path and audited
-  std::optional<std::string> bytes;  // unset: read the file `name`
-
-  static ProbeImage File(std::string path) { return {std::move(path), std::nullopt}; }
-  static ProbeImage Bytes(std::string name, std::string data) { return {std::move(name), std::move(data)}; }
-};
-
 class Corpus {
  public:
   // Opens the corpus at config.corpus_dir for searching: checks that it exists, its permissions

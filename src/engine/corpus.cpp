@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
+#include <istream>
 #include <set>
 #include <string_view>
 #include <thread>
@@ -151,13 +151,16 @@ const char* DetectorName(DetectorKind d) {
   return "?";
 }
 
-Result<std::string> ReadPhotoBytes(const std::string& photo, size_t max_bytes) {
-  if (photo != "-") return ReadFile(photo, max_bytes);
+Result<std::string> ReadProbeBytes(const ProbeImage& probe, size_t max_bytes) {
+  if (probe.bytes) return *probe.bytes;
+  if (!probe.stream) return ReadFile(probe.name, max_bytes);
+  std::istream& in = *probe.stream;
   std::string bytes;
   char buf[1 << 16];
-  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
-    bytes.append(buf, static_cast<size_t>(std::cin.gcount()));
-    if (bytes.size() > max_bytes) return Fail(ErrorCode::kDecode, "image on stdin is larger than the size limit");
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    bytes.append(buf, static_cast<size_t>(in.gcount()));
+    if (bytes.size() > max_bytes)
+      return Fail(ErrorCode::kDecode, ErrorReason::kTooLarge, "image on stdin is larger than the size limit");
   }
   if (bytes.empty()) return Fail(ErrorCode::kInvalidArgument, "no image data on stdin");
   return bytes;
@@ -256,6 +259,7 @@ Result<EmbeddingMode> ResolvedEmbeddingMode(const CorpusConfig& config, const Pi
 
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options) {
+  if (config.analyzer_factory) return config.analyzer_factory(options);
   fs::path dir = ResolveModelsDir(config.models_dir);
   spdlog::debug("loading models from {}", dir.string());
   AnalyzerOptions a;

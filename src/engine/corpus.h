@@ -51,9 +51,9 @@ Result<OpenedIndex> OpenIndexForReading(Store& store, const CorpusPaths& paths);
 
 DecodeLimits LimitsFrom(const PipelineOptions& options);
 
-// A probe photo's bytes: the file `photo`, or stdin for "-" (only the CLI's wrappers pass "-").
-// Errors: unreadable file, input over max_bytes (kDecode), nothing on stdin (kInvalidArgument).
-Result<std::string> ReadPhotoBytes(const std::string& photo, size_t max_bytes);
+// A probe's bytes: its own, its stream's or its file's. Errors: unreadable file, input over
+// max_bytes (kDecode, reason kTooLarge), an empty stream (kInvalidArgument).
+Result<std::string> ReadProbeBytes(const ProbeImage& probe, size_t max_bytes);
 
 // The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N"). A corpus
 // without it was built before modes existed: plain.
@@ -72,7 +72,8 @@ Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& c
 // defaulted to plain when there is no corpus there.
 Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, PipelineOptions options);
 
-// Loads the models named by the config and options. Errors: kModel.
+// Loads the models named by the config and options, or makes config.analyzer_factory's analyzer.
+// Errors: kModel.
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options);
 

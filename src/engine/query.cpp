@@ -98,7 +98,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   out.photo = out.result.probe_path = probe.name;
   auto analyzed = [&]() -> Result<PhotoFaces> {
     if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
-    FS_ASSIGN(std::string bytes, ReadFile(probe.name, static_cast<size_t>(pipeline.max_file_bytes)));
+    FS_ASSIGN(std::string bytes, ReadProbeBytes(probe, static_cast<size_t>(pipeline.max_file_bytes)));
     return analyzer->AnalyzeBytes(probe.name, bytes);
   }();
   // Searched against what the corpus holds now: faces another process added or erased since the
@@ -134,27 +134,28 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   return out;
 }
 
-Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<std::string>& photos,
+Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<ProbeImage>& probes,
                                               const QueryOptions& options) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
-  if (std::count(photos.begin(), photos.end(), "-") > 1)
+  if (std::count_if(probes.begin(), probes.end(), [](const ProbeImage& p) { return p.stream; }) > 1)
     return Fail(ErrorCode::kInvalidArgument, "only one probe can come from stdin (-)");
   FS_ASSIGN(auto corpus, Corpus::Open(config, OpenOptions{options.pipeline}));
   std::vector<ProbeOutcome> outcomes;
-  for (const std::string& photo : photos) {
-    if (photo != "-") {
-      FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::File(photo), options));
+  for (const ProbeImage& probe : probes) {
+    if (!probe.stream) {
+      FS_ASSIGN(outcomes.emplace_back(), corpus->Query(probe, options));
       continue;
     }
-    // The engine never reads stdin: this front door does, when the probe's turn comes.
-    auto bytes = ReadPhotoBytes(photo, static_cast<size_t>(options.pipeline.max_file_bytes));
+    // A stream is read when the probe's turn comes (the corpus is already open: a query waiting
+    // for its probe holds no lock); one that cannot be read fails that probe only.
+    auto bytes = ReadProbeBytes(probe, static_cast<size_t>(options.pipeline.max_file_bytes));
     if (!bytes) {
       ProbeOutcome& out = outcomes.emplace_back();
-      out.photo = out.result.probe_path = photo;
+      out.photo = out.result.probe_path = probe.name;
       out.error = bytes.error();
       continue;
     }
-    FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::Bytes(photo, std::move(*bytes)), options));
+    FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::Bytes(probe.name, std::move(*bytes)), options));
   }
   return outcomes;
 }
