@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
@@ -45,13 +46,16 @@ Result<std::unique_ptr<Store>> OpenForReading(const CorpusConfig& config) {
 
 }  // namespace
 
-std::string JsonIdArray(const std::vector<int64_t>& ids) {
-  std::string out = "[";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i) out += ',';
-    out += std::to_string(ids[i]);
-  }
-  return out + "]";
+std::string AuditJson(const nlohmann::ordered_json& value) {
+  return value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+double AuditFloat(float v) {
+  char text[32];
+  const auto written = std::to_chars(text, text + sizeof text, v);
+  double shortest = v;
+  std::from_chars(text, written.ptr, shortest);
+  return shortest;
 }
 
 AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {

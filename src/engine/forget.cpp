@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/sha256.h"
@@ -165,24 +166,18 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     face_ids.insert(near.begin(), near.end());
     by.push_back("like");
   }
-  std::string params = "{\"by\":[";
-  for (size_t i = 0; i < by.size(); ++i) {
-    if (i) params += ',';
-    params += JsonString(by[i]);
-  }
-  params += "],\"images\":" + std::to_string(request.images.size()) +
-            ",\"face_ids\":" + JsonIdArray(request.face_ids);
-  if (like) params += ",\"threshold\":" + JsonFloat(request.threshold);
+  nlohmann::ordered_json params = {
+      {"by", by}, {"images", request.images.size()}, {"face_ids", request.face_ids}};
+  if (like) params["threshold"] = AuditFloat(request.threshold);
   if (request.older_than_s) {
     const std::string cutoff = IsoAgo(*request.older_than_s);
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
     image_ids.insert(old.begin(), old.end());
-    params += ",\"older_than_s\":" + std::to_string(*request.older_than_s) +
-              ",\"added_before\":" + JsonString(cutoff);
+    params["older_than_s"] = *request.older_than_s;
+    params["added_before"] = cutoff;
     by.push_back("retention");
   }
-  params += "}";
-  event.params = params;
+  event.params = AuditJson(params);
 
   std::string reason = request.older_than_s && by.size() == 1 ? "retention" : "forget";
   auto make_audit = [&](const EraseCounts& c) {

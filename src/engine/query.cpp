@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "common/sha256.h"
@@ -69,14 +70,19 @@ Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOp
 }
 
 std::string AuditParams(const QueryOptions& options, const std::string& photo, int faces_detected) {
-  return "{\"probe\":" + JsonString(photo) + ",\"top_k\":" + std::to_string(options.top_k) +
-         ",\"threshold\":" + JsonFloat(options.threshold) +
-         ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
-         ",\"face\":" + (options.face ? std::to_string(*options.face) : "null") +
-         ",\"detector\":" + JsonString(DetectorName(options.pipeline.detector)) +
-         ",\"retry\":" + JsonString(RetryStrategyName(options.pipeline.retry)) +
-         ",\"min_face\":" + std::to_string(options.pipeline.min_face) +
-         ",\"faces_detected\":" + std::to_string(faces_detected) + "}";
+  nlohmann::ordered_json params = {
+      {"probe", photo},
+      {"top_k", options.top_k},
+      {"threshold", AuditFloat(options.threshold)},
+      {"all_faces", options.all_faces},
+      {"face", nullptr},
+      {"detector", DetectorName(options.pipeline.detector)},
+      {"retry", RetryStrategyName(options.pipeline.retry)},
+      {"min_face", options.pipeline.min_face},
+      {"faces_detected", faces_detected},
+  };
+  if (options.face) params["face"] = *options.face;
+  return AuditJson(params);
 }
 
 }  // namespace
@@ -130,7 +136,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   std::lock_guard store_lock(c.store_mu);
   FS_TRY(AppendAudit(*c.store, c.config.audit,
                      {"query", AuditParams(options, probe.name, out.result.faces_detected),
-                      {out.result.probe_sha256}, JsonIdArray(returned)}));
+                      {out.result.probe_sha256}, AuditJson(returned)}));
   return out;
 }
 
