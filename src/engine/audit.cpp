@@ -30,20 +30,6 @@ std::string OsUser() {
   return "uid:" + std::to_string(uid);
 }
 
-Result<std::unique_ptr<Store>> OpenForAudit(const CorpusConfig& config) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
-  return Store::OpenExisting(paths.database);
-}
-
-Result<std::unique_ptr<Store>> OpenForReading(const CorpusConfig& config) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
-  return Store::OpenReadOnly(paths.database);
-}
-
 }  // namespace
 
 std::string AuditJson(const nlohmann::ordered_json& value) {
@@ -110,23 +96,23 @@ int OptOutFilter::RemoveMatching(std::vector<Face>& faces) const {
 // ---- public API --------------------------------------------------------------------------------
 
 Status AppendAudit(const CorpusConfig& config, const AuditEvent& event) {
-  FS_ASSIGN(auto store, OpenForAudit(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kWrite));
   return AppendAudit(*store, config.audit, event);
 }
 
 Status ListAudit(const CorpusConfig& config, const AuditFilter& filter,
                  const std::function<void(const AuditRecord&)>& fn) {
-  FS_ASSIGN(auto store, OpenForReading(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->ForEachAudit(filter, fn);
 }
 
 Result<AuditCheck> VerifyAuditLog(const CorpusConfig& config) {
-  FS_ASSIGN(auto store, OpenForReading(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->VerifyAudit();
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> ListSettings(const CorpusConfig& config) {
-  FS_ASSIGN(auto store, OpenForReading(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   FS_ASSIGN(std::optional<std::string> require, store->GetMeta(MetaKey(kRequireCase)));
   return std::vector<std::pair<std::string, std::string>>{{kRequireCase, require.value_or("false")}};
 }
@@ -136,7 +122,7 @@ Status SetSetting(const CorpusConfig& config, const std::string& key, const std:
     return Fail(ErrorCode::kInvalidArgument, "unknown setting '" + key + "'; known: require-case");
   if (value != "true" && value != "false")
     return Fail(ErrorCode::kInvalidArgument, "require-case takes true or false, not '" + value + "'");
-  FS_ASSIGN(auto store, OpenForAudit(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kWrite));
   AuditEvent event{"config", "{\"key\":" + JsonString(key) + ",\"value\":" + JsonString(value) + "}", {}, "null"};
   return store->SetMetaAudited(MetaKey(key), value, MakeAuditRecord(config.audit, event));
 }

@@ -46,6 +46,27 @@ Status RequireCorpus(const CorpusPaths& paths) {
                                         "(or choose another with --corpus)");
 }
 
+Result<CorpusPaths> CheckExistingCorpus(const CorpusConfig& config) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_TRY(RequireCorpus(paths));
+  FS_TRY(CheckCorpusPermissions(config));
+  return paths;
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const CorpusPaths& paths, StoreUse use) {
+  switch (use) {
+    case StoreUse::kRead: return Store::OpenReadOnly(paths.database);
+    case StoreUse::kWrite: return Store::OpenExisting(paths.database);
+    case StoreUse::kModels: break;
+  }
+  return Store::Open(paths.database, ModelIdentity());
+}
+
+Result<std::unique_ptr<Store>> OpenCorpusStore(const CorpusConfig& config, StoreUse use) {
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
+  return OpenStore(paths, use);
+}
+
 Status RequireWritable(const CorpusPaths& paths, const std::string& why) {
   struct statvfs st {};
   if (::statvfs(paths.dir.c_str(), &st) != 0 || !(st.f_flag & ST_RDONLY)) return Ok();
@@ -288,13 +309,6 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
 
 namespace {
 
-Result<std::unique_ptr<Store>> OpenExisting(const CorpusConfig& config) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
-  return Store::OpenReadOnly(paths.database);
-}
-
 // Describes the index files against the Store without repairing anything: JudgeIndex over the
 // record and the file's size and SHA-256 (not loaded, so counts and kind are not judged), in the
 // documented words of `index_state`: a file the next open rebuilds for being behind the Store
@@ -340,7 +354,7 @@ Result<int64_t> CorpusFaceCount(const CorpusConfig& config) {
 }
 
 Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
-  FS_ASSIGN(auto store, OpenExisting(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   CorpusPaths paths = PathsFor(config.corpus_dir);
   CorpusInfo info;
   info.corpus_dir = config.corpus_dir;
@@ -377,18 +391,16 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
 }
 
 Status ListInputIssues(const CorpusConfig& config, const std::function<void(const InputIssue&)>& fn) {
-  FS_ASSIGN(auto store, OpenExisting(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->ForEachInputIssue(fn);
 }
 
 // Export is audited like a search: the record (with the number of faces) is committed before the
 // first face is handed to `fn`, so it needs write access to the corpus.
 Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
   FS_TRY(RequireWritable(paths, "an export must commit its audit record before it shows a face"));
-  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   FS_TRY(AppendAudit(*store, config.audit,
                      {"export", "{}", {}, "{\"faces\":" + std::to_string(counts.faces) + "}"}));

@@ -26,6 +26,20 @@ CorpusPaths PathsFor(const std::filesystem::path& corpus_dir);
 // Fails with kNotFound, naming the command that creates a corpus, when `paths` holds none.
 Status RequireCorpus(const CorpusPaths& paths);
 
+// The checks every entry point on an existing corpus makes before anything else: that there is one
+// (RequireCorpus) and that its files are private (CheckCorpusPermissions). Returns its paths.
+Result<CorpusPaths> CheckExistingCorpus(const CorpusConfig& config);
+
+// How an entry point opens the Store of an existing corpus.
+enum class StoreUse {
+  kRead,    // Store::OpenReadOnly: info, export lists, audit reads
+  kWrite,   // Store::OpenExisting: writes that need no model (audit records, erasure, settings)
+  kModels,  // Store::Open with this build's model identity: refuses a corpus of other models
+};
+Result<std::unique_ptr<Store>> OpenStore(const CorpusPaths& paths, StoreUse use);
+// CheckExistingCorpus, then OpenStore: for entry points that take no lock in between.
+Result<std::unique_ptr<Store>> OpenCorpusStore(const CorpusConfig& config, StoreUse use);
+
 // Fails with kIo, naming the remedy and the commands that still work, when the corpus directory is
 // on a read-only file system (a read-only mount or medium). `why` says what needs to write.
 Status RequireWritable(const CorpusPaths& paths, const std::string& why);
