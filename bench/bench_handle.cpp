@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   std::vector<std::vector<int64_t>> expected;
   for (const std::string& probe : probes) {
     Clock clock;
-    auto outcomes = facesearch::QueryPhotos(config, {probe}, options);
+    auto outcomes = facesearch::QueryPhotos(config, {facesearch::ProbeImage::File(probe)}, options);
     per_call.wall.push_back(clock.Wall());
     per_call.cpu.push_back(clock.Cpu());
     if (!outcomes) {

@@ -17,8 +17,8 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 # jq: the shell-pipeline tests. chromium: renders the HTML report in its test. help2man: the man page;
 # man-db: its test renders it.
 # libcurl4-openssl-dev: URL fetching in `facesearch index --urls/--manifest`. libssl-dev: SHA-256
-# through libcrypto (SHA-NI where the CPU has it).
-# nlohmann-json3-dev: the JSON parser of embed files (`facesearch import`, `query --embedded`).
+# through libcrypto (SHA-NI where the CPU has it). nlohmann-json3-dev: the JSON parser (manifests,
+# embed files, tests).
 readonly PACKAGES=(
   build-essential cmake pkg-config
   libopencv-dev libdlib-dev libfaiss-dev libsqlite3-dev libcli11-dev libspdlog-dev catch2

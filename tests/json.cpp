@@ -1,132 +1,34 @@
 #include "json.h"
 
-#include <cstdlib>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 
 namespace facesearch::test {
 namespace {
 
-class Parser {
- public:
-  explicit Parser(const std::string& s) : s_(s) {}
-
-  Json ParseDocument() {
-    Json v = Value();
-    Ws();
-    if (i_ != s_.size()) Throw("trailing characters");
-    return v;
-  }
-
- private:
-  [[noreturn]] void Throw(const std::string& what) const {
-    throw std::runtime_error("invalid JSON at offset " + std::to_string(i_) + ": " + what);
-  }
-  void Ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t' || s_[i_] == '\r')) ++i_;
-  }
-  bool Eat(char c) {
-    Ws();
-    if (i_ < s_.size() && s_[i_] == c) {
-      ++i_;
-      return true;
+Json From(const nlohmann::json& j) {
+  using Type = nlohmann::json::value_t;
+  switch (j.type()) {
+    case Type::null: return Json{nullptr};
+    case Type::boolean: return Json{j.get<bool>()};
+    case Type::number_integer:
+    case Type::number_unsigned:
+    case Type::number_float: return Json{j.get<double>()};
+    case Type::string: return Json{j.get<std::string>()};
+    case Type::array: {
+      Json::Array array;
+      for (const nlohmann::json& e : j) array.push_back(From(e));
+      return Json{std::move(array)};
     }
-    return false;
-  }
-  void Expect(char c) {
-    if (!Eat(c)) Throw(std::string("expected '") + c + "'");
-  }
-  bool Literal(const char* word) {
-    std::string w(word);
-    if (s_.compare(i_, w.size(), w) != 0) return false;
-    i_ += w.size();
-    return true;
-  }
-
-  Json Value() {
-    Ws();
-    if (i_ >= s_.size()) Throw("unexpected end");
-    char c = s_[i_];
-    if (c == '{') return Object();
-    if (c == '[') return Array();
-    if (c == '"') return Json{String()};
-    if (Literal("true")) return Json{true};
-    if (Literal("false")) return Json{false};
-    if (Literal("null")) return Json{nullptr};
-    return Number();
-  }
-
-  Json Object() {
-    Expect('{');
-    Json::Object obj;
-    if (Eat('}')) return Json{obj};
-    do {
-      Ws();
-      std::string key = String();
-      Expect(':');
-      obj[key] = Value();
-    } while (Eat(','));
-    Expect('}');
-    return Json{obj};
-  }
-
-  Json Array() {
-    Expect('[');
-    Json::Array arr;
-    if (Eat(']')) return Json{arr};
-    do arr.push_back(Value());
-    while (Eat(','));
-    Expect(']');
-    return Json{arr};
-  }
-
-  std::string String() {
-    if (i_ >= s_.size() || s_[i_] != '"') Throw("expected a string");
-    ++i_;
-    std::string out;
-    while (i_ < s_.size() && s_[i_] != '"') {
-      char c = s_[i_++];
-      if (static_cast<unsigned char>(c) < 0x20) Throw("control character in string");
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) Throw("bad escape");
-      char e = s_[i_++];
-      switch (e) {
-        case '"': case '\\': case '/': out += e; break;
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'u': {
-          if (i_ + 4 > s_.size()) Throw("bad \\u escape");
-          unsigned code = static_cast<unsigned>(std::stoul(s_.substr(i_, 4), nullptr, 16));
-          i_ += 4;
-          if (code < 0x80) out += static_cast<char>(code);
-          else out += '?';  // tests never need non-ASCII escapes decoded
-          break;
-        }
-        default: Throw("bad escape");
-      }
+    case Type::object: {
+      Json::Object object;
+      for (const auto& [key, value] : j.items()) object[key] = From(value);
+      return Json{std::move(object)};
     }
-    if (i_ >= s_.size()) Throw("unterminated string");
-    ++i_;
-    return out;
+    default: break;  // binary, discarded: never the result of parsing text
   }
-
-  Json Number() {
-    const char* begin = s_.c_str() + i_;
-    char* end = nullptr;
-    double v = std::strtod(begin, &end);
-    if (end == begin) Throw("expected a value");
-    i_ += static_cast<size_t>(end - begin);
-    return Json{v};
-  }
-
-  const std::string& s_;
-  size_t i_ = 0;
-};
+  throw std::runtime_error("JSON value of an unexpected type");
+}
 
 template <class T>
 const T& As(const Json& j, const char* what) {
@@ -156,7 +58,13 @@ double Json::num() const { return As<double>(*this, "a number"); }
 const std::string& Json::str() const { return As<std::string>(*this, "a string"); }
 bool Json::boolean() const { return As<bool>(*this, "a boolean"); }
 
-Json ParseJson(const std::string& text) { return Parser(text).ParseDocument(); }
+Json ParseJson(const std::string& text) {
+  try {
+    return From(nlohmann::json::parse(text));
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(std::string("invalid JSON: ") + e.what());
+  }
+}
 
 std::vector<Json> ParseJsonLines(const std::string& text) {
   std::vector<Json> out;

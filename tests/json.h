@@ -1,5 +1,5 @@
-// A strict, small JSON parser for tests: checks that the CLI's output is valid JSON and lets tests
-// read its fields. Throws std::runtime_error on malformed input.
+// JSON for tests: checks that the CLI's output is valid JSON (nlohmann-json's strict parser,
+// UTF-8 included) and lets tests read its fields. Throws std::runtime_error on malformed input.
 #pragma once
 
 #include <map>

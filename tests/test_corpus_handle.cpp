@@ -1,5 +1,7 @@
 // The corpus handle (facesearch/corpus.h): opened once, asked many times, from several threads,
-// while other processes (the real binary) add and erase faces.
+// while other writers (IndexPaths, Forget: connections of their own) add and erase faces. The faces
+// are drawn and analyzed by the fake analyzer (tests/fake_analyzer.h): these tests are about the
+// handle, not the models, so they run in the fast tier.
 #include <catch2/catch.hpp>
 
 #include <fstream>
@@ -7,7 +9,9 @@
 #include <set>
 #include <thread>
 
+#include "fake_analyzer.h"
 #include "facesearch/corpus.h"
+#include "facesearch/privacy.h"
 #include "support.h"
 
 using namespace facesearch;
@@ -16,13 +20,36 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct HandleCorpus : CorpusDir {
+// Drawn photos: two of person 1 and one of person 2 to index, probes of each and one without a face.
+constexpr int kPerson1 = 1, kPerson2 = 2;
+struct HandleCorpus {
+  TempDir dir;
+  fs::path photos = dir / "photos";
+  fs::path probes = dir / "probes";
+
+  HandleCorpus() {
+    WriteFaceImage(probes / "person1.png", {{.x = 60, .y = 40, .person = kPerson1, .shade = 40}});
+    WriteFaceImage(probes / "person2.png", {{.x = 200, .y = 90, .person = kPerson2, .shade = 40}});
+    WriteFaceImage(probes / "noface.png", {});
+  }
   CorpusConfig Config() const {
     CorpusConfig config;
-    config.corpus_dir = corpus;
-    config.models_dir = ModelsDir();
-    return config;
+    config.corpus_dir = dir / "corpus";
+    return WithFakeAnalyzer(config);
   }
+  // Draws the named photos ("person1a.png", "person1b.png", "person2.png") into `folder` and
+  // indexes it, as a writer of its own.
+  void Index(std::initializer_list<const char*> names, const fs::path& folder) const {
+    for (std::string name : names) {
+      const int person = name.starts_with("person1") ? kPerson1 : kPerson2;
+      WriteFaceImage(folder / name, {{.x = 100, .y = 60, .person = person, .shade = name.ends_with("b.png") ? 20 : 0}});
+    }
+    auto summary = IndexPaths(Config(), {folder.string()}, {});
+    INFO((summary ? "" : summary.error().message));
+    REQUIRE(summary);
+    REQUIRE(summary->errors == 0);
+  }
+  void Index(std::initializer_list<const char*> names) const { Index(names, photos); }
   std::unique_ptr<facesearch::Corpus> Open() const {
     auto opened = facesearch::Corpus::Open(Config());
     INFO((opened ? "" : opened.error().message));
@@ -67,17 +94,17 @@ std::set<std::string> MatchedFiles(facesearch::Corpus& corpus, const fs::path& p
 }  // namespace
 
 TEST_CASE("Queries through one Corpus handle, file or bytes, answer what separate QueryPhotos calls answer",
-          "[corpus-handle][models]") {
+          "[corpus-handle]") {
   HandleCorpus c;
-  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
-  const std::vector<fs::path> probes = {TestImage("obama3.jpg"), TestImage("biden.jpg"),
-                                        TestImage("obama_partial_face.jpg")};
+  c.Index({"person1a.png", "person1b.png", "person2.png"});
+  const std::vector<fs::path> probes = {c.probes / "person1.png", c.probes / "person2.png",
+                                        c.probes / "noface.png"};
   QueryOptions all;
   all.all_faces = true;
   auto corpus = c.Open();
   for (int round = 0; round < 2; ++round)
     for (const fs::path& probe : probes) {
-      auto separate = QueryPhotos(c.Config(), {probe.string()}, all);
+      auto separate = QueryPhotos(c.Config(), {ProbeImage::File(probe.string())}, all);
       REQUIRE(separate);
       REQUIRE(separate->size() == 1);
       CHECK(Ask(*corpus, probe, all) == AnswerOf(separate->front()));
@@ -93,43 +120,40 @@ TEST_CASE("Queries through one Corpus handle, file or bytes, answer what separat
   CHECK(AnswerOf(*from_bytes) == Ask(*corpus, probes[0], all));
 }
 
-TEST_CASE("A face another process indexes while a Corpus handle is open is found by the handle's next query",
-          "[corpus-handle][models]") {
+TEST_CASE("A face another writer indexes while a Corpus handle is open is found by the handle's next query",
+          "[corpus-handle]") {
   HandleCorpus c;
-  c.Index({"biden.jpg"});
+  c.Index({"person2.png"});
   auto corpus = c.Open();
-  const fs::path probe = TestImage("obama3.jpg");
+  const fs::path probe = c.probes / "person1.png";
   CHECK(MatchedFiles(*corpus, probe).empty());
-  const fs::path more = c.dir / "more";
-  fs::create_directories(more);
-  CopyTestImage("obama.jpg", more);
-  RunResult r = c.Run({"index", more.string()});
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(MatchedFiles(*corpus, probe) == std::set<std::string>{"obama.jpg"});
+  c.Index({"person1a.png"}, c.dir / "more");
+  CHECK(MatchedFiles(*corpus, probe) == std::set<std::string>{"person1a.png"});
   CHECK(corpus->face_count() == 2);
 }
 
-TEST_CASE("A face another process erases while a Corpus handle is open is gone from the handle's next answer",
-          "[corpus-handle][models]") {
+TEST_CASE("A face another writer erases while a Corpus handle is open is gone from the handle's next answer",
+          "[corpus-handle]") {
   HandleCorpus c;
-  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
+  c.Index({"person1a.png", "person1b.png", "person2.png"});
   auto corpus = c.Open();
-  const fs::path probe = TestImage("obama3.jpg");
-  REQUIRE(MatchedFiles(*corpus, probe) == std::set<std::string>{"obama.jpg", "obama2.jpg"});
-  RunResult r = c.Run({"forget", "--image", (c.photos / "obama.jpg").string()});
-  INFO(r.err);
-  REQUIRE(r.exit_code == 0);
-  CHECK(MatchedFiles(*corpus, probe) == std::set<std::string>{"obama2.jpg"});
+  const fs::path probe = c.probes / "person1.png";
+  REQUIRE(MatchedFiles(*corpus, probe) == std::set<std::string>{"person1a.png", "person1b.png"});
+  ForgetRequest erase;
+  erase.images = {(c.photos / "person1a.png").string()};
+  auto erased = Forget(c.Config(), erase);
+  INFO((erased ? "" : erased.error().message));
+  REQUIRE(erased);
+  CHECK(MatchedFiles(*corpus, probe) == std::set<std::string>{"person1b.png"});
   CHECK(corpus->face_count() == 2);
 }
 
 TEST_CASE("Two threads querying one Corpus handle at once each get the answers of a single thread",
-          "[corpus-handle][models]") {
+          "[corpus-handle]") {
   HandleCorpus c;
-  c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
+  c.Index({"person1a.png", "person1b.png", "person2.png"});
   auto corpus = c.Open();
-  const std::vector<fs::path> probes = {TestImage("obama3.jpg"), TestImage("biden.jpg")};
+  const std::vector<fs::path> probes = {c.probes / "person1.png", c.probes / "person2.png"};
   std::vector<Answer> expected;
   for (const fs::path& p : probes) expected.push_back(Ask(*corpus, p));
   REQUIRE(expected[0].size() == 1);

@@ -189,6 +189,28 @@ TEST_CASE("Garbage, empty and disguised non-image files give a clear decode erro
   }
 }
 
+TEST_CASE("Decode errors carry the reason callers branch on: too large, pixel cap, truncated, not an image",
+          "[decode]") {
+  const std::string jpeg = ReadTestImage("obama.jpg");
+  auto reason = [](std::string_view bytes, const DecodeLimits& limits) {
+    auto r = DecodeImage(bytes, limits);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == ErrorCode::kDecode);
+    return r.error().reason;
+  };
+  DecodeLimits few_bytes;
+  few_bytes.max_bytes = 100;
+  CHECK(reason(jpeg, few_bytes) == ErrorReason::kTooLarge);
+  DecodeLimits few_pixels;
+  few_pixels.max_pixels = 100;
+  CHECK(reason(jpeg, few_pixels) == ErrorReason::kPixelCap);
+  CHECK(reason(jpeg.substr(0, jpeg.size() / 2), DecodeLimits{}) == ErrorReason::kTruncated);
+  CHECK(reason("this is not an image", DecodeLimits{}) == ErrorReason::kNotImage);
+  // A PNG signature over garbage: corrupt data, with no finer reason than the code.
+  CHECK(reason(std::string("\x89PNG\r\n\x1A\n", 8) + std::string(200, '\x42'), DecodeLimits{}) ==
+        ErrorReason::kUnspecified);
+}
+
 TEST_CASE("ResizeToMaxSide scales the longer side down to the limit keeping the aspect and leaves smaller images alone", "[decode]") {
   RgbImage img{400, 100, std::vector<uint8_t>(400 * 100 * 3, 77)};
   RgbImage half = ResizeToMaxSide(img, 200);

@@ -51,7 +51,7 @@ std::string EmbedText(const std::vector<EmbeddedImage>& records, const std::stri
 Result<EmbedFile> ReadText(const std::string& text) {
   TempDir dir;
   std::ofstream(dir / "f.jsonl", std::ios::binary) << text;
-  return ReadEmbedFile((dir / "f.jsonl").string(), 100);
+  return ReadEmbedFile((dir / "f.jsonl").string(), nullptr, 100);
 }
 
 // The corpus's faces as (image SHA-256, box, embedding bytes): what two ways of filling a corpus

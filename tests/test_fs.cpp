@@ -195,3 +195,24 @@ TEST_CASE("ReadFile and Sha256File refuse a FIFO at once instead of waiting for 
   REQUIRE_FALSE(h);
   CHECK_THAT(h.error().message, Catch::Contains("not a regular file"));
 }
+
+TEST_CASE("ReadFile's error reasons come from what it found, not from the text of the path",
+          "[fs][hostile]") {
+  facesearch::test::TempDir dir;
+  // A directory whose name reads like the other reasons' messages: callers must not be misled.
+  const fs::path odd = dir / "truncated not an image larger than";
+  fs::create_directories(odd);
+  const fs::path fifo = odd / "pixel limit.jpg";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::ofstream(odd / "big.jpg") << std::string(100, 'x');
+
+  auto from_fifo = facesearch::ReadFile(fifo, 1 << 20);
+  REQUIRE_FALSE(from_fifo);
+  CHECK(from_fifo.error().reason == facesearch::ErrorReason::kNotRegularFile);
+  auto big = facesearch::ReadFile(odd / "big.jpg", 99);
+  REQUIRE_FALSE(big);
+  CHECK(big.error().reason == facesearch::ErrorReason::kTooLarge);
+  auto missing = facesearch::ReadFile(odd / "absent.jpg", 99);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().reason == facesearch::ErrorReason::kUnspecified);
+}

@@ -15,7 +15,7 @@ namespace facesearch {
 
 // The faces found in one photo, in detector order.
 struct PhotoFaces {
-  std::string path;  // as given; "-" for stdin
+  std::string path;  // ProbeImage::name: as given, "-" for stdin
   std::string sha256;
   int width = 0, height = 0;
   std::vector<Face> faces;
@@ -30,11 +30,11 @@ class PhotoAnalyzer {
   static Result<std::unique_ptr<PhotoAnalyzer>> Load(const CorpusConfig& config,
                                                      const PipelineOptions& options);
   ~PhotoAnalyzer();
-  // Reads (a path, or "-" for stdin), decodes and analyzes one photo. When chip_dir is given, also
-  // writes each face's aligned 150x150 chip (what the embedder sees) there as
-  // <stem>_face<N>.png, mode 0600: a face crop is biometric data. Errors: unreadable or
-  // undecodable input, I/O errors writing chips.
-  Result<PhotoFaces> Analyze(const std::string& photo,
+  // Reads (a file, or a stream: ReadProbeBytes), decodes and analyzes one photo. When chip_dir is
+  // given, also writes each face's aligned 150x150 chip (what the embedder sees) there as
+  // <stem>_face<N>.png ("stdin" for a stream), mode 0600: a face crop is biometric data.
+  // Errors: unreadable or undecodable input, I/O errors writing chips.
+  Result<PhotoFaces> Analyze(const ProbeImage& photo,
                              const std::filesystem::path* chip_dir = nullptr);
   // The same for image bytes already read; `name` stands for the photo in results and messages.
   // Errors: bytes over the size limit, undecodable input.
@@ -64,10 +64,10 @@ struct CompareResult {
 };
 
 // 1:1 verification: the distance between one face of each photo. A photo without a face is a
-// normal result (no distance, not the same person). Errors: unreadable input, models, or a --face
-// index beyond the faces found.
-Result<CompareResult> ComparePhotos(const CorpusConfig& config, const std::string& a,
-                                    const std::string& b, const CompareOptions& options);
+// normal result (no distance, not the same person). Errors: unreadable input, models, a --face
+// index beyond the faces found, or both photos read from one stream (kInvalidArgument).
+Result<CompareResult> ComparePhotos(const CorpusConfig& config, const ProbeImage& a,
+                                    const ProbeImage& b, const CompareOptions& options);
 
 // Face crops for visual reports (`query --html`): decodes `image_bytes` once (EXIF-oriented, the
 // frame boxes are given in) and returns, per box, a JPEG of the box widened by a quarter of its size

@@ -31,16 +31,6 @@ struct OpenOptions {
   std::optional<PipelineOptions> preload;
 };
 
-// One probe photo: a file, or image bytes the caller has read (from stdin, a socket...). The
-// engine never reads stdin itself.
-struct ProbeImage {
-  std::string name;                  // reported as QueryResult::probe_path and audited
-  std::optional<std::string> bytes;  // unset: read the file `name`
-
-  static ProbeImage File(std::string path) { return {std::move(path), std::nullopt}; }
-  static ProbeImage Bytes(std::string name, std::string data) { return {std::move(name), std::move(data)}; }
-};
-
 // A probe analysed elsewhere (a record of an embed file, facesearch/embed.h; a cluster client
 // that embedded the probe once for every shard): its faces in detector order with their
 // embeddings and quality, and what made them.

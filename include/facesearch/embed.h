@@ -83,13 +83,15 @@ class EmbedReader {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads a whole embed file (a path, or "-" for stdin) within `max_records` records. Errors: as
-// EmbedReader, kNotFound when the file cannot be opened, kInvalidArgument past max_records.
+// Reads a whole embed file within `max_records` records: from `in` when the caller passes a stream
+// (the CLI: standard input for "-"; `path` then only names it), else from the file `path`. The
+// engine never reads std::cin itself. Errors: as EmbedReader, kNotFound when the file cannot be
+// opened, kInvalidArgument past max_records.
 struct EmbedFile {
   EmbedHeader header;
   std::vector<EmbeddedImage> records;
 };
-Result<EmbedFile> ReadEmbedFile(const std::string& path, size_t max_records);
+Result<EmbedFile> ReadEmbedFile(const std::string& path, std::istream* in, size_t max_records);
 
 // The header line and a record line, without the newline (the writer's side of EmbedReader).
 std::string FormatEmbedHeader(const EmbedHeader& header);
@@ -121,7 +123,8 @@ struct ImportOptions {
 // whole file is read and checked before anything is written. Errors: kInvalidArgument for a
 // malformed file or one of another model identity or embedding mode than the corpus, kNotFound,
 // kBusy (lock), kDatabase, kIndex.
-Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::string& file,
+// `in`, when set, holds the file's contents (ReadEmbedFile).
+Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::string& file, std::istream* in,
                                       const ImportOptions& options);
 
 }  // namespace facesearch

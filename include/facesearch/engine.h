@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <iosfwd>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,9 +28,19 @@ struct AuditContext {
   std::string purpose;  // --purpose
 };
 
+class FaceAnalyzer;     // the seam between the engine and the models (src/face/analyzer.h)
+struct PipelineOptions;
+
+// Makes the face analyzer for a pipeline (its embedding mode resolved).
+using AnalyzerFactory = std::function<Result<std::unique_ptr<FaceAnalyzer>>(const PipelineOptions&)>;
+
 struct CorpusConfig {
   std::filesystem::path corpus_dir;
   std::optional<std::filesystem::path> models_dir;  // unset: $FACESEARCH_MODELS, then the cache
+  // Unset: the dlib models of models_dir. Set: every pipeline (index, query, compare, faces,
+  // forget) analyzes with what it makes, and no model file is read: tests inject a deterministic
+  // fake (tests/fake_analyzer.h) to exercise the pipelines without the models.
+  AnalyzerFactory analyzer_factory;
   AuditContext audit;
   // Refuse (kInvalidArgument) rather than warn when the corpus directory or its files are
   // accessible to group or others (CheckCorpusPermissions in facesearch/privacy.h).
@@ -190,9 +202,11 @@ struct IndexProgress {
 struct IndexOptions {
   PipelineOptions pipeline;
   // Further inputs beside the paths: lists of paths or URLs (one per line, or NUL-separated with
-  // null_separated; "-" reads stdin), manifests (ReadManifest) and URL lists (one URL per line,
-  // '#' comments), each within the kMaxList* bounds. URLs may also be given as paths.
+  // null_separated; "-" reads `list_stream`), manifests (ReadManifest) and URL lists (one URL per
+  // line, '#' comments), each within the kMaxList* bounds. URLs may also be given as paths.
   std::vector<std::string> list_files;
+  // What a path or list named "-" reads (the CLI: standard input); unset, "-" is an error.
+  std::istream* list_stream = nullptr;
   bool null_separated = false;
   std::vector<std::string> manifests;
   ManifestFormat manifest_format = ManifestFormat::kAuto;
@@ -248,8 +262,8 @@ struct IndexSummary {
 };
 
 // Indexes files and directories (recursively: files with an image extension), http(s) URLs, and
-// the inputs of options' lists and manifests. A path "-" reads further paths from stdin, one per
-// line. One failing input never stops the run: errors are stored with their reason, one per
+// the inputs of options' lists and manifests. A path "-" reads further paths from
+// options.list_stream, one per line. One failing input never stops the run: errors are stored with their reason, one per
 // location (image rows with status error), and skips too (input issues), see ListInputIssues.
 // Content that failed is not "already indexed": the next run tries it again. Takes the corpus
 // write lock (waits for another writer). Errors: setup failures only (models, database, lock, a
@@ -258,6 +272,19 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
                                 const IndexOptions& options);
 
 // ---- query -------------------------------------------------------------------------------------
+
+// One photo to analyze: a file, image bytes the caller has read (from a socket...), or the photo
+// "-", read from a stream the caller passes (the CLI: standard input) when its turn comes. The
+// engine never reads std::cin itself.
+struct ProbeImage {
+  std::string name;                  // reported as QueryResult::probe_path / PhotoFaces::path
+  std::optional<std::string> bytes;  // unset: read the file `name`, or `stream`
+  std::istream* stream = nullptr;    // when set: read to its end; its messages say "stdin"
+
+  static ProbeImage File(std::string path) { return {std::move(path), std::nullopt}; }
+  static ProbeImage Bytes(std::string name, std::string data) { return {std::move(name), std::move(data)}; }
+  static ProbeImage Stdin(std::istream& in) { return {"-", std::nullopt, &in}; }
+};
 
 struct QueryOptions {
   PipelineOptions pipeline;
@@ -300,22 +327,22 @@ struct ProbeOutcome {
   std::optional<Error> error;  // unreadable or undecodable photo, or a --face it does not have
 };
 
-// Searches the corpus with each photo (a path, or "-" for the image bytes on stdin), through one
+// Searches the corpus with each probe (a file, bytes, or ProbeImage::Stdin), through one
 // corpus handle (facesearch/corpus.h): the models and the index are loaded once. A photo that cannot be searched gets its error in its outcome and
 // the others go on; a probe with no face is a normal result. Each searched probe's audit record
 // (facesearch/privacy.h) is committed before this returns: no record, no result. Matches within
 // an opt-out are never returned. Errors: setup failures (corpus, models, --top-k, audit).
 Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config,
-                                              const std::vector<std::string>& photos,
+                                              const std::vector<ProbeImage>& probes,
                                               const QueryOptions& options);
 
-// The same for the records of an embed file (`facesearch embed`, facesearch/embed.h; "-" for
-// stdin) as probes: each record's faces are searched as its photo's would be (Corpus::QueryEmbedding:
+// The same for the records of an embed file (`facesearch embed`, facesearch/embed.h; read from
+// `in` when the caller passes a stream, as ReadEmbedFile) as probes: each record's faces are searched as its photo's would be (Corpus::QueryEmbedding:
 // the same matches and distances); a record of an input that could not be embedded becomes an
 // outcome with its error. Errors: setup failures, and kInvalidArgument for a malformed file or
 // one of other models or another embedding mode than the corpus's.
 Result<std::vector<ProbeOutcome>> QueryEmbedded(const CorpusConfig& config, const std::string& embed_file,
-                                                const QueryOptions& options);
+                                                std::istream* in, const QueryOptions& options);
 
 // ---- info / export -----------------------------------------------------------------------------
 

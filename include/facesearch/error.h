@@ -3,6 +3,9 @@
 // Every fallible function returns Result<T> (or Status for no value). Third-party exceptions
 // (OpenCV, dlib, FAISS) are caught in the adapter that calls them and turned into an Error here;
 // exceptions never cross a module boundary. The CLI maps Error to exit code 2.
+//
+// Callers branch on `code` and, where they must tell failures of one code apart, on `reason`; never
+// on `message`, which is for people and may be reworded (or name a file whose path contains any text).
 #pragma once
 
 #include <expected>
@@ -27,9 +30,22 @@ enum class ErrorCode {
 
 const char* ErrorCodeName(ErrorCode code);
 
+// Why, finer than the code, for the failures that callers act on differently: ingest's per-file
+// reason codes (info --errors) and the index loader. Set where the failure is detected; an error
+// passed on with FS_TRY / FS_ASSIGN keeps it, one re-worded into a new Error does not.
+enum class ErrorReason {
+  kUnspecified,     // nothing finer than the code
+  kNotRegularFile,  // kIo: a FIFO, socket, device or directory where a file was expected (fs.h)
+  kTooLarge,        // kDecode: more bytes than the caller's limit (ReadFile, DecodeImage)
+  kPixelCap,        // kDecode: more pixels than the limit, by the header or by the decoder
+  kTruncated,       // kDecode: the file ends before its image data does
+  kNotImage,        // kDecode: not an image format facesearch accepts
+};
+
 struct Error {
   ErrorCode code = ErrorCode::kInternal;
   std::string message;  // one sentence a user can act on; names the fix where there is one
+  ErrorReason reason = ErrorReason::kUnspecified;
 };
 
 template <class T>
@@ -38,6 +54,10 @@ using Status = std::expected<void, Error>;
 
 inline std::unexpected<Error> Fail(ErrorCode code, std::string message) {
   return std::unexpected<Error>(Error{code, std::move(message)});
+}
+
+inline std::unexpected<Error> Fail(ErrorCode code, ErrorReason reason, std::string message) {
+  return std::unexpected<Error>(Error{code, std::move(message), reason});
 }
 
 inline Status Ok() { return {}; }

@@ -31,6 +31,12 @@ struct Context {
   void Report(const Error& error);
 };
 
+// A photo argument as the engine takes it: "-" is the image on standard input (`in`; the engine
+// never reads std::cin), anything else a file.
+inline ProbeImage PhotoArg(const std::string& arg, std::istream& in) {
+  return arg == "-" ? ProbeImage::Stdin(in) : ProbeImage::File(arg);
+}
+
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
 

@@ -41,7 +41,7 @@ void Run(Context& ctx, CompareArgs& args) {
   }
   if (args.face_a >= 0) args.options.face_a = args.face_a;
   if (args.face_b >= 0) args.options.face_b = args.face_b;
-  auto r = ComparePhotos(ctx.Config(), args.a, args.b, args.options);
+  auto r = ComparePhotos(ctx.Config(), PhotoArg(args.a, std::cin), PhotoArg(args.b, std::cin), args.options);
   if (!r) return ctx.Report(r.error());
   for (const PhotoFaces* p : {&r->a, &r->b})
     if (p->faces.empty()) spdlog::warn("no face found in {}", p->path);

@@ -54,7 +54,7 @@ struct ImportArgs {
 
 void RunImport(Context& ctx, ImportArgs& args) {
   args.options.on_file = LogFileOutcome;
-  auto summary = ImportEmbeddings(ctx.Config(), args.file, args.options);
+  auto summary = ImportEmbeddings(ctx.Config(), args.file, args.file == "-" ? &std::cin : nullptr, args.options);
   if (!summary) return ctx.Report(summary.error());
   PrintIndexSummary(std::cout, *summary, args.json, "imported");
 }

@@ -53,7 +53,7 @@ void Run(Context& ctx, const FacesArgs& args) {
     std::cout << std::left << std::setw(6) << "FACE" << std::setw(20) << "BOX" << std::setw(7) << "SIZE"
               << std::setw(8) << "SCORE" << "IMAGE\n";
   for (const std::string& image : args.images) {
-    auto photo = (*analyzer)->Analyze(image, args.crop_dir.empty() ? nullptr : &crop_dir);
+    auto photo = (*analyzer)->Analyze(PhotoArg(image, std::cin), args.crop_dir.empty() ? nullptr : &crop_dir);
     if (!photo) {
       spdlog::error("{}", photo.error().message);
       any_error = true;

@@ -124,6 +124,7 @@ void Run(Context& ctx, IndexArgs& args) {
                             "nothing to index: give PATH..., --from-file, --manifest or --urls"});
   g_interrupted = false;
   args.options.stop = &g_interrupted;
+  args.options.list_stream = &std::cin;
   auto previous_int = std::signal(SIGINT, OnInterrupt);
   auto previous_term = std::signal(SIGTERM, OnInterrupt);
   auto summary = IndexPaths(ctx.Config(), args.paths, args.options);

@@ -121,19 +121,23 @@ void Run(Context& ctx, QueryArgs& args) {
   // The report crops the probe's faces, so a probe on stdin is kept for it.
   std::string stdin_probe;
   std::istringstream stdin_copy;
-  std::streambuf* cin_buf = std::cin.rdbuf();
-  if (!args.html.empty() && std::find(args.photos.begin(), args.photos.end(), "-") != args.photos.end()) {
+  const bool keep_stdin =
+      !args.html.empty() && std::find(args.photos.begin(), args.photos.end(), "-") != args.photos.end();
+  if (keep_stdin) {
     // At most one byte past the size limit: the query then refuses it as it would unbuffered.
     const auto limit = static_cast<size_t>(args.options.pipeline.max_file_bytes) + 1;
     char buf[1 << 16];
     while (stdin_probe.size() < limit && (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0))
       stdin_probe.append(buf, static_cast<size_t>(std::cin.gcount()));
     stdin_copy.str(stdin_probe);
-    std::cin.rdbuf(stdin_copy.rdbuf());
   }
-  auto outcomes = args.embedded.empty() ? QueryPhotos(ctx.Config(), args.photos, args.options)
-                                        : QueryEmbedded(ctx.Config(), args.embedded, args.options);
-  std::cin.rdbuf(cin_buf);
+  std::vector<ProbeImage> probes;
+  for (const std::string& photo : args.photos)
+    probes.push_back(PhotoArg(photo, keep_stdin ? static_cast<std::istream&>(stdin_copy) : std::cin));
+  auto outcomes = args.embedded.empty()
+                      ? QueryPhotos(ctx.Config(), probes, args.options)
+                      : QueryEmbedded(ctx.Config(), args.embedded, args.embedded == "-" ? &std::cin : nullptr,
+                                      args.options);
   if (!outcomes) return ctx.Report(outcomes.error());
 
   bool any_match = false, any_error = false;

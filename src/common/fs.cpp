@@ -101,7 +101,7 @@ Result<int> OpenRegularFile(const fs::path& path) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", path, errno);
   if (!S_ISREG(st.st_mode))
-    return Fail(ErrorCode::kIo, path.string() +
+    return Fail(ErrorCode::kIo, ErrorReason::kNotRegularFile, path.string() +
                                     " is not a regular file (a FIFO, socket, device or directory): "
                                     "not read");
   return guard.release();
@@ -113,7 +113,7 @@ Result<std::string> ReadFile(const fs::path& path, size_t max_bytes) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoFail(ErrorCode::kIo, "cannot stat", path, errno);
   auto too_large = [&] {
-    return Fail(ErrorCode::kDecode, path.string() + " is larger than the limit of " +
+    return Fail(ErrorCode::kDecode, ErrorReason::kTooLarge, path.string() + " is larger than the limit of " +
                                         std::to_string(max_bytes) + " bytes");
   };
   if (static_cast<uint64_t>(st.st_size) > max_bytes) return too_large();

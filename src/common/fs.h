@@ -17,11 +17,11 @@ Status EnsurePrivateDir(const std::filesystem::path& dir);
 // Opens `path` read-only for an input: without blocking (a FIFO with no writer, a device), and
 // refused unless the opened descriptor is a regular file, so that a file swapped for a FIFO after
 // a directory walk is caught too. Symbolic links are followed. Returns the descriptor; the caller
-// closes it. Errors: kNotFound, kIo (a non-regular file: the message says "not a regular file").
+// closes it. Errors: kNotFound, kIo (a non-regular file: reason kNotRegularFile).
 Result<int> OpenRegularFile(const std::filesystem::path& path);
 
 // Reads a whole regular file (OpenRegularFile). Refuses files larger than max_bytes (kDecode,
-// message names the limit). Errors: kNotFound, kIo, kDecode.
+// reason kTooLarge; the message names the limit). Errors: kNotFound, kIo, kDecode.
 Result<std::string> ReadFile(const std::filesystem::path& path, size_t max_bytes);
 
 // Atomically replaces `path` with `data`: writes `path.tmp.<pid>` (mode 0600) in the same

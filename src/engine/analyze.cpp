@@ -62,9 +62,9 @@ Result<PhotoFaces> PhotoAnalyzer::AnalyzeBytes(const std::string& name, std::str
   return impl_->Analyze(name, bytes, nullptr);
 }
 
-Result<PhotoFaces> PhotoAnalyzer::Analyze(const std::string& photo, const fs::path* chip_dir) {
-  FS_ASSIGN(std::string bytes, ReadPhotoBytes(photo, static_cast<size_t>(impl_->limits.max_bytes)));
-  return impl_->Analyze(photo, bytes, chip_dir);
+Result<PhotoFaces> PhotoAnalyzer::Analyze(const ProbeImage& photo, const fs::path* chip_dir) {
+  FS_ASSIGN(std::string bytes, ReadProbeBytes(photo, static_cast<size_t>(impl_->limits.max_bytes)));
+  return impl_->Analyze(photo.name, bytes, chip_dir);
 }
 
 Result<PhotoFaces> PhotoAnalyzer::Impl::Analyze(const std::string& photo, std::string_view bytes,
@@ -112,9 +112,10 @@ Result<int> ChooseFace(const PhotoFaces& photo, std::optional<int> face) {
   return best;
 }
 
-Result<CompareResult> ComparePhotos(const CorpusConfig& config, const std::string& a, const std::string& b,
+Result<CompareResult> ComparePhotos(const CorpusConfig& config, const ProbeImage& a, const ProbeImage& b,
                                     const CompareOptions& options) {
-  if (a == "-" && b == "-") return Fail(ErrorCode::kInvalidArgument, "only one of the two photos can come from stdin");
+  if (a.stream && a.stream == b.stream)
+    return Fail(ErrorCode::kInvalidArgument, "only one of the two photos can come from stdin");
   FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, options.pipeline));
   CompareResult r;
   FS_ASSIGN(r.a, analyzer->Analyze(a));

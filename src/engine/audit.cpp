@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
@@ -29,29 +30,18 @@ std::string OsUser() {
   return "uid:" + std::to_string(uid);
 }
 
-Result<std::unique_ptr<Store>> OpenForAudit(const CorpusConfig& config) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
-  return Store::OpenExisting(paths.database);
-}
-
-Result<std::unique_ptr<Store>> OpenForReading(const CorpusConfig& config) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
-  return Store::OpenReadOnly(paths.database);
-}
-
 }  // namespace
 
-std::string JsonIdArray(const std::vector<int64_t>& ids) {
-  std::string out = "[";
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (i) out += ',';
-    out += std::to_string(ids[i]);
-  }
-  return out + "]";
+std::string AuditJson(const nlohmann::ordered_json& value) {
+  return value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+double AuditFloat(float v) {
+  char text[32];
+  const auto written = std::to_chars(text, text + sizeof text, v);
+  double shortest = v;
+  std::from_chars(text, written.ptr, shortest);
+  return shortest;
 }
 
 AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {
@@ -106,23 +96,23 @@ int OptOutFilter::RemoveMatching(std::vector<Face>& faces) const {
 // ---- public API --------------------------------------------------------------------------------
 
 Status AppendAudit(const CorpusConfig& config, const AuditEvent& event) {
-  FS_ASSIGN(auto store, OpenForAudit(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kWrite));
   return AppendAudit(*store, config.audit, event);
 }
 
 Status ListAudit(const CorpusConfig& config, const AuditFilter& filter,
                  const std::function<void(const AuditRecord&)>& fn) {
-  FS_ASSIGN(auto store, OpenForReading(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->ForEachAudit(filter, fn);
 }
 
 Result<AuditCheck> VerifyAuditLog(const CorpusConfig& config) {
-  FS_ASSIGN(auto store, OpenForReading(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->VerifyAudit();
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> ListSettings(const CorpusConfig& config) {
-  FS_ASSIGN(auto store, OpenForReading(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   FS_ASSIGN(std::optional<std::string> require, store->GetMeta(MetaKey(kRequireCase)));
   return std::vector<std::pair<std::string, std::string>>{{kRequireCase, require.value_or("false")}};
 }
@@ -132,7 +122,7 @@ Status SetSetting(const CorpusConfig& config, const std::string& key, const std:
     return Fail(ErrorCode::kInvalidArgument, "unknown setting '" + key + "'; known: require-case");
   if (value != "true" && value != "false")
     return Fail(ErrorCode::kInvalidArgument, "require-case takes true or false, not '" + value + "'");
-  FS_ASSIGN(auto store, OpenForAudit(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kWrite));
   AuditEvent event{"config", "{\"key\":" + JsonString(key) + ",\"value\":" + JsonString(value) + "}", {}, "null"};
   return store->SetMetaAudited(MetaKey(key), value, MakeAuditRecord(config.audit, event));
 }

@@ -12,7 +12,6 @@
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/chinese_whispers.h"
-#include "face/models.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -25,10 +24,8 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   if (options.neighbors < 1) return Fail(ErrorCode::kInvalidArgument, "--neighbors must be at least 1");
   if (options.min_size < 1) return Fail(ErrorCode::kInvalidArgument, "--min-size must be at least 1");
   if (options.iterations < 1) return Fail(ErrorCode::kInvalidArgument, "--iterations must be at least 1");
-  CorpusPaths corpus = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(corpus));
-  FS_TRY(CheckCorpusPermissions(config));
-  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  FS_ASSIGN(const CorpusPaths corpus, CheckExistingCorpus(config));
+  FS_ASSIGN(auto store, OpenStore(corpus, StoreUse::kModels));
   FS_TRY(CheckCaseRequired(*store, config.audit, "cluster"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
   FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*store, corpus));

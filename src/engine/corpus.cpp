@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <iostream>
+#include <istream>
 #include <set>
 #include <string_view>
 #include <thread>
@@ -44,6 +44,27 @@ Status RequireCorpus(const CorpusPaths& paths) {
   return Fail(ErrorCode::kNotFound, "no corpus at " + paths.dir.string() +
                                         ": build one with `facesearch index PATH...` "
                                         "(or choose another with --corpus)");
+}
+
+Result<CorpusPaths> CheckExistingCorpus(const CorpusConfig& config) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_TRY(RequireCorpus(paths));
+  FS_TRY(CheckCorpusPermissions(config));
+  return paths;
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const CorpusPaths& paths, StoreUse use) {
+  switch (use) {
+    case StoreUse::kRead: return Store::OpenReadOnly(paths.database);
+    case StoreUse::kWrite: return Store::OpenExisting(paths.database);
+    case StoreUse::kModels: break;
+  }
+  return Store::Open(paths.database, ModelIdentity());
+}
+
+Result<std::unique_ptr<Store>> OpenCorpusStore(const CorpusConfig& config, StoreUse use) {
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
+  return OpenStore(paths, use);
 }
 
 Status RequireWritable(const CorpusPaths& paths, const std::string& why) {
@@ -151,13 +172,16 @@ const char* DetectorName(DetectorKind d) {
   return "?";
 }
 
-Result<std::string> ReadPhotoBytes(const std::string& photo, size_t max_bytes) {
-  if (photo != "-") return ReadFile(photo, max_bytes);
+Result<std::string> ReadProbeBytes(const ProbeImage& probe, size_t max_bytes) {
+  if (probe.bytes) return *probe.bytes;
+  if (!probe.stream) return ReadFile(probe.name, max_bytes);
+  std::istream& in = *probe.stream;
   std::string bytes;
   char buf[1 << 16];
-  while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
-    bytes.append(buf, static_cast<size_t>(std::cin.gcount()));
-    if (bytes.size() > max_bytes) return Fail(ErrorCode::kDecode, "image on stdin is larger than the size limit");
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    bytes.append(buf, static_cast<size_t>(in.gcount()));
+    if (bytes.size() > max_bytes)
+      return Fail(ErrorCode::kDecode, ErrorReason::kTooLarge, "image on stdin is larger than the size limit");
   }
   if (bytes.empty()) return Fail(ErrorCode::kInvalidArgument, "no image data on stdin");
   return bytes;
@@ -265,6 +289,7 @@ Result<EmbeddingMode> ResolvedEmbeddingMode(const CorpusConfig& config, const Pi
 
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options) {
+  if (config.analyzer_factory) return config.analyzer_factory(options);
   fs::path dir = ResolveModelsDir(config.models_dir);
   spdlog::debug("loading models from {}", dir.string());
   AnalyzerOptions a;
@@ -292,13 +317,6 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
 }
 
 namespace {
-
-Result<std::unique_ptr<Store>> OpenExisting(const CorpusConfig& config) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
-  return Store::OpenReadOnly(paths.database);
-}
 
 // Describes the index files against the Store without repairing anything: JudgeIndex over the
 // record and the file's size and SHA-256 (not loaded, so counts and kind are not judged), in the
@@ -345,7 +363,7 @@ Result<int64_t> CorpusFaceCount(const CorpusConfig& config) {
 }
 
 Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
-  FS_ASSIGN(auto store, OpenExisting(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   CorpusPaths paths = PathsFor(config.corpus_dir);
   CorpusInfo info;
   info.corpus_dir = config.corpus_dir;
@@ -382,18 +400,16 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
 }
 
 Status ListInputIssues(const CorpusConfig& config, const std::function<void(const InputIssue&)>& fn) {
-  FS_ASSIGN(auto store, OpenExisting(config));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->ForEachInputIssue(fn);
 }
 
 // Export is audited like a search: the record (with the number of faces) is committed before the
 // first face is handed to `fn`, so it needs write access to the corpus.
 Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
   FS_TRY(RequireWritable(paths, "an export must commit its audit record before it shows a face"));
-  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   FS_TRY(AppendAudit(*store, config.audit,
                      {"export", "{}", {}, "{\"faces\":" + std::to_string(counts.faces) + "}"}));

@@ -26,6 +26,20 @@ CorpusPaths PathsFor(const std::filesystem::path& corpus_dir);
 // Fails with kNotFound, naming the command that creates a corpus, when `paths` holds none.
 Status RequireCorpus(const CorpusPaths& paths);
 
+// The checks every entry point on an existing corpus makes before anything else: that there is one
+// (RequireCorpus) and that its files are private (CheckCorpusPermissions). Returns its paths.
+Result<CorpusPaths> CheckExistingCorpus(const CorpusConfig& config);
+
+// How an entry point opens the Store of an existing corpus.
+enum class StoreUse {
+  kRead,    // Store::OpenReadOnly: info, export lists, audit reads
+  kWrite,   // Store::OpenExisting: writes that need no model (audit records, erasure, settings)
+  kModels,  // Store::Open with this build's model identity: refuses a corpus of other models
+};
+Result<std::unique_ptr<Store>> OpenStore(const CorpusPaths& paths, StoreUse use);
+// CheckExistingCorpus, then OpenStore: for entry points that take no lock in between.
+Result<std::unique_ptr<Store>> OpenCorpusStore(const CorpusConfig& config, StoreUse use);
+
 // Fails with kIo, naming the remedy and the commands that still work, when the corpus directory is
 // on a read-only file system (a read-only mount or medium). `why` says what needs to write.
 Status RequireWritable(const CorpusPaths& paths, const std::string& why);
@@ -51,9 +65,9 @@ Result<OpenedIndex> OpenIndexForReading(Store& store, const CorpusPaths& paths);
 
 DecodeLimits LimitsFrom(const PipelineOptions& options);
 
-// A probe photo's bytes: the file `photo`, or stdin for "-" (only the CLI's wrappers pass "-").
-// Errors: unreadable file, input over max_bytes (kDecode), nothing on stdin (kInvalidArgument).
-Result<std::string> ReadPhotoBytes(const std::string& photo, size_t max_bytes);
+// A probe's bytes: its own, its stream's or its file's. Errors: unreadable file, input over
+// max_bytes (kDecode, reason kTooLarge), an empty stream (kInvalidArgument).
+Result<std::string> ReadProbeBytes(const ProbeImage& probe, size_t max_bytes);
 
 // The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N"). A corpus
 // without it was built before modes existed: plain.
@@ -79,7 +93,8 @@ Status RecordEmbeddingMode(Store& store, const EmbeddingMode& mode);
 // defaulted to plain when there is no corpus there.
 Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, PipelineOptions options);
 
-// Loads the models named by the config and options. Errors: kModel.
+// Loads the models named by the config and options, or makes config.analyzer_factory's analyzer.
+// Errors: kModel.
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options);
 

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/privacy_internal.h"
-#include "face/models.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -27,11 +26,9 @@ Corpus::~Corpus() = default;
 Result<std::unique_ptr<Corpus>> Corpus::Open(const CorpusConfig& config, const OpenOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
-  impl->paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(impl->paths));
-  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(impl->paths, CheckExistingCorpus(config));
   FS_TRY(RequireWritable(impl->paths, "a query must commit its audit record before it shows a result"));
-  FS_ASSIGN(impl->store, Store::Open(impl->paths.database, ModelIdentity()));
+  FS_ASSIGN(impl->store, OpenStore(impl->paths, StoreUse::kModels));
   if (options.preload) {
     PipelineOptions pipeline = *options.preload;
     FS_ASSIGN(pipeline.embedding, impl->ModeFor(pipeline.embedding));

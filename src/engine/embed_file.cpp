@@ -331,14 +331,13 @@ Result<std::optional<EmbeddedImage>> EmbedReader::Next() {
   return std::optional(std::move(r));
 }
 
-Result<EmbedFile> ReadEmbedFile(const std::string& path, size_t max_records) {
+Result<EmbedFile> ReadEmbedFile(const std::string& path, std::istream* in, size_t max_records) {
   std::ifstream file;
-  if (path != "-") {
+  if (!in) {
     file.open(path, std::ios::binary);
     if (!file) return Fail(ErrorCode::kNotFound, "cannot open the embed file " + path);
   }
-  std::istream& in = path == "-" ? std::cin : file;
-  FS_ASSIGN(auto reader, EmbedReader::Open(in, path == "-" ? "the embed file on stdin" : path));
+  FS_ASSIGN(auto reader, EmbedReader::Open(in ? *in : file, path == "-" ? "the embed file on stdin" : path));
   EmbedFile out;
   out.header = reader->header();
   while (true) {

@@ -12,12 +12,12 @@
 
 #include <algorithm>
 #include <ctime>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
-#include "face/models.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -109,12 +109,6 @@ Status DropIndex(Store& store, const CorpusPaths& paths) {
   return Ok();
 }
 
-Result<std::unique_ptr<Store>> OpenForWriting(const CorpusPaths& paths,
-                                              bool models) {
-  if (models) return Store::Open(paths.database, ModelIdentity());
-  return Store::OpenExisting(paths.database);
-}
-
 }  // namespace
 
 Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& request) {
@@ -122,9 +116,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   if (request.images.empty() && request.face_ids.empty() && !like && !request.older_than_s)
     return Fail(ErrorCode::kInvalidArgument,
                 "say what to forget: --image PATH, --face-id N, --like PHOTO or --older-than 30d");
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
 
   AuditEvent event{"forget", "", {}, ""};
   std::optional<PhotoFace> probe;
@@ -133,7 +125,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     event.probe_sha256.push_back(probe->sha256);
   }
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
-  FS_ASSIGN(auto store, OpenForWriting(paths, like));
+  FS_ASSIGN(auto store, OpenStore(paths, like ? StoreUse::kModels : StoreUse::kWrite));
 
   std::set<int64_t> image_ids, face_ids;
   std::vector<std::string> by;
@@ -165,24 +157,18 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     face_ids.insert(near.begin(), near.end());
     by.push_back("like");
   }
-  std::string params = "{\"by\":[";
-  for (size_t i = 0; i < by.size(); ++i) {
-    if (i) params += ',';
-    params += JsonString(by[i]);
-  }
-  params += "],\"images\":" + std::to_string(request.images.size()) +
-            ",\"face_ids\":" + JsonIdArray(request.face_ids);
-  if (like) params += ",\"threshold\":" + JsonFloat(request.threshold);
+  nlohmann::ordered_json params = {
+      {"by", by}, {"images", request.images.size()}, {"face_ids", request.face_ids}};
+  if (like) params["threshold"] = AuditFloat(request.threshold);
   if (request.older_than_s) {
     const std::string cutoff = IsoAgo(*request.older_than_s);
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
     image_ids.insert(old.begin(), old.end());
-    params += ",\"older_than_s\":" + std::to_string(*request.older_than_s) +
-              ",\"added_before\":" + JsonString(cutoff);
+    params["older_than_s"] = *request.older_than_s;
+    params["added_before"] = cutoff;
     by.push_back("retention");
   }
-  params += "}";
-  event.params = params;
+  event.params = AuditJson(params);
 
   std::string reason = request.older_than_s && by.size() == 1 ? "retention" : "forget";
   auto make_audit = [&](const EraseCounts& c) {
@@ -203,12 +189,10 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
 }
 
 Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& request) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
   FS_ASSIGN(PhotoFace probe, LargestFace(config, request.photo, request.pipeline));
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
-  FS_ASSIGN(auto store, OpenForWriting(paths, /*models=*/true));
+  FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kModels));
 
   const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(request.threshold) +
                              ",\"reason\":" + JsonString(request.reason) + "}";
@@ -233,19 +217,14 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
 }
 
 Result<std::vector<OptOutRecord>> ListOptOuts(const CorpusConfig& config) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
-  FS_ASSIGN(auto store, Store::OpenReadOnly(paths.database));
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->OptOuts();
 }
 
 Status RemoveOptOut(const CorpusConfig& config, int64_t id) {
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
-  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
   const std::string params = "{\"op\":\"remove\",\"optout_id\":" + std::to_string(id) + "}";
   FS_TRY(store->RemoveOptOut(id, MakeAuditRecord(config.audit, {"optout", params, {}, "null"})));
   return FinishScrubOrWarn(*store, paths);  // the removed embedding leaves the WAL too

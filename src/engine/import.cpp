@@ -98,11 +98,11 @@ Status Commit(Store& store, VectorIndex& index, Batch& batch, const std::functio
 
 }  // namespace
 
-Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::string& file,
+Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::string& file, std::istream* in,
                                       const ImportOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   // Read and checked whole before the corpus is touched: a bad line refuses the file, not half of it.
-  FS_ASSIGN(EmbedFile embed, ReadEmbedFile(file, kMaxListEntries));
+  FS_ASSIGN(EmbedFile embed, ReadEmbedFile(file, in, kMaxListEntries));
   // Embeddings of other models are refused before a corpus is made for them.
   FS_TRY(CheckEmbedHeader(embed.header, embed.header.mode, file));
   FS_TRY(CheckCorpusPermissions(config));

@@ -13,7 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <fstream>
-#include <iostream>
+#include <istream>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -122,16 +122,21 @@ void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOut
   for (const fs::path& sub : subdirs) Walk(sub, found, problems);
 }
 
-// Reads a list of paths or URLs: one per line (or NUL-separated), "-" for stdin. Blank lines and,
-// in URL lists, lines starting with '#' are skipped. A list over the kMaxList* bounds is an error
-// (kInvalidArgument) found before it is all read: /dev/zero ends, it does not spin.
-Status ReadList(const std::string& file, bool null_separated, bool comments, std::vector<std::string>& out) {
+// Reads a list of paths or URLs: one per line (or NUL-separated), "-" for `stdin_list` (the
+// caller's standard input). Blank lines and, in URL lists, lines starting with '#' are skipped. A
+// list over the kMaxList* bounds is an error (kInvalidArgument) found before it is all read:
+// /dev/zero ends, it does not spin.
+Status ReadList(const std::string& file, std::istream* stdin_list, bool null_separated, bool comments,
+                std::vector<std::string>& out) {
   std::ifstream in;
   if (file != "-") {
     in.open(file, std::ios::binary);
     if (!in) return Fail(ErrorCode::kNotFound, "cannot open list " + file);
+  } else if (!stdin_list) {
+    return Fail(ErrorCode::kInvalidArgument, "'-' reads a list from standard input, which this caller "
+                                             "does not pass (IndexOptions::list_stream)");
   }
-  std::istream& src = file == "-" ? std::cin : in;
+  std::istream& src = file == "-" ? *stdin_list : in;
   const std::string name = file == "-" ? "the list on stdin" : "list " + file;
   const char separator = null_separated ? '\0' : '\n';
   auto too_large = [&](const std::string& what) {
@@ -187,12 +192,12 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
       continue;
     }
     std::vector<std::string> lines;
-    FS_TRY(ReadList("-", options.null_separated, false, lines));
+    FS_TRY(ReadList("-", options.list_stream, options.null_separated, false, lines));
     for (auto& l : lines) expanded.push_back({std::move(l), {}});
   }
   for (const auto& f : options.list_files) {
     std::vector<std::string> lines;
-    FS_TRY(ReadList(f, options.null_separated, false, lines));
+    FS_TRY(ReadList(f, options.list_stream, options.null_separated, false, lines));
     for (auto& l : lines) expanded.push_back({std::move(l), {}});
   }
   for (const auto& f : options.manifests) {
@@ -207,7 +212,7 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
   }
   for (const auto& f : options.url_lists) {
     std::vector<std::string> lines;
-    FS_TRY(ReadList(f, false, true, lines));
+    FS_TRY(ReadList(f, options.list_stream, false, true, lines));
     for (auto& l : lines) {
       while (!l.empty() && std::isspace(static_cast<unsigned char>(l.back()))) l.pop_back();
       if (!l.empty()) expanded.push_back({std::move(l), {}, /*url=*/true});
@@ -242,13 +247,15 @@ Result<std::vector<Input>> CollectInputs(const std::vector<std::string>& args, c
 // A short code for why a file could not be read or decoded (FileOutcome::reason).
 const char* ReasonFor(const Error& e) {
   if (e.code == ErrorCode::kNotFound) return "not_found";
-  const std::string& m = e.message;
-  if (m.find("not a regular file") != std::string::npos) return "not_regular_file";
+  switch (e.reason) {
+    case ErrorReason::kNotRegularFile: return "not_regular_file";
+    case ErrorReason::kTooLarge: return "too_large";
+    case ErrorReason::kPixelCap: return "pixel_cap";
+    case ErrorReason::kTruncated: return "truncated";
+    case ErrorReason::kNotImage: return "not_image";
+    case ErrorReason::kUnspecified: break;
+  }
   if (e.code == ErrorCode::kIo) return "unreadable";
-  if (m.find("larger than") != std::string::npos) return "too_large";
-  if (m.find("pixel limit") != std::string::npos) return "pixel_cap";
-  if (m.find("truncated") != std::string::npos) return "truncated";
-  if (m.find("not an image") != std::string::npos) return "not_image";
   if (e.code == ErrorCode::kDecode) return "decoder_error";
   return "analyzer_error";
 }

@@ -1,11 +1,11 @@
 // Ingest manifests (facesearch/engine.h ReadManifest): JSONL or CSV rows naming a path or URL and
-// its provenance. A small parser for exactly what a row may hold: one flat JSON object whose values
-// are strings (or null), or one CSV record.
+// its provenance. A JSONL row is read by nlohmann-json; a CSV record by the RFC 4180 reader here.
 #include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <map>
 #include <optional>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "facesearch/engine.h"
@@ -14,122 +14,25 @@
 namespace facesearch {
 namespace {
 
-// Parses one flat JSON object of string (or null) values; returns an error message on failure.
-class FlatJson {
- public:
-  explicit FlatJson(std::string_view s) : s_(s) {}
-
-  std::optional<std::string> Parse(std::map<std::string, std::string>& out) {
-    Ws();
-    if (!Eat('{')) return "expected a JSON object";
-    Ws();
-    if (Eat('}')) return Tail();
-    for (;;) {
-      Ws();
-      std::string key;
-      if (auto e = String(key)) return e;
-      Ws();
-      if (!Eat(':')) return "expected ':' after \"" + key + "\"";
-      Ws();
-      if (Peek() == '"') {
-        std::string value;
-        if (auto e = String(value)) return e;
-        out[key] = std::move(value);
-      } else if (s_.substr(i_, 4) == "null") {
-        i_ += 4;
-      } else {
-        return "the value of \"" + key + "\" is not a string";
-      }
-      Ws();
-      if (Eat('}')) return Tail();
-      if (!Eat(',')) return "expected ',' or '}' after the value of \"" + key + "\"";
-    }
+// Reads one JSONL row: a JSON object whose values are strings (null: absent). Returns why it is
+// not one.
+std::optional<std::string> ParseJsonRow(const std::string& line, std::map<std::string, std::string>& out) {
+  nlohmann::json row;
+  try {
+    row = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::string_view what = e.what();  // "[json.exception.parse_error.101] parse error at ..."
+    if (const size_t end = what.find("] "); what.starts_with("[json.exception") && end != what.npos)
+      what.remove_prefix(end + 2);
+    return std::string(what);
   }
-
- private:
-  char Peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
-  bool Eat(char c) {
-    if (Peek() != c || i_ >= s_.size()) return false;
-    ++i_;
-    return true;
+  if (!row.is_object()) return "expected a JSON object";
+  for (const auto& [key, value] : row.items()) {
+    if (value.is_string()) out[key] = value.get<std::string>();
+    else if (!value.is_null()) return "the value of \"" + key + "\" is not a string";
   }
-  void Ws() {
-    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
-  }
-  std::optional<std::string> Tail() {
-    Ws();
-    if (i_ != s_.size()) return "unexpected text after the object";
-    return std::nullopt;
-  }
-  static void AppendUtf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-  }
-  std::optional<uint32_t> Hex4() {
-    if (i_ + 4 > s_.size()) return std::nullopt;
-    uint32_t v = 0;
-    for (int k = 0; k < 4; ++k) {
-      char c = s_[i_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<uint32_t>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<uint32_t>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<uint32_t>(c - 'A' + 10);
-      else return std::nullopt;
-    }
-    return v;
-  }
-  std::optional<std::string> String(std::string& out) {
-    if (!Eat('"')) return "expected a string";
-    while (i_ < s_.size()) {
-      char c = s_[i_++];
-      if (c == '"') return std::nullopt;
-      if (static_cast<unsigned char>(c) < 0x20) return "a control character inside a string";
-      if (c != '\\') {
-        out += c;
-        continue;
-      }
-      if (i_ >= s_.size()) break;
-      switch (char e = s_[i_++]) {
-        case '"': case '\\': case '/': out += e; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          auto cp = Hex4();
-          if (!cp) return "a malformed \\u escape";
-          if (*cp >= 0xD800 && *cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
-            i_ += 2;
-            auto low = Hex4();
-            if (!low || *low < 0xDC00 || *low > 0xDFFF) return "a malformed surrogate pair";
-            *cp = 0x10000 + ((*cp - 0xD800) << 10) + (*low - 0xDC00);
-          }
-          AppendUtf8(out, *cp);
-          break;
-        }
-        default: return std::string("an unknown escape \\") + e;
-      }
-    }
-    return "an unterminated string";
-  }
-
-  std::string_view s_;
-  size_t i_ = 0;
-};
+  return std::nullopt;
+}
 
 // Turns one row's fields into an input, or says why it cannot.
 std::optional<std::string> ToInput(const std::map<std::string, std::string>& row, IndexInput& input) {
@@ -257,7 +160,7 @@ Result<std::vector<IndexInput>> ParseManifest(std::string_view text, ManifestFor
       if (line.find_first_not_of(" \t") == std::string::npos) continue;
       std::map<std::string, std::string> row;
       IndexInput input;
-      if (auto e = FlatJson(line).Parse(row)) problem(line_no, "invalid JSON: " + *e);
+      if (auto e = ParseJsonRow(line, row)) problem(line_no, "invalid JSON: " + *e);
       else if (auto e2 = ToInput(row, input)) problem(line_no, *e2);
       else inputs.push_back(std::move(input));
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "common/sha256.h"
@@ -70,15 +71,20 @@ Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOp
 }
 
 std::string AuditParams(const QueryOptions& options, const std::string& photo, int faces_detected, bool embedded) {
-  return "{\"probe\":" + JsonString(photo) + ",\"top_k\":" + std::to_string(options.top_k) +
-         ",\"threshold\":" + JsonFloat(options.threshold) +
-         ",\"all_faces\":" + (options.all_faces ? "true" : "false") +
-         ",\"face\":" + (options.face ? std::to_string(*options.face) : "null") +
-         ",\"detector\":" + JsonString(DetectorName(options.pipeline.detector)) +
-         ",\"retry\":" + JsonString(RetryStrategyName(options.pipeline.retry)) +
-         ",\"min_face\":" + std::to_string(options.pipeline.min_face) +
-         ",\"faces_detected\":" + std::to_string(faces_detected) +
-         (embedded ? ",\"embedded\":true}" : "}");
+  nlohmann::ordered_json params = {
+      {"probe", photo},
+      {"top_k", options.top_k},
+      {"threshold", AuditFloat(options.threshold)},
+      {"all_faces", options.all_faces},
+      {"face", nullptr},
+      {"detector", DetectorName(options.pipeline.detector)},
+      {"retry", RetryStrategyName(options.pipeline.retry)},
+      {"min_face", options.pipeline.min_face},
+      {"faces_detected", faces_detected},
+  };
+  if (options.face) params["face"] = *options.face;
+  if (embedded) params["embedded"] = true;
+  return AuditJson(params);
 }
 
 // What a query needs from the corpus before its probe is analysed.
@@ -132,7 +138,7 @@ Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Resu
   std::lock_guard store_lock(c.store_mu);
   FS_TRY(AppendAudit(*c.store, c.config.audit,
                      {"query", AuditParams(options, name, out.result.faces_detected, embedded),
-                      {out.result.probe_sha256}, JsonIdArray(returned)}));
+                      {out.result.probe_sha256}, AuditJson(returned)}));
   return out;
 }
 
@@ -144,7 +150,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   FS_ASSIGN(Impl::Lease analyzer, c.LeaseAnalyzer(prepared.pipeline));
   auto analyzed = [&]() -> Result<PhotoFaces> {
     if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
-    FS_ASSIGN(std::string bytes, ReadFile(probe.name, static_cast<size_t>(prepared.pipeline.max_file_bytes)));
+    FS_ASSIGN(std::string bytes, ReadProbeBytes(probe, static_cast<size_t>(prepared.pipeline.max_file_bytes)));
     return analyzer->AnalyzeBytes(probe.name, bytes);
   }();
   return Answer(c, probe.name, analyzed, options, prepared.optouts, /*embedded=*/false);
@@ -172,35 +178,36 @@ Result<ProbeOutcome> Corpus::QueryEmbedding(const EmbeddedProbe& probe, const Qu
   return Answer(c, probe.faces.path, faces, options, prepared.optouts, /*embedded=*/true);
 }
 
-Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<std::string>& photos,
+Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<ProbeImage>& probes,
                                               const QueryOptions& options) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
-  if (std::count(photos.begin(), photos.end(), "-") > 1)
+  if (std::count_if(probes.begin(), probes.end(), [](const ProbeImage& p) { return p.stream; }) > 1)
     return Fail(ErrorCode::kInvalidArgument, "only one probe can come from stdin (-)");
   FS_ASSIGN(auto corpus, Corpus::Open(config, OpenOptions{options.pipeline}));
   std::vector<ProbeOutcome> outcomes;
-  for (const std::string& photo : photos) {
-    if (photo != "-") {
-      FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::File(photo), options));
+  for (const ProbeImage& probe : probes) {
+    if (!probe.stream) {
+      FS_ASSIGN(outcomes.emplace_back(), corpus->Query(probe, options));
       continue;
     }
-    // The engine never reads stdin: this front door does, when the probe's turn comes.
-    auto bytes = ReadPhotoBytes(photo, static_cast<size_t>(options.pipeline.max_file_bytes));
+    // A stream is read when the probe's turn comes (the corpus is already open: a query waiting
+    // for its probe holds no lock); one that cannot be read fails that probe only.
+    auto bytes = ReadProbeBytes(probe, static_cast<size_t>(options.pipeline.max_file_bytes));
     if (!bytes) {
       ProbeOutcome& out = outcomes.emplace_back();
-      out.photo = out.result.probe_path = photo;
+      out.photo = out.result.probe_path = probe.name;
       out.error = bytes.error();
       continue;
     }
-    FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::Bytes(photo, std::move(*bytes)), options));
+    FS_ASSIGN(outcomes.emplace_back(), corpus->Query(ProbeImage::Bytes(probe.name, std::move(*bytes)), options));
   }
   return outcomes;
 }
 
 Result<std::vector<ProbeOutcome>> QueryEmbedded(const CorpusConfig& config, const std::string& embed_file,
-                                                const QueryOptions& options) {
+                                                std::istream* in, const QueryOptions& options) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
-  FS_ASSIGN(EmbedFile embed, ReadEmbedFile(embed_file, kMaxListEntries));
+  FS_ASSIGN(EmbedFile embed, ReadEmbedFile(embed_file, in, kMaxListEntries));
   FS_ASSIGN(auto corpus, Corpus::Open(config));
   FS_ASSIGN(EmbeddingMode mode, corpus->EmbeddingModeFor(options.pipeline.embedding));
   FS_TRY(CheckEmbedHeader(embed.header, mode, embed_file));

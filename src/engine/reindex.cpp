@@ -57,11 +57,9 @@ Result<IndexSpec> SpecFor(const ReindexOptions& o, int64_t faces) {
 Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOptions& options) {
   if (options.recall_queries < 0)
     return Fail(ErrorCode::kInvalidArgument, "--recall-queries must be 0 or more");
-  CorpusPaths paths = PathsFor(config.corpus_dir);
-  FS_TRY(RequireCorpus(paths));
-  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
-  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   FS_ASSIGN(IndexSpec spec, SpecFor(options, counts.faces));
 

@@ -59,7 +59,7 @@ Result<ImageHeader> JpegHeader(std::string_view s, size_t* scan_start) {
     }
     i += 2 + len;
   }
-  return Fail(ErrorCode::kDecode, "truncated JPEG: no image data");
+  return Fail(ErrorCode::kDecode, ErrorReason::kTruncated, "truncated JPEG: no image data");
 }
 
 Result<ImageHeader> PngHeader(std::string_view s) {
@@ -173,7 +173,7 @@ Result<ImageHeader> ParseHeader(std::string_view bytes, size_t* jpeg_scan_start)
     case ImageFormat::kTiff: return TiffHeader(bytes);
     case ImageFormat::kUnknown: break;
   }
-  return Fail(ErrorCode::kDecode,
+  return Fail(ErrorCode::kDecode, ErrorReason::kNotImage,
               "not an image format facesearch accepts (JPEG, PNG, WebP, BMP, TIFF)");
 }
 
@@ -265,7 +265,7 @@ Result<ImageHeader> ReadImageHeader(std::string_view bytes) {
 
 Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits) {
   if (static_cast<int64_t>(bytes.size()) > limits.max_bytes)
-    return Fail(ErrorCode::kDecode, "file is larger than the " +
+    return Fail(ErrorCode::kDecode, ErrorReason::kTooLarge, "file is larger than the " +
                                         std::to_string(limits.max_bytes >> 20) + " MiB limit");
   size_t scan_start = 0;
   FS_ASSIGN(ImageHeader header, ParseHeader(bytes, &scan_start));
@@ -273,7 +273,7 @@ Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits)
     return Fail(ErrorCode::kDecode, "image has zero width or height");
   if (header.width > limits.max_side || header.height > limits.max_side ||
       int64_t{header.width} * header.height > limits.max_pixels)
-    return Fail(ErrorCode::kDecode, std::to_string(header.width) + "x" +
+    return Fail(ErrorCode::kDecode, ErrorReason::kPixelCap, std::to_string(header.width) + "x" +
                                         std::to_string(header.height) +
                                         " image exceeds the pixel limit (" +
                                         std::to_string(limits.max_pixels) + " pixels)");
@@ -281,7 +281,7 @@ Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits)
     // libjpeg "decodes" a truncated file by padding it with grey; refuse it instead.
     std::string_view scan = bytes.substr(scan_start);
     if (scan.find("\xFF\xD9") == std::string_view::npos)
-      return Fail(ErrorCode::kDecode, "truncated JPEG: no end-of-image marker");
+      return Fail(ErrorCode::kDecode, ErrorReason::kTruncated, "truncated JPEG: no end-of-image marker");
   }
 
   SilenceOpenCvLogging();
@@ -302,7 +302,7 @@ Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits)
                                             " decoder refused the file: " + e.what());
     }
     if (cap.refused())  // whether imdecode passed the refusal on or returned an empty image
-      return Fail(ErrorCode::kDecode, std::string(ImageFormatName(header.format)) +
+      return Fail(ErrorCode::kDecode, ErrorReason::kPixelCap, std::string(ImageFormatName(header.format)) +
                                           " decoder found a larger image than its header states (" +
                                           std::to_string(header.width) + "x" +
                                           std::to_string(header.height) + "): it exceeds the pixel limit (" +

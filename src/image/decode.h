@@ -39,8 +39,8 @@ struct ImageHeader {
   int height = 0;
 };
 
-// Reads the dimensions from the header without decoding pixels. Errors: kDecode (unknown format,
-// truncated or malformed header).
+// Reads the dimensions from the header without decoding pixels. Errors: kDecode (unknown format:
+// reason kNotImage; truncated: kTruncated; malformed header).
 Result<ImageHeader> ReadImageHeader(std::string_view bytes);
 
 // Encodes `image` as PNG (or JPEG when `extension` is ".jpg"/".jpeg"). Errors: kInternal.
@@ -62,7 +62,8 @@ class ScopedPixelCap {
   bool refused() const;
 };
 
-// Decodes `bytes`. Errors: kDecode with a message saying why (format, size cap, corrupt data).
+// Decodes `bytes`. Errors: kDecode with a message saying why and, where a caller may act on it, a
+// reason: kTooLarge, kPixelCap, kTruncated (JPEG), kNotImage; corrupt data has none.
 Result<RgbImage> DecodeImage(std::string_view bytes, const DecodeLimits& limits);
 
 }  // namespace facesearch

@@ -132,7 +132,7 @@ Result<CheckedIndexFile> ReadIndexFile(const std::filesystem::path& path, int64_
   // A file longer than recorded is refused by ReadFile before it is read into memory.
   auto bytes = ReadFile(path, static_cast<size_t>(expected_size));
   if (!bytes) {
-    if (bytes.error().code == ErrorCode::kDecode) return corrupt("is larger than recorded");
+    if (bytes.error().reason == ErrorReason::kTooLarge) return corrupt("is larger than recorded");
     return std::unexpected(bytes.error());
   }
   if (static_cast<int64_t>(bytes->size()) != expected_size)
