@@ -292,7 +292,7 @@ Result<std::unique_ptr<Store>> OpenExisting(const CorpusConfig& config) {
 }
 
 // Describes the index files against the Store without repairing anything: JudgeIndex over the
-// record and the file's size and SHA-256 (not loaded, so counts and kind are not judged), in the
+// record and the file's checks at open (FAISS does not parse it, so counts and kind are not judged), in the
 // documented words of `index_state`: a file the next open rebuilds for being behind the Store
 // (faces removed since, a record newer than the Store) is "lagging" as well.
 std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& info) {
@@ -312,10 +312,10 @@ std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& in
     const fs::path file = paths.index_dir / s.file;
     std::error_code ec;
     facts.exists = fs::exists(file, ec);
-    if (facts.exists) {
-      auto sha = Sha256File(file);
-      if (!sha || *sha != s.sha256 || static_cast<int64_t>(fs::file_size(file, ec)) != s.size)
-        facts.problem = "its size or SHA-256 differs from its record";
+    if (facts.exists) {  // mapped and checked as every open does (IndexFile::Open), not read
+      auto opened = IndexFile::Open(file, s.size, s.sha256, IndexStamp{s.generation, info.model_identity},
+                                    /*writable=*/false);
+      if (!opened) facts.problem = opened.error().message;
     }
   }
   switch (JudgeIndex(record, facts).condition) {

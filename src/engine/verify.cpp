@@ -178,9 +178,7 @@ class Checker {
     if (facts.exists) loaded = VectorIndex::Load(file, snap->size, snap->sha256, IndexStamp{snap->generation, model_identity_});
     if (!loaded) {
       facts.problem = loaded.error().message;
-      auto bytes = ReadFile(file, static_cast<size_t>(fs::file_size(file, ec)));
-      if (auto header = bytes ? DecodeIndexFile(*bytes) : Result<IndexFileHeader>(std::unexpected(bytes.error())))
-        facts.header = *header;
+      if (auto header = IndexFile::ReadHeader(file)) facts.header = *header;
     }
     if (loaded && *loaded) {
       facts.loaded = {(*loaded)->ntotal(), (*loaded)->max_id(), std::nullopt};
@@ -223,6 +221,9 @@ class Checker {
       facts.loaded->kind.reset();  // noted: judge the rest as if it were of the corpus's kind
       verdict = JudgeIndex(record, facts);
     }
+    // Opening checked the layout and the checksum tables; every block's checksum is checked here.
+    for (const std::string& damaged : (*loaded)->file()->VerifyBlocks())
+      Add("index", "index file " + file.string() + " " + damaged + "; --repair rebuilds it");
     CompareVectors(store, **loaded, faces);
 
     std::vector<int64_t> ids = (*loaded)->ids();
