@@ -14,6 +14,7 @@
 #include <ctime>
 #include <set>
 
+#include "common/crash_point.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
@@ -196,8 +197,10 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   };
   ForgetSummary summary;
   FS_ASSIGN(std::unique_ptr<VectorIndex> index, ScrubIndexFirst(*store, paths, image_ids, face_ids));
+  CrashPoint("index-scrubbed");
   FS_ASSIGN(summary.erased, store->Erase({image_ids.begin(), image_ids.end()},
                                          {face_ids.begin(), face_ids.end()}, reason, make_audit));
+  CrashPoint("erasure-committed");
   FS_TRY(FinishErasure(*store, paths, *index));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   summary.faces_left = counts.faces;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/crash_point.h"
 #include "common/fs.h"
 #include "common/progress.h"
 
@@ -213,7 +214,9 @@ const char* IndexStateName(IndexState s) {
 Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, bool persist,
                                     IndexUse use) {
   const bool train = use == IndexUse::kWrite;
-  FS_ASSIGN(OpenedIndex opened, LoadOrRepair(store, index_dir, train, /*writable=*/persist));
+  // Only a writer maps the file writable: a reader that scrubs erased faces (a removal its Store
+  // shows, the file not yet) does so in its private copy of the pages.
+  FS_ASSIGN(OpenedIndex opened, LoadOrRepair(store, index_dir, train, /*writable=*/persist && train));
   const VectorIndex& index = *opened.index;
   if (index.needs_training()) {  // only for IndexUse::kSearch: a writer has trained it by now
     spdlog::warn("the {} index must be trained again{}{}: this search compares the probe with all {} "
@@ -268,6 +271,7 @@ Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_d
   FS_ASSIGN(std::string model_identity, store.ModelIdentity());
   FS_ASSIGN(SavedFile saved,
             index.Save(index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
+  CrashPoint("index-saved");
   return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(), saved.size,
                                               saved.checksum, kIndexFileName,
                                               IndexKindName(index.spec().kind), index.memory_bytes()});

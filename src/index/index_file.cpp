@@ -100,6 +100,10 @@ SegmentArrays ArraysOf(std::span<const int64_t> ids, std::span<const float> rows
                        codes.empty() ? nullptr : const_cast<uint8_t*>(codes.data()), nullptr, ids.size()};
 }
 
+bool ZeroFill(const char* at, size_t n) {
+  return std::all_of(at, at + n, [](char c) { return c == 0; });
+}
+
 std::string_view Bytes(const void* data, size_t size) { return {static_cast<const char*>(data), size}; }
 
 // A whole delta chunk: header, ids, rows, sums, padding.
@@ -244,7 +248,10 @@ Result<std::shared_ptr<IndexFile>> IndexFile::Open(const std::filesystem::path& 
   }
   struct stat st {};
   if (::fstat(file->fd_, &st) != 0 || !S_ISREG(st.st_mode)) return corrupt("is not a regular file");
-  if (expected_size < static_cast<int64_t>(kFixedHeader)) return corrupt("has an impossible recorded size");
+  if (expected_size < static_cast<int64_t>(kFixedHeader)) {
+    if (auto header = ReadHeader(path); !header) return std::unexpected(header.error());
+    return corrupt("has an impossible recorded size");
+  }
   if (st.st_size < expected_size)
     return corrupt("has " + std::to_string(st.st_size) + " bytes, its record says " + std::to_string(expected_size));
   file->size_ = file->mapped_ = static_cast<size_t>(expected_size);
@@ -293,8 +300,10 @@ std::string IndexFile::CheckLayout() {
   at += structure_size;
   main_.sums = reinterpret_cast<uint64_t*>(map_ + at);
   if (Hash(main_.sums, sums_bytes) != Get(map_ + 64, 8)) return "fails the checksum of its block checksums";
-  at = Align64(at + sums_bytes);
-  if (at > size_) return "is truncated inside its main segment";
+  at += sums_bytes;
+  if (Align64(at) > size_) return "is truncated inside its main segment";
+  if (!ZeroFill(map_ + at, Align64(at) - at)) return "has damaged padding after its main segment";
+  at = Align64(at);
   generation_ = header_.stamp.generation;
   max_face_id_ = header_.max_face_id;
   while (at < size_) {
@@ -304,8 +313,10 @@ std::string IndexFile::CheckLayout() {
     SegmentArrays c;
     c.n = Get(map_ + at + 8, 8);
     if (c.n == 0 || c.n > (size_ - at - kChunkHeader) / (8 + kRowBytes)) return "is truncated inside a delta chunk";
-    const size_t chunk_end = Align64(at + kChunkHeader + c.n * (8 + kRowBytes) + 8 * Blocks(c.n));
+    const size_t sums_end = at + kChunkHeader + c.n * (8 + kRowBytes) + 8 * Blocks(c.n);
+    const size_t chunk_end = Align64(sums_end);
     if (chunk_end > size_) return "is truncated inside a delta chunk";
+    if (!ZeroFill(map_ + sums_end, chunk_end - sums_end)) return "has damaged padding after a delta chunk";
     c.ids = reinterpret_cast<int64_t*>(map_ + at + kChunkHeader);
     c.rows = reinterpret_cast<float*>(map_ + at + kChunkHeader + 8 * c.n);
     c.sums = reinterpret_cast<uint64_t*>(map_ + at + kChunkHeader + (8 + kRowBytes) * c.n);

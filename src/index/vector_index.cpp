@@ -152,6 +152,21 @@ bool VectorIndex::compaction_due() const {
 }
 
 Status VectorIndex::Compact(bool keep_training, ProgressSink* progress) {
+  if (main_.n == 0 && chunks_.empty()) {  // everything is in memory already: no copy
+    std::vector<int64_t> ids = std::move(new_ids_);
+    std::vector<float> vectors = std::move(new_rows_);
+    size_t kept = 0;
+    for (size_t r = 0; r < ids.size(); ++r) {
+      if (ids[r] < 0) continue;
+      ids[kept] = ids[r];
+      std::copy_n(vectors.begin() + static_cast<std::ptrdiff_t>(r * kEmbeddingDim), kEmbeddingDim,
+                  vectors.begin() + static_cast<std::ptrdiff_t>(kept * kEmbeddingDim));
+      ++kept;
+    }
+    ids.resize(kept);
+    vectors.resize(kept * kEmbeddingDim);
+    return Install(std::move(ids), std::move(vectors), keep_training);
+  }
   const std::vector<search::FlatView> segments = Segments();
   size_t rows = 0;
   for (const search::FlatView& s : segments) rows += s.n;
@@ -169,6 +184,12 @@ Status VectorIndex::Compact(bool keep_training, ProgressSink* progress) {
       if (progress && ++done % 65536 == 0) progress->Advance(static_cast<int64_t>(done));
     }
   }
+  FS_TRY(Install(std::move(ids), std::move(vectors), keep_training));
+  if (progress) progress->Finish();
+  return Ok();
+}
+
+Status VectorIndex::Install(std::vector<int64_t> ids, std::vector<float> vectors, bool keep_training) {
   candidates_->Reset(keep_training);
   own_ids_ = std::move(ids);
   own_rows_ = std::move(vectors);
@@ -185,11 +206,11 @@ Status VectorIndex::Compact(bool keep_training, ProgressSink* progress) {
     rows_by_id_.clear();
     rows_by_id_built_ = false;
   }
-  if (progress) progress->Finish();
   return Ok();
 }
 
 Status VectorIndex::Prepare(bool train) {
+  if (main_.n == 0 && chunks_.empty() && !new_ids_.empty()) FS_TRY(Compact(/*keep_training=*/false));
   if (main_.n == 0) return Ok();
   return candidates_->Prepare(MainView(), train);
 }
@@ -294,6 +315,7 @@ Result<SavedFile> VectorIndex::Save(const std::filesystem::path& path, const Ind
     }
     return SavedFile{file_->size(), checksum_};
   }
+  if (main_.n == 0 && delta_rows() > 0) FS_TRY(Compact(/*keep_training=*/false));  // a whole file: rows in main
   faiss::VectorIOWriter structure;
   FS_TRY(Guard(ErrorCode::kIndex, "cannot serialise the vector index", [&] { candidates_->Write(structure); }));
   IndexFileContents contents;

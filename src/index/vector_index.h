@@ -86,7 +86,8 @@ class VectorIndex {
   // True when the delta has grown past kCompactRatioPercent of the main segment (and
   // kCompactMinRows), or when the main segment is empty and the delta is not.
   bool compaction_due() const;
-  // Builds what is missing over the main segment: int8 codes, and, when `train` is true, the
+  // Builds what is missing over the main segment (into which it first moves the delta of an index
+  // with an empty main segment, as after CreateEmpty and Add): int8 codes, and, when `train` is true, the
   // FAISS structure when it is untrained and the main segment holds enough vectors. Training is
   // the one step whose cost grows past minutes (IVF-PQ at 10M faces): readers pass train = false
   // and search exactly until a writer trains (needs_training()). Errors: kIndex.
@@ -143,6 +144,8 @@ class VectorIndex {
  private:
   explicit VectorIndex(std::unique_ptr<CandidateStructure> candidates);
   search::FlatView MainView() const;
+  // Makes `ids`/`vectors` the main segment (held in memory), with no delta and no file.
+  Status Install(std::vector<int64_t> ids, std::vector<float> vectors, bool keep_training);
   // Every segment: the main one, the file's chunks, the rows added since.
   std::vector<search::FlatView> Segments() const;
   std::unique_ptr<CandidateStructure> candidates_;  // of the kind, over the main segment
