@@ -178,7 +178,11 @@ class Checker {
     if (facts.exists) loaded = VectorIndex::Load(file, snap->size, snap->sha256, IndexStamp{snap->generation, model_identity_});
     if (!loaded) {
       facts.problem = loaded.error().message;
-      if (auto header = IndexFile::ReadHeader(file)) facts.header = *header;
+      // A header other than the recorded one is a later save (judged by its stamp); the recorded
+      // header over a damaged body is damage.
+      std::string checksum;
+      if (auto header = IndexFile::ReadHeader(file, &checksum); header && checksum != snap->sha256)
+        facts.header = *header;
     }
     if (loaded && *loaded) {
       facts.loaded = {(*loaded)->ntotal(), (*loaded)->max_id(), std::nullopt};
