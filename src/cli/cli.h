@@ -63,6 +63,7 @@ void AddConfigCommand(CLI::App& app, Context& ctx);
 void AddClusterCommand(CLI::App& app, Context& ctx);
 void AddVerifyCommand(CLI::App& app, Context& ctx);
 void AddReindexCommand(CLI::App& app, Context& ctx);
+void AddCompactCommand(CLI::App& app, Context& ctx);
 // Adds the global --case, --purpose and --strict-permissions options (cmd_audit.cpp). With the
 // app's fallthrough they are accepted after the subcommand name too.
 void AddAccountabilityOptions(CLI::App& app, Context& ctx);
