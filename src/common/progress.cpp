@@ -11,7 +11,7 @@ ProgressBar::ProgressBar() : tty_(::isatty(STDERR_FILENO) == 1) {}
 void ProgressBar::Start(const std::string& what, int64_t total) {
   what_ = what;
   total_ = total;
-  last_tenth_ = -1;
+  last_tenth_ = 0;
   start_ = last_ = std::chrono::steady_clock::now();
   Line(0, false);
 }

@@ -352,6 +352,7 @@ std::vector<int64_t> VectorIndex::ids() const {
 std::optional<Embedding> VectorIndex::Vector(int64_t face_id) const {
   std::lock_guard lock(rows_by_id_mu_);
   if (!rows_by_id_built_) {
+    rows_by_id_.reserve(static_cast<size_t>(ntotal()));
     for (const search::FlatView& s : Segments())
       for (size_t r = 0; r < s.n; ++r)
         if (s.ids[r] >= 0) rows_by_id_[s.ids[r]] = s.rows + r * kEmbeddingDim;
