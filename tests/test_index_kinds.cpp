@@ -173,6 +173,36 @@ TEST_CASE("Faces added after the structure was built are found by every kind", "
   }
 }
 
+TEST_CASE("Erase takes rows out of every kind's structure without training it again, saved or not",
+          "[index][kinds]") {
+  test::TempDir dir;
+  const size_t n = 1500;
+  const std::vector<float> v = FaceLikeVectors(n, 41);
+  const std::vector<int64_t> ids = Ids(n);
+  for (IndexKind kind : kAllKinds) {
+    INFO(IndexKindName(kind));
+    auto index = VectorIndex::CreateEmpty(IndexSpec{.kind = kind});
+    REQUIRE(index->Add(ids, v));
+    REQUIRE(index->Prepare());
+    const IndexSpec built = index->built_spec();
+    const std::vector<int64_t> erase = {ids[10], ids[700]};
+    REQUIRE(index->Erase(erase).value() == 2);
+    CHECK(index->prepared());  // still searched through its structure: nothing to train
+    CHECK(index->built_spec() == built);
+    const fs::path path = dir / (std::string(IndexKindName(kind)) + ".faiss");
+    auto saved = index->Save(path, kStamp);
+    REQUIRE(saved);
+    auto loaded = VectorIndex::Load(path, saved->size, saved->checksum, kStamp);
+    REQUIRE(loaded);
+    for (const VectorIndex* searched : {index.get(), loaded->get()}) {
+      for (size_t i : {size_t{10}, size_t{700}})
+        for (const Hit& h : searched->Search(Row(v, i), 5).value()) CHECK(h.face_id != ids[i]);
+      CHECK(searched->Search(Row(v, 11), 1)->front().face_id == ids[11]);
+      CHECK(searched->ids().size() == n - 2);
+    }
+  }
+}
+
 TEST_CASE("A crafted approximate part is refused even when its header and checksum vouch for it",
           "[index][kinds]") {
   test::TempDir dir;

@@ -312,17 +312,17 @@ TEST_CASE("An intact index file stamped for another generation or model is refus
   CHECK_THAT(other_model.error().message, Catch::Contains("models:other"));
 }
 
-TEST_CASE("A FAISS structure that does not cover every main row is refused", "[index]") {
+TEST_CASE("A FAISS structure holding more vectors than the main segment is refused", "[index]") {
   test::TempDir dir;
   const fs::path path = dir / "faces.faiss";
   faiss::IndexFlatL2 quantizer(kEmbeddingDim);
   faiss::IndexIVFFlat ivf(&quantizer, kEmbeddingDim, 2);
-  const std::vector<float> rows = RandomVectors(40, 9);
-  ivf.train(40, rows.data());
-  ivf.add(40, rows.data());  // 40 of the file's 50 rows
+  const std::vector<float> rows = RandomVectors(60, 9);
+  ivf.train(60, rows.data());
+  ivf.add(60, rows.data());  // 60 vectors for the file's 50 rows
   auto r = LoadTrustingRecord(path, Framed(path, IndexKind::kIvf, FaissBytes(ivf)));
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message, Catch::Contains("holds 40 of 50 vectors"));
+  CHECK_THAT(r.error().message, Catch::Contains("holds 60 vectors, its main segment 50"));
 }
 
 TEST_CASE("Load reports a missing index file as kNotFound", "[index]") {

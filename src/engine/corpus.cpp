@@ -17,7 +17,6 @@
 #include <string_view>
 #include <thread>
 
-#include "common/sha256.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
 #include "index/corpus_index.h"

@@ -180,9 +180,10 @@ class FaissCandidates : public CandidateStructure {
     if (!index) return "its approximate part is empty";
     if (index->d != kEmbeddingDim || index->metric_type != faiss::METRIC_L2)
       return "its approximate part is not L2 of dimension " + std::to_string(kEmbeddingDim);
-    if (index->ntotal != ntotal || !index->is_trained)
-      return "its approximate part holds " + std::to_string(index->ntotal) + " of " +
-             std::to_string(ntotal) + " vectors";
+    // Fewer is right after an erasure (IVF lists drop the erased rows); more is not.
+    if (index->ntotal > ntotal || !index->is_trained)
+      return "its approximate part holds " + std::to_string(index->ntotal) + " vectors, its main segment " +
+             std::to_string(ntotal);
     return KindProblem(*index, ntotal);
   }
 };

@@ -3,8 +3,9 @@
 // On open: map the snapshot named in the Store's meta table after checking its committed size and
 // header checksum; if it is missing, corrupt or foreign, rebuild from SQLite; if it lags (snapshot
 // generation older than the Store's), append the faces newer than the snapshot, and scrub the
-// faces erased since (VectorIndex::Erase). Writers commit SQLite first, then update and save the index, then record the
-// snapshot — so a crash at any point leaves a corpus that the next open repairs.
+// faces erased since (VectorIndex::Erase). Writers that add commit SQLite first, then append to
+// the index, then record the snapshot; erasure scrubs the index first (forget.cpp). A crash at any
+// point leaves a corpus that the next open repairs.
 #pragma once
 
 #include <filesystem>
@@ -39,7 +40,8 @@ inline constexpr const char* kIndexFileName = "faces.faiss";
 enum class IndexCondition {
   kFresh,         // the file holds the Store's current generation
   kLagging,       // older, and no face was removed since: appending the newer faces catches it up
-  kNeedsRebuild,  // removed faces since, a record newer than the Store, or a save never recorded
+  kNeedsRebuild,  // removed faces since (scrubbed from the file, not rebuilt: VectorIndex::Erase),
+                  // a record newer than the Store, or a save never recorded
   kCorrupt,       // the record names another file, or the file fails its checks or its record
   kOtherKind,     // intact and current or lagging, but of another kind than the corpus setting
   kMissing,       // no snapshot recorded, or its file is absent
@@ -48,7 +50,7 @@ enum class IndexCondition {
 enum class IndexCause {
   kCurrent,            // fresh
   kNewFaces,           // lagging
-  kRemovedSince,       // needs rebuild
+  kRemovedSince,       // needs rebuild: the erased faces are scrubbed from the loaded file
   kNewerThanStore,     // needs rebuild: restored from another copy?
   kSavedNotRecorded,   // needs rebuild: a writer was killed between saving and recording
   kUnexpectedFile,     // corrupt

@@ -59,7 +59,8 @@ class VectorIndex {
   // Maps and checks `path` (IndexFile::Open: committed size and header checksum against the
   // Store's record, layout, checksum tables, structure, stamp equal to `expected`; every block
   // too for small files), all BEFORE FAISS parses its section (crafted files have crashed FAISS's
-  // reader); then checks that the structure is the header's kind and covers every main row. The
+  // reader); then checks that the structure is the header's kind, holds no more rows than the
+  // main segment (an erasure takes rows out of IVF lists) and names only its rows. The
   // kind is the file's; `params` (re-rank, nprobe, ef_search) apply when they name the same kind.
   // `writable`: erasures and appends go to the file itself (a writer holding the lock). Returns
   // an index prepared without training. Errors: kNotFound (missing file), kIo, kCorrupt.
