@@ -3,7 +3,7 @@
 // their ids and hands a view of them to every call; CandidateStructure::Create picks the
 // implementation of a kind once, and VectorIndex delegates to it instead of asking for the kind:
 //   exact         ExactCandidates  none: every search scans the floats
-//   int8          Int8Candidates   search::Int8Index codes, rebuilt from the floats (never saved)
+//   int8          Int8Candidates   search::Int8Index codes, saved in the file (mapped on load)
 //   ivf, ivfpq    IvfCandidates    FAISS IndexIVFFlat / IndexIVFPQ (candidates_faiss.cpp)
 //   hnsw          HnswCandidates   FAISS IndexHNSWFlat (candidates_faiss.cpp)
 // The FAISS structures' labels are row numbers of the flat store, and they are the second part of
