@@ -18,11 +18,12 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 # man-db: its test renders it.
 # libcurl4-openssl-dev: URL fetching in `facesearch index --urls/--manifest`. libssl-dev: SHA-256
 # through libcrypto (SHA-NI where the CPU has it). nlohmann-json3-dev: the JSON parser (manifests,
-# embed files, tests).
+# embed files, tests). libxxhash-dev: XXH3 checksums of the index file's blocks (opening maps the
+# file instead of hashing all of it).
 readonly PACKAGES=(
   build-essential cmake pkg-config
   libopencv-dev libdlib-dev libfaiss-dev libsqlite3-dev libcli11-dev libspdlog-dev catch2
-  libopenblas-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev
+  libopenblas-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libxxhash-dev
   python3 python3-pip python3-venv
   sqlite3 curl bzip2 ca-certificates
   jq chromium help2man man-db

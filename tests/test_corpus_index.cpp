@@ -96,7 +96,9 @@ TEST_CASE("SaveCorpusIndex records size, checksum and coverage for the current g
   CHECK(snap->max_face_id == ids.back());
   CHECK(snap->file == kIndexFileName);
   CHECK(snap->size == static_cast<int64_t>(fs::file_size(c.IndexFile())));
-  CHECK(snap->sha256 == Sha256File(c.IndexFile()).value());
+  std::string checksum;
+  REQUIRE(IndexFile::ReadHeader(c.IndexFile(), &checksum));
+  CHECK(snap->sha256 == checksum);  // the field keeps its name; it holds the header's XXH3
 }
 
 TEST_CASE("A deleted index file is rebuilt from the database", "[corpus_index]") {
@@ -122,34 +124,26 @@ TEST_CASE("A corrupted index file is rebuilt, not loaded and not served empty",
 
   auto opened = c.Open();
   CHECK(opened.state == IndexState::kRebuilt);
-  CHECK_THAT(opened.reason, Catch::Contains("SHA-256"));
+  CHECK_THAT(opened.reason, Catch::Contains("index file"));
   CHECK(opened.index->ntotal() == 2);
   CHECK(Nearest(*opened.index, 1.f) == ids[0]);
   CHECK(c.Open().state == IndexState::kFresh);
 }
 
-TEST_CASE("A headerless index file from an older facesearch is rebuilt and upgraded",
-          "[corpus_index]") {
+TEST_CASE("An index file of an older format is rebuilt and upgraded", "[corpus_index]") {
   Corpus c;
   auto ids = c.Add("a", {FaceAt(1.f), FaceAt(2.f)});
   c.Open();
-  // What facesearch wrote before index format 1: the bare FAISS bytes, with their size and
-  // SHA-256 recorded in SQLite (so the record check alone would accept them).
-  std::string_view payload;
-  const std::string framed = ReadFile(c.IndexFile(), 1 << 20).value();
-  REQUIRE(DecodeIndexFile(framed, &payload));
-  const std::string legacy(payload);
-  std::ofstream(c.IndexFile(), std::ios::binary | std::ios::trunc) << legacy;
-  auto snap = c.store->GetIndexSnapshot().value().value();
-  snap.size = static_cast<int64_t>(legacy.size());
-  snap.sha256 = Sha256Hex(legacy);
-  REQUIRE(c.store->SetIndexSnapshot(snap));
+  // Format 2 was read whole and hashed; format 3 is mapped. The version is checked first.
+  std::string bytes = ReadFile(c.IndexFile(), 1 << 20).value();
+  bytes[8] = 2;
+  std::ofstream(c.IndexFile(), std::ios::binary | std::ios::trunc) << bytes;
 
   auto opened = c.Open();
   CHECK(opened.state == IndexState::kRebuilt);
-  CHECK_THAT(opened.reason, Catch::Contains("not a facesearch index file"));
+  CHECK_THAT(opened.reason, Catch::Contains("index format version 2"));
   CHECK(Nearest(*opened.index, 2.f) == ids[1]);
-  auto header = DecodeIndexFile(ReadFile(c.IndexFile(), 1 << 20).value());
+  auto header = IndexFile::ReadHeader(c.IndexFile());
   REQUIRE(header);
   CHECK(header->stamp.generation == c.store->Generation().value());
   CHECK(header->stamp.model_identity == "models:test");
@@ -175,7 +169,7 @@ TEST_CASE("A lagging snapshot is caught up: faces added after the save are found
   CHECK(next.index->ntotal() == 4);
 }
 
-TEST_CASE("Faces removed after the snapshot force a rebuild, and erased faces never resurface",
+TEST_CASE("Faces removed after the snapshot are scrubbed from the index, and erased faces never resurface",
           "[corpus_index]") {
   Corpus c;
   auto keep = c.Add("a", {FaceAt(1.f)});
@@ -185,9 +179,10 @@ TEST_CASE("Faces removed after the snapshot force a rebuild, and erased faces ne
   REQUIRE(c.store->DeleteFacesOfImage(image_b));
 
   auto opened = c.Open();
-  CHECK(opened.state == IndexState::kRebuilt);
+  CHECK(opened.state == IndexState::kCaughtUp);
   CHECK_THAT(opened.reason, Catch::Contains("removed"));
-  CHECK(opened.index->ntotal() == 1);
+  CHECK_THAT(opened.reason, Catch::Contains("scrubbed 1 erased faces"));
+  CHECK(opened.index->ntotal() == 1);  // a small corpus is compacted (and trained anew)
   CHECK(Nearest(*opened.index, 9.f) == keep[0]);
 }
 

@@ -120,7 +120,7 @@ TEST_CASE("The bash completion script loads and completes subcommands, options a
   fs::create_directories(dir / "chips");
   const std::string cwd = dir.path().string();
   CHECK(Complete("facesearch qu", cwd) == "query\n");
-  CHECK(Complete("facesearch c", cwd) == "compare cluster config\n");
+  CHECK(Complete("facesearch c", cwd) == "compare cluster config compact\n");
   CHECK(Complete("facesearch --corpus /tmp cl", cwd) == "cluster\n");
   CHECK(Complete("facesearch query --ht", cwd) == "--html\n");
   CHECK(Complete("facesearch cluster --min", cwd) == "--min-size\n");

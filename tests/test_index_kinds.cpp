@@ -125,13 +125,11 @@ TEST_CASE("Save then Load keeps each kind and its answers, and memory use counts
     const fs::path path = dir / (std::string(IndexKindName(kind)) + ".faiss");
     auto saved = index->Save(path, kStamp);
     REQUIRE(saved);
-    const std::string bytes = Slurp(path);
-    auto header = DecodeIndexFile(bytes);
+    auto header = IndexFile::ReadHeader(path);
     REQUIRE(header);
-    CHECK(header->version == kIndexFormatVersion);
     CHECK(header->kind == kind);
-    CHECK((header->flat_size < header->payload_size) == IsFaissApproximate(kind));
-    auto loaded = VectorIndex::Load(path, saved->size, saved->sha256, kStamp);
+    CHECK(header->has_codes == (kind == IndexKind::kInt8));  // int8 codes are saved, not rebuilt
+    auto loaded = VectorIndex::Load(path, saved->size, saved->checksum, kStamp);
     REQUIRE(loaded);
     CHECK((*loaded)->spec().kind == kind);
     CHECK((*loaded)->prepared());
@@ -175,35 +173,34 @@ TEST_CASE("Faces added after the structure was built are found by every kind", "
   }
 }
 
-TEST_CASE("An index file of format 1 still loads as an exact index", "[index][kinds]") {
+TEST_CASE("Erase takes rows out of every kind's structure without training it again, saved or not",
+          "[index][kinds]") {
   test::TempDir dir;
-  const fs::path path = dir / "faces.faiss";
-  const std::vector<float> v = FaceLikeVectors(40, 4);
-  auto index = VectorIndex::CreateEmpty();
-  REQUIRE(index->Add(Ids(40), v));
-  REQUIRE(index->Save(path, kStamp));
-  // Rewrite it as format 1 wrote it: no kind, no flat length, identity at byte 52.
-  std::string_view payload;
-  const std::string v2 = Slurp(path);
-  REQUIRE(DecodeIndexFile(v2, &payload));
-  std::string v1 = v2.substr(0, 52);
-  v1[8] = 1;  // format version, little-endian
-  v1 += kStamp.model_identity;
-  Sha256 sha;
-  sha.Update(v1);
-  sha.Update(payload);
-  v1 += sha.FinishHex();
-  v1 += payload;
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << v1;
-  auto header = DecodeIndexFile(v1);
-  REQUIRE(header);
-  CHECK(header->version == 1);
-  CHECK(header->kind == IndexKind::kExact);
-  auto loaded = VectorIndex::Load(path, static_cast<int64_t>(v1.size()), Sha256Hex(v1), kStamp);
-  REQUIRE(loaded);
-  CHECK((*loaded)->spec().kind == IndexKind::kExact);
-  CHECK((*loaded)->ntotal() == 40);
-  CHECK((*loaded)->Search(Row(v, 7), 1)->front().face_id == Ids(40)[7]);
+  const size_t n = 1500;
+  const std::vector<float> v = FaceLikeVectors(n, 41);
+  const std::vector<int64_t> ids = Ids(n);
+  for (IndexKind kind : kAllKinds) {
+    INFO(IndexKindName(kind));
+    auto index = VectorIndex::CreateEmpty(IndexSpec{.kind = kind});
+    REQUIRE(index->Add(ids, v));
+    REQUIRE(index->Prepare());
+    const IndexSpec built = index->built_spec();
+    const std::vector<int64_t> erase = {ids[10], ids[700]};
+    REQUIRE(index->Erase(erase).value() == 2);
+    CHECK(index->prepared());  // still searched through its structure: nothing to train
+    CHECK(index->built_spec() == built);
+    const fs::path path = dir / (std::string(IndexKindName(kind)) + ".faiss");
+    auto saved = index->Save(path, kStamp);
+    REQUIRE(saved);
+    auto loaded = VectorIndex::Load(path, saved->size, saved->checksum, kStamp);
+    REQUIRE(loaded);
+    for (const VectorIndex* searched : {index.get(), loaded->get()}) {
+      for (size_t i : {size_t{10}, size_t{700}})
+        for (const Hit& h : searched->Search(Row(v, i), 5).value()) CHECK(h.face_id != ids[i]);
+      CHECK(searched->Search(Row(v, 11), 1)->front().face_id == ids[11]);
+      CHECK(searched->ids().size() == n - 2);
+    }
+  }
 }
 
 TEST_CASE("A crafted approximate part is refused even when its header and checksum vouch for it",
@@ -212,26 +209,24 @@ TEST_CASE("A crafted approximate part is refused even when its header and checks
   const fs::path path = dir / "faces.faiss";
   const size_t n = 200;
   const std::vector<float> v = FaceLikeVectors(n, 8);
-  auto index = VectorIndex::CreateEmpty();
-  REQUIRE(index->Add(Ids(n), v));
-  REQUIRE(index->Save(path, kStamp));
-  std::string_view flat;
-  const std::string exact_file = Slurp(path);
-  REQUIRE(DecodeIndexFile(exact_file, &flat));
-  auto load = [&](const std::string& bytes) {
-    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-    return VectorIndex::Load(path, static_cast<int64_t>(bytes.size()), Sha256Hex(bytes), kStamp);
+  const std::vector<int64_t> ids = Ids(n);
+  // A whole file written with every checksum right: only the structure checks stand in the way.
+  auto load = [&](IndexKind kind, std::string_view structure) {
+    IndexFileContents contents;
+    contents.header.stamp = kStamp;
+    contents.header.kind = kind;
+    contents.header.max_face_id = ids.back();
+    contents.ids = ids;
+    contents.rows = v;
+    contents.structure = structure;
+    auto saved = WriteIndexFile(path, contents);
+    REQUIRE(saved);
+    return VectorIndex::Load(path, saved->size, saved->checksum, kStamp);
   };
-  auto framed = [&](IndexKind kind, faiss::Index& approx) {
+  auto bytes_of = [](faiss::Index& approx) {
     faiss::VectorIOWriter w;
     faiss::write_index(&approx, &w);
-    IndexFileHeader h;
-    h.stamp = kStamp;
-    h.ntotal = static_cast<int64_t>(n);
-    h.max_face_id = Ids(n).back();
-    h.kind = kind;
-    h.flat_size = flat.size();
-    return EncodeIndexFile(h, std::string(flat) + std::string(w.data.begin(), w.data.end()));
+    return std::string(w.data.begin(), w.data.end());
   };
   // An IVF whose labels are not row numbers of the flat part (the re-rank would read past it).
   faiss::IndexFlatL2 quantizer(kEmbeddingDim);
@@ -240,25 +235,22 @@ TEST_CASE("A crafted approximate part is refused even when its header and checks
   std::vector<faiss::Index::idx_t> labels(n);
   for (size_t i = 0; i < n; ++i) labels[i] = static_cast<faiss::Index::idx_t>(i + 5000);
   ivf.add_with_ids(static_cast<faiss::Index::idx_t>(n), v.data(), labels.data());
-  auto r = load(framed(IndexKind::kIvf, ivf));
+  auto r = load(IndexKind::kIvf, bytes_of(ivf));
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
   CHECK_THAT(r.error().message, Catch::Contains("outside the index"));
   // The same structure claimed to be another kind.
-  r = load(framed(IndexKind::kHnsw, ivf));
+  r = load(IndexKind::kHnsw, bytes_of(ivf));
   REQUIRE_FALSE(r);
   CHECK_THAT(r.error().message, Catch::Contains("not a FAISS hnsw index"));
-  // An exact file with a second part.
-  IndexFileHeader h;
-  h.stamp = kStamp;
-  h.flat_size = flat.size();
-  r = load(EncodeIndexFile(h, std::string(flat) + "extra"));
+  // An exact file with a structure section.
+  r = load(IndexKind::kExact, "extra");
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message, Catch::Contains("second part"));
+  CHECK_THAT(r.error().message, Catch::Contains("section its kind does not have"));
   // An unknown kind number.
-  std::string unknown = exact_file;
-  unknown[52] = 9;
-  CHECK_FALSE(DecodeIndexFile(unknown));
+  r = load(static_cast<IndexKind>(9), "");
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("unknown index kind"));
 }
 
 TEST_CASE("auto picks exact for small corpora and the index settings round-trip through their text",
@@ -330,12 +322,13 @@ TEST_CASE("The corpus index setting is kept by rebuild, catch-up and deletion, a
     CHECK(opened->index->spec().kind == kind);
     CHECK(opened->index->Search(faces[350].embedding, 1)->front().face_id == second[50]);
 
-    // Deletion: rebuilt as the same kind, and the deleted faces are gone from every answer.
+    // Deletion: scrubbed, compacted as the same kind (a small corpus), and the deleted faces are
+    // gone from every answer.
     const int64_t image_a = store->FindImageBySha(Sha256Hex("a")).value().value();
     REQUIRE(store->DeleteFacesOfImage(image_a));  // faces first[0..299]
     opened = OpenCorpusIndex(*store, index_dir, /*persist=*/true);
     REQUIRE(opened);
-    CHECK(opened->state == IndexState::kRebuilt);
+    CHECK(opened->state == IndexState::kCaughtUp);
     CHECK(opened->index->spec().kind == kind);
     CHECK(opened->index->ntotal() == 100);
     for (size_t i : {size_t{0}, size_t{120}, size_t{299}}) {
@@ -364,11 +357,12 @@ TEST_CASE("A search never trains an approximate index: it scans exactly, leaves 
     REQUIRE(OpenCorpusIndex(*store, index_dir, /*persist=*/true));  // a writer builds and trains it
     const auto trained = store->GetIndexSnapshot().value().value();
 
-    // An erasure makes the structure stale: a search rebuilds the rows but does not train.
+    // An erasure makes a small corpus's structure stale: a search scrubs and compacts the rows in
+    // memory but does not train.
     REQUIRE(store->DeleteFacesOfImage(store->FindImageBySha(Sha256Hex("b")).value().value()));
     auto searched = OpenCorpusIndex(*store, index_dir, /*persist=*/true, IndexUse::kSearch);
     REQUIRE(searched);
-    CHECK(searched->state == IndexState::kRebuilt);
+    CHECK(searched->state == IndexState::kCaughtUp);
     CHECK(searched->index->needs_training());
     CHECK_FALSE(searched->index->prepared());
     CHECK(searched->index->ntotal() == 300);

@@ -1,14 +1,18 @@
-// VectorIndex: real FAISS indexes. Exact distances, k handling, a byte-identical save/load round
-// trip, and refusal of damaged or foreign files before (or when) FAISS reads them.
+// VectorIndex: real index files (format 3, index_file.h). Exact distances, k handling, a save/load
+// round trip, refusal of damaged or foreign files before (or when) FAISS reads them, delta chunks
+// appended and searched, erasure scrubbed in place, compaction.
 #include "index/vector_index.h"
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/impl/io.h>
 #include <faiss/index_io.h>
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <numeric>
 #include <random>
 
 #include "common/fs.h"
@@ -51,21 +55,47 @@ SavedFile SaveSample(const fs::path& path, size_t n = 50) {
   return index->Save(path, kStamp).value();
 }
 
+// The checksum a Store would record for the file at `path`: its header's, when that is intact.
+std::string RecordedChecksum(const fs::path& path) {
+  std::string checksum = "xxh3:0000000000000000";
+  (void)IndexFile::ReadHeader(path, &checksum);
+  return checksum;
+}
+
 // Loads `bytes` written to `path` with a Store record that matches them (as if an attacker or a
-// bug had rewritten the record too), so that only the file's own header stands in the way.
+// bug had rewritten the record too), so that only the file's own checks stand in the way.
 Result<std::unique_ptr<VectorIndex>> LoadTrustingRecord(const fs::path& path, const std::string& bytes,
                                                         const IndexStamp& stamp = kStamp) {
   Overwrite(path, bytes);
-  return VectorIndex::Load(path, static_cast<int64_t>(bytes.size()), Sha256Hex(bytes), stamp);
+  return VectorIndex::Load(path, static_cast<int64_t>(bytes.size()), RecordedChecksum(path), stamp);
 }
 
-// The FAISS payload of a saved index file, and a header for it.
-std::string PayloadOf(const std::string& file, IndexFileHeader* header = nullptr) {
-  std::string_view payload;
-  auto h = DecodeIndexFile(file, &payload);
-  REQUIRE(h);
-  if (header) *header = *h;
-  return std::string(payload);
+// An index file of `kind` framing `structure` as its FAISS section over n rows (WriteIndexFile,
+// which computes every checksum: the file's own checks vouch for the bytes).
+std::string Framed(const fs::path& path, IndexKind kind, std::string_view structure, size_t n = 50) {
+  std::vector<int64_t> ids(n);
+  std::iota(ids.begin(), ids.end(), 1);
+  const std::vector<float> rows = RandomVectors(n, 5);
+  IndexFileContents contents;
+  contents.header.stamp = kStamp;
+  contents.header.kind = kind;
+  contents.header.max_face_id = static_cast<int64_t>(n);
+  contents.ids = ids;
+  contents.rows = rows;
+  contents.structure = structure;
+  REQUIRE(WriteIndexFile(path, contents));
+  return Slurp(path);
+}
+
+std::string FaissBytes(faiss::Index& index) {
+  faiss::VectorIOWriter writer;
+  faiss::write_index(&index, &writer);
+  return std::string(writer.data.begin(), writer.data.end());
+}
+
+bool Holds(const std::string& haystack, const float* row) {
+  return haystack.find(std::string_view(reinterpret_cast<const char*>(row), kEmbeddingDim * sizeof(float))) !=
+         std::string::npos;
 }
 }  // namespace
 
@@ -129,12 +159,12 @@ TEST_CASE("Save then Load gives identical search results, ntotal and max_id", "[
   auto saved = index->Save(path, kStamp);
   REQUIRE(saved);
   CHECK(saved->size == static_cast<int64_t>(fs::file_size(path)));
-  CHECK(saved->sha256 == Sha256File(path).value());
+  CHECK(saved->checksum == RecordedChecksum(path));
   struct stat st {};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
 
-  auto loaded = VectorIndex::Load(path, saved->size, saved->sha256, kStamp);
+  auto loaded = VectorIndex::Load(path, saved->size, saved->checksum, kStamp);
   REQUIRE(loaded);
   CHECK((*loaded)->ntotal() == static_cast<int64_t>(n));
   CHECK((*loaded)->max_id() == ids.back());
@@ -150,43 +180,44 @@ TEST_CASE("Save then Load gives identical search results, ntotal and max_id", "[
   }
 }
 
-TEST_CASE("Load refuses a truncated index file as kCorrupt by its size", "[index]") {
+TEST_CASE("Load refuses a truncated index file and ignores bytes past its committed length", "[index]") {
   test::TempDir dir;
   const fs::path path = dir / "faces.faiss";
   const SavedFile saved = SaveSample(path);
   const std::string bytes = Slurp(path);
   Overwrite(path, bytes.substr(0, bytes.size() - 100));
-  auto r = VectorIndex::Load(path, saved.size, saved.sha256, kStamp);
+  auto r = VectorIndex::Load(path, saved.size, saved.checksum, kStamp);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
 
-  Overwrite(path, bytes + "trailing");
-  CHECK(VectorIndex::Load(path, saved.size, saved.sha256, kStamp).error().code == ErrorCode::kCorrupt);
+  // What a killed append leaves: never read, the record says where the file ends.
+  Overwrite(path, bytes + "FSVDELTA and the rest of a chunk cut short");
+  auto appended = VectorIndex::Load(path, saved.size, saved.checksum, kStamp);
+  REQUIRE(appended);
+  CHECK((*appended)->ntotal() == 50);
 }
 
-TEST_CASE("Load refuses a bit-flipped index file as kCorrupt by its checksum", "[index]") {
+TEST_CASE("Load refuses a bit-flipped index file as kCorrupt by its block checksums", "[index]") {
   test::TempDir dir;
   const fs::path path = dir / "faces.faiss";
   const SavedFile saved = SaveSample(path);
   std::string bytes = Slurp(path);
   bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x10);
   Overwrite(path, bytes);
-  auto r = VectorIndex::Load(path, saved.size, saved.sha256, kStamp);
+  auto r = VectorIndex::Load(path, saved.size, saved.checksum, kStamp);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
-  CHECK_THAT(r.error().message, Catch::Contains("SHA-256"));
+  CHECK_THAT(r.error().message, Catch::Contains("fails the checksum of rows 0 to 49"));
 }
 
 TEST_CASE("Load turns a FAISS reader exception on damaged bytes into kCorrupt", "[index]") {
-  // Header and record both vouch for the damaged payload (as if rewritten by an attacker), so
-  // only FAISS's own parser stands between the bytes and us. FAISS 1.7.3 leaks the partly read
-  // index when it throws here; LeakSanitizer runs need tests/lsan.supp.
+  // Header, checksums and record all vouch for the damaged structure (as if rewritten by an
+  // attacker), so only FAISS's own parser stands between the bytes and us. FAISS 1.7.3 leaks the
+  // partly read index when it throws here; LeakSanitizer runs need tests/lsan.supp.
   test::TempDir dir;
   const fs::path path = dir / "faces.faiss";
-  SaveSample(path);
-  IndexFileHeader header;
-  const std::string payload = PayloadOf(Slurp(path), &header).substr(0, 60);
-  auto r = LoadTrustingRecord(path, EncodeIndexFile(header, payload));
+  faiss::IndexFlatL2 flat(kEmbeddingDim);
+  auto r = LoadTrustingRecord(path, Framed(path, IndexKind::kHnsw, FaissBytes(flat).substr(0, 60)));
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
 }
@@ -203,10 +234,8 @@ TEST_CASE("Load refuses well-formed FAISS files of another layout or dimension",
     REQUIRE_FALSE(bare);
     CHECK(bare.error().code == ErrorCode::kCorrupt);
     CHECK_THAT(bare.error().message, Catch::Contains("not a facesearch index file"));
-    // Wrapped in a valid header: FAISS parses it and the layout check refuses it.
-    IndexFileHeader header;
-    header.stamp = kStamp;
-    auto framed = LoadTrustingRecord(path, EncodeIndexFile(header, raw));
+    // Framed as a valid file's structure: FAISS parses it and the kind check refuses it.
+    auto framed = LoadTrustingRecord(path, Framed(path, IndexKind::kIvf, raw));
     REQUIRE_FALSE(framed);
     CHECK(framed.error().code == ErrorCode::kCorrupt);
   };
@@ -227,8 +256,8 @@ TEST_CASE("Index files truncated at any of many offsets are refused by their own
   SaveSample(path);
   const std::string bytes = Slurp(path);
   for (size_t keep : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{30}, size_t{51}, size_t{52},
-                      size_t{60}, size_t{75}, size_t{120}, size_t{200}, bytes.size() / 2,
-                      bytes.size() - 1}) {
+                      size_t{60}, size_t{75}, size_t{120}, size_t{127}, size_t{128}, size_t{200},
+                      bytes.size() / 2, bytes.size() - 8, bytes.size() - 1}) {
     INFO("kept " << keep << " of " << bytes.size() << " bytes");
     auto r = LoadTrustingRecord(path, bytes.substr(0, keep));
     REQUIRE_FALSE(r);
@@ -243,8 +272,8 @@ TEST_CASE("Index files with one flipped bit anywhere are refused by their own ch
   SaveSample(path);
   const std::string bytes = Slurp(path);
   std::mt19937 rng(11);
-  std::vector<size_t> positions = {0, 7, 8, 12, 16, 24, 32, 40, 48, 52, 60, 70, 80, 100, 140,
-                                   bytes.size() - 1};
+  std::vector<size_t> positions = {0, 7, 8, 12, 16, 24, 32, 40, 48, 52, 60, 70, 80, 100, 120, 127,
+                                   140, 200, bytes.size() - 9, bytes.size() - 1};
   for (int i = 0; i < 40; ++i) positions.push_back(rng() % bytes.size());
   for (size_t pos : positions) {
     for (int bit : {0, 7}) {
@@ -283,21 +312,107 @@ TEST_CASE("An intact index file stamped for another generation or model is refus
   CHECK_THAT(other_model.error().message, Catch::Contains("models:other"));
 }
 
-TEST_CASE("A header whose counts disagree with the FAISS payload is refused", "[index]") {
+TEST_CASE("A FAISS structure holding more vectors than the main segment is refused", "[index]") {
   test::TempDir dir;
   const fs::path path = dir / "faces.faiss";
-  SaveSample(path);
-  IndexFileHeader header;
-  const std::string payload = PayloadOf(Slurp(path), &header);
-  header.ntotal += 1;
-  auto r = LoadTrustingRecord(path, EncodeIndexFile(header, payload));
+  faiss::IndexFlatL2 quantizer(kEmbeddingDim);
+  faiss::IndexIVFFlat ivf(&quantizer, kEmbeddingDim, 2);
+  const std::vector<float> rows = RandomVectors(60, 9);
+  ivf.train(60, rows.data());
+  ivf.add(60, rows.data());  // 60 vectors for the file's 50 rows
+  auto r = LoadTrustingRecord(path, Framed(path, IndexKind::kIvf, FaissBytes(ivf)));
   REQUIRE_FALSE(r);
-  CHECK_THAT(r.error().message, Catch::Contains("its header says"));
+  CHECK_THAT(r.error().message, Catch::Contains("holds 60 vectors, its main segment 50"));
 }
 
 TEST_CASE("Load reports a missing index file as kNotFound", "[index]") {
   test::TempDir dir;
-  auto r = VectorIndex::Load(dir / "absent.faiss", 10, Sha256Hex(""), kStamp);
+  auto r = VectorIndex::Load(dir / "absent.faiss", 1000, "xxh3:0000000000000000", kStamp);
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kNotFound);
+}
+
+TEST_CASE("Rows added after a load are appended as a delta chunk and searched with the main rows",
+          "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  const SavedFile first = SaveSample(path);  // ids 100..247
+  auto index = VectorIndex::Load(path, first.size, first.checksum, kStamp, {}, /*writable=*/true).value();
+  const std::vector<float> fresh = RandomVectors(3, 99);
+  const std::vector<int64_t> ids = {500, 501, 502};
+  REQUIRE(index->Add(ids, fresh));
+  const SavedFile second = index->Save(path, IndexStamp{8, kStamp.model_identity}).value();
+  // O(new rows): one chunk of 3 rows (64-byte header, 3 ids, 3 rows, a checksum), nothing rewritten.
+  CHECK(second.size - first.size == 64 + 3 * (8 + 512) + 8 + 32);  // padded to 64 bytes
+  CHECK(second.checksum == first.checksum);
+
+  auto loaded = VectorIndex::Load(path, second.size, second.checksum, IndexStamp{8, kStamp.model_identity});
+  REQUIRE(loaded);
+  CHECK((*loaded)->ntotal() == 53);
+  CHECK((*loaded)->delta_rows() == 3);
+  CHECK((*loaded)->max_id() == 502);
+  CHECK((*loaded)->Search(Row(fresh, 1), 1).value().at(0).face_id == 501);
+  CHECK((*loaded)->Search(Row(RandomVectors(50, 7), 4), 1).value().at(0).face_id == 112);
+  // The record of the first save no longer matches: the stamp moved on with the chunk.
+  CHECK_FALSE(VectorIndex::Load(path, second.size, second.checksum, kStamp));
+}
+
+TEST_CASE("Erase scrubs faces from the main rows and a delta chunk in place: no byte of their vectors "
+          "is left in the file", "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  const SavedFile first = SaveSample(path);
+  const std::vector<float> main_rows = RandomVectors(50, 7), fresh = RandomVectors(3, 99);
+  {
+    auto index = VectorIndex::Load(path, first.size, first.checksum, kStamp, {}, true).value();
+    const std::vector<int64_t> ids = {500, 501, 502};
+    REQUIRE(index->Add(ids, fresh));
+    REQUIRE(index->Save(path, IndexStamp{8, kStamp.model_identity}));
+  }
+  std::string before = Slurp(path);
+  REQUIRE(Holds(before, &main_rows[4 * kEmbeddingDim]));
+  REQUIRE(Holds(before, &fresh[1 * kEmbeddingDim]));
+  auto index = VectorIndex::Load(path, static_cast<int64_t>(before.size()), first.checksum,
+                                 IndexStamp{8, kStamp.model_identity}, {}, true).value();
+  const std::vector<int64_t> erase = {112, 501, 999};  // 999 is not in the index
+  CHECK(index->Erase(erase).value() == 2);
+  const SavedFile after = index->Save(path, IndexStamp{9, kStamp.model_identity}).value();
+  CHECK(after.size == static_cast<int64_t>(before.size()));  // in place
+  CHECK(after.checksum != first.checksum);
+  const std::string bytes = Slurp(path);
+  CHECK_FALSE(Holds(bytes, &main_rows[4 * kEmbeddingDim]));
+  CHECK_FALSE(Holds(bytes, &fresh[1 * kEmbeddingDim]));
+  CHECK(Holds(bytes, &main_rows[5 * kEmbeddingDim]));
+
+  auto loaded = VectorIndex::Load(path, after.size, after.checksum, IndexStamp{9, kStamp.model_identity});
+  REQUIRE(loaded);  // every block was resealed
+  CHECK((*loaded)->file()->VerifyBlocks().empty());
+  const std::vector<int64_t> live = (*loaded)->ids();
+  CHECK(live.size() == 51);
+  CHECK(std::find(live.begin(), live.end(), 112) == live.end());
+  CHECK((*loaded)->Search(Row(main_rows, 4), 1).value().at(0).face_id != 112);
+  CHECK((*loaded)->Search(Row(fresh, 1), 60).value().size() == 51);  // erased rows never answer
+}
+
+TEST_CASE("Compact folds the delta into the main rows, drops erased rows and writes a whole file",
+          "[index]") {
+  test::TempDir dir;
+  const fs::path path = dir / "faces.faiss";
+  const SavedFile first = SaveSample(path);
+  auto index = VectorIndex::Load(path, first.size, first.checksum, kStamp, {}, true).value();
+  const std::vector<float> fresh = RandomVectors(3, 99);
+  const std::vector<int64_t> ids = {500, 501, 502}, erase = {100, 502};
+  REQUIRE(index->Add(ids, fresh));
+  REQUIRE(index->Erase(erase));
+  CHECK(index->compaction_due() == false);  // 3 rows: below kCompactMinRows
+  REQUIRE(index->Compact(/*keep_training=*/true));
+  CHECK(index->main_rows() == 51);
+  CHECK(index->delta_rows() == 0);
+  const SavedFile saved = index->Save(path, IndexStamp{9, kStamp.model_identity}).value();
+  CHECK(saved.checksum != first.checksum);
+  auto loaded = VectorIndex::Load(path, saved.size, saved.checksum, IndexStamp{9, kStamp.model_identity});
+  REQUIRE(loaded);
+  CHECK((*loaded)->ntotal() == 51);
+  CHECK((*loaded)->file()->chunks().empty());
+  CHECK((*loaded)->Search(Row(fresh, 0), 1).value().at(0).face_id == 500);
 }

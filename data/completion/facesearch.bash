@@ -103,7 +103,7 @@ _facesearch() {
         optout) COMPREPLY=($(compgen -W "add list remove" -- "$cur")) ;;
         eval) [[ -n "$subsub" ]] || COMPREPLY=($(compgen -W "lfw calibrate" -- "$cur")) ;;
         config) COMPREPLY=($(compgen -W "list set" -- "$cur")) ;;
-        info | export | reindex) ;;
+        info | export | reindex | compact) ;;
         *) COMPREPLY=($(compgen -f -- "$cur")) ;;  # photos, folders
     esac
 } &&

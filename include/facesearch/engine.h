@@ -408,6 +408,26 @@ struct ReindexSummary {
 // kIndex, kDatabase, kIo.
 Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOptions& options);
 
+// What `facesearch compact` did: the index file's rows before (main segment, delta chunks and rows
+// erased in place) and after (the live faces, all in the main segment).
+struct CompactSummary {
+  std::string kind;
+  int64_t rows_before = 0;
+  int64_t delta_rows_before = 0;
+  int64_t faces = 0;
+  int64_t bytes_before = 0, bytes_after = 0;
+  bool retrained = false;  // the structure was trained anew (a small corpus), not kept
+  double seconds = 0;
+};
+
+// Folds the index file's delta chunks (rows appended by `index` since the last compaction) into a
+// new main segment, dropping rows erased in place, and rebuilds its structure (int8 codes, FAISS
+// lists; coarse centroids and codebooks kept from kKeepTrainingFrom faces, trained anew below),
+// with progress on stderr. `index` does the same by itself once the delta passes 10% of the main
+// segment. Takes the corpus write lock; needs no model files. Errors: kNotFound, kIndex,
+// kDatabase, kIo.
+Result<CompactSummary> CompactCorpus(const CorpusConfig& config);
+
 // Calls fn for every input that failed (image rows with status error) or was skipped before its
 // content was read (robots.txt, noimageindex, malformed manifest rows), oldest first. Read-only.
 Status ListInputIssues(const CorpusConfig& config, const std::function<void(const InputIssue&)>& fn);

@@ -9,7 +9,8 @@
 # ../shared/data/lfw), its export, and a copy grown to --faces faces with synthetic faces drawn
 # around the real ones (bench/grow_corpus.cpp), indexed with `reindex --index KIND`. Then it times,
 # each in a fresh process: query (a real photo), info, index of 5 new photos, forget --image of one
-# of them. The probe's own decode/detect/embed cost is shown by the same query on the seed corpus.
+# of them, verify, compact. The probe's own decode/detect/embed cost is shown by the same query on
+# the seed corpus.
 # Cold-cache rows need a writable /proc/sys/vm/drop_caches (else they are skipped, and said so).
 # Prints a Markdown table on stdout; progress on stderr. Builds into build-bench (Release).
 set -euo pipefail
@@ -111,5 +112,6 @@ timed "index of 5 new photos" "$bin" --corpus "$big" -q index --allow-reindex "$
 timed "forget --image (1 photo)" "$bin" --corpus "$big" -q forget --image "$work/$(basename "${new_photos[0]}")"
 timed "query after index + forget" "$bin" --corpus "$big" -q query "$probe"
 timed "verify" "$bin" --corpus "$big" -q verify
+timed "compact (fold the delta and erased rows into the main segment)" "$bin" --corpus "$big" -q compact
 # Leave the grown corpus as it was built (the next run times the same work).
 for photo in "${work:?}"/*.jpg; do "$bin" --corpus "$big" -q forget --image "$photo" >/dev/null 2>&1 || true; done

@@ -24,9 +24,9 @@
    (P: a photo of the person with the most images in the set, e.g. George W. Bush in LFW)
    uninterrupted: the reference result.
 2. KILLS times: a fresh copy of the start corpus, `forget --like P` SIGKILLed, aiming in turn at a
-   random moment of the run (model loading, the erase transaction, the index rebuild and save, the
-   WAL checkpoint), at 0-5 ms after the index file is dropped and at 0-30 ms after the erase
-   commits; then the same checks as above plus: no index file
+   random moment of the run (model loading, the index scrub, the erase transaction, the index
+   record, the WAL checkpoint), at 0-5 ms after the index file is scrubbed (its mtime changes:
+   forget scrubs the index before the erasure commits) and at 0-30 ms after the erase commits; then the same checks as above plus: no index file
    may still hold an erased face (verify would name it), rerunning the forget must complete (exit 0
    or 1 when the killed run had already erased everything), `verify` must pass again and the
    corpus must equal the reference (images, faces, embeddings; tombstones), with the index fresh.
@@ -135,9 +135,10 @@ def forget_campaign(args, base, images, work):
         shutil.copytree(start, crash)
         # Kills cycle through three aims: a random moment of the run (whose length is the latest
         # complete run's, so that delays follow the machine's load; model loading takes most of
-        # it), 0-5 ms after the index file disappears (forget drops it before the erase), and
-        # 0-30 ms after the erase commits (seen by polling SQLite for the tombstones).
-        aim = ("random", "index dropped", "erase committed")[k % 3]
+        # it), 0-5 ms after the index file is scrubbed (forget does it before the erase commits:
+        # the file's mtime changes), and 0-30 ms after the erase commits (seen by polling SQLite
+        # for the tombstones).
+        aim = ("random", "index scrubbed", "erase committed")[k % 3]
         delay = random.uniform(0.05, est_seconds)
         proc = subprocess.Popen(base + ["--corpus", crash] + forget, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
@@ -149,9 +150,11 @@ def forget_campaign(args, base, images, work):
                 pass
         else:
             index_file = os.path.join(crash, "index", "faces.faiss")
+            mtime = os.stat(index_file).st_mtime_ns if os.path.exists(index_file) else None
             watch = sqlite3.connect(f"file:{os.path.join(crash, 'corpus.sqlite')}?mode=ro", uri=True)
             while proc.poll() is None:
-                if aim == "index dropped" and not os.path.exists(index_file):
+                now = os.stat(index_file).st_mtime_ns if os.path.exists(index_file) else None
+                if aim == "index scrubbed" and now != mtime:
                     time.sleep(random.uniform(0, 0.005))
                     break
                 if aim == "erase committed":

@@ -80,6 +80,7 @@ void AddVerifyCommand(CLI::App& app, Context& ctx);
 void AddReindexCommand(CLI::App& app, Context& ctx);
 void AddEmbedCommand(CLI::App& app, Context& ctx);   // cmd_embed.cpp
 void AddImportCommand(CLI::App& app, Context& ctx);  // cmd_embed.cpp
+void AddCompactCommand(CLI::App& app, Context& ctx);
 // Adds the global --case, --purpose and --strict-permissions options (cmd_audit.cpp). With the
 // app's fallthrough they are accepted after the subcommand name too.
 void AddAccountabilityOptions(CLI::App& app, Context& ctx);

@@ -31,6 +31,7 @@ constexpr Subcommand kSubcommands[] = {
     {"reindex", AddReindexCommand},
     {"embed", AddEmbedCommand},
     {"import", AddImportCommand},
+    {"compact", AddCompactCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

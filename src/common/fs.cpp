@@ -54,13 +54,13 @@ Status FsyncDir(const fs::path& dir) {
 }
 
 // Writes, fsyncs and closes `tmp`; the caller removes it on failure.
-Status WriteTemp(const fs::path& tmp, std::string_view data) {
+Status WriteTemp(const fs::path& tmp, std::span<const std::string_view> parts) {
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoFail(ErrorCode::kIo, "cannot create", tmp, errno);
   FdGuard guard(fd);
   // A stale temp file left by a crashed process of the same pid may have another mode.
   if (::fchmod(fd, 0600) != 0) return ErrnoFail(ErrorCode::kIo, "cannot chmod", tmp, errno);
-  FS_TRY(WriteAll(fd, data, tmp));
+  for (std::string_view data : parts) FS_TRY(WriteAll(fd, data, tmp));
   if (::fsync(fd) != 0) return ErrnoFail(ErrorCode::kIo, "cannot fsync", tmp, errno);
   // close() can report a deferred write error (NFS, quota): it must be checked.
   if (::close(guard.release()) != 0) return ErrnoFail(ErrorCode::kIo, "cannot close", tmp, errno);
@@ -138,9 +138,13 @@ Result<std::string> ReadFile(const fs::path& path, size_t max_bytes) {
 }
 
 Status WriteFileAtomic(const fs::path& path, std::string_view data) {
+  return WriteFileAtomic(path, std::span<const std::string_view>(&data, 1));
+}
+
+Status WriteFileAtomic(const fs::path& path, std::span<const std::string_view> parts) {
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
-  if (Status s = WriteTemp(tmp, data); !s) {
+  if (Status s = WriteTemp(tmp, parts); !s) {
     ::unlink(tmp.c_str());
     return s;
   }

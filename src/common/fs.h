@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,8 @@ Result<std::string> ReadFile(const std::filesystem::path& path, size_t max_bytes
 // fsync fails: the new content is then in place but may not survive a power loss. Writers of one
 // path must be serialised (the temp name is per process). Errors: kIo.
 Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data);
+// The same for `parts` written one after the other (no copy into one buffer).
+Status WriteFileAtomic(const std::filesystem::path& path, std::span<const std::string_view> parts);
 
 // An advisory exclusive lock (flock) on `path` held for the object's lifetime; the lock file is
 // created 0600. Used so that only one writer changes a corpus at a time.

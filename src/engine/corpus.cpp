@@ -17,7 +17,6 @@
 #include <string_view>
 #include <thread>
 
-#include "common/sha256.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
@@ -319,7 +318,7 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
 namespace {
 
 // Describes the index files against the Store without repairing anything: JudgeIndex over the
-// record and the file's size and SHA-256 (not loaded, so counts and kind are not judged), in the
+// record and the file's checks at open (FAISS does not parse it, so counts and kind are not judged), in the
 // documented words of `index_state`: a file the next open rebuilds for being behind the Store
 // (faces removed since, a record newer than the Store) is "lagging" as well.
 std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& info) {
@@ -339,10 +338,10 @@ std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& in
     const fs::path file = paths.index_dir / s.file;
     std::error_code ec;
     facts.exists = fs::exists(file, ec);
-    if (facts.exists) {
-      auto sha = Sha256File(file);
-      if (!sha || *sha != s.sha256 || static_cast<int64_t>(fs::file_size(file, ec)) != s.size)
-        facts.problem = "its size or SHA-256 differs from its record";
+    if (facts.exists) {  // mapped and checked as every open does (IndexFile::Open), not read
+      auto opened = IndexFile::Open(file, s.size, s.sha256, IndexStamp{s.generation, info.model_identity},
+                                    /*writable=*/false);
+      if (!opened) facts.problem = opened.error().message;
     }
   }
   switch (JudgeIndex(record, facts).condition) {

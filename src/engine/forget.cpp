@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/crash_point.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
@@ -85,28 +86,32 @@ Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths) {
   return finished;
 }
 
-// After a committed erasure: rebuild and save the index (the delete generation moved), then
-// finish the scrub (WAL checkpointed and truncated) so that no copy of the erased rows is left in
-// the corpus files.
-// Clearing the snapshot record first makes the rebuild a routine one (no repair warning); a crash
-// before the new snapshot is recorded leaves no snapshot, which the next open rebuilds too.
-Status Scrub(Store& store, const CorpusPaths& paths) {
-  FS_TRY(store.ClearIndexSnapshot());
-  FS_TRY(OpenCorpusIndex(store, paths.index_dir, /*persist=*/true));
-  return FinishScrubOrWarn(store, paths);
+// Before an erasure commits: scrub its faces from the index file (VectorIndex::Erase: in place,
+// flushed), so that no crash at any later point leaves their embeddings in an index file. Until
+// the erasure is committed and the index recorded again, the file no longer matches its record:
+// a crash in between makes the next command rebuild the index from SQLite (which then still
+// holds the faces, or no longer does, and the index follows it).
+Result<std::unique_ptr<VectorIndex>> ScrubIndexFirst(Store& store, const CorpusPaths& paths,
+                                                     const std::set<int64_t>& image_ids,
+                                                     const std::set<int64_t>& face_ids) {
+  const std::vector<int64_t> images(image_ids.begin(), image_ids.end());
+  FS_ASSIGN(std::vector<int64_t> erased, store.FaceIdsOfImages(images));
+  erased.insert(erased.end(), face_ids.begin(), face_ids.end());
+  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(store, paths.index_dir, /*persist=*/true));
+  FS_TRY(opened.index->Erase(erased));
+  FS_ASSIGN(const int64_t generation, store.Generation());
+  FS_ASSIGN(std::string model_identity, store.ModelIdentity());
+  FS_TRY(opened.index->Save(paths.index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
+  return std::move(opened.index);
 }
 
-// Before an erasure commits: forget the index snapshot and delete its file, so that a crash between
-// the commit and Scrub's new index leaves no index at all (rebuilt by the next command) rather than
-// a file that still holds the erased embeddings.
-Status DropIndex(Store& store, const CorpusPaths& paths) {
-  FS_TRY(store.ClearIndexSnapshot());
-  std::error_code ec;
-  fs::remove(paths.index_dir / kIndexFileName, ec);
-  if (ec)
-    return Fail(ErrorCode::kIo, "cannot remove " + (paths.index_dir / kIndexFileName).string() +
-                                    " before the erasure: " + ec.message());
-  return Ok();
+// After the erasure committed: record the scrubbed index (a small corpus's is compacted and
+// trained anew: KeepsTrainingAfterErasure), then finish the scrub (WAL checkpointed and
+// truncated) so that no copy of the erased rows is left in the corpus files.
+Status FinishErasure(Store& store, const CorpusPaths& paths, VectorIndex& index) {
+  if (!KeepsTrainingAfterErasure(index.main_rows())) FS_TRY(CompactIndex(index));
+  FS_TRY(SaveCorpusIndex(store, index, paths.index_dir));
+  return FinishScrubOrWarn(store, paths);
 }
 
 }  // namespace
@@ -177,10 +182,12 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     return MakeAuditRecord(config.audit, e);
   };
   ForgetSummary summary;
-  FS_TRY(DropIndex(*store, paths));
+  FS_ASSIGN(std::unique_ptr<VectorIndex> index, ScrubIndexFirst(*store, paths, image_ids, face_ids));
+  CrashPoint("index-scrubbed");
   FS_ASSIGN(summary.erased, store->Erase({image_ids.begin(), image_ids.end()},
                                          {face_ids.begin(), face_ids.end()}, reason, make_audit));
-  FS_TRY(Scrub(*store, paths));
+  CrashPoint("erasure-committed");
+  FS_TRY(FinishErasure(*store, paths, *index));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   summary.faces_left = counts.faces;
   spdlog::info("erased {} face(s) and {} image(s); {} face(s) remain", summary.erased.faces,
@@ -209,10 +216,13 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
     auto make_audit = [&](const EraseCounts& c) {
       return MakeAuditRecord(config.audit, {"optout", erase_params, {}, CountsJson(c)});
     };
-    FS_TRY(DropIndex(*store, paths));
+    FS_ASSIGN(std::unique_ptr<VectorIndex> index,
+              ScrubIndexFirst(*store, paths, {}, std::set<int64_t>(near.begin(), near.end())));
     FS_ASSIGN(result.erased, store->Erase({}, near, "opt-out " + std::to_string(result.id), make_audit));
+    FS_TRY(FinishErasure(*store, paths, *index));
+    return result;
   }
-  FS_TRY(Scrub(*store, paths));
+  FS_TRY(FinishScrubOrWarn(*store, paths));
   return result;
 }
 

@@ -1,4 +1,5 @@
-// `facesearch reindex`: choose the corpus's vector index kind, rebuild it, measure its recall.
+// `facesearch reindex`: choose the corpus's vector index kind, rebuild it, measure its recall;
+// `facesearch compact`: fold the index's delta into its main segment.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -104,6 +105,34 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
   spdlog::info("reindexed {} faces as {} ({}) in {:.2f} s; recall@10 {:.4f} over {} queries",
                summary.faces, summary.kind, summary.params, build_s, summary.recall_at_10,
                summary.recall_queries);
+  return summary;
+}
+
+Result<CompactSummary> CompactCorpus(const CorpusConfig& config) {
+  CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_TRY(RequireCorpus(paths));
+  FS_TRY(CheckCorpusPermissions(config));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
+  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  const auto start = std::chrono::steady_clock::now();
+  FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, paths.index_dir, /*persist=*/true));
+  VectorIndex& index = *opened.index;
+  CompactSummary summary;
+  summary.kind = IndexKindName(index.spec().kind);
+  summary.rows_before = index.ntotal();
+  summary.delta_rows_before = index.delta_rows();
+  FS_ASSIGN(auto before, store->GetIndexSnapshot());
+  summary.bytes_before = before ? before->size : 0;
+  summary.retrained = !KeepsTrainingAfterErasure(index.main_rows());
+  FS_TRY(CompactIndex(index));
+  FS_TRY(SaveCorpusIndex(*store, index, paths.index_dir));
+  FS_ASSIGN(auto after, store->GetIndexSnapshot());
+  summary.bytes_after = after ? after->size : 0;
+  summary.faces = index.ntotal();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("compacted the {} index: {} rows ({} in the delta) -> {} faces, {} -> {} bytes in {:.2f} s",
+               summary.kind, summary.rows_before, summary.delta_rows_before, summary.faces,
+               summary.bytes_before, summary.bytes_after, summary.seconds);
   return summary;
 }
 

@@ -178,8 +178,10 @@ class Checker {
     if (facts.exists) loaded = VectorIndex::Load(file, snap->size, snap->sha256, IndexStamp{snap->generation, model_identity_});
     if (!loaded) {
       facts.problem = loaded.error().message;
-      auto bytes = ReadFile(file, static_cast<size_t>(fs::file_size(file, ec)));
-      if (auto header = bytes ? DecodeIndexFile(*bytes) : Result<IndexFileHeader>(std::unexpected(bytes.error())))
+      // A header other than the recorded one is a later save (judged by its stamp); the recorded
+      // header over a damaged body is damage.
+      std::string checksum;
+      if (auto header = IndexFile::ReadHeader(file, &checksum); header && checksum != snap->sha256)
         facts.header = *header;
     }
     if (loaded && *loaded) {
@@ -223,6 +225,9 @@ class Checker {
       facts.loaded->kind.reset();  // noted: judge the rest as if it were of the corpus's kind
       verdict = JudgeIndex(record, facts);
     }
+    // Opening checked the layout and the checksum tables; every block's checksum is checked here.
+    for (const std::string& damaged : (*loaded)->file()->VerifyBlocks())
+      Add("index", "index file " + file.string() + " " + damaged + "; --repair rebuilds it");
     CompareVectors(store, **loaded, faces);
 
     std::vector<int64_t> ids = (*loaded)->ids();

@@ -2,11 +2,11 @@
 // structure) and int8 (search::Int8Index codes rebuilt from the floats).
 #include "index/candidates.h"
 
+#include <cstring>
+
 #include "search/int8_index.h"
 
 namespace facesearch {
-
-void CandidateStructure::Appended(int64_t /*first_row*/, std::span<const float> /*vectors*/) {}
 
 Status CandidateStructure::Prepare(const search::FlatView& /*flat*/, bool /*train*/) { return Ok(); }
 
@@ -14,8 +14,10 @@ bool CandidateStructure::needs_training(int64_t /*n*/) const { return false; }
 
 void CandidateStructure::Write(faiss::IOWriter& /*out*/) const {}
 
-std::string CandidateStructure::Load(std::string_view /*bytes*/, int64_t /*ntotal*/) {
-  return "has a second part, which its kind does not have";
+std::string CandidateStructure::Load(const search::FlatView& /*flat*/, const IndexFileHeader& header,
+                                     std::string_view structure, uint8_t* /*codes*/) {
+  if (!structure.empty() || header.has_codes) return "has a section its kind does not have";
+  return "";
 }
 
 Result<Neighbors> ExactNeighbors(const search::FlatView& flat, std::span<const Embedding> queries, int k) {
@@ -47,7 +49,7 @@ class Int8Candidates final : public CandidateStructure {
  public:
   explicit Int8Candidates(const IndexSpec& spec) : CandidateStructure(spec) {}
 
-  void RowsMoving() override { codes_.reset(); }
+  void Reset(bool /*keep_training*/) override { codes_.reset(); }
 
   Status Prepare(const search::FlatView& flat, bool /*train*/) override {
     if (codes_) return Ok();
@@ -71,6 +73,28 @@ class Int8Candidates final : public CandidateStructure {
   int64_t memory_bytes(int64_t /*n*/) const override {
     if (!codes_) return 0;
     return static_cast<int64_t>(codes_->code_bytes() + 2 * kEmbeddingDim * sizeof(float));
+  }
+
+  std::span<const uint8_t> Codes(IndexFileHeader& header) const override {
+    if (!codes_) return {};
+    header.code_offset = codes_->offset();
+    header.code_step = codes_->step();
+    return {codes_->codes(), codes_->code_bytes()};
+  }
+
+  std::string Load(const search::FlatView& flat, const IndexFileHeader& header, std::string_view structure,
+                   uint8_t* codes) override {
+    if (!structure.empty()) return "has a section its kind does not have";
+    if (header.has_codes) codes_ = std::make_unique<search::Int8Index>(
+        search::Int8Index::Borrow(flat, codes, header.code_offset.data(), header.code_step));
+    return "";
+  }
+
+  // The codes of an erased row would still be a coarse copy of the face's embedding.
+  Result<bool> EraseRows(std::span<const int64_t> rows) override {
+    if (codes_)
+      for (int64_t row : rows) std::memset(codes_->mutable_codes(static_cast<size_t>(row)), 0, kEmbeddingDim);
+    return false;
   }
 
  private:

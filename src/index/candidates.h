@@ -3,7 +3,7 @@
 // their ids and hands a view of them to every call; CandidateStructure::Create picks the
 // implementation of a kind once, and VectorIndex delegates to it instead of asking for the kind:
 //   exact         ExactCandidates  none: every search scans the floats
-//   int8          Int8Candidates   search::Int8Index codes, rebuilt from the floats (never saved)
+//   int8          Int8Candidates   search::Int8Index codes, saved in the file (mapped on load)
 //   ivf, ivfpq    IvfCandidates    FAISS IndexIVFFlat / IndexIVFPQ (candidates_faiss.cpp)
 //   hnsw          HnswCandidates   FAISS IndexHNSWFlat (candidates_faiss.cpp)
 // The FAISS structures' labels are row numbers of the flat store, and they are the second part of
@@ -21,6 +21,7 @@
 
 #include "facesearch/error.h"
 #include "facesearch/types.h"
+#include "index/index_file.h"
 #include "index/index_spec.h"
 #include "search/exact_search.h"
 
@@ -43,13 +44,12 @@ class CandidateStructure {
 
   const IndexSpec& spec() const { return spec_; }
 
-  // The flat rows are about to be appended to, and may move: drop whatever borrows them.
-  virtual void RowsMoving() {}
-  // `vectors` were appended to the flat store as rows from `first_row` on. A trained structure
-  // takes them too; when it cannot, it is dropped (with a warning) for Prepare to rebuild.
-  virtual void Appended(int64_t first_row, std::span<const float> vectors);
-  // Builds what appends left stale over `flat` (never empty), training only when `train` is true
-  // and the structure needs it. Errors: kIndex.
+  // Drops the structure's contents for a compaction (the flat rows are about to change). With
+  // `keep_training` a trained FAISS structure keeps its coarse centroids and codebooks, and the
+  // next Prepare refills it with every row, without training.
+  virtual void Reset(bool /*keep_training*/) {}
+  // Builds what is missing over `flat` (never empty), training only when `train` is true and the
+  // structure needs it. Errors: kIndex.
   virtual Status Prepare(const search::FlatView& flat, bool train);
   // True when searches use the structure (always for exact).
   virtual bool prepared() const { return true; }
@@ -66,10 +66,19 @@ class CandidateStructure {
   // Appends the structure's serialisation (an index file's second part) to `out`; nothing when
   // there is none. Throws what FAISS throws.
   virtual void Write(faiss::IOWriter& out) const;
-  // Adopts the structure serialised in `bytes` (an index file's non-empty second part, checked by
-  // ReadIndexFile) over a flat store of `ntotal` rows. Returns why it cannot be used ("" when it
-  // can), phrased to follow "index file <path> ". Throws what FAISS's reader throws.
-  virtual std::string Load(std::string_view bytes, int64_t ntotal);
+  // The int8 codes (flat.n * kEmbeddingDim bytes) an index file keeps for this kind, with their
+  // parameters set in `header`; empty for the other kinds.
+  virtual std::span<const uint8_t> Codes(IndexFileHeader& /*header*/) const { return {}; }
+  // Adopts what a checked index file holds for this kind over its main rows `flat`: the FAISS
+  // structure section, or the int8 codes (header.has_codes; `codes` borrowed, mapped). Returns why
+  // it cannot be used ("" when it can), phrased to follow "index file <path> ". Throws what
+  // FAISS's reader throws.
+  virtual std::string Load(const search::FlatView& flat, const IndexFileHeader& header,
+                           std::string_view structure, uint8_t* codes);
+  // Scrubs the flat rows `rows` (erased from the flat store already) from the structure: their
+  // int8 codes zeroed, IVF lists without them, HNSW's copies overwritten. Returns true when the
+  // structure changed in a way only a whole new file can hold (the FAISS kinds). Errors: kIndex.
+  virtual Result<bool> EraseRows(std::span<const int64_t> /*rows*/) { return false; }
 
  protected:
   explicit CandidateStructure(const IndexSpec& spec) : spec_(spec) {}

@@ -6,6 +6,7 @@
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexIVFPQ.h>
+#include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
 #include <omp.h>
@@ -65,20 +66,22 @@ Neighbors Rerank(const search::FlatView& flat, std::span<const Embedding> querie
 // file's second part and checked in full when loaded.
 class FaissCandidates : public CandidateStructure {
  public:
-  void Appended(int64_t first_row, std::span<const float> vectors) override {
-    if (!index_) return;
-    const auto n = static_cast<idx_t>(vectors.size() / kEmbeddingDim);
-    Status added = Guard(ErrorCode::kIndex, "cannot add to the approximate index",
-                         [&] { AddRows(*index_, n, vectors.data(), first_row); });
-    if (!added) {  // the floats hold the rows: Prepare rebuilds the structure from them
-      spdlog::warn("{}; it will be rebuilt", added.error().message);
-      index_.reset();
-    }
+  void Reset(bool keep_training) override {
+    refill_ = keep_training && index_;
+    if (refill_) index_->reset();  // lists or graph emptied; centroids and codebooks kept
+    else index_.reset();
   }
 
   Status Prepare(const search::FlatView& flat, bool train) override {
-    if (index_ || !train) return Ok();
     const auto n = static_cast<int64_t>(flat.n);
+    if (refill_) {  // no training: the rows are encoded with what was trained before
+      refill_ = false;
+      return Guard(ErrorCode::kIndex, "cannot refill the approximate index", [&] {
+        OmpThreadsFor threads(n);
+        AddRows(*index_, n, flat.rows, 0);
+      });
+    }
+    if (index_ || !train) return Ok();
     const IndexSpec eff = EffectiveIndexSpec(spec_, n);
     if (n < MinTrainingVectors(eff)) return Ok();  // too few to train: searches stay exact
     return Guard(ErrorCode::kIndex, std::string("cannot build the ") + IndexKindName(eff.kind) + " index",
@@ -91,7 +94,7 @@ class FaissCandidates : public CandidateStructure {
                  });
   }
 
-  bool prepared() const override { return index_ != nullptr; }
+  bool prepared() const override { return index_ != nullptr && !refill_; }
 
   bool needs_training(int64_t n) const override {
     return !index_ && n > 0 && n >= MinTrainingVectors(EffectiveIndexSpec(spec_, n));
@@ -125,15 +128,24 @@ class FaissCandidates : public CandidateStructure {
     if (index_) faiss::write_index(index_.get(), &out);
   }
 
-  std::string Load(std::string_view bytes, int64_t ntotal) override {
+  std::string Load(const search::FlatView& flat, const IndexFileHeader& header, std::string_view structure,
+                   uint8_t* /*codes*/) override {
+    if (header.has_codes) return "has a section its kind does not have";
+    if (structure.empty()) return "";  // saved before the corpus was large enough to train it
     size_t read = 0;
-    std::unique_ptr<faiss::Index> index = ReadFaissIndex(bytes, &read);
-    if (read != bytes.size()) return "has bytes that are not part of its indexes";
-    if (std::string problem = Problem(index.get(), ntotal); !problem.empty())
+    std::unique_ptr<faiss::Index> index = ReadFaissIndex(structure, &read);
+    if (read != structure.size()) return "has bytes that are not part of its indexes";
+    if (std::string problem = Problem(index.get(), static_cast<int64_t>(flat.n)); !problem.empty())
       return "has the wrong layout: " + problem;
     index_ = std::move(index);
     ApplyQueryParams();  // the corpus setting's query-time parameters win over the file's
     return "";
+  }
+
+  Result<bool> EraseRows(std::span<const int64_t> rows) override {
+    if (!index_ || rows.empty()) return false;
+    FS_TRY(Guard(ErrorCode::kIndex, "cannot erase rows from the approximate index", [&] { RemoveRows(rows); }));
+    return true;
   }
 
  protected:
@@ -147,6 +159,8 @@ class FaissCandidates : public CandidateStructure {
   // Why a loaded structure of our dimension, metric and size is not this kind's FAISS type or is
   // inconsistent inside; "" when it is right.
   virtual std::string KindProblem(const faiss::Index& index, int64_t ntotal) const = 0;
+  // Takes flat rows out of the trained structure (their codes or copies no longer in it).
+  virtual void RemoveRows(std::span<const int64_t> rows) = 0;
   // spec_'s query-time parameters (those set, not 0) onto index_.
   virtual void ApplyQueryParams() = 0;
   // The trained structure's parameters into `s`.
@@ -159,15 +173,17 @@ class FaissCandidates : public CandidateStructure {
   }
 
   std::unique_ptr<faiss::Index> index_;  // trained and holding every row, or null
+  bool refill_ = false;                   // index_ trained but emptied by Reset(true)
 
  private:
   std::string Problem(const faiss::Index* index, int64_t ntotal) const {
     if (!index) return "its approximate part is empty";
     if (index->d != kEmbeddingDim || index->metric_type != faiss::METRIC_L2)
       return "its approximate part is not L2 of dimension " + std::to_string(kEmbeddingDim);
-    if (index->ntotal != ntotal || !index->is_trained)
-      return "its approximate part holds " + std::to_string(index->ntotal) + " of " +
-             std::to_string(ntotal) + " vectors";
+    // Fewer is right after an erasure (IVF lists drop the erased rows); more is not.
+    if (index->ntotal > ntotal || !index->is_trained)
+      return "its approximate part holds " + std::to_string(index->ntotal) + " vectors, its main segment " +
+             std::to_string(ntotal);
     return KindProblem(*index, ntotal);
   }
 };
@@ -207,6 +223,12 @@ class IvfCandidates : public FaissCandidates {
         if (ids[i] < 0 || ids[i] >= ntotal) return "its inverted lists name rows outside the index";
     }
     return "";
+  }
+
+  // The lists close over the removed entries: their codes are not serialised again.
+  void RemoveRows(std::span<const int64_t> rows) override {
+    faiss::IDSelectorBatch selected(rows.size(), rows.data());
+    index_->remove_ids(selected);
   }
 
   void ApplyQueryParams() override {
@@ -328,6 +350,14 @@ class HnswCandidates final : public FaissCandidates {
     if (!index->storage || index->storage->ntotal != n || index->storage->d != kEmbeddingDim)
       return "its HNSW storage is inconsistent";
     return "";
+  }
+
+  // FAISS cannot remove HNSW nodes: the erased rows' copies are overwritten, as in the flat store,
+  // and the graph keeps routing through them (no embedding is left in a link).
+  void RemoveRows(std::span<const int64_t> rows) override {
+    auto& storage = static_cast<faiss::IndexFlat&>(*static_cast<faiss::IndexHNSWFlat&>(*index_).storage);
+    for (int64_t row : rows)
+      std::fill_n(storage.get_xb() + static_cast<size_t>(row) * kEmbeddingDim, kEmbeddingDim, kErasedValue);
   }
 
   void ApplyQueryParams() override {

@@ -6,16 +6,26 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/crash_point.h"
 #include "common/fs.h"
+#include "common/progress.h"
 
 namespace facesearch {
 namespace fs = std::filesystem;
 
 namespace {
 
+// Progress on stderr for steps over this many rows (smaller ones take well under a second).
+constexpr int64_t kProgressFrom = 50'000;
+
+std::unique_ptr<ProgressSink> ProgressFor(int64_t rows) {
+  if (rows < kProgressFrom || !spdlog::should_log(spdlog::level::info)) return nullptr;
+  return std::make_unique<ProgressBar>();
+}
+
 // Streams faces with id > after_id from the Store into `index` in bounded batches.
 // Returns how many faces were added.
-Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id) {
+Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id, ProgressSink* progress = nullptr) {
   constexpr size_t kBatch = 4096;
   std::vector<int64_t> ids;
   std::vector<float> vectors;
@@ -26,6 +36,7 @@ Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id) 
     added += static_cast<int64_t>(ids.size());
     ids.clear();
     vectors.clear();
+    if (progress) progress->Advance(added);
   };
   FS_TRY(store.ForEachEmbedding(after_id, [&](int64_t id, const Embedding& e) {
     ids.push_back(id);
@@ -42,16 +53,38 @@ Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id) 
 Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, bool train, std::string reason,
                                  spdlog::level::level_enum level = spdlog::level::warn) {
   auto index = VectorIndex::CreateEmpty(spec);
-  FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0));
+  FS_ASSIGN(const int64_t faces, store.FaceCount());
+  std::unique_ptr<ProgressSink> progress = ProgressFor(faces);
+  if (progress) progress->Start("reading " + std::to_string(faces) + " faces from the database", faces);
+  FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0, progress.get()));
+  if (progress) progress->Finish();
+  FS_TRY(index->Compact(/*keep_training=*/false));
   FS_TRY(index->Prepare(train));
   spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}{}", added, reason,
               spec.kind == IndexKind::kExact ? "" : std::string(" (index kind ") + IndexKindName(spec.kind) + ")");
   return OpenedIndex{std::move(index), IndexState::kRebuilt, std::move(reason)};
 }
 
-// Loads the recorded snapshot and acts on JudgeIndex: keeps it (fresh), catches it up (lagging), or
-// rebuilds it. Errors only for failures that a rebuild could not fix either (database errors).
-Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir, bool train) {
+// Scrubs from a loaded index the faces the Store no longer holds (an erasure since the snapshot):
+// in place on a large corpus, whose trained structure is kept; by a compaction that trains anew
+// on a small one (KeepsTrainingAfterErasure).
+Result<int64_t> EraseRemoved(Store& store, VectorIndex& index, bool train) {
+  FS_ASSIGN(const std::vector<int64_t> live, store.FaceIds());
+  std::vector<int64_t> held = index.ids(), dead;
+  std::sort(held.begin(), held.end());
+  std::set_difference(held.begin(), held.end(), live.begin(), live.end(), std::back_inserter(dead));
+  FS_ASSIGN(const int64_t erased, index.Erase(dead));
+  if (!KeepsTrainingAfterErasure(index.main_rows())) {
+    FS_TRY(index.Compact(/*keep_training=*/false));
+    FS_TRY(index.Prepare(train));
+  }
+  return erased;
+}
+
+// Loads the recorded snapshot and acts on JudgeIndex: keeps it (fresh), catches it up (lagging),
+// scrubs what was erased since, or rebuilds it. Errors only for failures that a rebuild could not
+// fix either (database errors).
+Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir, bool train, bool writable) {
   FS_ASSIGN(const IndexSpec spec, CorpusIndexSpec(store));
   auto Rebuild = [&](std::string reason, spdlog::level::level_enum level = spdlog::level::warn) {
     return RebuildIndex(store, spec, train, std::move(reason), level);
@@ -72,7 +105,7 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir, bool t
   const IndexSnapshot& snap = *record.snapshot;
   FS_ASSIGN(record.model_identity, store.ModelIdentity());
   auto loaded = VectorIndex::Load(index_dir / snap.file, snap.size, snap.sha256,
-                                  IndexStamp{snap.generation, record.model_identity}, spec);
+                                  IndexStamp{snap.generation, record.model_identity}, spec, writable);
   IndexFileFacts facts;
   if (!loaded) facts.problem = loaded.error().message;
   else facts.loaded = {(*loaded)->ntotal(), (*loaded)->max_id(), (*loaded)->spec().kind};
@@ -90,6 +123,18 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir, bool t
       return OpenedIndex{std::move(index), IndexState::kCaughtUp, std::move(reason)};
     }
     case IndexCondition::kOtherKind: return Rebuild(verdict.reason, spdlog::level::info);
+    case IndexCondition::kNeedsRebuild:
+      if (verdict.cause == IndexCause::kRemovedSince) {
+        std::unique_ptr<VectorIndex> index = std::move(*loaded);
+        FS_ASSIGN(const int64_t erased, EraseRemoved(store, *index, train));
+        FS_ASSIGN(const int64_t added, AppendFaces(store, *index, index->max_id()));
+        FS_TRY(index->Prepare(train));
+        std::string reason = verdict.reason + "; scrubbed " + std::to_string(erased) + " erased faces" +
+                             (added ? ", appended " + std::to_string(added) : "");
+        spdlog::debug("updated the vector index: {}", reason);
+        return OpenedIndex{std::move(index), IndexState::kCaughtUp, std::move(reason)};
+      }
+      return Rebuild(verdict.reason);
     default: return Rebuild(verdict.reason);
   }
 }
@@ -169,7 +214,9 @@ const char* IndexStateName(IndexState s) {
 Result<OpenedIndex> OpenCorpusIndex(Store& store, const fs::path& index_dir, bool persist,
                                     IndexUse use) {
   const bool train = use == IndexUse::kWrite;
-  FS_ASSIGN(OpenedIndex opened, LoadOrRepair(store, index_dir, train));
+  // Only a writer maps the file writable: a reader that scrubs erased faces (a removal its Store
+  // shows, the file not yet) does so in its private copy of the pages.
+  FS_ASSIGN(OpenedIndex opened, LoadOrRepair(store, index_dir, train, /*writable=*/persist && train));
   const VectorIndex& index = *opened.index;
   if (index.needs_training()) {  // only for IndexUse::kSearch: a writer has trained it by now
     spdlog::warn("the {} index must be trained again{}{}: this search compares the probe with all {} "
@@ -200,7 +247,20 @@ std::vector<fs::path> StaleIndexTempFiles(const fs::path& index_dir) {
   return found;
 }
 
+bool KeepsTrainingAfterErasure(int64_t main_rows) { return main_rows >= kKeepTrainingFrom; }
+
+Status CompactIndex(VectorIndex& index) {
+  std::unique_ptr<ProgressSink> progress = ProgressFor(index.ntotal());
+  FS_TRY(index.Compact(KeepsTrainingAfterErasure(index.main_rows()), progress.get()));
+  if (index.needs_training())
+    spdlog::info("training the {} index on {} faces", IndexKindName(index.spec().kind), index.main_rows());
+  return index.Prepare(/*train=*/true);
+}
+
 Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_dir) {
+  if (index.compaction_due() || index.needs_training() ||
+      (index.delta_rows() > 0 && !index.prepared() && index.main_rows() == 0))
+    FS_TRY(CompactIndex(index));
   FS_TRY(index.Prepare());
   FS_TRY(EnsurePrivateDir(index_dir));
   for (const fs::path& stale : StaleIndexTempFiles(index_dir)) {
@@ -211,8 +271,9 @@ Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_d
   FS_ASSIGN(std::string model_identity, store.ModelIdentity());
   FS_ASSIGN(SavedFile saved,
             index.Save(index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
+  CrashPoint("index-saved");
   return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(), saved.size,
-                                              saved.sha256, kIndexFileName,
+                                              saved.checksum, kIndexFileName,
                                               IndexKindName(index.spec().kind), index.memory_bytes()});
 }
 

@@ -1,10 +1,11 @@
 // Keeps the vector index consistent with the Store (the protocol of ../shared/RELIABILITY.md).
 //
-// On open: load the snapshot named in the Store's meta table after checking size and SHA-256; if
-// it is missing, corrupt or foreign, rebuild from SQLite; if it lags (snapshot generation older
-// than the Store's) and no face was deleted since, append the faces newer than the snapshot;
-// otherwise rebuild. Writers commit SQLite first, then update and save the index, then record the
-// snapshot — so a crash at any point leaves a corpus that the next open repairs.
+// On open: map the snapshot named in the Store's meta table after checking its committed size and
+// header checksum; if it is missing, corrupt or foreign, rebuild from SQLite; if it lags (snapshot
+// generation older than the Store's), append the faces newer than the snapshot, and scrub the
+// faces erased since (VectorIndex::Erase). Writers that add commit SQLite first, then append to
+// the index, then record the snapshot; erasure scrubs the index first (forget.cpp). A crash at any
+// point leaves a corpus that the next open repairs.
 #pragma once
 
 #include <filesystem>
@@ -39,7 +40,8 @@ inline constexpr const char* kIndexFileName = "faces.faiss";
 enum class IndexCondition {
   kFresh,         // the file holds the Store's current generation
   kLagging,       // older, and no face was removed since: appending the newer faces catches it up
-  kNeedsRebuild,  // removed faces since, a record newer than the Store, or a save never recorded
+  kNeedsRebuild,  // removed faces since (scrubbed from the file, not rebuilt: VectorIndex::Erase),
+                  // a record newer than the Store, or a save never recorded
   kCorrupt,       // the record names another file, or the file fails its checks or its record
   kOtherKind,     // intact and current or lagging, but of another kind than the corpus setting
   kMissing,       // no snapshot recorded, or its file is absent
@@ -48,7 +50,7 @@ enum class IndexCondition {
 enum class IndexCause {
   kCurrent,            // fresh
   kNewFaces,           // lagging
-  kRemovedSince,       // needs rebuild
+  kRemovedSince,       // needs rebuild: the erased faces are scrubbed from the loaded file
   kNewerThanStore,     // needs rebuild: restored from another copy?
   kSavedNotRecorded,   // needs rebuild: a writer was killed between saving and recording
   kUnexpectedFile,     // corrupt
@@ -132,10 +134,25 @@ Result<OpenedIndex> OpenCorpusIndex(Store& store, const std::filesystem::path& i
 // Returns how many faces were appended. Errors: kDatabase, kIndex.
 Result<int64_t> AppendNewFaces(Store& store, VectorIndex& index);
 
+// Erasure keeps the trained structure (IVF centroids, PQ codebooks, int8 offsets and step) of a
+// main segment of at least this many faces: each of those centroids is an average over hundreds
+// of faces or more (1,024 IVF lists, 256 PQ centroids per sub-space, a 1e-4 quantile range), not
+// anyone's embedding, and training them again at 10M costs minutes. Below it, an erasure
+// compacts and trains anew (seconds), since a centroid over a few faces can be one of them.
+inline constexpr int64_t kKeepTrainingFrom = 100'000;
+bool KeepsTrainingAfterErasure(int64_t main_rows);
+
+// Folds the delta into the main segment (VectorIndex::Compact, keeping the training from
+// kKeepTrainingFrom faces) and prepares it with training, with progress on stderr for large
+// indexes. Errors: kIndex.
+Status CompactIndex(VectorIndex& index);
+
 // Saves `index` into index_dir and records the snapshot for the Store's current generation, after
 // removing the temporary files that killed writers left behind (they may hold embeddings).
 // Caller must hold the corpus write lock and have added every committed face to `index`.
-// Prepares `index` (VectorIndex::Prepare) before saving it.
+// Compacts first when the delta is due (VectorIndex::compaction_due) or the structure must be
+// trained; prepares `index` (VectorIndex::Prepare) before saving it. A loaded index whose main
+// segment did not change is saved by appending its new rows and resealing scrubbed blocks.
 Status SaveCorpusIndex(Store& store, VectorIndex& index,
                        const std::filesystem::path& index_dir);
 

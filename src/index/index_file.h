@@ -1,14 +1,35 @@
-// The vector index file format: a header of our own around FAISS's serialisations, checked in
-// full (lengths, versions, SHA-256, stamp) before FAISS parses a byte of it. VectorIndex
-// (vector_index.h) writes and reads files through this unit; the candidate structures of the
-// kinds (candidates.h) read their part with ReadFaissIndex.
+// The vector index file format (format 3): segments of raw arrays that a process maps instead of
+// reading, with a checksum per block of rows (XXH3-64, libxxhash) instead of one hash of the whole
+// file, so that opening costs the same at 3 faces and at 10M. VectorIndex (vector_index.h) writes,
+// appends to and maps files through this unit; the FAISS structures of the approximate kinds are
+// one section, checked before FAISS parses it (crafted files have crashed FAISS's reader).
+//
+// Layout (integers little-endian, as the arrays are mapped on this little-endian machine):
+//   main header   0 8 magic "FSVINDEX"   8 4 version (3)     12 4 dimension   16 8 generation
+//                24 8 rows n            32 8 largest face id 40 4 kind        44 4 identity length m
+//                48 8 header length H   56 8 structure length s               64 8 XXH3 of the sums
+//                72 8 XXH3 of the structure                  80 4 1 when int8 codes follow
+//                84 4 rows per block B  88..120 zero          120 8 XXH3 of [0,120) and [128,H)
+//                128 m model identity, then (int8) 128 float offsets and the step; zeros up to H
+//   main body    at H: ids n×8, rows n×128 float32, (int8) codes n×128, structure s bytes,
+//                sums ceil(n/B)×8 (block b: XXH3 of its ids, rows and codes), zeros to a multiple
+//                of 64
+//   delta chunks appended after it by later saves, each: 0 8 magic "FSVDELTA" 8 8 rows n
+//                16 8 generation 24 8 largest face id 32 8 XXH3 of the sums 40..56 zero
+//                56 8 XXH3 of [0,56); then ids n×8, rows n×128 float32, sums, zeros to 64
+// An erased row keeps its place: id -1, its floats kErasedValue, its codes 0 (VectorIndex::Erase).
+// The Store records the file's committed length and its main header's checksum (IndexSnapshot
+// size and sha256 = "xxh3:<16 hex>"); bytes past the committed length (a killed append) are
+// ignored and cut by the next append.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "facesearch/error.h"
 #include "index/index_spec.h"
@@ -25,60 +46,123 @@ struct IndexStamp {
   std::string model_identity;  // the Store's model identity (embedding space)
 };
 
-// The header of an index file. Layout of format 2 (integers little-endian):
-//   0  8  magic "FSVINDEX"          8  4  format version (kIndexFormatVersion)
-//  12  4  dimension                16  8  generation
-//  24  8  ntotal                   32  8  largest face id
-//  40  8  payload length           48  4  model identity length n (at most 1024)
-//  52  4  index kind (IndexKind)   56  8  flat part length f (<= payload length)
-//  64  n  model identity          64+n 64 SHA-256 (lowercase hex) of bytes [0, 64+n) + payload
-// then the payload: FAISS's serialisation of the IndexIDMap2 (f bytes), then, for ivf, ivfpq and
-// hnsw, FAISS's serialisation of the approximate index (the rest; empty while the corpus is too
-// small to train it). exact and int8 files have no second part (int8 codes are rebuilt on load).
-// Format 1 (still read, always exact) has neither the kind nor f: its identity starts at byte 52.
-// Nothing reaches FAISS before the header, its lengths and the checksum over header and payload
-// have been checked.
-inline constexpr uint32_t kIndexFormatVersion = 2;
+inline constexpr uint32_t kIndexFormatVersion = 3;
+inline constexpr size_t kBlockRows = 4096;  // 2 MiB of floats per checksum
+// Every dimension of an erased row: far from any embedding (unit vectors), finite, and no one's.
+inline constexpr float kErasedValue = 1000.f;
+// Below this many bytes of rows, ids and codes, opening checks every block too (XXH3 reads them
+// at several GB/s: a few ms); above, blocks are checked by `verify` and when written.
+inline constexpr size_t kCheckAllBlocksBelow = size_t{64} << 20;
+
+// One segment's arrays inside a mapping (or in memory). Writable: erasure scrubs in place.
+struct SegmentArrays {
+  int64_t* ids = nullptr;
+  float* rows = nullptr;
+  uint8_t* codes = nullptr;  // the main segment of an int8 file only
+  uint64_t* sums = nullptr;  // one per block of kBlockRows rows
+  size_t n = 0;
+};
+
+// What the main header says.
 struct IndexFileHeader {
-  uint32_t version = 0;
-  uint32_t dimension = 0;
   IndexStamp stamp;
-  int64_t ntotal = 0;
+  int64_t ntotal = 0;  // rows of the main segment
   int64_t max_face_id = 0;
-  uint64_t payload_size = 0;
   IndexKind kind = IndexKind::kExact;
-  uint64_t flat_size = 0;  // bytes of the flat part; EncodeIndexFile: 0 = the whole payload
+  bool has_codes = false;
+  std::vector<float> code_offset;  // int8: kEmbeddingDim offsets
+  float code_step = 1.f;
 };
 
-// Frames FAISS serialisations `payload` with the format-2 header above (version and dimension
-// filled in; flat_size 0 means the whole payload is the flat part).
-std::string EncodeIndexFile(const IndexFileHeader& header, std::string_view payload);
-// Checks the magic, version, dimension, lengths and checksum of a whole index file's bytes.
-// On success `payload` (if given) views the FAISS bytes inside `file`. Errors: kCorrupt, with a
-// message saying what is wrong (a file without the magic is "not a facesearch index file").
-Result<IndexFileHeader> DecodeIndexFile(std::string_view file, std::string_view* payload = nullptr);
-
-// An index file read whole and checked (ReadIndexFile); its two parts view `bytes`.
-struct CheckedIndexFile {
-  std::string bytes;
+// What a whole-file write takes: the main segment (and a first chunk of `delta` rows, if any).
+struct IndexFileContents {
   IndexFileHeader header;
-  size_t payload_at = 0;  // offset of the payload in `bytes`
-  std::string_view flat() const { return std::string_view(bytes).substr(payload_at, header.flat_size); }
-  std::string_view structure() const {
-    return std::string_view(bytes).substr(payload_at + header.flat_size);
-  }
+  std::span<const int64_t> ids;
+  std::span<const float> rows;
+  std::span<const uint8_t> codes;  // empty, or ids.size() × kEmbeddingDim
+  std::string_view structure;      // FAISS's serialisation of the approximate index, or empty
+  std::span<const int64_t> delta_ids;
+  std::span<const float> delta_rows;
 };
 
-// Reads `path` fully, checks its size and SHA-256 against the expected values (the Store's
-// record), then its header (DecodeIndexFile) and that the header's stamp equals `expected`. A file
-// longer than recorded is refused before it is read into memory. Messages start "index file
-// <path>". Errors: kNotFound (missing file), kIo, kCorrupt (size, checksum, header or stamp).
-Result<CheckedIndexFile> ReadIndexFile(const std::filesystem::path& path, int64_t expected_size,
-                                       const std::string& expected_sha256, const IndexStamp& expected);
+// Size and checksum of a saved file, as the Store records them.
+struct SavedFile {
+  int64_t size = 0;
+  std::string checksum;  // "xxh3:" + the main header's XXH3 in hex
+};
 
-// Deserialises one FAISS index straight from `bytes` (no copy into a VectorIOReader) and sets
-// `*read` to the bytes it consumed. Throws what FAISS throws (faiss::FaissException,
-// std::bad_alloc): callers guard it. Only for bytes ReadIndexFile has checked.
+// Writes a whole index file atomically (WriteFileAtomic). Errors: kIo.
+Result<SavedFile> WriteIndexFile(const std::filesystem::path& path, const IndexFileContents& contents);
+
+// XXH3-64 of one block's arrays (rows [first, first+count) of `seg`).
+uint64_t BlockSum(const SegmentArrays& seg, size_t first, size_t count);
+
+// A mapped index file whose structure has been checked: header (its checksum, and the record's),
+// the layout against the committed length, every sums table against its checksum, the structure
+// section against its checksum, every chunk header; and, for files under kCheckAllBlocksBelow,
+// every block. The arrays stay mapped for the object's lifetime (MAP_SHARED and writable for a
+// writer, so an erasure reaches the file; MAP_PRIVATE otherwise). Thread-safety: const members
+// concurrently.
+class IndexFile {
+ public:
+  // Maps `path`'s first `expected_size` bytes. Errors: kNotFound (missing file), kIo, kCorrupt
+  // (messages start "index file <path> ": size, checksums, layout, stamp).
+  static Result<std::shared_ptr<IndexFile>> Open(const std::filesystem::path& path, int64_t expected_size,
+                                                 const std::string& expected_checksum,
+                                                 const IndexStamp& expected, bool writable);
+  // Reads just the main header of `path` and checks its own checksum: what `info` and a judgement
+  // of a damaged file need. Errors: kNotFound, kIo, kCorrupt.
+  static Result<IndexFileHeader> ReadHeader(const std::filesystem::path& path, std::string* checksum = nullptr);
+  ~IndexFile();
+  IndexFile(const IndexFile&) = delete;
+  IndexFile& operator=(const IndexFile&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  const IndexFileHeader& header() const { return header_; }
+  const SegmentArrays& main() const { return main_; }
+  const std::vector<SegmentArrays>& chunks() const { return chunks_; }
+  std::string_view structure() const { return structure_; }
+  // The generation and largest id of the last chunk, or of the main header without chunks.
+  int64_t generation() const { return generation_; }
+  int64_t max_face_id() const { return max_face_id_; }
+  int64_t size() const { return static_cast<int64_t>(size_); }
+  bool writable() const { return writable_; }
+
+  // Checks every block of every segment; returns one line per damaged block (none: empty).
+  std::vector<std::string> VerifyBlocks() const;
+  // After rows were scrubbed in place: recomputes the sums of the blocks `dirty` names (segment
+  // -1 = main, i = chunk i; block number), the sums tables' and headers' checksums, stamps the
+  // main header with `generation`, and flushes the mapping (msync). Writable files only.
+  // Returns the new checksum. Errors: kIo.
+  Result<std::string> Reseal(std::span<const std::pair<int, size_t>> dirty, int64_t generation);
+  // Appends a chunk of `ids`/`rows` stamped `generation` after the committed length (cutting
+  // bytes a killed append left there) and fsyncs it. Returns the new committed length (the
+  // checksum is unchanged). The mapping is not extended. Errors: kIo.
+  Result<int64_t> AppendChunk(std::span<const int64_t> ids, std::span<const float> rows, int64_t generation,
+                              int64_t max_face_id);
+
+ private:
+  IndexFile() = default;
+  std::string CheckLayout();
+  std::filesystem::path path_;
+  int fd_ = -1;
+  char* map_ = nullptr;
+  size_t size_ = 0;    // the committed length (grows with AppendChunk)
+  size_t mapped_ = 0;  // the mapped length
+  bool writable_ = false;
+  IndexFileHeader header_;
+  size_t header_size_ = 0;
+  SegmentArrays main_;
+  std::vector<SegmentArrays> chunks_;
+  std::vector<size_t> chunk_offsets_;
+  std::string_view structure_;
+  int64_t generation_ = 0;
+  int64_t max_face_id_ = 0;
+};
+
+// Deserialises one FAISS index straight from `bytes` and sets `*read` to the bytes it consumed.
+// Throws what FAISS throws (faiss::FaissException, std::bad_alloc): callers guard it. Only for
+// bytes IndexFile has checked.
 std::unique_ptr<faiss::Index> ReadFaissIndex(std::string_view bytes, size_t* read);
 
 }  // namespace facesearch

@@ -1,12 +1,9 @@
-// The flat store of exact float vectors, delegating every kind-specific step to the candidate
-// structure (candidates.h) and the file format to index_file.h. Every FAISS call is wrapped: FAISS
-// throws faiss::FaissException (and may throw std::bad_alloc); nothing thrown here leaves this file.
+// The segments of exact float vectors (main, delta chunks, rows added in memory), delegating every
+// kind-specific step to the candidate structure (candidates.h) and the file format to
+// index_file.h. FAISS calls are wrapped in candidates*.cpp; nothing thrown leaves src/index/.
 #include "index/vector_index.h"
 
-#include <faiss/IndexFlat.h>
-#include <faiss/IndexIDMap.h>
 #include <faiss/impl/io.h>
-#include <faiss/index_io.h>
 
 #include <algorithm>
 #include <cmath>
@@ -14,52 +11,40 @@
 #include <random>
 #include <unordered_set>
 
-#include "common/fs.h"
-#include "common/sha256.h"
 #include "index/candidates.h"
 
 namespace facesearch {
 namespace {
 
-using idx_t = faiss::Index::idx_t;
-
-// The only layout we write and accept (LayoutProblem checks loaded files).
-const faiss::IndexIDMap2& IdMap(const faiss::Index& index) {
-  return static_cast<const faiss::IndexIDMap2&>(index);
-}
-
-const faiss::IndexFlat& FlatOf(const faiss::Index& index) {
-  return static_cast<const faiss::IndexFlat&>(*IdMap(index).index);
-}
-
-search::FlatView ViewOf(const faiss::Index& index) {
-  const auto& map = IdMap(index);
-  return search::FlatView{FlatOf(index).get_xb(), map.id_map.data(), static_cast<size_t>(map.ntotal)};
-}
-
-// Checks that a deserialised index is exactly our layout; returns why not, or "" when it is.
-std::string LayoutProblem(const faiss::Index* index) {
-  const auto* map = dynamic_cast<const faiss::IndexIDMap2*>(index);
-  if (!map) return "it is not an IndexIDMap2";
-  if (map->d != kEmbeddingDim) return "its dimension is " + std::to_string(map->d);
-  const auto* flat = dynamic_cast<const faiss::IndexFlat*>(map->index);
-  if (!flat || flat->metric_type != faiss::METRIC_L2 || flat->d != kEmbeddingDim)
-    return "its storage is not a flat L2 index of dimension " + std::to_string(kEmbeddingDim);
-  if (map->metric_type != faiss::METRIC_L2) return "its metric is not L2";
-  if (map->ntotal != flat->ntotal || map->id_map.size() != static_cast<size_t>(map->ntotal) ||
-      map->rev_map.size() != map->id_map.size())
-    return "its id map is inconsistent";
-  return "";
-}
-
 std::vector<std::vector<Hit>> ToHits(const Neighbors& found) {
   std::vector<std::vector<Hit>> result(found.size());
   for (size_t q = 0; q < found.size(); ++q) {
     result[q].reserve(found[q].size());
-    // Squared L2 from the kernels; never negative, unlike FAISS's expanded form.
-    for (const auto& f : found[q]) result[q].push_back({f.id, std::sqrt(f.dist2)});
+    // Squared L2 from the kernels; never negative, unlike FAISS's expanded form. Erased rows
+    // (id -1, far from every probe) are only found when fewer live rows than k exist.
+    for (const auto& f : found[q])
+      if (f.id >= 0) result[q].push_back({f.id, std::sqrt(f.dist2)});
   }
   return result;
+}
+
+// The k nearest of several segments' answers per query, nearest first (ties by id).
+Neighbors Merge(std::vector<Neighbors> parts, size_t nq, int k) {
+  if (parts.size() == 1) return std::move(parts.front());
+  Neighbors merged(nq);
+  for (size_t q = 0; q < nq; ++q) {
+    for (auto& part : parts) merged[q].insert(merged[q].end(), part[q].begin(), part[q].end());
+    std::sort(merged[q].begin(), merged[q].end(), [](const search::Neighbor& a, const search::Neighbor& b) {
+      return a.dist2 != b.dist2 ? a.dist2 < b.dist2 : a.id < b.id;
+    });
+    if (merged[q].size() > static_cast<size_t>(k)) merged[q].resize(static_cast<size_t>(k));
+  }
+  return merged;
+}
+
+void ScrubRow(const SegmentArrays& seg, size_t row) {
+  seg.ids[row] = -1;
+  std::fill_n(seg.rows + row * kEmbeddingDim, kEmbeddingDim, kErasedValue);
 }
 
 // Fixed seed: the same corpus and parameters give the same structure and the same recall figure.
@@ -67,56 +52,47 @@ constexpr uint64_t kRecallSeed = 20261126;
 
 }  // namespace
 
-VectorIndex::VectorIndex(faiss::Index* index, std::unique_ptr<CandidateStructure> candidates)
-    : index_(index), candidates_(std::move(candidates)) {
-  for (idx_t id : IdMap(*index_).id_map) max_id_ = std::max<int64_t>(max_id_, id);
-}
+VectorIndex::VectorIndex(std::unique_ptr<CandidateStructure> candidates) : candidates_(std::move(candidates)) {}
 
 VectorIndex::~VectorIndex() = default;
 
 std::unique_ptr<VectorIndex> VectorIndex::CreateEmpty(const IndexSpec& spec) {
-  auto flat = std::make_unique<faiss::IndexFlatL2>(kEmbeddingDim);
-  auto map = std::make_unique<faiss::IndexIDMap2>(flat.get());
-  flat.release();
-  map->own_fields = true;
-  return std::unique_ptr<VectorIndex>(new VectorIndex(map.release(), CandidateStructure::Create(spec)));
+  return std::unique_ptr<VectorIndex>(new VectorIndex(CandidateStructure::Create(spec)));
 }
 
-Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::filesystem::path& path,
-                                                       int64_t expected_size,
-                                                       const std::string& expected_sha256,
-                                                       const IndexStamp& expected,
-                                                       const IndexSpec& params) {
-  auto corrupt = [&](const std::string& why) {
-    return Fail(ErrorCode::kCorrupt, "index file " + path.string() + " " + why);
-  };
-  FS_ASSIGN(const CheckedIndexFile file, ReadIndexFile(path, expected_size, expected_sha256, expected));
-  const IndexFileHeader& header = file.header;
-  const std::string cannot_read = "cannot read index file " + path.string();
-
-  // FAISS parses straight from the checked bytes (no second copy of the file in memory).
-  const std::string_view flat_bytes = file.flat();
-  std::unique_ptr<faiss::Index> index;
-  size_t flat_read = 0;
-  FS_TRY(Guard(ErrorCode::kCorrupt, cannot_read, [&] { index = ReadFaissIndex(flat_bytes, &flat_read); }));
-  if (std::string problem = LayoutProblem(index.get()); !problem.empty())
-    return corrupt("has the wrong layout: " + problem);
-  if (flat_read != flat_bytes.size()) return corrupt("has bytes that are not part of its indexes");
+Result<std::unique_ptr<VectorIndex>> VectorIndex::Load(const std::filesystem::path& path, int64_t expected_size,
+                                                       const std::string& expected_checksum,
+                                                       const IndexStamp& expected, const IndexSpec& params,
+                                                       bool writable) {
+  FS_ASSIGN(std::shared_ptr<IndexFile> file,
+            IndexFile::Open(path, expected_size, expected_checksum, expected, writable));
+  const IndexFileHeader& header = file->header();
   // The kind is the file's; the corpus setting's parameters apply when they name the same kind.
   const IndexSpec spec = params.kind == header.kind ? params : IndexSpec{.kind = header.kind};
-  auto loaded = std::unique_ptr<VectorIndex>(new VectorIndex(index.release(), CandidateStructure::Create(spec)));
-  if (loaded->ntotal() != header.ntotal || loaded->max_id() != header.max_face_id)
-    return corrupt("holds " + std::to_string(loaded->ntotal()) + " vectors up to id " +
-                   std::to_string(loaded->max_id()) + ", its header says " +
-                   std::to_string(header.ntotal) + " up to " + std::to_string(header.max_face_id));
-  if (const std::string_view structure = file.structure(); !structure.empty()) {
-    std::string problem;
-    FS_TRY(Guard(ErrorCode::kCorrupt, cannot_read,
-                 [&] { problem = loaded->candidates_->Load(structure, loaded->ntotal()); }));
-    if (!problem.empty()) return corrupt(problem);
-  }
-  FS_TRY(loaded->Prepare(/*train=*/false));  // int8 codes; training is the caller's decision
+  auto loaded = std::unique_ptr<VectorIndex>(new VectorIndex(CandidateStructure::Create(spec)));
+  loaded->main_ = file->main();
+  loaded->chunks_ = file->chunks();
+  loaded->max_id_ = file->max_face_id();
+  loaded->checksum_ = expected_checksum;
+  loaded->rewrite_ = false;
+  std::string problem;
+  FS_TRY(Guard(ErrorCode::kCorrupt, "cannot read index file " + path.string(), [&] {
+    problem = loaded->candidates_->Load(loaded->MainView(), header, file->structure(), file->main().codes);
+  }));
+  if (!problem.empty()) return Fail(ErrorCode::kCorrupt, "index file " + path.string() + " " + problem);
+  loaded->file_ = std::move(file);
+  FS_TRY(loaded->Prepare(/*train=*/false));  // training is the caller's decision
   return loaded;
+}
+
+search::FlatView VectorIndex::MainView() const { return {main_.rows, main_.ids, main_.n}; }
+
+std::vector<search::FlatView> VectorIndex::Segments() const {
+  std::vector<search::FlatView> segments;
+  if (main_.n > 0) segments.push_back(MainView());
+  for (const SegmentArrays& c : chunks_) segments.push_back({c.rows, c.ids, c.n});
+  if (!new_ids_.empty()) segments.push_back({new_rows_.data(), new_ids_.data(), new_ids_.size()});
+  return segments;
 }
 
 Status VectorIndex::Add(std::span<const int64_t> ids, std::span<const float> vectors) {
@@ -124,39 +100,128 @@ Status VectorIndex::Add(std::span<const int64_t> ids, std::span<const float> vec
     return Fail(ErrorCode::kInvalidArgument,
                 "index add: " + std::to_string(ids.size()) + " ids but " +
                     std::to_string(vectors.size()) + " floats");
-  // IndexIDMap2 silently corrupts its reverse map on a repeated id: refuse those up front.
-  const auto& rev_map = IdMap(*index_).rev_map;
-  std::unordered_set<int64_t> seen;
+  int64_t last = max_id_;
   for (int64_t id : ids) {
-    if (rev_map.count(id) || !seen.insert(id).second)
-      return Fail(ErrorCode::kInvalidArgument, "face id " + std::to_string(id) +
-                                                   " is already in the vector index");
+    if (id <= last)
+      return Fail(ErrorCode::kInvalidArgument,
+                  "face id " + std::to_string(id) + " is not above the ids already in the vector index (" +
+                      std::to_string(last) + "): faces are added in id order, once");
+    last = id;
   }
-  if (ids.empty()) return Ok();
-  static_assert(sizeof(idx_t) == sizeof(int64_t));
-  const idx_t first_row = index_->ntotal;
-  candidates_->RowsMoving();
-  FS_TRY(Guard(ErrorCode::kIndex, "cannot add to the vector index", [&] {
-    index_->add_with_ids(static_cast<idx_t>(ids.size()), vectors.data(),
-                         reinterpret_cast<const idx_t*>(ids.data()));
-  }));
-  max_id_ = std::max(max_id_, *std::max_element(ids.begin(), ids.end()));
-  candidates_->Appended(first_row, vectors);
+  new_ids_.insert(new_ids_.end(), ids.begin(), ids.end());
+  new_rows_.insert(new_rows_.end(), vectors.begin(), vectors.end());
+  max_id_ = last;
+  return Ok();
+}
+
+Result<int64_t> VectorIndex::Erase(std::span<const int64_t> face_ids) {
+  const std::unordered_set<int64_t> wanted(face_ids.begin(), face_ids.end());
+  int64_t erased = 0;
+  std::vector<int64_t> main_rows;
+  // A linear pass over the ids (8 bytes a row: milliseconds at 1M), no lookup table kept.
+  auto sweep = [&](const SegmentArrays& seg, int segment) {
+    for (size_t row = 0; row < seg.n; ++row) {
+      if (seg.ids[row] < 0 || !wanted.count(seg.ids[row])) continue;
+      ScrubRow(seg, row);
+      ++erased;
+      if (segment == -1) main_rows.push_back(static_cast<int64_t>(row));
+      if (segment >= -1 && file_) dirty_.emplace_back(segment, row / kBlockRows);
+      if (segment == -2 && row < new_saved_) rewrite_ = true;  // appended already: a whole file drops it
+    }
+  };
+  sweep(main_, -1);
+  for (size_t i = 0; i < chunks_.size(); ++i) sweep(chunks_[i], static_cast<int>(i));
+  sweep(SegmentArrays{new_ids_.data(), new_rows_.data(), nullptr, nullptr, new_ids_.size()}, -2);
+  FS_ASSIGN(const bool restructured, candidates_->EraseRows(main_rows));
+  if (restructured) rewrite_ = true;
+  std::sort(dirty_.begin(), dirty_.end());
+  dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
+  return erased;
+}
+
+int64_t VectorIndex::delta_rows() const {
+  int64_t n = static_cast<int64_t>(new_ids_.size());
+  for (const SegmentArrays& c : chunks_) n += static_cast<int64_t>(c.n);
+  return n;
+}
+
+bool VectorIndex::compaction_due() const {
+  const int64_t delta = delta_rows();
+  if (delta == 0) return false;
+  return main_.n == 0 || delta > std::max(kCompactMinRows, main_rows() * kCompactRatioPercent / 100);
+}
+
+Status VectorIndex::Compact(bool keep_training, ProgressSink* progress) {
+  if (main_.n == 0 && chunks_.empty()) {  // everything is in memory already: no copy
+    std::vector<int64_t> ids = std::move(new_ids_);
+    std::vector<float> vectors = std::move(new_rows_);
+    size_t kept = 0;
+    for (size_t r = 0; r < ids.size(); ++r) {
+      if (ids[r] < 0) continue;
+      ids[kept] = ids[r];
+      std::copy_n(vectors.begin() + static_cast<std::ptrdiff_t>(r * kEmbeddingDim), kEmbeddingDim,
+                  vectors.begin() + static_cast<std::ptrdiff_t>(kept * kEmbeddingDim));
+      ++kept;
+    }
+    ids.resize(kept);
+    vectors.resize(kept * kEmbeddingDim);
+    return Install(std::move(ids), std::move(vectors), keep_training);
+  }
+  const std::vector<search::FlatView> segments = Segments();
+  size_t rows = 0;
+  for (const search::FlatView& s : segments) rows += s.n;
+  if (progress) progress->Start("compacting the vector index", static_cast<int64_t>(rows));
+  std::vector<int64_t> ids;
+  std::vector<float> vectors;
+  ids.reserve(rows);
+  vectors.reserve(rows * kEmbeddingDim);
+  size_t done = 0;
+  for (const search::FlatView& s : segments) {
+    for (size_t r = 0; r < s.n; ++r) {
+      if (s.ids[r] < 0) continue;  // erased: dropped for good
+      ids.push_back(s.ids[r]);
+      vectors.insert(vectors.end(), s.rows + r * kEmbeddingDim, s.rows + (r + 1) * kEmbeddingDim);
+      if (progress && ++done % 65536 == 0) progress->Advance(static_cast<int64_t>(done));
+    }
+  }
+  FS_TRY(Install(std::move(ids), std::move(vectors), keep_training));
+  if (progress) progress->Finish();
+  return Ok();
+}
+
+Status VectorIndex::Install(std::vector<int64_t> ids, std::vector<float> vectors, bool keep_training) {
+  candidates_->Reset(keep_training);
+  own_ids_ = std::move(ids);
+  own_rows_ = std::move(vectors);
+  main_ = SegmentArrays{own_ids_.data(), own_rows_.data(), nullptr, nullptr, own_ids_.size()};
+  chunks_.clear();
+  new_ids_.clear();
+  new_rows_.clear();
+  new_saved_ = 0;
+  dirty_.clear();
+  file_.reset();
+  rewrite_ = true;
+  {
+    std::lock_guard lock(rows_by_id_mu_);
+    rows_by_id_.clear();
+    rows_by_id_built_ = false;
+  }
   return Ok();
 }
 
 Status VectorIndex::Prepare(bool train) {
-  if (ntotal() == 0) return Ok();
-  return candidates_->Prepare(ViewOf(*index_), train);
+  if (main_.n == 0 && chunks_.empty() && !new_ids_.empty()) FS_TRY(Compact(/*keep_training=*/false));
+  if (main_.n == 0) return Ok();
+  return candidates_->Prepare(MainView(), train);
 }
 
-bool VectorIndex::needs_training() const { return candidates_->needs_training(ntotal()); }
+bool VectorIndex::needs_training() const { return candidates_->needs_training(main_rows()); }
 
 bool VectorIndex::prepared() const { return candidates_->prepared(); }
 
 const IndexSpec& VectorIndex::spec() const { return candidates_->spec(); }
 
-// Exact search with our SIMD scan (src/search/) over the flat index's own storage: FAISS's
+// Exact search with our SIMD scan (src/search/) over the segments' own storage: FAISS's
 // generic-x86-64 build is compute-bound here, ours runs at memory speed (docs/benchmarks.md).
 Result<std::vector<Hit>> VectorIndex::Search(const Embedding& query, int k) const {
   FS_ASSIGN(auto hits, SearchBatch(std::span<const Embedding>(&query, 1), k));
@@ -165,24 +230,36 @@ Result<std::vector<Hit>> VectorIndex::Search(const Embedding& query, int k) cons
 
 Result<std::vector<std::vector<Hit>>> VectorIndex::SearchExactBatch(std::span<const Embedding> queries,
                                                                     int k) const {
-  FS_ASSIGN(const Neighbors found, ExactNeighbors(ViewOf(*index_), queries, k));
-  return ToHits(found);
+  std::vector<Neighbors> parts;
+  for (const search::FlatView& s : Segments()) {
+    FS_ASSIGN(Neighbors found, ExactNeighbors(s, queries, k));
+    parts.push_back(std::move(found));
+  }
+  if (parts.empty() || k <= 0) return std::vector<std::vector<Hit>>(queries.size());
+  return ToHits(Merge(std::move(parts), queries.size(), k));
 }
 
 Result<std::vector<std::vector<Hit>>> VectorIndex::SearchBatch(std::span<const Embedding> queries,
                                                                int k) const {
   // Until the structure is built (or with nothing to find) every search is exact.
-  if (ntotal() == 0 || k <= 0 || !candidates_->prepared()) return SearchExactBatch(queries, k);
-  FS_ASSIGN(const Neighbors found, candidates_->Search(ViewOf(*index_), queries, k));
-  return ToHits(found);
+  if (main_.n == 0 || k <= 0 || !candidates_->prepared()) return SearchExactBatch(queries, k);
+  std::vector<Neighbors> parts;
+  FS_ASSIGN(Neighbors main, candidates_->Search(MainView(), queries, k));
+  parts.push_back(std::move(main));
+  const std::vector<search::FlatView> segments = Segments();
+  for (size_t i = 1; i < segments.size(); ++i) {  // the delta: scanned exactly
+    FS_ASSIGN(Neighbors found, ExactNeighbors(segments[i], queries, k));
+    parts.push_back(std::move(found));
+  }
+  return ToHits(Merge(std::move(parts), queries.size(), k));
 }
 
 Result<RecallMeasure> VectorIndex::MeasureRecall(int queries) const {
-  const int64_t n = ntotal();
+  const int64_t n = main_rows();
   RecallMeasure m;
   if (n < 2 || queries <= 0) return m;
   const size_t nq = static_cast<size_t>(std::min<int64_t>(queries, n));
-  // nq distinct rows at random (fixed seed).
+  // nq distinct main rows at random (fixed seed).
   std::mt19937_64 rng(kRecallSeed);
   std::vector<int64_t> picked;
   if (static_cast<int64_t>(nq) == n) {
@@ -194,23 +271,22 @@ Result<RecallMeasure> VectorIndex::MeasureRecall(int queries) const {
     while (picked.size() < nq)
       if (int64_t r = pick(rng); seen.insert(r).second) picked.push_back(r);
   }
-  const search::FlatView view = ViewOf(*index_);
   std::vector<Embedding> probes(nq);
   for (size_t i = 0; i < nq; ++i)
-    std::copy_n(view.rows + static_cast<size_t>(picked[i]) * kEmbeddingDim, kEmbeddingDim, probes[i].begin());
+    std::copy_n(main_.rows + static_cast<size_t>(picked[i]) * kEmbeddingDim, kEmbeddingDim, probes[i].begin());
   constexpr int kAt = 10;
   FS_ASSIGN(auto exact, SearchExactBatch(probes, kAt + 1));
   FS_ASSIGN(auto approx, SearchBatch(probes, kAt + 1));
   int64_t truth = 0, found = 0;
   for (size_t i = 0; i < nq; ++i) {
-    const int64_t self = view.ids[picked[i]];
+    const int64_t self = main_.ids[picked[i]];
     auto others = [&](std::vector<Hit>& hits) {
       std::erase_if(hits, [&](const Hit& h) { return h.face_id == self; });
       if (hits.size() > static_cast<size_t>(kAt)) hits.resize(kAt);
     };
     others(exact[i]);
     others(approx[i]);
-    if (exact[i].empty()) continue;
+    if (self < 0 || exact[i].empty()) continue;
     truth += static_cast<int64_t>(exact[i].size());
     // A face at the same distance as the exact 10th is as good an answer (ties among duplicates).
     std::unordered_set<int64_t> want;
@@ -223,51 +299,78 @@ Result<RecallMeasure> VectorIndex::MeasureRecall(int queries) const {
   return m;
 }
 
-Result<SavedFile> VectorIndex::Save(const std::filesystem::path& path, const IndexStamp& stamp) const {
-  faiss::VectorIOWriter writer;
-  size_t flat_size = 0;
-  FS_TRY(Guard(ErrorCode::kIndex, "cannot serialise the vector index", [&] {
-    faiss::write_index(index_.get(), &writer);
-    flat_size = writer.data.size();
-    candidates_->Write(writer);
-  }));
-  IndexFileHeader header;
-  header.stamp = stamp;
-  header.ntotal = ntotal();
-  header.max_face_id = max_id_;
-  header.kind = spec().kind;
-  header.flat_size = flat_size;
-  const std::string bytes = EncodeIndexFile(
-      header, std::string_view(reinterpret_cast<const char*>(writer.data.data()), writer.data.size()));
-  writer.data.clear();
-  writer.data.shrink_to_fit();
-  FS_TRY(WriteFileAtomic(path, bytes));
-  return SavedFile{static_cast<int64_t>(bytes.size()), Sha256Hex(bytes)};
+Result<SavedFile> VectorIndex::Save(const std::filesystem::path& path, const IndexStamp& stamp) {
+  if (!rewrite_ && file_ && file_->writable() && file_->path() == path) {
+    const bool append = new_ids_.size() > new_saved_;
+    if (!dirty_.empty() || (!append && stamp.generation != file_->generation())) {
+      FS_ASSIGN(checksum_, file_->Reseal(dirty_, stamp.generation));
+      dirty_.clear();
+    }
+    if (append) {
+      const size_t from = new_saved_;
+      FS_TRY(file_->AppendChunk(std::span<const int64_t>(new_ids_).subspan(from),
+                                std::span<const float>(new_rows_).subspan(from * kEmbeddingDim),
+                                stamp.generation, max_id_));
+      new_saved_ = new_ids_.size();
+    }
+    return SavedFile{file_->size(), checksum_};
+  }
+  if (main_.n == 0 && delta_rows() > 0) FS_TRY(Compact(/*keep_training=*/false));  // a whole file: rows in main
+  faiss::VectorIOWriter structure;
+  FS_TRY(Guard(ErrorCode::kIndex, "cannot serialise the vector index", [&] { candidates_->Write(structure); }));
+  IndexFileContents contents;
+  contents.header.stamp = stamp;
+  contents.header.max_face_id = max_id_;
+  contents.header.kind = spec().kind;
+  contents.ids = {main_.ids, main_.n};
+  contents.rows = {main_.rows, main_.n * kEmbeddingDim};
+  contents.codes = candidates_->Codes(contents.header);
+  contents.structure = std::string_view(reinterpret_cast<const char*>(structure.data.data()), structure.data.size());
+  // The delta goes along as one chunk: this write is whole, not a compaction.
+  std::vector<int64_t> delta_ids;
+  std::vector<float> delta_rows;
+  const std::vector<search::FlatView> segments = Segments();
+  for (size_t i = main_.n > 0 ? 1 : 0; i < segments.size(); ++i) {
+    const search::FlatView& s = segments[i];
+    delta_ids.insert(delta_ids.end(), s.ids, s.ids + s.n);
+    delta_rows.insert(delta_rows.end(), s.rows, s.rows + s.n * kEmbeddingDim);
+  }
+  contents.delta_ids = delta_ids;
+  contents.delta_rows = delta_rows;
+  return WriteIndexFile(path, contents);
 }
 
-int64_t VectorIndex::ntotal() const { return index_->ntotal; }
+int64_t VectorIndex::ntotal() const { return main_rows() + delta_rows(); }
 
 std::vector<int64_t> VectorIndex::ids() const {
-  const auto& id_map = IdMap(*index_).id_map;
-  return std::vector<int64_t>(id_map.begin(), id_map.end());
+  std::vector<int64_t> ids;
+  for (const search::FlatView& s : Segments())
+    std::copy_if(s.ids, s.ids + s.n, std::back_inserter(ids), [](int64_t id) { return id >= 0; });
+  return ids;
 }
 
 std::optional<Embedding> VectorIndex::Vector(int64_t face_id) const {
-  const auto& id_map = IdMap(*index_);
-  auto row = id_map.rev_map.find(face_id);
-  if (row == id_map.rev_map.end()) return std::nullopt;
+  std::lock_guard lock(rows_by_id_mu_);
+  if (!rows_by_id_built_) {
+    rows_by_id_.reserve(static_cast<size_t>(ntotal()));
+    for (const search::FlatView& s : Segments())
+      for (size_t r = 0; r < s.n; ++r)
+        if (s.ids[r] >= 0) rows_by_id_[s.ids[r]] = s.rows + r * kEmbeddingDim;
+    rows_by_id_built_ = true;
+  }
+  auto row = rows_by_id_.find(face_id);
+  if (row == rows_by_id_.end()) return std::nullopt;
   Embedding e{};
-  id_map.index->reconstruct(row->second, e.data());
+  std::copy_n(row->second, kEmbeddingDim, e.begin());
   return e;
 }
 
-IndexSpec VectorIndex::built_spec() const { return candidates_->built_spec(ntotal()); }
+IndexSpec VectorIndex::built_spec() const { return candidates_->built_spec(main_rows()); }
 
 int64_t VectorIndex::memory_bytes() const {
-  const int64_t n = ntotal();
-  // The float vectors and their ids (the id map's hash table is not counted), plus the structure.
-  return n * static_cast<int64_t>(kEmbeddingDim * sizeof(float) + sizeof(int64_t)) +
-         candidates_->memory_bytes(n);
+  // The float vectors and their ids (mapped pages are the file's), plus the structure.
+  return ntotal() * static_cast<int64_t>(kEmbeddingDim * sizeof(float) + sizeof(int64_t)) +
+         candidates_->memory_bytes(main_rows());
 }
 
 }  // namespace facesearch

@@ -1,31 +1,33 @@
-// The vector index: the exact float vectors keyed by face id (FAISS IndexIDMap2 over IndexFlatL2),
-// plus the candidate structure of its kind (index_spec.h, candidates.h): none for exact, int8
-// codes (search::Int8Index, rebuilt from the floats on load), or a FAISS IVF-Flat, IVF-PQ or HNSW
-// index whose labels are row numbers of the flat store. Candidates are re-ranked with exact float
-// distances, so every distance returned is exact. The file format is index_file.h. Derived data:
-// it can always be rebuilt from the Store.
+// The vector index: a main segment of exact float vectors keyed by face id, with the candidate
+// structure of its kind over it (index_spec.h, candidates.h: none for exact, int8 codes, or a
+// FAISS IVF-Flat, IVF-PQ or HNSW index whose labels are main-segment rows), plus a delta of rows
+// appended since the main segment was written (the file's delta chunks, and rows added in memory),
+// which every search scans exactly. Candidates are re-ranked with exact float distances, so every
+// distance returned is exact. A loaded index maps its file (index_file.h): nothing is read or
+// copied at load beyond headers and checksum tables. Compact folds the delta into a new main
+// segment. Derived data: it can always be rebuilt from the Store.
 //
-// Thread-safety: Search may be called from several threads at once; Add/Prepare/Save need
-// exclusive use.
+// Thread-safety: Search may be called from several threads at once; Add/Erase/Prepare/Compact/
+// Save need exclusive use.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/progress.h"
 #include "facesearch/error.h"
 #include "facesearch/types.h"
 #include "index/index_file.h"
 #include "index/index_spec.h"
-
-namespace faiss {
-struct Index;
-}
+#include "search/exact_search.h"
 
 namespace facesearch {
 
@@ -36,10 +38,6 @@ struct Hit {
   float distance = 0.f;  // Euclidean (not squared), as dlib reports it
 };
 
-struct SavedFile {
-  int64_t size = 0;
-  std::string sha256;
-};
 
 // Recall of the candidate structure measured against the exact scan (MeasureRecall).
 struct RecallMeasure {
@@ -47,41 +45,59 @@ struct RecallMeasure {
   int queries = 0;
 };
 
+// When the delta is folded into the main segment (SaveCorpusIndex): past this share of the main
+// segment's rows, and at least kCompactMinRows (a scan of a delta that small costs nothing).
+inline constexpr int64_t kCompactRatioPercent = 10;
+inline constexpr int64_t kCompactMinRows = 4096;
+
+
 class VectorIndex {
  public:
   // An empty index of `spec`'s kind. Its parameters are used as given (callers pass
   // EffectiveIndexSpec); the approximate structure is trained by the first Prepare with vectors.
   static std::unique_ptr<VectorIndex> CreateEmpty(const IndexSpec& spec = {});
-  // Reads and checks `path` (ReadIndexFile: size and SHA-256 against the Store's record, header,
-  // stamp equal to `expected`), all BEFORE handing the bytes to FAISS (crafted files have crashed FAISS's reader); then
-  // deserialises and checks the dimension, type and the header's ntotal and largest id, and that
-  // the approximate part (if any) is the header's kind and covers every row. The kind is the
-  // file's; `params` (re-rank, nprobe, ef_search) apply when they name the same kind. Returns an
-  // index prepared without training (int8 codes built; a structure the file lacks is left to
-  // Prepare(true)). The bytes are read into memory, not mapped: see ARCHITECTURE.md.
-  // Errors: kNotFound (missing file), kCorrupt (size, checksum, header, stamp or structure).
+  // Maps and checks `path` (IndexFile::Open: committed size and header checksum against the
+  // Store's record, layout, checksum tables, structure, stamp equal to `expected`; every block
+  // too for small files), all BEFORE FAISS parses its section (crafted files have crashed FAISS's
+  // reader); then checks that the structure is the header's kind, holds no more rows than the
+  // main segment (an erasure takes rows out of IVF lists) and names only its rows. The
+  // kind is the file's; `params` (re-rank, nprobe, ef_search) apply when they name the same kind.
+  // `writable`: erasures and appends go to the file itself (a writer holding the lock). Returns
+  // an index prepared without training. Errors: kNotFound (missing file), kIo, kCorrupt.
   static Result<std::unique_ptr<VectorIndex>> Load(const std::filesystem::path& path,
                                                    int64_t expected_size,
-                                                   const std::string& expected_sha256,
+                                                   const std::string& expected_checksum,
                                                    const IndexStamp& expected,
-                                                   const IndexSpec& params = {});
+                                                   const IndexSpec& params = {}, bool writable = false);
   ~VectorIndex();
 
-  // ids.size() == vectors.size() / kEmbeddingDim. Adds nothing and fails with kInvalidArgument
-  // when the sizes disagree or an id is already in the index (or repeated in `ids`). A trained
-  // FAISS structure gets the new rows too; int8 codes (and an untrained structure) are left for
-  // Prepare, and searches scan exactly until then. Errors: kInvalidArgument, kIndex.
+  // ids.size() == vectors.size() / kEmbeddingDim; the ids increasing and above max_id() (faces are
+  // appended in id order). The rows go to the delta. Errors: kInvalidArgument (nothing added).
   Status Add(std::span<const int64_t> ids, std::span<const float> vectors);
-  // Builds what Add left stale: re-encodes int8 codes, and, when `train` is true, trains and fills
-  // the FAISS structure when it is untrained and the index holds enough vectors. Training is the
-  // one step whose cost grows past minutes (IVF-PQ at 10M faces): readers pass train = false and
-  // search exactly until a writer trains (needs_training()). Errors: kIndex.
+  // Scrubs the rows of `face_ids` wherever they are: id -1, floats kErasedValue, int8 codes 0,
+  // and out of the FAISS structure (no retraining). A mapped writable file is changed in place
+  // (Save reseals the blocks touched). Ids not in the index are ignored. Returns the rows
+  // scrubbed. Errors: kIndex.
+  Result<int64_t> Erase(std::span<const int64_t> face_ids);
+  // Folds the delta into a new main segment of the live rows (erased rows dropped) and rebuilds
+  // the structure: with `keep_training` a trained FAISS structure keeps its centroids and
+  // codebooks (no retraining), otherwise it is trained again by Prepare(true). Save then writes a
+  // whole new file. Reports progress to `progress` when given. Errors: kIndex.
+  Status Compact(bool keep_training, ProgressSink* progress = nullptr);
+  // True when the delta has grown past kCompactRatioPercent of the main segment (and
+  // kCompactMinRows), or when the main segment is empty and the delta is not.
+  bool compaction_due() const;
+  // Builds what is missing over the main segment (into which it first moves the delta of an index
+  // with an empty main segment, as after CreateEmpty and Add): int8 codes, and, when `train` is true, the
+  // FAISS structure when it is untrained and the main segment holds enough vectors. Training is
+  // the one step whose cost grows past minutes (IVF-PQ at 10M faces): readers pass train = false
+  // and search exactly until a writer trains (needs_training()). Errors: kIndex.
   Status Prepare(bool train = true);
   // True when searches use the candidate structure of the kind (always true for exact).
   bool prepared() const;
   // True when the kind's structure is missing and the index holds enough vectors to train it:
-  // searches scan every row exactly until Prepare(true) runs. False for exact and int8, and for
-  // an approximate kind too small to train (which is searched exactly by design).
+  // searches scan every row exactly until a writer compacts and trains. False for exact and int8,
+  // and for an approximate kind too small to train (which is searched exactly by design).
   bool needs_training() const;
   // Up to k nearest faces, nearest first; fewer when the index holds fewer than k (none for
   // k <= 0). Errors: kIndex.
@@ -99,17 +115,26 @@ class VectorIndex {
   // self-match is trivially found and would flatter the figure), and the share of the exact 10
   // nearest others found in the first 10 is averaged. 1.0 with fewer than 2 vectors.
   Result<RecallMeasure> MeasureRecall(int queries = 200) const;
-  // Serialises, frames with a header carrying `stamp` (EncodeIndexFile) and writes atomically
-  // (WriteFileAtomic). Prepare first (an unprepared index is saved without its structure).
-  // Returns size and sha256 of the whole file written. Errors: kIndex, kIo.
-  Result<SavedFile> Save(const std::filesystem::path& path, const IndexStamp& stamp) const;
+  // Saves as `path` stamped `stamp`. When the index was loaded writable from `path` and neither
+  // its main segment nor its structure changed since: reseals the blocks Erase scrubbed and
+  // appends the rows added since as a delta chunk, in time proportional to the change. Otherwise
+  // writes a whole new file atomically (WriteIndexFile). Prepare first (an unprepared index is
+  // saved without its structure). Returns the committed size and checksum. Errors: kIndex, kIo.
+  Result<SavedFile> Save(const std::filesystem::path& path, const IndexStamp& stamp);
+  // Rows in every segment, erased rows included (the count the Store records).
   int64_t ntotal() const;
+  // Rows of the delta (file chunks and rows added since), erased ones included.
+  int64_t delta_rows() const;
+  // Rows of the main segment.
+  int64_t main_rows() const { return static_cast<int64_t>(main_.n); }
+  // The mapped file this index was loaded from; null when built in memory or compacted since.
+  const IndexFile* file() const { return file_.get(); }
   const IndexSpec& spec() const;
   // The parameters the candidate structure really has (nlist, pq_bits... as trained).
   IndexSpec built_spec() const;
-  // Bytes held in memory: float vectors and ids, plus codes / lists / graph of the kind.
+  // Bytes of float vectors and ids (mapped or held), plus codes / lists / graph of the kind.
   int64_t memory_bytes() const;
-  // Every face id in the index, in insertion order.
+  // Every live face id in the index, in insertion order.
   std::vector<int64_t> ids() const;
   // The float vector stored for `face_id` (what exact search and re-ranking use); nullopt when the
   // index does not hold that id.
@@ -118,11 +143,28 @@ class VectorIndex {
   int64_t max_id() const { return max_id_; }
 
  private:
-  // Takes ownership of `index`, which must be an IndexIDMap2 over an IndexFlatL2 of kEmbeddingDim.
-  VectorIndex(faiss::Index* index, std::unique_ptr<CandidateStructure> candidates);
-  std::unique_ptr<faiss::Index> index_;
-  std::unique_ptr<CandidateStructure> candidates_;  // of the kind; owns the spec
+  explicit VectorIndex(std::unique_ptr<CandidateStructure> candidates);
+  search::FlatView MainView() const;
+  // Makes `ids`/`vectors` the main segment (held in memory), with no delta and no file.
+  Status Install(std::vector<int64_t> ids, std::vector<float> vectors, bool keep_training);
+  // Every segment: the main one, the file's chunks, the rows added since.
+  std::vector<search::FlatView> Segments() const;
+  std::unique_ptr<CandidateStructure> candidates_;  // of the kind, over the main segment
+  std::shared_ptr<IndexFile> file_;                 // the main segment and chunks, when mapped
+  std::string checksum_;                            // of file_, as recorded
+  std::vector<int64_t> own_ids_;                    // the main segment when built in memory
+  std::vector<float> own_rows_;
+  SegmentArrays main_;
+  std::vector<SegmentArrays> chunks_;               // file_'s delta chunks
+  std::vector<int64_t> new_ids_;                    // rows added since load or compaction
+  std::vector<float> new_rows_;
+  size_t new_saved_ = 0;                            // of those, rows already appended to file_
+  std::vector<std::pair<int, size_t>> dirty_;       // file_ blocks scrubbed in place (segment, block)
+  bool rewrite_ = true;                             // Save must write a whole file
   int64_t max_id_ = 0;
+  mutable std::mutex rows_by_id_mu_;                // Vector()'s lookup table, built on first use
+  mutable bool rows_by_id_built_ = false;
+  mutable std::unordered_map<int64_t, const float*> rows_by_id_;
 };
 
 }  // namespace facesearch

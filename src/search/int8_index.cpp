@@ -118,6 +118,17 @@ Int8Index Int8Index::Build(const FlatView& base, int threads) {
   return index;
 }
 
+Int8Index Int8Index::Borrow(const FlatView& base, uint8_t* codes, const float* offset, float step) {
+  Int8Index index;
+  index.base_ = base;
+  index.offset_.assign(offset, offset + kDim);
+  index.step_ = std::isfinite(step) && step > 0.f ? step : 1.f;
+  index.inv_step_ = 1.f / index.step_;
+  index.scale_.assign(kDim, index.step_);
+  index.borrowed_ = codes;
+  return index;
+}
+
 void Int8Index::Encode(const float* x, uint8_t* codes) const {
   for (size_t d = 0; d < kDim; ++d) {
     const float c = std::nearbyint((x[d] - offset_[d]) * inv_step_);
@@ -138,7 +149,7 @@ std::vector<std::vector<Neighbor>> Int8Index::SearchBatch(const float* queries, 
   ScanOptions scan = options.scan;
   if (nq > 1) scan.block_rows = std::min<size_t>(scan.block_rows, 1024);  // 128 KiB of codes
   auto dist = [&](size_t begin, size_t count, float* out) {
-    const uint8_t* codes = codes_.data() + begin * kDim;
+    const uint8_t* codes = this->codes() + begin * kDim;
     for (size_t q = 0; q < nq; ++q)
       kernels.l2sqr_codes(qcodes.data() + q * kDim, codes, count, out + q * count);
   };

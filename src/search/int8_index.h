@@ -12,7 +12,7 @@
 // clipped value only makes that row's coarse distance coarser.
 //
 // Ownership: borrows the FlatView it was built from (rows and ids), which must outlive the index
-// and stay unchanged. Thread-safety: const methods may be called concurrently.
+// and stay unchanged (Borrow also borrows the codes). Thread-safety: const methods may be called concurrently.
 #pragma once
 
 #include <cstddef>
@@ -28,6 +28,10 @@ class Int8Index {
   // Trains the offsets and the step on (a sample of up to 65,536 of) the rows, then encodes every
   // row (on `threads` threads; 0 = hardware threads). Throws only std::bad_alloc.
   static Int8Index Build(const FlatView& base, int threads = 0);
+  // An index over codes encoded earlier with `offset` (kDim values) and `step` (an index file's
+  // int8 section, mapped): nothing is trained or encoded. `codes` (base.n * kDim bytes) are
+  // borrowed like the rows and must outlive the index.
+  static Int8Index Borrow(const FlatView& base, uint8_t* codes, const float* offset, float step);
 
   // Up to k nearest rows, nearest first, exact squared distances, the view's ids. The code scan
   // keeps max(rerank, k) candidates for the exact re-rank. Empty for k <= 0 or an empty index.
@@ -41,12 +45,14 @@ class Int8Index {
   // queries are encoded.
   void Encode(const float* x, uint8_t* codes) const;
 
-  size_t code_bytes() const { return codes_.size(); }
+  size_t code_bytes() const { return base_.n * kDim; }
   const std::vector<float>& offset() const { return offset_; }
   float step() const { return step_; }
   // kDim copies of step() (the per-dimension form of earlier versions).
   const std::vector<float>& scale() const { return scale_; }
-  const uint8_t* codes() const { return codes_.data(); }
+  const uint8_t* codes() const { return borrowed_ ? borrowed_ : codes_.data(); }
+  // The codes of row `row` (kDim bytes), for an erasure to scrub.
+  uint8_t* mutable_codes(size_t row) { return (borrowed_ ? borrowed_ : codes_.data()) + row * kDim; }
 
  private:
   // Bytes on 2 MiB boundaries, advised to the kernel as huge pages (MADV_HUGEPAGE) before they are
@@ -72,7 +78,8 @@ class Int8Index {
   FlatView base_;
   std::vector<float> offset_, scale_;  // kDim each
   float step_ = 1.f, inv_step_ = 1.f;
-  CodeBuffer codes_;  // base_.n * kDim
+  CodeBuffer codes_;  // base_.n * kDim, unless borrowed
+  uint8_t* borrowed_ = nullptr;
 };
 
 }  // namespace facesearch::search

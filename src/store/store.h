@@ -123,6 +123,10 @@ class Store {
   // ForEachEmbedding/ForEachFace run inside a read statement: they must not call this Store.
   Status ForEachEmbedding(int64_t after_id,
                           const std::function<void(int64_t, const Embedding&)>& fn);
+  // Every face id, ascending (the primary key only: no embedding is read).
+  Result<std::vector<int64_t>> FaceIds();
+  // The face ids of these images (what Erase of them removes), ascending per image.
+  Result<std::vector<int64_t>> FaceIdsOfImages(std::span<const int64_t> image_ids);
   // Calls fn for every face joined with its image, in face id order.
   Status ForEachFace(const std::function<void(const FaceRecord&)>& fn);
   // Rows for the given face ids; ids with no live row are omitted (a stale index can then never

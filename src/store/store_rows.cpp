@@ -321,6 +321,31 @@ Status Store::ForEachEmbedding(int64_t after_id,
   }
 }
 
+Result<std::vector<int64_t>> Store::FaceIds() {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM faces ORDER BY id"));
+  std::vector<int64_t> ids;
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) return ids;
+    ids.push_back(stmt.Int(0));
+  }
+}
+
+Result<std::vector<int64_t>> Store::FaceIdsOfImages(std::span<const int64_t> image_ids) {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM faces WHERE image_id = ? ORDER BY id"));
+  std::vector<int64_t> ids;
+  for (int64_t image : image_ids) {
+    stmt.Reset();
+    stmt.Bind(1, image);
+    for (;;) {
+      FS_ASSIGN(bool row, stmt.Step());
+      if (!row) break;
+      ids.push_back(stmt.Int(0));
+    }
+  }
+  return ids;
+}
+
 Status Store::ForEachFace(const std::function<void(const FaceRecord&)>& fn) {
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, (SelectFaces(version_) + "ORDER BY f.id").c_str()));
   for (;;) {
