@@ -29,6 +29,8 @@ constexpr Subcommand kSubcommands[] = {
     {"config", AddConfigCommand},
     {"verify", AddVerifyCommand},
     {"reindex", AddReindexCommand},
+    {"serve", AddServeCommand},
+    {"user", AddUserCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

@@ -29,6 +29,8 @@ std::string OsUser() {
   return "uid:" + std::to_string(uid);
 }
 
+}  // namespace
+
 Result<std::unique_ptr<Store>> OpenForAudit(const CorpusConfig& config) {
   CorpusPaths paths = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(paths));
@@ -43,7 +45,6 @@ Result<std::unique_ptr<Store>> OpenForReading(const CorpusConfig& config) {
   return Store::OpenReadOnly(paths.database);
 }
 
-}  // namespace
 
 std::string JsonIdArray(const std::vector<int64_t>& ids) {
   std::string out = "[";
@@ -56,7 +57,7 @@ std::string JsonIdArray(const std::vector<int64_t>& ids) {
 
 AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {
   AuditRecord r;
-  r.user = OsUser();
+  r.user = who.actor.empty() ? OsUser() : "api:" + who.actor;
   r.action = event.action;
   r.params = event.params.empty() ? "{}" : event.params;
   r.case_id = who.case_id;

@@ -15,6 +15,11 @@ namespace facesearch {
 // sentence each naming the file and the chmod that fixes it; empty when there is no corpus.
 std::vector<std::string> CorpusPermissionProblems(const CorpusConfig& config);
 
+// The corpus's Store for a command that appends audit records (read-write, no model check), or
+// for reading only; both after RequireCorpus and CheckCorpusPermissions.
+Result<std::unique_ptr<Store>> OpenForAudit(const CorpusConfig& config);
+Result<std::unique_ptr<Store>> OpenForReading(const CorpusConfig& config);
+
 // "[1,2,3]"
 std::string JsonIdArray(const std::vector<int64_t>& ids);
 

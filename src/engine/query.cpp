@@ -82,6 +82,10 @@ std::string AuditParams(const QueryOptions& options, const std::string& photo, i
 }  // namespace
 
 Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& options) {
+  return Query(probe, options, impl_->config.audit);
+}
+
+Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& options, const AuditContext& audit) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
   Impl& c = *impl_;
   PipelineOptions pipeline = options.pipeline;
@@ -89,7 +93,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   {
     std::lock_guard store_lock(c.store_mu);
     FS_ASSIGN(pipeline.embedding, c.ModeFor(pipeline.embedding));
-    FS_TRY(CheckCaseRequired(*c.store, c.config.audit, "query"));
+    FS_TRY(CheckCaseRequired(*c.store, audit, "query"));
     FS_ASSIGN(optouts, OptOutFilter::Load(*c.store));
   }
   FS_ASSIGN(Impl::Lease analyzer, c.LeaseAnalyzer(pipeline));
@@ -128,7 +132,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   }
   // The audit record is committed before any result leaves this function; no record, no result.
   std::lock_guard store_lock(c.store_mu);
-  FS_TRY(AppendAudit(*c.store, c.config.audit,
+  FS_TRY(AppendAudit(*c.store, audit,
                      {"query", AuditParams(options, probe.name, out.result.faces_detected),
                       {out.result.probe_sha256}, JsonIdArray(returned)}));
   return out;
