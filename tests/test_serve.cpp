@@ -83,6 +83,11 @@ class Server {
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+  void Kill9() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
   const std::string& url() const { return url_; }
   int port() const { return std::stoi(url_.substr(url_.rfind(':') + 1)); }
   std::string Log() const { return Slurp(log_); }
@@ -324,6 +329,73 @@ TEST_CASE("serve refuses bad requests with a clear JSON error, writes nothing an
   CHECK(server.Stop() == 0);
   CHECK(AuditRecords(c) == records);
   CHECK(c.Run({"verify"}).exit_code == 0);
+}
+
+int64_t Faces(const CorpusDir& c) {
+  RunResult r = c.Run({"info", "--json"});
+  REQUIRE(r.exit_code == 0);
+  return json::parse(r.out)["faces"].get<int64_t>();
+}
+
+TEST_CASE("/v1/index makes uploads searchable at once, refuses paths outside --allow-root, and survives kill -9",
+          "[serve][e2e]") {
+  CorpusDir c;
+  c.Index({"obama.jpg"});
+  const fs::path allowed = c.dir / "allowed";
+  fs::create_directories(allowed);
+  CopyTestImage("biden.jpg", allowed);
+  fs::create_symlink(c.photos / "obama.jpg", allowed / "link.jpg");
+  const std::string curator = AddUser(c, "cora", "curator");
+  const std::string searcher = AddUser(c, "sam", "searcher");
+  const size_t records = AuditRecords(c);
+  {
+    Server server(c, {"--allow-root", allowed.string()});
+    CHECK(ErrorCodeOf(PostPhotos(server, "/v1/index", searcher, {{"image", TestImage("obama2.jpg")}})) == "forbidden");
+    for (const fs::path& outside : {c.photos / "obama.jpg", allowed / ".." / "photos" / "obama.jpg", allowed / "link.jpg"}) {
+      INFO(outside);
+      const json body = {{"paths", {outside.string()}}};
+      CHECK(ErrorCodeOf(PostBody(server, "/v1/index", curator, body.dump(), "application/json")) == "forbidden");
+    }
+    CHECK(AuditRecords(c) == records);
+    CHECK(Faces(c) == 1);
+    const json inside = {{"paths", {(allowed / "biden.jpg").string()}}, {"provenance", {{"source", "allowed-root"}}}};
+    auto by_path = PostBody(server, "/v1/index?case=K-9", curator, inside.dump(), "application/json");
+    REQUIRE(by_path);
+    INFO(by_path->body);
+    CHECK(json::parse(by_path->body)["added"] == 1);
+    httplib::Client client(server.url());
+    client.set_read_timeout(120);
+    httplib::MultipartFormDataItems items = {{"image", Slurp(TestImage("obama2.jpg")), "o2.jpg", "image/jpeg"},
+                                             {"provenance", R"({"source":"upload","licence":"CC-BY"})", "", ""}};
+    auto uploaded = client.Post("/v1/index?case=K-9", Auth(curator), items);
+    REQUIRE(uploaded);
+    INFO(uploaded->body);
+    CHECK(uploaded->status == 200);
+    CHECK(json::parse(uploaded->body)["faces"] == 1);
+    // In the server's memory before the answer came back.
+    CHECK(Get(server, "/metrics", curator)->body.find("\nfacesearch_faces 3\n") != std::string::npos);
+    const RunResult exported = c.Run({"export"});
+    CHECK(exported.out.find("\"source\":\"upload\",\"captured_at\":null,\"licence\":\"CC-BY\"") != std::string::npos);
+    CHECK(exported.out.find("\"source\":\"allowed-root\"") != std::string::npos);
+
+    // kill -9 while an upload is being indexed: the corpus verifies, and the same upload again completes.
+    auto pending = std::async(std::launch::async, [&] {
+      return PostPhotos(server, "/v1/index", curator, {{"image", TestImage("obama3.jpg")}, {"image", TestImage("obama_partial_face.jpg")}});
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    server.Kill9();
+    pending.get();
+  }
+  const RunResult verified = c.Run({"verify"});
+  INFO(verified.out << verified.err);
+  CHECK(verified.exit_code == 0);
+  Server again(c, {});
+  auto rerun = PostPhotos(again, "/v1/index", curator, {{"image", TestImage("obama3.jpg")}, {"image", TestImage("obama_partial_face.jpg")}});
+  REQUIRE(rerun);
+  INFO(rerun->body);
+  CHECK(rerun->status == 200);
+  CHECK(again.Stop() == 0);
+  CHECK(Faces(c) == 5);
 }
 
 TEST_CASE("serve will not listen beyond loopback without TLS unless told --insecure-no-tls", "[serve]") {

@@ -71,9 +71,10 @@ void AddServeCommand(CLI::App& app, Context& ctx) {
   CLI::App* cmd = app.add_subcommand("serve", "Answer searches over HTTP with the corpus held open");
   cmd->footer(
       "Opens the corpus and the models once and answers HTTP/1.1 JSON requests under /v1/\n"
-      "(docs/usage.md \"Serving a corpus\"): query, compare, info, forget, audit, health, and\n"
-      "/metrics. Every request but /v1/health needs a token (facesearch user add), and every\n"
-      "search is audited with its user, case and purpose. The first line on stdout says where it\n"
+      "(docs/usage.md \"Serving a corpus\"): query, compare, index (uploads, or paths under\n"
+      "--allow-root), forget, info, audit, health, and /metrics. Every request but /v1/health\n"
+      "needs a token (facesearch user add), and every search and change is audited with its\n"
+      "user, case and purpose. The first line on stdout says where it\n"
       "listens; the access log goes to stderr. SIGTERM stops accepting, finishes the requests\n"
       "under way and exits 0.\n\n"
       "Examples:\n"
@@ -96,6 +97,9 @@ void AddServeCommand(CLI::App& app, Context& ctx) {
                 "Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)");
   cmd->add_flag("--allow-anonymous", o.api.allow_anonymous,
                 "Loopback requests without a token act as user 'anonymous' with the searcher role");
+  cmd->add_option("--allow-root", o.api.allow_roots,
+                  "A folder whose files /v1/index may read by path (repeatable); without it, uploads only")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--threads", o.threads, "Worker threads (default: 2 per hardware thread, at least 4)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--queue", o.queue, "Connections that may wait for a worker (default: 4 per worker)")

@@ -493,6 +493,24 @@ std::string AuditRecordJson(const AuditRecord& r) {
          ",\"hash\":" + JsonString(r.hash) + "}";
 }
 
+namespace {
+std::string StagesJson(const StageSeconds& st) {
+  return "{\"read\":" + JsonNumber(st.read) + ",\"decode\":" + JsonNumber(st.decode) +
+         ",\"detect\":" + JsonNumber(st.detect) + ",\"landmarks\":" + JsonNumber(st.landmarks) +
+         ",\"embed\":" + JsonNumber(st.embed) + ",\"store\":" + JsonNumber(st.store) + "}";
+}
+}  // namespace
+
+std::string IndexSummaryJson(const IndexSummary& s) {
+  return "{\"files\":" + std::to_string(s.files) + ",\"added\":" + std::to_string(s.added) +
+         ",\"noface\":" + std::to_string(s.noface) + ",\"duplicates\":" + std::to_string(s.duplicates) +
+         ",\"errors\":" + std::to_string(s.errors) + ",\"faces\":" + std::to_string(s.faces) +
+         ",\"erased\":" + std::to_string(s.erased) + ",\"optout_faces\":" + std::to_string(s.optout_faces) +
+         ",\"skipped\":" + std::to_string(s.skipped) + ",\"interrupted\":" + (s.interrupted ? "true" : "false") +
+         ",\"seconds\":" + JsonNumber(s.elapsed_s) + ",\"stage_seconds\":" + StagesJson(s.stage_seconds) +
+         ",\"stage_cpu_seconds\":" + StagesJson(s.stage_cpu_seconds) + "}\n";
+}
+
 std::string ForgetJson(const ForgetSummary& summary) {
   return "{\"faces_erased\":" + std::to_string(summary.erased.faces) + ",\"images_erased\":" +
          std::to_string(summary.erased.images) + ",\"faces_left\":" + std::to_string(summary.faces_left) + "}\n";

@@ -71,6 +71,8 @@ std::string InfoText(const CorpusInfo& info);
 
 // `audit --format jsonl`: one record; params and results are JSON text facesearch wrote itself.
 std::string AuditRecordJson(const AuditRecord& r);
+// `index --json`: the run's counts and where the time went, one line.
+std::string IndexSummaryJson(const IndexSummary& summary);
 // `forget --json`: the counts erased and the faces left, one line.
 std::string ForgetJson(const ForgetSummary& summary);
 

@@ -10,7 +10,9 @@
 #include <cmath>
 #include <sstream>
 
+#include "common/fs.h"
 #include "common/json.h"
+#include "common/sha256.h"
 #include "facesearch/eval.h"
 #include "facesearch/privacy.h"
 
@@ -250,6 +252,63 @@ std::expected<ForgetRequest, ParseError> ParseForget(const ApiRequest& request) 
   return forget;
 }
 
+namespace {
+
+std::expected<Provenance, ParseError> ParseProvenance(const nlohmann::json& j) {
+  if (!j.is_object()) return Bad("provenance must be a JSON object such as {\"source\":\"archive\"}");
+  Provenance p;
+  for (const auto& [key, value] : j.items()) {
+    std::string* field = key == "page_url" ? &p.page_url : key == "source" ? &p.source
+                       : key == "captured_at" ? &p.captured_at : key == "licence" || key == "license" ? &p.licence
+                       : key == "notes" ? &p.notes : nullptr;
+    if (!field) return Bad("unknown provenance field '" + key + "': use page_url, source, captured_at, licence, notes");
+    if (!value.is_string()) return Bad("provenance field " + key + " must be a string");
+    *field = value.get<std::string>();
+  }
+  return p;
+}
+
+}  // namespace
+
+std::expected<IndexParams, ParseError> ParseIndex(const ApiRequest& request) {
+  IndexParams params;
+  if (IsMultipart(request)) {
+    for (const UploadPart& part : request.parts) {
+      if (part.name == "image") {
+        params.uploads.push_back(part);
+      } else if (part.name == "provenance") {
+        auto provenance = ParseProvenance(nlohmann::json::parse(part.content, nullptr, false));
+        if (!provenance) return std::unexpected(provenance.error());
+        params.provenance = *provenance;
+      } else {
+        return Bad("unknown multipart part '" + part.name + "'; this endpoint takes image and provenance");
+      }
+    }
+    if (params.uploads.empty()) return Bad("nothing to index: add multipart parts named image");
+    return params;
+  }
+  if (!StartsWith(request.content_type, "application/json"))
+    return Unsupported(request, "multipart/form-data with parts named image, or application/json {\"paths\":[...]}");
+  const nlohmann::json body = nlohmann::json::parse(request.body, nullptr, false);
+  if (!body.is_object()) return Bad("the body must be a JSON object such as {\"paths\":[\"/srv/photos/a.jpg\"]}");
+  for (const auto& [key, value] : body.items()) {
+    if (key == "paths" && value.is_array()) {
+      for (const auto& path : value) {
+        if (!path.is_string() || path.get_ref<const std::string&>().empty()) return Bad("paths holds file paths as strings");
+        params.paths.push_back(path.get<std::string>());
+      }
+    } else if (key == "provenance") {
+      auto provenance = ParseProvenance(value);
+      if (!provenance) return std::unexpected(provenance.error());
+      params.provenance = *provenance;
+    } else {
+      return Bad("unknown or mistyped field '" + key + "': use paths (array of strings) and provenance (object)");
+    }
+  }
+  if (params.paths.empty()) return Bad("nothing to index: give paths");
+  return params;
+}
+
 std::expected<std::string, ParseError> BearerToken(std::string_view authorization) {
   if (authorization.empty()) return std::string();
   if (!StartsWith(authorization, "bearer ") || authorization.size() == 7 || authorization.size() > 512)
@@ -312,6 +371,7 @@ ApiResponse Api::Handle(const ApiRequest& request) {
       {"/v1/query", "POST", Right::kSearch, &Api::Query},
       {"/v1/compare", "POST", Right::kSearch, &Api::Compare},
       {"/v1/forget", "POST", Right::kForget, &Api::Forget},
+      {"/v1/index", "POST", Right::kIndex, &Api::Index},
       {"/v1/audit", "GET", Right::kAudit, &Api::Audit},
       {"/metrics", "GET", Right::kInfo, &Api::MetricsText},
   };
@@ -431,6 +491,92 @@ ApiResponse Api::Forget(const ApiRequest& request, const Caller& caller) {
   return Formatted(frontend::ForgetJson(*summary), "application/json", e.faces + e.images > 0 ? 0 : 1, {});
 }
 
+namespace {
+
+// A server-side path is read only when it lies under an allowed root once symlinks and ".." are
+// resolved: a request cannot name /etc/shadow or climb out through a link.
+bool UnderRoot(const std::filesystem::path& path, const std::vector<std::filesystem::path>& roots) {
+  std::error_code ec;
+  const std::filesystem::path real = std::filesystem::weakly_canonical(path, ec);
+  if (ec || !path.is_absolute()) return false;
+  for (const std::filesystem::path& root : roots) {
+    const std::filesystem::path real_root = std::filesystem::weakly_canonical(root, ec);
+    if (ec) continue;
+    auto [r, p] = std::mismatch(real_root.begin(), real_root.end(), real.begin(), real.end());
+    if (r == real_root.end()) return true;
+  }
+  return false;
+}
+
+// An extension for an upload from its client file name, when it looks like an image's.
+std::string UploadExtension(const std::string& filename) {
+  std::string ext = std::filesystem::path(filename).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const char* const kImage[] = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"};
+  return std::find(std::begin(kImage), std::end(kImage), ext) != std::end(kImage) ? ext : ".img";
+}
+
+std::string ManifestRow(const std::string& path, const Provenance& p) {
+  std::string row = "{\"path\":" + JsonString(path);
+  for (const auto& [key, value] : {std::pair{"page_url", &p.page_url}, std::pair{"source", &p.source},
+                                   std::pair{"captured_at", &p.captured_at}, std::pair{"licence", &p.licence},
+                                   std::pair{"notes", &p.notes}})
+    if (!value->empty()) row += ",\"" + std::string(key) + "\":" + JsonString(*value);
+  return row + "}\n";
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> Api::StoreUploads(const std::vector<UploadPart>& uploads) {
+  const std::filesystem::path dir = config_.corpus_dir / "uploads";
+  FS_TRY(EnsurePrivateDir(dir));
+  std::vector<std::string> paths;
+  for (const UploadPart& u : uploads) {
+    // Named by content: an upload sent again (a retry after a crash) lands on the same file.
+    const std::filesystem::path path = dir / (Sha256Hex(u.content) + UploadExtension(u.filename));
+    FS_TRY(WriteFileAtomic(path, u.content));
+    paths.push_back(path.string());
+  }
+  return paths;
+}
+
+ApiResponse Api::Index(const ApiRequest& request, const Caller& caller) {
+  auto parsed = ParseIndex(request);
+  if (!parsed) return FromParse(parsed.error());
+  for (const std::string& path : parsed->paths)
+    if (!UnderRoot(path, options_.allow_roots))
+      return ErrorResponse(403, "forbidden", options_.allow_roots.empty()
+                                                 ? "this server indexes uploaded photos only (serve --allow-root DIR "
+                                                   "lets it read files under DIR)"
+                                                 : "the path " + path + " is not under an allowed root (--allow-root)");
+  std::lock_guard lock(index_mu_);
+  auto uploaded = StoreUploads(parsed->uploads);
+  if (!uploaded) return FromError(uploaded.error());
+  std::vector<std::string> paths = std::move(*uploaded);
+  paths.insert(paths.end(), parsed->paths.begin(), parsed->paths.end());
+  // The inputs go through a manifest, the way provenance reaches an index run.
+  std::string manifest_text;
+  for (const std::string& path : paths) manifest_text += ManifestRow(path, parsed->provenance);
+  const std::filesystem::path manifest = config_.corpus_dir / "uploads" / (".request-" + Sha256Hex(manifest_text) + ".jsonl");
+  if (Status s = EnsurePrivateDir(manifest.parent_path()); !s) return FromError(s.error());
+  if (Status s = WriteFileAtomic(manifest, manifest_text); !s) return FromError(s.error());
+  CorpusConfig config = config_;
+  config.audit = RequestAudit(request, caller.name);
+  config.lock_wait_s = 10;  // another writer for longer: 503, retry later
+  IndexOptions options;
+  options.pipeline = options_.pipeline;
+  options.manifests = {manifest.string()};
+  options.manifest_format = ManifestFormat::kJsonl;
+  options.jobs = 1;  // searches keep the other cores
+  auto summary = IndexPaths(config, {}, options);
+  std::error_code ignored;
+  std::filesystem::remove(manifest, ignored);
+  if (!summary) return FromError(summary.error());
+  // The new faces are searchable from the next request on, by this server's memory too.
+  if (Status s = corpus_.Refresh(); !s) return FromError(s.error());
+  return Formatted(frontend::IndexSummaryJson(*summary), "application/json", 0, {});
+}
+
 ApiResponse Api::Audit(const ApiRequest& request, const Caller& /*caller*/) {
   AuditFilter filter;
   if (const std::string* c = Param(request, "case")) filter.case_id = *c;
@@ -454,7 +600,7 @@ ApiResponse Api::MetricsText(const ApiRequest& /*request*/, const Caller& /*call
 
 void Api::Record(const ApiRequest& request, int status, double seconds) {
   static const char* const kKnown[] = {"/v1/health", "/v1/info", "/v1/query", "/v1/compare",
-                                       "/v1/forget", "/v1/audit", "/metrics"};
+                                       "/v1/forget", "/v1/index", "/v1/audit", "/metrics"};
   const bool known = std::find(std::begin(kKnown), std::end(kKnown), request.path) != std::end(kKnown);
   metrics_.Record(known ? request.path : "other", status, seconds);  // bounded label values
 }

@@ -90,6 +90,16 @@ struct CompareParams {
 std::expected<CompareParams, ParseError> ParseCompare(const ApiRequest& request);
 // /v1/forget: a JSON body {"face_ids":[1,2], "images":["SHA-256 or path"], "older_than":"30d"}.
 std::expected<ForgetRequest, ParseError> ParseForget(const ApiRequest& request);
+// /v1/index: multipart parts named image (the photos, each file name kept as a hint for its
+// extension) and an optional part named provenance (JSON {"page_url","source","captured_at",
+// "licence","notes"}, for every photo of the request); or a JSON body {"paths":["/srv/a.jpg"],
+// "provenance":{...}} naming files on the server, each checked against the allowed roots later.
+struct IndexParams {
+  std::vector<UploadPart> uploads;
+  std::vector<std::string> paths;
+  Provenance provenance;
+};
+std::expected<IndexParams, ParseError> ParseIndex(const ApiRequest& request);
 // "Bearer TOKEN" → TOKEN; empty when the header is absent. Malformed: 401.
 std::expected<std::string, ParseError> BearerToken(std::string_view authorization);
 // Case and purpose from the request (parameters "case", "purpose").
@@ -101,6 +111,8 @@ struct ApiOptions {
   PipelineOptions pipeline;        // how probes are analysed (the server's, not the client's)
   bool allow_anonymous = false;    // a loopback request without a token acts as "anonymous", a searcher
   double rate_per_minute = 600;    // per user (token bucket, bursts up to this); 0: no limit
+  // Folders whose files /v1/index may read by path (--allow-root); none: uploads only.
+  std::vector<std::filesystem::path> allow_roots;
 };
 
 // Per-user token buckets. Thread-safe.
@@ -155,6 +167,9 @@ class Api {
   ApiResponse Compare(const ApiRequest& request, const Caller& caller);
   ApiResponse Info(const ApiRequest& request, const Caller& caller);
   ApiResponse Forget(const ApiRequest& request, const Caller& caller);
+  ApiResponse Index(const ApiRequest& request, const Caller& caller);
+  // Writes uploads under the corpus's uploads/ folder (named by content) and returns their paths.
+  Result<std::vector<std::string>> StoreUploads(const std::vector<UploadPart>& uploads);
   ApiResponse Audit(const ApiRequest& request, const Caller& caller);
   ApiResponse MetricsText(const ApiRequest& request, const Caller& caller);
 
@@ -163,6 +178,7 @@ class Api {
   ApiOptions options_;
   RateLimiter limiter_;
   Metrics metrics_;
+  std::mutex index_mu_;  // one /v1/index at a time (the corpus has one writer; uploads share a folder)
 };
 
 }  // namespace facesearch::server
