@@ -20,7 +20,10 @@
 #include <sstream>
 #include <thread>
 
+#include <sqlite3.h>
+
 #include "common/sha256.h"
+#include "store/store.h"
 #include "server/api.h"
 #include "support.h"
 
@@ -478,4 +481,37 @@ TEST_CASE("Tokens are found by their hash, revoked ones never; roles grant their
   CHECK(limiter.Take("bo") == 0);  // buckets are per user
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
   CHECK(limiter.Take("ana") == 0);
+}
+
+TEST_CASE("A version-4 corpus opens as version 5 with an empty users table, and a read-only open lists no users",
+          "[serve][store]") {
+  TempDir dir;
+  const fs::path db = dir / "corpus.sqlite";
+  REQUIRE(Store::Open(db, "models-x"));
+  auto raw = [&](const char* sql) {
+    sqlite3* h = nullptr;
+    REQUIRE(sqlite3_open(db.c_str(), &h) == SQLITE_OK);
+    CHECK(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(h);
+  };
+  raw("DROP TABLE users; PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
+  {
+    auto old = Store::OpenReadOnly(db);
+    REQUIRE(old);
+    CHECK((*old)->Users().value().empty());
+  }
+  auto store = Store::Open(db, "models-x");
+  REQUIRE(store);
+  CHECK((*store)->GetMeta("schema_version").value() == "5");
+  AuditRecord record;
+  record.user = "root";
+  record.action = "user-add";
+  record.params = "{}";
+  record.results = "null";
+  REQUIRE((*store)->AddUser(UserRecord{0, "ana", Role::kCurator, Sha256Hex("fs_t"), "", ""}, record));
+  CHECK(!(*store)->AddUser(UserRecord{0, "ana", Role::kAdmin, Sha256Hex("fs_u"), "", ""}, record));
+  const auto users = (*store)->Users().value();
+  REQUIRE(users.size() == 1);
+  CHECK(users[0].role == Role::kCurator);
+  CHECK((*store)->VerifyAudit().value().records == 1);
 }
