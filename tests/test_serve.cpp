@@ -456,7 +456,7 @@ TEST_CASE("The API's request parsing refuses malformed parameters, parts and bod
   CHECK(server::BearerToken("Bearer ").error().status == 401);
 }
 
-TEST_CASE("Tokens are found by their hash, revoked ones never; roles grant their rights; the rate limit refills",
+TEST_CASE("Tokens are found by their hash and revoked ones never, roles grant their rights, the rate limit refills",
           "[serve]") {
   std::vector<UserRecord> users = {{1, "ana", Role::kSearcher, Sha256Hex("fs_a"), "t", ""},
                                    {2, "bo", Role::kAdmin, Sha256Hex("fs_b"), "t", "t2"}};
