@@ -251,7 +251,7 @@ TEST_CASE("serve answers each endpoint for the roles that hold its right, refuse
 }
 
 TEST_CASE("query and compare --server print byte for byte what they print locally, with the same exit status",
-          "[serve][e2e]") {
+          "[serve][compare][e2e]") {
   CorpusDir c;
   c.Index({"obama.jpg", "biden.jpg"});
   Server server(c, {"--allow-anonymous"});
