@@ -4,7 +4,8 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     default 300 seconds per target; targets:
 #     decode    untrusted image bytes → header checks → decode → detect → landmarks → embed
 #     parsers   manifests (JSONL, CSV), URL lists, robots.txt bodies, X-Robots-Tag headers
-#   (default: both, one after the other)
+#     api       facesearch serve's request parsing: URL parameters, multipart parts, JSON bodies, tokens
+#   (default: all three, one after the other)
 #
 # Seeds: the face_recognition test photos (scripts/fetch-test-images.sh) for decode; a few valid
 # manifests, URL lists and robots.txt files written below for parsers. Each target's corpus of
@@ -15,7 +16,7 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 seconds="${1:-300}"
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(decode parsers)
+[[ ${#targets[@]} -gt 0 ]] || targets=(decode parsers api)
 # libstdc++ 12's std::expected needs clang >= 16 (Debian bookworm's default clang is 14).
 cxx=""
 for c in clang++-19 clang++-18 clang++-17 clang++-16; do command -v "$c" >/dev/null && { cxx="$c"; break; }; done
@@ -37,6 +38,18 @@ parser_seeds() {
   echo "$d"
 }
 
+# The API seeds: byte 0 picks the parser (fuzz/fuzz_api.cpp): 0 raw-body query, 1 multipart
+# query, 2 compare and forget, 3 the Authorization header.
+api_seeds() {
+  local d=build-fuzz/seeds-api
+  mkdir -p "$d"
+  printf '\0image/jpeg\ntop_k=5&threshold=0.5&format=csv&fields=image,distance&name=p.jpg\nBearer fs_00\n\xff\xd8\xff\xe0' >"$d/raw"
+  printf '\1multipart/form-data; boundary=x\nall_faces=true&case=K-1&purpose=t\n\nimage\001a.jpg\001\xff\xd8\000image\001b.png\001\x89PNG' >"$d/multipart"
+  printf '\2application/json\nmax_fmr=1e-4&face_a=0\n\n{"face_ids":[1,2],"images":["a.jpg"],"older_than":"30d"}' >"$d/forget"
+  printf '\3text/plain\ncase=x\nBearer fs_0123456789abcdef\n' >"$d/token"
+  echo "$d"
+}
+
 status=0
 for t in "${targets[@]}"; do
   case "$t" in
@@ -47,7 +60,10 @@ for t in "${targets[@]}"; do
     parsers)
       seeds="$(parser_seeds)"
       max_len=8192 ;;
-    *) echo "fuzz.sh: unknown target '$t' (decode, parsers)" >&2; exit 2 ;;
+    api)
+      seeds="$(api_seeds)"
+      max_len=8192 ;;
+    *) echo "fuzz.sh: unknown target '$t' (decode, parsers, api)" >&2; exit 2 ;;
   esac
   cmake --build build-fuzz --target "fuzz_$t" -j"$(nproc)"
   mkdir -p "build-fuzz/corpus-$t"

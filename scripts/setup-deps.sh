@@ -27,6 +27,9 @@ readonly PACKAGES=(
   python3 python3-pip python3-venv
   sqlite3 curl bzip2 ca-certificates
   jq chromium help2man man-db
+  # facesearch serve (issue #18): cpp-httplib (HTTP/1.1 server and client, TLS via OpenSSL),
+  # nlohmann-json (request bodies), wrk (the server benchmark's load generator)
+  libcpp-httplib-dev nlohmann-json3-dev wrk
 )
 
 case "${1:-}" in

@@ -22,6 +22,7 @@
 
 #include "facesearch/analyze.h"
 #include "facesearch/engine.h"
+#include "facesearch/users.h"
 
 namespace facesearch {
 
@@ -59,20 +60,39 @@ class Corpus {
   // corpus and the setup (top_k, case required, models, database, audit). The audit record is
   // committed before this returns: no record, no result.
   Result<ProbeOutcome> Query(const ProbeImage& probe, const QueryOptions& options);
+  // The same, audited as `audit` (a server's user, case and purpose) instead of the config's.
+  Result<ProbeOutcome> Query(const ProbeImage& probe, const QueryOptions& options, const AuditContext& audit);
+
+  // 1:1 comparison of two photos (ComparePhotos in facesearch/analyze.h) with the handle's
+  // analyzers, audited as `audit` before it returns. Errors: those of ComparePhotos.
+  Result<CompareResult> Compare(const ProbeImage& a, const ProbeImage& b, const CompareOptions& options,
+                                const AuditContext& audit);
+
+  // The corpus's users as stored now (a revocation by another process counts at once), with their
+  // token hashes, for FindUserByToken (facesearch/users.h). Errors: kDatabase.
+  Result<std::vector<UserRecord>> Users();
+  // Live faces in the database now (the counts table): what the default threshold is sized by.
+  Result<int64_t> StoredFaceCount();
 
   // Query for a probe whose faces are already embedded: the same choice of faces (--face,
   // --all-faces, the largest), search, opt-out filter, catch-up and audit record as Query, so
   // the same faces and the same distances come back as for the photo. Errors as Query's, and
   // kInvalidArgument when the probe's model identity or embedding mode is not the corpus's.
   Result<ProbeOutcome> QueryEmbedding(const EmbeddedProbe& probe, const QueryOptions& options);
+  Result<ProbeOutcome> QueryEmbedding(const EmbeddedProbe& probe, const QueryOptions& options,
+                                      const AuditContext& audit);
 
   // The mode probes are embedded with when `requested` is asked for (unset: the corpus's), read
   // from the corpus now: the calibration of a distance depends on it (facesearch/eval.h). An empty
   // corpus with no mode recorded takes the requested one. Errors: kInvalidArgument when
   // `requested` is not the mode the corpus holds; kDatabase.
   Result<EmbeddingMode> EmbeddingModeFor(const std::optional<EmbeddingMode>& requested = std::nullopt);
-  // Faces the index holds (as of the last catch-up).
+  // Catches up with the corpus now, as every call does first: after a `forget` made through this
+  // process, the erased faces leave memory before the caller answers.
+  Status Refresh();
+  // Faces the index holds and the Store generation it reflects (as of the last catch-up).
   int64_t face_count() const;
+  int64_t generation() const;
 
   struct Impl;  // the library's own (src/engine/corpus_handle.h)
 

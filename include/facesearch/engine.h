@@ -26,6 +26,9 @@ namespace facesearch {
 struct AuditContext {
   std::string case_id;  // --case
   std::string purpose;  // --purpose
+  // The API user a server acts for (facesearch/users.h): recorded as the audit record's user,
+  // "api:NAME", instead of the OS user. Empty on the command line.
+  std::string actor;
 };
 
 class FaceAnalyzer;     // the seam between the engine and the models (src/face/analyzer.h)

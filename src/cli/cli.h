@@ -8,6 +8,7 @@
 #include <string>
 
 #include "facesearch/engine.h"
+#include "server/client.h"
 
 namespace facesearch::cli {
 
@@ -24,6 +25,8 @@ struct Context {
   std::string purpose;              // --purpose, recorded in the audit log
   bool strict_permissions = false;  // --strict-permissions
   double lock_wait_s = -1;          // --lock-wait
+  std::string server;               // --server / FACESEARCH_SERVER: run on that facesearch serve
+  std::string token_file;           // --token-file
   int exit_code = kExitMatch;
 
   CorpusConfig Config() const;
@@ -81,6 +84,17 @@ void AddReindexCommand(CLI::App& app, Context& ctx);
 void AddEmbedCommand(CLI::App& app, Context& ctx);   // cmd_embed.cpp
 void AddImportCommand(CLI::App& app, Context& ctx);  // cmd_embed.cpp
 void AddCompactCommand(CLI::App& app, Context& ctx);
+void AddServeCommand(CLI::App& app, Context& ctx);
+void AddUserCommand(CLI::App& app, Context& ctx);
+// --server URL and --token-file, for the commands that can run on a server (cmd_serve.cpp).
+void AddServerOptions(CLI::App& cmd, Context& ctx);
+// Sends `request` to ctx.server with ctx's case and purpose, prints the answer as the command
+// would have, and sets ctx.exit_code (its X-Facesearch-Exit).
+void RunOnServer(Context& ctx, server::ClientRequest request);
+// A photo (a path, or - for stdin) as a multipart part named `name`, read up to max_bytes + 1
+// (the server refuses what is over its limit).
+Result<server::UploadPart> PhotoPart(const std::string& name, const std::string& photo, int64_t max_bytes);
+
 // Adds the global --case, --purpose and --strict-permissions options (cmd_audit.cpp). With the
 // app's fallthrough they are accepted after the subcommand name too.
 void AddAccountabilityOptions(CLI::App& app, Context& ctx);

@@ -18,21 +18,6 @@ struct AuditArgs {
   std::string format = "table";
 };
 
-std::string ProbesJson(const AuditRecord& r) {
-  std::string out = "[";
-  for (size_t i = 0; i < r.probe_sha256.size(); ++i) out += (i ? "," : "") + JsonString(r.probe_sha256[i]);
-  return out + "]";
-}
-
-// params and results are JSON text written by facesearch itself; they are embedded as values.
-std::string RecordJson(const AuditRecord& r) {
-  return "{\"seq\":" + std::to_string(r.seq) + ",\"at\":" + JsonString(r.at) +
-         ",\"user\":" + JsonString(r.user) + ",\"action\":" + JsonString(r.action) +
-         ",\"params\":" + r.params + ",\"case\":" + JsonString(r.case_id) +
-         ",\"purpose\":" + JsonString(r.purpose) + ",\"probe_sha256\":" + ProbesJson(r) +
-         ",\"results\":" + r.results + ",\"prev_hash\":" + JsonString(r.prev_hash) +
-         ",\"hash\":" + JsonString(r.hash) + "}";
-}
 
 void Verify(Context& ctx) {
   auto check = VerifyAuditLog(ctx.Config());
@@ -66,7 +51,7 @@ void List(Context& ctx, const AuditArgs& args) {
   Status s = ListAudit(ctx.Config(), filter, [&](const AuditRecord& r) {
     ++n;
     if (!table) {
-      std::cout << RecordJson(r) << '\n';
+      std::cout << AuditRecordJson(r) << '\n';
       return;
     }
     // Every field may hold bytes from the database file; pad what the terminal will show.

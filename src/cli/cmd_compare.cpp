@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/format.h"
 #include "facesearch/analyze.h"
+#include "common/json.h"
 #include "facesearch/eval.h"
 
 namespace facesearch::cli {
@@ -20,14 +21,26 @@ struct CompareArgs {
   bool json = false;
 };
 
-std::string SideJson(const PhotoFaces& p, int chosen) {
-  std::string s = "{\"path\":" + JsonString(p.path) + ",\"sha256\":" + JsonString(p.sha256) +
-                  ",\"faces_detected\":" + std::to_string(p.faces.size()) + ",\"face\":" + std::to_string(chosen);
-  if (chosen >= 0) s += ",\"box\":" + JsonBox(p.faces[chosen].box);
-  return s + "}";
+void RunRemote(Context& ctx, CompareArgs& args) {
+  if (args.a == "-" && args.b == "-")
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "only one of the two photos can come from stdin"});
+  server::ClientRequest request{"POST", "/v1/compare", {}, {}};
+  auto& p = request.params;
+  if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
+  else p.emplace_back("threshold", JsonFloat(args.options.threshold));
+  if (args.face_a >= 0) p.emplace_back("face_a", std::to_string(args.face_a));
+  if (args.face_b >= 0) p.emplace_back("face_b", std::to_string(args.face_b));
+  p.emplace_back("format", args.json ? "json" : "table");
+  for (const auto& [name, photo] : {std::pair{"a", &args.a}, std::pair{"b", &args.b}}) {
+    auto part = PhotoPart(name, *photo, args.options.pipeline.max_file_bytes);
+    if (!part) return ctx.Report(part.error());
+    request.parts.push_back(std::move(*part));
+  }
+  RunOnServer(ctx, std::move(request));
 }
 
 void Run(Context& ctx, CompareArgs& args) {
+  if (!ctx.server.empty()) return RunRemote(ctx, args);
   // Both photos are embedded with --embedding (plain by default): its calibration applies.
   const Calibration calibration = Calibration::For(args.options.pipeline.embedding.value_or(EmbeddingMode{}));
   if (!calibration.exact())
@@ -45,25 +58,8 @@ void Run(Context& ctx, CompareArgs& args) {
   if (!r) return ctx.Report(r.error());
   for (const PhotoFaces* p : {&r->a, &r->b})
     if (p->faces.empty()) spdlog::warn("no face found in {}", p->path);
-  double fmr = r->distance ? calibration.Fmr(*r->distance) : 1.0;
-  if (args.json) {
-    std::cout << "{\"a\":" << SideJson(r->a, r->face_a) << ",\"b\":" << SideJson(r->b, r->face_b)
-              << ",\"distance\":" << (r->distance ? JsonNumber(*r->distance) : "null")
-              << ",\"fmr\":" << (r->distance ? JsonNumber(fmr) : "null")
-              << ",\"confidence\":" << (r->distance ? JsonString(ConfidenceBand(fmr)) : "null")
-              << ",\"threshold\":" << JsonNumber(args.options.threshold)
-              << ",\"calibration\":{\"mode\":" << JsonString(calibration.mode())
-              << ",\"exact\":" << (calibration.exact() ? "true" : "false") << "}"
-              << ",\"same\":" << (r->same ? "true" : "false") << "}\n";
-  } else if (r->distance) {
-    char line[256];
-    std::snprintf(line, sizeof line, "%s: distance %.4f (threshold %.2f), FMR %.2g (%s)\n",
-                  r->same ? "same person" : "different people", static_cast<double>(*r->distance),
-                  static_cast<double>(args.options.threshold), fmr, ConfidenceBand(fmr));
-    std::cout << line;
-  } else {
-    std::cout << "cannot compare: no face in " << TerminalText(r->a.faces.empty() ? r->a.path : r->b.path) << "\n";
-  }
+  std::cout << (args.json ? CompareJson(*r, args.options.threshold, calibration)
+                         : CompareText(*r, args.options.threshold, calibration));
   ctx.exit_code = r->same ? kExitMatch : kExitNoMatch;
 }
 
@@ -96,6 +92,7 @@ void AddCompareCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--face-b", args->face_b, "Face of the second photo to use (default: largest)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the result as JSON");
   AddPipelineOptions(*cmd, args->options.pipeline);
+  AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, args] { Run(ctx, *args); });
 }
 

@@ -25,8 +25,7 @@ void Run(Context& ctx, ForgetArgs& args) {
   if (!summary) return ctx.Report(summary.error());
   const EraseCounts& e = summary->erased;
   if (args.json) {
-    std::cout << "{\"faces_erased\":" << e.faces << ",\"images_erased\":" << e.images
-              << ",\"faces_left\":" << summary->faces_left << "}\n";
+    std::cout << ForgetJson(*summary);
   } else {
     std::cout << "erased " << e.faces << " face(s) and " << e.images << " image(s); "
               << summary->faces_left << " face(s) remain\n";

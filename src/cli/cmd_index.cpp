@@ -60,24 +60,11 @@ extern "C" void OnInterrupt(int) {
   Say(kText, sizeof kText - 1);
 }
 
-std::string StagesJson(const StageSeconds& st) {
-  return "{\"read\":" + JsonNumber(st.read) + ",\"decode\":" + JsonNumber(st.decode) +
-         ",\"detect\":" + JsonNumber(st.detect) + ",\"landmarks\":" + JsonNumber(st.landmarks) +
-         ",\"embed\":" + JsonNumber(st.embed) + ",\"store\":" + JsonNumber(st.store) + "}";
-}
-
 }  // namespace
 
 void PrintIndexSummary(std::ostream& out, const IndexSummary& s, bool json, const char* verb) {
   if (json) {
-    out << "{\"files\":" << s.files << ",\"added\":" << s.added << ",\"noface\":" << s.noface
-        << ",\"duplicates\":" << s.duplicates << ",\"errors\":" << s.errors
-        << ",\"faces\":" << s.faces << ",\"erased\":" << s.erased
-        << ",\"optout_faces\":" << s.optout_faces << ",\"skipped\":" << s.skipped
-        << ",\"interrupted\":" << (s.interrupted ? "true" : "false")
-        << ",\"seconds\":" << JsonNumber(s.elapsed_s)
-        << ",\"stage_seconds\":" << StagesJson(s.stage_seconds)
-        << ",\"stage_cpu_seconds\":" << StagesJson(s.stage_cpu_seconds) << "}\n";
+    out << IndexSummaryJson(s);
     return;
   }
   out << verb << " " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)

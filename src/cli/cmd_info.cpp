@@ -11,11 +11,6 @@ namespace facesearch::cli {
 
 namespace {
 
-std::string Fixed4(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.4f", v);
-  return buf;
-}
 
 // `info --errors`: every input that failed or was skipped, with its reason.
 void PrintIssues(Context& ctx, bool json) {
@@ -67,54 +62,20 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("-f,--format", *format, "table or json")->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
   cmd->add_flag("--errors", *errors, "List the inputs that failed or were skipped, with their reasons");
+  AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, json, errors, format] {
     if (*format == "json") *json = true;
+    if (!ctx.server.empty()) {
+      if (*errors) return ctx.Report(Error{ErrorCode::kInvalidArgument, "--errors is not available with --server"});
+      return RunOnServer(ctx, server::ClientRequest{"GET", "/v1/info", {{"format", *json ? "json" : "table"}}, {}});
+    }
     if (*errors) return PrintIssues(ctx, *json);
     auto info = GetCorpusInfo(ctx.Config());
     if (!info) return ctx.Report(info.error());
-    const CorpusCounts& c = info->counts;
     if (*json) {
-      std::cout << "{\"corpus\":" << JsonString(info->corpus_dir.string())
-                << ",\"database\":" << JsonString(info->database.string())
-                << ",\"schema_version\":" << info->schema_version
-                << ",\"model_identity\":" << JsonString(info->model_identity)
-                << ",\"embedding_mode\":" << JsonString(info->embedding_mode)
-                << ",\"images\":" << c.images << ",\"images_with_faces\":" << c.images_ok
-                << ",\"images_without_face\":" << c.images_noface << ",\"images_error\":" << c.images_error
-                << ",\"faces\":" << c.faces << ",\"inputs_skipped\":" << c.inputs_skipped
-                << ",\"generation\":" << info->generation
-                << ",\"index_state\":" << JsonString(info->index_state)
-                << ",\"index_vectors\":" << info->index_vectors << ",\"index_bytes\":" << info->index_bytes
-                << ",\"index_kind\":" << JsonString(info->index_kind)
-                << ",\"index_setting\":" << JsonString(info->index_setting)
-                << ",\"index_memory_bytes\":" << info->index_memory_bytes
-                << ",\"index_params\":" << JsonString(info->index_params) << ",\"index_recall_at_10\":"
-                << (info->index_recall_at_10 ? JsonFixed(*info->index_recall_at_10, 4) : std::string("null"))
-                << ",\"index_recall_queries\":" << info->index_recall_queries
-                << ",\"index_build_seconds\":" << JsonFixed(info->index_build_seconds, 4)
-                << ",\"index_built_generation\":" << info->index_built_generation
-                << ",\"index_built_at\":" << JsonString(info->index_built_at) << "}\n";
+      std::cout << InfoJson(*info);
     } else {
-      std::cout << "corpus:          " << TerminalText(info->corpus_dir.string()) << "\n"
-                << "database:        " << TerminalText(info->database.string()) << " (schema " << info->schema_version << ")\n"
-                << "models:          " << info->model_identity << "\n"
-                << "embedding mode:  " << info->embedding_mode << "\n"
-                << "images:          " << c.images << " (" << c.images_ok << " with faces, " << c.images_noface
-                << " without, " << c.images_error << " errors; " << c.inputs_skipped
-                << " inputs skipped; see info --errors)\n"
-                << "faces:           " << c.faces << "\n"
-                << "index:           " << info->index_state << ", " << info->index_vectors << " vectors, "
-                << info->index_bytes << " bytes (generation " << info->generation << ")\n"
-                << "index kind:      " << info->index_kind
-                << (info->index_params.empty() ? "" : " (" + info->index_params + ")") << ", "
-                << info->index_memory_bytes << " bytes in memory\n";
-      if (!info->index_built_at.empty())
-        std::cout << "index recall@10: "
-                  << (info->index_recall_at_10 ? Fixed4(*info->index_recall_at_10) : std::string("not measured"))
-                  << " against exact search ("
-                  << info->index_recall_queries << " probes; built in " << Fixed4(info->index_build_seconds)
-                  << " s at generation " << info->index_built_generation << ", " << info->index_built_at
-                  << ")\n";
+      std::cout << InfoText(*info);
     }
     ctx.exit_code = kExitMatch;
   });

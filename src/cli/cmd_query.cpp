@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/format.h"
 #include "cli/html_report.h"
+#include "common/json.h"
 #include "facesearch/eval.h"
 
 namespace facesearch::cli {
@@ -70,22 +71,35 @@ bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) 
   return all;
 }
 
-// The default threshold follows the corpus size (Calibration::DefaultThreshold) and says why when
-// it is below 0.6. A corpus that cannot be read keeps 0.6: the query reports the real error.
-void ScaleDefaultThreshold(Context& ctx, const Calibration& calibration, QueryOptions& options,
-                           int64_t total_faces) {
-  auto faces = total_faces > 0 ? Result<int64_t>(total_faces) : CorpusFaceCount(ctx.Config());
-  if (!faces) return;
-  const float scaled = calibration.DefaultThreshold(*faces);
-  if (scaled >= options.threshold) return;
-  spdlog::info("threshold {:.2f} instead of {:.2f}: in a corpus of {} faces the default keeps the strangers "
-               "expected among the matches to about {:g} (at {:.2f}: about {:.0f}); --threshold or --max-fmr "
-               "set another", scaled, options.threshold, *faces, kDefaultExpectedStrangers, options.threshold,
-               calibration.Fmr(options.threshold) * static_cast<double>(*faces));
-  options.threshold = scaled;
+// The same query on a `facesearch serve` (--server): the probes are uploaded, the server answers
+// in the chosen format with the exit status.
+void RunRemote(Context& ctx, QueryArgs& args) {
+  if (args.paths_only || !args.html.empty() || !args.embedded.empty() || args.total_faces > 0)
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "--paths-only, --html, --embedded and --total-faces are not available with --server"});
+  if (!args.from_file.empty())
+    if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
+  if (args.photos.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO... or --from-file)"});
+  server::ClientRequest request{"POST", "/v1/query", {}, {}};
+  auto& p = request.params;
+  p.emplace_back("top_k", std::to_string(args.options.top_k));
+  if (args.threshold_given) p.emplace_back("threshold", JsonFloat(args.options.threshold));
+  if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
+  if (args.options.all_faces) p.emplace_back("all_faces", "true");
+  if (args.face >= 0) p.emplace_back("face", std::to_string(args.face));
+  p.emplace_back("format", OutputFormatName(args.format));
+  if (!args.fields_list.empty()) p.emplace_back("fields", args.fields_list);
+  for (const std::string& photo : args.photos) {
+    auto part = PhotoPart("image", photo, args.options.pipeline.max_file_bytes);
+    if (!part) return ctx.Report(part.error());
+    request.parts.push_back(std::move(*part));
+  }
+  RunOnServer(ctx, std::move(request));
 }
 
 void Run(Context& ctx, QueryArgs& args) {
+  if (!ctx.server.empty()) return RunRemote(ctx, args);
   // The false-match rates come from the table measured with the corpus's embedding mode.
   auto mode = ResolvedEmbeddingMode(ctx.Config(), args.options.pipeline);
   if (!mode) return ctx.Report(mode.error());
@@ -93,15 +107,18 @@ void Run(Context& ctx, QueryArgs& args) {
   if (!calibration.exact())
     spdlog::warn("no calibration was measured for '{}' embeddings: false-match rates and --max-fmr use the {} "
                  "table ({}) and are approximate", EmbeddingModeName(*mode), calibration.mode(), calibration.source());
-  if (args.max_fmr > 0) {
-    args.options.threshold = calibration.ThresholdForFmr(args.max_fmr);
-    if (args.options.threshold <= 0)
-      return ctx.Report(Error{ErrorCode::kInvalidArgument,
-                              "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
-    spdlog::debug("--max-fmr {} gives threshold {}", args.max_fmr, args.options.threshold);
-  } else if (!args.threshold_given) {
-    ScaleDefaultThreshold(ctx, calibration, args.options, args.total_faces);
-  }
+  // The default threshold follows the corpus size; a corpus that cannot be read keeps 0.6 (the
+  // query reports the real error).
+  // --total-faces sizes it for a whole sharded corpus instead.
+  const int64_t faces = args.max_fmr > 0 || args.threshold_given ? 0
+                        : args.total_faces > 0                   ? args.total_faces
+                                                                 : CorpusFaceCount(ctx.Config()).value_or(0);
+  std::string note;
+  auto threshold = ChooseQueryThreshold(calibration, args.threshold_given ? std::optional(args.options.threshold) : std::nullopt,
+                                        args.max_fmr, faces, &note);
+  if (!threshold) return ctx.Report(threshold.error());
+  args.options.threshold = *threshold;
+  if (!note.empty()) spdlog::info("{}", note);
   if (args.face >= 0) args.options.face = args.face;
   for (size_t start = 0; !args.fields_list.empty() && start <= args.fields_list.size();) {
     const size_t comma = std::min(args.fields_list.find(',', start), args.fields_list.size());
@@ -140,32 +157,12 @@ void Run(Context& ctx, QueryArgs& args) {
                                       args.options);
   if (!outcomes) return ctx.Report(outcomes.error());
 
-  bool any_match = false, any_error = false;
-  for (const ProbeOutcome& o : *outcomes) {
-    if (o.error) {
-      any_error = true;
-      spdlog::error("{}", o.error->message);
-    } else if (o.result.faces_detected == 0) {
-      spdlog::warn("no face found in {}; try --upsample 2 or --detector cnn for small or turned faces", o.photo);
-    } else if (!o.result.any_match()) {
-      spdlog::info("no face in the corpus is within distance {} of {}", args.options.threshold, o.photo);
-    }
-    any_match = any_match || (!o.error && o.result.any_match());
-    // json/jsonl carry the quality in their records; the other formats get a warning line.
-    if (!o.error && args.format != OutputFormat::kJson && args.format != OutputFormat::kJsonl)
-      for (const ProbeFace& p : o.result.probes)
-        if (p.quality.low()) {
-          std::string issues;
-          for (const std::string& i : p.quality.issues) issues += (issues.empty() ? "" : ", ") + i;
-          spdlog::warn("low-quality probe: face {} of {} is {} (size {} px, sharpness {:.0f}); its distances "
-                       "are less reliable than the calibration assumes",
-                       p.index, o.photo, issues, p.quality.size, p.quality.sharpness);
-        }
-  }
-  if (args.paths_only) any_error = !WritePaths(*outcomes, args.null_separated) || any_error;
+  for (const LogLine& line : QueryMessages(*outcomes, args.options, args.format)) spdlog::log(line.level, "{}", line.text);
+  bool paths_refused = false;
+  if (args.paths_only) paths_refused = !WritePaths(*outcomes, args.null_separated);
   else WriteQueryResults(std::cout, *outcomes, args.options, calibration, args.format, args.fields);
   std::cout.flush();
-  ctx.exit_code = any_error ? kExitError : any_match ? kExitMatch : kExitNoMatch;
+  ctx.exit_code = paths_refused ? kExitError : QueryExitCode(*outcomes);
   if (!args.html.empty()) {
     HtmlReportContext report{ctx.case_id, ctx.purpose, stdin_probe.empty() ? nullptr : &stdin_probe, &calibration};
     if (Status s = WriteHtmlReport(args.html, *outcomes, args.options, report); !s) return ctx.Report(s.error());
@@ -253,6 +250,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
           CLI::ignore_case))
       ->default_str("table");
   AddPipelineOptions(*cmd, args->options.pipeline);
+  AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, args, threshold] {
     args->threshold_given = threshold->count() > 0;
     Run(ctx, *args);

@@ -32,6 +32,8 @@ constexpr Subcommand kSubcommands[] = {
     {"embed", AddEmbedCommand},
     {"import", AddImportCommand},
     {"compact", AddCompactCommand},
+    {"serve", AddServeCommand},
+    {"user", AddUserCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

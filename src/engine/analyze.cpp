@@ -9,6 +9,8 @@
 #include "common/fs.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
+#include "engine/corpus_handle.h"
+#include "engine/privacy_internal.h"
 #include "facesearch/privacy.h"
 #include "image/sharpness.h"
 
@@ -112,15 +114,14 @@ Result<int> ChooseFace(const PhotoFaces& photo, std::optional<int> face) {
   return best;
 }
 
-Result<CompareResult> ComparePhotos(const CorpusConfig& config, const ProbeImage& a, const ProbeImage& b,
-                                    const CompareOptions& options) {
-  if (a.stream && a.stream == b.stream)
-    return Fail(ErrorCode::kInvalidArgument, "only one of the two photos can come from stdin");
-  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, options.pipeline));
+namespace {
+
+// The comparison of two analysed photos. An explicit --face that does not exist is an error; a
+// photo with no face at all is an answer.
+Result<CompareResult> CompareAnalyzed(PhotoFaces a, PhotoFaces b, const CompareOptions& options) {
   CompareResult r;
-  FS_ASSIGN(r.a, analyzer->Analyze(a));
-  FS_ASSIGN(r.b, analyzer->Analyze(b));
-  // An explicit --face that does not exist is an error; a photo with no face at all is an answer.
+  r.a = std::move(a);
+  r.b = std::move(b);
   auto choose = [](const PhotoFaces& p, std::optional<int> face) -> Result<int> {
     if (!face && p.faces.empty()) return -1;
     return ChooseFace(p, face);
@@ -131,22 +132,57 @@ Result<CompareResult> ComparePhotos(const CorpusConfig& config, const ProbeImage
     r.distance = EmbeddingDistance(r.a.faces[r.face_a].embedding, r.b.faces[r.face_b].embedding);
     r.same = *r.distance <= options.threshold;
   }
+  return r;
+}
+
+AuditEvent CompareAuditEvent(const CompareResult& r, const CompareOptions& options) {
+  char params[96];
+  std::snprintf(params, sizeof params, "{\"threshold\":%.4f,\"face_a\":%d,\"face_b\":%d}",
+                static_cast<double>(options.threshold), r.face_a, r.face_b);
+  char results[96];
+  if (r.distance)
+    std::snprintf(results, sizeof results, "{\"distance\":%.6f,\"same\":%s}", static_cast<double>(*r.distance),
+                  r.same ? "true" : "false");
+  else
+    std::snprintf(results, sizeof results, "{\"distance\":null,\"same\":false}");
+  return AuditEvent{"compare", params, {r.a.sha256, r.b.sha256}, results};
+}
+
+}  // namespace
+
+Result<CompareResult> ComparePhotos(const CorpusConfig& config, const ProbeImage& a, const ProbeImage& b,
+                                    const CompareOptions& options) {
+  if (a.stream && a.stream == b.stream)
+    return Fail(ErrorCode::kInvalidArgument, "only one of the two photos can come from stdin");
+  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, options.pipeline));
+  FS_ASSIGN(PhotoFaces photo_a, analyzer->Analyze(a));
+  FS_ASSIGN(PhotoFaces photo_b, analyzer->Analyze(b));
+  FS_ASSIGN(CompareResult r, CompareAnalyzed(std::move(photo_a), std::move(photo_b), options));
   // A comparison is a search: it is audited in the corpus when there is one (before the result
   // is shown; no record, no result). Without a corpus there is no log to write to.
-  if (RequireCorpus(PathsFor(config.corpus_dir))) {
-    char params[96];
-    std::snprintf(params, sizeof params, "{\"threshold\":%.4f,\"face_a\":%d,\"face_b\":%d}",
-                  static_cast<double>(options.threshold), r.face_a, r.face_b);
-    char results[96];
-    if (r.distance)
-      std::snprintf(results, sizeof results, "{\"distance\":%.6f,\"same\":%s}", static_cast<double>(*r.distance),
-                    r.same ? "true" : "false");
-    else
-      std::snprintf(results, sizeof results, "{\"distance\":null,\"same\":false}");
-    FS_TRY(AppendAudit(config, AuditEvent{"compare", params, {r.a.sha256, r.b.sha256}, results}));
-  } else {
+  if (RequireCorpus(PathsFor(config.corpus_dir)))
+    FS_TRY(AppendAudit(config, CompareAuditEvent(r, options)));
+  else
     spdlog::info("compare not audited: there is no corpus at {} to hold the record", config.corpus_dir.string());
+  return r;
+}
+
+Result<CompareResult> Corpus::Compare(const ProbeImage& a, const ProbeImage& b, const CompareOptions& options,
+                                      const AuditContext& audit) {
+  PipelineOptions pipeline = options.pipeline;
+  {
+    std::lock_guard store_lock(impl_->store_mu);
+    FS_TRY(CheckCaseRequired(*impl_->store, audit, "compare"));
   }
+  // Compare embeds with the pipeline's mode (plain by default), as ComparePhotos does: two photos
+  // are compared with each other, not with the corpus.
+  pipeline.embedding = pipeline.embedding.value_or(EmbeddingMode{});
+  FS_ASSIGN(Impl::Lease analyzer, impl_->LeaseAnalyzer(pipeline));
+  FS_ASSIGN(PhotoFaces photo_a, analyzer->Analyze(a));
+  FS_ASSIGN(PhotoFaces photo_b, analyzer->Analyze(b));
+  FS_ASSIGN(CompareResult r, CompareAnalyzed(std::move(photo_a), std::move(photo_b), options));
+  std::lock_guard store_lock(impl_->store_mu);
+  FS_TRY(AppendAudit(*impl_->store, audit, CompareAuditEvent(r, options)));
   return r;
 }
 

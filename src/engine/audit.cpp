@@ -46,7 +46,7 @@ double AuditFloat(float v) {
 
 AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {
   AuditRecord r;
-  r.user = OsUser();
+  r.user = who.actor.empty() ? OsUser() : "api:" + who.actor;
   r.action = event.action;
   r.params = event.params.empty() ? "{}" : event.params;
   r.case_id = who.case_id;

@@ -172,6 +172,8 @@ const char* DetectorName(DetectorKind d) {
 }
 
 Result<std::string> ReadProbeBytes(const ProbeImage& probe, size_t max_bytes) {
+  if (probe.bytes && probe.bytes->size() > max_bytes)
+    return Fail(ErrorCode::kDecode, ErrorReason::kTooLarge, probe.name + " is larger than the size limit");
   if (probe.bytes) return *probe.bytes;
   if (!probe.stream) return ReadFile(probe.name, max_bytes);
   std::istream& in = *probe.stream;

@@ -52,6 +52,23 @@ int64_t Corpus::face_count() const {
   return impl_->index->ntotal();
 }
 
+int64_t Corpus::generation() const {
+  std::shared_lock lock(impl_->index_mu);
+  return impl_->generation;
+}
+
+Status Corpus::Refresh() { return impl_->CatchUp(); }
+
+Result<std::vector<UserRecord>> Corpus::Users() {
+  std::lock_guard store_lock(impl_->store_mu);
+  return impl_->store->Users();
+}
+
+Result<int64_t> Corpus::StoredFaceCount() {
+  std::lock_guard store_lock(impl_->store_mu);
+  return impl_->store->FaceCount();
+}
+
 Result<EmbeddingMode> Corpus::Impl::ModeFor(const std::optional<EmbeddingMode>& requested) {
   FS_ASSIGN(auto recorded, CorpusEmbeddingMode(*store));
   if (!recorded) {

@@ -93,12 +93,12 @@ struct Prepared {
   OptOutFilter optouts;
 };
 
-Result<Prepared> Prepare(Corpus::Impl& c, const QueryOptions& options) {
+Result<Prepared> Prepare(Corpus::Impl& c, const QueryOptions& options, const AuditContext& audit) {
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
   Prepared p{options.pipeline, {}};
   std::lock_guard store_lock(c.store_mu);
   FS_ASSIGN(p.pipeline.embedding, c.ModeFor(p.pipeline.embedding));
-  FS_TRY(CheckCaseRequired(*c.store, c.config.audit, "query"));
+  FS_TRY(CheckCaseRequired(*c.store, audit, "query"));
   FS_ASSIGN(p.optouts, OptOutFilter::Load(*c.store));
   return p;
 }
@@ -106,7 +106,8 @@ Result<Prepared> Prepare(Corpus::Impl& c, const QueryOptions& options) {
 // Searches with the probe's faces (or reports why it has none to search with), after catching up
 // with other processes' writes, and commits the audit record: what Query and QueryEmbedding share.
 Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Result<PhotoFaces>& analyzed,
-                            const QueryOptions& options, const OptOutFilter& optouts, bool embedded) {
+                            const QueryOptions& options, const OptOutFilter& optouts, const AuditContext& audit,
+                            bool embedded) {
   ProbeOutcome out;
   out.photo = out.result.probe_path = name;
   // Searched against what the corpus holds now: faces another process added or erased since the
@@ -136,7 +137,7 @@ Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Resu
   }
   // The audit record is committed before any result leaves the engine; no record, no result.
   std::lock_guard store_lock(c.store_mu);
-  FS_TRY(AppendAudit(*c.store, c.config.audit,
+  FS_TRY(AppendAudit(*c.store, audit,
                      {"query", AuditParams(options, name, out.result.faces_detected, embedded),
                       {out.result.probe_sha256}, AuditJson(returned)}));
   return out;
@@ -145,20 +146,29 @@ Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Resu
 }  // namespace
 
 Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& options) {
+  return Query(probe, options, impl_->config.audit);
+}
+
+Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& options, const AuditContext& audit) {
   Impl& c = *impl_;
-  FS_ASSIGN(Prepared prepared, Prepare(c, options));
+  FS_ASSIGN(Prepared prepared, Prepare(c, options, audit));
   FS_ASSIGN(Impl::Lease analyzer, c.LeaseAnalyzer(prepared.pipeline));
   auto analyzed = [&]() -> Result<PhotoFaces> {
     if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
     FS_ASSIGN(std::string bytes, ReadProbeBytes(probe, static_cast<size_t>(prepared.pipeline.max_file_bytes)));
     return analyzer->AnalyzeBytes(probe.name, bytes);
   }();
-  return Answer(c, probe.name, analyzed, options, prepared.optouts, /*embedded=*/false);
+  return Answer(c, probe.name, analyzed, options, prepared.optouts, audit, /*embedded=*/false);
 }
 
 Result<ProbeOutcome> Corpus::QueryEmbedding(const EmbeddedProbe& probe, const QueryOptions& options) {
+  return QueryEmbedding(probe, options, impl_->config.audit);
+}
+
+Result<ProbeOutcome> Corpus::QueryEmbedding(const EmbeddedProbe& probe, const QueryOptions& options,
+                                            const AuditContext& audit) {
   Impl& c = *impl_;
-  FS_ASSIGN(Prepared prepared, Prepare(c, options));
+  FS_ASSIGN(Prepared prepared, Prepare(c, options, audit));
   if (probe.model_identity != ModelIdentity() || probe.mode != *prepared.pipeline.embedding)
     return Fail(ErrorCode::kInvalidArgument,
                 "the probe " + probe.faces.path + " was embedded with '" + EmbeddingModeName(probe.mode) + "' " +
@@ -175,7 +185,7 @@ Result<ProbeOutcome> Corpus::QueryEmbedding(const EmbeddedProbe& probe, const Qu
       faces.faces.erase(faces.faces.begin() + static_cast<std::ptrdiff_t>(i));
       faces.quality.erase(faces.quality.begin() + static_cast<std::ptrdiff_t>(i));
     }
-  return Answer(c, probe.faces.path, faces, options, prepared.optouts, /*embedded=*/true);
+  return Answer(c, probe.faces.path, faces, options, prepared.optouts, audit, /*embedded=*/true);
 }
 
 Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<ProbeImage>& probes,

@@ -33,6 +33,9 @@ Status CreateV3(sqlite3* db);
 // new corpus (no version bump here).
 Status CreateV4(sqlite3* db);
 
+// The v5 users table of `facesearch serve`; also run when creating a new corpus.
+Status CreateUsersV5(sqlite3* db);
+
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.
 Status Upgrade(sqlite3* db, int64_t from);

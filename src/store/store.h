@@ -19,6 +19,7 @@
 #include "facesearch/error.h"
 #include "facesearch/types.h"
 #include "facesearch/privacy_types.h"
+#include "facesearch/users.h"
 
 struct sqlite3;
 
@@ -26,8 +27,8 @@ namespace facesearch {
 
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
 // columns and the input_issues table; v4 the trigger-kept counts table (store_migrate.cpp
-// upgrades older versions on open).
-inline constexpr int kSchemaVersion = 4;
+// upgrades older versions on open); v5 the users table of `facesearch serve`.
+inline constexpr int kSchemaVersion = 5;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -200,6 +201,14 @@ class Store {
   // No-op when none is pending. Errors: kBusy when readers kept the checkpoint from completing
   // (the mark stays for the next command), kDatabase.
   Status FinishScrub();
+
+  // ---- API users of `facesearch serve` (store_privacy.cpp) ---------------------------------------
+  // Adds a user with its audit record in one transaction. kInvalidArgument when the name is taken.
+  Status AddUser(const UserRecord& user, AuditRecord record);
+  // Every user, revoked ones too, by id; token_sha256 filled. None on a schema older than v5.
+  Result<std::vector<UserRecord>> Users();
+  // Marks the active user `name` revoked, with its audit record. kNotFound when there is none.
+  Status RevokeUser(const std::string& name, AuditRecord record);
 
  private:
   Result<CorpusCounts> ScannedCounts();

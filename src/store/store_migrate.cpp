@@ -93,12 +93,25 @@ END;
 
 Status CreateV4(sqlite3* db) { return sqlite::Exec(db, kV4Sql); }
 
+namespace {
+// API users of `facesearch serve` (issue #18). Only a token's SHA-256 is kept: the token itself is
+// shown once, by `user add`. A revoked user keeps its row (the audit log names it).
+const char* const kUsersV5Sql = R"sql(
+CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+                   role TEXT NOT NULL CHECK(role IN ('searcher','curator','admin','auditor')),
+                   token_sha256 TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL, revoked_at TEXT);
+)sql";
+}  // namespace
+
+Status CreateUsersV5(sqlite3* db) { return sqlite::Exec(db, kUsersV5Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
   if (from <= 1) FS_TRY(CreateV2(db));
   if (from <= 2) FS_TRY(CreateV3(db));
   if (from <= 3) FS_TRY(CreateV4(db));
+  if (from <= 4) FS_TRY(CreateUsersV5(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));

@@ -294,4 +294,47 @@ Status Store::FinishScrub() {
   return Ok();
 }
 
+Status Store::AddUser(const UserRecord& user, AuditRecord record) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Stmt taken, Stmt::Prepare(db_, "SELECT 1 FROM users WHERE name = ?"));
+  taken.Bind(1, user.name);
+  FS_ASSIGN(bool exists, taken.Step());
+  if (exists)
+    return Fail(ErrorCode::kInvalidArgument, "a user named '" + user.name +
+                                                 "' exists already (revoked users keep their name): choose another name");
+  FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
+      "INSERT INTO users(name, role, token_sha256, created_at) VALUES(?, ?, ?, ?)"));
+  insert.Bind(1, user.name).Bind(2, std::string_view(RoleName(user.role))).Bind(3, user.token_sha256);
+  insert.Bind(4, meta::NowUtc());
+  FS_TRY(insert.Run());
+  FS_TRY(AppendInTransaction(db_, std::move(record)));
+  return txn.Commit();
+}
+
+Result<std::vector<UserRecord>> Store::Users() {
+  std::vector<UserRecord> out;
+  FS_ASSIGN(bool has, HasTable(db_, "users"));
+  if (!has) return out;
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_,
+      "SELECT id, name, role, token_sha256, created_at, COALESCE(revoked_at, '') FROM users ORDER BY id"));
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) return out;
+    auto role = ParseRole(stmt.Text(2));
+    if (!role) return Fail(ErrorCode::kCorrupt, "user " + stmt.Text(1) + " has an unknown role " + stmt.Text(2));
+    out.push_back(UserRecord{stmt.Int(0), stmt.Text(1), *role, stmt.Text(3), stmt.Text(4), stmt.Text(5)});
+  }
+}
+
+Status Store::RevokeUser(const std::string& name, AuditRecord record) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Stmt revoke, Stmt::Prepare(db_, "UPDATE users SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL"));
+  revoke.Bind(1, meta::NowUtc()).Bind(2, name);
+  FS_TRY(revoke.Run());
+  if (sqlite3_changes64(db_) == 0)
+    return Fail(ErrorCode::kNotFound, "no active user named '" + name + "' (see `facesearch user list`)");
+  FS_TRY(AppendInTransaction(db_, std::move(record)));
+  return txn.Commit();
+}
+
 }  // namespace facesearch

@@ -1,4 +1,4 @@
-#include "cli/format.h"
+#include "frontend/format.h"
 
 #include <spdlog/pattern_formatter.h>
 
@@ -7,11 +7,13 @@
 #include <cstdio>
 #include <iomanip>
 #include <iterator>
+#include <sstream>
 
 #include "common/json.h"
 #include "facesearch/eval.h"
+#include "facesearch/privacy.h"
 
-namespace facesearch::cli {
+namespace facesearch::frontend {
 
 namespace {
 // Distances are shown to 4 decimals: more digits suggest a precision the model does not have.
@@ -21,6 +23,17 @@ std::string Distance(float d) {
   return buf;
 }
 }  // namespace
+
+const char* OutputFormatName(OutputFormat format) {
+  switch (format) {
+    case OutputFormat::kJson: return "json";
+    case OutputFormat::kJsonl: return "jsonl";
+    case OutputFormat::kCsv: return "csv";
+    case OutputFormat::kTsv: return "tsv";
+    case OutputFormat::kTable: break;
+  }
+  return "table";
+}
 
 std::string JsonBox(const Box& b) {
   return "{\"x\":" + std::to_string(b.x) + ",\"y\":" + std::to_string(b.y) +
@@ -353,6 +366,195 @@ void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outco
   }
 }
 
+namespace {
+
+std::string CompareSideJson(const PhotoFaces& p, int chosen) {
+  std::string s = "{\"path\":" + JsonString(p.path) + ",\"sha256\":" + JsonString(p.sha256) +
+                  ",\"faces_detected\":" + std::to_string(p.faces.size()) + ",\"face\":" + std::to_string(chosen);
+  if (chosen >= 0) s += ",\"box\":" + JsonBox(p.faces[chosen].box);
+  return s + "}";
+}
+
+}  // namespace
+
+std::string CompareText(const CompareResult& r, float threshold, const Calibration& calibration) {
+  if (!r.distance) return "cannot compare: no face in " + TerminalText(r.a.faces.empty() ? r.a.path : r.b.path) + "\n";
+  const double fmr = calibration.Fmr(*r.distance);
+  char line[256];
+  std::snprintf(line, sizeof line, "%s: distance %.4f (threshold %.2f), FMR %.2g (%s)\n",
+                r.same ? "same person" : "different people", static_cast<double>(*r.distance),
+                static_cast<double>(threshold), fmr, ConfidenceBand(fmr));
+  return line;
+}
+
+std::string CompareJson(const CompareResult& r, float threshold, const Calibration& calibration) {
+  const double fmr = r.distance ? calibration.Fmr(*r.distance) : 1.0;
+  return "{\"a\":" + CompareSideJson(r.a, r.face_a) + ",\"b\":" + CompareSideJson(r.b, r.face_b) +
+         ",\"distance\":" + (r.distance ? JsonNumber(*r.distance) : "null") +
+         ",\"fmr\":" + (r.distance ? JsonNumber(fmr) : "null") +
+         ",\"confidence\":" + (r.distance ? JsonString(ConfidenceBand(fmr)) : "null") +
+         ",\"threshold\":" + JsonNumber(threshold) + ",\"calibration\":{\"mode\":" + JsonString(calibration.mode()) +
+         ",\"exact\":" + (calibration.exact() ? "true" : "false") + "}" +
+         ",\"same\":" + (r.same ? "true" : "false") + "}\n";
+}
+
+std::string InfoJson(const CorpusInfo& info) {
+  const CorpusCounts& c = info.counts;
+  return "{\"corpus\":" + JsonString(info.corpus_dir.string()) + ",\"database\":" + JsonString(info.database.string()) +
+         ",\"schema_version\":" + std::to_string(info.schema_version) +
+         ",\"model_identity\":" + JsonString(info.model_identity) +
+         ",\"embedding_mode\":" + JsonString(info.embedding_mode) + ",\"images\":" + std::to_string(c.images) +
+         ",\"images_with_faces\":" + std::to_string(c.images_ok) +
+         ",\"images_without_face\":" + std::to_string(c.images_noface) +
+         ",\"images_error\":" + std::to_string(c.images_error) + ",\"faces\":" + std::to_string(c.faces) +
+         ",\"inputs_skipped\":" + std::to_string(c.inputs_skipped) +
+         ",\"generation\":" + std::to_string(info.generation) + ",\"index_state\":" + JsonString(info.index_state) +
+         ",\"index_vectors\":" + std::to_string(info.index_vectors) +
+         ",\"index_bytes\":" + std::to_string(info.index_bytes) + ",\"index_kind\":" + JsonString(info.index_kind) +
+         ",\"index_setting\":" + JsonString(info.index_setting) +
+         ",\"index_memory_bytes\":" + std::to_string(info.index_memory_bytes) +
+         ",\"index_params\":" + JsonString(info.index_params) + ",\"index_recall_at_10\":" +
+         (info.index_recall_at_10 ? JsonFixed(*info.index_recall_at_10, 4) : std::string("null")) +
+         ",\"index_recall_queries\":" + std::to_string(info.index_recall_queries) +
+         ",\"index_build_seconds\":" + JsonFixed(info.index_build_seconds, 4) +
+         ",\"index_built_generation\":" + std::to_string(info.index_built_generation) +
+         ",\"index_built_at\":" + JsonString(info.index_built_at) + "}\n";
+}
+
+namespace {
+std::string Fixed4(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
+}
+}  // namespace
+
+std::string InfoText(const CorpusInfo& info) {
+  const CorpusCounts& c = info.counts;
+  std::ostringstream out;
+  out << "corpus:          " << TerminalText(info.corpus_dir.string()) << "\n"
+      << "database:        " << TerminalText(info.database.string()) << " (schema " << info.schema_version << ")\n"
+      << "models:          " << info.model_identity << "\n"
+      << "embedding mode:  " << info.embedding_mode << "\n"
+      << "images:          " << c.images << " (" << c.images_ok << " with faces, " << c.images_noface << " without, "
+      << c.images_error << " errors; " << c.inputs_skipped << " inputs skipped; see info --errors)\n"
+      << "faces:           " << c.faces << "\n"
+      << "index:           " << info.index_state << ", " << info.index_vectors << " vectors, " << info.index_bytes
+      << " bytes (generation " << info.generation << ")\n"
+      << "index kind:      " << info.index_kind << (info.index_params.empty() ? "" : " (" + info.index_params + ")")
+      << ", " << info.index_memory_bytes << " bytes in memory\n";
+  if (!info.index_built_at.empty())
+    out << "index recall@10: " << (info.index_recall_at_10 ? Fixed4(*info.index_recall_at_10) : std::string("not measured"))
+        << " against exact search (" << info.index_recall_queries << " probes; built in "
+        << Fixed4(info.index_build_seconds) << " s at generation " << info.index_built_generation << ", "
+        << info.index_built_at << ")\n";
+  return out.str();
+}
+
+Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional<float> threshold, double max_fmr,
+                                   int64_t corpus_faces, std::string* note) {
+  if (max_fmr > 0) {
+    const float from_fmr = calibration.ThresholdForFmr(max_fmr);
+    if (from_fmr <= 0)
+      return Fail(ErrorCode::kInvalidArgument, "--max-fmr is below what the calibration table can resolve; use 1e-6 or more");
+    return from_fmr;
+  }
+  if (threshold) return *threshold;
+  const float dflt = QueryOptions{}.threshold;
+  const float scaled = calibration.DefaultThreshold(corpus_faces);
+  if (scaled >= dflt) return dflt;
+  if (note) {
+    char text[400];
+    std::snprintf(text, sizeof text,
+                  "threshold %.2f instead of %.2f: in a corpus of %lld faces the default keeps the strangers expected "
+                  "among the matches to about %g (at %.2f: about %.0f); --threshold or --max-fmr set another",
+                  static_cast<double>(scaled), static_cast<double>(dflt), static_cast<long long>(corpus_faces),
+                  kDefaultExpectedStrangers, static_cast<double>(dflt),
+                  calibration.Fmr(dflt) * static_cast<double>(corpus_faces));
+    *note = text;
+  }
+  return scaled;
+}
+
+namespace {
+std::string AuditProbesJson(const AuditRecord& r) {
+  std::string out = "[";
+  for (size_t i = 0; i < r.probe_sha256.size(); ++i) out += (i ? "," : "") + JsonString(r.probe_sha256[i]);
+  return out + "]";
+}
+
+}  // namespace
+
+// params and results are JSON text written by facesearch itself; they are embedded as values.
+std::string AuditRecordJson(const AuditRecord& r) {
+  return "{\"seq\":" + std::to_string(r.seq) + ",\"at\":" + JsonString(r.at) +
+         ",\"user\":" + JsonString(r.user) + ",\"action\":" + JsonString(r.action) +
+         ",\"params\":" + r.params + ",\"case\":" + JsonString(r.case_id) +
+         ",\"purpose\":" + JsonString(r.purpose) + ",\"probe_sha256\":" + AuditProbesJson(r) +
+         ",\"results\":" + r.results + ",\"prev_hash\":" + JsonString(r.prev_hash) +
+         ",\"hash\":" + JsonString(r.hash) + "}";
+}
+
+namespace {
+std::string StagesJson(const StageSeconds& st) {
+  return "{\"read\":" + JsonNumber(st.read) + ",\"decode\":" + JsonNumber(st.decode) +
+         ",\"detect\":" + JsonNumber(st.detect) + ",\"landmarks\":" + JsonNumber(st.landmarks) +
+         ",\"embed\":" + JsonNumber(st.embed) + ",\"store\":" + JsonNumber(st.store) + "}";
+}
+}  // namespace
+
+std::string IndexSummaryJson(const IndexSummary& s) {
+  return "{\"files\":" + std::to_string(s.files) + ",\"added\":" + std::to_string(s.added) +
+         ",\"noface\":" + std::to_string(s.noface) + ",\"duplicates\":" + std::to_string(s.duplicates) +
+         ",\"errors\":" + std::to_string(s.errors) + ",\"faces\":" + std::to_string(s.faces) +
+         ",\"erased\":" + std::to_string(s.erased) + ",\"optout_faces\":" + std::to_string(s.optout_faces) +
+         ",\"skipped\":" + std::to_string(s.skipped) + ",\"interrupted\":" + (s.interrupted ? "true" : "false") +
+         ",\"seconds\":" + JsonNumber(s.elapsed_s) + ",\"stage_seconds\":" + StagesJson(s.stage_seconds) +
+         ",\"stage_cpu_seconds\":" + StagesJson(s.stage_cpu_seconds) + "}\n";
+}
+
+std::string ForgetJson(const ForgetSummary& summary) {
+  return "{\"faces_erased\":" + std::to_string(summary.erased.faces) + ",\"images_erased\":" +
+         std::to_string(summary.erased.images) + ",\"faces_left\":" + std::to_string(summary.faces_left) + "}\n";
+}
+
+std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
+                                   OutputFormat format) {
+  std::vector<LogLine> lines;
+  for (const ProbeOutcome& o : outcomes) {
+    if (o.error) {
+      lines.push_back({spdlog::level::err, o.error->message});
+    } else if (o.result.faces_detected == 0) {
+      lines.push_back({spdlog::level::warn, "no face found in " + o.photo +
+                                                "; try --upsample 2 or --detector cnn for small or turned faces"});
+    } else if (!o.result.any_match()) {
+      lines.push_back({spdlog::level::info, fmt::format("no face in the corpus is within distance {} of {}",
+                                                        options.threshold, o.photo)});
+    }
+    // json/jsonl carry the quality in their records; the other formats get a warning line.
+    if (o.error || format == OutputFormat::kJson || format == OutputFormat::kJsonl) continue;
+    for (const ProbeFace& p : o.result.probes) {
+      if (!p.quality.low()) continue;
+      std::string issues;
+      for (const std::string& i : p.quality.issues) issues += (issues.empty() ? "" : ", ") + i;
+      lines.push_back({spdlog::level::warn,
+                       fmt::format("low-quality probe: face {} of {} is {} (size {} px, sharpness {:.0f}); its "
+                                   "distances are less reliable than the calibration assumes",
+                                   p.index, o.photo, issues, p.quality.size, p.quality.sharpness)});
+    }
+  }
+  return lines;
+}
+
+int QueryExitCode(const std::vector<ProbeOutcome>& outcomes) {
+  bool any_match = false, any_error = false;
+  for (const ProbeOutcome& o : outcomes) {
+    any_error = any_error || o.error.has_value();
+    any_match = any_match || (!o.error && o.result.any_match());
+  }
+  return any_error ? 2 : any_match ? 0 : 1;
+}
+
 std::string FaceRecordJson(const FaceRecord& r) {
   std::string s = "{\"face_id\":" + std::to_string(r.face_id) + ",\"image_id\":" +
                   std::to_string(r.image_id) + ",\"image\":" + JsonString(r.image_path) +
@@ -371,4 +573,4 @@ std::string FaceRecordJson(const FaceRecord& r) {
   return s + "]}";
 }
 
-}  // namespace facesearch::cli
+}  // namespace facesearch::frontend

@@ -1,0 +1,101 @@
+// Output formats shared by the front ends (the CLI and `facesearch serve`): JSON/CSV quoting, the
+// query result formats, and the compare and info JSON, so that a server answers byte for byte
+// what the command line prints.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/json.h"
+#include "facesearch/analyze.h"
+#include "facesearch/engine.h"
+#include "facesearch/eval.h"
+
+#include <spdlog/common.h>
+
+#include "facesearch/privacy.h"
+
+namespace spdlog {
+class formatter;
+}
+
+namespace facesearch::frontend {
+
+enum class OutputFormat { kTable, kJson, kJsonl, kCsv, kTsv };
+const char* OutputFormatName(OutputFormat format);  // "table", "json", "jsonl", "csv", "tsv"
+
+std::string JsonBox(const Box& b);           // {"x":..,"y":..,"w":..,"h":..}
+// File names, provenance and audit fields are hostile input and reach every output; each format
+// has one rule (docs/output.md, "Untrusted text in the output"):
+// Human-readable output (tables, messages): C0 controls (tab and newline too), DEL, C1 controls
+// and bytes that are not UTF-8 become \xNN, Unicode bidi controls \uNNNN, so that a name can
+// neither drive the terminal nor fake a line or reorder what is shown. JSON escapes everything
+// itself (JsonString).
+std::string TerminalText(std::string_view s);
+// CSV: quoted when it holds a comma, quote or line break. TSV cannot quote: tabs and line breaks
+// become spaces. In both, a text cell starting with = + - @ tab or CR (which a spreadsheet runs
+// as a formula) gets a leading ' (and, in CSV, quotes), as OWASP advises; text is false for the
+// numbers facesearch computes (a box's x can be -5).
+std::string CsvField(std::string_view s, bool text = true);
+std::string TsvField(std::string_view s, bool text = true);
+// A spdlog formatter for `pattern`, in which the flag %* is the message through TerminalText:
+// messages on stderr name files too.
+std::unique_ptr<spdlog::formatter> TerminalLogFormatter(const std::string& pattern);
+// "page_url":..,"source":..,"captured_at":..,"licence":..,"notes":.. (null when not set)
+std::string ProvenanceJsonFields(const Provenance& p);
+
+// Results of a (multi-probe) query. json: one object for one probe, an array for several (a probe
+// that failed is {"probe","error"}); jsonl/csv/tsv: one row per match, naming its probe; table: one
+// block per probe. Failed probes are skipped by the other formats (the CLI reports them on stderr).
+// fields: the csv/tsv columns, in order (empty: the default set; see docs/output.md).
+// calibration: the table for the corpus's embedding mode (Calibration::For), which gives each
+// distance its false-match rate and confidence band.
+void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes,
+                       const QueryOptions& options, const Calibration& calibration, OutputFormat format,
+                       const std::vector<std::string>& fields = {});
+// kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
+Status CheckFields(const std::vector<std::string>& fields);
+
+// `compare`'s one line for a person: same or different, the distance, threshold, FMR and band.
+std::string CompareText(const CompareResult& r, float threshold, const Calibration& calibration);
+// `compare --json`: both sides, the distance, its false-match rate and band, one line.
+std::string CompareJson(const CompareResult& r, float threshold, const Calibration& calibration);
+// `info --json`: the corpus, its counts and its index, one line.
+std::string InfoJson(const CorpusInfo& info);
+// `info`'s table for a person.
+std::string InfoText(const CorpusInfo& info);
+
+// `audit --format jsonl`: one record; params and results are JSON text facesearch wrote itself.
+std::string AuditRecordJson(const AuditRecord& r);
+// `index --json`: the run's counts and where the time went, one line.
+std::string IndexSummaryJson(const IndexSummary& summary);
+// `forget --json`: the counts erased and the faces left, one line.
+std::string ForgetJson(const ForgetSummary& summary);
+
+// What `query` says on stderr beside its results: each failed probe (error), a probe without a
+// face (warning), a probe with no match (info), and, in the formats that do not carry it, each
+// low-quality probe face (warning). A server sends them to its client, which logs them.
+struct LogLine {
+  spdlog::level::level_enum level;
+  std::string text;
+};
+std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
+                                   OutputFormat format);
+// query's exit status: 2 when a probe failed, else 0 with a match, else 1.
+int QueryExitCode(const std::vector<ProbeOutcome>& outcomes);
+
+// The query's distance threshold, as `query` and the server choose it: from --max-fmr (on the
+// calibration table), else --threshold as given, else the default sized by the corpus (about one
+// stranger expected among the matches; `note` then says why it is below 0.6). Errors:
+// kInvalidArgument when max_fmr is below what the table resolves.
+Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional<float> threshold, double max_fmr,
+                                   int64_t corpus_faces, std::string* note);
+
+// One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
+std::string FaceRecordJson(const FaceRecord& record);
+
+}  // namespace facesearch::frontend
