@@ -17,6 +17,7 @@ struct CompareArgs {
   CompareOptions options;
   int face_a = -1, face_b = -1;
   double max_fmr = 0;  // set: the threshold comes from the calibration table
+  bool threshold_given = false;  // else: the model's same-person distance
   bool json = false;
 };
 
@@ -38,6 +39,8 @@ void Run(Context& ctx, CompareArgs& args) {
     if (args.options.threshold <= 0)
       return ctx.Report(Error{ErrorCode::kInvalidArgument,
                               "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
+  } else if (!args.threshold_given) {
+    args.options.threshold = calibration.same_person_distance();
   }
   if (args.face_a >= 0) args.options.face_a = args.face_a;
   if (args.face_b >= 0) args.options.face_b = args.face_b;
@@ -51,6 +54,7 @@ void Run(Context& ctx, CompareArgs& args) {
               << ",\"distance\":" << (r->distance ? JsonNumber(*r->distance) : "null")
               << ",\"fmr\":" << (r->distance ? JsonNumber(fmr) : "null")
               << ",\"confidence\":" << (r->distance ? JsonString(ConfidenceBand(fmr)) : "null")
+              << ",\"model\":" << JsonString(EmbeddingModelName(calibration.model()))
               << ",\"threshold\":" << JsonNumber(args.options.threshold)
               << ",\"calibration\":{\"mode\":" << JsonString(calibration.mode())
               << ",\"exact\":" << (calibration.exact() ? "true" : "false") << "}"
@@ -96,7 +100,10 @@ void AddCompareCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--face-b", args->face_b, "Face of the second photo to use (default: largest)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--json", args->json, "Print the result as JSON");
   AddPipelineOptions(*cmd, args->options.pipeline);
-  cmd->callback([&ctx, args] { Run(ctx, *args); });
+  cmd->callback([&ctx, args, threshold] {
+    args->threshold_given = threshold->count() > 0;
+    Run(ctx, *args);
+  });
 }
 
 }  // namespace facesearch::cli

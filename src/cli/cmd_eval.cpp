@@ -98,8 +98,8 @@ void RunCalibrate(Context& ctx, const EvalArgs& a) {
     if (!file) return ctx.Report(Error{ErrorCode::kIo, "cannot write " + a.output});
   }
   std::ostream& out = a.output.empty() ? std::cout : file;
-  out << "# facesearch calibration: dlib ResNet distances on LFW, one face per image, embedding mode "
-      << EmbeddingModeName(*mode) << ".\n"
+  out << "# facesearch calibration: " << (mode->model == EmbeddingModel::kSface ? "SFace" : "dlib ResNet")
+      << " distances on LFW, one face per image, embedding mode " << EmbeddingModeName(*mode) << ".\n"
       << "# " << table->genuine_pairs << " same-person pairs, " << table->impostor_pairs
       << " different-person pairs. fmr = share of different-person pairs at or below the distance;\n"
       << "# fnmr = share of same-person pairs above it. Regenerate: facesearch eval calibrate (docs/benchmarks.md).\n"

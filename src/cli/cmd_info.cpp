@@ -78,6 +78,7 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
                 << ",\"database\":" << JsonString(info->database.string())
                 << ",\"schema_version\":" << info->schema_version
                 << ",\"model_identity\":" << JsonString(info->model_identity)
+                << ",\"model\":" << JsonString(info->model)
                 << ",\"embedding_mode\":" << JsonString(info->embedding_mode)
                 << ",\"images\":" << c.images << ",\"images_with_faces\":" << c.images_ok
                 << ",\"images_without_face\":" << c.images_noface << ",\"images_error\":" << c.images_error
@@ -97,7 +98,7 @@ void AddInfoCommand(CLI::App& app, Context& ctx) {
     } else {
       std::cout << "corpus:          " << TerminalText(info->corpus_dir.string()) << "\n"
                 << "database:        " << TerminalText(info->database.string()) << " (schema " << info->schema_version << ")\n"
-                << "models:          " << info->model_identity << "\n"
+                << "models:          " << info->model << " (" << info->model_identity << ")\n"
                 << "embedding mode:  " << info->embedding_mode << "\n"
                 << "images:          " << c.images << " (" << c.images_ok << " with faces, " << c.images_noface
                 << " without, " << c.images_error << " errors; " << c.inputs_skipped

@@ -69,7 +69,8 @@ bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) 
 }
 
 // The default threshold follows the corpus size (Calibration::DefaultThreshold) and says why when
-// it is below 0.6. A corpus that cannot be read keeps 0.6: the query reports the real error.
+// it is below the model's same-person distance (dlib: 0.6), which a corpus that cannot be read
+// keeps: the query reports the real error.
 void ScaleDefaultThreshold(Context& ctx, const Calibration& calibration, QueryOptions& options) {
   auto faces = CorpusFaceCount(ctx.Config());
   if (!faces) return;
@@ -97,6 +98,7 @@ void Run(Context& ctx, QueryArgs& args) {
                               "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
     spdlog::debug("--max-fmr {} gives threshold {}", args.max_fmr, args.options.threshold);
   } else if (!args.threshold_given) {
+    args.options.threshold = calibration.same_person_distance();
     ScaleDefaultThreshold(ctx, calibration, args.options);
   }
   if (args.face >= 0) args.options.face = args.face;

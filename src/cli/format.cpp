@@ -170,6 +170,7 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   }
   out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
       << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
+      << ",\"model\":" << JsonString(EmbeddingModelName(cal.model()))
       << ",\"threshold\":" << JsonFloat(o.threshold) << ",\"threshold_fmr\":" << JsonSignificant(cal.Fmr(o.threshold), 2)
       << ",\"calibration\":{\"mode\":" << JsonString(cal.mode()) << ",\"exact\":" << (cal.exact() ? "true" : "false")
       << "},\"expected_false_matches\":" << JsonNumber(ExpectedFalseMatches(r, o, cal))

@@ -28,7 +28,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(corpus));
   FS_TRY(CheckCorpusPermissions(config));
-  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  FS_ASSIGN(auto store, OpenCorpusStore(corpus));
   FS_TRY(CheckCaseRequired(*store, config.audit, "cluster"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
   FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*store, corpus));

@@ -55,18 +55,27 @@ DecodeLimits LimitsFrom(const PipelineOptions& options);
 // Errors: unreadable file, input over max_bytes (kDecode), nothing on stdin (kInvalidArgument).
 Result<std::string> ReadPhotoBytes(const std::string& photo, size_t max_bytes);
 
-// The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N"). A corpus
+// The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N", "sface"). A corpus
 // without it was built before modes existed: plain.
 inline constexpr const char* kEmbeddingModeKey = "embedding_mode";
 
 // The mode recorded in the corpus (nullopt: none recorded). Errors: a value this build cannot read.
 Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store);
 
+// The mode `options` asks for: its .embedding, or --model sface's one mode; nullopt: the corpus's.
+// Errors: kInvalidArgument when .model and .embedding contradict each other.
+Result<std::optional<EmbeddingMode>> RequestedEmbeddingMode(const PipelineOptions& options);
+
 // The mode to use with a corpus whose recorded mode is `corpus` (nullopt: plain) when the user
-// asked for `requested` (nullopt: whatever the corpus has). Errors: kInvalidArgument when they
-// differ — one corpus never mixes modes.
-Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus,
-                                           const std::optional<EmbeddingMode>& requested);
+// asked for options.embedding / options.model (unset: whatever the corpus has). Errors:
+// kMismatch when another model is asked for (switching models means re-indexing),
+// kInvalidArgument when another mode is — one corpus never mixes them.
+Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus, const PipelineOptions& options);
+
+// Opens an existing corpus's Store for writing and checks that its recorded model identity is
+// that of this build's models for the corpus's embedding model. Errors: kNotFound, kMismatch and
+// those of Store::OpenExisting.
+Result<std::unique_ptr<Store>> OpenCorpusStore(const CorpusPaths& paths);
 
 // `options` with .embedding resolved against the corpus at config.corpus_dir (read-only), or
 // defaulted to plain when there is no corpus there.

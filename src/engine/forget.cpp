@@ -111,8 +111,16 @@ Status DropIndex(Store& store, const CorpusPaths& paths) {
 
 Result<std::unique_ptr<Store>> OpenForWriting(const CorpusPaths& paths,
                                               bool models) {
-  if (models) return Store::Open(paths.database, ModelIdentity());
+  if (models) return OpenCorpusStore(paths);
   return Store::OpenExisting(paths.database);
+}
+
+// The --threshold given, or the same-person distance of the corpus's model (distances of two models
+// are on different scales: dlib's 0.6 would let an SFace opt-out miss the person).
+Result<float> ThresholdFor(Store& store, const std::optional<float>& given) {
+  if (given) return *given;
+  FS_ASSIGN(auto mode, CorpusEmbeddingMode(store));
+  return SamePersonDistance(mode.value_or(EmbeddingMode{}).model);
 }
 
 }  // namespace
@@ -134,6 +142,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   }
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenForWriting(paths, like));
+  FS_ASSIGN(const float threshold, ThresholdFor(*store, request.threshold));
 
   std::set<int64_t> image_ids, face_ids;
   std::vector<std::string> by;
@@ -161,7 +170,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     by.push_back("face-id");
   }
   if (probe) {
-    FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe->face.embedding, request.threshold));
+    FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe->face.embedding, threshold));
     face_ids.insert(near.begin(), near.end());
     by.push_back("like");
   }
@@ -172,7 +181,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   }
   params += "],\"images\":" + std::to_string(request.images.size()) +
             ",\"face_ids\":" + JsonIdArray(request.face_ids);
-  if (like) params += ",\"threshold\":" + JsonFloat(request.threshold);
+  if (like) params += ",\"threshold\":" + JsonFloat(threshold);
   if (request.older_than_s) {
     const std::string cutoff = IsoAgo(*request.older_than_s);
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
@@ -209,17 +218,18 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
   FS_ASSIGN(PhotoFace probe, LargestFace(config, request.photo, request.pipeline));
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenForWriting(paths, /*models=*/true));
+  FS_ASSIGN(const float threshold, ThresholdFor(*store, request.threshold));
 
-  const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(request.threshold) +
+  const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(threshold) +
                              ",\"reason\":" + JsonString(request.reason) + "}";
   OptOutRecord record;
   record.embedding = probe.face.embedding;
-  record.threshold = request.threshold;
+  record.threshold = threshold;
   record.reason = request.reason;
   OptOutResult result;
   FS_ASSIGN(result.id, store->AddOptOut(record, MakeAuditRecord(config.audit,
                                                                 {"optout", params, {probe.sha256}, ""})));
-  FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe.face.embedding, request.threshold));
+  FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe.face.embedding, threshold));
   if (!near.empty()) {
     const std::string erase_params = "{\"op\":\"erase\",\"optout_id\":" + std::to_string(result.id) + "}";
     auto make_audit = [&](const EraseCounts& c) {

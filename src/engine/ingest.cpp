@@ -525,14 +525,14 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus, config.lock_wait_s));
-  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity(resolved.embedding->model)));
   // Under the lock: the mode chosen above still agrees with the corpus (a first run records it).
   FS_ASSIGN(auto recorded, CorpusEmbeddingMode(*store));
   if (recorded) {
-    FS_TRY(ResolveEmbeddingMode(recorded, resolved.embedding));
+    FS_TRY(ResolveEmbeddingMode(recorded, resolved));
   } else {
     FS_ASSIGN(CorpusCounts counts, store->Counts());
-    if (counts.images > 0) FS_TRY(ResolveEmbeddingMode(std::nullopt, resolved.embedding));
+    if (counts.images > 0) FS_TRY(ResolveEmbeddingMode(std::nullopt, resolved));
     FS_TRY(store->SetMeta(kEmbeddingModeKey, EmbeddingModeName(*resolved.embedding)));
   }
   spdlog::debug("embedding mode {}, retry {}", EmbeddingModeName(*resolved.embedding),

@@ -88,7 +88,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   OptOutFilter optouts;
   {
     std::lock_guard store_lock(c.store_mu);
-    FS_ASSIGN(pipeline.embedding, c.ModeFor(pipeline.embedding));
+    FS_ASSIGN(pipeline.embedding, c.ModeFor(pipeline));
     FS_TRY(CheckCaseRequired(*c.store, c.config.audit, "query"));
     FS_ASSIGN(optouts, OptOutFilter::Load(*c.store));
   }
