@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/fs.h"
+#include "engine/corpus.h"
 #include "face/analyzer.h"
 #include "face/models.h"
 #include "json.h"
@@ -41,6 +42,32 @@ struct SfaceCorpus : test::CorpusDir {
 };
 
 }  // namespace
+
+TEST_CASE("sface is a mode of its own model: asked for in a dlib corpus it is refused as a model switch",
+          "[sface]") {
+  const EmbeddingMode sface{.model = EmbeddingModel::kSface};
+  auto parsed = ParseEmbeddingMode("sface");
+  REQUIRE(parsed);
+  CHECK(*parsed == sface);
+  CHECK(EmbeddingModeName(sface) == "sface");
+  CHECK(ModelIdentity(EmbeddingModel::kSface) != ModelIdentity(EmbeddingModel::kDlib));
+
+  PipelineOptions by_model;
+  by_model.model = EmbeddingModel::kSface;
+  CHECK(*ResolveEmbeddingMode(sface, by_model) == sface);
+  CHECK(*ResolveEmbeddingMode(sface, PipelineOptions{}) == sface);  // unset: the corpus's
+  auto in_dlib = ResolveEmbeddingMode(std::nullopt, by_model);
+  REQUIRE_FALSE(in_dlib);
+  CHECK(in_dlib.error().code == ErrorCode::kMismatch);
+  CHECK(in_dlib.error().message.find("new corpus") != std::string::npos);
+  PipelineOptions dlib;
+  dlib.model = EmbeddingModel::kDlib;
+  CHECK(ResolveEmbeddingMode(sface, dlib).error().code == ErrorCode::kMismatch);
+  // --model sface with a dlib mode contradicts itself.
+  by_model.embedding = EmbeddingMode{.flip = true};
+  CHECK(RequestedEmbeddingMode(by_model).error().code == ErrorCode::kInvalidArgument);
+  CHECK(SamePersonDistance(EmbeddingModel::kSface) == Approx(std::sqrt(2 - 2 * 0.363)).epsilon(1e-4));
+}
 
 TEST_CASE("SFace embeddings are unit length and put Obama's photos within its threshold and Biden beyond",
           "[analyzer][models][sface]") {
