@@ -8,6 +8,7 @@
 #include "engine/corpus.h"
 #include "face/analyzer.h"
 #include "face/models.h"
+#include "facesearch/cluster.h"
 #include "json.h"
 #include "support.h"
 
@@ -116,7 +117,7 @@ TEST_CASE("A corpus keeps one model: another is refused at index and query, and 
   CHECK(c.Json({"info", "--json"})["model"].str() == "dlib");
 }
 
-TEST_CASE("An sface corpus end to end: index, info, query, compare, reindex int8 and ivfpq, forget, verify",
+TEST_CASE("An sface corpus end to end: index, info, query, compare, reindex int8 and ivfpq, cluster, forget, verify",
           "[e2e][models][sface]") {
   SfaceCorpus c;
   for (const char* name : {"obama.jpg", "obama2.jpg", "biden.jpg"}) test::CopyTestImage(name, c.photos);
@@ -156,6 +157,12 @@ TEST_CASE("An sface corpus end to end: index, info, query, compare, reindex int8
     REQUIRE(again["results"][0]["matches"].size() == 2);
     CHECK(again["results"][0]["matches"][0]["distance"].num() == Approx(best).margin(1e-3));
   }
+
+  // cluster links at SFace's own default distance: the two Obama photos, not Biden.
+  test::Json clusters = c.Json({"cluster", "--format", "json"});
+  CHECK(clusters["threshold"].num() == Approx(kSfaceClusterDistance));
+  REQUIRE(clusters["clusters"].size() == 1);
+  CHECK(clusters["clusters"][0]["size"].num() == 2);
 
   // forget --like uses SFace's threshold by default: Biden's face goes, Obama's stay.
   test::RunResult forget = c.Run({"forget", "--like", test::TestImage("biden.jpg").string()});
