@@ -31,6 +31,8 @@ struct VerificationReport {
   double mean_accuracy = 0, std_accuracy = 0;
   double mean_accuracy_found = 0;       // same, over pairs where both faces were found
   double accuracy_at_06 = 0;            // fixed threshold 0.6, misses counted as errors
+  float same_person_distance = 0.6f;    // the corpus model's (SamePersonDistance)
+  double accuracy_at_same_person = 0;   // at that distance, misses counted as errors
   double tar_at_far_1e3 = 0, tar_at_far_1e2 = 0;  // over pairs where both faces were found
   std::vector<RocPoint> roc;
 };
