@@ -126,7 +126,8 @@ TEST_CASE("The bash completion script loads and completes subcommands, options a
   CHECK(Complete("facesearch cluster --min", cwd) == "--min-size\n");
   CHECK(Complete("facesearch eval lfw --pa", cwd) == "--pairs\n");
   CHECK(Complete("facesearch query --format c", cwd) == "csv\n");
-  CHECK(Complete("facesearch query --detector ''", cwd) == "hog cnn\n");
+  CHECK(Complete("facesearch query --detector ''", cwd) == "hog cnn yunet\n");
+  CHECK(Complete("facesearch index --model ''", cwd) == "dlib sface\n");
   CHECK(Complete("facesearch query pro", cwd) == "probe.jpg\n");
   CHECK(Complete("facesearch faces --crop ch", cwd) == "chips\n");
   // Every option that `query --help` lists is offered.

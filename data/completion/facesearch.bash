@@ -63,7 +63,9 @@ _facesearch() {
         --html | --from-file | --output | -o | --pairs | --roc | --image)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --detector)
-            COMPREPLY=($(compgen -W "hog cnn" -- "$cur")); return ;;
+            COMPREPLY=($(compgen -W "hog cnn yunet" -- "$cur")); return ;;
+        --model)
+            COMPREPLY=($(compgen -W "dlib sface" -- "$cur")); return ;;
         --index)
             COMPREPLY=($(compgen -W "auto exact int8 ivf ivfpq hnsw" -- "$cur")); return ;;
         -f | --format)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,9 +11,10 @@
 namespace facesearch {
 
 struct ClusterOptions {
-  // Faces closer than this are linked. Stricter than query's 0.6: links chain, so one false link
-  // merges two people (LFW figures in docs/benchmarks.md).
-  float threshold = 0.4f;
+  // Faces closer than this are linked. Unset: 0.4 for dlib's model, stricter than query's 0.6
+  // (links chain, so one false link merges two people; LFW figures in docs/benchmarks.md), and
+  // kSfaceClusterDistance in an SFace corpus.
+  std::optional<float> threshold;
   int neighbors = 32;      // links per face: its k nearest within the threshold
   int min_size = 2;        // clusters smaller than this are not returned
   int iterations = 100;    // Chinese-whispers passes over the faces
@@ -30,7 +32,12 @@ struct FaceCluster {
   std::vector<ClusterFace> faces;  // in face id order
 };
 
+// SFace's distance with about the LFW false-match rate of dlib's 0.4 (3e-6 against 4e-6).
+inline constexpr float kDlibClusterDistance = 0.4f;
+inline constexpr float kSfaceClusterDistance = 0.8f;
+
 struct ClusterReport {
+  float threshold = 0;          // the link distance used (the option, or the model's default)
   int64_t faces = 0;            // faces clustered (opted-out faces are left out)
   int64_t edges = 0;            // links within the threshold
   int64_t clusters_total = 0;   // clusters of any size, singletons included

@@ -72,7 +72,8 @@ const char* RetryStrategyName(RetryStrategy r);  // "none", "upsample", "thresho
 
 // "plain", "flip", "jitter:N", each optionally followed by "+lm68" (chips aligned with the
 // 68-point landmark model instead of the 5-point one) or "+lm5+lm68" (the mean over both
-// alignments). Parse errors: kInvalidArgument.
+// alignments); "sface" for the SFace model. Parse errors: kInvalidArgument.
+const char* EmbeddingModelName(EmbeddingModel model);  // "dlib", "sface"
 std::string EmbeddingModeName(const EmbeddingMode& mode);
 Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text);
 
@@ -86,6 +87,9 @@ struct PipelineOptions {
   // Unset: the corpus's mode (meta key "embedding_mode"; plain for a corpus without one, and when
   // there is no corpus). A corpus holds embeddings of one mode only: asking for another is refused.
   std::optional<EmbeddingMode> embedding;
+  // Unset: the corpus's model (dlib for a new corpus). kSface asks for the mode "sface"; another
+  // model than the corpus's is refused (a corpus has one model: switching means re-indexing).
+  std::optional<EmbeddingModel> model;
   int min_face = 0;  // ignore faces whose box is smaller than this many pixels (width or height)
   // Images whose longer side exceeds this are detected on a copy scaled down to it (area
   // averaging) and the boxes mapped back; landmarks, chips and embeddings use the full image.
@@ -354,7 +358,8 @@ struct CorpusInfo {
   std::filesystem::path database;
   CorpusCounts counts;
   std::string model_identity;
-  std::string embedding_mode;  // "plain", "flip", "jitter:N" (facesearch index --embedding)
+  std::string embedding_mode;  // "plain", "flip", "jitter:N", "sface" (facesearch index --embedding)
+  std::string model;           // the embedding model: "dlib" or "sface" (facesearch index --model)
   int schema_version = 0;
   int64_t generation = 0;
   std::string index_state;  // "fresh", "lagging", "missing", "corrupt"

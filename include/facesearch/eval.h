@@ -31,6 +31,8 @@ struct VerificationReport {
   double mean_accuracy = 0, std_accuracy = 0;
   double mean_accuracy_found = 0;       // same, over pairs where both faces were found
   double accuracy_at_06 = 0;            // fixed threshold 0.6, misses counted as errors
+  float same_person_distance = 0.6f;    // the corpus model's (SamePersonDistance)
+  double accuracy_at_same_person = 0;   // at that distance, misses counted as errors
   double tar_at_far_1e3 = 0, tar_at_far_1e2 = 0;  // over pairs where both faces were found
   std::vector<RocPoint> roc;
 };
@@ -65,7 +67,7 @@ struct CalibrationRow {
 };
 
 // Genuine and impostor distances over every pair of LFW images (one face per image), tabulated
-// every 0.01 from 0 to 1.2. Also reports how many pairs each side had.
+// every 0.01 from 0 to 2.0. Also reports how many pairs each side had.
 struct CalibrationTable {
   int64_t genuine_pairs = 0, impostor_pairs = 0;
   std::vector<CalibrationRow> rows;
@@ -91,6 +93,9 @@ class Calibration {
   const std::string& mode() const { return mode_; }      // the mode the table was measured with
   const std::string& source() const { return source_; }  // e.g. "data/calibration-flip.tsv"
   bool exact() const { return exact_; }  // measured with the mode it was asked for
+  // The model's same-person distance (SamePersonDistance): dlib's 0.6, SFace's 1.1287.
+  float same_person_distance() const { return same_person_; }
+  EmbeddingModel model() const { return model_; }  // the model of the faces it is for
 
   // Interpolated; distances beyond the table clamp to its ends.
   double Fmr(float distance) const;   // share of different-person pairs at or below the distance
@@ -98,7 +103,7 @@ class Calibration {
   // The largest tabulated distance t with Fmr(t) <= max_fmr (0 when even 0 exceeds it).
   float ThresholdForFmr(double max_fmr) const;
   // `query`'s threshold when the user gives neither --threshold nor --max-fmr, for a corpus of
-  // `corpus_faces` faces: dlib's 0.6, lowered where needed so that FMR(t) x N, the strangers
+  // `corpus_faces` faces: same_person_distance() (dlib's 0.6), lowered where needed so that FMR(t) x N, the strangers
   // expected among the matches, stays at or below kDefaultExpectedStrangers. A fixed 0.6 expects
   // about 6,190 strangers among 1M faces: a default that must then be ignored. At most 0.6 (up to
   // about 160 faces it is 0.6); beyond what the table resolves (about 4e7 faces for the plain
@@ -106,10 +111,12 @@ class Calibration {
   float DefaultThreshold(int64_t corpus_faces) const;
 
  private:
-  Calibration(size_t table, std::string mode, bool exact);
+  Calibration(size_t table, std::string mode, bool exact, EmbeddingModel model);
   size_t table_ = 0;  // index into the compiled-in tables
   std::string mode_, source_;
   bool exact_ = true;
+  EmbeddingModel model_ = EmbeddingModel::kDlib;
+  float same_person_ = kDefaultThreshold;
 };
 
 // Plain-language band for a false-match rate: "very strong", "strong", "moderate", "weak",

@@ -54,7 +54,7 @@ struct ForgetRequest {
   std::vector<std::string> images;      // image files: matched by content hash, else by path
   std::vector<int64_t> face_ids;
   std::string like_photo;               // every face within `threshold` of its largest face
-  float threshold = 0.6f;
+  std::optional<float> threshold;       // unset: the corpus model's SamePersonDistance (dlib: 0.6)
   std::optional<int64_t> older_than_s;  // images added more than this many seconds ago
   PipelineOptions pipeline;             // for like_photo
 };
@@ -74,7 +74,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
 
 struct OptOutRequest {
   std::string photo;  // the largest face in it is the person opting out
-  float threshold = 0.6f;
+  std::optional<float> threshold;  // unset: the corpus model's SamePersonDistance (dlib: 0.6)
   std::string reason;
   PipelineOptions pipeline;
 };

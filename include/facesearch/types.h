@@ -26,13 +26,27 @@ inline constexpr double kYunetRetryScore = 0.5;  // the issue #17 study's second
 // Alignment: the landmark model whose points align the chip — the 5-point one (what
 // face_recognition uses by default), the 68-point one (face_recognition's "large" model, the
 // alignment dlib's ResNet was trained on), or both: the mean of the descriptors of both chips.
+// Model: the embedder. kDlib is dlib's ResNet (every mode above); kSface is OpenCV's SFace
+// (model zoo, through cv::dnn) on the 112×112 crop aligned on YuNet's 5 landmarks, its vector
+// L2-normalised; it has no flip, jitter or alignment variants ("sface" is its only mode).
 enum class Alignment { k5, k68, kBoth };
+enum class EmbeddingModel { kDlib, kSface };
 struct EmbeddingMode {
   bool flip = false;
   int jitter = 0;  // 0: none; otherwise >= 2 copies
   Alignment alignment = Alignment::k5;
+  EmbeddingModel model = EmbeddingModel::kDlib;
   bool operator==(const EmbeddingMode&) const = default;
 };
+
+// The distance at which two faces count as the same person unless the user or the corpus size
+// says otherwise: dlib's 0.6 on LFW; for SFace, OpenCV's cosine-similarity threshold 0.363 as the
+// Euclidean distance between unit vectors, sqrt(2 - 2 × 0.363).
+inline constexpr float kDlibSamePersonDistance = 0.6f;
+inline constexpr float kSfaceSamePersonDistance = 1.1287f;
+inline float SamePersonDistance(EmbeddingModel model) {
+  return model == EmbeddingModel::kSface ? kSfaceSamePersonDistance : kDlibSamePersonDistance;
+}
 
 // A face rectangle in pixels of the decoded (EXIF-oriented) image. May extend past the image
 // border: dlib's detector reports boxes partly outside the frame and the aligner relies on them.

@@ -163,6 +163,20 @@ void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
          "its training data is for non-commercial use). A corpus keeps the mode of its first "
          "index run; default: the corpus's mode, plain for a new one")
       ->type_name("MODE");
+  cmd.add_option_function<std::string>(
+         "--model",
+         [&options](const std::string& name) {
+           options.model = name == "sface" ? EmbeddingModel::kSface : EmbeddingModel::kDlib;
+           if (options.model == EmbeddingModel::kSface) options.embedding = EmbeddingMode{.model = EmbeddingModel::kSface};
+         },
+         "The embedding model: dlib (dlib's ResNet, the default: face_recognition's embeddings) or "
+         "sface (OpenCV's SFace, aligned on YuNet's landmarks and so always detecting with yunet; "
+         "more accurate at low false-match rates; scripts/fetch-models.sh --with-opencv). A corpus "
+         "has one model, recorded by its first index run: switching means indexing into a new "
+         "corpus. Default: the corpus's model")
+      ->check(CLI::IsMember({"dlib", "sface"}))
+      ->excludes("--embedding")
+      ->type_name("MODEL");
   cmd.add_option("--min-face", options.min_face,
                  "Ignore faces smaller than this many pixels (box width or height): not indexed, not "
                  "searched with, not returned as matches")

@@ -35,13 +35,13 @@ void Run(Context& ctx, const ClusterArgs& args) {
   auto report = ClusterCorpus(ctx.Config(), args.options);
   if (!report) return ctx.Report(report.error());
   spdlog::info("{} faces, {} links within distance {}: {} clusters, {} with at least {} faces", report->faces,
-               report->edges, args.options.threshold, report->clusters_total, report->clusters.size(),
+               report->edges, report->threshold, report->clusters_total, report->clusters.size(),
                args.options.min_size);
   switch (args.format) {
     case OutputFormat::kJson: {
       std::cout << "{\"faces\":" << report->faces << ",\"edges\":" << report->edges
                 << ",\"clusters_total\":" << report->clusters_total
-                << ",\"threshold\":" << JsonNumber(args.options.threshold)
+                << ",\"threshold\":" << JsonNumber(report->threshold)
                 << ",\"neighbors\":" << args.options.neighbors << ",\"min_size\":" << args.options.min_size
                 << ",\"clusters\":[";
       for (size_t i = 0; i < report->clusters.size(); ++i) std::cout << (i ? "," : "") << ClusterJson(report->clusters[i]);
@@ -84,7 +84,7 @@ void AddClusterCommand(CLI::App& app, Context& ctx) {
       "  facesearch cluster --format jsonl | jq -r 'select(.cluster == 1) | .images[]' | sort -u");
   cmd->add_option("-t,--threshold", args->options.threshold, "Largest distance that links two faces")
       ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str();
+      ->default_str("0.4; 0.8 in an sface corpus");
   cmd->add_option("--min-size", args->options.min_size, "Smallest cluster to print")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();

@@ -18,6 +18,7 @@ struct CompareArgs {
   CompareOptions options;
   int face_a = -1, face_b = -1;
   double max_fmr = 0;  // set: the threshold comes from the calibration table
+  bool threshold_given = false;  // else: the model's same-person distance
   bool json = false;
 };
 
@@ -27,7 +28,7 @@ void RunRemote(Context& ctx, CompareArgs& args) {
   server::ClientRequest request{"POST", "/v1/compare", {}, {}};
   auto& p = request.params;
   if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
-  else p.emplace_back("threshold", JsonFloat(args.options.threshold));
+  else if (args.threshold_given) p.emplace_back("threshold", JsonFloat(args.options.threshold));
   if (args.face_a >= 0) p.emplace_back("face_a", std::to_string(args.face_a));
   if (args.face_b >= 0) p.emplace_back("face_b", std::to_string(args.face_b));
   p.emplace_back("format", args.json ? "json" : "table");
@@ -51,6 +52,8 @@ void Run(Context& ctx, CompareArgs& args) {
     if (args.options.threshold <= 0)
       return ctx.Report(Error{ErrorCode::kInvalidArgument,
                               "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
+  } else if (!args.threshold_given) {
+    args.options.threshold = calibration.same_person_distance();
   }
   if (args.face_a >= 0) args.options.face_a = args.face_a;
   if (args.face_b >= 0) args.options.face_b = args.face_b;
@@ -93,7 +96,10 @@ void AddCompareCommand(CLI::App& app, Context& ctx) {
   cmd->add_flag("--json", args->json, "Print the result as JSON");
   AddPipelineOptions(*cmd, args->options.pipeline);
   AddServerOptions(*cmd, ctx);
-  cmd->callback([&ctx, args] { Run(ctx, *args); });
+  cmd->callback([&ctx, args, threshold] {
+    args->threshold_given = threshold->count() > 0;
+    Run(ctx, *args);
+  });
 }
 
 }  // namespace facesearch::cli

@@ -46,6 +46,8 @@ void PrintLfw(const VerificationReport& v, const IdentificationReport& id, bool 
               << ",\"std_accuracy\":" << JsonNumber(v.std_accuracy)
               << ",\"mean_accuracy_found_pairs\":" << JsonNumber(v.mean_accuracy_found)
               << ",\"accuracy_at_0_6\":" << JsonNumber(v.accuracy_at_06)
+              << ",\"same_person_distance\":" << JsonNumber(v.same_person_distance)
+              << ",\"accuracy_at_same_person_distance\":" << JsonNumber(v.accuracy_at_same_person)
               << ",\"tar_at_far_0_1pct\":" << JsonNumber(v.tar_at_far_1e3)
               << ",\"tar_at_far_1pct\":" << JsonNumber(v.tar_at_far_1e2) << "},\"identification\":{\"gallery\":"
               << id.gallery << ",\"distractors\":" << id.distractors << ",\"mated_probes\":" << id.mated_probes
@@ -63,7 +65,8 @@ void PrintLfw(const VerificationReport& v, const IdentificationReport& id, bool 
             << "  pairs with a missing face: " << v.pairs_missed << " of " << v.pairs << " (" << v.images_missed
             << " images without a face)\n"
             << "  accuracy on found pairs:  " << Pct(v.mean_accuracy_found) << "\n"
-            << "  accuracy at 0.6:          " << Pct(v.accuracy_at_06) << "\n"
+            << "  accuracy at " << Fixed3(v.same_person_distance) << " (the model's same-person distance): "
+            << Pct(v.accuracy_at_same_person) << "\n"
             << "  TAR at FAR 0.1% / 1%:     " << Pct(v.tar_at_far_1e3) << " / " << Pct(v.tar_at_far_1e2) << "\n"
             << "LFW open-set 1:N identification\n"
             << "  gallery:                  " << id.gallery << " faces (" << id.distractors << " distractors)\n"
@@ -98,8 +101,8 @@ void RunCalibrate(Context& ctx, const EvalArgs& a) {
     if (!file) return ctx.Report(Error{ErrorCode::kIo, "cannot write " + a.output});
   }
   std::ostream& out = a.output.empty() ? std::cout : file;
-  out << "# facesearch calibration: dlib ResNet distances on LFW, one face per image, embedding mode "
-      << EmbeddingModeName(*mode) << ".\n"
+  out << "# facesearch calibration: " << (mode->model == EmbeddingModel::kSface ? "SFace" : "dlib ResNet")
+      << " distances on LFW, one face per image, embedding mode " << EmbeddingModeName(*mode) << ".\n"
       << "# " << table->genuine_pairs << " same-person pairs, " << table->impostor_pairs
       << " different-person pairs. fmr = share of different-person pairs at or below the distance;\n"
       << "# fnmr = share of same-person pairs above it. Regenerate: facesearch eval calibrate (docs/benchmarks.md).\n"

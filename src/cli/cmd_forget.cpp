@@ -56,7 +56,7 @@ void AddForgetCommand(CLI::App& app, Context& ctx) {
                   "Erase every face within --threshold of the largest face in this photo");
   cmd->add_option("-t,--threshold", args->request.threshold, "Distance limit for --like")
       ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str();
+      ->default_str("0.6; 1.1287 in an sface corpus");
   cmd->add_option("--older-than", args->older_than,
                   "Erase images added longer ago than this: 90s, 45m, 12h, 30d, 2w");
   cmd->add_flag("--json", args->json, "Print the counts as JSON on stdout");

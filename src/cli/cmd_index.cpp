@@ -155,7 +155,8 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       "  find /mnt/archive -name '*.jpg' -print0 | facesearch index --from-file - -0\n"
       "  facesearch index --manifest seized.jsonl --manifest web.csv\n"
       "  facesearch index --urls urls.txt --contact 'case-42 team <ana@example.org>'\n"
-      "  facesearch --corpus /srv/cases/42 index --jobs 8 --json photos/ > summary.json");
+      "  facesearch --corpus /srv/cases/42 index --jobs 8 --json photos/ > summary.json\n"
+      "  facesearch --corpus ~/case-42-sface index --model sface ~/case-42/photos   # SFace: a new corpus");
   cmd->add_option("paths", args->paths, "Files, directories, URLs, or - to read paths from stdin");
   AddInputOptions(*cmd, args->options);
   cmd->add_flag("--ignore-robots", args->options.fetch.ignore_robots,

@@ -84,7 +84,7 @@ void AddOptoutCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("-t,--threshold", args->request.threshold,
                   "Faces within this distance of the opt-out are matched (stored with it)")
       ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str();
+      ->default_str("0.6; 1.1287 in an sface corpus");
   cmd->add_option("--reason", args->request.reason, "Why: the request and its date (no biometric data)");
   cmd->add_flag("--json", args->json, "list: one JSON object per line");
   AddPipelineOptions(*cmd, args->request.pipeline);

@@ -29,6 +29,9 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   FS_TRY(CheckCaseRequired(*store, config.audit, "cluster"));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
   FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*store, corpus));
+  FS_ASSIGN(auto mode, CorpusEmbeddingMode(*store));
+  const bool sface = mode && mode->model == EmbeddingModel::kSface;
+  const float threshold = options.threshold.value_or(sface ? kSfaceClusterDistance : kDlibClusterDistance);
 
   // The nodes: every live face not covered by an opt-out, in face id order.
   std::vector<ClusterFace> faces;
@@ -52,7 +55,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
     for (size_t q = 0; q < count; ++q) {
       const auto self = static_cast<uint32_t>(begin + q);
       for (const Hit& h : hits[q]) {
-        if (h.distance > options.threshold) break;  // nearest first
+        if (h.distance > threshold) break;  // nearest first
         auto it = node_of.find(h.face_id);
         if (it == node_of.end() || it->second == self) continue;  // stale, opted out, or itself
         edges.emplace_back(std::min(self, it->second), std::max(self, it->second));
@@ -62,7 +65,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   std::sort(edges.begin(), edges.end());
   edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
   spdlog::debug("cluster: {} faces, {} edges within {} from the index in {:.2f} s", faces.size(), edges.size(),
-                options.threshold, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+                threshold, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
 
   FS_ASSIGN(std::vector<uint32_t> labels,
             ChineseWhispers(static_cast<uint32_t>(faces.size()), edges, options.iterations));
@@ -77,6 +80,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   });
 
   ClusterReport report;
+  report.threshold = threshold;
   report.faces = static_cast<int64_t>(faces.size());
   report.edges = static_cast<int64_t>(edges.size());
   report.clusters_total = static_cast<int64_t>(members.size());
@@ -89,7 +93,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
     returned_faces += static_cast<int64_t>(m.size());
   }
   // The record goes in before any result leaves the engine; no record, no result.
-  const std::string params = "{\"threshold\":" + JsonFloat(options.threshold) +
+  const std::string params = "{\"threshold\":" + JsonFloat(threshold) +
                              ",\"neighbors\":" + std::to_string(options.neighbors) +
                              ",\"min_size\":" + std::to_string(options.min_size) + "}";
   const std::string results = "{\"faces\":" + std::to_string(report.faces) +

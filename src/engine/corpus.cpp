@@ -58,7 +58,16 @@ Result<std::unique_ptr<Store>> OpenStore(const CorpusPaths& paths, StoreUse use)
     case StoreUse::kWrite: return Store::OpenExisting(paths.database);
     case StoreUse::kModels: break;
   }
-  return Store::Open(paths.database, ModelIdentity());
+  // The identity expected is that of this build's files for the corpus's model (dlib or SFace).
+  FS_ASSIGN(auto store, Store::OpenExisting(paths.database));
+  FS_ASSIGN(auto mode, CorpusEmbeddingMode(*store));
+  FS_ASSIGN(std::string recorded, store->ModelIdentity());
+  const std::string expected = ModelIdentity(mode.value_or(EmbeddingMode{}).model);
+  if (recorded != expected)
+    return Fail(ErrorCode::kMismatch, "the corpus " + paths.database.string() + " was built with models '" + recorded +
+                                          "' but this run uses '" + expected +
+                                          "'; use the original model files or start a new corpus");
+  return store;
 }
 
 Result<std::unique_ptr<Store>> OpenCorpusStore(const CorpusConfig& config, StoreUse use) {
@@ -200,9 +209,15 @@ const char* RetryStrategyName(RetryStrategy r) {
 
 namespace {
 constexpr std::string_view kSuffix68 = "+lm68", kSuffixBoth = "+lm5+lm68";
+constexpr const char* kSfaceMode = "sface";
 }  // namespace
 
+const char* EmbeddingModelName(EmbeddingModel model) {
+  return model == EmbeddingModel::kSface ? "sface" : "dlib";
+}
+
 std::string EmbeddingModeName(const EmbeddingMode& mode) {
+  if (mode.model == EmbeddingModel::kSface) return kSfaceMode;
   std::string name = mode.jitter >= 2 ? "jitter:" + std::to_string(mode.jitter) : mode.flip ? "flip" : "plain";
   switch (mode.alignment) {
     case Alignment::k5: return name;
@@ -213,6 +228,7 @@ std::string EmbeddingModeName(const EmbeddingMode& mode) {
 }
 
 Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text) {
+  if (text == kSfaceMode) return EmbeddingMode{.model = EmbeddingModel::kSface};
   std::string base = text;
   Alignment alignment = Alignment::k5;
   if (base.ends_with(kSuffixBoth)) {
@@ -234,7 +250,8 @@ Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text) {
   return Fail(ErrorCode::kInvalidArgument,
               "embedding mode '" + text +
                   "' is not one of plain, flip, jitter:N (N from 2 to 1000), each optionally followed by "
-                  "+lm68 (align with the 68-point landmark model) or +lm5+lm68 (the mean over both alignments)");
+                  "+lm68 (align with the 68-point landmark model) or +lm5+lm68 (the mean over both alignments), "
+                  "or sface (the SFace model)");
 }
 
 Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store) {
@@ -244,9 +261,31 @@ Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store) {
   return std::optional<EmbeddingMode>{mode};
 }
 
-Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus,
-                                           const std::optional<EmbeddingMode>& requested) {
+Result<std::optional<EmbeddingMode>> RequestedEmbeddingMode(const PipelineOptions& options) {
+  if (!options.model || *options.model == EmbeddingModel::kDlib) {
+    if (options.model && options.embedding && options.embedding->model != EmbeddingModel::kDlib)
+      return Fail(ErrorCode::kInvalidArgument, "--embedding sface is the SFace model: leave out --model dlib");
+    return options.embedding;
+  }
+  if (options.embedding && options.embedding->model != EmbeddingModel::kSface)
+    return Fail(ErrorCode::kInvalidArgument, "--embedding " + EmbeddingModeName(*options.embedding) +
+                                                 " is a mode of dlib's model; the SFace model has one mode: "
+                                                 "leave out --embedding");
+  return std::optional<EmbeddingMode>{EmbeddingMode{.model = EmbeddingModel::kSface}};
+}
+
+Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus, const PipelineOptions& options) {
+  FS_ASSIGN(std::optional<EmbeddingMode> requested, RequestedEmbeddingMode(options));
   EmbeddingMode have = corpus.value_or(EmbeddingMode{});
+  const std::optional<EmbeddingModel> model = requested ? std::optional{requested->model} : options.model;
+  if (model && *model != have.model) {
+    const std::string name = EmbeddingModelName(*model);
+    return Fail(ErrorCode::kMismatch,
+                "this corpus holds embeddings of the " + std::string(EmbeddingModelName(have.model)) + " model ('" +
+                    EmbeddingModeName(have) + "'); a corpus has one model, whose distances mean nothing to "
+                    "another's: switching to " + name + " means indexing the photos again into a new corpus "
+                    "(facesearch --corpus NEW_DIR index --model " + name + " PATH...)");
+  }
   if (!requested || *requested == have) return have;
   return Fail(ErrorCode::kInvalidArgument,
               "this corpus holds '" + EmbeddingModeName(have) + "' embeddings; '" +
@@ -259,15 +298,18 @@ Status RecordEmbeddingMode(Store& store, const EmbeddingMode& mode) {
   FS_ASSIGN(auto recorded, CorpusEmbeddingMode(store));
   FS_ASSIGN(CorpusCounts counts, store.Counts());
   // A corpus with images but no mode recorded was built before modes existed: plain.
-  if (recorded || counts.images > 0) FS_TRY(ResolveEmbeddingMode(recorded, mode));
+  PipelineOptions asked;
+  asked.embedding = mode;
+  if (recorded || counts.images > 0) FS_TRY(ResolveEmbeddingMode(recorded, asked));
   if (recorded) return Ok();
   return store.SetMeta(kEmbeddingModeKey, EmbeddingModeName(mode));
 }
 
 Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, PipelineOptions options) {
   CorpusPaths paths = PathsFor(config.corpus_dir);
+  FS_ASSIGN(std::optional<EmbeddingMode> requested, RequestedEmbeddingMode(options));
   if (!RequireCorpus(paths)) {
-    options.embedding = options.embedding.value_or(EmbeddingMode{});
+    options.embedding = requested.value_or(EmbeddingMode{});
     return options;
   }
   FS_ASSIGN(auto store, Store::OpenReadOnly(paths.database));
@@ -275,11 +317,11 @@ Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, Pipeline
   if (!corpus) {
     FS_ASSIGN(CorpusCounts counts, store->Counts());
     if (counts.images == 0) {  // an empty corpus takes the first indexing run's mode
-      options.embedding = options.embedding.value_or(EmbeddingMode{});
+      options.embedding = requested.value_or(EmbeddingMode{});
       return options;
     }
   }
-  FS_ASSIGN(options.embedding, ResolveEmbeddingMode(corpus, options.embedding));
+  FS_ASSIGN(options.embedding, ResolveEmbeddingMode(corpus, options));
   return options;
 }
 
@@ -294,7 +336,13 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
   fs::path dir = ResolveModelsDir(config.models_dir);
   spdlog::debug("loading models from {}", dir.string());
   AnalyzerOptions a;
-  a.detector = options.detector;
+  // SFace aligns on YuNet's landmarks: its faces are always YuNet's (hog is only the default).
+  const bool sface = options.embedding && options.embedding->model == EmbeddingModel::kSface;
+  if (sface && options.detector == DetectorKind::kCnn)
+    return Fail(ErrorCode::kInvalidArgument,
+                "--model sface aligns faces on YuNet's landmarks: leave out --detector cnn (it detects with yunet)");
+  const DetectorKind detector = sface ? DetectorKind::kYunet : options.detector;
+  a.detector = detector;
   a.upsample = options.upsample;
   a.embedding = options.embedding.value_or(EmbeddingMode{});
   a.min_face = options.min_face;
@@ -302,16 +350,16 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
   switch (options.retry) {
     case RetryStrategy::kNone: break;
     case RetryStrategy::kUpsample:  // YuNet runs on the image as it is: no doubled retry
-      if (options.detector != DetectorKind::kYunet) a.retry.push_back({options.detector, options.upsample + 1, 0.0});
+      if (detector != DetectorKind::kYunet) a.retry.push_back({detector, options.upsample + 1, 0.0});
       break;
     case RetryStrategy::kThreshold:
-      if (options.detector == DetectorKind::kHog)
+      if (detector == DetectorKind::kHog)
         a.retry.push_back({DetectorKind::kHog, options.upsample, options.retry_threshold});
-      if (options.detector == DetectorKind::kYunet)
+      if (detector == DetectorKind::kYunet)
         a.retry.push_back({DetectorKind::kYunet, 0, 0.0, kYunetRetryScore});
       break;
     case RetryStrategy::kCnn:
-      if (options.detector == DetectorKind::kHog) a.retry.push_back({DetectorKind::kCnn, options.upsample, 0.0});
+      if (detector == DetectorKind::kHog) a.retry.push_back({DetectorKind::kCnn, options.upsample, 0.0});
       break;
   }
   return LoadDlibAnalyzer(dir, a);
@@ -373,6 +421,7 @@ Result<CorpusInfo> GetCorpusInfo(const CorpusConfig& config) {
   FS_ASSIGN(info.model_identity, store->ModelIdentity());
   FS_ASSIGN(auto mode, CorpusEmbeddingMode(*store));
   info.embedding_mode = EmbeddingModeName(mode.value_or(EmbeddingMode{}));
+  info.model = EmbeddingModelName(mode.value_or(EmbeddingMode{}).model);
   FS_ASSIGN(info.generation, store->Generation());
   FS_ASSIGN(auto version, store->GetMeta("schema_version"));
   info.schema_version = version ? std::atoi(version->c_str()) : 0;

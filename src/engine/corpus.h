@@ -69,18 +69,22 @@ DecodeLimits LimitsFrom(const PipelineOptions& options);
 // max_bytes (kDecode, reason kTooLarge), an empty stream (kInvalidArgument).
 Result<std::string> ReadProbeBytes(const ProbeImage& probe, size_t max_bytes);
 
-// The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N"). A corpus
+// The meta key recording a corpus's embedding mode ("plain", "flip", "jitter:N", "sface"). A corpus
 // without it was built before modes existed: plain.
 inline constexpr const char* kEmbeddingModeKey = "embedding_mode";
 
 // The mode recorded in the corpus (nullopt: none recorded). Errors: a value this build cannot read.
 Result<std::optional<EmbeddingMode>> CorpusEmbeddingMode(Store& store);
 
+// The mode `options` asks for: its .embedding, or --model sface's one mode; nullopt: the corpus's.
+// Errors: kInvalidArgument when .model and .embedding contradict each other.
+Result<std::optional<EmbeddingMode>> RequestedEmbeddingMode(const PipelineOptions& options);
+
 // The mode to use with a corpus whose recorded mode is `corpus` (nullopt: plain) when the user
-// asked for `requested` (nullopt: whatever the corpus has). Errors: kInvalidArgument when they
-// differ — one corpus never mixes modes.
-Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus,
-                                           const std::optional<EmbeddingMode>& requested);
+// asked for options.embedding / options.model (unset: whatever the corpus has). Errors:
+// kMismatch when another model is asked for (switching models means re-indexing),
+// kInvalidArgument when another mode is — one corpus never mixes them.
+Result<EmbeddingMode> ResolveEmbeddingMode(const std::optional<EmbeddingMode>& corpus, const PipelineOptions& options);
 
 // Adds one input's outcome to an index or import run's counts.
 void CountOutcome(const FileOutcome& o, IndexSummary& summary);

@@ -31,7 +31,7 @@ Result<std::unique_ptr<Corpus>> Corpus::Open(const CorpusConfig& config, const O
   FS_ASSIGN(impl->store, OpenStore(impl->paths, StoreUse::kModels));
   if (options.preload) {
     PipelineOptions pipeline = *options.preload;
-    FS_ASSIGN(pipeline.embedding, impl->ModeFor(pipeline.embedding));
+    FS_ASSIGN(pipeline.embedding, impl->ModeFor(pipeline));
     FS_TRY(impl->LeaseAnalyzer(pipeline));  // loaded, and back in the pool at once
   }
   // The generation is read before the index is opened: a face added in between is appended
@@ -44,7 +44,9 @@ Result<std::unique_ptr<Corpus>> Corpus::Open(const CorpusConfig& config, const O
 
 Result<EmbeddingMode> Corpus::EmbeddingModeFor(const std::optional<EmbeddingMode>& requested) {
   std::lock_guard store_lock(impl_->store_mu);
-  return impl_->ModeFor(requested);
+  PipelineOptions pipeline;
+  pipeline.embedding = requested;
+  return impl_->ModeFor(pipeline);
 }
 
 int64_t Corpus::face_count() const {
@@ -69,13 +71,16 @@ Result<int64_t> Corpus::StoredFaceCount() {
   return impl_->store->FaceCount();
 }
 
-Result<EmbeddingMode> Corpus::Impl::ModeFor(const std::optional<EmbeddingMode>& requested) {
+Result<EmbeddingMode> Corpus::Impl::ModeFor(const PipelineOptions& pipeline) {
   FS_ASSIGN(auto recorded, CorpusEmbeddingMode(*store));
   if (!recorded) {
     FS_ASSIGN(CorpusCounts counts, store->Counts());
-    if (counts.images == 0) return requested.value_or(EmbeddingMode{});  // the first index run sets it
+    if (counts.images == 0) {  // the first index run sets it
+      FS_ASSIGN(auto requested, RequestedEmbeddingMode(pipeline));
+      return requested.value_or(EmbeddingMode{});
+    }
   }
-  return ResolveEmbeddingMode(recorded, requested);
+  return ResolveEmbeddingMode(recorded, pipeline);
 }
 
 Corpus::Impl::Lease::~Lease() {

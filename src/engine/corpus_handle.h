@@ -51,8 +51,9 @@ struct Corpus::Impl {
   };
   Result<Lease> LeaseAnalyzer(const PipelineOptions& pipeline);
 
-  // The embedding mode for `requested`, as WithCorpusEmbedding resolves it. Caller holds store_mu.
-  Result<EmbeddingMode> ModeFor(const std::optional<EmbeddingMode>& requested);
+  // The embedding mode for the pipeline's --embedding / --model, as WithCorpusEmbedding resolves
+  // it. Caller holds store_mu.
+  Result<EmbeddingMode> ModeFor(const PipelineOptions& pipeline);
 
   // Brings the index up to the Store's generation: appends the faces other processes added, or
   // reopens the index when a face was removed since.

@@ -352,10 +352,10 @@ Result<EmbedFile> ReadEmbedFile(const std::string& path, std::istream* in, size_
 }
 
 Status CheckEmbedHeader(const EmbedHeader& header, const EmbeddingMode& mode, const std::string& file) {
-  if (header.model_identity != ModelIdentity())
+  if (header.model_identity != ModelIdentity(header.mode.model))
     return Fail(ErrorCode::kInvalidArgument,
                 file + " was embedded with other models (" + header.model_identity + ") than this facesearch uses (" +
-                    ModelIdentity() + "): its distances mean nothing here; embed the images again with this build");
+                    ModelIdentity(header.mode.model) + "): its distances mean nothing here; embed the images again with this build");
   if (header.mode != mode)
     return Fail(ErrorCode::kInvalidArgument,
                 file + " holds '" + EmbeddingModeName(header.mode) + "' embeddings and the corpus '" +

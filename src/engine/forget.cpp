@@ -114,6 +114,14 @@ Status FinishErasure(Store& store, const CorpusPaths& paths, VectorIndex& index)
   return FinishScrubOrWarn(store, paths);
 }
 
+// The --threshold given, or the same-person distance of the corpus's model (distances of two models
+// are on different scales: dlib's 0.6 would let an SFace opt-out miss the person).
+Result<float> ThresholdFor(Store& store, const std::optional<float>& given) {
+  if (given) return *given;
+  FS_ASSIGN(auto mode, CorpusEmbeddingMode(store));
+  return SamePersonDistance(mode.value_or(EmbeddingMode{}).model);
+}
+
 }  // namespace
 
 Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& request) {
@@ -131,6 +139,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   }
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenStore(paths, like ? StoreUse::kModels : StoreUse::kWrite));
+  FS_ASSIGN(const float threshold, ThresholdFor(*store, request.threshold));
 
   std::set<int64_t> image_ids, face_ids;
   std::vector<std::string> by;
@@ -158,13 +167,13 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     by.push_back("face-id");
   }
   if (probe) {
-    FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe->face.embedding, request.threshold));
+    FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe->face.embedding, threshold));
     face_ids.insert(near.begin(), near.end());
     by.push_back("like");
   }
   nlohmann::ordered_json params = {
       {"by", by}, {"images", request.images.size()}, {"face_ids", request.face_ids}};
-  if (like) params["threshold"] = AuditFloat(request.threshold);
+  if (like) params["threshold"] = AuditFloat(threshold);
   if (request.older_than_s) {
     const std::string cutoff = IsoAgo(*request.older_than_s);
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
@@ -200,17 +209,18 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
   FS_ASSIGN(PhotoFace probe, LargestFace(config, request.photo, request.pipeline));
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kModels));
+  FS_ASSIGN(const float threshold, ThresholdFor(*store, request.threshold));
 
-  const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(request.threshold) +
+  const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(threshold) +
                              ",\"reason\":" + JsonString(request.reason) + "}";
   OptOutRecord record;
   record.embedding = probe.face.embedding;
-  record.threshold = request.threshold;
+  record.threshold = threshold;
   record.reason = request.reason;
   OptOutResult result;
   FS_ASSIGN(result.id, store->AddOptOut(record, MakeAuditRecord(config.audit,
                                                                 {"optout", params, {probe.sha256}, ""})));
-  FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe.face.embedding, request.threshold));
+  FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe.face.embedding, threshold));
   if (!near.empty()) {
     const std::string erase_params = "{\"op\":\"erase\",\"optout_id\":" + std::to_string(result.id) + "}";
     auto make_audit = [&](const EraseCounts& c) {

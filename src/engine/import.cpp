@@ -108,7 +108,7 @@ Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::str
   FS_TRY(CheckCorpusPermissions(config));
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus, config.lock_wait_s));
-  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity(embed.header.mode.model)));
   FS_ASSIGN(auto recorded, CorpusEmbeddingMode(*store));
   FS_TRY(CheckEmbedHeader(embed.header, recorded.value_or(embed.header.mode), file));
   FS_TRY(RecordEmbeddingMode(*store, embed.header.mode));

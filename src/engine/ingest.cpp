@@ -697,7 +697,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
   CorpusPaths corpus = PathsFor(config.corpus_dir);
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(corpus, config.lock_wait_s));
-  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity()));
+  FS_ASSIGN(auto store, Store::Open(corpus.database, ModelIdentity(resolved.embedding->model)));
   // Under the lock: the mode chosen above still agrees with the corpus (a first run records it).
   FS_TRY(RecordEmbeddingMode(*store, *resolved.embedding));
   spdlog::debug("embedding mode {}, retry {}", EmbeddingModeName(*resolved.embedding),
@@ -762,7 +762,7 @@ Result<IndexSummary> EmbedPaths(const CorpusConfig& config, const std::vector<st
     if (!(out << line << '\n')) return Fail(ErrorCode::kIo, "cannot write the embed file (disk full?)");
     return Ok();
   };
-  FS_TRY(write(FormatEmbedHeader({kEmbedFormatVersion, ModelIdentity(), *pipeline_options.embedding,
+  FS_TRY(write(FormatEmbedHeader({kEmbedFormatVersion, ModelIdentity(pipeline_options.embedding->model), *pipeline_options.embedding,
                                   DetectorName(pipeline_options.detector)})));
   int64_t records = 0;
   Pipeline pipeline(nullptr, std::move(inputs.files), LimitsFrom(pipeline_options), OptOutFilter{},

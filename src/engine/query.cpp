@@ -97,7 +97,7 @@ Result<Prepared> Prepare(Corpus::Impl& c, const QueryOptions& options, const Aud
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
   Prepared p{options.pipeline, {}};
   std::lock_guard store_lock(c.store_mu);
-  FS_ASSIGN(p.pipeline.embedding, c.ModeFor(p.pipeline.embedding));
+  FS_ASSIGN(p.pipeline.embedding, c.ModeFor(p.pipeline));
   FS_TRY(CheckCaseRequired(*c.store, audit, "query"));
   FS_ASSIGN(p.optouts, OptOutFilter::Load(*c.store));
   return p;
@@ -169,11 +169,11 @@ Result<ProbeOutcome> Corpus::QueryEmbedding(const EmbeddedProbe& probe, const Qu
                                             const AuditContext& audit) {
   Impl& c = *impl_;
   FS_ASSIGN(Prepared prepared, Prepare(c, options, audit));
-  if (probe.model_identity != ModelIdentity() || probe.mode != *prepared.pipeline.embedding)
+  if (probe.model_identity != ModelIdentity(probe.mode.model) || probe.mode != *prepared.pipeline.embedding)
     return Fail(ErrorCode::kInvalidArgument,
                 "the probe " + probe.faces.path + " was embedded with '" + EmbeddingModeName(probe.mode) + "' " +
                     probe.model_identity + " and the corpus holds '" +
-                    EmbeddingModeName(*prepared.pipeline.embedding) + "' " + ModelIdentity() +
+                    EmbeddingModeName(*prepared.pipeline.embedding) + "' " + ModelIdentity(prepared.pipeline.embedding->model) +
                     " embeddings: embed it again with this build and --embedding " +
                     EmbeddingModeName(*prepared.pipeline.embedding));
   if (probe.faces.quality.size() != probe.faces.faces.size())

@@ -89,15 +89,19 @@ class Checker {
     auto identity = store.ModelIdentity();
     if (!identity) return Add("models", "the corpus records no model identity: " + identity.error().message);
     model_identity_ = *identity;
-    if (*identity != ModelIdentity())
-      Add("models", "the corpus was built with models '" + *identity + "' but this facesearch uses '" +
-                        ModelIdentity() + "': queries and indexing will refuse it");
-    const fs::path dir = ResolveModelsDir(config_.models_dir);
     auto mode = CorpusEmbeddingMode(store);
-    const Alignment alignment = mode && *mode ? (*mode)->alignment : Alignment::k5;
-    std::vector<ModelId> needed{ModelId::kResnet};
-    if (alignment != Alignment::k68) needed.push_back(ModelId::kShape5);
-    if (alignment != Alignment::k5) needed.push_back(ModelId::kShape68);
+    const EmbeddingMode m = mode && *mode ? **mode : EmbeddingMode{};
+    const std::string expected = ModelIdentity(m.model);
+    if (*identity != expected)
+      Add("models", "the corpus was built with models '" + *identity + "' but this facesearch uses '" + expected +
+                        "': queries and indexing will refuse it");
+    const fs::path dir = ResolveModelsDir(config_.models_dir);
+    std::vector<ModelId> needed{ModelId::kSface, ModelId::kYunet};
+    if (m.model == EmbeddingModel::kDlib) {
+      needed = {ModelId::kResnet};
+      if (m.alignment != Alignment::k68) needed.push_back(ModelId::kShape5);
+      if (m.alignment != Alignment::k5) needed.push_back(ModelId::kShape68);
+    }
     for (ModelId id : needed) {
       auto path = VerifiedModelPath(dir, id);
       if (!path) Add("models", path.error().message);
@@ -105,7 +109,8 @@ class Checker {
     // The optional detectors' models (only --detector cnn or yunet needs them): checked when present.
     for (ModelId id : {ModelId::kCnnDetector, ModelId::kYunet}) {
       std::error_code ec;
-      if (!fs::exists(dir / ModelFileName(id), ec)) continue;
+      if (std::find(needed.begin(), needed.end(), id) != needed.end() || !fs::exists(dir / ModelFileName(id), ec))
+        continue;
       auto path = VerifiedModelPath(dir, id);
       if (!path) Add("models", path.error().message);
     }

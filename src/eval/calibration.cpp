@@ -17,8 +17,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr float kStep = 0.01f;
-constexpr int kRows = 121;  // 0.00 .. 1.20
-constexpr int kBins = 12000;  // histogram resolution 0.0001
+// 0.00 .. 2.00: the distance between unit vectors (SFace's) reaches 2; dlib's stay below ~1.2.
+constexpr int kRows = 201;
+constexpr int kBins = 20000;  // histogram resolution 0.0001
 
 double Interpolate(std::span<const generated::CalibrationPoint> t, float distance,
                    double generated::CalibrationPoint::*field) {
@@ -34,14 +35,19 @@ double Interpolate(std::span<const generated::CalibrationPoint> t, float distanc
 
 }  // namespace
 
-Calibration::Calibration(size_t table, std::string mode, bool exact)
-    : table_(table), mode_(std::move(mode)), source_(generated::kCalibrations[table].file), exact_(exact) {}
+Calibration::Calibration(size_t table, std::string mode, bool exact, EmbeddingModel model)
+    : table_(table),
+      mode_(std::move(mode)),
+      source_(generated::kCalibrations[table].file),
+      exact_(exact),
+      model_(model),
+      same_person_(SamePersonDistance(model)) {}
 
 Calibration Calibration::For(const EmbeddingMode& mode) {
   const std::string name = EmbeddingModeName(mode);
   for (size_t i = 0; i < std::size(generated::kCalibrations); ++i)
-    if (name == generated::kCalibrations[i].mode) return Calibration(i, name, true);
-  return Calibration(0, generated::kCalibrations[0].mode, false);  // table 0 is plain's
+    if (name == generated::kCalibrations[i].mode) return Calibration(i, name, true, mode.model);
+  return Calibration(0, generated::kCalibrations[0].mode, false, mode.model);  // table 0 is plain's
 }
 
 double Calibration::Fmr(float distance) const {
@@ -61,7 +67,7 @@ float Calibration::ThresholdForFmr(double max_fmr) const {
 
 float Calibration::DefaultThreshold(int64_t corpus_faces) const {
   const double n = static_cast<double>(std::max<int64_t>(corpus_faces, 1));
-  return std::min(kDefaultThreshold, ThresholdForFmr(kDefaultExpectedStrangers / n));
+  return std::min(same_person_, ThresholdForFmr(kDefaultExpectedStrangers / n));
 }
 
 const char* ConfidenceBand(double fmr) {

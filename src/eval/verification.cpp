@@ -124,9 +124,12 @@ Result<VerificationReport> EvalLfwVerification(const CorpusConfig& config, const
   r.std_accuracy = r.fold_accuracy.size() > 1 ? std::sqrt(var / (r.fold_accuracy.size() - 1)) : 0;
 
   std::vector<float> genuine, impostor;
-  int right06 = 0;
+  FS_ASSIGN(EmbeddingMode mode, ResolvedEmbeddingMode(config, PipelineOptions{}));
+  r.same_person_distance = SamePersonDistance(mode.model);
+  int right06 = 0, right_same = 0;
   for (const Pair& p : pairs) {
     right06 += Correct(p, 0.6f);
+    right_same += Correct(p, r.same_person_distance);
     if (!p.distance) {
       ++r.pairs_missed;
       continue;
@@ -134,6 +137,7 @@ Result<VerificationReport> EvalLfwVerification(const CorpusConfig& config, const
     (p.same ? genuine : impostor).push_back(*p.distance);
   }
   r.accuracy_at_06 = pairs.empty() ? 0 : static_cast<double>(right06) / pairs.size();
+  r.accuracy_at_same_person = pairs.empty() ? 0 : static_cast<double>(right_same) / pairs.size();
   std::sort(genuine.begin(), genuine.end());
   std::sort(impostor.begin(), impostor.end());
   r.tar_at_far_1e3 = TarAtFar(genuine, impostor, 1e-3);

@@ -3,8 +3,10 @@
 // compile.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "facesearch/error.h"
@@ -16,6 +18,9 @@ namespace facesearch {
 struct Detection {
   Box box;
   double score = 0.0;
+  // YuNet's 5 landmarks (x, y pairs, its order), which the SFace alignment needs; empty for the
+  // dlib detectors and for boxes given without them.
+  std::optional<std::array<float, 10>> points;
 };
 
 class CnnDetector {

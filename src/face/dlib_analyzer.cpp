@@ -1,6 +1,8 @@
 // The dlib adapter: HOG (or CNN, or YuNet through OpenCV) detection, 5-point (or 68-point) landmarks, face chips and the ResNet embedder,
 // arranged exactly as dlib's Python bindings (and so the `face_recognition` package) arrange them,
 // so that embeddings agree with the reference implementation (scripts/check/parity.sh measures it).
+// With the SFace model (EmbeddingModel::kSface) the faces are YuNet's, aligned on its own 5
+// landmarks and embedded by SfaceEmbedder; dlib's predictor and ResNet are then not loaded.
 //
 // Compiled with AVX2/FMA contraction when FACESEARCH_DLIB_AVX2 is on (see CMakeLists.txt): the
 // shape predictor then rounds landmarks exactly as the reference build does. HOG detection lives in
@@ -24,6 +26,7 @@
 #include "face/dlib_convert.h"
 #include "face/hog_detector.h"
 #include "face/models.h"
+#include "face/sface_embedder.h"
 #include "face/yunet_detector.h"
 
 namespace facesearch {
@@ -95,14 +98,16 @@ class DlibAnalyzer final : public FaceAnalyzer {
  public:
   // sp5 / sp68: the landmark models options.embedding.alignment needs (the other one is empty).
   DlibAnalyzer(const AnalyzerOptions& options, dlib::shape_predictor sp5, dlib::shape_predictor sp68,
-               EmbedderNet net, std::unique_ptr<CnnDetector> cnn, Result<std::unique_ptr<YunetDetector>> yunet)
+               EmbedderNet net, std::unique_ptr<CnnDetector> cnn, Result<std::unique_ptr<YunetDetector>> yunet,
+               Result<std::unique_ptr<SfaceEmbedder>> sface)
       : options_(options),
         hog_(LoadFrontalFaceDetector()),  // a copy per analyzer (worker)
         sp5_(std::move(sp5)),
         sp68_(std::move(sp68)),
         net_(std::move(net)),
         cnn_(std::move(cnn)),
-        yunet_(std::move(yunet)) {}
+        yunet_(std::move(yunet)),
+        sface_(std::move(sface)) {}
 
   Result<std::vector<Face>> Analyze(const RgbImage& image) override {
     try {
@@ -115,7 +120,8 @@ class DlibAnalyzer final : public FaceAnalyzer {
   Result<std::vector<Face>> AnalyzeBoxes(const RgbImage& image, const std::vector<Box>& boxes) override {
     try {
       std::vector<Detection> dets;
-      for (const Box& b : boxes) dets.push_back(Detection{b, 0.0});
+      if (sface()) return Fail(ErrorCode::kInvalidArgument, "SFace aligns faces on YuNet's landmarks: it cannot embed a bare box");
+      for (const Box& b : boxes) dets.push_back(Detection{b, 0.0, std::nullopt});
       return Describe(ToDlib(image), dets);
     } catch (const std::exception& e) {
       return Fail(ErrorCode::kInternal, std::string("dlib failed on this image: ") + e.what());
@@ -123,6 +129,14 @@ class DlibAnalyzer final : public FaceAnalyzer {
   }
 
   Result<RgbImage> Chip(const RgbImage& image, const Face& face) override {
+    if (sface()) {
+      FivePoints points;
+      for (size_t k = 0; k < face.landmarks.size(); ++k) {
+        points[2 * k] = static_cast<float>(face.landmarks[k].x);
+        points[2 * k + 1] = static_cast<float>(face.landmarks[k].y);
+      }
+      return SfaceEmbedder::Align(image, points);
+    }
     try {
       std::vector<dlib::point> parts;
       for (const Point& p : face.landmarks) parts.emplace_back(p.x, p.y);
@@ -146,16 +160,23 @@ class DlibAnalyzer final : public FaceAnalyzer {
   std::unique_ptr<FaceAnalyzer> Clone() const override {
     // A YuNet clone parses the bytes the first analyzer verified and parsed: should it still fail,
     // the clone reports it on its first detection (Clone() cannot fail).
-    Result<std::unique_ptr<YunetDetector>> yunet = std::unique_ptr<YunetDetector>();
-    if (!yunet_) yunet = std::unexpected(yunet_.error());
-    else if (*yunet_) yunet = (*yunet_)->Clone();
     return std::make_unique<DlibAnalyzer>(options_, sp5_, sp68_, net_, cnn_ ? cnn_->Clone() : nullptr,
-                                          std::move(yunet));
+                                          CloneOf(yunet_), CloneOf(sface_));
   }
 
   AnalyzerSeconds Seconds() const override { return seconds_; }
 
  private:
+  bool sface() const { return options_.embedding.model == EmbeddingModel::kSface; }
+
+  // A clone of an OpenCV model (null, or the error of the first clone, stays so).
+  template <typename Model>
+  static Result<std::unique_ptr<Model>> CloneOf(const Result<std::unique_ptr<Model>>& model) {
+    if (!model) return std::unexpected(model.error());
+    if (!*model) return std::unique_ptr<Model>();
+    return (*model)->Clone();
+  }
+
   unsigned long batch_size() const { return static_cast<unsigned long>(std::max(1, options_.embed_batch)); }
 
   std::vector<Detection> Detect(const RgbImage& image, const dlib::matrix<dlib::rgb_pixel>& img,
@@ -174,7 +195,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
     if (!faces) throw std::runtime_error(faces.error().message);
     std::vector<Detection> out;
     out.reserve(faces->size());
-    for (const YunetFace& f : *faces) out.push_back({ToBox(f), f.score});
+    for (const YunetFace& f : *faces) out.push_back({ToBox(f), f.score, f.landmarks});
     return out;
   }
 
@@ -200,6 +221,11 @@ class DlibAnalyzer final : public FaceAnalyzer {
       for (Detection& d : dets) {
         const double x0 = d.box.x * sx, y0 = d.box.y * sy;
         const double x1 = (d.box.x + d.box.w) * sx, y1 = (d.box.y + d.box.h) * sy;
+        if (d.points)
+          for (size_t k = 0; k < d.points->size(); k += 2) {
+            (*d.points)[k] = static_cast<float>((*d.points)[k] * sx);
+            (*d.points)[k + 1] = static_cast<float>((*d.points)[k + 1] * sy);
+          }
         d.box.x = std::llround(x0);
         d.box.y = std::llround(y0);
         d.box.w = std::max<int64_t>(1, std::llround(x1) - d.box.x);
@@ -244,7 +270,32 @@ class DlibAnalyzer final : public FaceAnalyzer {
     }
     if (options_.min_face > 0)
       std::erase_if(dets, [&](const Detection& d) { return std::min(d.box.w, d.box.h) < options_.min_face; });
-    return Describe(img, dets);
+    return sface() ? DescribeSface(image, dets) : Describe(img, dets);
+  }
+
+  // SFace: each face aligned on YuNet's landmarks (stored, rounded, as the face's landmarks, in
+  // YuNet's order) and embedded by SfaceEmbedder. Throws on failure, as dlib does.
+  std::vector<Face> DescribeSface(const RgbImage& image, const std::vector<Detection>& dets) {
+    if (!sface_) throw std::runtime_error(sface_.error().message);
+    std::vector<Face> faces(dets.size());
+    std::vector<RgbImage> crops;
+    std::optional<StageTimer> timer(std::in_place, seconds_.landmarks, seconds_.landmarks_cpu);
+    for (size_t i = 0; i < dets.size(); ++i) {
+      if (!dets[i].points) throw std::runtime_error("SFace needs YuNet's landmarks, and this face has none");
+      const FivePoints& p = *dets[i].points;
+      faces[i].box = dets[i].box;
+      faces[i].det_score = dets[i].score;
+      for (size_t k = 0; k < faces[i].landmarks.size(); ++k)
+        faces[i].landmarks[k] = Point{std::llround(p[2 * k]), std::llround(p[2 * k + 1])};
+      auto crop = SfaceEmbedder::Align(image, p);
+      if (!crop) throw std::runtime_error(crop.error().message);
+      crops.push_back(std::move(*crop));
+    }
+    timer.emplace(seconds_.embed, seconds_.embed_cpu);
+    auto embeddings = (*sface_)->Embed(crops);
+    if (!embeddings) throw std::runtime_error(embeddings.error().message);
+    for (size_t i = 0; i < faces.size(); ++i) faces[i].embedding = (*embeddings)[i];
+    return faces;
   }
 
   // Landmarks, aligned chips and embeddings of the faces at `dets`. With both alignments, each
@@ -308,6 +359,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
   EmbedderNet net_;
   std::unique_ptr<CnnDetector> cnn_;
   Result<std::unique_ptr<YunetDetector>> yunet_;  // null when no pass uses YuNet
+  Result<std::unique_ptr<SfaceEmbedder>> sface_;  // null unless the model is SFace
   AnalyzerSeconds seconds_;
 };
 
@@ -316,15 +368,18 @@ class DlibAnalyzer final : public FaceAnalyzer {
 Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::path& models_dir,
                                                        const AnalyzerOptions& options) {
   const Alignment alignment = options.embedding.alignment;
+  const bool sface = options.embedding.model == EmbeddingModel::kSface;
   // Each file is read once: its pin is checked on the bytes that are then deserialised.
-  std::optional<std::string> sp5_bytes, sp68_bytes;
-  if (alignment != Alignment::k68) {
+  std::optional<std::string> sp5_bytes, sp68_bytes, net_bytes;
+  if (!sface && alignment != Alignment::k68) {
     FS_ASSIGN(sp5_bytes, ReadVerifiedModel(models_dir, ModelId::kShape5));
   }
-  if (alignment != Alignment::k5) {
+  if (!sface && alignment != Alignment::k5) {
     FS_ASSIGN(sp68_bytes, ReadVerifiedModel(models_dir, ModelId::kShape68));
   }
-  FS_ASSIGN(const std::string net_bytes, ReadVerifiedModel(models_dir, ModelId::kResnet));
+  if (!sface) {
+    FS_ASSIGN(net_bytes, ReadVerifiedModel(models_dir, ModelId::kResnet));
+  }
   auto uses = [&](DetectorKind kind) {
     return options.detector == kind || std::any_of(options.retry.begin(), options.retry.end(),
                                                    [kind](const DetectPass& p) { return p.detector == kind; });
@@ -338,6 +393,12 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::pa
   if (uses(DetectorKind::kYunet)) {
     FS_ASSIGN(yunet, YunetDetector::Load(models_dir));
   }
+  std::unique_ptr<SfaceEmbedder> sface_embedder;
+  if (sface) {
+    if (options.detector != DetectorKind::kYunet)
+      return Fail(ErrorCode::kInvalidArgument, "the SFace model aligns faces on YuNet's landmarks: detect with yunet");
+    FS_ASSIGN(sface_embedder, SfaceEmbedder::Load(models_dir));
+  }
   dlib::shape_predictor sp5, sp68;
   EmbedderNet net;
   try {
@@ -347,12 +408,12 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadDlibAnalyzer(const std::filesystem::pa
     };
     if (sp5_bytes) from_bytes(*sp5_bytes, sp5);
     if (sp68_bytes) from_bytes(*sp68_bytes, sp68);
-    from_bytes(net_bytes, net);
+    if (net_bytes) from_bytes(*net_bytes, net);
   } catch (const std::exception& e) {
     return Fail(ErrorCode::kModel, std::string("cannot load dlib model: ") + e.what());
   }
   return std::make_unique<DlibAnalyzer>(options, std::move(sp5), std::move(sp68), std::move(net), std::move(cnn),
-                                        std::move(yunet));
+                                        std::move(yunet), std::move(sface_embedder));
 }
 
 }  // namespace facesearch

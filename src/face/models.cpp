@@ -96,11 +96,13 @@ Result<std::string> ReadVerifiedModel(const fs::path& dir, ModelId id) {
   return std::move(*bytes);
 }
 
-std::string ModelIdentity() {
+std::string ModelIdentity(EmbeddingModel model) {
   auto short_pin = [](ModelId id) {
     const char* s = ModelSha256(id);
     return std::string(s ? s : "unpinned").substr(0, 16);
   };
+  if (model == EmbeddingModel::kSface)
+    return "sface_2021dec@" + short_pin(ModelId::kSface) + "+yunet_2023mar@" + short_pin(ModelId::kYunet);
   return "dlib_resnet_v1@" + short_pin(ModelId::kResnet) + "+sp5@" + short_pin(ModelId::kShape5);
 }
 

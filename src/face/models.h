@@ -8,6 +8,7 @@
 #include <string>
 
 #include "facesearch/error.h"
+#include "facesearch/types.h"
 
 namespace facesearch {
 
@@ -30,7 +31,8 @@ Result<std::filesystem::path> VerifiedModelPath(const std::filesystem::path& dir
 // swapped between the check and the load). Errors: those of VerifiedModelPath, kIo.
 Result<std::string> ReadVerifiedModel(const std::filesystem::path& dir, ModelId id);
 
-// Identifies the embedding space: the embedder and the landmark model that aligns its input.
-std::string ModelIdentity();
+// Identifies the embedding space: the embedder and the landmark model that aligns its input
+// (dlib: the ResNet and the 5-point predictor; SFace: itself and YuNet, whose landmarks align it).
+std::string ModelIdentity(EmbeddingModel model = EmbeddingModel::kDlib);
 
 }  // namespace facesearch

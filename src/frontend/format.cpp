@@ -184,6 +184,7 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   }
   out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
       << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
+      << ",\"model\":" << JsonString(EmbeddingModelName(cal.model()))
       << ",\"threshold\":" << JsonFloat(o.threshold) << ",\"threshold_fmr\":" << JsonSignificant(cal.Fmr(o.threshold), 2)
       << ",\"calibration\":{\"mode\":" << JsonString(cal.mode()) << ",\"exact\":" << (cal.exact() ? "true" : "false")
       << "},\"expected_false_matches\":" << JsonNumber(ExpectedFalseMatches(r, o, cal))
@@ -393,6 +394,7 @@ std::string CompareJson(const CompareResult& r, float threshold, const Calibrati
          ",\"distance\":" + (r.distance ? JsonNumber(*r.distance) : "null") +
          ",\"fmr\":" + (r.distance ? JsonNumber(fmr) : "null") +
          ",\"confidence\":" + (r.distance ? JsonString(ConfidenceBand(fmr)) : "null") +
+         ",\"model\":" + JsonString(EmbeddingModelName(calibration.model())) +
          ",\"threshold\":" + JsonNumber(threshold) + ",\"calibration\":{\"mode\":" + JsonString(calibration.mode()) +
          ",\"exact\":" + (calibration.exact() ? "true" : "false") + "}" +
          ",\"same\":" + (r.same ? "true" : "false") + "}\n";
@@ -402,7 +404,7 @@ std::string InfoJson(const CorpusInfo& info) {
   const CorpusCounts& c = info.counts;
   return "{\"corpus\":" + JsonString(info.corpus_dir.string()) + ",\"database\":" + JsonString(info.database.string()) +
          ",\"schema_version\":" + std::to_string(info.schema_version) +
-         ",\"model_identity\":" + JsonString(info.model_identity) +
+         ",\"model_identity\":" + JsonString(info.model_identity) + ",\"model\":" + JsonString(info.model) +
          ",\"embedding_mode\":" + JsonString(info.embedding_mode) + ",\"images\":" + std::to_string(c.images) +
          ",\"images_with_faces\":" + std::to_string(c.images_ok) +
          ",\"images_without_face\":" + std::to_string(c.images_noface) +
@@ -434,7 +436,7 @@ std::string InfoText(const CorpusInfo& info) {
   std::ostringstream out;
   out << "corpus:          " << TerminalText(info.corpus_dir.string()) << "\n"
       << "database:        " << TerminalText(info.database.string()) << " (schema " << info.schema_version << ")\n"
-      << "models:          " << info.model_identity << "\n"
+      << "models:          " << info.model << " (" << info.model_identity << ")\n"
       << "embedding mode:  " << info.embedding_mode << "\n"
       << "images:          " << c.images << " (" << c.images_ok << " with faces, " << c.images_noface << " without, "
       << c.images_error << " errors; " << c.inputs_skipped << " inputs skipped; see info --errors)\n"
@@ -460,7 +462,7 @@ Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional
     return from_fmr;
   }
   if (threshold) return *threshold;
-  const float dflt = QueryOptions{}.threshold;
+  const float dflt = calibration.same_person_distance();
   const float scaled = calibration.DefaultThreshold(corpus_faces);
   if (scaled >= dflt) return dflt;
   if (note) {

@@ -4,6 +4,9 @@
 #include <charconv>
 #include <cmath>
 #include <sstream>
+#include <string>
+
+#include "facesearch/types.h"
 
 namespace facesearch {
 
@@ -106,8 +109,9 @@ Status ValidateIndexSpec(const IndexSpec& spec) {
     if (spec.*f.member < 0 || spec.*f.member > 1'000'000)
       return Fail(ErrorCode::kInvalidArgument,
                   std::string("--") + f.name + " must be between 0 (default) and 1000000");
-  if (spec.pq_m != 0 && (128 % spec.pq_m != 0))
-    return Fail(ErrorCode::kInvalidArgument, "--pq-m must divide 128 (1, 2, 4, 8, 16, 32, 64 or 128)");
+  if (spec.pq_m != 0 && (kEmbeddingDim % spec.pq_m != 0))
+    return Fail(ErrorCode::kInvalidArgument, "--pq-m must divide the embedding dimension, " +
+                                                 std::to_string(kEmbeddingDim) + " (1, 2, 4, 8, 16, 32, 64 or 128)");
   if (spec.pq_bits > 8)
     return Fail(ErrorCode::kInvalidArgument, "--pq-bits must be between 1 and 8");
   return Ok();

@@ -199,6 +199,7 @@ std::expected<CompareParams, ParseError> ParseCompare(const ApiRequest& request)
   auto threshold = Number<float>(request, "threshold", 0.0f, 2.0f);
   if (!threshold) return std::unexpected(threshold.error());
   if (*threshold) c.options.threshold = **threshold;
+  c.threshold_given = threshold->has_value();
   auto max_fmr = Number<double>(request, "max_fmr", 1e-9, 1.0);
   if (!max_fmr) return std::unexpected(max_fmr.error());
   c.max_fmr = max_fmr->value_or(0);
@@ -456,6 +457,8 @@ ApiResponse Api::Compare(const ApiRequest& request, const Caller& caller) {
     auto threshold = frontend::ChooseQueryThreshold(calibration, std::nullopt, c.max_fmr, 0, nullptr);
     if (!threshold) return FromError(threshold.error());
     c.options.threshold = *threshold;
+  } else if (!c.threshold_given) {
+    c.options.threshold = calibration.same_person_distance();
   }
   auto r = corpus_.Compare(c.a, c.b, c.options, RequestAudit(request, caller.name));
   if (!r) return FromError(r.error());

@@ -83,6 +83,7 @@ std::expected<QueryParams, ParseError> ParseQuery(const ApiRequest& request);
 // /v1/compare: parts "a" and "b"; threshold, max_fmr, face_a, face_b, format (json|table).
 struct CompareParams {
   CompareOptions options;
+  bool threshold_given = false;  // else: the model's same-person distance, as `compare`
   double max_fmr = 0;
   bool json = true;
   ProbeImage a, b;
