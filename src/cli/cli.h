@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "cli/format.h"
 #include "facesearch/engine.h"
 
 namespace facesearch::cli {
@@ -32,6 +33,9 @@ struct Context {
 
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
+
+// Adds -f/--format: table, json, jsonl, csv or tsv (docs/output.md), default table.
+void AddFormatOption(CLI::App& cmd, OutputFormat& format);
 
 // Adds a check refusing nan, inf and out-of-range values such as 1e999 to every floating-point
 // option (CLI11 type FLOAT) of `app` and its subcommands, present and future: call it once the
@@ -63,6 +67,7 @@ void AddConfigCommand(CLI::App& app, Context& ctx);
 void AddClusterCommand(CLI::App& app, Context& ctx);
 void AddVerifyCommand(CLI::App& app, Context& ctx);
 void AddReindexCommand(CLI::App& app, Context& ctx);
+void AddSubjectCommand(CLI::App& app, Context& ctx);
 // Adds the global --case, --purpose and --strict-permissions options (cmd_audit.cpp). With the
 // app's fallthrough they are accepted after the subcommand name too.
 void AddAccountabilityOptions(CLI::App& app, Context& ctx);

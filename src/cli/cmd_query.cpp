@@ -12,6 +12,7 @@
 #include "cli/format.h"
 #include "cli/html_report.h"
 #include "facesearch/eval.h"
+#include "facesearch/subject.h"
 
 namespace facesearch::cli {
 namespace {
@@ -29,6 +30,8 @@ struct QueryArgs {
   std::string fields_list;           // --fields a,b,c
   std::vector<std::string> fields;  // its csv/tsv columns
   std::string html;  // --html FILE
+  std::vector<std::string> subjects;  // --subject NAME...
+  bool together = false;              // --together
 };
 
 // Appends the probe paths listed in `file` (newline- or NUL-separated).
@@ -50,22 +53,34 @@ Status ReadProbeList(const std::string& file, bool null_separated, std::vector<s
 // name holding a line break would reach `xargs -d '\n'` or `while read` as two names (a crafted
 // one naming any other file): such a name is refused there, and -0 prints it. Returns whether
 // every path was printed.
-bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) {
+bool WritePaths(const std::vector<std::string>& paths, bool null_separated) {
   std::set<std::string> seen;
   bool all = true;
+  for (const std::string& path : paths) {
+    if (!seen.insert(path).second) continue;
+    if (!null_separated && path.find('\n') != std::string::npos) {
+      spdlog::error("not printing the matching image {}: its name holds a line break; use -0 and xargs -0 "
+                    "to receive it", path);
+      all = false;
+      continue;
+    }
+    std::cout << path << (null_separated ? '\0' : '\n');
+  }
+  return all;
+}
+
+bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) {
+  std::vector<std::string> paths;
   for (const ProbeOutcome& o : outcomes)
     for (const ProbeFace& p : o.result.probes)
-      for (const Match& m : p.matches) {
-        if (!seen.insert(m.image_path).second) continue;
-        if (!null_separated && m.image_path.find('\n') != std::string::npos) {
-          spdlog::error("not printing the matching image {}: its name holds a line break; use -0 and xargs -0 "
-                        "to receive it", m.image_path);
-          all = false;
-          continue;
-        }
-        std::cout << m.image_path << (null_separated ? '\0' : '\n');
-      }
-  return all;
+      for (const Match& m : p.matches) paths.push_back(m.image_path);
+  return WritePaths(paths, null_separated);
+}
+
+bool WritePaths(const std::vector<TogetherImage>& images, bool null_separated) {
+  std::vector<std::string> paths;
+  for (const TogetherImage& image : images) paths.push_back(image.image_path);
+  return WritePaths(paths, null_separated);
 }
 
 // The default threshold follows the corpus size (Calibration::DefaultThreshold) and says why when
@@ -82,6 +97,43 @@ void ScaleDefaultThreshold(Context& ctx, const Calibration& calibration, QueryOp
   options.threshold = scaled;
 }
 
+// The threshold from --max-fmr, or the default scaled to the corpus, with `calibration`'s table;
+// --threshold as given.
+Status ChooseThreshold(Context& ctx, const QueryArgs& args, const Calibration& calibration, QueryOptions& options) {
+  if (args.max_fmr > 0) {
+    options.threshold = calibration.ThresholdForFmr(args.max_fmr);
+    if (options.threshold <= 0)
+      return Fail(ErrorCode::kInvalidArgument, "--max-fmr is below what the calibration table can resolve; use 1e-6 or more");
+    spdlog::debug("--max-fmr {} gives threshold {} ({} table)", args.max_fmr, options.threshold, calibration.mode());
+  } else if (!args.threshold_given) {
+    ScaleDefaultThreshold(ctx, calibration, options);
+  }
+  return Ok();
+}
+
+// Each --subject, searched with its own threshold: the distance to a subject's template has its
+// own calibration (by number of references).
+Result<std::vector<ProbeOutcome>> QuerySubjectArgs(Context& ctx, const QueryArgs& args, const Calibration& calibration) {
+  std::vector<std::pair<std::string, QueryOptions>> subjects;
+  for (const std::string& name : args.subjects) {
+    FS_ASSIGN(Subject subject, GetSubject(ctx.Config(), name));
+    QueryOptions options = args.options;  // its threshold: as given, or the default to scale
+    const Calibration own = calibration.ForReferences(static_cast<int>(subject.references.size()));
+    FS_TRY(ChooseThreshold(ctx, args, own, options));
+    subjects.emplace_back(name, options);
+  }
+  return QuerySubjects(ctx.Config(), subjects);
+}
+
+// --together: the images in which every probe and subject appears, one row per image and probe.
+void WriteTogether(const std::vector<TogetherImage>& images, const std::vector<ProbeOutcome>& outcomes,
+                   const Calibration& calibration, OutputFormat format) {
+  std::vector<Calibration> cals;
+  for (const ProbeOutcome& o : outcomes)
+    cals.push_back(o.result.subject.empty() ? calibration : calibration.ForReferences(o.result.references));
+  WriteTogetherResults(std::cout, images, outcomes, cals, format);
+}
+
 void Run(Context& ctx, QueryArgs& args) {
   // The false-match rates come from the table measured with the corpus's embedding mode.
   auto mode = ResolvedEmbeddingMode(ctx.Config(), args.options.pipeline);
@@ -90,15 +142,6 @@ void Run(Context& ctx, QueryArgs& args) {
   if (!calibration.exact())
     spdlog::warn("no calibration was measured for '{}' embeddings: false-match rates and --max-fmr use the {} "
                  "table ({}) and are approximate", EmbeddingModeName(*mode), calibration.mode(), calibration.source());
-  if (args.max_fmr > 0) {
-    args.options.threshold = calibration.ThresholdForFmr(args.max_fmr);
-    if (args.options.threshold <= 0)
-      return ctx.Report(Error{ErrorCode::kInvalidArgument,
-                              "--max-fmr is below what the calibration table can resolve; use 1e-6 or more"});
-    spdlog::debug("--max-fmr {} gives threshold {}", args.max_fmr, args.options.threshold);
-  } else if (!args.threshold_given) {
-    ScaleDefaultThreshold(ctx, calibration, args.options);
-  }
   if (args.face >= 0) args.options.face = args.face;
   for (size_t start = 0; !args.fields_list.empty() && start <= args.fields_list.size();) {
     const size_t comma = std::min(args.fields_list.find(',', start), args.fields_list.size());
@@ -110,8 +153,14 @@ void Run(Context& ctx, QueryArgs& args) {
     return ctx.Report(Error{ErrorCode::kInvalidArgument, "--fields chooses csv/tsv columns: add --format csv or tsv"});
   if (!args.from_file.empty())
     if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
-  if (args.photos.empty())
-    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO... or --from-file)"});
+  if (args.photos.empty() && args.subjects.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe given (PHOTO..., --from-file or --subject NAME)"});
+  if (args.together && args.photos.size() + args.subjects.size() < 2)
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "--together needs two or more probes (photos or --subject), to find images of them together"});
+  if (!args.html.empty() && (args.together || !args.subjects.empty()))
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "--html reports photo probes only; leave it out with --subject or --together"});
   // The report crops the probe's faces, so a probe on stdin is kept for it.
   std::string stdin_probe;
   std::istringstream stdin_copy;
@@ -125,9 +174,16 @@ void Run(Context& ctx, QueryArgs& args) {
     stdin_copy.str(stdin_probe);
     std::cin.rdbuf(stdin_copy.rdbuf());
   }
-  auto outcomes = QueryPhotos(ctx.Config(), args.photos, args.options);
+  // Subjects first: an unknown name fails the command before any photo is searched.
+  auto subject_outcomes = QuerySubjectArgs(ctx, args, calibration);
+  if (!subject_outcomes) return ctx.Report(subject_outcomes.error());
+  if (!args.photos.empty())
+    if (Status s = ChooseThreshold(ctx, args, calibration, args.options); !s) return ctx.Report(s.error());
+  auto outcomes = args.photos.empty() ? Result<std::vector<ProbeOutcome>>{}
+                                      : QueryPhotos(ctx.Config(), args.photos, args.options);
   std::cin.rdbuf(cin_buf);
   if (!outcomes) return ctx.Report(outcomes.error());
+  std::move(subject_outcomes->begin(), subject_outcomes->end(), std::back_inserter(*outcomes));
 
   bool any_match = false, any_error = false;
   for (const ProbeOutcome& o : *outcomes) {
@@ -137,7 +193,7 @@ void Run(Context& ctx, QueryArgs& args) {
     } else if (o.result.faces_detected == 0) {
       spdlog::warn("no face found in {}; try --upsample 2 or --detector cnn for small or turned faces", o.photo);
     } else if (!o.result.any_match()) {
-      spdlog::info("no face in the corpus is within distance {} of {}", args.options.threshold, o.photo);
+      spdlog::info("no face in the corpus is within distance {} of {}", o.result.threshold, o.photo);
     }
     any_match = any_match || (!o.error && o.result.any_match());
     // json/jsonl carry the quality in their records; the other formats get a warning line.
@@ -151,8 +207,16 @@ void Run(Context& ctx, QueryArgs& args) {
                        p.index, o.photo, issues, p.quality.size, p.quality.sharpness);
         }
   }
-  if (args.paths_only) any_error = !WritePaths(*outcomes, args.null_separated) || any_error;
-  else WriteQueryResults(std::cout, *outcomes, args.options, calibration, args.format, args.fields);
+  if (args.together) {
+    const std::vector<TogetherImage> images = FindTogether(*outcomes);
+    if (args.paths_only) any_error = !WritePaths(images, args.null_separated) || any_error;
+    else WriteTogether(images, *outcomes, calibration, args.format);
+    any_match = !images.empty();
+  } else if (args.paths_only) {
+    any_error = !WritePaths(*outcomes, args.null_separated) || any_error;
+  } else {
+    WriteQueryResults(std::cout, *outcomes, args.options, calibration, args.format, args.fields);
+  }
   std::cout.flush();
   ctx.exit_code = any_error ? kExitError : any_match ? kExitMatch : kExitNoMatch;
   if (!args.html.empty()) {
@@ -190,8 +254,17 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch query -0 --paths-only a.jpg b.jpg | xargs -0 cp -t leads/ --\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
-      "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'");
+      "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'\n"
+      "  facesearch --case 2025-017 query --subject 'suspect A'   # all its reference photos at once\n"
+      "  facesearch query --together --subject 'suspect A' b.jpg  # images where both appear");
   cmd->add_option("photos", args->photos, "Probe image files, or - to read one from stdin");
+  cmd->add_option("--subject", args->subjects,
+                  "Search with a subject's references at once (`facesearch subject`), ranked by the distance "
+                  "to their mean; repeat for several, mix with photos")
+      ->allow_extra_args(false);  // one name per --subject: the photos after it stay probes
+  cmd->add_flag("--together", args->together,
+                "Print only the images in which every probe (photo or --subject) matches, each by a "
+                "different face (co-appearance); raise --top-k in large corpora");
   cmd->add_option("--from-file", args->from_file, "Also read probe paths from this file (- for stdin)");
   cmd->add_flag("-0,--null", args->null_separated,
                 "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0); "
@@ -222,15 +295,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--face", args->face, "Search with the probe's face N (0-based, as `facesearch faces` numbers them)")
       ->check(CLI::NonNegativeNumber)
       ->excludes(all_faces);
-  cmd->add_option("-f,--format", args->format, "Output: table, json, jsonl, csv or tsv")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable},
-                                              {"json", OutputFormat::kJson},
-                                              {"jsonl", OutputFormat::kJsonl},
-                                              {"csv", OutputFormat::kCsv},
-                                              {"tsv", OutputFormat::kTsv}},
-          CLI::ignore_case))
-      ->default_str("table");
+  AddFormatOption(*cmd, args->format);
   AddPipelineOptions(*cmd, args->options.pipeline);
   cmd->callback([&ctx, args, threshold] {
     args->threshold_given = threshold->count() > 0;

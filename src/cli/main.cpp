@@ -29,6 +29,7 @@ constexpr Subcommand kSubcommands[] = {
     {"config", AddConfigCommand},
     {"verify", AddVerifyCommand},
     {"reindex", AddReindexCommand},
+    {"subject", AddSubjectCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

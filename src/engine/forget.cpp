@@ -18,6 +18,7 @@
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
+#include "facesearch/subject.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -71,20 +72,6 @@ std::string CountsJson(const EraseCounts& c) {
          std::to_string(c.images) + "}";
 }
 
-// A scrub that readers keep busy is left marked pending: the next command to open the corpus
-// finishes it, and `verify` reports it meanwhile.
-Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths) {
-  auto finished = store.FinishScrub();
-  if (!finished && finished.error().code == ErrorCode::kBusy) {
-    spdlog::warn("another process is reading the corpus, so {}-wal could not be truncated yet; "
-                 "the erased rows may linger there and in {} until the next facesearch command "
-                 "finishes the scrub (`facesearch verify` reports it meanwhile)",
-                 paths.database.string(), paths.database.string());
-    return Ok();
-  }
-  return finished;
-}
-
 // After a committed erasure: rebuild and save the index (the delete generation moved), then
 // finish the scrub (WAL checkpointed and truncated) so that no copy of the erased rows is left in
 // the corpus files.
@@ -117,11 +104,24 @@ Result<std::unique_ptr<Store>> OpenForWriting(const CorpusPaths& paths,
 
 }  // namespace
 
+Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths) {
+  auto finished = store.FinishScrub();
+  if (!finished && finished.error().code == ErrorCode::kBusy) {
+    spdlog::warn("another process is reading the corpus, so {}-wal could not be truncated yet; "
+                 "the erased rows may linger there and in {} until the next facesearch command "
+                 "finishes the scrub (`facesearch verify` reports it meanwhile)",
+                 paths.database.string(), paths.database.string());
+    return Ok();
+  }
+  return finished;
+}
+
 Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& request) {
   const bool like = !request.like_photo.empty();
-  if (request.images.empty() && request.face_ids.empty() && !like && !request.older_than_s)
+  if (request.images.empty() && request.face_ids.empty() && !like && !request.older_than_s &&
+      request.subject.empty())
     return Fail(ErrorCode::kInvalidArgument,
-                "say what to forget: --image PATH, --face-id N, --like PHOTO or --older-than 30d");
+                "say what to forget: --image PATH, --face-id N, --like PHOTO, --subject NAME or --older-than 30d");
   CorpusPaths paths = PathsFor(config.corpus_dir);
   FS_TRY(RequireCorpus(paths));
   FS_TRY(CheckCorpusPermissions(config));
@@ -165,6 +165,17 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     face_ids.insert(near.begin(), near.end());
     by.push_back("like");
   }
+  std::optional<int64_t> subject_id;
+  if (!request.subject.empty()) {
+    FS_ASSIGN(std::vector<Subject> found, store->Subjects(request.subject));
+    if (found.empty())
+      return Fail(ErrorCode::kNotFound, "no subject named '" + request.subject +
+                                            "'; `facesearch subject list` shows them; nothing was erased");
+    subject_id = found.front().id;
+    FS_ASSIGN(std::vector<SubjectFace> faces, FacesOfSubject(*store, found.front(), request.threshold));
+    for (const SubjectFace& f : faces) face_ids.insert(f.face_id);
+    by.push_back("subject");
+  }
   std::string params = "{\"by\":[";
   for (size_t i = 0; i < by.size(); ++i) {
     if (i) params += ',';
@@ -172,7 +183,9 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   }
   params += "],\"images\":" + std::to_string(request.images.size()) +
             ",\"face_ids\":" + JsonIdArray(request.face_ids);
-  if (like) params += ",\"threshold\":" + JsonFloat(request.threshold);
+  if (like || subject_id) params += ",\"threshold\":" + JsonFloat(request.threshold);
+  if (subject_id)
+    params += ",\"subject\":" + JsonString(request.subject) + ",\"subject_id\":" + std::to_string(*subject_id);
   if (request.older_than_s) {
     const std::string cutoff = IsoAgo(*request.older_than_s);
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
@@ -193,7 +206,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   ForgetSummary summary;
   FS_TRY(DropIndex(*store, paths));
   FS_ASSIGN(summary.erased, store->Erase({image_ids.begin(), image_ids.end()},
-                                         {face_ids.begin(), face_ids.end()}, reason, make_audit));
+                                         {face_ids.begin(), face_ids.end()}, reason, make_audit, subject_id));
   FS_TRY(Scrub(*store, paths));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   summary.faces_left = counts.faces;

@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <iterator>
+#include <optional>
 #include <span>
 
 #include "eval/calibration_table.h"
@@ -37,11 +38,30 @@ double Interpolate(std::span<const generated::CalibrationPoint> t, float distanc
 Calibration::Calibration(size_t table, std::string mode, bool exact)
     : table_(table), mode_(std::move(mode)), source_(generated::kCalibrations[table].file), exact_(exact) {}
 
+namespace {
+
+std::optional<size_t> TableNamed(const std::string& name) {
+  for (size_t i = 0; i < std::size(generated::kCalibrations); ++i)
+    if (name == generated::kCalibrations[i].mode) return i;
+  return std::nullopt;
+}
+
+}  // namespace
+
 Calibration Calibration::For(const EmbeddingMode& mode) {
   const std::string name = EmbeddingModeName(mode);
-  for (size_t i = 0; i < std::size(generated::kCalibrations); ++i)
-    if (name == generated::kCalibrations[i].mode) return Calibration(i, name, true);
+  if (auto table = TableNamed(name)) return Calibration(*table, name, true);
   return Calibration(0, generated::kCalibrations[0].mode, false);  // table 0 is plain's
+}
+
+Calibration Calibration::ForReferences(int references) const {
+  if (references <= 1) return *this;
+  const int measured = std::min(references, kSubjectTableReferences);
+  const std::string refs = " refs=" + std::to_string(measured);
+  const std::string own = mode_ + refs;
+  if (auto table = TableNamed(own)) return Calibration(*table, own, exact_ && measured == references);
+  const std::string plain = generated::kCalibrations[0].mode + refs;
+  return Calibration(TableNamed(plain).value(), plain, false);  // every count up to the largest is compiled in
 }
 
 double Calibration::Fmr(float distance) const {
