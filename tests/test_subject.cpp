@@ -2,10 +2,13 @@
 // erasure, and the co-appearance rule of `query --together` on hand-made outcomes.
 #include <catch2/catch.hpp>
 
+#include "cli/format.h"
 #include "common/sha256.h"
+#include "facesearch/eval.h"
 #include "facesearch/engine.h"
 #include "facesearch/subject.h"
 #include "store/store.h"
+#include "json.h"
 #include "support.h"
 
 using namespace facesearch;
@@ -153,6 +156,26 @@ TEST_CASE("Removing a subject, or erasing the face a reference came from, erases
   CHECK(s.Audit().back().action == "subject");
 }
 
+TEST_CASE("'Not this person' is recorded with its audit record, refused for a reference or an unknown face, and goes "
+          "with the face",
+          "[subject]") {
+  SubjectStore s;
+  REQUIRE(s.store->AddSubjectReferences("A", false, {Reference("a.jpg", 0.1f)}, Record("ana", "")));
+  REQUIRE(s.store->AddSubjectReferences("B", false, {Reference("face", 0.5f, s.face_id)}, Record("ana", "")));
+  CHECK(s.store->ExcludeFromSubject("B", {s.face_id}, Record("ana", "")).error().code == ErrorCode::kInvalidArgument);
+  CHECK(s.store->ExcludeFromSubject("A", {s.face_id + 99}, Record("ana", "")).error().code == ErrorCode::kNotFound);
+  CHECK(s.store->ExcludeFromSubject("C", {s.face_id}, Record("ana", "")).error().code == ErrorCode::kNotFound);
+  CHECK(s.Audit().size() == 2);
+  REQUIRE(s.store->ExcludeFromSubject("A", {s.face_id}, Record("ben", "C-3")));
+  Subject a = s.store->Subjects("A").value().front();
+  REQUIRE(a.exclusions.size() == 1);
+  CHECK(a.Excludes(s.face_id));
+  CHECK(a.exclusions[0].added_by == "ben");
+  CHECK(a.exclusions[0].audit_seq == s.Audit().back().seq);
+  REQUIRE(s.store->Erase({}, {s.face_id}, "forget", [](const EraseCounts&) { return Record("ana", ""); }));
+  CHECK(s.store->Subjects("A").value().front().exclusions.empty());
+}
+
 TEST_CASE("Subject names are refused when empty, too long, with control characters or a leading dash", "[subject]") {
   CHECK(CheckSubjectName("J. Doe (2025-017)"));
   CHECK_FALSE(CheckSubjectName(""));
@@ -180,4 +203,33 @@ TEST_CASE("together keeps the images where every probe matches, each by a differ
   ProbeOutcome failed = b;
   failed.error = Error{ErrorCode::kDecode, "cannot read"};
   CHECK(FindTogether({a, failed}).empty());
+}
+
+TEST_CASE("together output names each probe in every format, with the calibration of a subject's number of references",
+          "[subject][format]") {
+  ProbeOutcome a = OutcomeWith("a.jpg", {MatchOf(1, "group.jpg", 0.30f)});
+  ProbeOutcome s = OutcomeWith("subject:=HYPERLINK(\"x\")", {MatchOf(2, "group.jpg", 0.20f)});
+  s.result.subject = "=HYPERLINK(\"x\")";
+  s.result.references = 3;
+  const std::vector<ProbeOutcome> outcomes{a, s};
+  const std::vector<TogetherImage> images = FindTogether(outcomes);
+  const Calibration plain = Calibration::For(EmbeddingMode{});
+  const std::vector<Calibration> cals{plain, plain.ForReferences(3)};
+  CHECK(cals[1].mode() == "plain refs=3");
+  CHECK(cals[1].exact());
+  CHECK_FALSE(plain.ForReferences(9).exact());
+  auto render = [&](cli::OutputFormat format) {
+    std::ostringstream out;
+    cli::WriteTogetherResults(out, images, outcomes, cals, format);
+    return out.str();
+  };
+  const test::Json json = test::ParseJson(render(cli::OutputFormat::kJson));
+  REQUIRE(json["together"].size() == 1);
+  CHECK(json["probes"][1].str() == s.photo);
+  CHECK(json["together"][0]["matches"][1]["probe"].str() == s.photo);
+  CHECK(json["together"][0]["matches"][1]["fmr"].num() == Approx(cals[1].Fmr(0.20f)).epsilon(0.05));
+  CHECK(test::ParseJsonLines(render(cli::OutputFormat::kJsonl)).size() == 1);
+  const std::string csv = render(cli::OutputFormat::kCsv);
+  CHECK(csv.find(",\"subject:=HYPERLINK(\"\"x\"\")\",2,") != std::string::npos);
+  CHECK(render(cli::OutputFormat::kTable).find("1 image(s) with all 2 probes") != std::string::npos);
 }

@@ -49,11 +49,12 @@ struct SubjectCorpus : CorpusDir {
     for (size_t i = 0; i < matches.size(); ++i) names.push_back(fs::path(matches[i]["image"].str()).filename());
     return names;
   }
-  int64_t FaceIdOf(const std::string& file) const {
+  // Face id by image file name (one face each), from one export.
+  std::map<std::string, int64_t> FaceIds() const {
+    std::map<std::string, int64_t> ids;
     for (const Json& line : ParseJsonLines(Must({"export"}).out))
-      if (fs::path(line["image"].str()).filename() == file) return static_cast<int64_t>(line["face_id"].num());
-    FAIL("no face of " << file);
-    return 0;
+      ids[fs::path(line["image"].str()).filename()] = static_cast<int64_t>(line["face_id"].num());
+    return ids;
   }
 };
 
@@ -63,10 +64,12 @@ bool Has(const std::vector<std::string>& names, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("A subject is added from a photo and a corpus face, searched with, renamed and removed, each step audited",
+TEST_CASE("A subject is added from a photo and a corpus face, searched with, told 'not this person', renamed and "
+          "removed, each step audited",
           "[subject][e2e][models]") {
   SubjectCorpus c;
-  const int64_t obama_face = c.FaceIdOf("obama.jpg");
+  const std::map<std::string, int64_t> ids = c.FaceIds();
+  const int64_t obama_face = ids.at("obama.jpg");
   c.Must({"--case", "C-1", "subject", "add", "obama", "--photo", TestImage("obama3.jpg").string(), "--face-id",
           std::to_string(obama_face)});
 
@@ -90,6 +93,18 @@ TEST_CASE("A subject is added from a photo and a corpus face, searched with, ren
   CHECK(Has(images, "group.jpg"));
   CHECK_FALSE(Has(images, "biden.jpg"));
 
+  c.Must({"--case", "C-1", "subject", "exclude", "obama", "--face-id", std::to_string(ids.at("obama2.jpg"))});
+  const std::vector<std::string> after = c.Images(ParseJson(c.Must({"query", "--subject", "obama", "-f", "json"}).out));
+  CHECK_FALSE(Has(after, "obama2.jpg"));
+  CHECK(Has(after, "obama.jpg"));
+  const Json marked = ParseJson(c.Must({"subject", "show", "obama", "--format", "json"}).out);
+  REQUIRE(marked["not_this_person"].size() == 1);
+  CHECK(marked["not_this_person"][0]["face_id"].num() == ids.at("obama2.jpg"));
+  CHECK(marked["not_this_person"][0]["case"].str() == "C-1");
+  RunResult own_reference = c.Run({"subject", "exclude", "obama", "--face-id", std::to_string(obama_face)});
+  CHECK(own_reference.exit_code == 2);
+  CHECK(own_reference.err.find("one of subject 'obama''s references") != std::string::npos);
+
   c.Must({"subject", "rename", "obama", "barack"});
   CHECK(c.Must({"subject", "list"}).out.find("barack") != std::string::npos);
   RunResult old_name = c.Run({"query", "--subject", "obama"});
@@ -100,7 +115,8 @@ TEST_CASE("A subject is added from a photo and a corpus face, searched with, ren
 
   std::vector<std::string> trail;
   for (const Json& r : c.Audit()) trail.push_back(r["action"].str() + (r["params"].has("op") ? " " + r["params"]["op"].str() : ""));
-  CHECK(trail == std::vector<std::string>{"export", "subject add", "query", "subject rename", "subject remove"});
+  CHECK(trail == std::vector<std::string>{"export", "subject add", "query", "subject exclude", "query", "subject rename",
+                                          "subject remove"});
   const Json add = c.Audit()[1];
   CHECK(add["case"].str() == "C-1");
   CHECK(add["seq"].num() == shown["references"][0]["audit_seq"].num());

@@ -101,7 +101,7 @@ _facesearch() {
     case "$sub" in
         audit) COMPREPLY=($(compgen -W "list verify" -- "$cur")) ;;
         optout) COMPREPLY=($(compgen -W "add list remove" -- "$cur")) ;;
-        subject) COMPREPLY=($(compgen -W "add list show rename remove" -- "$cur")) ;;
+        subject) COMPREPLY=($(compgen -W "add list show exclude rename remove" -- "$cur")) ;;
         eval) [[ -n "$subsub" ]] || COMPREPLY=($(compgen -W "lfw calibrate" -- "$cur")) ;;
         config) COMPREPLY=($(compgen -W "list set" -- "$cur")) ;;
         info | export | reindex) ;;

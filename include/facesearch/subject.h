@@ -41,6 +41,11 @@ Result<Subject> AddSubject(const CorpusConfig& config, const SubjectAddRequest& 
 Result<std::vector<Subject>> ListSubjects(const CorpusConfig& config);
 // Errors: kNotFound naming `subject list`.
 Result<Subject> GetSubject(const CorpusConfig& config, const std::string& name);
+// "Not this person": marks corpus faces as not the subject, audited ("subject", op "exclude"):
+// subject searches never return them, and export/forget --subject leave them out. Errors:
+// kNotFound (no subject, an unknown face id), kInvalidArgument (a face that is a reference, no
+// face id given); nothing changes then.
+Status ExcludeFromSubject(const CorpusConfig& config, const std::string& name, const std::vector<int64_t>& face_ids);
 // Audited ("subject", op "rename"). Errors: kNotFound, kInvalidArgument (bad or taken name).
 Status RenameSubject(const CorpusConfig& config, const std::string& from, const std::string& to);
 // Deletes the subject and its references (their embeddings scrubbed like an erasure), audited
@@ -49,7 +54,7 @@ Status RemoveSubject(const CorpusConfig& config, const std::string& name);
 
 // `export --subject`: the subject's faces in the corpus, exactly those `forget --subject` would
 // erase at `threshold` (every face within it of the template, and the faces its references came
-// from), nearest first, each with its distance to the template. The audit record ("export",
+// from, less those marked "not this person"), nearest first, each with its distance to the template. The audit record ("export",
 // params subject and threshold, the face ids) is committed first. Errors: kNotFound, kIo, kDatabase.
 Status ExportSubjectFaces(const CorpusConfig& config, const std::string& name, float threshold,
                           const std::function<void(const FaceRecord&, float distance)>& fn);

@@ -27,11 +27,25 @@ struct SubjectReference {
   int64_t audit_seq = 0;            // the audit record that added it (`facesearch audit`)
 };
 
+// "Not this person": a corpus face someone judged not to be the subject. Subject searches never
+// return it, and `forget --subject` / `export --subject` leave it out. It goes when the face is erased.
+struct SubjectExclusion {
+  int64_t face_id = 0;
+  std::string added_at, added_by, case_id;
+  int64_t audit_seq = 0;
+};
+
 struct Subject {
   int64_t id = 0;
   std::string name;
   std::string created_at, created_by, case_id;
   std::vector<SubjectReference> references;  // oldest first
+  std::vector<SubjectExclusion> exclusions;  // oldest first
+  bool Excludes(int64_t face_id) const {
+    for (const SubjectExclusion& e : exclusions)
+      if (e.face_id == face_id) return true;
+    return false;
+  }
 };
 
 }  // namespace facesearch

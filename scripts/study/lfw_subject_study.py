@@ -30,7 +30,6 @@ import sys
 import numpy as np
 
 RULES = ("best", "mean2", "mean", "template")
-CHOSEN = "template"
 
 
 def load(db, lfw):

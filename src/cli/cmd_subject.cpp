@@ -27,11 +27,16 @@ std::string ReferenceJson(const SubjectReference& r) {
 
 // Never the embeddings: they are biometric data, kept only for searching.
 std::string SubjectJson(const Subject& s) {
-  std::string refs;
+  std::string refs, excluded;
   for (const SubjectReference& r : s.references) refs += (refs.empty() ? "" : ",") + ReferenceJson(r);
+  for (const SubjectExclusion& e : s.exclusions)
+    excluded += std::string(excluded.empty() ? "" : ",") + "{\"face_id\":" + std::to_string(e.face_id) +
+                ",\"added_at\":" + JsonString(e.added_at) + ",\"added_by\":" + JsonString(e.added_by) +
+                ",\"case\":" + JsonString(e.case_id) + ",\"audit_seq\":" + std::to_string(e.audit_seq) + "}";
   return "{\"name\":" + JsonString(s.name) + ",\"id\":" + std::to_string(s.id) +
          ",\"created_at\":" + JsonString(s.created_at) + ",\"created_by\":" + JsonString(s.created_by) +
-         ",\"case\":" + JsonString(s.case_id) + ",\"references\":[" + refs + "]}";
+         ",\"case\":" + JsonString(s.case_id) + ",\"references\":[" + refs + "],\"not_this_person\":[" +
+         excluded + "]}";
 }
 
 // csv/tsv: one row per reference (a subject without any: one row with empty reference cells).
@@ -60,6 +65,10 @@ void WriteTable(std::ostream& out, const std::vector<Subject>& subjects, bool wi
           << "\n      added " << TerminalText(r.added_at) << " by " << TerminalText(r.added_by)
           << (r.case_id.empty() ? "" : " case " + TerminalText(r.case_id)) << ", audit record " << r.audit_seq
           << ", photo sha256 " << r.photo_sha256.substr(0, 16) << "\n";
+    for (const SubjectExclusion& e : s.exclusions)
+      out << "  not this person: face " << e.face_id << ", marked " << TerminalText(e.added_at) << " by "
+          << TerminalText(e.added_by) << (e.case_id.empty() ? "" : " case " + TerminalText(e.case_id))
+          << ", audit record " << e.audit_seq << "\n";
   }
 }
 
@@ -106,6 +115,10 @@ void Run(Context& ctx, SubjectArgs& args) {
     auto subject = GetSubject(ctx.Config(), args.name);
     if (!subject) return ctx.Report(subject.error());
     Write({*subject}, args.format, true);
+  } else if (args.action == "exclude") {
+    if (Status s = ExcludeFromSubject(ctx.Config(), args.name, args.request.face_ids); !s) return ctx.Report(s.error());
+    std::cout << args.request.face_ids.size() << " face(s) marked not '" << TerminalText(args.name)
+              << "': its searches, exports and erasures leave them out\n";
   } else if (args.action == "rename") {
     if (args.new_name.empty()) return ctx.Report({ErrorCode::kInvalidArgument, "subject rename needs NAME NEW-NAME"});
     if (Status s = RenameSubject(ctx.Config(), args.name, args.new_name); !s) return ctx.Report(s.error());
@@ -131,23 +144,26 @@ void AddSubjectCommand(CLI::App& app, Context& ctx) {
       "the user and --case; show lists every reference with who added it, when, and its record.\n"
       "The references' embeddings are biometric data: never printed; remove erases them, and\n"
       "`forget --subject NAME` erases the subject's faces in the corpus as well. A face covered\n"
-      "by an opt-out is never a reference.\n\n"
+      "by an opt-out is never a reference. exclude NAME --face-id N records \"not this person\":\n"
+      "the subject's searches, exports and erasures leave that face out.\n\n"
       "Examples:\n"
       "  facesearch --case 2025-017 subject add 'suspect A' --photo cctv1.jpg --photo cctv2.jpg\n"
       "  facesearch subject add 'suspect A' --append --face-id 4711\n"
       "  facesearch subject list\n"
       "  facesearch subject show 'suspect A' --format json\n"
+      "  facesearch --case 2025-017 subject exclude 'suspect A' --face-id 812   # not this person\n"
       "  facesearch --case 2025-017 query --subject 'suspect A'\n"
       "  facesearch subject rename 'suspect A' 'J. Doe'\n"
       "  facesearch subject remove 'J. Doe'");
-  cmd->add_option("action", args->action, "add, list, show, rename or remove")
+  cmd->add_option("action", args->action, "add, list, show, exclude, rename or remove")
       ->required()
-      ->check(CLI::IsMember({"add", "list", "show", "rename", "remove"}));
+      ->check(CLI::IsMember({"add", "list", "show", "exclude", "rename", "remove"}));
   cmd->add_option("name", args->name, "The subject's name (rename: its current name)");
   cmd->add_option("new_name", args->new_name, "rename: the new name");
   cmd->add_option("--photo", args->request.photos, "add: a reference photo (its largest face); repeat for more")
       ->allow_extra_args(false);
-  cmd->add_option("--face-id", args->request.face_ids, "add: a corpus face as a reference; repeat for more")
+  cmd->add_option("--face-id", args->request.face_ids,
+                  "add: a corpus face as a reference; exclude: a face that is not this person; repeat for more")
       ->check(CLI::PositiveNumber)
       ->allow_extra_args(false);
   cmd->add_flag("--append", args->request.append, "add: extend an existing subject instead of creating one");

@@ -36,8 +36,9 @@ AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event);
 Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths);
 
 // A subject's faces in the corpus (what `forget --subject` erases and `export --subject` writes):
-// every face within `threshold` of its template, and the faces its references came from, nearest
-// first, each with its distance to the template. A scan of every embedding.
+// every face within `threshold` of its template, and the faces its references came from, less those
+// marked "not this person", nearest first, each with its distance to the template. A scan of every
+// embedding.
 struct SubjectFace {
   int64_t face_id = 0;
   float distance = 0;

@@ -174,7 +174,13 @@ Result<ProbeOutcome> Corpus::QuerySubject(const std::string& name, const QueryOp
   }
   ProbeFace probe;
   probe.face.embedding = SubjectTemplate(subject);
-  FS_ASSIGN(probe.matches, FindMatches(c, probe.face, options, optouts));
+  // Faces marked "not this person" are searched past, so that top_k others still come back.
+  QueryOptions wider = options;
+  wider.top_k += static_cast<int>(subject.exclusions.size());
+  FS_ASSIGN(probe.matches, FindMatches(c, probe.face, wider, optouts));
+  std::erase_if(probe.matches, [&](const Match& m) { return subject.Excludes(m.face_id); });
+  if (probe.matches.size() > static_cast<size_t>(options.top_k)) probe.matches.resize(static_cast<size_t>(options.top_k));
+  for (size_t i = 0; i < probe.matches.size(); ++i) probe.matches[i].rank = static_cast<int>(i) + 1;
   std::vector<int64_t> returned;
   for (const Match& m : probe.matches) returned.push_back(m.face_id);
   out.result.probes.push_back(std::move(probe));

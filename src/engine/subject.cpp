@@ -141,7 +141,7 @@ Result<std::vector<SubjectFace>> FacesOfSubject(Store& store, const Subject& sub
   std::vector<SubjectFace> faces;
   FS_TRY(store.ForEachEmbedding(0, [&](int64_t id, const Embedding& e) {
     const float d = EmbeddingDistance(center, e);
-    if (d <= threshold || referenced.count(id)) faces.push_back({id, d});
+    if ((d <= threshold || referenced.count(id)) && !subject.Excludes(id)) faces.push_back({id, d});
   }));
   std::sort(faces.begin(), faces.end(), [](const SubjectFace& a, const SubjectFace& b) {
     return a.distance < b.distance || (a.distance == b.distance && a.face_id < b.face_id);
@@ -192,6 +192,15 @@ Result<Subject> GetSubject(const CorpusConfig& config, const std::string& name) 
   if (found.empty())
     return Fail(ErrorCode::kNotFound, "no subject named '" + name + "'; `facesearch subject list` shows them");
   return found.front();
+}
+
+Status ExcludeFromSubject(const CorpusConfig& config, const std::string& name, const std::vector<int64_t>& face_ids) {
+  if (face_ids.empty())
+    return Fail(ErrorCode::kInvalidArgument, "say which faces are not this person: --face-id N (ids as query prints them)");
+  FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, /*models=*/false));
+  const std::string params = "{\"op\":\"exclude\",\"name\":" + JsonString(name) + ",\"face_ids\":" +
+                             JsonIdArray(face_ids) + "}";
+  return opened.store->ExcludeFromSubject(name, face_ids, MakeAuditRecord(config.audit, {"subject", params, {}, ""}));
 }
 
 Status RenameSubject(const CorpusConfig& config, const std::string& from, const std::string& to) {

@@ -10,7 +10,8 @@
 //   v3 → v4: the counts table, filled once from the tables and then kept by triggers (images by
 //            status, faces, skipped inputs), so that `info` and the `auto` index kind read counts
 //            in O(1) instead of scanning millions of rows (issue #16).
-//   v4 → v5: the subjects and subject_refs tables (issue #21: named people with reference faces).
+//   v4 → v5: the subjects, subject_refs and subject_exclusions tables (issue #21: named people
+//            with reference faces, and faces marked "not this person").
 #pragma once
 
 #include <sqlite3.h>

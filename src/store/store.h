@@ -202,6 +202,10 @@ class Store {
   // append), kDatabase.
   Result<Subject> AddSubjectReferences(const std::string& name, bool append,
                                        const std::vector<SubjectReference>& refs, AuditRecord record);
+  // Marks corpus faces "not this person" for the subject, with `record` (results
+  // {"subject_id":..,"excluded":[ids]}). Errors: kNotFound (no subject, or a face id that names no
+  // face), kInvalidArgument (a face that is one of its references).
+  Status ExcludeFromSubject(const std::string& name, const std::vector<int64_t>& face_ids, AuditRecord record);
   // Errors: kNotFound (no subject `from`), kInvalidArgument (`to` taken).
   Status RenameSubject(const std::string& from, const std::string& to, AuditRecord record);
   // Deletes the subject and its references with `record`, marking the scrub pending (their

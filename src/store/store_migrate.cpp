@@ -94,7 +94,7 @@ END;
 Status CreateV4(sqlite3* db) { return sqlite::Exec(db, kV4Sql); }
 
 namespace {
-// Subjects (issue #21): named people with reference faces. A reference's embedding is biometric
+// Subjects (issue #21): named people with reference faces, and faces marked "not this person". A reference's embedding is biometric
 // data; one taken from a corpus face goes with that face (ON DELETE CASCADE), so erasing the face
 // (forget, opt-out) erases the reference too. Who added it, when and for which case are copied
 // from its audit record, whose seq it keeps.
@@ -111,6 +111,12 @@ CREATE TABLE subject_refs(id INTEGER PRIMARY KEY AUTOINCREMENT,
                           audit_seq INTEGER NOT NULL);
 CREATE INDEX subject_refs_subject ON subject_refs(subject_id);
 CREATE INDEX subject_refs_face ON subject_refs(face_id);
+-- "Not this person": faces a subject's searches must never return.
+CREATE TABLE subject_exclusions(subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+                                face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+                                added_at TEXT NOT NULL, added_by TEXT NOT NULL, case_id TEXT NOT NULL DEFAULT '',
+                                audit_seq INTEGER NOT NULL, PRIMARY KEY(subject_id, face_id)) WITHOUT ROWID;
+CREATE INDEX subject_exclusions_face ON subject_exclusions(face_id);
 )sql";
 }  // namespace
 

@@ -62,7 +62,24 @@ Result<std::vector<Subject>> Store::Subjects(const std::optional<std::string>& n
   for (;;) {
     FS_ASSIGN(bool row, subjects.Step());
     if (!row) break;
-    out.push_back(Subject{subjects.Int(0), subjects.Text(1), subjects.Text(2), subjects.Text(3), subjects.Text(4), {}});
+    Subject& s = out.emplace_back();
+    s.id = subjects.Int(0);
+    s.name = subjects.Text(1);
+    s.created_at = subjects.Text(2);
+    s.created_by = subjects.Text(3);
+    s.case_id = subjects.Text(4);
+  }
+  FS_ASSIGN(Stmt excluded, Stmt::Prepare(db_,
+      "SELECT face_id, added_at, added_by, case_id, audit_seq FROM subject_exclusions WHERE subject_id = ? "
+      "ORDER BY audit_seq, face_id"));
+  for (Subject& s : out) {
+    excluded.Reset();
+    excluded.Bind(1, s.id);
+    for (;;) {
+      FS_ASSIGN(bool row, excluded.Step());
+      if (!row) break;
+      s.exclusions.push_back({excluded.Int(0), excluded.Text(1), excluded.Text(2), excluded.Text(3), excluded.Int(4)});
+    }
   }
   FS_ASSIGN(Stmt refs, Stmt::Prepare(db_,
       "SELECT subject_id, id, embedding, source, photo_sha256, face_id, x, y, w, h, added_at, added_by, case_id, "
@@ -112,6 +129,40 @@ Result<Subject> Store::AddSubjectReferences(const std::string& name, bool append
   FS_ASSIGN(std::vector<Subject> found, Subjects(name));
   if (found.empty()) return NoSuchSubject(name);  // removed by another process in between
   return found.front();
+}
+
+Status Store::ExcludeFromSubject(const std::string& name, const std::vector<int64_t>& face_ids, AuditRecord record) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(std::optional<int64_t> id, FindSubjectId(db_, name));
+  if (!id) return NoSuchSubject(name);
+  FS_ASSIGN(Stmt face, Stmt::Prepare(db_, "SELECT COUNT(*) FROM faces WHERE id = ?"));
+  FS_ASSIGN(Stmt reference, Stmt::Prepare(db_, "SELECT COUNT(*) FROM subject_refs WHERE subject_id = ? AND face_id = ?"));
+  for (int64_t f : face_ids) {
+    face.Reset();
+    face.Bind(1, f);
+    FS_ASSIGN(bool row, face.Step());
+    if (!row || face.Int(0) == 0)
+      return Fail(ErrorCode::kNotFound, "--face-id " + std::to_string(f) + " names no face in the corpus; nothing was changed");
+    reference.Reset();
+    reference.Bind(1, *id).Bind(2, f);
+    FS_ASSIGN(row, reference.Step());
+    if (row && reference.Int(0) > 0)
+      return Fail(ErrorCode::kInvalidArgument, "face " + std::to_string(f) + " is one of subject '" + name +
+                                                   "''s references: it cannot also be 'not this person'; nothing was changed");
+  }
+  std::string ids;
+  for (int64_t f : face_ids) ids += (ids.empty() ? "" : ",") + std::to_string(f);
+  record.results = "{\"subject_id\":" + std::to_string(*id) + ",\"excluded\":[" + ids + "]}";
+  FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
+  FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
+      "INSERT OR IGNORE INTO subject_exclusions(subject_id, face_id, added_at, added_by, case_id, audit_seq) "
+      "VALUES(?, ?, ?, ?, ?, ?)"));
+  for (int64_t f : face_ids) {
+    insert.Reset();
+    insert.Bind(1, *id).Bind(2, f).Bind(3, stored.at).Bind(4, stored.user).Bind(5, stored.case_id).Bind(6, stored.seq);
+    FS_TRY(insert.Run());
+  }
+  return txn.Commit();
 }
 
 Status Store::RenameSubject(const std::string& from, const std::string& to, AuditRecord record) {
