@@ -2,6 +2,7 @@
 // audit trail, searching with a subject, co-appearance on a group photo made from two test
 // photos, erasure of a subject's faces, opt-outs winning, and bad input changing nothing.
 #include <catch2/catch.hpp>
+#include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -58,6 +59,11 @@ struct SubjectCorpus : CorpusDir {
   }
 };
 
+std::string ReadText(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 bool Has(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
@@ -83,7 +89,11 @@ TEST_CASE("A subject is added from a photo and a corpus face, searched with, tol
   CHECK(shown["references"][1]["face_id"].num() == obama_face);
   CHECK(c.Must({"subject", "show", "obama", "--format", "json"}).out.find("embedding") == std::string::npos);
 
-  const Json found = ParseJson(c.Must({"query", "--subject", "obama", "--format", "json"}).out);
+  const Json found =
+      ParseJson(c.Must({"query", "--subject", "obama", "--format", "json", "--html", (c.dir / "r.html").string()}).out);
+  const std::string html = ReadText(c.dir / "r.html");
+  CHECK(html.find("Subject <b>obama</b>: 2 reference face(s)") != std::string::npos);
+  CHECK(html.find("plain refs=2 table") != std::string::npos);
   CHECK(found["subject"].str() == "obama");
   CHECK(found["references"].num() == 2);
   CHECK(found["calibration"]["mode"].str() == "plain refs=2");

@@ -158,9 +158,9 @@ void Run(Context& ctx, QueryArgs& args) {
   if (args.together && args.photos.size() + args.subjects.size() < 2)
     return ctx.Report(Error{ErrorCode::kInvalidArgument,
                             "--together needs two or more probes (photos or --subject), to find images of them together"});
-  if (!args.html.empty() && (args.together || !args.subjects.empty()))
+  if (!args.html.empty() && args.together)
     return ctx.Report(Error{ErrorCode::kInvalidArgument,
-                            "--html reports photo probes only; leave it out with --subject or --together"});
+                            "--html reports each probe's matches, not co-appearance: leave it out with --together"});
   // The report crops the probe's faces, so a probe on stdin is kept for it.
   std::string stdin_probe;
   std::istringstream stdin_copy;

@@ -186,19 +186,6 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   out << "]}";
 }
 
-// A subject's outcome is ranked by its distance to the template of its references: its own
-// threshold, and the calibration measured for that many references.
-struct Scale {
-  QueryOptions options;
-  Calibration cal;
-};
-Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Calibration& cal) {
-  if (outcome.result.subject.empty()) return {options, cal};
-  Scale scale{options, cal.ForReferences(outcome.result.references)};
-  scale.options.threshold = outcome.result.threshold;
-  return scale;
-}
-
 // One object for one probe; an array of them for several.
 void WriteJson(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& o,
                const Calibration& cal) {
@@ -429,6 +416,13 @@ void WriteTogetherResults(std::ostream& out, const std::vector<TogetherImage>& i
           << ConfidenceBand(cals[j].Fmr(m.distance)) << ")\n";
     }
   }
+}
+
+Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Calibration& cal) {
+  if (outcome.result.subject.empty()) return {options, cal};
+  Scale scale{options, cal.ForReferences(outcome.result.references)};
+  scale.options.threshold = outcome.result.threshold;
+  return scale;
 }
 
 std::string FaceRecordJson(const FaceRecord& r) {

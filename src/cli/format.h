@@ -55,6 +55,14 @@ void WriteTogetherResults(std::ostream& out, const std::vector<TogetherImage>& i
                           const std::vector<ProbeOutcome>& outcomes, const std::vector<Calibration>& cals,
                           OutputFormat format);
 
+// A subject's outcome is ranked by its distance to the template of its references: its own
+// threshold, and the calibration measured for that many references. A photo's: the query's.
+struct Scale {
+  QueryOptions options;
+  Calibration cal;
+};
+Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Calibration& cal);
+
 // kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
 Status CheckFields(const std::vector<std::string>& fields);
 

@@ -11,6 +11,7 @@
 #include "store/store.h"
 
 namespace facesearch {
+using sqlite::HasTable;
 using sqlite::QueryInt;
 using sqlite::Stmt;
 using sqlite::Transaction;
@@ -21,13 +22,6 @@ namespace {
 
 constexpr const char* kHeadSeq = "audit.head_seq";
 constexpr const char* kHeadHash = "audit.head_hash";
-
-Result<bool> HasTable(sqlite3* db, const char* name) {
-  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"));
-  stmt.Bind(1, std::string_view(name));
-  FS_ASSIGN(bool row, stmt.Step());
-  return row && stmt.Int(0) > 0;
-}
 
 std::string JoinProbes(const std::vector<std::string>& probes) {
   std::string out;

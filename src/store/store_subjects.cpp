@@ -54,7 +54,8 @@ Result<SubjectReference> ReadReference(const Stmt& row) {
 
 Result<std::vector<Subject>> Store::Subjects(const std::optional<std::string>& name) {
   std::vector<Subject> out;
-  if (version_ < 5) return out;  // an older schema opened read-only has none
+  FS_ASSIGN(bool has, sqlite::HasTable(db_, "subjects"));
+  if (!has) return out;  // an older schema opened read-only has none
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/false));
   FS_ASSIGN(Stmt subjects, Stmt::Prepare(db_,
       "SELECT id, name, created_at, created_by, case_id FROM subjects WHERE ?1 IS NULL OR name = ?1 ORDER BY name"));
