@@ -172,7 +172,8 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   // An older (version 1) corpus: the privacy tables are added on the next write.
   Tamper(c.db(), "DROP TABLE counts; DROP TRIGGER counts_images_insert; DROP TRIGGER counts_images_delete; "
                  "DROP TRIGGER counts_images_status; DROP TRIGGER counts_faces_insert; DROP TRIGGER counts_faces_delete; "
-                 "DROP TABLE audit; DROP TABLE tombstones; DROP TABLE optouts; DROP TABLE users; PRAGMA user_version = 1; "
+                 "DROP TABLE audit; DROP TABLE tombstones; DROP TABLE optouts; DROP TABLE users; DROP TABLE subject_exclusions; DROP TABLE subject_refs; DROP TABLE subjects; "
+                 "PRAGMA user_version = 1; "
                  "UPDATE meta SET value = '1' WHERE key = 'schema_version'; DELETE FROM meta WHERE key LIKE 'audit.%'; "
                  "DROP TABLE input_issues; DROP INDEX images_path; ALTER TABLE images DROP COLUMN error_kind; "
                  "ALTER TABLE images DROP COLUMN page_url; ALTER TABLE images DROP COLUMN source; "
@@ -181,7 +182,7 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 1);
 
   REQUIRE(c.Run({"config", "set", "require-case", "true"}).exit_code == 0);
-  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 5);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 6);
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 1);  // counts rebuilt from the rows
   CHECK(c.Run({"config"}).out.find("require-case = true") != std::string::npos);
 

@@ -60,7 +60,7 @@ _facesearch() {
     case "$prev" in
         --corpus | --models | --crop | --images)
             COMPREPLY=($(compgen -d -- "$cur")); return ;;
-        --html | --from-file | --output | -o | --pairs | --roc | --image)
+        --html | --from-file | --output | -o | --pairs | --roc | --image | --photo)
             COMPREPLY=($(compgen -f -- "$cur")); return ;;
         --detector)
             COMPREPLY=($(compgen -W "hog cnn yunet" -- "$cur")); return ;;
@@ -70,14 +70,14 @@ _facesearch() {
             COMPREPLY=($(compgen -W "auto exact int8 ivf ivfpq hnsw" -- "$cur")); return ;;
         -f | --format)
             case "$sub" in
-                query) COMPREPLY=($(compgen -W "table json jsonl csv tsv" -- "$cur")) ;;
+                query | subject) COMPREPLY=($(compgen -W "table json jsonl csv tsv" -- "$cur")) ;;
                 cluster) COMPREPLY=($(compgen -W "table json jsonl" -- "$cur")) ;;
                 audit) COMPREPLY=($(compgen -W "table jsonl" -- "$cur")) ;;
             esac
             return ;;
         --case | --purpose | -t | --threshold | -k | --top-k | --max-fmr | --face | --face-a | --face-b | \
             --upsample | --max-pixels | -j | --jobs | --min-size | --neighbors | --reason | --face-id | \
-            --older-than | --since | --until | --user | --like | --nlist | --nprobe | --pq-m | --pq-bits | \
+            --older-than | --since | --until | --user | --like | --subject | --nlist | --nprobe | --pq-m | --pq-bits | \
             --m | --hnsw-m | --ef-construction | --ef-search | --rerank | --recall-queries)
             return ;;  # a value the user has to type
     esac
@@ -103,6 +103,7 @@ _facesearch() {
     case "$sub" in
         audit) COMPREPLY=($(compgen -W "list verify" -- "$cur")) ;;
         optout) COMPREPLY=($(compgen -W "add list remove" -- "$cur")) ;;
+        subject) COMPREPLY=($(compgen -W "add list show exclude rename remove" -- "$cur")) ;;
         eval) [[ -n "$subsub" ]] || COMPREPLY=($(compgen -W "lfw calibrate" -- "$cur")) ;;
         config) COMPREPLY=($(compgen -W "list set" -- "$cur")) ;;
         info | export | reindex | compact) ;;

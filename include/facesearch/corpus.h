@@ -82,6 +82,15 @@ class Corpus {
   Result<ProbeOutcome> QueryEmbedding(const EmbeddedProbe& probe, const QueryOptions& options,
                                       const AuditContext& audit);
 
+  // Searches the corpus with a subject (facesearch/subject.h): one search with the template of its
+  // references (SubjectDistance: the matches' distances are to the template, and
+  // options.threshold applies to them; their false-match rates are Calibration::ForSubject's). A
+  // reference covered by an opt-out is left out. The outcome names the subject (probe_path
+  // "subject:NAME", result.subject) and has one probe face, the template; its audit record names
+  // the subject and the references' photo hashes. Errors: kNotFound (no such subject),
+  // kInvalidArgument (no reference left, case required), those of Query.
+  Result<ProbeOutcome> QuerySubject(const std::string& name, const QueryOptions& options);
+
   // The mode probes are embedded with when `requested` is asked for (unset: the corpus's), read
   // from the corpus now: the calibration of a distance depends on it (facesearch/eval.h). An empty
   // corpus with no mode recorded takes the requested one. Errors: kInvalidArgument when

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "facesearch/error.h"
@@ -319,7 +320,10 @@ struct ProbeFace {
 };
 
 struct QueryResult {
-  std::string probe_path;  // "-" for stdin
+  std::string probe_path;  // "-" for stdin; "subject:NAME" for a subject
+  std::string subject;     // the subject searched with (Corpus::QuerySubject), else empty
+  int references = 0;      // the subject's references used (its template's size)
+  float threshold = 0;     // the threshold the matches are within
   std::string probe_sha256;
   int faces_detected = 0;
   int64_t corpus_faces = 0;
@@ -350,6 +354,24 @@ Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config,
 // one of other models or another embedding mode than the corpus's.
 Result<std::vector<ProbeOutcome>> QueryEmbedded(const CorpusConfig& config, const std::string& embed_file,
                                                 std::istream* in, const QueryOptions& options);
+// Searches with each named subject (Corpus::QuerySubject) through one corpus handle, each with
+// its own options (the threshold depends on its number of references). Errors: those of
+// QuerySubject; a subject that does not exist fails the whole call before any search.
+Result<std::vector<ProbeOutcome>> QuerySubjects(const CorpusConfig& config,
+                                                const std::vector<std::pair<std::string, QueryOptions>>& subjects);
+
+// Co-appearance (`query --together`): an image in which every probe of a query (a photo's chosen
+// faces, or a subject) has a match, each by a different face.
+struct TogetherImage {
+  std::string image_path;
+  std::string image_sha256;
+  std::vector<Match> matches;  // one per outcome, in the outcomes' order
+  float worst_distance = 0;    // the largest of their distances
+};
+// The images where all `outcomes` match (those with an error or no face make the answer empty),
+// by content (SHA-256), each probe assigned a distinct face, nearest first within each probe;
+// ordered by worst_distance. Only the matches the outcomes hold count: raise --top-k for more.
+std::vector<TogetherImage> FindTogether(const std::vector<ProbeOutcome>& outcomes);
 
 // ---- info / export -----------------------------------------------------------------------------
 

@@ -84,11 +84,19 @@ inline constexpr double kDefaultExpectedStrangers = 1.0;
 // (plain: data/calibration.tsv, flip: data/calibration-flip.tsv). The modes average different
 // views, which pulls every distance in, so a table is only right for faces embedded with the mode
 // it was measured with: `query` and `compare` take the one for their faces' mode.
+inline constexpr int kSubjectTableReferences = 5;
+
 class Calibration {
  public:
   // The table measured with `mode`; for a mode without one (jitter:N, the 68-point alignments),
   // the plain table, and exact() is false: its false-match rates are then approximate.
   static Calibration For(const EmbeddingMode& mode);
+  // The table of a subject search (Corpus::QuerySubject) with `references` references, for this
+  // table's mode: the distance to their mean embedding, measured on LFW for 2 to
+  // kSubjectTableReferences references (plain embeddings). One reference is a photo search: this
+  // table. More references than measured take the largest table, and a mode without tables of its
+  // own the plain ones; exact() is then false. mode() says which table it is, e.g. "plain refs=3".
+  Calibration ForReferences(int references) const;
 
   const std::string& mode() const { return mode_; }      // the mode the table was measured with
   const std::string& source() const { return source_; }  // e.g. "data/calibration-flip.tsv"

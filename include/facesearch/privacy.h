@@ -56,6 +56,10 @@ struct ForgetRequest {
   std::string like_photo;               // every face within `threshold` of its largest face
   std::optional<float> threshold;       // unset: the corpus model's SamePersonDistance (dlib: 0.6)
   std::optional<int64_t> older_than_s;  // images added more than this many seconds ago
+  // A subject (facesearch/subject.h): every face within `threshold` of its template (the distance
+  // `query --subject` ranks by), the corpus faces its references came from, and the subject with
+  // its references.
+  std::string subject;
   PipelineOptions pipeline;             // for like_photo
 };
 

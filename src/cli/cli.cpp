@@ -116,6 +116,18 @@ void RequireFiniteNumbers(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) RequireFiniteNumbers(*sub);
 }
 
+void AddFormatOption(CLI::App& cmd, OutputFormat& format) {
+  cmd.add_option("-f,--format", format, "Output: table, json, jsonl, csv or tsv (docs/output.md)")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable},
+                                              {"json", OutputFormat::kJson},
+                                              {"jsonl", OutputFormat::kJsonl},
+                                              {"csv", OutputFormat::kCsv},
+                                              {"tsv", OutputFormat::kTsv}},
+          CLI::ignore_case))
+      ->default_str("table");
+}
+
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
   cmd.add_option("--detector", options.detector,
                  "Face detector: hog (dlib's, frontal faces), cnn (dlib's, slower, finds more) or yunet "

@@ -7,6 +7,7 @@
 #include <ostream>
 #include <string>
 
+#include "cli/format.h"
 #include "facesearch/engine.h"
 #include "server/client.h"
 
@@ -42,6 +43,9 @@ inline ProbeImage PhotoArg(const std::string& arg, std::istream& in) {
 
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
+
+// Adds -f/--format: table, json, jsonl, csv or tsv (docs/output.md), default table.
+void AddFormatOption(CLI::App& cmd, OutputFormat& format);
 
 // Adds a check refusing nan, inf and out-of-range values such as 1e999 to every floating-point
 // option (CLI11 type FLOAT) of `app` and its subcommands, present and future: call it once the
@@ -95,6 +99,7 @@ void RunOnServer(Context& ctx, server::ClientRequest request);
 // (the server refuses what is over its limit).
 Result<server::UploadPart> PhotoPart(const std::string& name, const std::string& photo, int64_t max_bytes);
 
+void AddSubjectCommand(CLI::App& app, Context& ctx);
 // Adds the global --case, --purpose and --strict-permissions options (cmd_audit.cpp). With the
 // app's fallthrough they are accepted after the subcommand name too.
 void AddAccountabilityOptions(CLI::App& app, Context& ctx);

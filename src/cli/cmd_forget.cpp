@@ -49,12 +49,16 @@ void AddForgetCommand(CLI::App& app, Context& ctx) {
       "  facesearch forget --image ~/case-42/photos/IMG_2210.png\n"
       "  facesearch forget --face-id 17 --face-id 18\n"
       "  facesearch --case DSR-2025-4 forget --like request-photo.jpg --threshold 0.5\n"
+      "  facesearch --case 2025-017 forget --subject 'J. Doe'   # its faces, references and name\n"
       "  facesearch forget --older-than 365d        # retention schedule, e.g. daily from cron");
   cmd->add_option("--image", args->request.images, "Image file to erase (matched by content, else by path)");
   cmd->add_option("--face-id", args->request.face_ids, "Face id to erase (from query or export output)");
   cmd->add_option("--like", args->request.like_photo,
                   "Erase every face within --threshold of the largest face in this photo");
-  cmd->add_option("-t,--threshold", args->request.threshold, "Distance limit for --like")
+  cmd->add_option("--subject", args->request.subject,
+                  "Erase a subject (`facesearch subject`): every face within --threshold of the mean of its "
+                  "references, the corpus faces they came from, and the subject with its references");
+  cmd->add_option("-t,--threshold", args->request.threshold, "Distance limit for --like and --subject")
       ->check(CLI::Range(0.0, 2.0))
       ->default_str("0.6; 1.1287 in an sface corpus");
   cmd->add_option("--older-than", args->older_than,

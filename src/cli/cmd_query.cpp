@@ -13,6 +13,7 @@
 #include "cli/html_report.h"
 #include "common/json.h"
 #include "facesearch/eval.h"
+#include "facesearch/subject.h"
 
 namespace facesearch::cli {
 namespace {
@@ -32,6 +33,8 @@ struct QueryArgs {
   std::string html;  // --html FILE
   std::string embedded;  // --embedded FILE: probes from an embed file instead of photos
   int64_t total_faces = 0;  // --total-faces N: size the default threshold for N faces
+  std::vector<std::string> subjects;  // --subject NAME...
+  bool together = false;              // --together
 };
 
 // Appends the probe paths listed in `file` (newline- or NUL-separated).
@@ -53,22 +56,34 @@ Status ReadProbeList(const std::string& file, bool null_separated, std::vector<s
 // name holding a line break would reach `xargs -d '\n'` or `while read` as two names (a crafted
 // one naming any other file): such a name is refused there, and -0 prints it. Returns whether
 // every path was printed.
-bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) {
+bool WritePaths(const std::vector<std::string>& paths, bool null_separated) {
   std::set<std::string> seen;
   bool all = true;
+  for (const std::string& path : paths) {
+    if (!seen.insert(path).second) continue;
+    if (!null_separated && path.find('\n') != std::string::npos) {
+      spdlog::error("not printing the matching image {}: its name holds a line break; use -0 and xargs -0 "
+                    "to receive it", path);
+      all = false;
+      continue;
+    }
+    std::cout << path << (null_separated ? '\0' : '\n');
+  }
+  return all;
+}
+
+bool WritePaths(const std::vector<ProbeOutcome>& outcomes, bool null_separated) {
+  std::vector<std::string> paths;
   for (const ProbeOutcome& o : outcomes)
     for (const ProbeFace& p : o.result.probes)
-      for (const Match& m : p.matches) {
-        if (!seen.insert(m.image_path).second) continue;
-        if (!null_separated && m.image_path.find('\n') != std::string::npos) {
-          spdlog::error("not printing the matching image {}: its name holds a line break; use -0 and xargs -0 "
-                        "to receive it", m.image_path);
-          all = false;
-          continue;
-        }
-        std::cout << m.image_path << (null_separated ? '\0' : '\n');
-      }
-  return all;
+      for (const Match& m : p.matches) paths.push_back(m.image_path);
+  return WritePaths(paths, null_separated);
+}
+
+bool WritePaths(const std::vector<TogetherImage>& images, bool null_separated) {
+  std::vector<std::string> paths;
+  for (const TogetherImage& image : images) paths.push_back(image.image_path);
+  return WritePaths(paths, null_separated);
 }
 
 // The same query on a `facesearch serve` (--server): the probes are uploaded, the server answers
@@ -98,6 +113,44 @@ void RunRemote(Context& ctx, QueryArgs& args) {
   RunOnServer(ctx, std::move(request));
 }
 
+// The threshold from --max-fmr, --threshold as given, or the default sized by the corpus (by
+// --total-faces for one shard of many), on `calibration`'s table. A corpus that cannot be read
+// keeps the model's same-person distance: the query reports the real error.
+Status ChooseThreshold(Context& ctx, const QueryArgs& args, const Calibration& calibration, QueryOptions& options) {
+  const int64_t faces = args.max_fmr > 0 || args.threshold_given ? 0
+                        : args.total_faces > 0                   ? args.total_faces
+                                                                 : CorpusFaceCount(ctx.Config()).value_or(0);
+  std::string note;
+  FS_ASSIGN(options.threshold,
+            ChooseQueryThreshold(calibration, args.threshold_given ? std::optional(args.options.threshold) : std::nullopt,
+                                 args.max_fmr, faces, &note));
+  if (!note.empty()) spdlog::info("{}", note);
+  return Ok();
+}
+
+// Each --subject, searched with its own threshold: the distance to a subject's template has its
+// own calibration (by number of references).
+Result<std::vector<ProbeOutcome>> QuerySubjectArgs(Context& ctx, const QueryArgs& args, const Calibration& calibration) {
+  std::vector<std::pair<std::string, QueryOptions>> subjects;
+  for (const std::string& name : args.subjects) {
+    FS_ASSIGN(Subject subject, GetSubject(ctx.Config(), name));
+    QueryOptions options = args.options;  // its threshold: as given, or the default to scale
+    const Calibration own = calibration.ForReferences(static_cast<int>(subject.references.size()));
+    FS_TRY(ChooseThreshold(ctx, args, own, options));
+    subjects.emplace_back(name, options);
+  }
+  return QuerySubjects(ctx.Config(), subjects);
+}
+
+// --together: the images in which every probe and subject appears, one row per image and probe.
+void WriteTogether(const std::vector<TogetherImage>& images, const std::vector<ProbeOutcome>& outcomes,
+                   const Calibration& calibration, OutputFormat format) {
+  std::vector<Calibration> cals;
+  for (const ProbeOutcome& o : outcomes)
+    cals.push_back(o.result.subject.empty() ? calibration : calibration.ForReferences(o.result.references));
+  WriteTogetherResults(std::cout, images, outcomes, cals, format);
+}
+
 void Run(Context& ctx, QueryArgs& args) {
   if (!ctx.server.empty()) return RunRemote(ctx, args);
   // The false-match rates come from the table measured with the corpus's embedding mode.
@@ -107,18 +160,6 @@ void Run(Context& ctx, QueryArgs& args) {
   if (!calibration.exact())
     spdlog::warn("no calibration was measured for '{}' embeddings: false-match rates and --max-fmr use the {} "
                  "table ({}) and are approximate", EmbeddingModeName(*mode), calibration.mode(), calibration.source());
-  // The default threshold follows the corpus size; a corpus that cannot be read keeps 0.6 (the
-  // query reports the real error).
-  // --total-faces sizes it for a whole sharded corpus instead.
-  const int64_t faces = args.max_fmr > 0 || args.threshold_given ? 0
-                        : args.total_faces > 0                   ? args.total_faces
-                                                                 : CorpusFaceCount(ctx.Config()).value_or(0);
-  std::string note;
-  auto threshold = ChooseQueryThreshold(calibration, args.threshold_given ? std::optional(args.options.threshold) : std::nullopt,
-                                        args.max_fmr, faces, &note);
-  if (!threshold) return ctx.Report(threshold.error());
-  args.options.threshold = *threshold;
-  if (!note.empty()) spdlog::info("{}", note);
   if (args.face >= 0) args.options.face = args.face;
   for (size_t start = 0; !args.fields_list.empty() && start <= args.fields_list.size();) {
     const size_t comma = std::min(args.fields_list.find(',', start), args.fields_list.size());
@@ -130,11 +171,18 @@ void Run(Context& ctx, QueryArgs& args) {
     return ctx.Report(Error{ErrorCode::kInvalidArgument, "--fields chooses csv/tsv columns: add --format csv or tsv"});
   if (!args.from_file.empty())
     if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
-  if (!args.embedded.empty() && (!args.photos.empty() || !args.html.empty()))
+  if (!args.embedded.empty() && (!args.photos.empty() || !args.subjects.empty() || !args.html.empty()))
     return ctx.Report(Error{ErrorCode::kInvalidArgument,
-                            "--embedded FILE gives the probes: leave out PHOTO..., --from-file and --html"});
-  if (args.photos.empty() && args.embedded.empty())
-    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO..., --from-file or --embedded)"});
+                            "--embedded FILE gives the probes: leave out PHOTO..., --from-file, --subject and --html"});
+  if (args.photos.empty() && args.subjects.empty() && args.embedded.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "no probe given (PHOTO..., --from-file, --subject NAME or --embedded FILE)"});
+  if (args.together && args.photos.size() + args.subjects.size() < 2)
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "--together needs two or more probes (photos or --subject), to find images of them together"});
+  if (!args.html.empty() && args.together)
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "--html reports each probe's matches, not co-appearance: leave it out with --together"});
   // The report crops the probe's faces, so a probe on stdin is kept for it.
   std::string stdin_probe;
   std::istringstream stdin_copy;
@@ -148,21 +196,37 @@ void Run(Context& ctx, QueryArgs& args) {
       stdin_probe.append(buf, static_cast<size_t>(std::cin.gcount()));
     stdin_copy.str(stdin_probe);
   }
+  // Subjects first: an unknown name fails the command before any photo is searched.
+  auto subject_outcomes = QuerySubjectArgs(ctx, args, calibration);
+  if (!subject_outcomes) return ctx.Report(subject_outcomes.error());
+  if (Status s = ChooseThreshold(ctx, args, calibration, args.options); !s) return ctx.Report(s.error());
   std::vector<ProbeImage> probes;
   for (const std::string& photo : args.photos)
     probes.push_back(PhotoArg(photo, keep_stdin ? static_cast<std::istream&>(stdin_copy) : std::cin));
-  auto outcomes = args.embedded.empty()
-                      ? QueryPhotos(ctx.Config(), probes, args.options)
-                      : QueryEmbedded(ctx.Config(), args.embedded, args.embedded == "-" ? &std::cin : nullptr,
-                                      args.options);
+  auto outcomes = !args.embedded.empty()
+                      ? QueryEmbedded(ctx.Config(), args.embedded, args.embedded == "-" ? &std::cin : nullptr,
+                                      args.options)
+                  : args.photos.empty() ? Result<std::vector<ProbeOutcome>>{}
+                                        : QueryPhotos(ctx.Config(), probes, args.options);
   if (!outcomes) return ctx.Report(outcomes.error());
+  std::move(subject_outcomes->begin(), subject_outcomes->end(), std::back_inserter(*outcomes));
 
   for (const LogLine& line : QueryMessages(*outcomes, args.options, args.format)) spdlog::log(line.level, "{}", line.text);
-  bool paths_refused = false;
-  if (args.paths_only) paths_refused = !WritePaths(*outcomes, args.null_separated);
-  else WriteQueryResults(std::cout, *outcomes, args.options, calibration, args.format, args.fields);
+  bool paths_refused = false, together_none = false;
+  if (args.together) {
+    const std::vector<TogetherImage> images = FindTogether(*outcomes);
+    if (args.paths_only) paths_refused = !WritePaths(images, args.null_separated);
+    else WriteTogether(images, *outcomes, calibration, args.format);
+    together_none = images.empty();
+  } else if (args.paths_only) {
+    paths_refused = !WritePaths(*outcomes, args.null_separated);
+  } else {
+    WriteQueryResults(std::cout, *outcomes, args.options, calibration, args.format, args.fields);
+  }
   std::cout.flush();
-  ctx.exit_code = paths_refused ? kExitError : QueryExitCode(*outcomes);
+  // --together answers whether the probes appear together: no such image is "no match".
+  const int code = QueryExitCode(*outcomes);
+  ctx.exit_code = paths_refused ? kExitError : together_none && code == kExitMatch ? kExitNoMatch : code;
   if (!args.html.empty()) {
     HtmlReportContext report{ctx.case_id, ctx.purpose, stdin_probe.empty() ? nullptr : &stdin_probe, &calibration};
     if (Status s = WriteHtmlReport(args.html, *outcomes, args.options, report); !s) return ctx.Report(s.error());
@@ -200,8 +264,17 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
       "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'\n"
       "  facesearch embed probe.jpg | facesearch query --embedded - -f json   # probe embedded elsewhere\n"
-      "  facesearch query --embedded p.jsonl --total-faces 3000000000 -f json  # one shard of many");
+      "  facesearch query --embedded p.jsonl --total-faces 3000000000 -f json  # one shard of many\n"
+      "  facesearch --case 2025-017 query --subject 'suspect A'   # all its reference photos at once\n"
+      "  facesearch query --together --subject 'suspect A' b.jpg  # images where both appear");
   cmd->add_option("photos", args->photos, "Probe image files, or - to read one from stdin");
+  cmd->add_option("--subject", args->subjects,
+                  "Search with a subject's references at once (`facesearch subject`), ranked by the distance "
+                  "to their mean; repeat for several, mix with photos")
+      ->allow_extra_args(false);  // one name per --subject: the photos after it stay probes
+  cmd->add_flag("--together", args->together,
+                "Print only the images in which every probe (photo or --subject) matches, each by a "
+                "different face (co-appearance); raise --top-k in large corpora");
   cmd->add_option("--from-file", args->from_file, "Also read probe paths from this file (- for stdin)");
   cmd->add_option("--embedded", args->embedded,
                   "Search with the faces of an embed file's records (`facesearch embed`; - for stdin) instead "
@@ -240,15 +313,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("--face", args->face, "Search with the probe's face N (0-based, as `facesearch faces` numbers them)")
       ->check(CLI::NonNegativeNumber)
       ->excludes(all_faces);
-  cmd->add_option("-f,--format", args->format, "Output: table, json, jsonl, csv or tsv")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, OutputFormat>{{"table", OutputFormat::kTable},
-                                              {"json", OutputFormat::kJson},
-                                              {"jsonl", OutputFormat::kJsonl},
-                                              {"csv", OutputFormat::kCsv},
-                                              {"tsv", OutputFormat::kTsv}},
-          CLI::ignore_case))
-      ->default_str("table");
+  AddFormatOption(*cmd, args->format);
   AddPipelineOptions(*cmd, args->options.pipeline);
   AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, args, threshold] {

@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "common/base64.h"
+#include "cli/format.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/sha256.h"
@@ -143,15 +144,22 @@ std::string MatchCard(const Match& m, const Calibration& cal, const std::string&
   return s + "</dl></article>";
 }
 
-std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& options, const Calibration& cal,
-                         const HtmlReportContext& ctx) {
+std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& photo_options,
+                         const Calibration& photo_cal, const HtmlReportContext& ctx) {
+  // A subject's section: its own threshold and the calibration of its number of references.
+  const auto [options, cal] = ScaleOf(o, photo_options, photo_cal);
   std::string s = fmt::format("<section class=\"probe\" id=\"probe-{}\">", n);
   s += fmt::format("<h2>Probe {}: <span class=\"path\">{}</span></h2>", n,
                    HtmlEscape(o.photo == "-" ? std::string("standard input") : o.photo));
   if (o.error) return s + "<p class=\"status error\">Could not be searched: " + HtmlEscape(o.error->message) + "</p></section>";
   const QueryResult& r = o.result;
-  s += fmt::format("<p class=\"meta\">SHA-256 <code>{}</code> &middot; {} face(s) detected</p>",
-                   HtmlEscape(r.probe_sha256), r.faces_detected);
+  if (!r.subject.empty())
+    s += fmt::format("<p class=\"meta\">Subject <b>{}</b>: {} reference face(s), searched as their mean &middot; "
+                     "threshold {} ({} table)</p>",
+                     HtmlEscape(r.subject), r.references, Fixed(options.threshold, 2), HtmlEscape(cal.mode()));
+  else
+    s += fmt::format("<p class=\"meta\">SHA-256 <code>{}</code> &middot; {} face(s) detected</p>",
+                     HtmlEscape(r.probe_sha256), r.faces_detected);
   if (r.faces_detected == 0 || r.probes.empty())
     return s + "<p class=\"status no-face\">No face in this probe: nothing was searched. A small or turned face may be "
                "found with --upsample 2 or --detector cnn.</p></section>";
@@ -160,7 +168,9 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& op
   std::vector<Box> boxes;
   for (const ProbeFace& p : r.probes) boxes.push_back(p.face.box);
   Crops probe_crops;
-  if (o.photo == "-" && ctx.stdin_bytes) {
+  if (!r.subject.empty()) {
+    probe_crops = Crops{std::vector<std::string>(boxes.size()), "the mean of the subject's reference faces"};
+  } else if (o.photo == "-" && ctx.stdin_bytes) {
     probe_crops = CropsOf(*ctx.stdin_bytes, r.probe_sha256, boxes, options.pipeline, kProbeThumb);
   } else if (o.photo == "-") {
     probe_crops = Crops{std::vector<std::string>(boxes.size()), "probe read from standard input"};
@@ -179,8 +189,11 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& op
       quality = "<br><span class=\"low-quality\">Low-quality probe (" + HtmlEscape(issues) +
                 "): distances are less reliable</span>";
     }
-    s += fmt::format("<figcaption><b>Probe face {}</b><br>{}{}</figcaption></figure>", p.index, BoxText(p.face.box),
-                     quality);
+    if (!r.subject.empty())
+      s += "<figcaption><b>Subject " + HtmlEscape(r.subject) + "</b></figcaption></figure>";
+    else
+      s += fmt::format("<figcaption><b>Probe face {}</b><br>{}{}</figcaption></figure>", p.index, BoxText(p.face.box),
+                       quality);
     s += "<div class=\"matches\">";
     std::vector<const Match*> sorted;
     for (const Match& m : p.matches) sorted.push_back(&m);

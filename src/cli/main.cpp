@@ -34,6 +34,7 @@ constexpr Subcommand kSubcommands[] = {
     {"compact", AddCompactCommand},
     {"serve", AddServeCommand},
     {"user", AddUserCommand},
+    {"subject", AddSubjectCommand},
 };
 
 void SetUpLogging(int verbose, bool quiet) {

@@ -19,6 +19,8 @@
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
+#include "face/models.h"
+#include "facesearch/subject.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -72,20 +74,6 @@ std::string CountsJson(const EraseCounts& c) {
          std::to_string(c.images) + "}";
 }
 
-// A scrub that readers keep busy is left marked pending: the next command to open the corpus
-// finishes it, and `verify` reports it meanwhile.
-Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths) {
-  auto finished = store.FinishScrub();
-  if (!finished && finished.error().code == ErrorCode::kBusy) {
-    spdlog::warn("another process is reading the corpus, so {}-wal could not be truncated yet; "
-                 "the erased rows may linger there and in {} until the next facesearch command "
-                 "finishes the scrub (`facesearch verify` reports it meanwhile)",
-                 paths.database.string(), paths.database.string());
-    return Ok();
-  }
-  return finished;
-}
-
 // Before an erasure commits: scrub its faces from the index file (VectorIndex::Erase: in place,
 // flushed), so that no crash at any later point leaves their embeddings in an index file. Until
 // the erasure is committed and the index recorded again, the file no longer matches its record:
@@ -124,11 +112,24 @@ Result<float> ThresholdFor(Store& store, const std::optional<float>& given) {
 
 }  // namespace
 
+Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths) {
+  auto finished = store.FinishScrub();
+  if (!finished && finished.error().code == ErrorCode::kBusy) {
+    spdlog::warn("another process is reading the corpus, so {}-wal could not be truncated yet; "
+                 "the erased rows may linger there and in {} until the next facesearch command "
+                 "finishes the scrub (`facesearch verify` reports it meanwhile)",
+                 paths.database.string(), paths.database.string());
+    return Ok();
+  }
+  return finished;
+}
+
 Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& request) {
   const bool like = !request.like_photo.empty();
-  if (request.images.empty() && request.face_ids.empty() && !like && !request.older_than_s)
+  if (request.images.empty() && request.face_ids.empty() && !like && !request.older_than_s &&
+      request.subject.empty())
     return Fail(ErrorCode::kInvalidArgument,
-                "say what to forget: --image PATH, --face-id N, --like PHOTO or --older-than 30d");
+                "say what to forget: --image PATH, --face-id N, --like PHOTO, --subject NAME or --older-than 30d");
   FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
 
   AuditEvent event{"forget", "", {}, ""};
@@ -171,9 +172,24 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     face_ids.insert(near.begin(), near.end());
     by.push_back("like");
   }
+  std::optional<int64_t> subject_id;
+  if (!request.subject.empty()) {
+    FS_ASSIGN(std::vector<Subject> found, store->Subjects(request.subject));
+    if (found.empty())
+      return Fail(ErrorCode::kNotFound, "no subject named '" + request.subject +
+                                            "'; `facesearch subject list` shows them; nothing was erased");
+    subject_id = found.front().id;
+    FS_ASSIGN(std::vector<SubjectFace> faces, FacesOfSubject(*store, found.front(), threshold));
+    for (const SubjectFace& f : faces) face_ids.insert(f.face_id);
+    by.push_back("subject");
+  }
   nlohmann::ordered_json params = {
       {"by", by}, {"images", request.images.size()}, {"face_ids", request.face_ids}};
-  if (like) params["threshold"] = AuditFloat(threshold);
+  if (like || subject_id) params["threshold"] = AuditFloat(threshold);
+  if (subject_id) {
+    params["subject"] = request.subject;
+    params["subject_id"] = *subject_id;
+  }
   if (request.older_than_s) {
     const std::string cutoff = IsoAgo(*request.older_than_s);
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
@@ -194,7 +210,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   FS_ASSIGN(std::unique_ptr<VectorIndex> index, ScrubIndexFirst(*store, paths, image_ids, face_ids));
   CrashPoint("index-scrubbed");
   FS_ASSIGN(summary.erased, store->Erase({image_ids.begin(), image_ids.end()},
-                                         {face_ids.begin(), face_ids.end()}, reason, make_audit));
+                                         {face_ids.begin(), face_ids.end()}, reason, make_audit, subject_id));
   CrashPoint("erasure-committed");
   FS_TRY(FinishErasure(*store, paths, *index));
   FS_ASSIGN(CorpusCounts counts, store->Counts());

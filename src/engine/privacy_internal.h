@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "common/json.h"
+#include "engine/corpus.h"
 #include "facesearch/privacy.h"
+#include "facesearch/subject.h"
 #include "store/store.h"
 
 namespace facesearch {
@@ -32,6 +34,21 @@ Status AppendAudit(Store& store, const AuditContext& who, const AuditEvent& even
 
 // A record for `event` from `who`, the current OS user and no time (the store stamps it).
 AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event);
+
+// Finishes the scrub after an erasure (Store::FinishScrub). One that readers keep busy is left
+// marked pending with a warning: the next command to open the corpus finishes it, and `verify`
+// reports it meanwhile.
+Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths);
+
+// A subject's faces in the corpus (what `forget --subject` erases and `export --subject` writes):
+// every face within `threshold` of its template, and the faces its references came from, less those
+// marked "not this person", nearest first, each with its distance to the template. A scan of every
+// embedding.
+struct SubjectFace {
+  int64_t face_id = 0;
+  float distance = 0;
+};
+Result<std::vector<SubjectFace>> FacesOfSubject(Store& store, const Subject& subject, float threshold);
 
 // The opt-outs of a corpus, loaded once per command. Thread-safe for concurrent readers.
 class OptOutFilter {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iterator>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <unordered_map>
 
 #include "common/sha256.h"
@@ -13,6 +14,7 @@
 #include "engine/privacy_internal.h"
 #include "facesearch/analyze.h"
 #include "facesearch/embed.h"
+#include "facesearch/subject.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
 
@@ -110,6 +112,7 @@ Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Resu
                             bool embedded) {
   ProbeOutcome out;
   out.photo = out.result.probe_path = name;
+  out.result.threshold = options.threshold;
   // Searched against what the corpus holds now: faces another process added or erased since the
   // last call are caught up with first.
   FS_TRY(c.CatchUp());
@@ -187,6 +190,124 @@ Result<ProbeOutcome> Corpus::QueryEmbedding(const EmbeddedProbe& probe, const Qu
     }
   return Answer(c, probe.faces.path, faces, options, prepared.optouts, audit, /*embedded=*/true);
 }
+
+
+Result<ProbeOutcome> Corpus::QuerySubject(const std::string& name, const QueryOptions& options) {
+  if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
+  Impl& c = *impl_;
+  OptOutFilter optouts;
+  std::vector<Subject> found;
+  {
+    std::lock_guard store_lock(c.store_mu);
+    FS_TRY(c.ModeFor(options.pipeline));
+    FS_TRY(CheckCaseRequired(*c.store, c.config.audit, "query"));
+    FS_ASSIGN(optouts, OptOutFilter::Load(*c.store));
+    FS_ASSIGN(found, c.store->Subjects(name));
+  }
+  if (found.empty())
+    return Fail(ErrorCode::kNotFound, "no subject named '" + name + "'; `facesearch subject list` shows them");
+  Subject subject = std::move(found.front());
+  // An opt-out that came after the reference still wins: that face is never searched with.
+  const size_t before = subject.references.size();
+  std::erase_if(subject.references, [&](const SubjectReference& r) { return optouts.Matches(r.embedding); });
+  if (subject.references.size() < before)
+    spdlog::warn("subject '{}': {} reference(s) match an opt-out and were left out", name,
+                 before - subject.references.size());
+  if (subject.references.empty())
+    return Fail(ErrorCode::kInvalidArgument, "subject '" + name + "' has no reference left to search with");
+  FS_TRY(c.CatchUp());
+
+  ProbeOutcome out;
+  out.photo = out.result.probe_path = "subject:" + name;
+  out.result.subject = name;
+  out.result.threshold = options.threshold;
+  out.result.references = static_cast<int>(subject.references.size());
+  out.result.faces_detected = out.result.references;
+  {
+    std::shared_lock lock(c.index_mu);
+    out.result.corpus_faces = c.index->ntotal();
+  }
+  ProbeFace probe;
+  probe.face.embedding = SubjectTemplate(subject);
+  // Faces marked "not this person" are searched past, so that top_k others still come back.
+  QueryOptions wider = options;
+  wider.top_k += static_cast<int>(subject.exclusions.size());
+  FS_ASSIGN(probe.matches, FindMatches(c, probe.face, wider, optouts));
+  std::erase_if(probe.matches, [&](const Match& m) { return subject.Excludes(m.face_id); });
+  if (probe.matches.size() > static_cast<size_t>(options.top_k)) probe.matches.resize(static_cast<size_t>(options.top_k));
+  for (size_t i = 0; i < probe.matches.size(); ++i) probe.matches[i].rank = static_cast<int>(i) + 1;
+  std::vector<int64_t> returned;
+  for (const Match& m : probe.matches) returned.push_back(m.face_id);
+  out.result.probes.push_back(std::move(probe));
+  std::vector<std::string> shas;
+  for (const SubjectReference& r : subject.references) shas.push_back(r.photo_sha256);
+  std::lock_guard store_lock(c.store_mu);
+  FS_TRY(AppendAudit(*c.store, c.config.audit,
+                     {"query", AuditParams(options, out.photo, out.result.faces_detected, /*embedded=*/false), shas,
+                      AuditJson(returned)}));
+  return out;
+}
+
+Result<std::vector<ProbeOutcome>> QuerySubjects(const CorpusConfig& config,
+                                                const std::vector<std::pair<std::string, QueryOptions>>& subjects) {
+  if (subjects.empty()) return std::vector<ProbeOutcome>{};
+  FS_ASSIGN(auto corpus, Corpus::Open(config));
+  std::vector<ProbeOutcome> outcomes;
+  for (const auto& [name, options] : subjects) {
+    FS_ASSIGN(outcomes.emplace_back(), corpus->QuerySubject(name, options));
+  }
+  return outcomes;
+}
+
+namespace {
+
+// Assigns each outcome one of its candidate faces in the image, all distinct, trying each
+// outcome's nearest first (a handful of faces per image: a depth-first search is enough).
+bool AssignDistinct(const std::vector<std::vector<const Match*>>& candidates, size_t next,
+                    std::vector<const Match*>& chosen) {
+  if (next == candidates.size()) return true;
+  for (const Match* m : candidates[next]) {
+    if (std::any_of(chosen.begin(), chosen.end(), [&](const Match* c) { return c->face_id == m->face_id; })) continue;
+    chosen.push_back(m);
+    if (AssignDistinct(candidates, next + 1, chosen)) return true;
+    chosen.pop_back();
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<TogetherImage> FindTogether(const std::vector<ProbeOutcome>& outcomes) {
+  std::vector<TogetherImage> together;
+  if (outcomes.empty()) return together;
+  // Per image (by content), per outcome: its matches there, nearest first.
+  std::map<std::string, std::vector<std::vector<const Match*>>> by_image;
+  for (size_t o = 0; o < outcomes.size(); ++o) {
+    if (outcomes[o].error) return together;
+    for (const ProbeFace& p : outcomes[o].result.probes)
+      for (const Match& m : p.matches) {
+        auto& slots = by_image[m.image_sha256];
+        slots.resize(outcomes.size());
+        slots[o].push_back(&m);
+      }
+  }
+  for (auto& [sha, slots] : by_image) {
+    for (auto& s : slots)
+      std::sort(s.begin(), s.end(), [](const Match* a, const Match* b) { return a->distance < b->distance; });
+    std::vector<const Match*> chosen;
+    if (!AssignDistinct(slots, 0, chosen)) continue;
+    TogetherImage image{chosen.front()->image_path, sha, {}, 0};
+    for (const Match* m : chosen) {
+      image.matches.push_back(*m);
+      image.worst_distance = std::max(image.worst_distance, m->distance);
+    }
+    together.push_back(std::move(image));
+  }
+  std::sort(together.begin(), together.end(),
+            [](const TogetherImage& a, const TogetherImage& b) { return a.worst_distance < b.worst_distance; });
+  return together;
+}
+
 
 Result<std::vector<ProbeOutcome>> QueryPhotos(const CorpusConfig& config, const std::vector<ProbeImage>& probes,
                                               const QueryOptions& options) {

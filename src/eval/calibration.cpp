@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <iterator>
+#include <optional>
 #include <span>
 
 #include "eval/calibration_table.h"
@@ -43,11 +44,33 @@ Calibration::Calibration(size_t table, std::string mode, bool exact, EmbeddingMo
       model_(model),
       same_person_(SamePersonDistance(model)) {}
 
+namespace {
+
+std::optional<size_t> TableNamed(const std::string& name) {
+  for (size_t i = 0; i < std::size(generated::kCalibrations); ++i)
+    if (name == generated::kCalibrations[i].mode) return i;
+  return std::nullopt;
+}
+
+}  // namespace
+
 Calibration Calibration::For(const EmbeddingMode& mode) {
   const std::string name = EmbeddingModeName(mode);
-  for (size_t i = 0; i < std::size(generated::kCalibrations); ++i)
-    if (name == generated::kCalibrations[i].mode) return Calibration(i, name, true, mode.model);
+  if (auto table = TableNamed(name)) return Calibration(*table, name, true, mode.model);
   return Calibration(0, generated::kCalibrations[0].mode, false, mode.model);  // table 0 is plain's
+}
+
+Calibration Calibration::ForReferences(int references) const {
+  if (references <= 1) return *this;
+  const int measured = std::min(references, kSubjectTableReferences);
+  const std::string refs = " refs=" + std::to_string(measured);
+  const std::string own = mode_ + refs;
+  if (auto table = TableNamed(own)) return Calibration(*table, own, exact_ && measured == references, model_);
+  // Reference tables were measured for dlib's plain mode only: another model keeps its own
+  // one-face table (its distances are on its own scale), approximate.
+  if (model_ != EmbeddingModel::kDlib) return Calibration(table_, mode_, false, model_);
+  const std::string plain = generated::kCalibrations[0].mode + refs;
+  return Calibration(TableNamed(plain).value(), plain, false, model_);  // every count up to the largest is compiled in
 }
 
 double Calibration::Fmr(float distance) const {

@@ -183,6 +183,7 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
     return;
   }
   out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
+      << ",\"subject\":" << (r.subject.empty() ? "null" : JsonString(r.subject)) << ",\"references\":" << r.references
       << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
       << ",\"model\":" << JsonString(EmbeddingModelName(cal.model()))
       << ",\"threshold\":" << JsonFloat(o.threshold) << ",\"threshold_fmr\":" << JsonSignificant(cal.Fmr(o.threshold), 2)
@@ -207,7 +208,8 @@ void WriteJson(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, con
   if (many) out << "[";
   for (size_t i = 0; i < outcomes.size(); ++i) {
     if (i) out << ",";
-    WriteJsonObject(out, outcomes[i], o, cal);
+    const Scale scale = ScaleOf(outcomes[i], o, cal);
+    WriteJsonObject(out, outcomes[i], scale.options, scale.cal);
   }
   out << (many ? "]\n" : "\n");
 }
@@ -274,13 +276,15 @@ void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes
       if (name == c.name) columns.push_back(&c);
   for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << columns[i]->name;
   out << '\n';
-  for (const ProbeOutcome& o : outcomes)
+  for (const ProbeOutcome& o : outcomes) {
+    const Calibration own = ScaleOf(o, {}, cal).cal;
     for (const ProbeFace& probe : o.result.probes)
       for (const Match& m : probe.matches) {
-        const Row row{o, probe, m, cal};
+        const Row row{o, probe, m, own};
         for (size_t i = 0; i < columns.size(); ++i) out << (i ? std::string(1, sep) : "") << field(*columns[i], row);
         out << '\n';
       }
+  }
 }
 
 // "from PAGE_URL; source S; captured AT; licence L; notes N" with the fields that are set.
@@ -305,8 +309,11 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
   if (name_probe) out << "== " << TerminalText(r.probe_path) << " (" << r.faces_detected << " face(s))\n";
   for (const ProbeFace& probe : r.probes) {
     const Box& b = probe.face.box;
-    out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y
-        << ": " << probe.matches.size() << " match(es) within distance " << Distance(o.threshold)
+    if (!r.subject.empty())
+      out << "subject " << TerminalText(r.subject) << " (" << r.references << " references, their mean face)";
+    else
+      out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y;
+    out << ": " << probe.matches.size() << " match(es) within distance " << Distance(o.threshold)
         << " among " << r.corpus_faces << " faces\n";
     if (probe.matches.empty()) continue;
     out << std::left << std::setw(6) << "RANK" << std::setw(10) << "DISTANCE" << std::setw(10) << "FMR"
@@ -362,8 +369,9 @@ void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outco
   }
   for (const ProbeOutcome& o : outcomes) {
     if (o.error) continue;  // reported on stderr
-    if (format == OutputFormat::kJsonl) WriteJsonl(out, o.result, calibration);
-    else WriteTable(out, o.result, options, calibration, outcomes.size() > 1);
+    const Scale scale = ScaleOf(o, options, calibration);
+    if (format == OutputFormat::kJsonl) WriteJsonl(out, o.result, scale.cal);
+    else WriteTable(out, o.result, scale.options, scale.cal, outcomes.size() > 1);
   }
 }
 
@@ -374,6 +382,16 @@ std::string CompareSideJson(const PhotoFaces& p, int chosen) {
                   ",\"faces_detected\":" + std::to_string(p.faces.size()) + ",\"face\":" + std::to_string(chosen);
   if (chosen >= 0) s += ",\"box\":" + JsonBox(p.faces[chosen].box);
   return s + "}";
+}
+
+std::string TogetherJson(const TogetherImage& image, const std::vector<ProbeOutcome>& outcomes,
+                         const std::vector<Calibration>& cals) {
+  std::string matches;
+  for (size_t j = 0; j < image.matches.size(); ++j)
+    matches += std::string(j ? "," : "") + "{\"probe\":" + JsonString(outcomes[j].photo) + "," +
+               MatchJsonFields(image.matches[j], cals[j]) + "}";
+  return "{\"image\":" + JsonString(image.image_path) + ",\"sha256\":" + JsonString(image.image_sha256) +
+         ",\"matches\":[" + matches + "]}";
 }
 
 }  // namespace
@@ -531,7 +549,7 @@ std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, co
                                                 "; try --upsample 2 or --detector cnn for small or turned faces"});
     } else if (!o.result.any_match()) {
       lines.push_back({spdlog::level::info, fmt::format("no face in the corpus is within distance {} of {}",
-                                                        options.threshold, o.photo)});
+                                                        o.result.threshold, o.photo)});
     }
     // json/jsonl carry the quality in their records; the other formats get a warning line.
     if (o.error || format == OutputFormat::kJson || format == OutputFormat::kJsonl) continue;
@@ -555,6 +573,58 @@ int QueryExitCode(const std::vector<ProbeOutcome>& outcomes) {
     any_match = any_match || (!o.error && o.result.any_match());
   }
   return any_error ? 2 : any_match ? 0 : 1;
+}
+
+void WriteTogetherResults(std::ostream& out, const std::vector<TogetherImage>& images,
+                          const std::vector<ProbeOutcome>& outcomes, const std::vector<Calibration>& cals,
+                          OutputFormat format) {
+  switch (format) {
+    case OutputFormat::kJson: {
+      out << "{\"probes\":[";
+      for (size_t j = 0; j < outcomes.size(); ++j) out << (j ? "," : "") << JsonString(outcomes[j].photo);
+      out << "],\"together\":[";
+      for (size_t i = 0; i < images.size(); ++i) out << (i ? "," : "") << TogetherJson(images[i], outcomes, cals);
+      out << "]}\n";
+      return;
+    }
+    case OutputFormat::kJsonl:
+      for (const TogetherImage& image : images) out << TogetherJson(image, outcomes, cals) << "\n";
+      return;
+    case OutputFormat::kCsv:
+    case OutputFormat::kTsv: {
+      const char sep = format == OutputFormat::kCsv ? ',' : '\t';
+      auto cell = [&](const std::string& v, bool text = true) { return sep == ',' ? CsvField(v, text) : TsvField(v, text); };
+      out << "image" << sep << "sha256" << sep << "probe" << sep << "face_id" << sep << "distance" << sep << "fmr" << sep
+          << "confidence\n";
+      for (const TogetherImage& image : images)
+        for (size_t j = 0; j < image.matches.size(); ++j) {
+          const Match& m = image.matches[j];
+          out << cell(image.image_path) << sep << image.image_sha256 << sep << cell(outcomes[j].photo) << sep
+              << m.face_id << sep << Distance(m.distance) << sep << Fmr(cals[j], m.distance) << sep
+              << ConfidenceBand(cals[j].Fmr(m.distance)) << "\n";
+        }
+      return;
+    }
+    case OutputFormat::kTable:
+      break;
+  }
+  out << images.size() << " image(s) with all " << outcomes.size() << " probes, each by a different face\n";
+  for (const TogetherImage& image : images) {
+    out << TerminalText(image.image_path) << "\n";
+    for (size_t j = 0; j < image.matches.size(); ++j) {
+      const Match& m = image.matches[j];
+      out << "  " << std::left << std::setw(30) << TerminalText(outcomes[j].photo) << " face " << std::setw(8)
+          << m.face_id << " distance " << Distance(m.distance) << "  FMR " << Fmr(cals[j], m.distance) << " ("
+          << ConfidenceBand(cals[j].Fmr(m.distance)) << ")\n";
+    }
+  }
+}
+
+Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Calibration& cal) {
+  if (outcome.result.subject.empty()) return {options, cal};
+  Scale scale{options, cal.ForReferences(outcome.result.references)};
+  scale.options.threshold = outcome.result.threshold;
+  return scale;
 }
 
 std::string FaceRecordJson(const FaceRecord& r) {

@@ -57,6 +57,21 @@ std::string ProvenanceJsonFields(const Provenance& p);
 void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outcomes,
                        const QueryOptions& options, const Calibration& calibration, OutputFormat format,
                        const std::vector<std::string>& fields = {});
+// Co-appearance (`query --together`): images[i].matches[j] is outcomes[j]'s face in the image, and
+// cals[j] its calibration. json: {"probes":[..],"together":[{image, sha256, matches}]}; jsonl: one
+// image object per line; csv/tsv: one row per image and probe; table: one block per image.
+void WriteTogetherResults(std::ostream& out, const std::vector<TogetherImage>& images,
+                          const std::vector<ProbeOutcome>& outcomes, const std::vector<Calibration>& cals,
+                          OutputFormat format);
+
+// A subject's outcome is ranked by its distance to the template of its references: its own
+// threshold, and the calibration measured for that many references. A photo's: the query's.
+struct Scale {
+  QueryOptions options;
+  Calibration cal;
+};
+Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Calibration& cal);
+
 // kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
 Status CheckFields(const std::vector<std::string>& fields);
 

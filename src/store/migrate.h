@@ -10,6 +10,8 @@
 //   v3 → v4: the counts table, filled once from the tables and then kept by triggers (images by
 //            status, faces, skipped inputs), so that `info` and the `auto` index kind read counts
 //            in O(1) instead of scanning millions of rows (issue #16).
+//   v4 → v5: the subjects, subject_refs and subject_exclusions tables (issue #21: named people
+//            with reference faces, and faces marked "not this person").
 #pragma once
 
 #include <sqlite3.h>
@@ -35,6 +37,8 @@ Status CreateV4(sqlite3* db);
 
 // The v5 users table of `facesearch serve`; also run when creating a new corpus.
 Status CreateUsersV5(sqlite3* db);
+// The v6 subjects tables; also run when creating a new corpus.
+Status CreateSubjectsV6(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

@@ -154,4 +154,12 @@ class Transaction {
   sqlite3* db_;
 };
 
+// Whether the database has a table of this name (an older schema opened read-only may not).
+inline Result<bool> HasTable(sqlite3* db, const char* name) {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"));
+  stmt.Bind(1, std::string_view(name));
+  FS_ASSIGN(bool row, stmt.Step());
+  return row && stmt.Int(0) > 0;
+}
+
 }  // namespace facesearch::sqlite

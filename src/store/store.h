@@ -20,15 +20,16 @@
 #include "facesearch/types.h"
 #include "facesearch/privacy_types.h"
 #include "facesearch/users.h"
+#include "facesearch/subject_types.h"
 
 struct sqlite3;
 
 namespace facesearch {
 
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
-// columns and the input_issues table; v4 the trigger-kept counts table (store_migrate.cpp
-// upgrades older versions on open); v5 the users table of `facesearch serve`.
-inline constexpr int kSchemaVersion = 5;
+// columns and the input_issues table; v4 the trigger-kept counts table; v5 the users table of
+// `facesearch serve`; v6 the subjects tables (store_migrate.cpp upgrades older versions on open).
+inline constexpr int kSchemaVersion = 6;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -185,14 +186,36 @@ class Store {
   // Every erasure (and RemoveOptOut) also records "scrub pending" in its transaction, so a crash
   // between the commit and the checkpoint cannot leave the erased bytes behind unnoticed: the next
   // open finishes the scrub, and `verify` reports it until then.
+  // With `subject_id`, that subject and its references go in the same transaction.
   Result<EraseCounts> Erase(const std::vector<int64_t>& image_ids,
                             const std::vector<int64_t>& face_ids, const std::string& reason,
-                            const std::function<AuditRecord(const EraseCounts&)>& make_audit);
+                            const std::function<AuditRecord(const EraseCounts&)>& make_audit,
+                            std::optional<int64_t> subject_id = std::nullopt);
 
   Result<int64_t> AddOptOut(const OptOutRecord& optout, AuditRecord record);
   Result<std::vector<OptOutRecord>> OptOuts();  // empty on an older read-only schema
   // kNotFound when no opt-out has this id.
   Status RemoveOptOut(int64_t id, AuditRecord record);
+
+  // ---- subjects (store_subjects.cpp, schema v5) ---------------------------------------------------
+  // Every subject with its references, by name; with `name`, that one only (none: empty).
+  Result<std::vector<Subject>> Subjects(const std::optional<std::string>& name = std::nullopt);
+  // Creates the subject `name` (or, with append, finds it) and adds `refs` in one transaction with
+  // `record`, whose results become {"subject_id":..,"references":[ids]}; each reference takes its
+  // added_at, added_by, case_id and audit_seq from the stored record. Returns the subject as
+  // stored. Errors: kInvalidArgument (name taken, without append), kNotFound (unknown, with
+  // append), kDatabase.
+  Result<Subject> AddSubjectReferences(const std::string& name, bool append,
+                                       const std::vector<SubjectReference>& refs, AuditRecord record);
+  // Marks corpus faces "not this person" for the subject, with `record` (results
+  // {"subject_id":..,"excluded":[ids]}). Errors: kNotFound (no subject, or a face id that names no
+  // face), kInvalidArgument (a face that is one of its references).
+  Status ExcludeFromSubject(const std::string& name, const std::vector<int64_t>& face_ids, AuditRecord record);
+  // Errors: kNotFound (no subject `from`), kInvalidArgument (`to` taken).
+  Status RenameSubject(const std::string& from, const std::string& to, AuditRecord record);
+  // Deletes the subject and its references with `record`, marking the scrub pending (their
+  // embeddings are erased as an erasure's are). Errors: kNotFound.
+  Status RemoveSubject(const std::string& name, AuditRecord record);
 
   // True while an erasure has committed but its scrub has not finished.
   Result<bool> ScrubPending();

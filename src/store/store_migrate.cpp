@@ -105,6 +105,35 @@ CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
 
 Status CreateUsersV5(sqlite3* db) { return sqlite::Exec(db, kUsersV5Sql); }
 
+namespace {
+// Subjects (issue #21): named people with reference faces, and faces marked "not this person". A reference's embedding is biometric
+// data; one taken from a corpus face goes with that face (ON DELETE CASCADE), so erasing the face
+// (forget, opt-out) erases the reference too. Who added it, when and for which case are copied
+// from its audit record, whose seq it keeps.
+const char* const kSubjectsV6Sql = R"sql(
+CREATE TABLE subjects(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,
+                      created_at TEXT NOT NULL, created_by TEXT NOT NULL, case_id TEXT NOT NULL DEFAULT '');
+CREATE TABLE subject_refs(id INTEGER PRIMARY KEY AUTOINCREMENT,
+                          subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+                          embedding BLOB NOT NULL CHECK(length(embedding) = 512),
+                          source TEXT NOT NULL, photo_sha256 TEXT NOT NULL,
+                          face_id INTEGER REFERENCES faces(id) ON DELETE CASCADE,
+                          x INTEGER NOT NULL, y INTEGER NOT NULL, w INTEGER NOT NULL, h INTEGER NOT NULL,
+                          added_at TEXT NOT NULL, added_by TEXT NOT NULL, case_id TEXT NOT NULL DEFAULT '',
+                          audit_seq INTEGER NOT NULL);
+CREATE INDEX subject_refs_subject ON subject_refs(subject_id);
+CREATE INDEX subject_refs_face ON subject_refs(face_id);
+-- "Not this person": faces a subject's searches must never return.
+CREATE TABLE subject_exclusions(subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+                                face_id INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+                                added_at TEXT NOT NULL, added_by TEXT NOT NULL, case_id TEXT NOT NULL DEFAULT '',
+                                audit_seq INTEGER NOT NULL, PRIMARY KEY(subject_id, face_id)) WITHOUT ROWID;
+CREATE INDEX subject_exclusions_face ON subject_exclusions(face_id);
+)sql";
+}  // namespace
+
+Status CreateSubjectsV6(sqlite3* db) { return sqlite::Exec(db, kSubjectsV6Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
@@ -112,12 +141,13 @@ Status Upgrade(sqlite3* db, int64_t from) {
   if (from <= 2) FS_TRY(CreateV3(db));
   if (from <= 3) FS_TRY(CreateV4(db));
   if (from <= 4) FS_TRY(CreateUsersV5(db));
+  if (from <= 5) FS_TRY(CreateSubjectsV6(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
-  spdlog::info("upgraded the corpus database from schema version {} to {} ({}{}stored counts)", from,
+  spdlog::info("upgraded the corpus database from schema version {} to {} ({}{}{}subjects)", from,
                kSchemaVersion, from <= 1 ? "audit log, erasure tombstones, opt-outs, " : "",
-               from <= 2 ? "provenance, error kinds, input issues, " : "");
+               from <= 2 ? "provenance, error kinds, input issues, " : "", from <= 3 ? "stored counts, " : "");
   return Ok();
 }
 

@@ -3,6 +3,7 @@
 // its audit record commit together, so an erasure is never unrecorded (and a record never lies).
 #include <sstream>
 
+#include "store/audit_append.h"
 #include "store/audit_chain.h"
 #include "store/face_codec.h"
 #include "store/meta.h"
@@ -10,21 +11,17 @@
 #include "store/store.h"
 
 namespace facesearch {
+using sqlite::HasTable;
 using sqlite::QueryInt;
 using sqlite::Stmt;
 using sqlite::Transaction;
+using store_audit::AppendAuditInTransaction;
+using store_audit::MarkScrubPending;
 
 namespace {
 
 constexpr const char* kHeadSeq = "audit.head_seq";
 constexpr const char* kHeadHash = "audit.head_hash";
-
-Result<bool> HasTable(sqlite3* db, const char* name) {
-  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"));
-  stmt.Bind(1, std::string_view(name));
-  FS_ASSIGN(bool row, stmt.Step());
-  return row && stmt.Int(0) > 0;
-}
 
 std::string JoinProbes(const std::vector<std::string>& probes) {
   std::string out;
@@ -37,27 +34,6 @@ std::vector<std::string> SplitProbes(const std::string& text) {
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) out.push_back(item);
   return out;
-}
-
-// Appends inside the caller's write transaction; links to the head recorded in meta (not to the
-// newest row), so that a deleted newest row stays detectable after later appends.
-Result<AuditRecord> AppendInTransaction(sqlite3* db, AuditRecord r) {
-  FS_ASSIGN(int64_t head_seq, meta::ReadInt(db, kHeadSeq));
-  FS_ASSIGN(std::string head_hash, meta::ReadRequired(db, kHeadHash));
-  r.seq = head_seq + 1;
-  r.prev_hash = head_seq == 0 ? audit::kGenesisHash : head_hash;
-  if (r.at.empty()) r.at = meta::NowUtc();
-  r.hash = audit::ChainHash(r);
-  FS_ASSIGN(Stmt insert, Stmt::Prepare(db,
-      "INSERT INTO audit(seq, at, user, action, params, case_id, purpose, probe_sha256, results, "
-      "prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-  insert.Bind(1, r.seq).Bind(2, r.at).Bind(3, r.user).Bind(4, r.action).Bind(5, r.params);
-  insert.Bind(6, r.case_id).Bind(7, r.purpose).Bind(8, JoinProbes(r.probe_sha256));
-  insert.Bind(9, r.results).Bind(10, r.prev_hash).Bind(11, r.hash);
-  FS_TRY(insert.Run());
-  FS_TRY(meta::Write(db, kHeadSeq, std::to_string(r.seq)));
-  FS_TRY(meta::Write(db, kHeadHash, r.hash));
-  return r;
 }
 
 AuditRecord ReadAuditRow(const Stmt& row) {
@@ -105,12 +81,6 @@ Status EraseImageRow(sqlite3* db, int64_t image_id, const std::string& reason,
   return Ok();
 }
 
-// Marks the caller's erasure transaction as not yet scrubbed. The value is the erasure's audit seq,
-// so that finishing one scrub never clears the mark of a later erasure.
-Status MarkScrubPending(sqlite3* db, const AuditRecord& erasure) {
-  return meta::Write(db, meta::kScrubPending, std::to_string(erasure.seq));
-}
-
 Result<std::vector<int64_t>> Ids(Stmt& stmt) {
   std::vector<int64_t> ids;
   for (;;) {
@@ -122,9 +92,40 @@ Result<std::vector<int64_t>> Ids(Stmt& stmt) {
 
 }  // namespace
 
+namespace store_audit {
+
+// Appends inside the caller's write transaction; links to the head recorded in meta (not to the
+// newest row), so that a deleted newest row stays detectable after later appends.
+Result<AuditRecord> AppendAuditInTransaction(sqlite3* db, AuditRecord r) {
+  FS_ASSIGN(int64_t head_seq, meta::ReadInt(db, kHeadSeq));
+  FS_ASSIGN(std::string head_hash, meta::ReadRequired(db, kHeadHash));
+  r.seq = head_seq + 1;
+  r.prev_hash = head_seq == 0 ? audit::kGenesisHash : head_hash;
+  if (r.at.empty()) r.at = meta::NowUtc();
+  r.hash = audit::ChainHash(r);
+  FS_ASSIGN(Stmt insert, Stmt::Prepare(db,
+      "INSERT INTO audit(seq, at, user, action, params, case_id, purpose, probe_sha256, results, "
+      "prev_hash, hash) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+  insert.Bind(1, r.seq).Bind(2, r.at).Bind(3, r.user).Bind(4, r.action).Bind(5, r.params);
+  insert.Bind(6, r.case_id).Bind(7, r.purpose).Bind(8, JoinProbes(r.probe_sha256));
+  insert.Bind(9, r.results).Bind(10, r.prev_hash).Bind(11, r.hash);
+  FS_TRY(insert.Run());
+  FS_TRY(meta::Write(db, kHeadSeq, std::to_string(r.seq)));
+  FS_TRY(meta::Write(db, kHeadHash, r.hash));
+  return r;
+}
+
+// Marks the caller's erasure transaction as not yet scrubbed. The value is the erasure's audit seq,
+// so that finishing one scrub never clears the mark of a later erasure.
+Status MarkScrubPending(sqlite3* db, const AuditRecord& erasure) {
+  return meta::Write(db, meta::kScrubPending, std::to_string(erasure.seq));
+}
+
+}  // namespace store_audit
+
 Result<AuditRecord> Store::AppendAudit(AuditRecord record) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
-  FS_ASSIGN(AuditRecord stored, AppendInTransaction(db_, std::move(record)));
+  FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
   FS_TRY(txn.Commit());
   return stored;
 }
@@ -170,7 +171,7 @@ Status Store::SetMetaAudited(const std::string& key, const std::string& value, A
     return Fail(ErrorCode::kInvalidArgument, "meta key '" + key + "' is not a setting");
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
   FS_TRY(meta::Write(db_, key, value));
-  FS_TRY(AppendInTransaction(db_, std::move(record)));
+  FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   return txn.Commit();
 }
 
@@ -194,10 +195,16 @@ Result<std::vector<int64_t>> Store::FindImagesAddedBefore(const std::string& add
 
 Result<EraseCounts> Store::Erase(const std::vector<int64_t>& image_ids,
                                  const std::vector<int64_t>& face_ids, const std::string& reason,
-                                 const std::function<AuditRecord(const EraseCounts&)>& make_audit) {
+                                 const std::function<AuditRecord(const EraseCounts&)>& make_audit,
+                                 std::optional<int64_t> subject_id) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
   const std::string now = meta::NowUtc();
   EraseCounts counts;
+  if (subject_id) {
+    FS_ASSIGN(Stmt del, Stmt::Prepare(db_, "DELETE FROM subjects WHERE id = ?"));  // references cascade
+    del.Bind(1, *subject_id);
+    FS_TRY(del.Run());
+  }
   for (int64_t id : image_ids) FS_TRY(EraseImageRow(db_, id, reason, now, counts));
   FS_ASSIGN(Stmt find, Stmt::Prepare(db_, "SELECT image_id FROM faces WHERE id = ?"));
   FS_ASSIGN(Stmt del, Stmt::Prepare(db_, "DELETE FROM faces WHERE id = ?"));
@@ -224,7 +231,7 @@ Result<EraseCounts> Store::Erase(const std::vector<int64_t>& image_ids,
     if (empty) FS_TRY(EraseImageRow(db_, image_id, reason, now, counts));
   }
   if (counts.faces > 0) FS_TRY(meta::BumpGeneration(db_, /*removed_faces=*/true));
-  FS_ASSIGN(AuditRecord stored, AppendInTransaction(db_, make_audit(counts)));
+  FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, make_audit(counts)));
   FS_TRY(MarkScrubPending(db_, stored));
   FS_TRY(txn.Commit());
   return counts;
@@ -239,7 +246,7 @@ Result<int64_t> Store::AddOptOut(const OptOutRecord& o, AuditRecord record) {
   FS_TRY(insert.Run());
   const int64_t id = sqlite3_last_insert_rowid(db_);
   record.results = "{\"optout_id\":" + std::to_string(id) + "}";
-  FS_TRY(AppendInTransaction(db_, std::move(record)));
+  FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   FS_TRY(txn.Commit());
   return id;
 }
@@ -269,7 +276,7 @@ Status Store::RemoveOptOut(int64_t id, AuditRecord record) {
   if (sqlite3_changes64(db_) == 0)
     return Fail(ErrorCode::kNotFound, "no opt-out with id " + std::to_string(id) +
                                           " (see `facesearch optout list`)");
-  FS_ASSIGN(AuditRecord stored, AppendInTransaction(db_, std::move(record)));
+  FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
   FS_TRY(MarkScrubPending(db_, stored));  // the opt-out's embedding is erased too
   return txn.Commit();
 }
@@ -307,7 +314,7 @@ Status Store::AddUser(const UserRecord& user, AuditRecord record) {
   insert.Bind(1, user.name).Bind(2, std::string_view(RoleName(user.role))).Bind(3, user.token_sha256);
   insert.Bind(4, meta::NowUtc());
   FS_TRY(insert.Run());
-  FS_TRY(AppendInTransaction(db_, std::move(record)));
+  FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   return txn.Commit();
 }
 
@@ -333,7 +340,7 @@ Status Store::RevokeUser(const std::string& name, AuditRecord record) {
   FS_TRY(revoke.Run());
   if (sqlite3_changes64(db_) == 0)
     return Fail(ErrorCode::kNotFound, "no active user named '" + name + "' (see `facesearch user list`)");
-  FS_TRY(AppendInTransaction(db_, std::move(record)));
+  FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   return txn.Commit();
 }
 
