@@ -92,6 +92,7 @@ void Run(Context& ctx, IndexArgs& args) {
   const bool tty = isatty(STDERR_FILENO) && spdlog::default_logger()->level() <= spdlog::level::info;
   args.options.on_file = [&](const FileOutcome& o) {
     if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
+    else if (!o.warning.empty()) spdlog::warn("{}: {}", o.path, o.warning);
     else if (o.result == FileResult::kSkipped) spdlog::info("{}: skipped ({}): {}", o.path, o.reason, o.error);
     else if (o.result == FileResult::kErased)
       spdlog::info("{}: skipped: erased earlier by `facesearch forget` (index --allow-reindex to add it)", o.path);

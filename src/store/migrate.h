@@ -10,6 +10,8 @@
 //   v3 → v4: the counts table, filled once from the tables and then kept by triggers (images by
 //            status, faces, skipped inputs), so that `info` and the `auto` index kind read counts
 //            in O(1) instead of scanning millions of rows (issue #16).
+//   v4 → v5: the images' perceptual hash and EXIF columns (phash, exif_taken_at, camera_make,
+//            camera_model, gps_lat, gps_lon, exif_problem; issue #20), NULL on older rows.
 #pragma once
 
 #include <sqlite3.h>
@@ -32,6 +34,9 @@ Status CreateV3(sqlite3* db);
 // The v4 counts table and its triggers, filled from the rows present; also run when creating a
 // new corpus (no version bump here).
 Status CreateV4(sqlite3* db);
+
+// The v5 columns (near-duplicates, EXIF); also run when creating a new corpus.
+Status CreateMediaV5(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

@@ -93,18 +93,40 @@ END;
 
 Status CreateV4(sqlite3* db) { return sqlite::Exec(db, kV4Sql); }
 
+namespace {
+// Near-duplicates and EXIF (issue #20). phash is PerceptualHash's 64 bits as a signed integer;
+// NULL on rows from older versions until `index` reads their file again (ingest.cpp). The EXIF
+// columns are the file's own claims (PhotoMetadata in types.h); GPS is personal data and goes
+// with the row (forget deletes it under secure_delete).
+const char* const kMediaV5Sql = R"sql(
+ALTER TABLE images ADD COLUMN phash INTEGER;
+ALTER TABLE images ADD COLUMN exif_taken_at TEXT;
+ALTER TABLE images ADD COLUMN camera_make TEXT;
+ALTER TABLE images ADD COLUMN camera_model TEXT;
+ALTER TABLE images ADD COLUMN gps_lat REAL;
+ALTER TABLE images ADD COLUMN gps_lon REAL;
+ALTER TABLE images ADD COLUMN exif_problem TEXT;
+)sql";
+}  // namespace
+
+Status CreateMediaV5(sqlite3* db) { return sqlite::Exec(db, kMediaV5Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
   if (from <= 1) FS_TRY(CreateV2(db));
   if (from <= 2) FS_TRY(CreateV3(db));
   if (from <= 3) FS_TRY(CreateV4(db));
+  if (from <= 4) FS_TRY(CreateMediaV5(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
   spdlog::info("upgraded the corpus database from schema version {} to {} ({}{}stored counts)", from,
                kSchemaVersion, from <= 1 ? "audit log, erasure tombstones, opt-outs, " : "",
                from <= 2 ? "provenance, error kinds, input issues, " : "");
+  if (from <= 4)
+    spdlog::info("images indexed before have no perceptual hash and no EXIF yet: run `facesearch index` "
+                 "on their folders again to add them (no face is detected again)");
   return Ok();
 }
 
