@@ -17,11 +17,12 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 # jq: the shell-pipeline tests. chromium: renders the HTML report in its test. help2man: the man page;
 # man-db: its test renders it.
 # libcurl4-openssl-dev: URL fetching in `facesearch index --urls/--manifest`. libssl-dev: SHA-256
-# through libcrypto (SHA-NI where the CPU has it).
+# through libcrypto (SHA-NI where the CPU has it). libopencv-contrib-dev: OpenCV's img_hash (the
+# near-duplicate hash); libexif-dev: EXIF capture time, camera and GPS at ingest.
 readonly PACKAGES=(
   build-essential cmake pkg-config
   libopencv-dev libdlib-dev libfaiss-dev libsqlite3-dev libcli11-dev libspdlog-dev catch2
-  libopenblas-dev libcurl4-openssl-dev libssl-dev
+  libopenblas-dev libcurl4-openssl-dev libssl-dev libopencv-contrib-dev libexif-dev
   python3 python3-pip python3-venv
   sqlite3 curl bzip2 ca-certificates
   jq chromium help2man man-db

@@ -364,3 +364,37 @@ TEST_CASE("GPS and camera EXIF are erased with the image by forget, down to the 
   CHECK_FALSE(AnyFileContains(c.corpus, "GPS Model"));
   CHECK_FALSE(AnyFileContains(c.corpus, lat));
 }
+
+TEST_CASE("A corpus from before the hashes opens, and indexing its folder again backfills hashes and EXIF without detecting faces again",
+          "[media][e2e]") {
+  MediaCorpus c;
+  c.MustRun({"index", c.photos.string()});
+  {  // back to schema 4, as the previous version wrote it
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(c.db().c_str(), &db) == SQLITE_OK);
+    std::string sql;
+    for (const char* column : {"phash", "exif_taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon", "exif_problem"})
+      sql += std::string("ALTER TABLE images DROP COLUMN ") + column + ";";
+    sql += "PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';";
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    INFO((err ? err : ""));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    REQUIRE(rc == SQLITE_OK);
+  }
+  Json before = ParseJson(c.MustRun({"info", "--duplicates", "--format", "json"}).out);
+  CHECK(before["images_hashed"].num() == 0);
+  CHECK(before["images_unhashed"].num() == 5);
+
+  Json again = ParseJson(c.MustRun({"index", "--json", c.photos.string()}).out);
+  CHECK(again["duplicates"].num() == 5);  // known content: no face detected again
+  CHECK(again["added"].num() == 0);
+  CHECK(ParseJson(c.MustRun({"info", "--json"}).out)["schema_version"].num() == 5);
+  Json after = ParseJson(c.MustRun({"info", "--duplicates", "--format", "json"}).out);
+  CHECK(after["images_hashed"].num() == 5);
+  CHECK(after["images_unhashed"].num() == 0);
+  CHECK(after["duplicate_groups"].num() == 1);
+  Json biden = ParseJsonLines(c.MustRun({"query", "--format", "jsonl", TestImage("biden.jpg").string()}).out).at(0);
+  CHECK(biden["camera_make"].str() == "FacesearchTestCam");
+}
