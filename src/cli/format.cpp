@@ -34,6 +34,12 @@ std::string ProvenanceJsonFields(const Provenance& p) {
          ",\"notes\":" + field(p.notes);
 }
 
+std::string CameraName(const PhotoMetadata& p) {
+  if (p.camera_model.starts_with(p.camera_make)) return p.camera_model;  // "Canon" + "Canon EOS 5D"
+  if (p.camera_model.empty()) return p.camera_make;
+  return p.camera_make + " " + p.camera_model;
+}
+
 std::string PhotoJsonFields(const PhotoMetadata& p) {
   auto text = [](const std::string& v) { return v.empty() ? std::string("null") : JsonString(v); };
   auto degrees = [](const std::optional<double>& v) { return v ? JsonFixed(*v, 6) : std::string("null"); };
@@ -318,7 +324,7 @@ std::string PhotoLine(const PhotoMetadata& p) {
     line += v;
   };
   if (!p.taken_at.empty()) add("taken " + p.taken_at);
-  const std::string camera = p.camera_make + (p.camera_make.empty() || p.camera_model.empty() ? "" : " ") + p.camera_model;
+  const std::string camera = CameraName(p);
   if (!camera.empty()) add("camera " + camera);
   if (p.latitude) add("GPS " + Degrees(p.latitude) + "," + Degrees(p.longitude));
   return TerminalText(line);

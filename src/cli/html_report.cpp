@@ -1,5 +1,6 @@
 // The visual query report: probe faces beside their matched face crops, as one HTML file.
 #include "cli/html_report.h"
+#include "cli/format.h"
 
 #include <algorithm>
 #include <chrono>
@@ -159,7 +160,7 @@ std::string MatchCard(const Match& m, const Calibration& cal, const std::string&
   row("notes", p.notes);
   // What the image's own EXIF claims (the manifest's "captured" above is a person's statement).
   row("taken (EXIF)", m.photo.taken_at);
-  row("camera", m.photo.camera_make + (m.photo.camera_make.empty() ? "" : " ") + m.photo.camera_model);
+  row("camera", CameraName(m.photo));
   if (m.photo.latitude)
     row("GPS", Fixed(*m.photo.latitude, 6) + ", " + Fixed(*m.photo.longitude, 6));
   if (m.copies > 0) row("copies", "+" + std::to_string(m.copies) + " near-duplicate image(s) of this picture");
