@@ -5,6 +5,7 @@
 #     decode    untrusted image bytes → header checks → decode → detect → landmarks → embed
 #     parsers   manifests (JSONL, CSV), URL lists, robots.txt bodies, X-Robots-Tag headers
 #     api       facesearch serve's request parsing: URL parameters, multipart parts, JSON bodies, tokens
+#     exif      EXIF of image files (JPEG APP1, PNG eXIf, WebP EXIF) through libexif
 #   (default: all three, one after the other)
 #
 # Seeds: the face_recognition test photos (scripts/fetch-test-images.sh) for decode; a few valid
@@ -16,7 +17,7 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 seconds="${1:-300}"
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(decode parsers api)
+[[ ${#targets[@]} -gt 0 ]] || targets=(decode parsers api exif)
 # libstdc++ 12's std::expected needs clang >= 16 (Debian bookworm's default clang is 14).
 cxx=""
 for c in clang++-19 clang++-18 clang++-17 clang++-16; do command -v "$c" >/dev/null && { cxx="$c"; break; }; done
@@ -63,7 +64,11 @@ for t in "${targets[@]}"; do
     api)
       seeds="$(api_seeds)"
       max_len=8192 ;;
-    *) echo "fuzz.sh: unknown target '$t' (decode, parsers, api)" >&2; exit 2 ;;
+    exif)  # the test photos: some carry EXIF; the target also wraps each input as an EXIF segment
+      seeds="${FACESEARCH_TEST_IMAGES:-${XDG_CACHE_HOME:-$HOME/.cache}/facesearch/test-images}"
+      [[ -d "$seeds" ]] || scripts/fetch-test-images.sh
+      max_len=65536 ;;
+    *) echo "fuzz.sh: unknown target '$t' (decode, parsers, api, exif)" >&2; exit 2 ;;
   esac
   cmake --build build-fuzz --target "fuzz_$t" -j"$(nproc)"
   mkdir -p "build-fuzz/corpus-$t"

@@ -19,11 +19,12 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 # libcurl4-openssl-dev: URL fetching in `facesearch index --urls/--manifest`. libssl-dev: SHA-256
 # through libcrypto (SHA-NI where the CPU has it). nlohmann-json3-dev: the JSON parser (manifests,
 # embed files, tests). libxxhash-dev: XXH3 checksums of the index file's blocks (opening maps the
-# file instead of hashing all of it).
+# file instead of hashing all of it). libopencv-contrib-dev: OpenCV's img_hash (the near-duplicate
+# hash); libexif-dev: EXIF capture time, camera and GPS at ingest.
 readonly PACKAGES=(
   build-essential cmake pkg-config
   libopencv-dev libdlib-dev libfaiss-dev libsqlite3-dev libcli11-dev libspdlog-dev catch2
-  libopenblas-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libxxhash-dev
+  libopenblas-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libxxhash-dev libopencv-contrib-dev libexif-dev
   python3 python3-pip python3-venv
   sqlite3 curl bzip2 ca-certificates
   jq chromium help2man man-db

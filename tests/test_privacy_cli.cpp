@@ -178,11 +178,14 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
                  "DROP TABLE input_issues; DROP INDEX images_path; ALTER TABLE images DROP COLUMN error_kind; "
                  "ALTER TABLE images DROP COLUMN page_url; ALTER TABLE images DROP COLUMN source; "
                  "ALTER TABLE images DROP COLUMN captured_at; ALTER TABLE images DROP COLUMN licence; "
-                 "ALTER TABLE images DROP COLUMN notes");
+                 "ALTER TABLE images DROP COLUMN notes; ALTER TABLE images DROP COLUMN phash; "
+                 "ALTER TABLE images DROP COLUMN exif_taken_at; ALTER TABLE images DROP COLUMN camera_make; "
+                 "ALTER TABLE images DROP COLUMN camera_model; ALTER TABLE images DROP COLUMN gps_lat; "
+                 "ALTER TABLE images DROP COLUMN gps_lon; ALTER TABLE images DROP COLUMN exif_problem");
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 1);
 
   REQUIRE(c.Run({"config", "set", "require-case", "true"}).exit_code == 0);
-  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 6);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 7);
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 1);  // counts rebuilt from the rows
   CHECK(c.Run({"config"}).out.find("require-case = true") != std::string::npos);
 

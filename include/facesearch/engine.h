@@ -145,6 +145,8 @@ struct FileOutcome {
   // analyzer_error, http_status, timeout, fetch_error, redirect, scheme, content_type, manifest,
   // robots, noimageindex.
   std::string reason;
+  // For kAdded and kNoFace: a problem that did not stop indexing (malformed EXIF), "" when none.
+  std::string warning;
 };
 
 // One input of an index run: a file, a directory, or an http(s) URL, and where it came from.
@@ -300,6 +302,11 @@ struct QueryOptions {
   float threshold = 0.6f;  // dlib's same-person Euclidean distance on LFW
   bool all_faces = false;  // default: only the probe's largest face
   std::optional<int> face;  // instead: the probe's face with this index (0-based, detector order)
+  // Matches in copies of one picture (near-duplicate images: resized, recompressed, lightly
+  // cropped) are folded into the nearest of them, which counts them in Match::copies. False
+  // (`--no-collapse`): every match is returned, the copies naming theirs in Match::copy_of.
+  // Grouping happens after top_k: a probe face may get fewer than top_k pictures.
+  bool collapse_copies = true;
 };
 
 struct Match {
@@ -310,6 +317,9 @@ struct Match {
   std::string image_sha256;
   Box box;
   Provenance provenance;  // of the matched image
+  PhotoMetadata photo;    // the matched image's EXIF: capture time, camera, GPS
+  int copies = 0;         // other matches in copies of this image's picture (see collapse_copies)
+  std::optional<int64_t> copy_of;  // not collapsed: the face id of the nearest match in a copy
 };
 
 struct ProbeFace {
@@ -457,13 +467,30 @@ struct CompactSummary {
 // segment. Takes the corpus write lock; needs no model files. Errors: kNotFound, kIndex,
 // kDatabase, kIo.
 Result<CompactSummary> CompactCorpus(const CorpusConfig& config);
+// Near-duplicate images: copies of one picture (resized, recompressed, lightly cropped), found by
+// their perceptual hashes (`info --duplicates`). Exact copies never get here: identical bytes are
+// one image (SHA-256).
+struct DuplicateGroup {
+  std::vector<int64_t> image_ids;  // ascending
+  std::vector<std::string> images;  // their paths (or URLs), in the same order
+};
+struct DuplicateReport {
+  int64_t images_hashed = 0;    // images whose hash is known
+  int64_t images_unhashed = 0;  // indexed before schema v7 and not read again by `index` since
+  std::vector<DuplicateGroup> groups;  // two or more images each, in order of their first image
+};
+// Reads the corpus without changing it and without needing model files. Every image's hash is
+// read (O(images)), then grouped by multi-index hashing. Errors: kNotFound without a corpus.
+Result<DuplicateReport> FindDuplicateImages(const CorpusConfig& config);
 
 // Calls fn for every input that failed (image rows with status error) or was skipped before its
 // content was read (robots.txt, noimageindex, malformed manifest rows), oldest first. Read-only.
 Status ListInputIssues(const CorpusConfig& config, const std::function<void(const InputIssue&)>& fn);
 
 // Calls fn for every face in the corpus, in face id order (no model files needed). Appends the
-// export's audit record first, so it needs write access to the corpus.
-Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn);
+// export's audit record first (`xmp`: the faces go to XMP sidecars, said in its params), so it
+// needs write access to the corpus.
+Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn,
+                   bool xmp = false);
 
 }  // namespace facesearch

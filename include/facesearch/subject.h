@@ -1,4 +1,4 @@
-// Subjects: a named person with several reference faces, kept in the corpus (schema v5) with who
+// Subjects: a named person with several reference faces, kept in the corpus (schema v6) with who
 // added each reference, when and for which case. `query --subject` searches with all of them at
 // once (Corpus::QuerySubject). Like engine.h, nothing here prints; see docs/usage.md "Subjects".
 #pragma once

@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace facesearch {
@@ -92,14 +93,33 @@ struct Provenance {
   }
 };
 
+// When, where and with what a photo was taken, as its own EXIF says (schema v7; src/image/exif.h).
+// Empty when the file has none. A camera's clock and GPS can be wrong, unset or edited: these are
+// the file's claims, not facts. GPS is personal data, erased with the image like everything else.
+struct PhotoMetadata {
+  std::string taken_at;      // DateTimeOriginal as ISO-8601 "2024-05-01T14:03:22", with the
+                             // "+02:00" of OffsetTimeOriginal when present (otherwise local time)
+  std::string camera_make;   // Make, e.g. "Canon"
+  std::string camera_model;  // Model, e.g. "Canon EOS 5D"
+  std::optional<double> latitude, longitude;  // WGS-84 degrees, north and east positive
+  bool empty() const {
+    return taken_at.empty() && camera_make.empty() && camera_model.empty() && !latitude;
+  }
+};
+
 // A face row joined with its image, as returned to queries and exports.
 struct FaceRecord {
   int64_t face_id = 0;
   int64_t image_id = 0;
   std::string image_path;  // the file path, or the URL for fetched images
   std::string image_sha256;
+  int image_width = 0, image_height = 0;  // decoded, EXIF orientation applied
   Face face;
   Provenance provenance;
+  PhotoMetadata photo;               // the image's EXIF (schema v7)
+  std::optional<uint64_t> phash;     // the image's perceptual hash; absent for images indexed
+                                     // before schema v7 until `index` reads them again
+  std::string exif_problem;          // why EXIF was not (all) read: malformed, "" when fine
 };
 
 struct CorpusCounts {

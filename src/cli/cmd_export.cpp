@@ -4,31 +4,90 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "cli/cli.h"
 #include "cli/format.h"
+#include "cli/xmp.h"
+#include "common/fs.h"
 #include "facesearch/privacy.h"
 #include "facesearch/subject.h"
 
 namespace facesearch::cli {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The sidecar name for an image: its file name (of a URL: the last part) + ".xmp", as digiKam and
+// darktable name theirs, in characters safe in any folder; "NAME-IMAGEID.xmp" when two images share it.
+std::string SidecarName(const FaceRecord& r, std::set<std::string>& taken) {
+  std::string name = fs::path(r.image_path).filename().string();
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  if (name.empty() || name.front() == '.') name = "image" + name;
+  std::string sidecar = name + ".xmp";
+  if (!taken.insert(sidecar).second) {
+    sidecar = name + "-" + std::to_string(r.image_id) + ".xmp";
+    taken.insert(sidecar);
+  }
+  return sidecar;
+}
+
+// `export --xmp DIR`: one sidecar per image with faces (faces of an image have consecutive ids).
+void ExportXmp(Context& ctx, const fs::path& dir) {
+  // A new folder is made private; an existing one must already be (CreatePrivateOutputFile).
+  std::error_code ec;
+  if (!fs::exists(dir, ec))
+    if (Status made = EnsurePrivateDir(dir); !made) return ctx.Report(made.error());
+  std::vector<FaceRecord> image;
+  std::set<std::string> taken;
+  Status written = Ok();
+  int64_t files = 0;
+  auto flush = [&] {
+    if (image.empty() || !written) return;
+    written = WritePrivateOutputFile(dir / SidecarName(image.front(), taken), MwgRegionsXmp(image));
+    ++files;
+    image.clear();
+  };
+  Status s = ExportFaces(
+      ctx.Config(),
+      [&](const FaceRecord& r) {
+        if (!image.empty() && image.front().image_id != r.image_id) flush();
+        image.push_back(r);
+      },
+      /*xmp=*/true);
+  flush();
+  if (!s) return ctx.Report(s.error());
+  if (!written) return ctx.Report(written.error());
+  std::cerr << "wrote " << files << " XMP sidecar(s) to " << TerminalText(dir.string()) << "\n";
+  ctx.exit_code = kExitMatch;
+}
+
+}  // namespace
 
 void AddExportCommand(CLI::App& app, Context& ctx) {
   struct ExportArgs {
     std::string output;
     std::string subject;
     float threshold = 0.6f;
+    std::string xmp;  // --xmp DIR
   };
   auto args = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand("export", "Print every face in the corpus as JSON lines");
-  cmd->footer("One line per face: face_id, image_id, image, sha256, box, landmarks, det_score and the\n"
-              "128-float embedding. The output holds biometric data: store it as carefully as the corpus.\n"
+  cmd->footer("One line per face: face_id, image_id, image, sha256, box, landmarks, det_score, the\n"
+              "provenance, the image's EXIF (capture time, camera, GPS) and the 128-float embedding.\n"
+              "The output holds biometric data: store it as carefully as the corpus.\n"
+              "--xmp DIR writes instead one XMP sidecar per image (NAME.jpg.xmp) with its faces as MWG\n"
+              "face regions, unnamed, for digiKam, Lightroom or Picasa to show; no embedding, no GPS.\n"
               "--output creates the file with mode 0600 and refuses a directory that other users can\n"
               "list or write. Every export is recorded in the audit log first.\n\n"
               "Examples:\n"
               "  facesearch export --output ~/private/faces.jsonl\n"
               "  facesearch --case 2025-017 export | jq -r '.image' | sort -u\n"
-              "  facesearch --case 2025-017 export --subject 'J. Doe' -o doe.jsonl   # before forget --subject");
-  cmd->add_option("-o,--output", args->output, "Write to this file (created 0600) instead of stdout");
+              "  facesearch --case 2025-017 export --subject 'J. Doe' -o doe.jsonl   # before forget --subject\n"
+              "  facesearch export --xmp ~/private/sidecars && ls ~/private/sidecars");
+  CLI::Option* output_option =
+      cmd->add_option("-o,--output", args->output, "Write to this file (created 0600) instead of stdout");
   cmd->add_option("--subject", args->subject,
                   "Only a subject's faces: those within --threshold of the mean of its references and the faces "
                   "they came from (what `forget --subject` erases), nearest first, each with subject and "
@@ -36,7 +95,12 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("-t,--threshold", args->threshold, "Distance limit for --subject")
       ->check(CLI::Range(0.0, 2.0))
       ->capture_default_str();
+  cmd->add_option("--xmp", args->xmp, "Write MWG face-region XMP sidecars into this folder (created 0700; files 0600)")
+      ->excludes(output_option);
   cmd->callback([&ctx, args] {
+    if (!args->xmp.empty() && !args->subject.empty())
+      return ctx.Report(Error{ErrorCode::kInvalidArgument, "--xmp writes every image's faces: leave out --subject"});
+    if (!args->xmp.empty()) return ExportXmp(ctx, args->xmp);
     const std::string* output = &args->output;
     // The descriptor the file was created with: opening the name again could reach another file.
     std::optional<__gnu_cxx::stdio_filebuf<char>> file_buffer;

@@ -79,6 +79,7 @@ void PrintIndexSummary(std::ostream& out, const IndexSummary& s, bool json, cons
 
 void LogFileOutcome(const FileOutcome& o) {
   if (o.result == FileResult::kError) spdlog::warn("{}: {}", o.path, o.error);
+  else if (!o.warning.empty()) spdlog::warn("{}: {}", o.path, o.warning);
   else if (o.result == FileResult::kSkipped) spdlog::info("{}: skipped ({}): {}", o.path, o.reason, o.error);
   else if (o.result == FileResult::kErased)
     spdlog::info("{}: skipped: erased earlier by `facesearch forget` (--allow-reindex to add it)", o.path);

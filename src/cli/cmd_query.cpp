@@ -251,7 +251,10 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "Exit status: 0 at least one match, 1 no match (or no face in the probe), 2 error (including\n"
       "any probe that could not be read; the other probes are still searched and printed).\n"
       "Every query is recorded in the audit log before results are shown (`facesearch audit`);\n"
-      "say why with --case ID and --purpose TEXT.\n\n"
+      "say why with --case ID and --purpose TEXT.\n"
+      "Matches in copies of one picture (resized, recompressed: near-duplicate images) show as one\n"
+      "row, the nearest, with '(+2 copies)'; --no-collapse lists every copy, marked 'copy of face N'.\n"
+      "Each match also carries its image's EXIF capture time, camera and GPS position when known.\n\n"
       "Examples:\n"
       "  facesearch query probe.jpg\n"
       "  facesearch --case 2025-017 --purpose 'robbery, Main St' query probe.jpg\n"
@@ -260,6 +263,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch query --format tsv --fields image,distance,confidence p.jpg | sort -t$'\\t' -k2n\n"
       "  facesearch query --html report.html a.jpg b.jpg  # probe faces beside their matches\n"
       "  facesearch query -0 --paths-only a.jpg b.jpg | xargs -0 cp -t leads/ --\n"
+      "  facesearch query --no-collapse --format csv --fields image,copy_of,taken_at p.jpg\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
       "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'\n"
@@ -310,6 +314,9 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       ->excludes(threshold);
   CLI::Option* all_faces = cmd->add_flag("--all-faces", args->options.all_faces,
                                          "Search with every face in the probe (default: the largest face only)");
+  cmd->add_flag_callback("--no-collapse", [args] { args->options.collapse_copies = false; },
+                "List every copy of a picture as its own match (default: near-duplicate images fold "
+                "into the nearest, which counts them in 'copies')");
   cmd->add_option("--face", args->face, "Search with the probe's face N (0-based, as `facesearch faces` numbers them)")
       ->check(CLI::NonNegativeNumber)
       ->excludes(all_faces);

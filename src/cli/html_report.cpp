@@ -1,5 +1,6 @@
 // The visual query report: probe faces beside their matched face crops, as one HTML file.
 #include "cli/html_report.h"
+#include "cli/format.h"
 
 #include <algorithm>
 #include <chrono>
@@ -138,6 +139,13 @@ std::string MatchCard(const Match& m, const Calibration& cal, const std::string&
   row("captured", p.captured_at);
   row("licence", p.licence);
   row("notes", p.notes);
+  // What the image's own EXIF claims (the manifest's "captured" above is a person's statement).
+  row("taken (EXIF)", m.photo.taken_at);
+  row("camera", CameraName(m.photo));
+  if (m.photo.latitude)
+    row("GPS", Fixed(*m.photo.latitude, 6) + ", " + Fixed(*m.photo.longitude, 6));
+  if (m.copies > 0) row("copies", "+" + std::to_string(m.copies) + " near-duplicate image(s) of this picture");
+  if (m.copy_of) row("copy of", "face " + std::to_string(*m.copy_of));
   s += "<dt>image</dt><dd class=\"path\">" + HtmlEscape(m.image_path) + "</dd>";
   s += "<dt>face</dt><dd>id " + std::to_string(m.face_id) + ", " + BoxText(m.box) + "</dd>";
   s += "<dt>SHA-256</dt><dd class=\"path\">" + HtmlEscape(m.image_sha256.substr(0, 16)) + "&hellip;</dd>";

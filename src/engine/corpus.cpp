@@ -1,5 +1,6 @@
 // Corpus layout and the read-only commands (info, export).
 #include "engine/corpus.h"
+#include "image/phash.h"
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -454,15 +455,34 @@ Status ListInputIssues(const CorpusConfig& config, const std::function<void(cons
   return store->ForEachInputIssue(fn);
 }
 
+Result<DuplicateReport> FindDuplicateImages(const CorpusConfig& config) {
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
+  FS_ASSIGN(std::vector<ImageHash> images, store->ImageHashes());
+  FS_ASSIGN(CorpusCounts counts, store->Counts());
+  DuplicateReport report;
+  report.images_hashed = static_cast<int64_t>(images.size());
+  report.images_unhashed = counts.images_ok + counts.images_noface - report.images_hashed;
+  std::vector<uint64_t> hashes;
+  for (const ImageHash& i : images) hashes.push_back(i.phash);
+  for (const std::vector<size_t>& members : GroupNearDuplicates(hashes)) {
+    DuplicateGroup& g = report.groups.emplace_back();
+    for (size_t m : members) {
+      g.image_ids.push_back(images[m].image_id);
+      g.images.push_back(images[m].path);
+    }
+  }
+  return report;
+}
+
 // Export is audited like a search: the record (with the number of faces) is committed before the
 // first face is handed to `fn`, so it needs write access to the corpus.
-Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn) {
+Status ExportFaces(const CorpusConfig& config, const std::function<void(const FaceRecord&)>& fn, bool xmp) {
   FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
   FS_TRY(RequireWritable(paths, "an export must commit its audit record before it shows a face"));
   FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   FS_TRY(AppendAudit(*store, config.audit,
-                     {"export", "{}", {}, "{\"faces\":" + std::to_string(counts.faces) + "}"}));
+                     {"export", xmp ? "{\"xmp\":true}" : "{}", {}, "{\"faces\":" + std::to_string(counts.faces) + "}"}));
   return store->ForEachFace(fn);
 }
 

@@ -27,6 +27,8 @@
 #include "facesearch/embed.h"
 #include "fetch/fetcher.h"
 #include "image/sharpness.h"
+#include "image/exif.h"
+#include "image/phash.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -274,7 +276,14 @@ struct Item {
   std::vector<FaceQuality> quality;  // one per face, when the pipeline assesses them (embed)
   std::optional<InputIssue> issue;  // instead of an image row: an input skipped before reading
   bool read_again = false;          // instead of an image row: known content read from here
+  std::optional<MediaBackfill> backfill;  // with read_again: the hash and EXIF an old row lacks
 };
+
+// The perceptual hash of decoded pixels and the EXIF of their file's bytes (schema v7).
+MediaBackfill MediaOf(const std::string& sha, const RgbImage& image, std::string_view bytes) {
+  ExifRead exif = ReadExif(bytes);
+  return {sha, PerceptualHash(image), std::move(exif.metadata), std::move(exif.problem)};
+}
 
 // `item` as a failed input. Its error is recorded for its location, without the content's hash:
 // content that failed is not "already indexed", so the next run (with other caps, a fixed file or
@@ -376,6 +385,8 @@ class Pipeline {
     if (!claimed) {
       item.outcome.result = FileResult::kDuplicate;
       item.read_again = true;
+      item.backfill = Backfill(sha, *bytes);
+      clock.Lap(wall.decode, cpu.decode);
       return item;
     }
     if (!allow_reindex_ && Erased(sha)) {
@@ -396,6 +407,12 @@ class Pipeline {
     if (!image) return Failed(std::move(item), image.error().message, ReasonFor(image.error()));
     item.record.width = image->width;
     item.record.height = image->height;
+    MediaBackfill media = MediaOf(*item.record.sha256, *image, bytes);
+    item.record.phash = media.phash;
+    item.record.photo = std::move(media.photo);
+    item.record.exif_problem = media.exif_problem;
+    if (!media.exif_problem.empty())
+      item.outcome.warning = "EXIF not (all) read: " + media.exif_problem + "; the image is indexed all the same";
     auto faces = analyzer.Analyze(*image);
     if (!faces) return Failed(std::move(item), faces.error().message, "analyzer_error");
     item.faces = std::move(*faces);
@@ -410,6 +427,20 @@ class Pipeline {
     item.outcome.result = item.faces.empty() ? FileResult::kNoFace : FileResult::kAdded;
     item.record.status = item.faces.empty() ? ImageStatus::kNoFace : ImageStatus::kOk;
     return item;
+  }
+
+  // Content indexed before schema v7 lacks its perceptual hash and EXIF: it is decoded once more
+  // (no face detection) to fill them in, so running `index` again on old folders backfills them.
+  std::optional<MediaBackfill> Backfill(const std::string& sha, const std::string& bytes) {
+    if (!store_) return std::nullopt;  // `embed`: no corpus to backfill
+    {
+      std::lock_guard lock(store_mu_);
+      auto needs = store_->NeedsMedia(sha);
+      if (!needs || !*needs) return std::nullopt;  // a read error: leave it for the next run
+    }
+    auto image = DecodeImage(bytes, limits_);
+    if (!image) return std::nullopt;
+    return MediaOf(sha, *image, bytes);
   }
 
   // True when this worker is to analyse `sha`: no image row of the corpus holds it and no other
@@ -487,15 +518,21 @@ Status Commit(Store& store, std::mutex& store_mu, VectorIndex& index, std::vecto
   std::vector<std::pair<ImageRecord, std::vector<Face>>> rows;
   std::vector<InputIssue> issues;
   std::vector<std::string> read_again;
+  std::vector<MediaBackfill> backfill;
   for (auto& item : batch) {
-    if (item.issue) issues.push_back(std::move(*item.issue));
-    else if (item.read_again) read_again.push_back(std::move(item.record.path));
-    else rows.emplace_back(std::move(item.record), std::move(item.faces));
+    if (item.issue) {
+      issues.push_back(std::move(*item.issue));
+    } else if (item.read_again) {
+      read_again.push_back(std::move(item.record.path));
+      if (item.backfill) backfill.push_back(std::move(*item.backfill));
+    } else {
+      rows.emplace_back(std::move(item.record), std::move(item.faces));
+    }
   }
   Result<std::vector<std::vector<int64_t>>> ids;
   {
     std::lock_guard lock(store_mu);
-    ids = store.AddImages(rows, issues, read_again);
+    ids = store.AddImages(rows, issues, read_again, backfill);
   }
   if (!ids) return std::unexpected(ids.error());
   std::vector<int64_t> flat_ids;

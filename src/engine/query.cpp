@@ -16,6 +16,7 @@
 #include "facesearch/embed.h"
 #include "facesearch/subject.h"
 #include "face/models.h"
+#include "image/phash.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -26,6 +27,35 @@ bool QueryResult::any_match() const {
 }
 
 namespace {
+
+size_t Root(std::vector<size_t>& parent, size_t i) {
+  while (parent[i] != i) i = parent[i] = parent[parent[i]];
+  return i;
+}
+
+// Groups matches whose images are near-duplicates (image/phash.h; transitively), the nearest of
+// each group first: it counts the others in `copies`, and they name it in `copy_of` or, when
+// collapsing, are dropped (ranks are renumbered). Two faces of one image are not copies.
+void GroupCopies(std::vector<Match>& matches, const std::vector<const FaceRecord*>& rows, bool collapse) {
+  std::vector<size_t> parent(matches.size());
+  for (size_t i = 0; i < parent.size(); ++i) parent[i] = i;
+  for (size_t i = 0; i < matches.size(); ++i)
+    for (size_t j = i + 1; j < matches.size(); ++j)
+      if (rows[i]->phash && rows[j]->phash && rows[i]->image_id != rows[j]->image_id &&
+          NearDuplicates(*rows[i]->phash, *rows[j]->phash)) {
+        const size_t a = Root(parent, i), b = Root(parent, j);
+        parent[std::max(a, b)] = std::min(a, b);  // the nearest is the root
+      }
+  for (size_t i = 0; i < matches.size(); ++i) {
+    const size_t root = Root(parent, i);
+    if (root == i) continue;
+    ++matches[root].copies;
+    matches[i].copy_of = matches[root].face_id;
+  }
+  if (!collapse) return;
+  std::erase_if(matches, [](const Match& m) { return m.copy_of.has_value(); });
+  for (size_t i = 0; i < matches.size(); ++i) matches[i].rank = static_cast<int>(i) + 1;
+}
 
 // Hits matching an opt-out are dropped (defence in depth: ingest and `optout add` keep them out).
 // The index is searched under its shared lock, the rows read under the Store's.
@@ -47,15 +77,18 @@ Result<std::vector<Match>> FindMatches(Corpus::Impl& c, const Face& face, const 
   std::unordered_map<int64_t, const FaceRecord*> by_id;
   for (const auto& r : rows) by_id[r.face_id] = &r;
   std::vector<Match> matches;
+  std::vector<const FaceRecord*> matched_rows;
   for (const Hit& h : hits) {
     auto it = by_id.find(h.face_id);
     if (it == by_id.end()) continue;  // stale index entry: the face is gone from SQLite
     const FaceRecord& r = *it->second;
     if (optouts.Matches(r.face.embedding)) continue;
     if (std::min(r.face.box.w, r.face.box.h) < options.pipeline.min_face) continue;  // --min-face
-    matches.push_back(Match{static_cast<int>(matches.size()) + 1, h.face_id, h.distance,
-                            r.image_path, r.image_sha256, r.face.box, r.provenance});
+    matches.push_back(Match{static_cast<int>(matches.size()) + 1, h.face_id, h.distance, r.image_path,
+                            r.image_sha256, r.face.box, r.provenance, r.photo, 0, std::nullopt});
+    matched_rows.push_back(&r);
   }
+  GroupCopies(matches, matched_rows, options.collapse_copies);
   return matches;
 }
 
@@ -82,6 +115,7 @@ std::string AuditParams(const QueryOptions& options, const std::string& photo, i
       {"detector", DetectorName(options.pipeline.detector)},
       {"retry", RetryStrategyName(options.pipeline.retry)},
       {"min_face", options.pipeline.min_face},
+      {"collapse_copies", options.collapse_copies},
       {"faces_detected", faces_detected},
   };
   if (options.face) params["face"] = *options.face;

@@ -47,6 +47,20 @@ std::string ProvenanceJsonFields(const Provenance& p) {
          ",\"notes\":" + field(p.notes);
 }
 
+std::string CameraName(const PhotoMetadata& p) {
+  if (p.camera_model.starts_with(p.camera_make)) return p.camera_model;  // "Canon" + "Canon EOS 5D"
+  if (p.camera_model.empty()) return p.camera_make;
+  return p.camera_make + " " + p.camera_model;
+}
+
+std::string PhotoJsonFields(const PhotoMetadata& p) {
+  auto text = [](const std::string& v) { return v.empty() ? std::string("null") : JsonString(v); };
+  auto degrees = [](const std::optional<double>& v) { return v ? JsonFixed(*v, 6) : std::string("null"); };
+  return "\"taken_at\":" + text(p.taken_at) + ",\"camera_make\":" + text(p.camera_make) +
+         ",\"camera_model\":" + text(p.camera_model) + ",\"gps_lat\":" + degrees(p.latitude) +
+         ",\"gps_lon\":" + degrees(p.longitude);
+}
+
 namespace {
 
 // Unicode bidirectional controls (U+200E, U+200F, U+202A..U+202E, U+2066..U+2069): they reorder
@@ -138,6 +152,14 @@ std::string TsvField(std::string_view s, bool text) {
 
 namespace {
 
+// A GPS coordinate to 6 decimals (about 0.1 m), "" when absent.
+std::string Degrees(const std::optional<double>& v) {
+  if (!v) return {};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6f", *v);
+  return buf;
+}
+
 // The calibrated false-match rate at a distance, in a fixed short form.
 std::string Fmr(const Calibration& cal, float distance) {
   char buf[32];
@@ -151,7 +173,9 @@ std::string MatchJsonFields(const Match& m, const Calibration& cal) {
          ",\"fmr\":" + JsonSignificant(cal.Fmr(m.distance), 2) +
          ",\"confidence\":" + JsonString(ConfidenceBand(cal.Fmr(m.distance))) +
          ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
-         ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance);
+         ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance) + "," +
+         PhotoJsonFields(m.photo) + ",\"copies\":" + std::to_string(m.copies) +
+         ",\"copy_of\":" + (m.copy_of ? std::to_string(*m.copy_of) : "null");
 }
 
 // Expected number of different-person faces within the threshold in a corpus of this size: the
@@ -254,12 +278,19 @@ const Column kColumns[] = {
     {"captured_at", [](const Row& r) { return r.m.provenance.captured_at; }},
     {"licence", [](const Row& r) { return r.m.provenance.licence; }},
     {"notes", [](const Row& r) { return r.m.provenance.notes; }},
+    {"taken_at", [](const Row& r) { return r.m.photo.taken_at; }},
+    {"camera_make", [](const Row& r) { return r.m.photo.camera_make; }},
+    {"camera_model", [](const Row& r) { return r.m.photo.camera_model; }},
+    {"gps_lat", [](const Row& r) { return Degrees(r.m.photo.latitude); }, true},
+    {"gps_lon", [](const Row& r) { return Degrees(r.m.photo.longitude); }, true},
+    {"copies", [](const Row& r) { return std::to_string(r.m.copies); }, true},
+    {"copy_of", [](const Row& r) { return r.m.copy_of ? std::to_string(*r.m.copy_of) : std::string(); }, true},
     // Not in the default set: ask for them with --fields.
     {"sha256", [](const Row& r) { return r.m.image_sha256; }},
     {"distance_exact", [](const Row& r) { return JsonFloat(r.m.distance); }, true},
     {"probe_low_quality", [](const Row& r) { return std::string(r.probe.quality.low() ? "true" : "false"); }},
 };
-constexpr size_t kDefaultColumns = 17;  // probe .. notes
+constexpr size_t kDefaultColumns = 24;  // probe .. copy_of
 
 // CSV (sep ',') or TSV (sep '\t'): one header, then one row per match of every probe.
 void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep,
@@ -304,6 +335,21 @@ std::string ProvenanceLine(const Provenance& p) {
   return TerminalText(line);
 }
 
+// "taken AT; camera MAKE MODEL; GPS LAT,LON" with what the EXIF held.
+std::string PhotoLine(const PhotoMetadata& p) {
+  std::string line;
+  auto add = [&](const std::string& v) {
+    if (v.empty()) return;
+    if (!line.empty()) line += "; ";
+    line += v;
+  };
+  if (!p.taken_at.empty()) add("taken " + p.taken_at);
+  const std::string camera = CameraName(p);
+  if (!camera.empty()) add("camera " + camera);
+  if (p.latitude) add("GPS " + Degrees(p.latitude) + "," + Degrees(p.longitude));
+  return TerminalText(line);
+}
+
 void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, const Calibration& cal,
                 bool name_probe) {
   if (name_probe) out << "== " << TerminalText(r.probe_path) << " (" << r.faces_detected << " face(s))\n";
@@ -323,8 +369,11 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
                         std::to_string(m.box.x) + "+" + std::to_string(m.box.y);
       out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
           << std::setw(10) << Fmr(cal, m.distance) << std::setw(13) << ConfidenceBand(cal.Fmr(m.distance))
-          << std::setw(20) << box << TerminalText(m.image_path) << "\n";
+          << std::setw(20) << box << TerminalText(m.image_path)
+          << (m.copies ? " (+" + std::to_string(m.copies) + (m.copies == 1 ? " copy)" : " copies)") : "")
+          << (m.copy_of ? " (copy of face " + std::to_string(*m.copy_of) + ")" : "") << "\n";
       if (!m.provenance.empty()) out << std::string(59, ' ') << ProvenanceLine(m.provenance) << "\n";
+      if (!m.photo.empty()) out << std::string(59, ' ') << PhotoLine(m.photo) << "\n";
     }
   }
   if (!r.probes.empty()) {
@@ -637,7 +686,8 @@ std::string FaceRecordJson(const FaceRecord& r) {
     s += std::to_string(r.face.landmarks[i].x) + "," + std::to_string(r.face.landmarks[i].y) + "]";
   }
   s += "],\"det_score\":" + JsonNumber(r.face.det_score) + "," + ProvenanceJsonFields(r.provenance) +
-       ",\"embedding\":[";
+       "," + PhotoJsonFields(r.photo) + ",\"exif_problem\":" +
+       (r.exif_problem.empty() ? std::string("null") : JsonString(r.exif_problem)) + ",\"embedding\":[";
   for (size_t i = 0; i < r.face.embedding.size(); ++i) {
     if (i) s += ',';
     s += JsonFloat(r.face.embedding[i]);

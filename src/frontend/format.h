@@ -47,6 +47,10 @@ std::string TsvField(std::string_view s, bool text = true);
 std::unique_ptr<spdlog::formatter> TerminalLogFormatter(const std::string& pattern);
 // "page_url":..,"source":..,"captured_at":..,"licence":..,"notes":.. (null when not set)
 std::string ProvenanceJsonFields(const Provenance& p);
+// "taken_at":..,"camera_make":..,"camera_model":..,"gps_lat":..,"gps_lon":.. (null when not set)
+std::string PhotoJsonFields(const PhotoMetadata& p);
+// Make and model for people: "Canon EOS 5D" rather than "Canon Canon EOS 5D".
+std::string CameraName(const PhotoMetadata& p);
 
 // Results of a (multi-probe) query. json: one object for one probe, an array for several (a probe
 // that failed is {"probe","error"}); jsonl/csv/tsv: one row per match, naming its probe; table: one

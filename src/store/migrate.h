@@ -10,8 +10,11 @@
 //   v3 → v4: the counts table, filled once from the tables and then kept by triggers (images by
 //            status, faces, skipped inputs), so that `info` and the `auto` index kind read counts
 //            in O(1) instead of scanning millions of rows (issue #16).
-//   v4 → v5: the subjects, subject_refs and subject_exclusions tables (issue #21: named people
+//   v4 → v5: the users table of `facesearch serve` (issue #18: API users, roles, token hashes).
+//   v5 → v6: the subjects, subject_refs and subject_exclusions tables (issue #21: named people
 //            with reference faces, and faces marked "not this person").
+//   v6 → v7: the images' perceptual hash and EXIF columns (phash, exif_taken_at, camera_make,
+//            camera_model, gps_lat, gps_lon, exif_problem; issue #20), NULL on older rows.
 #pragma once
 
 #include <sqlite3.h>
@@ -39,6 +42,8 @@ Status CreateV4(sqlite3* db);
 Status CreateUsersV5(sqlite3* db);
 // The v6 subjects tables; also run when creating a new corpus.
 Status CreateSubjectsV6(sqlite3* db);
+// The v7 columns (near-duplicates, EXIF); also run when creating a new corpus.
+Status CreateMediaV7(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

@@ -28,8 +28,9 @@ namespace facesearch {
 
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
 // columns and the input_issues table; v4 the trigger-kept counts table; v5 the users table of
-// `facesearch serve`; v6 the subjects tables (store_migrate.cpp upgrades older versions on open).
-inline constexpr int kSchemaVersion = 6;
+// `facesearch serve`; v6 the subjects tables; v7 the perceptual hash and EXIF columns
+// (store_migrate.cpp upgrades older versions on open).
+inline constexpr int kSchemaVersion = 7;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -43,6 +44,24 @@ struct ImageRecord {
   std::string error;                  // why, when status == kError
   std::string error_kind;             // short code for `error` (InputIssue::reason), when kError
   Provenance provenance;              // from the ingest manifest (v3)
+  std::optional<uint64_t> phash;      // PerceptualHash of the decoded pixels (v5); absent when not decoded
+  PhotoMetadata photo;                // the file's EXIF (v5)
+  std::string exif_problem;           // why its EXIF was not (all) read (v5), "" when fine
+};
+
+// The near-duplicate hash and EXIF of known content read again (schema v7's backfill).
+struct MediaBackfill {
+  std::string sha256;
+  uint64_t phash = 0;
+  PhotoMetadata photo;
+  std::string exif_problem;
+};
+
+// An image's perceptual hash, for grouping near-duplicates (`info`).
+struct ImageHash {
+  int64_t image_id = 0;
+  std::string path;
+  uint64_t phash = 0;
 };
 
 // What the index files on disk claim to cover; stored in the meta table after each index write.
@@ -83,6 +102,12 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
+  // True when indexed content with this hash lacks its perceptual hash and EXIF (a row from before
+  // schema v7): ingest then decodes it once more to fill them in (AddImages' `backfill`).
+  Result<bool> NeedsMedia(const std::string& sha256);
+  // Every image with a perceptual hash, in id order.
+  Result<std::vector<ImageHash>> ImageHashes();
+
   // Image id of indexed content (status ok or noface) with this hash, if any. An error row never
   // counts: content that failed is tried again.
   Result<std::optional<int64_t>> FindImageBySha(const std::string& sha256);
@@ -96,10 +121,12 @@ class Store {
   // Several AddImage calls in one transaction (one fsync per batch), with the batch's input issues
   // (RecordInputIssue). Returns face ids per image. Every image row clears the unreadable rows and
   // input issues left for its path by earlier runs; so does each of `read_again`: locations read
-  // fine this time whose content was already in the corpus.
+  // fine this time whose content was already in the corpus. `backfill` sets the hash and EXIF of
+  // content indexed before schema v7 (rows that have them already are left alone).
   Result<std::vector<std::vector<int64_t>>> AddImages(
       const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch,
-      const std::vector<InputIssue>& issues = {}, const std::vector<std::string>& read_again = {});
+      const std::vector<InputIssue>& issues = {}, const std::vector<std::string>& read_again = {},
+      const std::vector<MediaBackfill>& backfill = {});
 
   // Records an input refused or failed before any content was read (a robots.txt rule, a
   // malformed manifest row...), replacing an earlier issue for the same location. `at` is set by
@@ -197,7 +224,7 @@ class Store {
   // kNotFound when no opt-out has this id.
   Status RemoveOptOut(int64_t id, AuditRecord record);
 
-  // ---- subjects (store_subjects.cpp, schema v5) ---------------------------------------------------
+  // ---- subjects (store_subjects.cpp, schema v6) ---------------------------------------------------
   // Every subject with its references, by name; with `name`, that one only (none: empty).
   Result<std::vector<Subject>> Subjects(const std::optional<std::string>& name = std::nullopt);
   // Creates the subject `name` (or, with append, finds it) and adds `refs` in one transaction with

@@ -1,6 +1,7 @@
 // Schema upgrades (see migrate.h).
 #include <spdlog/spdlog.h>
 
+#include <iterator>
 #include <string>
 
 #include "store/meta.h"
@@ -134,6 +135,24 @@ CREATE INDEX subject_exclusions_face ON subject_exclusions(face_id);
 
 Status CreateSubjectsV6(sqlite3* db) { return sqlite::Exec(db, kSubjectsV6Sql); }
 
+namespace {
+// Near-duplicates and EXIF (issue #20). phash is PerceptualHash's 64 bits as a signed integer;
+// NULL on rows from older versions until `index` reads their file again (ingest.cpp). The EXIF
+// columns are the file's own claims (PhotoMetadata in types.h); GPS is personal data and goes
+// with the row (forget deletes it under secure_delete).
+const char* const kMediaV7Sql = R"sql(
+ALTER TABLE images ADD COLUMN phash INTEGER;
+ALTER TABLE images ADD COLUMN exif_taken_at TEXT;
+ALTER TABLE images ADD COLUMN camera_make TEXT;
+ALTER TABLE images ADD COLUMN camera_model TEXT;
+ALTER TABLE images ADD COLUMN gps_lat REAL;
+ALTER TABLE images ADD COLUMN gps_lon REAL;
+ALTER TABLE images ADD COLUMN exif_problem TEXT;
+)sql";
+}  // namespace
+
+Status CreateMediaV7(sqlite3* db) { return sqlite::Exec(db, kMediaV7Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
@@ -142,12 +161,20 @@ Status Upgrade(sqlite3* db, int64_t from) {
   if (from <= 3) FS_TRY(CreateV4(db));
   if (from <= 4) FS_TRY(CreateUsersV5(db));
   if (from <= 5) FS_TRY(CreateSubjectsV6(db));
+  if (from <= 6) FS_TRY(CreateMediaV7(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
-  spdlog::info("upgraded the corpus database from schema version {} to {} ({}{}{}subjects)", from,
-               kSchemaVersion, from <= 1 ? "audit log, erasure tombstones, opt-outs, " : "",
-               from <= 2 ? "provenance, error kinds, input issues, " : "", from <= 3 ? "stored counts, " : "");
+  // What each step added, from the first one this database lacked.
+  static const char* const kAdded[] = {"audit log, erasure tombstones, opt-outs", "provenance, error kinds, input issues",
+                                       "stored counts", "API users", "subjects", "perceptual hashes and EXIF"};
+  static_assert(std::size(kAdded) == kSchemaVersion - 1, "one entry per upgrade step");
+  std::string added;
+  for (int64_t v = from; v < kSchemaVersion; ++v) added += (added.empty() ? "" : ", ") + std::string(kAdded[v - 1]);
+  spdlog::info("upgraded the corpus database from schema version {} to {} ({})", from, kSchemaVersion, added);
+  if (from <= 6)
+    spdlog::info("images indexed before have no perceptual hash and no EXIF yet: run `facesearch index` "
+                 "on their folders again to add them (no face is detected again)");
   return Ok();
 }
 

@@ -22,14 +22,49 @@ const char* ImageStatusName(ImageStatus s) {
 
 namespace {
 
-// Columns 11-15 are the image's provenance (schema v3; NULL on an older read-only corpus).
+// Columns 11-15 are the image's provenance (schema v3), 16-22 its hash and EXIF (v5; see
+// BindMedia), NULL on an older read-only corpus; 23-24 its decoded width and height.
 std::string SelectFaces(int64_t version) {
   return std::string(
              "SELECT f.id, f.image_id, i.path, i.sha256, f.x, f.y, f.w, f.h, f.landmarks, "
              "f.det_score, f.embedding, ") +
-         (version >= 3 ? "i.page_url, i.source, i.captured_at, i.licence, i.notes "
-                       : "NULL, NULL, NULL, NULL, NULL ") +
-         "FROM faces f JOIN images i ON i.id = f.image_id ";
+         (version >= 3 ? "i.page_url, i.source, i.captured_at, i.licence, i.notes, "
+                       : "NULL, NULL, NULL, NULL, NULL, ") +
+         (version >= 5 ? "i.phash, i.exif_taken_at, i.camera_make, i.camera_model, i.gps_lat, i.gps_lon, "
+                         "i.exif_problem, "
+                       : "NULL, NULL, NULL, NULL, NULL, NULL, NULL, ") +
+         "i.width, i.height FROM faces f JOIN images i ON i.id = f.image_id ";
+}
+
+// Binds phash, exif_taken_at, camera_make, camera_model, gps_lat, gps_lon, exif_problem from
+// parameter `first` on; what is absent or empty becomes NULL.
+void BindMedia(Stmt& stmt, int first, std::optional<uint64_t> phash, const PhotoMetadata& m,
+               const std::string& problem) {
+  if (phash) stmt.Bind(first, static_cast<int64_t>(*phash));
+  else stmt.BindNull(first);
+  int i = first + 1;
+  for (const std::string* field : {&m.taken_at, &m.camera_make, &m.camera_model}) {
+    if (field->empty()) stmt.BindNull(i++);
+    else stmt.Bind(i++, *field);
+  }
+  for (const std::optional<double>& v : {m.latitude, m.longitude}) {
+    if (v) stmt.Bind(i++, *v);
+    else stmt.BindNull(i++);
+  }
+  if (problem.empty()) stmt.BindNull(i);
+  else stmt.Bind(i, problem);
+}
+
+void ReadMedia(const Stmt& row, int first, FaceRecord& r) {
+  if (!row.IsNull(first)) r.phash = static_cast<uint64_t>(row.Int(first));
+  r.photo.taken_at = row.Text(first + 1);
+  r.photo.camera_make = row.Text(first + 2);
+  r.photo.camera_model = row.Text(first + 3);
+  if (!row.IsNull(first + 4) && !row.IsNull(first + 5)) {
+    r.photo.latitude = row.Double(first + 4);
+    r.photo.longitude = row.Double(first + 5);
+  }
+  r.exif_problem = row.Text(first + 6);
 }
 
 Provenance ReadProvenance(const Stmt& row, int first) {
@@ -61,6 +96,9 @@ Result<FaceRecord> ReadFaceRow(const Stmt& row) {
   r.face.det_score = row.Double(9);
   r.face.embedding = *embedding;
   r.provenance = ReadProvenance(row, 11);
+  ReadMedia(row, 16, r);
+  r.image_width = static_cast<int>(row.Int(23));
+  r.image_height = static_cast<int>(row.Int(24));
   return r;
 }
 
@@ -97,8 +135,9 @@ class Inserter {
     FS_ASSIGN(Stmt clear, Stmt::Prepare(db, "DELETE FROM input_issues WHERE location = ?"));
     FS_ASSIGN(Stmt image, Stmt::Prepare(db,
         "INSERT INTO images(sha256, path, size, width, height, status, error, added_at, "
-        "error_kind, page_url, source, captured_at, licence, notes) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "error_kind, page_url, source, captured_at, licence, notes, phash, exif_taken_at, "
+        "camera_make, camera_model, gps_lat, gps_lon, exif_problem) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     FS_ASSIGN(Stmt face, Stmt::Prepare(db,
         "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at) "
         "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
@@ -136,6 +175,7 @@ class Inserter {
     image_.Bind(8, now_);
     if (image.error_kind.empty()) image_.BindNull(9); else image_.Bind(9, image.error_kind);
     BindProvenance(image_, 10, image.provenance);
+    BindMedia(image_, 15, image.phash, image.photo, image.exif_problem);
     FS_TRY(image_.Run());
     image_.Reset();
     const int64_t image_id = sqlite3_last_insert_rowid(db_);
@@ -217,6 +257,24 @@ Status Store::ForEachInputIssue(const std::function<void(const InputIssue&)>& fn
   return txn.Commit();
 }
 
+Result<bool> Store::NeedsMedia(const std::string& sha256) {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_,
+      "SELECT 1 FROM images WHERE sha256 = ? AND status != 'error' AND phash IS NULL"));
+  stmt.Bind(1, sha256);
+  return stmt.Step();
+}
+
+Result<std::vector<ImageHash>> Store::ImageHashes() {
+  std::vector<ImageHash> out;
+  if (version_ < 5) return out;  // an older schema opened read-only
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id, path, phash FROM images WHERE phash IS NOT NULL ORDER BY id"));
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) return out;
+    out.push_back({stmt.Int(0), stmt.Text(1), static_cast<uint64_t>(stmt.Int(2))});
+  }
+}
+
 Result<std::optional<int64_t>> Store::FindImageBySha(const std::string& sha256) {
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM images WHERE sha256 = ? AND status != 'error'"));
   stmt.Bind(1, sha256);
@@ -237,9 +295,21 @@ Result<std::vector<int64_t>> Store::AddImage(const ImageRecord& image,
 
 Result<std::vector<std::vector<int64_t>>> Store::AddImages(
     const std::vector<std::pair<ImageRecord, std::vector<Face>>>& batch,
-    const std::vector<InputIssue>& issues, const std::vector<std::string>& read_again) {
+    const std::vector<InputIssue>& issues, const std::vector<std::string>& read_again,
+    const std::vector<MediaBackfill>& backfill) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
   for (const InputIssue& issue : issues) FS_TRY(InsertIssue(db_, issue));
+  if (!backfill.empty()) {
+    FS_ASSIGN(Stmt fill, Stmt::Prepare(db_,
+        "UPDATE images SET phash = ?, exif_taken_at = ?, camera_make = ?, camera_model = ?, "
+        "gps_lat = ?, gps_lon = ?, exif_problem = ? WHERE sha256 = ? AND phash IS NULL"));
+    for (const MediaBackfill& b : backfill) {
+      fill.Reset();
+      BindMedia(fill, 1, b.phash, b.photo, b.exif_problem);
+      fill.Bind(8, b.sha256);
+      FS_TRY(fill.Run());
+    }
+  }
   FS_ASSIGN(Inserter inserter, Inserter::Prepare(db_));
   for (const std::string& location : read_again) FS_TRY(inserter.ClearStale(location));
   std::vector<std::vector<int64_t>> ids;

@@ -1,4 +1,4 @@
-// Store: subjects and their reference faces (schema v5). Every change is one BEGIN IMMEDIATE
+// Store: subjects and their reference faces (schema v6). Every change is one BEGIN IMMEDIATE
 // transaction with its audit record, so a reference always names the record that added it.
 #include "store/audit_append.h"
 #include "store/face_codec.h"
