@@ -32,6 +32,8 @@ struct Context {
 
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
+// --video-fps, --video-max-seconds, --video-budget, --video-max-bytes (index and query).
+void AddVideoOptions(CLI::App& cmd, VideoOptions& video);
 
 // Adds a check refusing nan, inf and out-of-range values such as 1e999 to every floating-point
 // option (CLI11 type FLOAT) of `app` and its subcommands, present and future: call it once the

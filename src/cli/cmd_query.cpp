@@ -232,6 +232,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
           CLI::ignore_case))
       ->default_str("table");
   AddPipelineOptions(*cmd, args->options.pipeline);
+  AddVideoOptions(*cmd, args->options.pipeline.video);
   cmd->callback([&ctx, args, threshold] {
     args->threshold_given = threshold->count() > 0;
     Run(ctx, *args);

@@ -123,7 +123,37 @@ std::string TsvField(std::string_view s, bool text) {
   return out;
 }
 
+std::string Timecode(double seconds) {
+  const auto ms = static_cast<int64_t>(std::llround(std::max(0.0, seconds) * 1000));
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld.%03lld", static_cast<long long>(ms / 3'600'000),
+                static_cast<long long>(ms / 60'000 % 60), static_cast<long long>(ms / 1000 % 60),
+                static_cast<long long>(ms % 1000));
+  return buf;
+}
+
+std::string VideoJson(const std::optional<VideoSpan>& v) {
+  if (!v) return "null";
+  return "{\"frame\":" + std::to_string(v->frame) + ",\"at\":" + JsonFixed(v->at_s, 3) +
+         ",\"first\":" + JsonFixed(v->first_s, 3) + ",\"last\":" + JsonFixed(v->last_s, 3) +
+         ",\"timecode\":" + JsonString(Timecode(v->first_s) + "-" + Timecode(v->last_s)) + "}";
+}
+
 namespace {
+
+// A face in a video in the table: " @ FIRST-LAST (frame N)"; nothing for a still image.
+std::string VideoText(const std::optional<VideoSpan>& v) {
+  if (!v) return "";
+  return " @ " + Timecode(v->first_s) + "-" + Timecode(v->last_s) + " (frame " + std::to_string(v->frame) + ")";
+}
+
+// A video time in seconds for csv/tsv, empty for a still image.
+std::string VideoSeconds(const std::optional<VideoSpan>& v, double VideoSpan::*field) {
+  if (!v) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", (*v).*field);
+  return buf;
+}
 
 // The calibrated false-match rate at a distance, in a fixed short form.
 std::string Fmr(const Calibration& cal, float distance) {
@@ -137,7 +167,7 @@ std::string MatchJsonFields(const Match& m, const Calibration& cal) {
          ",\"distance\":" + JsonFixed(m.distance, 4) + ",\"fmr\":" + JsonSignificant(cal.Fmr(m.distance), 2) +
          ",\"confidence\":" + JsonString(ConfidenceBand(cal.Fmr(m.distance))) +
          ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
-         ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance);
+         ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance) + ",\"video\":" + VideoJson(m.video);
 }
 
 // Expected number of different-person faces within the threshold in a corpus of this size: the
@@ -177,7 +207,8 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   for (size_t p = 0; p < r.probes.size(); ++p) {
     const ProbeFace& probe = r.probes[p];
     out << (p ? "," : "") << "{\"probe_face\":" << probe.index << ",\"box\":" << JsonBox(probe.face.box)
-        << ",\"quality\":" << QualityJson(probe.quality) << ",\"matches\":[";
+        << ",\"video\":" << VideoJson(probe.face.video) << ",\"quality\":" << QualityJson(probe.quality)
+        << ",\"matches\":[";
     for (size_t i = 0; i < probe.matches.size(); ++i)
       out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i], cal) << "}";
     out << "]}";
@@ -201,7 +232,7 @@ void WriteJsonl(std::ostream& out, const QueryResult& r, const Calibration& cal)
   for (const ProbeFace& probe : r.probes)
     for (const Match& m : probe.matches)
       out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_face\":" << probe.index
-          << ",\"probe_low_quality\":" << (probe.quality.low() ? "true" : "false")
+          << ",\"probe_video\":" << VideoJson(probe.face.video) << ",\"probe_low_quality\":" << (probe.quality.low() ? "true" : "false")
           << ",\"probe_quality_issues\":" << JsonIssues(probe.quality) << "," << MatchJsonFields(m, cal) << "}\n";
 }
 
@@ -237,11 +268,16 @@ const Column kColumns[] = {
     {"captured_at", [](const Row& r) { return r.m.provenance.captured_at; }},
     {"licence", [](const Row& r) { return r.m.provenance.licence; }},
     {"notes", [](const Row& r) { return r.m.provenance.notes; }},
+    {"video_first", [](const Row& r) { return VideoSeconds(r.m.video, &VideoSpan::first_s); }, true},
+    {"video_last", [](const Row& r) { return VideoSeconds(r.m.video, &VideoSpan::last_s); }, true},
+    {"video_frame", [](const Row& r) { return r.m.video ? std::to_string(r.m.video->frame) : ""; }, true},
     // Not in the default set: ask for them with --fields.
     {"sha256", [](const Row& r) { return r.m.image_sha256; }},
     {"probe_low_quality", [](const Row& r) { return std::string(r.probe.quality.low() ? "true" : "false"); }},
+    {"probe_video_first", [](const Row& r) { return VideoSeconds(r.probe.face.video, &VideoSpan::first_s); }, true},
+    {"probe_video_last", [](const Row& r) { return VideoSeconds(r.probe.face.video, &VideoSpan::last_s); }, true},
 };
-constexpr size_t kDefaultColumns = 17;  // probe .. notes
+constexpr size_t kDefaultColumns = 20;  // probe .. video_frame
 
 // CSV (sep ',') or TSV (sep '\t'): one header, then one row per match of every probe.
 void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep,
@@ -290,7 +326,7 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
   for (const ProbeFace& probe : r.probes) {
     const Box& b = probe.face.box;
     out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y
-        << ": " << probe.matches.size() << " match(es) within distance " << Distance(o.threshold)
+        << VideoText(probe.face.video) << ": " << probe.matches.size() << " match(es) within distance " << Distance(o.threshold)
         << " among " << r.corpus_faces << " faces\n";
     if (probe.matches.empty()) continue;
     out << std::left << std::setw(6) << "RANK" << std::setw(10) << "DISTANCE" << std::setw(10) << "FMR"
@@ -300,7 +336,7 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
                         std::to_string(m.box.x) + "+" + std::to_string(m.box.y);
       out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
           << std::setw(10) << Fmr(cal, m.distance) << std::setw(13) << ConfidenceBand(cal.Fmr(m.distance))
-          << std::setw(20) << box << TerminalText(m.image_path) << "\n";
+          << std::setw(20) << box << TerminalText(m.image_path) << VideoText(m.video) << "\n";
       if (!m.provenance.empty()) out << std::string(59, ' ') << ProvenanceLine(m.provenance) << "\n";
     }
   }
@@ -361,6 +397,7 @@ std::string FaceRecordJson(const FaceRecord& r) {
     s += std::to_string(r.face.landmarks[i].x) + "," + std::to_string(r.face.landmarks[i].y) + "]";
   }
   s += "],\"det_score\":" + JsonNumber(r.face.det_score) + "," + ProvenanceJsonFields(r.provenance) +
+       ",\"video\":" + VideoJson(r.face.video) +
        ",\"embedding\":[";
   for (size_t i = 0; i < r.face.embedding.size(); ++i) {
     if (i) s += ',';

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -50,6 +51,12 @@ void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outco
                        const std::vector<std::string>& fields = {});
 // kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
 Status CheckFields(const std::vector<std::string>& fields);
+
+// A time in a video as HH:MM:SS.mmm.
+std::string Timecode(double seconds);
+// {"frame","at","first","last","timecode":"FIRST-LAST"} for a face in a video, null for a still
+// image (seconds from the start; docs/output.md).
+std::string VideoJson(const std::optional<VideoSpan>& video);
 
 // One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
 std::string FaceRecordJson(const FaceRecord& record);

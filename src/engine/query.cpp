@@ -10,6 +10,7 @@
 #include "engine/corpus.h"
 #include "engine/corpus_handle.h"
 #include "engine/privacy_internal.h"
+#include "engine/video.h"
 #include "facesearch/analyze.h"
 #include "face/models.h"
 #include "index/corpus_index.h"
@@ -50,12 +51,13 @@ Result<std::vector<Match>> FindMatches(Corpus::Impl& c, const Face& face, const 
     if (optouts.Matches(r.face.embedding)) continue;
     if (std::min(r.face.box.w, r.face.box.h) < options.pipeline.min_face) continue;  // --min-face
     matches.push_back(Match{static_cast<int>(matches.size()) + 1, h.face_id, h.distance,
-                            r.image_path, r.image_sha256, r.face.box, r.provenance});
+                            r.image_path, r.image_sha256, r.face.box, r.provenance, r.face.video});
   }
   return matches;
 }
 
-// Which of the probe's faces to search with: --face N, every face, or the largest.
+// Which of the probe's faces to search with: --face N, every face (--all-faces, and every track
+// of a video), or the largest.
 Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOptions& options) {
   if (options.face) {
     FS_ASSIGN(int i, ChooseFace(photo, options.face));
@@ -63,7 +65,7 @@ Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOp
   }
   std::vector<int> all(photo.faces.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  if (options.all_faces || all.empty()) return all;
+  if (options.all_faces || photo.video || all.empty()) return all;
   FS_ASSIGN(int largest, ChooseFace(photo, std::nullopt));
   return std::vector<int>{largest};
 }
@@ -98,6 +100,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   out.photo = out.result.probe_path = probe.name;
   auto analyzed = [&]() -> Result<PhotoFaces> {
     if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
+    if (IsVideoFile(probe.name)) return analyzer->AnalyzeVideo(probe.name, pipeline.video);
     FS_ASSIGN(std::string bytes, ReadFile(probe.name, static_cast<size_t>(pipeline.max_file_bytes)));
     return analyzer->AnalyzeBytes(probe.name, bytes);
   }();

@@ -10,6 +10,8 @@
 //   v3 → v4: the counts table, filled once from the tables and then kept by triggers (images by
 //            status, faces, skipped inputs), so that `info` and the `auto` index kind read counts
 //            in O(1) instead of scanning millions of rows (issue #16).
+//   v4 → v5: videos: images.duration_s, and the faces' video_frame, video_at_s, video_first_s,
+//            video_last_s (the track a stored face stands for; issue #20).
 #pragma once
 
 #include <sqlite3.h>
@@ -32,6 +34,9 @@ Status CreateV3(sqlite3* db);
 // The v4 counts table and its triggers, filled from the rows present; also run when creating a
 // new corpus (no version bump here).
 Status CreateV4(sqlite3* db);
+
+// The v5 video columns; also run when creating a new corpus (no version bump here).
+Status CreateVideosV5(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

@@ -25,9 +25,9 @@ struct sqlite3;
 namespace facesearch {
 
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
-// columns and the input_issues table; v4 the trigger-kept counts table (store_migrate.cpp
-// upgrades older versions on open).
-inline constexpr int kSchemaVersion = 4;
+// columns and the input_issues table; v4 the trigger-kept counts table; v5 the video columns of
+// images and faces (store_migrate.cpp upgrades older versions on open).
+inline constexpr int kSchemaVersion = 5;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -41,6 +41,7 @@ struct ImageRecord {
   std::string error;                  // why, when status == kError
   std::string error_kind;             // short code for `error` (InputIssue::reason), when kError
   Provenance provenance;              // from the ingest manifest (v3)
+  std::optional<double> duration_s;   // a video's duration (v5); absent for a still image
 };
 
 // What the index files on disk claim to cover; stored in the meta table after each index write.

@@ -93,18 +93,34 @@ END;
 
 Status CreateV4(sqlite3* db) { return sqlite::Exec(db, kV4Sql); }
 
+namespace {
+// Videos: an image row is a video when it has a duration; each of its faces is the best face of
+// one track, with the frame it was taken from and the first and last times (seconds) the track
+// was seen. NULL for still images. Erasing the image row cascades to every face, as for photos.
+const char* const kV5Sql = R"sql(
+ALTER TABLE images ADD COLUMN duration_s REAL;
+ALTER TABLE faces ADD COLUMN video_frame INTEGER;
+ALTER TABLE faces ADD COLUMN video_at_s REAL;
+ALTER TABLE faces ADD COLUMN video_first_s REAL;
+ALTER TABLE faces ADD COLUMN video_last_s REAL;
+)sql";
+}  // namespace
+
+Status CreateVideosV5(sqlite3* db) { return sqlite::Exec(db, kV5Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
   if (from <= 1) FS_TRY(CreateV2(db));
   if (from <= 2) FS_TRY(CreateV3(db));
   if (from <= 3) FS_TRY(CreateV4(db));
+  if (from <= 4) FS_TRY(CreateVideosV5(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
-  spdlog::info("upgraded the corpus database from schema version {} to {} ({}{}stored counts)", from,
+  spdlog::info("upgraded the corpus database from schema version {} to {} ({}{}{}video columns)", from,
                kSchemaVersion, from <= 1 ? "audit log, erasure tombstones, opt-outs, " : "",
-               from <= 2 ? "provenance, error kinds, input issues, " : "");
+               from <= 2 ? "provenance, error kinds, input issues, " : "", from <= 3 ? "stored counts, " : "");
   return Ok();
 }
 
