@@ -75,7 +75,7 @@ Result<std::unique_ptr<VideoReader>> VideoReader::Open(int fd, const std::string
     const std::vector<int> params = {cv::CAP_PROP_OPEN_TIMEOUT_MSEC, kFfmpegTimeoutMs,
                                      cv::CAP_PROP_READ_TIMEOUT_MSEC, kFfmpegTimeoutMs};
     if (!capture->cap.open(path, cv::CAP_FFMPEG, params))
-      return Refuse(name, "FFmpeg cannot open it (a truncated or damaged file, or a codec it lacks)");
+      return Refuse(name, "FFmpeg cannot open it (a damaged or cut-short file, or a codec it lacks)");
   } catch (const std::exception& e) {
     return Refuse(name, std::string("FFmpeg failed to open it: ") + e.what());
   }
