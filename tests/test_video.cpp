@@ -209,8 +209,10 @@ TEST_CASE("A person who leaves and comes back is two appearances, two people are
                        TestImage("biden.jpg").string()});
   REQUIRE(b.exit_code == 0);
   CHECK(b.out == "image,video_first,video_last\n" + video.string() + ",6.500,7.500\n");
-  RunResult table = c.Run({"query", TestImage("biden.jpg").string()});
+  const fs::path report = c.dir / "report.html";
+  RunResult table = c.Run({"query", "--html", report.string(), TestImage("biden.jpg").string()});
   CHECK(table.out.find("street.mkv @ 00:00:06.500-00:00:07.500 (frame 65)") != std::string::npos);
+  CHECK(ReadAll(report).find("00:00:06.500 &ndash; 00:00:07.500 (frame 65)") != std::string::npos);
   // The video is one file: printed once however many of its faces match.
   CHECK(c.Run({"query", "--paths-only", TestImage("obama2.jpg").string()}).out == video.string() + "\n");
 
