@@ -81,7 +81,7 @@ TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e][slo
   RunResult csv = c.Run({"query", "--format", "csv", probe});
   REQUIRE(csv.exit_code == 0);
   CHECK(csv.out.rfind("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h,"
-                      "page_url,source,captured_at,licence,notes\n", 0) == 0);
+                      "page_url,source,captured_at,licence,notes,video_first,video_last,video_frame\n", 0) == 0);
   CHECK(std::count(csv.out.begin(), csv.out.end(), '\n') == 3);
   CHECK(csv.out.find(lines[0]["image"].str()) != std::string::npos);
 

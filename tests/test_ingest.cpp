@@ -184,9 +184,10 @@ TEST_CASE("Manifest rows in JSONL and CSV keep their provenance in every query f
 
   RunResult csv_out = c.Run({"query", "--format", "csv", probe});
   CHECK_THAT(csv_out.out, Catch::StartsWith("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h,"
-                                            "page_url,source,captured_at,licence,notes\n"));
+                                            "page_url,source,captured_at,licence,notes,video_first,"
+                                            "video_last,video_frame\n"));
   CHECK_THAT(csv_out.out, Catch::Contains(",https://example.org/obama,press,2009-01-20,public domain,"
-                                          "\"official, \"\"portrait\"\"\"\n"));
+                                          "\"official, \"\"portrait\"\"\",,,\n"));
   RunResult tsv_out = c.Run({"query", "--format", "tsv", probe});
   CHECK_THAT(tsv_out.out, Catch::Contains("\thttps://example.org/obama\tpress\t2009-01-20\tpublic domain\t"));
   RunResult table = c.Run({"query", probe});

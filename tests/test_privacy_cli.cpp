@@ -177,11 +177,13 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
                  "DROP TABLE input_issues; DROP INDEX images_path; ALTER TABLE images DROP COLUMN error_kind; "
                  "ALTER TABLE images DROP COLUMN page_url; ALTER TABLE images DROP COLUMN source; "
                  "ALTER TABLE images DROP COLUMN captured_at; ALTER TABLE images DROP COLUMN licence; "
-                 "ALTER TABLE images DROP COLUMN notes");
+                 "ALTER TABLE images DROP COLUMN notes; ALTER TABLE images DROP COLUMN duration_s; "
+                 "ALTER TABLE faces DROP COLUMN video_frame; ALTER TABLE faces DROP COLUMN video_at_s; "
+                 "ALTER TABLE faces DROP COLUMN video_first_s; ALTER TABLE faces DROP COLUMN video_last_s");
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 1);
 
   REQUIRE(c.Run({"config", "set", "require-case", "true"}).exit_code == 0);
-  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 4);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 5);
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 1);  // counts rebuilt from the rows
   CHECK(c.Run({"config"}).out.find("require-case = true") != std::string::npos);
 
