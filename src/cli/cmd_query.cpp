@@ -176,6 +176,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "corpus grows, keeping FMR x N at about 1 (stderr says when it is below 0.6).\n"
       "Several probes (PHOTO..., --from-file) share one model load; every row names its probe, and\n"
       "--format json prints an array of per-probe objects. --face N picks one face of each probe.\n"
+      "A match in a video shows the time range its face was seen in (video.first, video.last).\n"
       "Exit status: 0 at least one match, 1 no match (or no face in the probe), 2 error (including\n"
       "any probe that could not be read; the other probes are still searched and printed).\n"
       "Every query is recorded in the audit log before results are shown (`facesearch audit`);\n"
@@ -187,11 +188,12 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch query --all-faces --format csv group.jpg > leads.csv\n"
       "  facesearch query --format tsv --fields image,distance,confidence p.jpg | sort -t$'\\t' -k2n\n"
       "  facesearch query --html report.html a.jpg b.jpg  # probe faces beside their matches\n"
+      "  facesearch query clip.mp4                       # a video: every track searched (--face N: one)\n"
       "  facesearch query -0 --paths-only a.jpg b.jpg | xargs -0 cp -t leads/ --\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
       "  curl -s https://example.org/p.jpg | facesearch query --format jsonl - | jq -r .image\n"
       "  facesearch query -q probe.jpg >/dev/null && echo 'seen before'");
-  cmd->add_option("photos", args->photos, "Probe image files, or - to read one from stdin");
+  cmd->add_option("photos", args->photos, "Probe image or video files, or - to read one image from stdin");
   cmd->add_option("--from-file", args->from_file, "Also read probe paths from this file (- for stdin)");
   cmd->add_flag("-0,--null", args->null_separated,
                 "--from-file lists and --paths-only output are NUL-separated (find -print0, xargs -0); "
