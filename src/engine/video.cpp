@@ -7,9 +7,7 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 

@@ -1,6 +1,8 @@
 // Video decoding for untrusted files. See video.h for the contract and the threat it answers.
 #include "image/video.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
