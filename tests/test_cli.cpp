@@ -82,7 +82,7 @@ TEST_CASE("Every output format carries the same ranked matches", "[cli][e2e][slo
   REQUIRE(csv.exit_code == 0);
   CHECK(csv.out.rfind("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h,"
                       "page_url,source,captured_at,licence,notes,taken_at,camera_make,camera_model,"
-                      "gps_lat,gps_lon,copies,copy_of\n", 0) == 0);
+                      "gps_lat,gps_lon,copies,copy_of,video_first,video_last,video_frame\n", 0) == 0);
   CHECK(std::count(csv.out.begin(), csv.out.end(), '\n') == 3);
   CHECK(csv.out.find(lines[0]["image"].str()) != std::string::npos);
 
@@ -331,7 +331,8 @@ TEST_CASE("Several probes in one run: every row names its probe and json is an a
   RunResult tsv = c.Run({"query", "--format", "tsv", obama3, biden});
   REQUIRE(tsv.exit_code == 0);
   CHECK(tsv.out.rfind("probe\tprobe_face\trank\tface_id\tdistance\tfmr\tconfidence\timage\tx\ty\tw\th\t"
-                      "page_url\tsource\tcaptured_at\tlicence\tnotes\n", 0) == 0);
+                      "page_url\tsource\tcaptured_at\tlicence\tnotes\ttaken_at\tcamera_make\tcamera_model\t"
+                      "gps_lat\tgps_lon\tcopies\tcopy_of\tvideo_first\tvideo_last\tvideo_frame\n", 0) == 0);
   CHECK(std::count(tsv.out.begin(), tsv.out.end(), '\n') == 1 + 2 + 1);  // header, 2 Obama rows, Biden
   CHECK(tsv.out.find(biden + "\t0\t1\t") != std::string::npos);
 

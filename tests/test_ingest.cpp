@@ -185,10 +185,11 @@ TEST_CASE("Manifest rows in JSONL and CSV keep their provenance in every query f
   RunResult csv_out = c.Run({"query", "--format", "csv", probe});
   CHECK_THAT(csv_out.out, Catch::StartsWith("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h,"
                                             "page_url,source,captured_at,licence,notes,taken_at,camera_make,"
-                                            "camera_model,gps_lat,gps_lon,copies,copy_of\n"));
+                                            "camera_model,gps_lat,gps_lon,copies,copy_of,video_first,"
+                                            "video_last,video_frame\n"));
   CHECK_THAT(csv_out.out, Catch::Contains(",https://example.org/obama,press,2009-01-20,public domain,"
                                           "\"official, \"\"portrait\"\"\",2012-12-06T15:46:01,Canon,"
-                                          "Canon EOS 5D Mark III,,,0,\n"));  // obama.jpg's own EXIF
+                                          "Canon EOS 5D Mark III,,,0,,,,\n"));  // obama.jpg's own EXIF
   RunResult tsv_out = c.Run({"query", "--format", "tsv", probe});
   CHECK_THAT(tsv_out.out, Catch::Contains("\thttps://example.org/obama\tpress\t2009-01-20\tpublic domain\t"));
   RunResult table = c.Run({"query", probe});

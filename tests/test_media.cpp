@@ -375,7 +375,10 @@ TEST_CASE("A corpus from before the hashes opens, and indexing its folder again 
     std::string sql;
     for (const char* column : {"phash", "exif_taken_at", "camera_make", "camera_model", "gps_lat", "gps_lon", "exif_problem"})
       sql += std::string("ALTER TABLE images DROP COLUMN ") + column + ";";
-    sql += "PRAGMA user_version = 6; UPDATE meta SET value = '6' WHERE key = 'schema_version';";
+    sql += "ALTER TABLE images DROP COLUMN duration_s; ALTER TABLE faces DROP COLUMN video_frame; "
+           "ALTER TABLE faces DROP COLUMN video_at_s; ALTER TABLE faces DROP COLUMN video_first_s; "
+           "ALTER TABLE faces DROP COLUMN video_last_s; "
+           "PRAGMA user_version = 6; UPDATE meta SET value = '6' WHERE key = 'schema_version';";
     char* err = nullptr;
     const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
     INFO((err ? err : ""));
@@ -390,7 +393,7 @@ TEST_CASE("A corpus from before the hashes opens, and indexing its folder again 
   Json again = ParseJson(c.MustRun({"index", "--json", c.photos.string()}).out);
   CHECK(again["duplicates"].num() == 5);  // known content: no face detected again
   CHECK(again["added"].num() == 0);
-  CHECK(ParseJson(c.MustRun({"info", "--json"}).out)["schema_version"].num() == 7);
+  CHECK(ParseJson(c.MustRun({"info", "--json"}).out)["schema_version"].num() == 8);
   Json after = ParseJson(c.MustRun({"info", "--duplicates", "--format", "json"}).out);
   CHECK(after["images_hashed"].num() == 5);
   CHECK(after["images_unhashed"].num() == 0);

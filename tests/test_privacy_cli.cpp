@@ -181,11 +181,14 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
                  "ALTER TABLE images DROP COLUMN notes; ALTER TABLE images DROP COLUMN phash; "
                  "ALTER TABLE images DROP COLUMN exif_taken_at; ALTER TABLE images DROP COLUMN camera_make; "
                  "ALTER TABLE images DROP COLUMN camera_model; ALTER TABLE images DROP COLUMN gps_lat; "
-                 "ALTER TABLE images DROP COLUMN gps_lon; ALTER TABLE images DROP COLUMN exif_problem");
+                 "ALTER TABLE images DROP COLUMN gps_lon; ALTER TABLE images DROP COLUMN exif_problem; "
+                 "ALTER TABLE images DROP COLUMN duration_s; "
+                 "ALTER TABLE faces DROP COLUMN video_frame; ALTER TABLE faces DROP COLUMN video_at_s; "
+                 "ALTER TABLE faces DROP COLUMN video_first_s; ALTER TABLE faces DROP COLUMN video_last_s");
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 1);
 
   REQUIRE(c.Run({"config", "set", "require-case", "true"}).exit_code == 0);
-  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 7);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 8);
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 1);  // counts rebuilt from the rows
   CHECK(c.Run({"config"}).out.find("require-case = true") != std::string::npos);
 

@@ -498,7 +498,10 @@ TEST_CASE("A version-4 corpus opens at the current version with an empty users t
       "ALTER TABLE images DROP COLUMN phash; ALTER TABLE images DROP COLUMN exif_taken_at; "
       "ALTER TABLE images DROP COLUMN camera_make; ALTER TABLE images DROP COLUMN camera_model; "
       "ALTER TABLE images DROP COLUMN gps_lat; ALTER TABLE images DROP COLUMN gps_lon; "
-      "ALTER TABLE images DROP COLUMN exif_problem; PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
+      "ALTER TABLE images DROP COLUMN exif_problem; ALTER TABLE images DROP COLUMN duration_s; "
+      "ALTER TABLE faces DROP COLUMN video_frame; ALTER TABLE faces DROP COLUMN video_at_s; "
+      "ALTER TABLE faces DROP COLUMN video_first_s; ALTER TABLE faces DROP COLUMN video_last_s; "
+      "PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
   {
     auto old = Store::OpenReadOnly(db);
     REQUIRE(old);

@@ -21,6 +21,7 @@ struct PhotoFaces {
   std::vector<Face> faces;
   std::vector<FaceQuality> quality;     // one per face
   std::vector<std::string> chip_paths;  // when chips were requested, one per face
+  bool video = false;  // a video: each face is the best face of one track (Face::video)
 };
 
 // Loads the models once and analyzes any number of photos with them. One thread at a time.
@@ -39,6 +40,10 @@ class PhotoAnalyzer {
   // The same for image bytes already read; `name` stands for the photo in results and messages.
   // Errors: bytes over the size limit, undecodable input.
   Result<PhotoFaces> AnalyzeBytes(const std::string& name, std::string_view bytes);
+  // The faces of a local video file (facesearch/engine.h, VideoOptions): one per track, in order of
+  // first appearance, each with its VideoSpan and the quality of its stored frame. Errors: those
+  // of indexing a video (unreadable, refused, over a cap).
+  Result<PhotoFaces> AnalyzeVideo(const std::string& path, const VideoOptions& video);
 
  private:
   struct Impl;

@@ -80,6 +80,17 @@ Result<EmbeddingMode> ParseEmbeddingMode(const std::string& text);
 
 inline constexpr int kDefaultDetectMaxSide = 1600;  // as the reference face_recognition CLI shrinks
 
+// How videos (.mp4 .m4v .mov .mkv .webm .avi; MP4/QuickTime, Matroska/WebM and AVI containers
+// read by FFmpeg) are sampled and bounded, at ingest and as query probes. Each sample is analysed
+// like a photo; faces are tracked across samples and each track is stored as its best face with
+// its frame number and the first and last times it was seen (docs/usage.md, "Videos").
+struct VideoOptions {
+  double sample_fps = 2.0;                  // frames analysed per second of video
+  double max_seconds = 4 * 3600.0;          // refuse longer videos (declared or decoded)
+  double budget_s = 1800;                   // wall-clock seconds one video may take, then refused
+  int64_t max_bytes = int64_t{16} << 30;    // refuse larger video files without reading them
+};
+
 struct PipelineOptions {
   DetectorKind detector = DetectorKind::kHog;
   int upsample = 1;                           // detector upsampling (dlib's default for HOG); not YuNet
@@ -97,7 +108,8 @@ struct PipelineOptions {
   // 0: always detect at full size. The smallest face found is then about 40 px * side / this.
   int detect_max_side = kDefaultDetectMaxSide;
   int64_t max_file_bytes = int64_t{256} << 20;
-  int64_t max_pixels = 80'000'000;
+  int64_t max_pixels = 80'000'000;  // per image, and per video frame
+  VideoOptions video;
 };
 
 // The mode query, forget --like and optout embed probes with on the corpus at config.corpus_dir:
@@ -271,7 +283,7 @@ struct IndexSummary {
   StageSeconds stage_cpu_seconds;  // the same as thread CPU time
 };
 
-// Indexes files and directories (recursively: files with an image extension), http(s) URLs, and
+// Indexes files and directories (recursively: files with an image or video extension), http(s) URLs, and
 // the inputs of options' lists and manifests. A path "-" reads further paths from
 // options.list_stream, one per line. One failing input never stops the run: errors are stored with their reason, one per
 // location (image rows with status error), and skips too (input issues), see ListInputIssues.
@@ -320,6 +332,7 @@ struct Match {
   PhotoMetadata photo;    // the matched image's EXIF: capture time, camera, GPS
   int copies = 0;         // other matches in copies of this image's picture (see collapse_copies)
   std::optional<int64_t> copy_of;  // not collapsed: the face id of the nearest match in a copy
+  std::optional<VideoSpan> video;  // a face in a video: its frame and the track's time range
 };
 
 struct ProbeFace {

@@ -40,6 +40,11 @@ enum class ErrorReason {
   kPixelCap,        // kDecode: more pixels than the limit, by the header or by the decoder
   kTruncated,       // kDecode: the file ends before its image data does
   kNotImage,        // kDecode: not an image format facesearch accepts
+  kNotVideo,        // kDecode: a video file's first bytes are no container facesearch accepts
+  kNoFrames,        // kDecode: a video of which no frame could be decoded
+  kTooLong,         // kDecode: a video longer than the duration limit
+  kTimeBudget,      // kDecode: a video whose decoding ran past its time budget
+  kInterrupted,     // kInternal: the run was asked to stop (SIGINT/SIGTERM) during the work
 };
 
 struct Error {

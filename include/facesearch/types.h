@@ -60,6 +60,14 @@ struct Point {
   bool operator==(const Point&) const = default;
 };
 
+// Where in a video a face was seen: the frame stored for its track (the track's best face) and
+// the first and last sampled times the track was seen, in seconds from the start.
+struct VideoSpan {
+  int64_t frame = 0;
+  double at_s = 0;
+  double first_s = 0, last_s = 0;
+};
+
 // One detected and embedded face.
 struct Face {
   Box box;
@@ -69,6 +77,7 @@ struct Face {
   // in [0, 1].
   double det_score = 0.0;
   Embedding embedding{};
+  std::optional<VideoSpan> video;  // set for a face found in a video, absent for a still image
 };
 
 // dlib's face distance: Euclidean distance between embeddings (same person below ~0.6).

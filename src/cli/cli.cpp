@@ -205,4 +205,22 @@ void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
       ->capture_default_str();
 }
 
+void AddVideoOptions(CLI::App& cmd, VideoOptions& video) {
+  cmd.add_option("--video-fps", video.sample_fps,
+                 "Video frames analysed per second of video (faces are tracked between them; a face "
+                 "seen for less than 1/this may be missed)")
+      ->check(CLI::Range(0.01, 60.0))
+      ->capture_default_str();
+  cmd.add_option("--video-max-seconds", video.max_seconds, "Refuse videos longer than this (seconds)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--video-budget", video.budget_s,
+                 "Give up on a video (an error, nothing stored) after this many seconds of work")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--video-max-bytes", video.max_bytes, "Refuse video files larger than this")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
 }  // namespace facesearch::cli

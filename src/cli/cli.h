@@ -43,6 +43,8 @@ inline ProbeImage PhotoArg(const std::string& arg, std::istream& in) {
 
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
+// --video-fps, --video-max-seconds, --video-budget, --video-max-bytes (index and query).
+void AddVideoOptions(CLI::App& cmd, VideoOptions& video);
 
 // Adds -f/--format: table, json, jsonl, csv or tsv (docs/output.md), default table.
 void AddFormatOption(CLI::App& cmd, OutputFormat& format);

@@ -135,8 +135,11 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
   auto args = std::make_shared<IndexArgs>();
   CLI::App* cmd = app.add_subcommand("index", "Add images to the corpus: detect, align and embed every face");
   cmd->footer(
-      "Directories are walked recursively for .jpg .jpeg .png .webp .bmp .tif .tiff files; files\n"
-      "named on the command line are always tried. Content already in the corpus (same SHA-256) is\n"
+      "Directories are walked recursively for .jpg .jpeg .png .webp .bmp .tif .tiff files and\n"
+      ".mp4 .m4v .mov .mkv .webm .avi videos; files named on the command line are always tried.\n"
+      "A video is sampled (--video-fps, default 2 per second) and each face is tracked across the\n"
+      "samples: one appearance is stored once, as its best face, with its frame and the times it\n"
+      "was first and last seen. Content already in the corpus (same SHA-256) is\n"
       "skipped, so re-running is cheap. A file that fails is recorded with its reason and the run\n"
       "goes on (`facesearch info --errors` lists them). Exit status 0 when the run completes (see\n"
       "the summary for per-file errors), 2 when it cannot run, 130 when SIGINT (Ctrl-C) or SIGTERM\n"
@@ -152,6 +155,7 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
       "host, User-Agent \"facesearch/VERSION (+CONTACT)\". --ignore-robots is recorded in the audit log.\n\n"
       "Examples:\n"
       "  facesearch index ~/case-42/photos\n"
+      "  facesearch index --video-fps 4 --video-budget 600 cctv/      # denser sampling, 10 min per video\n"
       "  find /mnt/archive -name '*.jpg' -newer last-run | facesearch index -\n"
       "  find /mnt/archive -name '*.jpg' -print0 | facesearch index --from-file - -0\n"
       "  facesearch index --manifest seized.jsonl --manifest web.csv\n"
@@ -166,6 +170,7 @@ void AddIndexCommand(CLI::App& app, Context& ctx) {
   cmd->add_flag("--allow-reindex", args->options.allow_reindex,
                 "Also index content that `facesearch forget` erased earlier (skipped by default)");
   AddPipelineOptions(*cmd, args->options.pipeline);
+  AddVideoOptions(*cmd, args->options.pipeline.video);
   cmd->callback([&ctx, args] { Run(ctx, *args); });
 }
 

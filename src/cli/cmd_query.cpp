@@ -248,6 +248,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "corpus grows, keeping FMR x N at about 1 (stderr says when it is below 0.6).\n"
       "Several probes (PHOTO..., --from-file) share one model load; every row names its probe, and\n"
       "--format json prints an array of per-probe objects. --face N picks one face of each probe.\n"
+      "A match in a video shows the time range its face was seen in (video.first, video.last).\n"
       "Exit status: 0 at least one match, 1 no match (or no face in the probe), 2 error (including\n"
       "any probe that could not be read; the other probes are still searched and printed).\n"
       "Every query is recorded in the audit log before results are shown (`facesearch audit`);\n"
@@ -262,6 +263,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch query --all-faces --format csv group.jpg > leads.csv\n"
       "  facesearch query --format tsv --fields image,distance,confidence p.jpg | sort -t$'\\t' -k2n\n"
       "  facesearch query --html report.html a.jpg b.jpg  # probe faces beside their matches\n"
+      "  facesearch query clip.mp4                       # a video: every track searched (--face N: one)\n"
       "  facesearch query -0 --paths-only a.jpg b.jpg | xargs -0 cp -t leads/ --\n"
       "  facesearch query --no-collapse --format csv --fields image,copy_of,taken_at p.jpg\n"
       "  find probes/ -name '*.jpg' -print0 | facesearch query --from-file - -0 --format tsv\n"
@@ -271,7 +273,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
       "  facesearch query --embedded p.jsonl --total-faces 3000000000 -f json  # one shard of many\n"
       "  facesearch --case 2025-017 query --subject 'suspect A'   # all its reference photos at once\n"
       "  facesearch query --together --subject 'suspect A' b.jpg  # images where both appear");
-  cmd->add_option("photos", args->photos, "Probe image files, or - to read one from stdin");
+  cmd->add_option("photos", args->photos, "Probe image or video files, or - to read one image from stdin");
   cmd->add_option("--subject", args->subjects,
                   "Search with a subject's references at once (`facesearch subject`), ranked by the distance "
                   "to their mean; repeat for several, mix with photos")
@@ -323,6 +325,7 @@ void AddQueryCommand(CLI::App& app, Context& ctx) {
   AddFormatOption(*cmd, args->format);
   AddPipelineOptions(*cmd, args->options.pipeline);
   AddServerOptions(*cmd, ctx);
+  AddVideoOptions(*cmd, args->options.pipeline.video);
   cmd->callback([&ctx, args, threshold] {
     args->threshold_given = threshold->count() > 0;
     Run(ctx, *args);

@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 
 #include "common/base64.h"
-#include "cli/format.h"
 #include "common/fs.h"
 #include "common/json.h"
 #include "common/sha256.h"
@@ -117,6 +116,16 @@ dt{color:var(--muted)}dd{margin:0}
 footer{color:var(--muted);font-size:12px;margin-top:24px}
 )css";
 
+// A track's time range and the frame its face comes from.
+std::string VideoSeen(const VideoSpan& v) {
+  return Timecode(v.first_s) + " &ndash; " + Timecode(v.last_s) + " (frame " + std::to_string(v.frame) + ")";
+}
+
+// Faces in videos get no crop: that would mean decoding the video up to the frame.
+Crops NoVideoCrops(size_t n) {
+  return Crops{std::vector<std::string>(n), "face in a video: open it at the time shown"};
+}
+
 std::string MatchCard(const Match& m, const Calibration& cal, const std::string& jpeg, const std::string& why_missing) {
   const double fmr = cal.Fmr(m.distance);
   std::string s = fmt::format("<article class=\"card match\" data-rank=\"{}\" data-distance=\"{}\">", m.rank,
@@ -146,7 +155,8 @@ std::string MatchCard(const Match& m, const Calibration& cal, const std::string&
     row("GPS", Fixed(*m.photo.latitude, 6) + ", " + Fixed(*m.photo.longitude, 6));
   if (m.copies > 0) row("copies", "+" + std::to_string(m.copies) + " near-duplicate image(s) of this picture");
   if (m.copy_of) row("copy of", "face " + std::to_string(*m.copy_of));
-  s += "<dt>image</dt><dd class=\"path\">" + HtmlEscape(m.image_path) + "</dd>";
+  s += std::string("<dt>") + (m.video ? "video" : "image") + "</dt><dd class=\"path\">" + HtmlEscape(m.image_path) + "</dd>";
+  if (m.video) s += "<dt>seen</dt><dd>" + VideoSeen(*m.video) + "</dd>";
   s += "<dt>face</dt><dd>id " + std::to_string(m.face_id) + ", " + BoxText(m.box) + "</dd>";
   s += "<dt>SHA-256</dt><dd class=\"path\">" + HtmlEscape(m.image_sha256.substr(0, 16)) + "&hellip;</dd>";
   return s + "</dl></article>";
@@ -178,6 +188,8 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& ph
   Crops probe_crops;
   if (!r.subject.empty()) {
     probe_crops = Crops{std::vector<std::string>(boxes.size()), "the mean of the subject's reference faces"};
+  } else if (r.probes.front().face.video) {
+    probe_crops = NoVideoCrops(boxes.size());
   } else if (o.photo == "-" && ctx.stdin_bytes) {
     probe_crops = CropsOf(*ctx.stdin_bytes, r.probe_sha256, boxes, options.pipeline, kProbeThumb);
   } else if (o.photo == "-") {
@@ -200,8 +212,8 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& ph
     if (!r.subject.empty())
       s += "<figcaption><b>Subject " + HtmlEscape(r.subject) + "</b></figcaption></figure>";
     else
-      s += fmt::format("<figcaption><b>Probe face {}</b><br>{}{}</figcaption></figure>", p.index, BoxText(p.face.box),
-                       quality);
+      s += fmt::format("<figcaption><b>Probe face {}</b><br>{}{}{}</figcaption></figure>", p.index,
+                       BoxText(p.face.box), p.face.video ? "<br>" + VideoSeen(*p.face.video) : "", quality);
     s += "<div class=\"matches\">";
     std::vector<const Match*> sorted;
     for (const Match& m : p.matches) sorted.push_back(&m);
@@ -212,7 +224,8 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& ph
                        "distance {}.</p>",
                        r.corpus_faces, Fixed(options.threshold, 2));
     for (const Match* m : sorted) {
-      Crops c = CropsOfFile(m->image_path, m->image_sha256, {m->box}, options.pipeline, kMatchThumb);
+      Crops c = m->video ? NoVideoCrops(1)
+                         : CropsOfFile(m->image_path, m->image_sha256, {m->box}, options.pipeline, kMatchThumb);
       s += MatchCard(*m, cal, c.jpegs[0], c.why_missing);
     }
     s += "</div></div>";

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <tuple>
 
 #include <spdlog/spdlog.h>
 
@@ -11,8 +13,10 @@
 #include "engine/corpus.h"
 #include "engine/corpus_handle.h"
 #include "engine/privacy_internal.h"
+#include "engine/video.h"
 #include "facesearch/privacy.h"
 #include "image/sharpness.h"
+#include "image/video.h"
 
 namespace facesearch {
 namespace fs = std::filesystem;
@@ -41,6 +45,7 @@ FaceQuality AssessFace(const Face& face, double sharpness, DetectorKind detector
 
 struct PhotoAnalyzer::Impl {
   std::unique_ptr<FaceAnalyzer> analyzer;
+  PipelineOptions options;
   DecodeLimits limits;
   DetectorKind detector = DetectorKind::kHog;
   Result<PhotoFaces> Analyze(const std::string& photo, std::string_view bytes, const fs::path* chip_dir);
@@ -53,6 +58,7 @@ Result<std::unique_ptr<PhotoAnalyzer>> PhotoAnalyzer::Load(const CorpusConfig& c
                                                            const PipelineOptions& options) {
   auto impl = std::make_unique<Impl>();
   FS_ASSIGN(impl->analyzer, LoadAnalyzer(config, options));
+  impl->options = options;
   impl->limits = LimitsFrom(options);
   impl->detector = options.detector;
   return std::unique_ptr<PhotoAnalyzer>(new PhotoAnalyzer(std::move(impl)));
@@ -69,8 +75,36 @@ Result<PhotoFaces> PhotoAnalyzer::Analyze(const ProbeImage& photo, const fs::pat
   return impl_->Analyze(photo.name, bytes, chip_dir);
 }
 
+Result<PhotoFaces> PhotoAnalyzer::AnalyzeVideo(const std::string& path, const VideoOptions& video) {
+  PipelineOptions options = impl_->options;
+  options.video = video;
+  FS_ASSIGN(VideoFile file, VideoFile::Open(path, video.max_bytes));
+  // The quality of each track's stored face needs its chip, from a frame only seen while sampling.
+  std::map<std::tuple<int64_t, int64_t, int64_t>, double> sharpness;  // by frame, box x, box y
+  auto measure = [&](const RgbImage& frame, int64_t number, const std::vector<Face>& faces) -> Status {
+    for (const Face& f : faces) {
+      FS_ASSIGN(RgbImage chip, impl_->analyzer->Chip(frame, f));
+      sharpness[{number, f.box.x, f.box.y}] = LaplacianVariance(chip);
+    }
+    return Ok();
+  };
+  FS_ASSIGN(VideoFaces tracks, facesearch::AnalyzeVideo(*impl_->analyzer, file, options, nullptr, measure));
+  PhotoFaces out;
+  out.path = path;
+  out.sha256 = file.sha256();
+  out.width = tracks.width;
+  out.height = tracks.height;
+  out.video = true;
+  out.faces = std::move(tracks.faces);
+  for (const Face& f : out.faces)
+    out.quality.push_back(AssessFace(f, sharpness[{f.video->frame, f.box.x, f.box.y}], impl_->detector));
+  return out;
+}
+
 Result<PhotoFaces> PhotoAnalyzer::Impl::Analyze(const std::string& photo, std::string_view bytes,
                                                 const fs::path* chip_dir) {
+  if (SniffVideo(bytes))
+    return Fail(ErrorCode::kInvalidArgument, photo + " is a video: give a video probe as a file path, not on stdin");
   PhotoFaces out;
   out.path = photo;
   out.sha256 = Sha256Hex(bytes);

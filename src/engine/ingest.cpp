@@ -23,12 +23,14 @@
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
+#include "engine/video.h"
 #include "face/models.h"
 #include "facesearch/embed.h"
 #include "fetch/fetcher.h"
 #include "image/sharpness.h"
 #include "image/exif.h"
 #include "image/phash.h"
+#include "image/video.h"
 #include "index/corpus_index.h"
 
 namespace facesearch {
@@ -53,12 +55,13 @@ constexpr size_t kBatchImages = 64;
 constexpr auto kBatchMaxAge = std::chrono::seconds(2);
 constexpr auto kProgressEvery = std::chrono::seconds(1);
 
-bool HasImageExtension(const fs::path& p) {
+// The files a directory walk takes: images and videos.
+bool HasMediaExtension(const fs::path& p) {
   std::string ext = p.extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
   static const std::unordered_set<std::string> kExts = {".jpg", ".jpeg", ".jpe", ".png", ".webp",
                                                         ".bmp", ".tif", ".tiff"};
-  return kExts.contains(ext);
+  return kExts.contains(ext) || HasVideoExtension(p);
 }
 
 // One unit of work: a file or a URL, with its provenance.
@@ -77,10 +80,10 @@ FileOutcome Problem(std::string location, const char* reason, std::string why) {
   return o;
 }
 
-// Walks `dir` recursively for entries with an image extension, sorted. Symlinked directories are
+// Walks `dir` recursively for entries with an image or video extension, sorted. Symlinked directories are
 // not followed (so links cannot loop); symlinked files are. Entries that are not regular files
 // (FIFOs, sockets, devices) are found too, so that reading them fails with a reason. A directory
-// that cannot be read, a broken or looping link with an image extension, or an entry that cannot
+// that cannot be read, a broken or looping link with an image or video extension, or an entry that cannot
 // be inspected (whatever its name: it may be a directory) is recorded in `problems` and the walk
 // goes on.
 void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOutcome>& problems) {
@@ -111,12 +114,12 @@ void Walk(const fs::path& dir, std::vector<fs::path>& found, std::vector<FileOut
     } else if (fs::is_symlink(link)) {
       const fs::file_status target = fs::status(p, entry_ec);
       if (entry_ec) {
-        if (HasImageExtension(p))
+        if (HasMediaExtension(p))
           problems.push_back(Problem(p.string(), "symlink", "broken or looping symbolic link " + p.string() + ": " + entry_ec.message()));
-      } else if (!fs::is_directory(target) && HasImageExtension(p)) {
+      } else if (!fs::is_directory(target) && HasMediaExtension(p)) {
         found.push_back(p);
       }
-    } else if (HasImageExtension(p)) {
+    } else if (HasMediaExtension(p)) {
       found.push_back(p);  // a FIFO, socket or device too: reading refuses it with a reason
     }
   }
@@ -255,6 +258,11 @@ const char* ReasonFor(const Error& e) {
     case ErrorReason::kPixelCap: return "pixel_cap";
     case ErrorReason::kTruncated: return "truncated";
     case ErrorReason::kNotImage: return "not_image";
+    case ErrorReason::kNotVideo: return "not_video";
+    case ErrorReason::kNoFrames: return "no_frames";
+    case ErrorReason::kTooLong: return "too_long";
+    case ErrorReason::kTimeBudget: return "time_budget";
+    case ErrorReason::kInterrupted: return "interrupted";
     case ErrorReason::kUnspecified: break;
   }
   if (e.code == ErrorCode::kIo) return "unreadable";
@@ -277,6 +285,7 @@ struct Item {
   std::optional<InputIssue> issue;  // instead of an image row: an input skipped before reading
   bool read_again = false;          // instead of an image row: known content read from here
   std::optional<MediaBackfill> backfill;  // with read_again: the hash and EXIF an old row lacks
+  bool abandoned = false;           // an interrupted video: nothing to record
 };
 
 // The perceptual hash of decoded pixels and the EXIF of their file's bytes (schema v7).
@@ -321,17 +330,20 @@ class Pipeline {
   // skipped). `optouts`: faces matching them are dropped before they are stored. Content erased
   // earlier (tombstoned) is skipped as kErased unless allow_reindex. `assess`: also rate each
   // face's quality (the embed file carries it) as a probe from this detector would be.
-  Pipeline(Store* store, std::vector<Input> files, DecodeLimits limits, OptOutFilter optouts,
+  Pipeline(Store* store, std::vector<Input> files, const PipelineOptions& pipeline, OptOutFilter optouts,
            bool allow_reindex, Fetcher* fetcher, const std::atomic<bool>* interrupt,
            std::optional<DetectorKind> assess = std::nullopt)
-      : store_(store), files_(std::move(files)), limits_(limits), optouts_(std::move(optouts)),
-        allow_reindex_(allow_reindex), fetcher_(fetcher), interrupt_(interrupt), assess_(assess) {}
+      : store_(store), files_(std::move(files)), pipeline_(pipeline), limits_(LimitsFrom(pipeline)),
+        optouts_(std::move(optouts)), allow_reindex_(allow_reindex), fetcher_(fetcher), interrupt_(interrupt),
+        assess_(assess) {}
 
   // Runs on one worker thread; adds its read and decode seconds, wall and CPU, to `wall` and
   // `cpu` (the analyzer keeps the rest).
   void Work(FaceAnalyzer& analyzer, StageSeconds& wall, StageSeconds& cpu) {
-    for (size_t i = next_++; i < files_.size() && !Stopping(); i = next_++)
-      Push(Process(analyzer, files_[i], wall, cpu));
+    for (size_t i = next_++; i < files_.size() && !Stopping(); i = next_++) {
+      Item item = Process(analyzer, files_[i], wall, cpu);
+      if (!item.abandoned) Push(std::move(item));
+    }
   }
   bool Interrupted() const { return interrupt_ && interrupt_->load(); }
 
@@ -358,6 +370,8 @@ class Pipeline {
     const std::string shown = input.url ? RedactUrl(input.location) : input.location;
     item.outcome.path = item.record.path = shown;
     item.record.provenance = input.provenance;
+    // A video is hashed by streaming and decoded from its file, never held in memory.
+    std::optional<VideoFile> video;
     Result<std::string> bytes;
     if (input.url) {
       FetchOutcome fetched = fetcher_->Fetch(input.location);
@@ -370,22 +384,29 @@ class Pipeline {
         item.issue = InputIssue{shown, "skipped", fetched.reason, fetched.detail, "", input.provenance};
         return item;
       }
+      if (SniffVideo(fetched.body))
+        return Failed(std::move(item), shown + " is a video: videos are indexed from local files only; "
+                                       "download it and index the file", "video_url");
       bytes = std::move(fetched.body);
+    } else if (IsVideoFile(input.location)) {
+      auto opened = VideoFile::Open(input.location, pipeline_.video.max_bytes);
+      if (!opened) return Failed(std::move(item), opened.error().message, ReasonFor(opened.error()));
+      video.emplace(std::move(*opened));
     } else {
       bytes = ReadFile(input.location, static_cast<size_t>(limits_.max_bytes));
     }
-    if (!bytes) return Failed(std::move(item), bytes.error().message, ReasonFor(bytes.error()));
+    if (!video && !bytes) return Failed(std::move(item), bytes.error().message, ReasonFor(bytes.error()));
+    item.record.size = video ? video->size() : static_cast<int64_t>(bytes->size());
     // Empty files all share one hash, yet each is its own failed input, not a duplicate.
-    if (bytes->empty()) return Failed(std::move(item), shown + " is empty (0 bytes)", "empty");
-    item.record.size = static_cast<int64_t>(bytes->size());
-    const std::string sha = Sha256Hex(*bytes);
+    if (item.record.size == 0) return Failed(std::move(item), shown + " is empty (0 bytes)", "empty");
+    const std::string sha = video ? video->sha256() : Sha256Hex(*bytes);
     item.record.sha256 = sha;
     const bool claimed = Claim(sha);
     clock.Lap(wall.read, cpu.read);
     if (!claimed) {
       item.outcome.result = FileResult::kDuplicate;
       item.read_again = true;
-      item.backfill = Backfill(sha, *bytes);
+      if (!video) item.backfill = Backfill(sha, *bytes);  // a video has no perceptual hash or EXIF
       clock.Lap(wall.decode, cpu.decode);
       return item;
     }
@@ -394,9 +415,33 @@ class Pipeline {
       item.outcome.result = FileResult::kErased;
       return item;
     }
-    item = Analyze(analyzer, std::move(item), *bytes, clock, wall, cpu);
-    Settle(sha, /*kept=*/item.outcome.result != FileResult::kError);
+    item = video ? AnalyzeVideoFile(analyzer, std::move(item), *video, wall, cpu)
+                 : Analyze(analyzer, std::move(item), *bytes, clock, wall, cpu);
+    Settle(sha, /*kept=*/item.outcome.result != FileResult::kError && !item.abandoned);
     return item;
+  }
+
+  // Samples, analyses and tracks a claimed video; `item` comes back with its outcome, or
+  // abandoned when the run is interrupted (the next run starts the video again).
+  Item AnalyzeVideoFile(FaceAnalyzer& analyzer, Item item, const VideoFile& file, StageSeconds& wall,
+                        StageSeconds& cpu) {
+    // An embed record carries each face's probe quality, measured on a still image's chip.
+    if (assess_)
+      return Failed(std::move(item), file.path() + " is a video: `embed` takes images; index videos into a corpus",
+                    "video_embed");
+    auto video = AnalyzeVideo(analyzer, file, pipeline_, interrupt_);
+    if (!video) {
+      if (video.error().reason == ErrorReason::kInterrupted) item.abandoned = true;
+      return item.abandoned ? std::move(item) : Failed(std::move(item), video.error().message, ReasonFor(video.error()));
+    }
+    wall.decode += video->decode_s;
+    cpu.decode += video->decode_cpu_s;
+    spdlog::debug("{}: {} frames, {} samples, {} detections, {} tracks", file.path(), video->frames,
+                  video->samples, video->detections, video->faces.size());
+    item.record.width = video->width;
+    item.record.height = video->height;
+    item.record.duration_s = video->duration_s;
+    return WithFaces(std::move(item), std::move(video->faces));
   }
 
   // Decodes and analyses claimed content; `item` comes back with its outcome.
@@ -415,14 +460,20 @@ class Pipeline {
       item.outcome.warning = "EXIF not (all) read: " + media.exif_problem + "; the image is indexed all the same";
     auto faces = analyzer.Analyze(*image);
     if (!faces) return Failed(std::move(item), faces.error().message, "analyzer_error");
-    item.faces = std::move(*faces);
-    item.outcome.optout_faces = optouts_.RemoveMatching(item.faces);  // an all-opted-out image: noface
+    item = WithFaces(std::move(item), std::move(*faces));
     for (const Face& face : item.faces) {
       if (!assess_) break;
       auto chip = analyzer.Chip(*image, face);
       if (!chip) return Failed(std::move(item), chip.error().message, "analyzer_error");
       item.quality.push_back(AssessFace(face, LaplacianVariance(*chip), *assess_));
     }
+    return item;
+  }
+
+  // `item` analysed: its faces less those matching an opt-out (an all-opted-out image: noface).
+  Item WithFaces(Item item, std::vector<Face> faces) {
+    item.faces = std::move(faces);
+    item.outcome.optout_faces = optouts_.RemoveMatching(item.faces);
     item.outcome.faces = static_cast<int>(item.faces.size());
     item.outcome.result = item.faces.empty() ? FileResult::kNoFace : FileResult::kAdded;
     item.record.status = item.faces.empty() ? ImageStatus::kNoFace : ImageStatus::kOk;
@@ -497,6 +548,7 @@ class Pipeline {
 
   Store* const store_;
   const std::vector<Input> files_;
+  const PipelineOptions pipeline_;
   const DecodeLimits limits_;
   const OptOutFilter optouts_;
   const bool allow_reindex_;
@@ -757,7 +809,7 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
   const int jobs = WorkersFor(options, inputs.files.size());
   spdlog::info("indexing {} files with {} worker(s) into {}", inputs.files.size(), jobs, corpus.dir.string());
 
-  Pipeline pipeline(store.get(), std::move(inputs.files), LimitsFrom(resolved), std::move(optouts),
+  Pipeline pipeline(store.get(), std::move(inputs.files), resolved, std::move(optouts),
                     options.allow_reindex, fetcher.get(), options.stop);
   FS_TRY(Drive(pipeline, std::move(analyzer), jobs, options, std::move(inputs.batch), report,
                [&](std::vector<Item>& batch) { return Commit(*store, pipeline.store_mutex(), *opened.index, batch); },
@@ -802,7 +854,7 @@ Result<IndexSummary> EmbedPaths(const CorpusConfig& config, const std::vector<st
   FS_TRY(write(FormatEmbedHeader({kEmbedFormatVersion, ModelIdentity(pipeline_options.embedding->model), *pipeline_options.embedding,
                                   DetectorName(pipeline_options.detector)})));
   int64_t records = 0;
-  Pipeline pipeline(nullptr, std::move(inputs.files), LimitsFrom(pipeline_options), OptOutFilter{},
+  Pipeline pipeline(nullptr, std::move(inputs.files), pipeline_options, OptOutFilter{},
                     /*allow_reindex=*/true, fetcher.get(), options.stop, pipeline_options.detector);
   auto write_batch = [&](std::vector<Item>& batch) -> Status {
     for (Item& item : batch) {

@@ -12,6 +12,7 @@
 #include "engine/corpus.h"
 #include "engine/corpus_handle.h"
 #include "engine/privacy_internal.h"
+#include "engine/video.h"
 #include "facesearch/analyze.h"
 #include "facesearch/embed.h"
 #include "facesearch/subject.h"
@@ -85,14 +86,15 @@ Result<std::vector<Match>> FindMatches(Corpus::Impl& c, const Face& face, const 
     if (optouts.Matches(r.face.embedding)) continue;
     if (std::min(r.face.box.w, r.face.box.h) < options.pipeline.min_face) continue;  // --min-face
     matches.push_back(Match{static_cast<int>(matches.size()) + 1, h.face_id, h.distance, r.image_path,
-                            r.image_sha256, r.face.box, r.provenance, r.photo, 0, std::nullopt});
+                            r.image_sha256, r.face.box, r.provenance, r.photo, 0, std::nullopt, r.face.video});
     matched_rows.push_back(&r);
   }
   GroupCopies(matches, matched_rows, options.collapse_copies);
   return matches;
 }
 
-// Which of the probe's faces to search with: --face N, every face, or the largest.
+// Which of the probe's faces to search with: --face N, every face (--all-faces, and every track
+// of a video), or the largest.
 Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOptions& options) {
   if (options.face) {
     FS_ASSIGN(int i, ChooseFace(photo, options.face));
@@ -100,7 +102,7 @@ Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOp
   }
   std::vector<int> all(photo.faces.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  if (options.all_faces || all.empty()) return all;
+  if (options.all_faces || photo.video || all.empty()) return all;
   FS_ASSIGN(int largest, ChooseFace(photo, std::nullopt));
   return std::vector<int>{largest};
 }
@@ -192,6 +194,7 @@ Result<ProbeOutcome> Corpus::Query(const ProbeImage& probe, const QueryOptions& 
   FS_ASSIGN(Impl::Lease analyzer, c.LeaseAnalyzer(prepared.pipeline));
   auto analyzed = [&]() -> Result<PhotoFaces> {
     if (probe.bytes) return analyzer->AnalyzeBytes(probe.name, *probe.bytes);
+    if (!probe.stream && IsVideoFile(probe.name)) return analyzer->AnalyzeVideo(probe.name, prepared.pipeline.video);
     FS_ASSIGN(std::string bytes, ReadProbeBytes(probe, static_cast<size_t>(prepared.pipeline.max_file_bytes)));
     return analyzer->AnalyzeBytes(probe.name, bytes);
   }();

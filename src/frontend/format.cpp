@@ -3,6 +3,7 @@
 #include <spdlog/pattern_formatter.h>
 
 #include <charconv>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
@@ -150,7 +151,37 @@ std::string TsvField(std::string_view s, bool text) {
   return out;
 }
 
+std::string Timecode(double seconds) {
+  const auto ms = static_cast<int64_t>(std::llround(std::max(0.0, seconds) * 1000));
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%02lld:%02lld:%02lld.%03lld", static_cast<long long>(ms / 3'600'000),
+                static_cast<long long>(ms / 60'000 % 60), static_cast<long long>(ms / 1000 % 60),
+                static_cast<long long>(ms % 1000));
+  return buf;
+}
+
+std::string VideoJson(const std::optional<VideoSpan>& v) {
+  if (!v) return "null";
+  return "{\"frame\":" + std::to_string(v->frame) + ",\"at\":" + JsonFixed(v->at_s, 3) +
+         ",\"first\":" + JsonFixed(v->first_s, 3) + ",\"last\":" + JsonFixed(v->last_s, 3) +
+         ",\"timecode\":" + JsonString(Timecode(v->first_s) + "-" + Timecode(v->last_s)) + "}";
+}
+
 namespace {
+
+// A face in a video in the table: " @ FIRST-LAST (frame N)"; nothing for a still image.
+std::string VideoText(const std::optional<VideoSpan>& v) {
+  if (!v) return "";
+  return " @ " + Timecode(v->first_s) + "-" + Timecode(v->last_s) + " (frame " + std::to_string(v->frame) + ")";
+}
+
+// A video time in seconds for csv/tsv, empty for a still image.
+std::string VideoSeconds(const std::optional<VideoSpan>& v, double VideoSpan::*field) {
+  if (!v) return "";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", (*v).*field);
+  return buf;
+}
 
 // A GPS coordinate to 6 decimals (about 0.1 m), "" when absent.
 std::string Degrees(const std::optional<double>& v) {
@@ -175,7 +206,7 @@ std::string MatchJsonFields(const Match& m, const Calibration& cal) {
          ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
          ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance) + "," +
          PhotoJsonFields(m.photo) + ",\"copies\":" + std::to_string(m.copies) +
-         ",\"copy_of\":" + (m.copy_of ? std::to_string(*m.copy_of) : "null");
+         ",\"copy_of\":" + (m.copy_of ? std::to_string(*m.copy_of) : "null") + ",\"video\":" + VideoJson(m.video);
 }
 
 // Expected number of different-person faces within the threshold in a corpus of this size: the
@@ -217,7 +248,8 @@ void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const Query
   for (size_t p = 0; p < r.probes.size(); ++p) {
     const ProbeFace& probe = r.probes[p];
     out << (p ? "," : "") << "{\"probe_face\":" << probe.index << ",\"box\":" << JsonBox(probe.face.box)
-        << ",\"quality\":" << QualityJson(probe.quality) << ",\"matches\":[";
+        << ",\"video\":" << VideoJson(probe.face.video) << ",\"quality\":" << QualityJson(probe.quality)
+        << ",\"matches\":[";
     for (size_t i = 0; i < probe.matches.size(); ++i)
       out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i], cal) << "}";
     out << "]}";
@@ -242,6 +274,7 @@ void WriteJsonl(std::ostream& out, const QueryResult& r, const Calibration& cal)
   for (const ProbeFace& probe : r.probes)
     for (const Match& m : probe.matches)
       out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_face\":" << probe.index
+          << ",\"probe_video\":" << VideoJson(probe.face.video)
           << ",\"probe_low_quality\":" << (probe.quality.low() ? "true" : "false")
           << ",\"probe_quality_issues\":" << JsonIssues(probe.quality) << "," << MatchJsonFields(m, cal) << "}\n";
 }
@@ -285,12 +318,17 @@ const Column kColumns[] = {
     {"gps_lon", [](const Row& r) { return Degrees(r.m.photo.longitude); }, true},
     {"copies", [](const Row& r) { return std::to_string(r.m.copies); }, true},
     {"copy_of", [](const Row& r) { return r.m.copy_of ? std::to_string(*r.m.copy_of) : std::string(); }, true},
+    {"video_first", [](const Row& r) { return VideoSeconds(r.m.video, &VideoSpan::first_s); }, true},
+    {"video_last", [](const Row& r) { return VideoSeconds(r.m.video, &VideoSpan::last_s); }, true},
+    {"video_frame", [](const Row& r) { return r.m.video ? std::to_string(r.m.video->frame) : ""; }, true},
     // Not in the default set: ask for them with --fields.
     {"sha256", [](const Row& r) { return r.m.image_sha256; }},
     {"distance_exact", [](const Row& r) { return JsonFloat(r.m.distance); }, true},
     {"probe_low_quality", [](const Row& r) { return std::string(r.probe.quality.low() ? "true" : "false"); }},
+    {"probe_video_first", [](const Row& r) { return VideoSeconds(r.probe.face.video, &VideoSpan::first_s); }, true},
+    {"probe_video_last", [](const Row& r) { return VideoSeconds(r.probe.face.video, &VideoSpan::last_s); }, true},
 };
-constexpr size_t kDefaultColumns = 24;  // probe .. copy_of
+constexpr size_t kDefaultColumns = 27;  // probe .. video_frame
 
 // CSV (sep ',') or TSV (sep '\t'): one header, then one row per match of every probe.
 void WriteDelimited(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, char sep,
@@ -358,7 +396,8 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
     if (!r.subject.empty())
       out << "subject " << TerminalText(r.subject) << " (" << r.references << " references, their mean face)";
     else
-      out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y;
+      out << "probe face " << probe.index << " at " << b.w << "x" << b.h << "+" << b.x << "+" << b.y
+          << VideoText(probe.face.video);
     out << ": " << probe.matches.size() << " match(es) within distance " << Distance(o.threshold)
         << " among " << r.corpus_faces << " faces\n";
     if (probe.matches.empty()) continue;
@@ -369,7 +408,7 @@ void WriteTable(std::ostream& out, const QueryResult& r, const QueryOptions& o, 
                         std::to_string(m.box.x) + "+" + std::to_string(m.box.y);
       out << std::left << std::setw(6) << m.rank << std::setw(10) << Distance(m.distance)
           << std::setw(10) << Fmr(cal, m.distance) << std::setw(13) << ConfidenceBand(cal.Fmr(m.distance))
-          << std::setw(20) << box << TerminalText(m.image_path)
+          << std::setw(20) << box << TerminalText(m.image_path) << VideoText(m.video)
           << (m.copies ? " (+" + std::to_string(m.copies) + (m.copies == 1 ? " copy)" : " copies)") : "")
           << (m.copy_of ? " (copy of face " + std::to_string(*m.copy_of) + ")" : "") << "\n";
       if (!m.provenance.empty()) out << std::string(59, ' ') << ProvenanceLine(m.provenance) << "\n";
@@ -687,7 +726,8 @@ std::string FaceRecordJson(const FaceRecord& r) {
   }
   s += "],\"det_score\":" + JsonNumber(r.face.det_score) + "," + ProvenanceJsonFields(r.provenance) +
        "," + PhotoJsonFields(r.photo) + ",\"exif_problem\":" +
-       (r.exif_problem.empty() ? std::string("null") : JsonString(r.exif_problem)) + ",\"embedding\":[";
+       (r.exif_problem.empty() ? std::string("null") : JsonString(r.exif_problem)) +
+       ",\"video\":" + VideoJson(r.face.video) + ",\"embedding\":[";
   for (size_t i = 0; i < r.face.embedding.size(); ++i) {
     if (i) s += ',';
     s += JsonFloat(r.face.embedding[i]);

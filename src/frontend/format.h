@@ -76,6 +76,12 @@ struct Scale {
 };
 Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Calibration& cal);
 
+// A time in a video as HH:MM:SS.mmm.
+std::string Timecode(double seconds);
+// {"frame","at","first","last","timecode":"FIRST-LAST"} for a face in a video, null for a still
+// image (seconds from the start; docs/output.md).
+std::string VideoJson(const std::optional<VideoSpan>& video);
+
 // kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
 Status CheckFields(const std::vector<std::string>& fields);
 

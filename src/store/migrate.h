@@ -15,6 +15,8 @@
 //            with reference faces, and faces marked "not this person").
 //   v6 → v7: the images' perceptual hash and EXIF columns (phash, exif_taken_at, camera_make,
 //            camera_model, gps_lat, gps_lon, exif_problem; issue #20), NULL on older rows.
+//   v7 → v8: videos: images.duration_s, and the faces' video_frame, video_at_s, video_first_s,
+//            video_last_s (the track a stored face stands for; issue #20).
 #pragma once
 
 #include <sqlite3.h>
@@ -44,6 +46,8 @@ Status CreateUsersV5(sqlite3* db);
 Status CreateSubjectsV6(sqlite3* db);
 // The v7 columns (near-duplicates, EXIF); also run when creating a new corpus.
 Status CreateMediaV7(sqlite3* db);
+// The v8 video columns; also run when creating a new corpus.
+Status CreateVideosV8(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

@@ -190,6 +190,7 @@ Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string* model_i
     FS_TRY(migrate::CreateUsersV5(db));
     FS_TRY(migrate::CreateSubjectsV6(db));
     FS_TRY(migrate::CreateMediaV7(db));
+    FS_TRY(migrate::CreateVideosV8(db));
     const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
     FS_TRY(Exec(db, set_version.c_str()));
     FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));

@@ -28,9 +28,9 @@ namespace facesearch {
 
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
 // columns and the input_issues table; v4 the trigger-kept counts table; v5 the users table of
-// `facesearch serve`; v6 the subjects tables; v7 the perceptual hash and EXIF columns
-// (store_migrate.cpp upgrades older versions on open).
-inline constexpr int kSchemaVersion = 7;
+// `facesearch serve`; v6 the subjects tables; v7 the perceptual hash and EXIF columns; v8 the
+// video columns of images and faces (store_migrate.cpp upgrades older versions on open).
+inline constexpr int kSchemaVersion = 8;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -44,6 +44,7 @@ struct ImageRecord {
   std::string error;                  // why, when status == kError
   std::string error_kind;             // short code for `error` (InputIssue::reason), when kError
   Provenance provenance;              // from the ingest manifest (v3)
+  std::optional<double> duration_s;   // a video's duration (v8); absent for a still image
   std::optional<uint64_t> phash;      // PerceptualHash of the decoded pixels (v5); absent when not decoded
   PhotoMetadata photo;                // the file's EXIF (v5)
   std::string exif_problem;           // why its EXIF was not (all) read (v5), "" when fine

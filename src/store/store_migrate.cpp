@@ -153,6 +153,21 @@ ALTER TABLE images ADD COLUMN exif_problem TEXT;
 
 Status CreateMediaV7(sqlite3* db) { return sqlite::Exec(db, kMediaV7Sql); }
 
+namespace {
+// Videos: an image row is a video when it has a duration; each of its faces is the best face of
+// one track, with the frame it was taken from and the first and last times (seconds) the track
+// was seen. NULL for still images. Erasing the image row cascades to every face, as for photos.
+const char* const kVideosV8Sql = R"sql(
+ALTER TABLE images ADD COLUMN duration_s REAL;
+ALTER TABLE faces ADD COLUMN video_frame INTEGER;
+ALTER TABLE faces ADD COLUMN video_at_s REAL;
+ALTER TABLE faces ADD COLUMN video_first_s REAL;
+ALTER TABLE faces ADD COLUMN video_last_s REAL;
+)sql";
+}  // namespace
+
+Status CreateVideosV8(sqlite3* db) { return sqlite::Exec(db, kVideosV8Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
@@ -162,12 +177,14 @@ Status Upgrade(sqlite3* db, int64_t from) {
   if (from <= 4) FS_TRY(CreateUsersV5(db));
   if (from <= 5) FS_TRY(CreateSubjectsV6(db));
   if (from <= 6) FS_TRY(CreateMediaV7(db));
+  if (from <= 7) FS_TRY(CreateVideosV8(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
   // What each step added, from the first one this database lacked.
   static const char* const kAdded[] = {"audit log, erasure tombstones, opt-outs", "provenance, error kinds, input issues",
-                                       "stored counts", "API users", "subjects", "perceptual hashes and EXIF"};
+                                       "stored counts", "API users", "subjects", "perceptual hashes and EXIF",
+                                       "video columns"};
   static_assert(std::size(kAdded) == kSchemaVersion - 1, "one entry per upgrade step");
   std::string added;
   for (int64_t v = from; v < kSchemaVersion; ++v) added += (added.empty() ? "" : ", ") + std::string(kAdded[v - 1]);

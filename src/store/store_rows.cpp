@@ -22,18 +22,22 @@ const char* ImageStatusName(ImageStatus s) {
 
 namespace {
 
-// Columns 11-15 are the image's provenance (schema v3), 16-22 its hash and EXIF (v5; see
-// BindMedia), NULL on an older read-only corpus; 23-24 its decoded width and height.
+// Columns 11-15 are the image's provenance (schema v3), 16-22 its hash and EXIF (v7; see
+// BindMedia), 23-24 its decoded width and height, 25-28 the face's place in a video (v8); NULL
+// on an older read-only corpus.
 std::string SelectFaces(int64_t version) {
   return std::string(
              "SELECT f.id, f.image_id, i.path, i.sha256, f.x, f.y, f.w, f.h, f.landmarks, "
              "f.det_score, f.embedding, ") +
          (version >= 3 ? "i.page_url, i.source, i.captured_at, i.licence, i.notes, "
                        : "NULL, NULL, NULL, NULL, NULL, ") +
-         (version >= 5 ? "i.phash, i.exif_taken_at, i.camera_make, i.camera_model, i.gps_lat, i.gps_lon, "
+         (version >= 7 ? "i.phash, i.exif_taken_at, i.camera_make, i.camera_model, i.gps_lat, i.gps_lon, "
                          "i.exif_problem, "
                        : "NULL, NULL, NULL, NULL, NULL, NULL, NULL, ") +
-         "i.width, i.height FROM faces f JOIN images i ON i.id = f.image_id ";
+         "i.width, i.height, " +
+         (version >= 8 ? "f.video_frame, f.video_at_s, f.video_first_s, f.video_last_s "
+                       : "NULL, NULL, NULL, NULL ") +
+         "FROM faces f JOIN images i ON i.id = f.image_id ";
 }
 
 // Binds phash, exif_taken_at, camera_make, camera_model, gps_lat, gps_lon, exif_problem from
@@ -65,6 +69,11 @@ void ReadMedia(const Stmt& row, int first, FaceRecord& r) {
     r.photo.longitude = row.Double(first + 5);
   }
   r.exif_problem = row.Text(first + 6);
+}
+
+std::optional<VideoSpan> ReadVideoSpan(const Stmt& row, int first) {
+  if (row.IsNull(first)) return std::nullopt;
+  return VideoSpan{row.Int(first), row.Double(first + 1), row.Double(first + 2), row.Double(first + 3)};
 }
 
 Provenance ReadProvenance(const Stmt& row, int first) {
@@ -99,6 +108,7 @@ Result<FaceRecord> ReadFaceRow(const Stmt& row) {
   ReadMedia(row, 16, r);
   r.image_width = static_cast<int>(row.Int(23));
   r.image_height = static_cast<int>(row.Int(24));
+  r.face.video = ReadVideoSpan(row, 25);
   return r;
 }
 
@@ -117,8 +127,12 @@ Status Validate(const ImageRecord& image, const std::vector<Face>& faces) {
     return invalid("negative size or dimensions");
   if (!faces.empty() && (image.status != ImageStatus::kOk || !image.sha256))
     return invalid("only a hashed image with status ok may have faces");
+  if (image.duration_s && !std::isfinite(*image.duration_s)) return invalid("the duration is not finite");
   for (const Face& f : faces) {
     if (!std::isfinite(f.det_score)) return invalid("a detection score is not finite");
+    if (f.video && (!image.duration_s || !std::isfinite(f.video->at_s) || !std::isfinite(f.video->first_s) ||
+                    !std::isfinite(f.video->last_s)))
+      return invalid("a video face needs a video (a duration) and finite times");
     for (float v : f.embedding)
       if (!std::isfinite(v)) return invalid("an embedding value is not finite");
   }
@@ -136,11 +150,12 @@ class Inserter {
     FS_ASSIGN(Stmt image, Stmt::Prepare(db,
         "INSERT INTO images(sha256, path, size, width, height, status, error, added_at, "
         "error_kind, page_url, source, captured_at, licence, notes, phash, exif_taken_at, "
-        "camera_make, camera_model, gps_lat, gps_lon, exif_problem) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "camera_make, camera_model, gps_lat, gps_lon, exif_problem, duration_s) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     FS_ASSIGN(Stmt face, Stmt::Prepare(db,
-        "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at) "
-        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+        "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at, "
+        "video_frame, video_at_s, video_first_s, video_last_s) "
+        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     return Inserter(db, std::move(find), std::move(drop), std::move(drop_failed), std::move(clear),
                     std::move(image), std::move(face));
   }
@@ -176,6 +191,8 @@ class Inserter {
     if (image.error_kind.empty()) image_.BindNull(9); else image_.Bind(9, image.error_kind);
     BindProvenance(image_, 10, image.provenance);
     BindMedia(image_, 15, image.phash, image.photo, image.exif_problem);
+    if (image.duration_s) image_.Bind(22, *image.duration_s);
+    else image_.BindNull(22);
     FS_TRY(image_.Run());
     image_.Reset();
     const int64_t image_id = sqlite3_last_insert_rowid(db_);
@@ -186,6 +203,11 @@ class Inserter {
       face_.Bind(1, image_id).Bind(2, f.box.x).Bind(3, f.box.y).Bind(4, f.box.w).Bind(5, f.box.h);
       face_.Bind(6, codec::EncodeLandmarks(f.landmarks)).Bind(7, f.det_score);
       face_.BindBlob(8, codec::EncodeEmbedding(f.embedding)).Bind(9, now_);
+      if (f.video) {
+        face_.Bind(10, f.video->frame).Bind(11, f.video->at_s).Bind(12, f.video->first_s).Bind(13, f.video->last_s);
+      } else {
+        for (int i = 10; i <= 13; ++i) face_.BindNull(i);
+      }
       FS_TRY(face_.Run());
       ids.push_back(sqlite3_last_insert_rowid(db_));
     }
@@ -266,7 +288,7 @@ Result<bool> Store::NeedsMedia(const std::string& sha256) {
 
 Result<std::vector<ImageHash>> Store::ImageHashes() {
   std::vector<ImageHash> out;
-  if (version_ < 5) return out;  // an older schema opened read-only
+  if (version_ < 7) return out;  // an older schema opened read-only
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id, path, phash FROM images WHERE phash IS NOT NULL ORDER BY id"));
   for (;;) {
     FS_ASSIGN(bool row, stmt.Step());
