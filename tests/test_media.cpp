@@ -322,8 +322,8 @@ TEST_CASE("Copies of one picture fold into one match unless --no-collapse, info 
   const std::string csv = c.MustRun({"query", "--format", "csv", TestImage("biden.jpg").string()}).out;
   CHECK_THAT(csv, Catch::StartsWith("probe,probe_face,rank,face_id,distance,fmr,confidence,image,x,y,w,h,page_url,"
                                     "source,captured_at,licence,notes,taken_at,camera_make,camera_model,gps_lat,"
-                                    "gps_lon,copies,copy_of\n"));
-  CHECK_THAT(csv, Catch::Contains(",2021-06-05T14:03:22,FacesearchTestCam,GPS Model,37.774900,-122.419400,0,\n"));
+                                    "gps_lon,copies,copy_of,video_first,video_last,video_frame\n"));
+  CHECK_THAT(csv, Catch::Contains(",2021-06-05T14:03:22,FacesearchTestCam,GPS Model,37.774900,-122.419400,0,,,,\n"));
   CHECK_THAT(c.MustRun({"query", TestImage("biden.jpg").string()}).out,
              Catch::Contains("taken 2021-06-05T14:03:22; camera FacesearchTestCam GPS Model; GPS 37.774900,-122.419400"));
   bool reason_exported = false;

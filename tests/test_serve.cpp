@@ -250,15 +250,18 @@ TEST_CASE("serve answers each endpoint for the roles that hold its right, refuse
         std::string::npos);
 }
 
-TEST_CASE("query and compare --server print byte for byte what they print locally, with the same exit status",
+TEST_CASE("query (photos or an embed file) and compare --server print byte for byte what they print locally, with the same exit status",
           "[serve][compare][e2e]") {
   CorpusDir c;
   c.Index({"obama.jpg", "biden.jpg"});
   Server server(c, {"--allow-anonymous"});
   const std::string probe = TestImage("obama2.jpg").string();
+  // A probe embedded elsewhere (`embed`) is uploaded as its embed file and searched by the server.
+  const std::string embedded = (c.dir / "probe.jsonl").string();
+  REQUIRE(c.Run({"embed", "-o", embedded, probe}).exit_code == 0);
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"query", "-f", "json", probe}, {"query", "-f", "csv", "--threshold", "0.1", probe},
-        {"compare", "--json", probe, TestImage("biden.jpg").string()}}) {
+        {"query", "-f", "json", "--embedded", embedded}, {"compare", "--json", probe, TestImage("biden.jpg").string()}}) {
     const RunResult local = c.Run(args);
     std::vector<std::string> remote_args = args;
     remote_args.insert(remote_args.begin() + 1, {"--server", server.url()});
@@ -295,6 +298,8 @@ TEST_CASE("serve refuses bad requests with a clear JSON error, writes nothing an
         "bad-request");
   CHECK(ErrorCodeOf(PostBody(server, "/v1/forget", curator, "face_ids=1", "text/plain")) == "unsupported-media-type");
   CHECK(ErrorCodeOf(PostBody(server, "/v1/query", curator, "hello", "text/plain")) == "unsupported-media-type");
+  CHECK(ErrorCodeOf(PostBody(server, "/v1/query", curator, "{\"not\":\"an embed file\"}\n", "application/x-ndjson")) ==
+        "bad-request");
   CHECK(ErrorCodeOf(PostBody(server, "/v1/query?top_k=nan", curator, "x", "image/jpeg")) == "bad-request");
   CHECK(ErrorCodeOf(PostPhotos(server, "/v1/query", curator, {{"photo", TestImage("obama2.jpg")}})) == "bad-request");
   CHECK(ErrorCodeOf(PostPhotos(server, "/v1/query", curator, {{"image", TestImage("obama3.jpg")}})) == "too-large");

@@ -177,7 +177,7 @@ TEST_CASE("Every container Debian's FFmpeg writes is indexed as a video with its
   }
 }
 
-TEST_CASE("A person who leaves and comes back is two appearances, two people are two tracks, and a photo finds each at its time",
+TEST_CASE("A person who leaves and comes back is two appearances, two people are two tracks, and a photo finds each at its time and its face crop",
           "[video][e2e]") {
   CorpusDir c;
   fs::create_directories(c.photos);
@@ -211,7 +211,11 @@ TEST_CASE("A person who leaves and comes back is two appearances, two people are
   const fs::path report = c.dir / "report.html";
   RunResult table = c.Run({"query", "--html", report.string(), TestImage("biden.jpg").string()});
   CHECK(table.out.find("street.mkv @ 00:00:06.500-00:00:07.500 (frame 65)") != std::string::npos);
-  CHECK(ReadAll(report).find("00:00:06.500 &ndash; 00:00:07.500 (frame 65)") != std::string::npos);
+  const std::string html = ReadAll(report);
+  CHECK(html.find("00:00:06.500 &ndash; 00:00:07.500 (frame 65)") != std::string::npos);
+  // The matched face is cut from its frame of the video, as a photo's face is from the photo.
+  CHECK(html.find("alt=\"matched face") != std::string::npos);
+  CHECK(html.find("video frame unavailable") == std::string::npos);
   // The video is one file: printed once however many of its faces match.
   CHECK(c.Run({"query", "--paths-only", TestImage("obama2.jpg").string()}).out == video.string() + "\n");
 

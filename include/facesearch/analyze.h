@@ -81,4 +81,14 @@ Result<CompareResult> ComparePhotos(const CorpusConfig& config, const ProbeImage
 Result<std::vector<std::string>> FaceThumbnails(std::string_view image_bytes, const std::vector<Box>& boxes,
                                                 const PipelineOptions& limits, int max_side = 160);
 
+// The same crop for a face stored from a video: the video at `path` is hashed (it must still be
+// `expected_sha256`, the content that was indexed), opened under the same container whitelist and
+// caps as at ingest (options.max_pixels, options.video), decoded up to the face's frame
+// (`video.at_s`) within the video time budget, and `box` is cut from that frame. Errors: kNotFound,
+// kIo, kDecode (another content than indexed, a refused or undecodable video, the frame not
+// reached), kInvalidArgument for a box outside the frame.
+Result<std::string> VideoFaceThumbnail(const std::string& path, const std::string& expected_sha256,
+                                       const VideoSpan& video, const Box& box, const PipelineOptions& options,
+                                       int max_side = 160);
+
 }  // namespace facesearch

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "facesearch/analyze.h"
+#include "facesearch/corpus.h"
 #include "facesearch/engine.h"
 
 namespace facesearch {
@@ -92,6 +93,14 @@ struct EmbedFile {
   std::vector<EmbeddedImage> records;
 };
 Result<EmbedFile> ReadEmbedFile(const std::string& path, std::istream* in, size_t max_records);
+
+// Searches `corpus` with each record of `embed` as QueryEmbedded does (a record of an input that
+// could not be embedded becomes an outcome with its error), audited as `audit`: what a server
+// answers for an embed file it was sent. `name` names the file in messages. Errors: those of
+// Corpus::QueryEmbedding, and kInvalidArgument for another model identity or embedding mode
+// than the corpus's.
+Result<std::vector<ProbeOutcome>> QueryEmbedRecords(Corpus& corpus, const EmbedFile& embed, const std::string& name,
+                                                    const QueryOptions& options, const AuditContext& audit);
 
 // The header line and a record line, without the newline (the writer's side of EmbedReader).
 std::string FormatEmbedHeader(const EmbedHeader& header);

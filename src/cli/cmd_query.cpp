@@ -89,13 +89,16 @@ bool WritePaths(const std::vector<TogetherImage>& images, bool null_separated) {
 // The same query on a `facesearch serve` (--server): the probes are uploaded, the server answers
 // in the chosen format with the exit status.
 void RunRemote(Context& ctx, QueryArgs& args) {
-  if (args.paths_only || !args.html.empty() || !args.embedded.empty() || args.total_faces > 0)
-    return ctx.Report(Error{ErrorCode::kInvalidArgument,
-                            "--paths-only, --html, --embedded and --total-faces are not available with --server"});
+  if (args.paths_only || !args.html.empty() || args.total_faces > 0 || !args.subjects.empty() || args.together)
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "--paths-only, --html, --total-faces, --subject and "
+                                                         "--together are not available with --server"});
   if (!args.from_file.empty())
     if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
-  if (args.photos.empty())
-    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe photo given (PHOTO... or --from-file)"});
+  if (!args.embedded.empty() && !args.photos.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument,
+                            "--embedded FILE gives the probes: leave out PHOTO... and --from-file"});
+  if (args.photos.empty() && args.embedded.empty())
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "no probe given (PHOTO..., --from-file or --embedded FILE)"});
   server::ClientRequest request{"POST", "/v1/query", {}, {}};
   auto& p = request.params;
   p.emplace_back("top_k", std::to_string(args.options.top_k));
@@ -108,6 +111,12 @@ void RunRemote(Context& ctx, QueryArgs& args) {
   for (const std::string& photo : args.photos) {
     auto part = PhotoPart("image", photo, args.options.pipeline.max_file_bytes);
     if (!part) return ctx.Report(part.error());
+    request.parts.push_back(std::move(*part));
+  }
+  if (!args.embedded.empty()) {  // the embed file, as it is: the server reads and checks it
+    auto part = PhotoPart("embedded", args.embedded, args.options.pipeline.max_file_bytes);
+    if (!part) return ctx.Report(part.error());
+    part->content_type = "application/x-ndjson";
     request.parts.push_back(std::move(*part));
   }
   RunOnServer(ctx, std::move(request));

@@ -122,8 +122,12 @@ std::string VideoSeen(const VideoSpan& v) {
 }
 
 // Faces in videos get no crop: that would mean decoding the video up to the frame.
-Crops NoVideoCrops(size_t n) {
-  return Crops{std::vector<std::string>(n), "face in a video: open it at the time shown"};
+// A face stored from a video, cut from its frame (VideoFaceThumbnail: the video decoded up to it).
+Crops VideoCrop(const std::string& path, const std::string& sha256, const VideoSpan& video, const Box& box,
+                const PipelineOptions& options, int max_side) {
+  auto jpeg = VideoFaceThumbnail(path, sha256, video, box, options, max_side);
+  if (jpeg) return Crops{{std::move(*jpeg)}, ""};
+  return Crops{{std::string()}, "video frame unavailable (" + jpeg.error().message + "): open it at the time shown"};
 }
 
 std::string MatchCard(const Match& m, const Calibration& cal, const std::string& jpeg, const std::string& why_missing) {
@@ -189,7 +193,11 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& ph
   if (!r.subject.empty()) {
     probe_crops = Crops{std::vector<std::string>(boxes.size()), "the mean of the subject's reference faces"};
   } else if (r.probes.front().face.video) {
-    probe_crops = NoVideoCrops(boxes.size());
+    for (const ProbeFace& p : r.probes) {
+      Crops one = VideoCrop(o.photo, r.probe_sha256, *p.face.video, p.face.box, options.pipeline, kProbeThumb);
+      probe_crops.jpegs.push_back(std::move(one.jpegs[0]));
+      if (!one.why_missing.empty()) probe_crops.why_missing = one.why_missing;
+    }
   } else if (o.photo == "-" && ctx.stdin_bytes) {
     probe_crops = CropsOf(*ctx.stdin_bytes, r.probe_sha256, boxes, options.pipeline, kProbeThumb);
   } else if (o.photo == "-") {
@@ -224,8 +232,9 @@ std::string ProbeSection(size_t n, const ProbeOutcome& o, const QueryOptions& ph
                        "distance {}.</p>",
                        r.corpus_faces, Fixed(options.threshold, 2));
     for (const Match* m : sorted) {
-      Crops c = m->video ? NoVideoCrops(1)
-                         : CropsOfFile(m->image_path, m->image_sha256, {m->box}, options.pipeline, kMatchThumb);
+      Crops c = m->video
+                    ? VideoCrop(m->image_path, m->image_sha256, *m->video, m->box, options.pipeline, kMatchThumb)
+                    : CropsOfFile(m->image_path, m->image_sha256, {m->box}, options.pipeline, kMatchThumb);
       s += MatchCard(*m, cal, c.jpegs[0], c.why_missing);
     }
     s += "</div></div>";

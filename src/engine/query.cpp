@@ -377,8 +377,13 @@ Result<std::vector<ProbeOutcome>> QueryEmbedded(const CorpusConfig& config, cons
   if (options.top_k < 1) return Fail(ErrorCode::kInvalidArgument, "--top-k must be at least 1");
   FS_ASSIGN(EmbedFile embed, ReadEmbedFile(embed_file, in, kMaxListEntries));
   FS_ASSIGN(auto corpus, Corpus::Open(config));
-  FS_ASSIGN(EmbeddingMode mode, corpus->EmbeddingModeFor(options.pipeline.embedding));
-  FS_TRY(CheckEmbedHeader(embed.header, mode, embed_file));
+  return QueryEmbedRecords(*corpus, embed, embed_file, options, config.audit);
+}
+
+Result<std::vector<ProbeOutcome>> QueryEmbedRecords(Corpus& corpus, const EmbedFile& embed, const std::string& name,
+                                                    const QueryOptions& options, const AuditContext& audit) {
+  FS_ASSIGN(EmbeddingMode mode, corpus.EmbeddingModeFor(options.pipeline.embedding));
+  FS_TRY(CheckEmbedHeader(embed.header, mode, name));
   std::vector<ProbeOutcome> outcomes;
   for (const EmbeddedImage& r : embed.records) {
     if (r.status == EmbeddedImage::Status::kError || r.status == EmbeddedImage::Status::kIssue) {
@@ -388,7 +393,7 @@ Result<std::vector<ProbeOutcome>> QueryEmbedded(const CorpusConfig& config, cons
       continue;
     }
     EmbeddedProbe probe{r.AsPhotoFaces(), embed.header.mode, embed.header.model_identity};
-    FS_ASSIGN(outcomes.emplace_back(), corpus->QueryEmbedding(probe, options));
+    FS_ASSIGN(outcomes.emplace_back(), corpus.QueryEmbedding(probe, options, audit));
   }
   return outcomes;
 }

@@ -100,6 +100,14 @@ SegmentArrays ArraysOf(std::span<const int64_t> ids, std::span<const float> rows
                        codes.empty() ? nullptr : const_cast<uint8_t*>(codes.data()), nullptr, ids.size()};
 }
 
+uint64_t BlockSumAt(const SegmentArrays& seg, size_t block) {
+  uint64_t sum = 0;
+  std::memcpy(&sum, seg.sums + 8 * block, 8);
+  return sum;
+}
+
+void SetBlockSum(const SegmentArrays& seg, size_t block, uint64_t sum) { std::memcpy(seg.sums + 8 * block, &sum, 8); }
+
 bool ZeroFill(const char* at, size_t n) {
   return std::all_of(at, at + n, [](char c) { return c == 0; });
 }
@@ -298,7 +306,7 @@ std::string IndexFile::CheckLayout() {
   structure_ = std::string_view(map_ + at, structure_size);
   if (Hash(structure_.data(), structure_.size()) != Get(map_ + 72, 8)) return "fails its structure checksum";
   at += structure_size;
-  main_.sums = reinterpret_cast<uint64_t*>(map_ + at);
+  main_.sums = map_ + at;
   if (Hash(main_.sums, sums_bytes) != Get(map_ + 64, 8)) return "fails the checksum of its block checksums";
   at += sums_bytes;
   if (Align64(at) > size_) return "is truncated inside its main segment";
@@ -319,7 +327,7 @@ std::string IndexFile::CheckLayout() {
     if (!ZeroFill(map_ + sums_end, chunk_end - sums_end)) return "has damaged padding after a delta chunk";
     c.ids = reinterpret_cast<int64_t*>(map_ + at + kChunkHeader);
     c.rows = reinterpret_cast<float*>(map_ + at + kChunkHeader + 8 * c.n);
-    c.sums = reinterpret_cast<uint64_t*>(map_ + at + kChunkHeader + (8 + kRowBytes) * c.n);
+    c.sums = map_ + at + kChunkHeader + (8 + kRowBytes) * c.n;
     if (Hash(c.sums, 8 * Blocks(c.n)) != Get(map_ + at + 32, 8)) return "fails the checksum of a delta chunk's block checksums";
     generation_ = std::max(generation_, static_cast<int64_t>(Get(map_ + at + 16, 8)));
     max_face_id_ = std::max(max_face_id_, static_cast<int64_t>(Get(map_ + at + 24, 8)));
@@ -335,7 +343,7 @@ std::vector<std::string> IndexFile::VerifyBlocks() const {
   auto check = [&](const SegmentArrays& seg, const std::string& where) {
     for (size_t b = 0; b < Blocks(seg.n); ++b) {
       const size_t first = b * kBlockRows;
-      if (BlockSum(seg, first, std::min(kBlockRows, seg.n - first)) != seg.sums[b])
+      if (BlockSum(seg, first, std::min(kBlockRows, seg.n - first)) != BlockSumAt(seg, b))
         damaged.push_back("fails the checksum of rows " + std::to_string(first) + " to " +
                           std::to_string(std::min(first + kBlockRows, seg.n) - 1) + " of its " + where);
     }
@@ -351,7 +359,7 @@ Result<std::string> IndexFile::Reseal(std::span<const std::pair<int, size_t>> di
   for (const auto& [segment, block] : dirty) {
     const SegmentArrays& seg = segment < 0 ? main_ : chunks_.at(static_cast<size_t>(segment));
     const size_t first = block * kBlockRows;
-    seg.sums[block] = BlockSum(seg, first, std::min(kBlockRows, seg.n - first));
+    SetBlockSum(seg, block, BlockSum(seg, first, std::min(kBlockRows, seg.n - first)));
     touched[static_cast<size_t>(segment + 1)] = true;
   }
   for (size_t i = 0; i < chunks_.size(); ++i) {

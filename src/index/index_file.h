@@ -59,7 +59,10 @@ struct SegmentArrays {
   int64_t* ids = nullptr;
   float* rows = nullptr;
   uint8_t* codes = nullptr;  // the main segment of an int8 file only
-  uint64_t* sums = nullptr;  // one per block of kBlockRows rows
+  // One little-endian uint64 per block of kBlockRows rows. Not aligned: in the main segment they
+  // follow the FAISS structure, of any length, so they are read and written with memcpy
+  // (BlockSumAt, SetBlockSum), never through a uint64_t pointer.
+  char* sums = nullptr;
   size_t n = 0;
 };
 

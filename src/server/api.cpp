@@ -174,19 +174,39 @@ std::expected<QueryParams, ParseError> ParseQuery(const ApiRequest& request) {
     if (q.format != OutputFormat::kCsv && q.format != OutputFormat::kTsv)
       return Bad("fields chooses csv/tsv columns: add format=csv or format=tsv");
   }
+  // An embed file: read and checked whole before anything is searched, at most as many records as
+  // a request has probes.
+  auto read_embedded = [&](const std::string& name, const std::string& content) -> std::optional<ParseError> {
+    std::istringstream in(content);
+    auto embed = ReadEmbedFile(name, &in, kMaxProbesPerRequest);
+    if (!embed) return ParseError{400, "bad-request", embed.error().message};
+    q.embedded = std::move(*embed);
+    q.embedded_name = name;
+    return std::nullopt;
+  };
+  const std::string* name = Param(request, "name");
   if (IsMultipart(request)) {
-    auto images = Parts(request, "image", {"image"});
+    auto images = Parts(request, "image", {"image", "embedded"});
     if (!images) return std::unexpected(images.error());
+    auto embedded = Parts(request, "embedded", {"image", "embedded"});
+    if (!embedded) return std::unexpected(embedded.error());
+    if (!embedded->empty()) {
+      if (embedded->size() > 1 || !images->empty())
+        return Bad("send one part named embedded (an embed file) or parts named image (photos), not both");
+      const UploadPart& part = *embedded->front();
+      if (auto refused = read_embedded(part.filename.empty() ? part.name : part.filename, part.content))
+        return std::unexpected(*refused);
+    }
     for (const UploadPart* p : *images) q.probes.push_back(PartProbe(*p));
-    if (q.probes.empty()) return Bad("no probe: add a multipart part named image holding the photo");
+    if (q.probes.empty() && !q.embedded)
+      return Bad("no probe: add a multipart part named image holding the photo, or one named embedded");
   } else if (IsImageBody(request)) {
-    const std::string* name = Param(request, "name");
     q.probes.push_back(ProbeImage::Bytes(name ? *name : "upload", request.body));
+  } else if (StartsWith(request.content_type, "application/x-ndjson")) {
+    if (auto refused = read_embedded(name ? *name : "upload", request.body)) return std::unexpected(*refused);
   } else {
-    // (issue #18) Query by embedding: an application/json body {"embedding":[...]} is searched
-    // with Corpus::QueryEmbedding (branch h-ray), wired here at merge.
-    return Unsupported(request, "the photo as image/* or application/octet-stream, or multipart/form-data with "
-                                "parts named image");
+    return Unsupported(request, "the photo as image/* or application/octet-stream, an embed file as "
+                                "application/x-ndjson, or multipart/form-data with parts named image or embedded");
   }
   if (q.probes.size() > kMaxProbesPerRequest)
     return Bad("at most " + std::to_string(kMaxProbesPerRequest) + " probes per request");
@@ -434,6 +454,11 @@ ApiResponse Api::Query(const ApiRequest& request, const Caller& caller) {
   if (!note.empty()) log.push_back({spdlog::level::info, note});
   const AuditContext audit = RequestAudit(request, caller.name);
   std::vector<ProbeOutcome> outcomes;
+  if (q.embedded) {
+    auto answered = QueryEmbedRecords(corpus_, *q.embedded, q.embedded_name, q.options, audit);
+    if (!answered) return FromError(answered.error());
+    outcomes = std::move(*answered);
+  }
   for (const ProbeImage& probe : q.probes) {
     auto outcome = corpus_.Query(probe, q.options, audit);
     if (!outcome) return FromError(outcome.error());

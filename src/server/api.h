@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "facesearch/corpus.h"
+#include "facesearch/embed.h"
 #include "facesearch/users.h"
 #include "frontend/format.h"
 
@@ -69,10 +70,13 @@ struct QueryParams {
   frontend::OutputFormat format = frontend::OutputFormat::kJson;
   std::vector<std::string> fields;
   std::vector<ProbeImage> probes;
+  std::optional<EmbedFile> embedded;  // instead of photos: probes embedded elsewhere
+  std::string embedded_name;          // names that embed file in messages
 };
 // The probes: each multipart part named "image" (its file name names the probe), or the whole
 // body when it is image bytes (Content-Type image/* or application/octet-stream; the "name"
-// parameter names it). Errors (kInvalidArgument) say which parameter or part is wrong; a content
+// parameter names it); or an embed file (`facesearch embed`'s output: one multipart part named
+// "embedded", or the body as application/x-ndjson), read and checked whole here. Errors (kInvalidArgument) say which parameter or part is wrong; a content
 // type that is neither is `unsupported` (415), see ParseError.
 struct ParseError {
   int status = 400;
