@@ -12,6 +12,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "common/fs.h"
+
 extern char** environ;
 
 namespace facesearch::test {
@@ -56,6 +58,14 @@ fs::path TestImage(const std::string& name) {
   fs::path p = dir / name;
   if (!fs::exists(p)) FAIL("test image " << p << " missing: run scripts/fetch-test-images.sh");
   return p;
+}
+
+RgbImage DecodeTestImage(const std::string& name) {
+  auto bytes = ReadFile(TestImage(name), size_t{1} << 30);
+  REQUIRE(bytes);
+  auto image = DecodeImage(*bytes, DecodeLimits{});
+  REQUIRE(image);
+  return std::move(*image);
 }
 
 void SkipOrFailInCi(const std::string& prerequisite, const std::string& why) {

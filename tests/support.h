@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "image/decode.h"
+
 namespace facesearch::test {
 
 // A fresh private (0700) directory under the system temp dir, removed (recursively) on destruction.
@@ -26,6 +28,9 @@ class TempDir {
 // $FACESEARCH_TEST_IMAGES, else ${XDG_CACHE_HOME:-~/.cache}/facesearch/test-images.
 // Fails the current test (Catch2 FAIL) with the fetch command when the directory is missing.
 std::filesystem::path TestImage(const std::string& name);
+// That test image decoded as the pipeline decodes it (EXIF-oriented RGB); fails the test when it
+// cannot be read or decoded.
+RgbImage DecodeTestImage(const std::string& name);
 
 // Reports that the current test cannot run here because `prerequisite` is missing (`why` says what
 // that leaves untested and how to get it); the caller returns right after. On a developer's machine

@@ -16,13 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-RgbImage Load(const std::string& name) {
-  auto bytes = ReadFile(test::TestImage(name), size_t{1} << 30);
-  REQUIRE(bytes);
-  auto img = DecodeImage(*bytes, DecodeLimits{});
-  REQUIRE(img);
-  return std::move(*img);
-}
+RgbImage Load(const std::string& name) { return test::DecodeTestImage(name); }
 
 std::unique_ptr<FaceAnalyzer> Analyzer(AnalyzerOptions options = {}) {
   auto a = LoadDlibAnalyzer(test::ModelsDir(), options);

@@ -195,8 +195,11 @@ TEST_CASE("Erase takes rows out of every kind's structure without training it ag
     auto loaded = VectorIndex::Load(path, saved->size, saved->checksum, kStamp);
     REQUIRE(loaded);
     for (const VectorIndex* searched : {index.get(), loaded->get()}) {
-      for (size_t i : {size_t{10}, size_t{700}})
-        for (const Hit& h : searched->Search(Row(v, i), 5).value()) CHECK(h.face_id != ids[i]);
+      for (size_t i : {size_t{10}, size_t{700}}) {
+        const auto hits = searched->Search(Row(v, i), 5);  // kept: a range-for over .value() of a
+        REQUIRE(hits);                                       // temporary would read a dead object
+        for (const Hit& h : *hits) CHECK(h.face_id != ids[i]);
+      }
       CHECK(searched->Search(Row(v, 11), 1)->front().face_id == ids[11]);
       CHECK(searched->ids().size() == n - 2);
     }

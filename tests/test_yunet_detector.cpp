@@ -21,13 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-RgbImage Load(const std::string& name) {
-  auto bytes = ReadFile(test::TestImage(name), size_t{1} << 30);
-  REQUIRE(bytes);
-  auto img = DecodeImage(*bytes, DecodeLimits{});
-  REQUIRE(img);
-  return std::move(*img);
-}
+RgbImage Load(const std::string& name) { return test::DecodeTestImage(name); }
 
 // Fails (not skips) with the fetch command when the model is missing: CI fetches it.
 std::unique_ptr<YunetDetector> Yunet() {
