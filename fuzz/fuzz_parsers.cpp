@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/manifest.h"
 #include "facesearch/engine.h"
 #include "fetch/fetcher.h"
 

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/base64.h"
+#include "engine/corpus.h"
 #include "face/models.h"
 #include "facesearch/embed.h"
 #include "json.h"

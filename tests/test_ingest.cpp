@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "engine/manifest.h"
 #include "facesearch/version.h"
 #include "fetch/fetcher.h"
 #include "json.h"

@@ -102,4 +102,10 @@ Result<PipelineOptions> WithCorpusEmbedding(const CorpusConfig& config, Pipeline
 Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
                                                    const PipelineOptions& options);
 
+// A face's quality as a probe (FaceQuality in facesearch/config.h): "small" below kSmallFacePixels,
+// "blurry" below kBlurrySharpness, "weak_detection" when only a lowered-threshold retry (--retry
+// threshold) finds it: HOG's margin below 0, YuNet's score below kYunetScore (its retry keeps
+// scores down to 0.5). `detector` is the one that found the face.
+FaceQuality AssessFace(const Face& face, double sharpness, DetectorKind detector);
+
 }  // namespace facesearch

@@ -13,6 +13,7 @@
 
 #include "common/base64.h"
 #include "common/json.h"
+#include "engine/corpus.h"
 #include "face/models.h"
 #include "facesearch/embed.h"
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "engine/manifest.h"
 #include "facesearch/engine.h"
 #include "fetch/fetcher.h"
 

@@ -104,4 +104,8 @@ class Fetcher {
   std::map<std::string, std::unique_ptr<Host>> hosts_;
 };
 
+// "facesearch/<version> (+<contact>)"; with an empty contact the build's FACESEARCH_PROJECT_URL
+// stands in, and with neither it is just "facesearch/<version>".
+std::string FetchUserAgent(const std::string& contact);
+
 }  // namespace facesearch
