@@ -309,8 +309,15 @@ TEST_CASE("forget by retention age, by face id and by likeness erases exactly th
   CHECK(c.Run({"forget", "--older-than", "30d"}).exit_code == 1);  // nothing left that old
 
   const std::string id = std::to_string(static_cast<int64_t>(left.at("obama2.jpg")["face_id"].num()));
-  REQUIRE(c.Run({"forget", "--face-id", id}).exit_code == 0);
+  REQUIRE(c.Run({"forget", "--face-id", id, "--older-than", "30d"}).exit_code == 0);
   CHECK(c.Run({"forget", "--face-id", id}).exit_code == 2);  // no such face any more
+  // The audit record names every selector of a combined erasure, retention included.
+  const std::vector<Json> log = AuditLog(c);
+  const Json& combined = log.back();
+  CHECK(combined["action"].str() == "forget");
+  REQUIRE(combined["params"]["by"].size() == 2);
+  CHECK(combined["params"]["by"][0].str() == "face-id");
+  CHECK(combined["params"]["by"][1].str() == "retention");
 
   RunResult like = c.Run({"forget", "--json", "--like", TestImage("obama3.jpg").string()});
   REQUIRE(like.exit_code == 0);

@@ -197,6 +197,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     params["older_than_s"] = *request.older_than_s;
     params["added_before"] = cutoff;
     by.push_back("retention");
+    params["by"] = by;  // "by" was written before the retention selector was known
   }
   event.params = AuditJson(params);
 
