@@ -504,7 +504,7 @@ TEST_CASE("query, optout and forget --server reach an HTTPS server whose CA the 
           "[serve][e2e]") {
   CorpusDir c;
   c.Index({"biden.jpg", "obama.jpg"});
-  MakeCertificates(c.dir);
+  MakeCertificates(c.dir.path());
   const std::string ca = (c.dir / "ca.pem").string();
   ScopedEnv token({{"FACESEARCH_TOKEN", AddUser(c, "cora", "curator")}});
   Server server(c, {"--tls-cert", (c.dir / "server.pem").string(), "--tls-key", (c.dir / "server.key").string()});
