@@ -94,7 +94,7 @@ statuses() { sort "$work/codes" | uniq -c | awk '{ printf "%s%s x %s", (NR > 1 ?
 
 if [[ -n "$soak" ]]; then
   IFS=, read -r soak_embed soak_photo <<<"$soak"
-  "$bin" --corpus "$big" -q embed -o "$work/probe.jsonl" "$probe"
+  "$bin" --corpus "$big" -q embed -o "$work/probe.jsonl" "$probe" >&2
   start_server "$big"
   query_batch 5 "$work/probe.jsonl" application/x-ndjson  # warm-up, not counted
   : >"$work/codes"
@@ -132,7 +132,7 @@ if ((during_index > 0)); then
   done | head -n $((during_index + 1)) >"$work/new" || true
   held_out="$(head -n 1 "$work/new")"
   tail -n +2 "$work/new" >"$work/index-list"
-  "$bin" --corpus "$live" -q embed -o "$work/probe.jsonl" "$held_out"
+  "$bin" --corpus "$live" -q embed -o "$work/probe.jsonl" "$held_out" >&2
   start_server "$live"
   # One query: "seconds committed_faces_before corpus_faces matches status".
   live_query() {
@@ -146,7 +146,7 @@ if ((during_index > 0)); then
   }
   for _ in $(seq 200); do live_query; done >"$work/before"
   c0=$(cpu_ticks "$pid")
-  "$bin" --corpus "$live" -q index --from-file "$work/index-list" 2>"$work/index.err" &
+  "$bin" --corpus "$live" -q index --from-file "$work/index-list" >&2 2>"$work/index.err" &
   index_pid=$!
   while kill -0 "$index_pid" 2>/dev/null; do live_query; done >"$work/during"
   wait "$index_pid" || die "the index run failed: $(tail -n 3 "$work/index.err")"
@@ -157,7 +157,7 @@ if ((during_index > 0)); then
       "$(awk '{ print $1 }' "$2" | percentile 50)" "$(awk '{ print $1 }' "$2" | percentile 99)" \
       "$(awk '$3 < $2' "$2" | wc -l)"
   }
-  echo "Queries (the embed file of $(basename "$held_out"), held out) against a copy of the $(wc -l <"$seed/list")-image seed corpus, before and while \`index\` adds $(wc -l <"$work/index-list") LFW images:"
+  echo "Queries (the embed file of $(basename "$held_out"), held out) against a copy of the seed corpus ($(sqlite3 "$seed/corpus/corpus.sqlite" 'SELECT COUNT(*) FROM images') images), before and while \`index\` adds $(wc -l <"$work/index-list") LFW images:"
   echo
   echo "| phase | queries | errors | p50 s | p99 s | answers that missed a committed face |"
   echo "|---|---|---|---|---|---|"
