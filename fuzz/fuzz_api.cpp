@@ -6,8 +6,9 @@
 // parameters (k=v&k=v, taken as decoded), line 3 the Authorization header, and the rest the body,
 // which in multipart mode is parts separated by NUL, each "name\x01filename\x01content".
 // Besides memory errors (ASan/UBSan), it checks what the handlers rely on: a parsed query has
-// 1 to 64 probes and a top_k of at least 1, every refusal has a 4xx status and a message, and
-// a forget request names something to erase.
+// 1 to 64 probes (or an embed file) and a top_k of at least 1, every refusal has a 4xx status and
+// a message, an opt-out has its photo, a faces request 1 to 64 photos, and a forget request names
+// something to erase.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -71,12 +72,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 1: {
       auto q = facesearch::server::ParseQuery(Request(text, data[0] % 4 == 1));
       if (!q) return CheckRefusal(q.error()), 0;
-      Check(!q->probes.empty() && q->probes.size() <= 64 && q->options.top_k >= 1);
+      Check((!q->probes.empty() || q->embedded) && q->probes.size() <= 64 && q->options.top_k >= 1);
       break;
     }
     case 2: {
       auto c = facesearch::server::ParseCompare(Request(text, true));
       if (!c) CheckRefusal(c.error());
+      auto o = facesearch::server::ParseOptOut(Request(text, (data[0] & 4) != 0));
+      if (!o) CheckRefusal(o.error());
+      else Check(o->request.photo.bytes.has_value());
+      auto faces = facesearch::server::ParseFaces(Request(text, (data[0] & 8) != 0));
+      if (!faces) CheckRefusal(faces.error());
+      else Check(!faces->photos.empty() && faces->photos.size() <= 64);
       auto f = facesearch::server::ParseForget(Request(text, false));
       if (!f) return CheckRefusal(f.error()), 0;
       Check(!f->face_ids.empty() || !f->images.empty() || f->older_than_s.has_value());

@@ -29,8 +29,9 @@ readonly PACKAGES=(
   sqlite3 curl bzip2 ca-certificates
   jq chromium help2man man-db
   # facesearch serve (issue #18): cpp-httplib (HTTP/1.1 server and client, TLS via OpenSSL),
-  # nlohmann-json (request bodies), wrk (the server benchmark's load generator)
-  libcpp-httplib-dev nlohmann-json3-dev wrk
+  # nlohmann-json (request bodies), wrk (the server benchmark's load generator), openssl (the
+  # HTTPS test makes a CA and a server certificate with its command line)
+  libcpp-httplib-dev nlohmann-json3-dev wrk openssl
 )
 
 case "${1:-}" in

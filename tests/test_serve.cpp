@@ -201,10 +201,14 @@ TEST_CASE("serve answers each endpoint for the roles that hold its right, refuse
     if (role == "auditor") {
       CHECK(ErrorCodeOf(PostPhotos(server, "/v1/query", token, {{"image", probe}})) == "forbidden");
       CHECK(ErrorCodeOf(PostPhotos(server, "/v1/compare", token, {{"a", probe}, {"b", probe}})) == "forbidden");
+      CHECK(ErrorCodeOf(PostPhotos(server, "/v1/faces", token, {{"image", probe}})) == "forbidden");
     }
-    if (role == "searcher" || role == "auditor")
+    if (role == "searcher" || role == "auditor") {
       CHECK(ErrorCodeOf(PostBody(server, "/v1/forget", token, R"({"face_ids":[1]})", "application/json")) ==
             "forbidden");
+      CHECK(ErrorCodeOf(Get(server, "/v1/optout", token)) == "forbidden");
+      CHECK(ErrorCodeOf(PostPhotos(server, "/v1/optout", token, {{"photo", probe}})) == "forbidden");
+    }
   }
   auto compared = PostPhotos(server, "/v1/compare?case=K-1", tokens.at("searcher"), {{"a", probe}, {"b", TestImage("obama.jpg")}});
   REQUIRE(compared);
@@ -234,6 +238,13 @@ TEST_CASE("serve answers each endpoint for the roles that hold its right, refuse
     users.push_back(record["user"].get<std::string>());
   }
   CHECK(users == std::vector<std::string>{"api:sam", "api:cora", "api:adam"});
+  // A searcher may ask for the faces of a photo: what `faces --jsonl` prints.
+  auto faces = PostPhotos(server, "/v1/faces", tokens.at("searcher"), {{"image", probe}});
+  REQUIRE(faces);
+  INFO(faces->body);
+  CHECK(faces->status == 200);
+  CHECK(faces->get_header_value("X-Facesearch-Exit") == "0");
+  CHECK(json::parse(faces->body)["image"] == "obama2.jpg");
 
   // A curator's forget leaves the server's memory before the answer comes back.
   auto forgot = PostBody(server, "/v1/forget?case=K-7", tokens.at("curator"),
@@ -245,12 +256,37 @@ TEST_CASE("serve answers each endpoint for the roles that hold its right, refuse
   auto metrics = Get(server, "/metrics", tokens.at("admin"));
   CHECK(metrics->body.find("\nfacesearch_faces 1\n") != std::string::npos);
   CHECK(metrics->body.find("facesearch_requests_total{path=\"/v1/query\",status=\"200\"} 3") != std::string::npos);
+  // A curator's opt-out erases the matching face from the server's memory before it answers: the
+  // next query finds nothing. It is audited with the curator and the case.
+  auto opted = PostPhotos(server, "/v1/optout?case=K-8&reason=ticket%20881", tokens.at("curator"),
+                          {{"photo", TestImage("biden.jpg")}});
+  REQUIRE(opted);
+  INFO(opted->body);
+  CHECK(opted->status == 200);
+  CHECK(json::parse(opted->body) == json{{"id", 1}, {"faces_erased", 1}, {"images_erased", 1}});
+  auto after = PostPhotos(server, "/v1/query", tokens.at("searcher"), {{"image", TestImage("biden.jpg")}});
+  REQUIRE(after);
+  CHECK(after->get_header_value("X-Facesearch-Exit") == "1");
+  CHECK(json::parse(Get(server, "/v1/optout", tokens.at("admin"))->body)["reason"] == "ticket 881");
+  std::istringstream optout_audit(Get(server, "/v1/audit?case=K-8", tokens.at("auditor"))->body);
+  int optout_records = 0;
+  for (std::string line; std::getline(optout_audit, line); ++optout_records) {
+    const json record = json::parse(line);
+    CHECK(record["action"] == "optout");
+    CHECK(record["user"] == "api:cora");
+  }
+  CHECK(optout_records == 2);  // the opt-out, and the erasure it made
+  httplib::Client client(server.url());
+  auto removed = client.Delete("/v1/optout?id=1", Auth(tokens.at("curator")));
+  REQUIRE(removed);
+  CHECK(removed->body == "{\"id\":1,\"removed\":true}\n");
+  CHECK(Get(server, "/v1/optout", tokens.at("curator"))->get_header_value("X-Facesearch-Exit") == "1");
   CHECK(server.Stop() == 0);
   CHECK(server.Log().find("\"user\":\"cora\",\"method\":\"POST\",\"path\":\"/v1/forget\",\"status\":200") !=
         std::string::npos);
 }
 
-TEST_CASE("query (photos or an embed file) and compare --server print byte for byte what they print locally, with the same exit status",
+TEST_CASE("query (photos or an embed file), compare and faces --server print byte for byte what they print locally, with the same exit status",
           "[serve][compare][e2e]") {
   CorpusDir c;
   c.Index({"obama.jpg", "biden.jpg"});
@@ -261,7 +297,8 @@ TEST_CASE("query (photos or an embed file) and compare --server print byte for b
   REQUIRE(c.Run({"embed", "-o", embedded, probe}).exit_code == 0);
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"query", "-f", "json", probe}, {"query", "-f", "csv", "--threshold", "0.1", probe},
-        {"query", "-f", "json", "--embedded", embedded}, {"compare", "--json", probe, TestImage("biden.jpg").string()}}) {
+        {"query", "-f", "json", "--embedded", embedded}, {"compare", "--json", probe, TestImage("biden.jpg").string()},
+        {"faces", "--jsonl", probe, TestImage("biden.jpg").string()}, {"faces", probe}}) {
     const RunResult local = c.Run(args);
     std::vector<std::string> remote_args = args;
     remote_args.insert(remote_args.begin() + 1, {"--server", server.url()});
@@ -334,6 +371,27 @@ TEST_CASE("serve refuses bad requests with a clear JSON error, writes nothing an
   REQUIRE(health);
   CHECK(health->status == 200);
   CHECK(Get(server, "/v1/info", curator)->status == 200);
+
+  // One worker and a queue of one: a slow client holds the worker, a second waits in the queue,
+  // and a third is answered 503 at once (not after the slow ones), with Retry-After.
+  Server small(c, {"--threads", "1", "--queue", "1", "--read-timeout", "3"});
+  std::vector<int> slow_clients;
+  for (int i = 0; i < 2; ++i) {
+    slow_clients.push_back(Connect(small));
+    REQUIRE(write(slow_clients.back(), "GET /v1/info HTTP/1.1\r\nHo", 25) == 25);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  const auto asked = std::chrono::steady_clock::now();
+  auto busy = Get(small, "/v1/info", curator);
+  REQUIRE(busy);
+  CHECK(std::chrono::steady_clock::now() - asked < std::chrono::milliseconds(2500));
+  CHECK(busy->status == 503);
+  CHECK(busy->get_header_value("Retry-After") == "5");
+  CHECK(ErrorCodeOf(busy) == "busy");
+  for (int fd : slow_clients) close(fd);
+  CHECK(Get(small, "/v1/info", curator)->status == 200);
+  CHECK(small.Stop() == 0);
+
   CHECK(server.Stop() == 0);
   CHECK(AuditRecords(c) == records);
   CHECK(c.Run({"verify"}).exit_code == 0);
@@ -406,6 +464,90 @@ TEST_CASE("/v1/index makes uploads searchable at once, refuses paths outside --a
   CHECK(Faces(c) == 5);
 }
 
+// Sets environment variables for the commands this test runs, and restores them.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) {
+    for (const auto& [name, value] : vars) {
+      const char* old = std::getenv(name.c_str());
+      saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
+      ::setenv(name.c_str(), value.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (const auto& [name, old] : saved_) old ? (void)::setenv(name.c_str(), old->c_str(), 1) : (void)::unsetenv(name.c_str());
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// A CA of our own (ca.pem) and a certificate it signs for 127.0.0.1 (server.pem, server.key), made
+// with the openssl command line in `dir`.
+void MakeCertificates(const fs::path& dir) {
+  const std::string d = dir.string() + "/";
+  std::ofstream(dir / "san.cnf") << "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n";
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", d + "ca.key", "-out", d + "ca.pem", "-days", "2", "-subj", "/CN=facesearch test CA"},
+           {"openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+            d + "server.key", "-out", d + "server.csr", "-subj", "/CN=127.0.0.1"},
+           {"openssl", "x509", "-req", "-in", d + "server.csr", "-CA", d + "ca.pem", "-CAkey", d + "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", d + "san.cnf", "-out", d + "server.pem"}}) {
+    const RunResult r = RunProgram(args);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+  }
+}
+
+TEST_CASE("query, optout and forget --server reach an HTTPS server whose CA the client is given, and exit 2 saying --server-ca when it is not",
+          "[serve][e2e]") {
+  CorpusDir c;
+  c.Index({"biden.jpg", "obama.jpg"});
+  MakeCertificates(c.dir.path());
+  const std::string ca = (c.dir / "ca.pem").string();
+  ScopedEnv token({{"FACESEARCH_TOKEN", AddUser(c, "cora", "curator")}});
+  Server server(c, {"--tls-cert", (c.dir / "server.pem").string(), "--tls-key", (c.dir / "server.key").string()});
+  REQUIRE(server.url().rfind("https://127.0.0.1:", 0) == 0);
+  const std::string biden = TestImage("biden.jpg").string();
+
+  const RunResult untrusted = c.Run({"query", "--server", server.url(), biden});
+  CHECK(untrusted.exit_code == 2);
+  CHECK(untrusted.out.empty());
+  CHECK(untrusted.err.find("not trusted") != std::string::npos);
+  CHECK(untrusted.err.find("--server-ca FILE") != std::string::npos);
+  const RunResult trusted = c.Run({"query", "--server", server.url(), "--server-ca", ca, "-f", "json", biden});
+  INFO(trusted.err);
+  CHECK(trusted.exit_code == 0);
+  CHECK(json::parse(trusted.out)["results"][0]["matches"].size() == 1);
+
+  // The CA from the environment; a curator's opt-out and forget through the server print what the
+  // commands print locally, and the next query through the server no longer finds the person.
+  ScopedEnv trust({{"FACESEARCH_SERVER_CA", ca}});
+  const RunResult added = c.Run({"optout", "--server", server.url(), "add", biden, "--reason", "ticket 9", "--json"});
+  INFO(added.err);
+  CHECK(added.exit_code == 0);
+  CHECK(added.out == "{\"id\":1,\"faces_erased\":1,\"images_erased\":1}\n");
+  CHECK(c.Run({"query", "--server", server.url(), biden}).exit_code == 1);
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"optout", "list"}, {"optout", "list", "--json"}}) {
+    const RunResult local = c.Run(args);
+    std::vector<std::string> remote_args = args;
+    remote_args.insert(remote_args.begin() + 1, {"--server", server.url()});
+    const RunResult remote = c.Run(remote_args);
+    CHECK(remote.exit_code == 0);
+    CHECK(remote.out == local.out);
+  }
+  CHECK(c.Run({"optout", "--server", server.url(), "remove", "1"}).out ==
+        "opt-out 1 removed; faces erased earlier stay erased\n");
+  CHECK(c.Run({"optout", "list"}).exit_code == 1);
+  // --image names a local file by its content: the server finds the image by its SHA-256.
+  const RunResult forgot = c.Run({"forget", "--server", server.url(), "--image", TestImage("obama.jpg").string()});
+  INFO(forgot.err);
+  CHECK(forgot.exit_code == 0);
+  CHECK(forgot.out == "erased 1 face(s) and 1 image(s); 0 face(s) remain\n");
+  CHECK(server.Stop() == 0);
+}
+
 TEST_CASE("serve will not listen beyond loopback without TLS unless told --insecure-no-tls", "[serve]") {
   TempDir dir;
   const RunResult r = RunFacesearch({"--corpus", (dir / "corpus").string(), "serve", "--listen", "0.0.0.0"});
@@ -455,6 +597,35 @@ TEST_CASE("The API's request parsing refuses malformed parameters, parts and bod
     INFO(body);
     CHECK(server::ParseForget(forget).error().status == 400);
   }
+  ApiRequest optout{"POST", "/v1/optout", {{"threshold", "0.5"}, {"reason", "ticket 9"}}, "image/jpeg", "bytes", {}, "", true};
+  auto o = server::ParseOptOut(optout);
+  REQUIRE(o);
+  CHECK(*o->request.threshold == 0.5f);
+  CHECK(o->request.reason == "ticket 9");
+  CHECK(*o->request.photo.bytes == "bytes");
+  CHECK(o->json);
+  for (const std::multimap<std::string, std::string>& params :
+       {std::multimap<std::string, std::string>{{"threshold", "3"}}, {{"format", "csv"}}}) {
+    ApiRequest bad = optout;
+    bad.params = params;
+    CHECK(server::ParseOptOut(bad).error().status == 400);
+  }
+  ApiRequest two_photos = optout;
+  two_photos.content_type = "multipart/form-data; boundary=x";
+  two_photos.parts = {{"photo", "a.jpg", "image/jpeg", "a"}, {"photo", "b.jpg", "image/jpeg", "b"}};
+  CHECK(server::ParseOptOut(two_photos).error().message.find("one photo") != std::string::npos);
+  two_photos.parts = {{"image", "a.jpg", "image/jpeg", "a"}};
+  CHECK(server::ParseOptOut(two_photos).error().message.find("'image'") != std::string::npos);
+  ApiRequest faces{"POST", "/v1/faces", {{"format", "table"}}, "multipart/form-data; boundary=x", "",
+                   {{"image", "a.jpg", "image/jpeg", "a"}, {"image", "b.jpg", "image/jpeg", "b"}}, "", true};
+  auto f_parsed = server::ParseFaces(faces);
+  REQUIRE(f_parsed);
+  CHECK_FALSE(f_parsed->jsonl);
+  REQUIRE(f_parsed->photos.size() == 2);
+  CHECK(f_parsed->photos[1].name == "b.jpg");
+  faces.content_type = "text/plain";
+  CHECK(server::ParseFaces(faces).error().status == 415);
+
   CHECK(server::BearerToken("").value().empty());
   CHECK(server::BearerToken("bearer abc").value() == "abc");
   CHECK(server::BearerToken("Basic abc").error().status == 401);

@@ -68,6 +68,11 @@ class Corpus {
   Result<CompareResult> Compare(const ProbeImage& a, const ProbeImage& b, const CompareOptions& options,
                                 const AuditContext& audit);
 
+  // Detection and analysis of one photo with the handle's analyzers (what `faces` prints): boxes,
+  // landmarks, scores, quality. Nothing is searched or audited. Errors: those of
+  // PhotoAnalyzer::Analyze.
+  Result<PhotoFaces> Analyze(const ProbeImage& photo, const PipelineOptions& pipeline);
+
   // The corpus's users as stored now (a revocation by another process counts at once), with their
   // token hashes, for FindUserByToken (facesearch/users.h). Errors: kDatabase.
   Result<std::vector<UserRecord>> Users();

@@ -51,7 +51,7 @@ Status SetSetting(const CorpusConfig& config, const std::string& key, const std:
 
 // Which faces and images to erase; every selector given is applied (their union is erased).
 struct ForgetRequest {
-  std::vector<std::string> images;      // image files: matched by content hash, else by path
+  std::vector<std::string> images;      // image files (by content hash, else by path) or SHA-256 digests
   std::vector<int64_t> face_ids;
   std::string like_photo;               // every face within `threshold` of its largest face
   std::optional<float> threshold;       // unset: the corpus model's SamePersonDistance (dlib: 0.6)
@@ -77,7 +77,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
 // ---- opt-out -----------------------------------------------------------------------------------
 
 struct OptOutRequest {
-  std::string photo;  // the largest face in it is the person opting out
+  ProbeImage photo;  // the largest face in it is the person opting out (a file, or uploaded bytes)
   std::optional<float> threshold;  // unset: the corpus model's SamePersonDistance (dlib: 0.6)
   std::string reason;
   PipelineOptions pipeline;

@@ -28,6 +28,7 @@ struct Context {
   double lock_wait_s = -1;          // --lock-wait
   std::string server;               // --server / FACESEARCH_SERVER: run on that facesearch serve
   std::string token_file;           // --token-file
+  std::string server_ca;            // --server-ca / FACESEARCH_SERVER_CA: the CA of an https server
   int exit_code = kExitMatch;
 
   CorpusConfig Config() const;
@@ -92,7 +93,7 @@ void AddImportCommand(CLI::App& app, Context& ctx);  // cmd_embed.cpp
 void AddCompactCommand(CLI::App& app, Context& ctx);
 void AddServeCommand(CLI::App& app, Context& ctx);
 void AddUserCommand(CLI::App& app, Context& ctx);
-// --server URL and --token-file, for the commands that can run on a server (cmd_serve.cpp).
+// --server URL, --token-file and --server-ca, for the commands that can run on a server (cmd_serve.cpp).
 void AddServerOptions(CLI::App& cmd, Context& ctx);
 // Sends `request` to ctx.server with ctx's case and purpose, prints the answer as the command
 // would have, and sets ctx.exit_code (its X-Facesearch-Exit).

@@ -1,7 +1,6 @@
 // `facesearch faces IMAGE...`: detection only — boxes, landmarks, detector score, size.
 #include <spdlog/spdlog.h>
 
-#include <iomanip>
 #include <iostream>
 #include <memory>
 
@@ -19,64 +18,28 @@ struct FacesArgs {
   bool jsonl = false;
 };
 
-std::string FaceJson(const PhotoFaces& p, size_t i) {
-  const Face& f = p.faces[i];
-  std::string s = "{\"image\":" + JsonString(p.path) + ",\"sha256\":" + JsonString(p.sha256) +
-                  ",\"face\":" + std::to_string(i) + ",\"box\":" + JsonBox(f.box) + ",\"size\":" +
-                  std::to_string(std::min(f.box.w, f.box.h)) + ",\"det_score\":" + JsonNumber(f.det_score) +
-                  ",\"landmarks\":[";
-  for (size_t k = 0; k < f.landmarks.size(); ++k) {
-    if (k) s += ',';
-    s += "[" + std::to_string(f.landmarks[k].x) + "," + std::to_string(f.landmarks[k].y) + "]";
+// `faces --server URL`: the photos are uploaded and analysed by the server, which answers what
+// `faces` prints (its detector settings apply).
+void RunRemote(Context& ctx, const FacesArgs& args) {
+  if (!args.crop_dir.empty()) return ctx.Report(Error{ErrorCode::kInvalidArgument, "--crop is not available with --server"});
+  server::ClientRequest request{"POST", "/v1/faces", {{"format", args.jsonl ? "jsonl" : "table"}}, {}};
+  for (const std::string& image : args.images) {
+    auto part = PhotoPart("image", image, args.pipeline.max_file_bytes);
+    if (!part) return ctx.Report(part.error());
+    request.parts.push_back(std::move(*part));
   }
-  s += "]";
-  if (i < p.quality.size()) {
-    const FaceQuality& q = p.quality[i];
-    s += ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"low_quality\":" + (q.low() ? "true" : "false") +
-         ",\"quality_issues\":[";
-    for (size_t k = 0; k < q.issues.size(); ++k) {
-      if (k) s += ',';
-      s += JsonString(q.issues[k]);
-    }
-    s += "]";
-  }
-  if (i < p.chip_paths.size()) s += ",\"chip\":" + JsonString(p.chip_paths[i]);
-  return s + "}";
+  RunOnServer(ctx, std::move(request));
 }
 
 void Run(Context& ctx, const FacesArgs& args) {
+  if (!ctx.server.empty()) return RunRemote(ctx, args);
   auto analyzer = PhotoAnalyzer::Load(ctx.Config(), args.pipeline);
   if (!analyzer) return ctx.Report(analyzer.error());
   const std::filesystem::path crop_dir = args.crop_dir;
-  bool any_face = false, any_error = false;
-  if (!args.jsonl)
-    std::cout << std::left << std::setw(6) << "FACE" << std::setw(20) << "BOX" << std::setw(7) << "SIZE"
-              << std::setw(8) << "SCORE" << "IMAGE\n";
-  for (const std::string& image : args.images) {
-    auto photo = (*analyzer)->Analyze(PhotoArg(image, std::cin), args.crop_dir.empty() ? nullptr : &crop_dir);
-    if (!photo) {
-      spdlog::error("{}", photo.error().message);
-      any_error = true;
-      continue;
-    }
-    if (photo->faces.empty()) spdlog::info("no face found in {}", image);
-    for (size_t i = 0; i < photo->faces.size(); ++i) {
-      any_face = true;
-      const Face& f = photo->faces[i];
-      if (args.jsonl) {
-        std::cout << FaceJson(*photo, i) << '\n';
-        continue;
-      }
-      std::string box = std::to_string(f.box.w) + "x" + std::to_string(f.box.h) + "+" + std::to_string(f.box.x) +
-                        "+" + std::to_string(f.box.y);
-      char score[16];
-      std::snprintf(score, sizeof score, "%.3f", f.det_score);
-      std::cout << std::left << std::setw(6) << i << std::setw(20) << box << std::setw(7)
-                << std::min(f.box.w, f.box.h) << std::setw(8) << score << TerminalText(image) << '\n';
-    }
-  }
-  std::cout.flush();
-  ctx.exit_code = any_error ? kExitError : any_face ? kExitMatch : kExitNoMatch;
+  ctx.exit_code = WriteFaces(
+      std::cout, args.images, args.jsonl,
+      [&](size_t i) { return (*analyzer)->Analyze(PhotoArg(args.images[i], std::cin), args.crop_dir.empty() ? nullptr : &crop_dir); },
+      [](const LogLine& line) { spdlog::log(line.level, "{}", line.text); });
 }
 
 }  // namespace
@@ -90,11 +53,13 @@ void AddFacesCommand(CLI::App& app, Context& ctx) {
       "Examples:\n"
       "  facesearch faces group.jpg\n"
       "  facesearch faces --jsonl *.jpg | jq -c '{image, size}'\n"
-      "  facesearch faces --crop chips/ probe.jpg     # the aligned 150x150 crops the embedder sees");
+      "  facesearch faces --crop chips/ probe.jpg     # the aligned 150x150 crops the embedder sees\n"
+      "  facesearch faces --server http://127.0.0.1:8420 --jsonl group.jpg   # on a `facesearch serve`");
   cmd->add_option("images", args->images, "Image files, or - for stdin")->required();
   cmd->add_option("--crop", args->crop_dir, "Write each face's aligned 150x150 chip as PNG into this directory");
   cmd->add_flag("--jsonl", args->jsonl, "One JSON object per face");
   AddPipelineOptions(*cmd, args->pipeline);
+  AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, args] { Run(ctx, *args); });
 }
 

@@ -1,9 +1,11 @@
 // `facesearch forget`: erase faces and images (right to erasure, retention schedule).
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "cli/format.h"
+#include "common/sha256.h"
 #include "facesearch/privacy.h"
 
 namespace facesearch::cli {
@@ -15,7 +17,26 @@ struct ForgetArgs {
   bool json = false;
 };
 
+// `forget --server URL`: the selectors as /v1/forget's JSON body. An --image this machine can read
+// is named by its SHA-256 (the server matches it by content); any other is sent as the path it is
+// on the server.
+void RunRemote(Context& ctx, const ForgetArgs& args) {
+  const ForgetRequest& r = args.request;
+  if (!r.like_photo.empty() || !r.subject.empty() || r.threshold)
+    return ctx.Report({ErrorCode::kInvalidArgument, "--like, --subject and --threshold are not available with --server"});
+  nlohmann::json body = nlohmann::json::object();
+  if (!r.face_ids.empty()) body["face_ids"] = r.face_ids;
+  for (const std::string& image : r.images) {
+    auto sha = Sha256File(image);
+    body["images"].push_back(sha ? *sha : image);
+  }
+  if (!args.older_than.empty()) body["older_than"] = args.older_than;
+  RunOnServer(ctx, server::ClientRequest{"POST", "/v1/forget", {{"format", args.json ? "json" : "table"}}, {},
+                                         body.dump(), "application/json"});
+}
+
 void Run(Context& ctx, ForgetArgs& args) {
+  if (!ctx.server.empty()) return RunRemote(ctx, args);
   if (!args.older_than.empty()) {
     auto seconds = ParseDuration(args.older_than);
     if (!seconds) return ctx.Report(seconds.error());
@@ -24,12 +45,7 @@ void Run(Context& ctx, ForgetArgs& args) {
   auto summary = Forget(ctx.Config(), args.request);
   if (!summary) return ctx.Report(summary.error());
   const EraseCounts& e = summary->erased;
-  if (args.json) {
-    std::cout << ForgetJson(*summary);
-  } else {
-    std::cout << "erased " << e.faces << " face(s) and " << e.images << " image(s); "
-              << summary->faces_left << " face(s) remain\n";
-  }
+  std::cout << (args.json ? ForgetJson(*summary) : ForgetText(*summary));
   ctx.exit_code = e.faces + e.images > 0 ? kExitMatch : kExitNoMatch;
 }
 
@@ -50,7 +66,8 @@ void AddForgetCommand(CLI::App& app, Context& ctx) {
       "  facesearch forget --face-id 17 --face-id 18\n"
       "  facesearch --case DSR-2025-4 forget --like request-photo.jpg --threshold 0.5\n"
       "  facesearch --case 2025-017 forget --subject 'J. Doe'   # its faces, references and name\n"
-      "  facesearch forget --older-than 365d        # retention schedule, e.g. daily from cron");
+      "  facesearch forget --older-than 365d        # retention schedule, e.g. daily from cron\n"
+      "  facesearch forget --server http://127.0.0.1:8420 --face-id 17   # on a `facesearch serve`");
   cmd->add_option("--image", args->request.images, "Image file to erase (matched by content, else by path)");
   cmd->add_option("--face-id", args->request.face_ids, "Face id to erase (from query or export output)");
   cmd->add_option("--like", args->request.like_photo,
@@ -65,6 +82,7 @@ void AddForgetCommand(CLI::App& app, Context& ctx) {
                   "Erase images added longer ago than this: 90s, 45m, 12h, 30d, 2w");
   cmd->add_flag("--json", args->json, "Print the counts as JSON on stdout");
   AddPipelineOptions(*cmd, args->request.pipeline);
+  AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, args] { Run(ctx, *args); });
 }
 

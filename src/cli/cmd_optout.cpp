@@ -1,5 +1,5 @@
 // `facesearch optout add|list|remove`: people who asked never to be indexed or found.
-#include <cmath>
+#include <charconv>
 #include <iostream>
 #include <memory>
 
@@ -17,49 +17,58 @@ struct OptoutArgs {
   bool json = false;
 };
 
+// Remove's ID. Errors: kInvalidArgument.
+Result<int64_t> OptOutId(const std::string& text) {
+  int64_t id = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || end != text.data() + text.size() || id < 1)
+    return Fail(ErrorCode::kInvalidArgument, "optout remove needs an ID (see `facesearch optout list`)");
+  return id;
+}
+
 void Add(Context& ctx, OptoutArgs& args) {
   if (args.target.empty()) return ctx.Report({ErrorCode::kInvalidArgument, "optout add needs a PHOTO"});
-  args.request.photo = args.target;
+  args.request.photo = ProbeImage::File(args.target);
   auto result = AddOptOut(ctx.Config(), args.request);
   if (!result) return ctx.Report(result.error());
-  std::cout << "opt-out " << result->id << " added; erased " << result->erased.faces
-            << " matching face(s) and " << result->erased.images << " image(s)\n";
+  std::cout << OptOutAdded(*result, args.json);
   ctx.exit_code = kExitMatch;
 }
 
 void List(Context& ctx, const OptoutArgs& args) {
   auto list = ListOptOuts(ctx.Config());
   if (!list) return ctx.Report(list.error());
-  if (!args.json) std::cout << "ID    THRESHOLD  ADDED                 REASON\n";
-  for (const OptOutRecord& o : *list) {  // never the embedding
-    if (args.json) {
-      std::cout << "{\"id\":" << o.id << ",\"threshold\":" << JsonNumber(std::round(o.threshold * 1e4) / 1e4)
-                << ",\"added_at\":" << JsonString(o.added_at) << ",\"reason\":" << JsonString(o.reason)
-                << "}\n";
-    } else {
-      std::string id = std::to_string(o.id);
-      std::string threshold = JsonNumber(std::round(o.threshold * 1e4) / 1e4);
-      std::cout << id << std::string(id.size() < 6 ? 6 - id.size() : 1, ' ') << threshold
-                << std::string(threshold.size() < 11 ? 11 - threshold.size() : 1, ' ') << TerminalText(o.added_at)
-                << "  " << TerminalText(o.reason) << "\n";
-    }
-  }
+  std::cout << OptOutList(*list, args.json);
   ctx.exit_code = list->empty() ? kExitNoMatch : kExitMatch;
 }
 
 void Remove(Context& ctx, const OptoutArgs& args) {
-  int64_t id = 0;
-  try {
-    size_t used = 0;
-    id = std::stoll(args.target, &used);
-    if (used != args.target.size()) throw std::invalid_argument("trailing text");
-  } catch (const std::exception&) {
-    return ctx.Report({ErrorCode::kInvalidArgument, "optout remove needs an ID (see `facesearch optout list`)"});
-  }
-  Status s = RemoveOptOut(ctx.Config(), id);
+  auto id = OptOutId(args.target);
+  if (!id) return ctx.Report(id.error());
+  Status s = RemoveOptOut(ctx.Config(), *id);
   if (!s) return ctx.Report(s.error());
-  std::cout << "opt-out " << id << " removed; faces erased earlier stay erased\n";
+  std::cout << OptOutRemoved(*id, args.json);
   ctx.exit_code = kExitMatch;
+}
+
+// The same on a `facesearch serve` (--server): GET, POST (the photo uploaded) or DELETE /v1/optout.
+void RunRemote(Context& ctx, const OptoutArgs& args) {
+  server::ClientRequest request{"GET", "/v1/optout", {{"format", args.json ? "json" : "table"}}, {}};
+  if (args.action == "add") {
+    if (args.target.empty()) return ctx.Report({ErrorCode::kInvalidArgument, "optout add needs a PHOTO"});
+    request.method = "POST";
+    if (args.request.threshold) request.params.emplace_back("threshold", JsonFloat(*args.request.threshold));
+    if (!args.request.reason.empty()) request.params.emplace_back("reason", args.request.reason);
+    auto part = PhotoPart("photo", args.target, args.request.pipeline.max_file_bytes);
+    if (!part) return ctx.Report(part.error());
+    request.parts.push_back(std::move(*part));
+  } else if (args.action == "remove") {
+    auto id = OptOutId(args.target);
+    if (!id) return ctx.Report(id.error());
+    request.method = "DELETE";
+    request.params.emplace_back("id", std::to_string(*id));
+  }
+  RunOnServer(ctx, std::move(request));
 }
 
 }  // namespace
@@ -76,7 +85,8 @@ void AddOptoutCommand(CLI::App& app, Context& ctx) {
       "Examples:\n"
       "  facesearch optout add request.jpg --reason 'email of 2025-02-03, ticket 881'\n"
       "  facesearch optout list\n"
-      "  facesearch optout remove 3");
+      "  facesearch optout remove 3\n"
+      "  facesearch optout --server https://search.example:8420 list   # on a `facesearch serve`");
   cmd->add_option("action", args->action, "add, list or remove")
       ->required()
       ->check(CLI::IsMember({"add", "list", "remove"}));
@@ -86,9 +96,11 @@ void AddOptoutCommand(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.0, 2.0))
       ->default_str("0.6; 1.1287 in an sface corpus");
   cmd->add_option("--reason", args->request.reason, "Why: the request and its date (no biometric data)");
-  cmd->add_flag("--json", args->json, "list: one JSON object per line");
+  cmd->add_flag("--json", args->json, "One JSON object per line (docs/output.md)");
   AddPipelineOptions(*cmd, args->request.pipeline);
+  AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, args] {
+    if (!ctx.server.empty()) return RunRemote(ctx, *args);
     if (args->action == "add") return Add(ctx, *args);
     if (args->action == "list") return List(ctx, *args);
     Remove(ctx, *args);

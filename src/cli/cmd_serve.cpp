@@ -20,6 +20,10 @@ void AddServerOptions(CLI::App& cmd, Context& ctx) {
       ->envname("FACESEARCH_SERVER");
   cmd.add_option("--token-file", ctx.token_file,
                  "File holding the server token (mode 0600; default: $FACESEARCH_TOKEN_FILE)");
+  cmd.add_option("--server-ca", ctx.server_ca,
+                 "PEM file of the CA that signed an https server's certificate, when the system's CA store "
+                 "does not hold it (e.g. a CA of your own)")
+      ->envname("FACESEARCH_SERVER_CA");
 }
 
 void RunOnServer(Context& ctx, server::ClientRequest request) {
@@ -27,7 +31,7 @@ void RunOnServer(Context& ctx, server::ClientRequest request) {
   if (!ctx.purpose.empty()) request.params.emplace_back("purpose", ctx.purpose);
   auto token = server::ClientToken(ctx.token_file);
   if (!token) return ctx.Report(token.error());
-  auto answer = server::CallServer(ctx.server, *token, request);
+  auto answer = server::CallServer(ctx.server, *token, request, ctx.server_ca);
   if (!answer) return ctx.Report(answer.error());
   for (const LogLine& line : answer->log) spdlog::log(line.level, "{}", line.text);
   std::cout << answer->body;
@@ -71,12 +75,13 @@ void AddServeCommand(CLI::App& app, Context& ctx) {
   CLI::App* cmd = app.add_subcommand("serve", "Answer searches over HTTP with the corpus held open");
   cmd->footer(
       "Opens the corpus and the models once and answers HTTP/1.1 JSON requests under /v1/\n"
-      "(docs/usage.md \"Serving a corpus\"): query, compare, index (uploads, or paths under\n"
-      "--allow-root), forget, info, audit, health, and /metrics. Every request but /v1/health\n"
-      "needs a token (facesearch user add), and every search and change is audited with its\n"
-      "user, case and purpose. The first line on stdout says where it\n"
-      "listens; the access log goes to stderr. SIGTERM stops accepting, finishes the requests\n"
-      "under way and exits 0.\n\n"
+      "(docs/usage.md \"Serving a corpus\"): query, compare, faces, index (uploads, or paths\n"
+      "under --allow-root), forget, optout, info, audit, health, and /metrics. Every request but\n"
+      "/v1/health needs a token (facesearch user add), and every search and change is audited\n"
+      "with its user, case and purpose. The first line on stdout says where it listens; the\n"
+      "access log goes to stderr. When every worker is busy and --queue is full, a request is\n"
+      "answered 503 with Retry-After. SIGTERM stops accepting, finishes the requests under way\n"
+      "and exits 0.\n\n"
       "Examples:\n"
       "  facesearch user add ana --role searcher > ana.token && chmod 600 ana.token\n"
       "  facesearch serve --port 8420\n"
@@ -84,6 +89,7 @@ void AddServeCommand(CLI::App& app, Context& ctx) {
       "  curl -H \"Authorization: Bearer $(cat ana.token)\" -F image=@probe.jpg \\\n"
       "       'http://127.0.0.1:8420/v1/query?case=2025-017&purpose=robbery'\n"
       "  facesearch serve --listen 0.0.0.0 --tls-cert cert.pem --tls-key key.pem\n"
+      "  FACESEARCH_SERVER_CA=ca.pem facesearch query --server https://10.0.0.5:8420 probe.jpg\n"
       "  facesearch serve --port 0 --allow-anonymous   # loopback clients need no token");
   server::ServeOptions& o = args->options;
   cmd->add_option("--listen", o.host, "Address to bind; anything but loopback needs TLS or --insecure-no-tls")
@@ -102,7 +108,7 @@ void AddServeCommand(CLI::App& app, Context& ctx) {
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--threads", o.threads, "Worker threads (default: 2 per hardware thread, at least 4)")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--queue", o.queue, "Connections that may wait for a worker (default: 4 per worker)")
+  cmd->add_option("--queue", o.queue, "Connections that may wait for a worker (default: 4 per worker); one more is answered 503")
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--max-body", args->max_body_mb, "Largest request body in MiB (larger: 413)")
       ->check(CLI::Range(0.001, 1024.0))

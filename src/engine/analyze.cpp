@@ -201,6 +201,13 @@ Result<CompareResult> ComparePhotos(const CorpusConfig& config, const ProbeImage
   return r;
 }
 
+Result<PhotoFaces> Corpus::Analyze(const ProbeImage& photo, const PipelineOptions& pipeline) {
+  PipelineOptions resolved = pipeline;
+  resolved.embedding = resolved.embedding.value_or(EmbeddingMode{});  // as `faces`: not the corpus's
+  FS_ASSIGN(Impl::Lease analyzer, impl_->LeaseAnalyzer(resolved));
+  return analyzer->Analyze(photo);
+}
+
 Result<CompareResult> Corpus::Compare(const ProbeImage& a, const ProbeImage& b, const CompareOptions& options,
                                       const AuditContext& audit) {
   PipelineOptions pipeline = options.pipeline;

@@ -34,17 +34,17 @@ struct PhotoFace {
 };
 
 // The largest face of `photo`. Errors: kInvalidArgument when it has none; read/decode/model errors.
-Result<PhotoFace> LargestFace(const CorpusConfig& config, const std::string& photo,
+Result<PhotoFace> LargestFace(const CorpusConfig& config, const ProbeImage& photo,
                               const PipelineOptions& pipeline) {
   DecodeLimits limits = LimitsFrom(pipeline);
-  FS_ASSIGN(std::string bytes, ReadFile(photo, static_cast<size_t>(limits.max_bytes)));
+  FS_ASSIGN(std::string bytes, ReadProbeBytes(photo, static_cast<size_t>(limits.max_bytes)));
   auto image = DecodeImage(bytes, limits);
-  if (!image) return Fail(ErrorCode::kDecode, "cannot read " + photo + ": " + image.error().message);
+  if (!image) return Fail(ErrorCode::kDecode, "cannot read " + photo.name + ": " + image.error().message);
   FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, pipeline));
   FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
   FS_ASSIGN(std::vector<Face> faces, analyzer->Analyze(*image));
   if (faces.empty())
-    return Fail(ErrorCode::kInvalidArgument, "no face found in " + photo +
+    return Fail(ErrorCode::kInvalidArgument, "no face found in " + photo.name +
                                                  "; try --upsample 2 or --detector cnn");
   auto largest = std::max_element(faces.begin(), faces.end(), [](const Face& a, const Face& b) {
     return a.box.w * a.box.h < b.box.w * b.box.h;
@@ -124,6 +124,21 @@ Status FinishScrubOrWarn(Store& store, const CorpusPaths& paths) {
   return finished;
 }
 
+namespace {
+
+// The SHA-256 naming an image to forget: the file's, or the text itself when it is a digest and no
+// such file exists (a server's client names the file by its content: the path is the client's).
+std::optional<std::string> ContentDigest(const std::string& image) {
+  if (auto sha = Sha256File(image)) return *sha;
+  if (image.size() != 64 || !std::all_of(image.begin(), image.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+    return std::nullopt;
+  std::string sha = image;
+  std::transform(sha.begin(), sha.end(), sha.begin(), [](unsigned char c) { return std::tolower(c); });
+  return sha;
+}
+
+}  // namespace
+
 Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& request) {
   const bool like = !request.like_photo.empty();
   if (request.images.empty() && request.face_ids.empty() && !like && !request.older_than_s &&
@@ -135,7 +150,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   AuditEvent event{"forget", "", {}, ""};
   std::optional<PhotoFace> probe;
   if (like) {
-    FS_ASSIGN(probe, LargestFace(config, request.like_photo, request.pipeline));
+    FS_ASSIGN(probe, LargestFace(config, ProbeImage::File(request.like_photo), request.pipeline));
     event.probe_sha256.push_back(probe->sha256);
   }
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
@@ -146,7 +161,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   std::vector<std::string> by;
   for (const std::string& path : request.images) {
     std::vector<int64_t> found;
-    if (auto sha = Sha256File(path)) {
+    if (auto sha = ContentDigest(path)) {
       event.probe_sha256.push_back(*sha);
       FS_ASSIGN(std::optional<int64_t> id, store->FindImageBySha(*sha));
       if (id) found.push_back(*id);

@@ -626,6 +626,104 @@ std::string ForgetJson(const ForgetSummary& summary) {
          std::to_string(summary.erased.images) + ",\"faces_left\":" + std::to_string(summary.faces_left) + "}\n";
 }
 
+std::string ForgetText(const ForgetSummary& summary) {
+  return "erased " + std::to_string(summary.erased.faces) + " face(s) and " + std::to_string(summary.erased.images) +
+         " image(s); " + std::to_string(summary.faces_left) + " face(s) remain\n";
+}
+
+namespace {
+
+std::string FaceJson(const PhotoFaces& p, size_t i) {
+  const Face& f = p.faces[i];
+  std::string s = "{\"image\":" + JsonString(p.path) + ",\"sha256\":" + JsonString(p.sha256) +
+                  ",\"face\":" + std::to_string(i) + ",\"box\":" + JsonBox(f.box) + ",\"size\":" +
+                  std::to_string(std::min(f.box.w, f.box.h)) + ",\"det_score\":" + JsonNumber(f.det_score) +
+                  ",\"landmarks\":[";
+  for (size_t k = 0; k < f.landmarks.size(); ++k) {
+    if (k) s += ',';
+    s += "[" + std::to_string(f.landmarks[k].x) + "," + std::to_string(f.landmarks[k].y) + "]";
+  }
+  s += "]";
+  if (i < p.quality.size()) {
+    const FaceQuality& q = p.quality[i];
+    s += ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"low_quality\":" + (q.low() ? "true" : "false") +
+         ",\"quality_issues\":[";
+    for (size_t k = 0; k < q.issues.size(); ++k) {
+      if (k) s += ',';
+      s += JsonString(q.issues[k]);
+    }
+    s += "]";
+  }
+  if (i < p.chip_paths.size()) s += ",\"chip\":" + JsonString(p.chip_paths[i]);
+  return s + "}";
+}
+
+std::string FaceRow(const Face& f, size_t i, const std::string& image) {
+  std::ostringstream row;
+  const std::string box = std::to_string(f.box.w) + "x" + std::to_string(f.box.h) + "+" + std::to_string(f.box.x) +
+                          "+" + std::to_string(f.box.y);
+  char score[16];
+  std::snprintf(score, sizeof score, "%.3f", f.det_score);
+  row << std::left << std::setw(6) << i << std::setw(20) << box << std::setw(7) << std::min(f.box.w, f.box.h)
+      << std::setw(8) << score << TerminalText(image) << '\n';
+  return row.str();
+}
+
+}  // namespace
+
+int WriteFaces(std::ostream& out, const std::vector<std::string>& images, bool jsonl,
+               const std::function<Result<PhotoFaces>(size_t)>& analyze, const std::function<void(LogLine)>& log) {
+  bool any_face = false, any_error = false;
+  if (!jsonl)
+    out << std::left << std::setw(6) << "FACE" << std::setw(20) << "BOX" << std::setw(7) << "SIZE" << std::setw(8)
+        << "SCORE" << "IMAGE\n";
+  for (size_t n = 0; n < images.size(); ++n) {
+    auto photo = analyze(n);
+    if (!photo) {
+      log({spdlog::level::err, photo.error().message});
+      any_error = true;
+      continue;
+    }
+    if (photo->faces.empty()) log({spdlog::level::info, "no face found in " + images[n]});
+    for (size_t i = 0; i < photo->faces.size(); ++i) {
+      any_face = true;
+      out << (jsonl ? FaceJson(*photo, i) + "\n" : FaceRow(photo->faces[i], i, images[n]));
+    }
+    out.flush();
+  }
+  return any_error ? 2 : any_face ? 0 : 1;
+}
+
+std::string OptOutAdded(const OptOutResult& result, bool json) {
+  if (json)
+    return "{\"id\":" + std::to_string(result.id) + ",\"faces_erased\":" + std::to_string(result.erased.faces) +
+           ",\"images_erased\":" + std::to_string(result.erased.images) + "}\n";
+  return "opt-out " + std::to_string(result.id) + " added; erased " + std::to_string(result.erased.faces) +
+         " matching face(s) and " + std::to_string(result.erased.images) + " image(s)\n";
+}
+
+std::string OptOutList(const std::vector<OptOutRecord>& list, bool json) {
+  std::string out = json ? "" : "ID    THRESHOLD  ADDED                 REASON\n";
+  for (const OptOutRecord& o : list) {
+    const std::string threshold = JsonNumber(std::round(o.threshold * 1e4) / 1e4);
+    if (json) {
+      out += "{\"id\":" + std::to_string(o.id) + ",\"threshold\":" + threshold + ",\"added_at\":" +
+             JsonString(o.added_at) + ",\"reason\":" + JsonString(o.reason) + "}\n";
+    } else {
+      const std::string id = std::to_string(o.id);
+      out += id + std::string(id.size() < 6 ? 6 - id.size() : 1, ' ') + threshold +
+             std::string(threshold.size() < 11 ? 11 - threshold.size() : 1, ' ') + TerminalText(o.added_at) + "  " +
+             TerminalText(o.reason) + "\n";
+    }
+  }
+  return out;
+}
+
+std::string OptOutRemoved(int64_t id, bool json) {
+  if (json) return "{\"id\":" + std::to_string(id) + ",\"removed\":true}\n";
+  return "opt-out " + std::to_string(id) + " removed; faces erased earlier stay erased\n";
+}
+
 std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
                                    OutputFormat format) {
   std::vector<LogLine> lines;

@@ -3,6 +3,7 @@
 // what the command line prints.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -119,6 +120,21 @@ int QueryExitCode(const std::vector<ProbeOutcome>& outcomes);
 // kInvalidArgument when max_fmr is below what the table resolves.
 Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional<float> threshold, double max_fmr,
                                    int64_t corpus_faces, std::string* note);
+
+// `forget` without --json: the counts erased and the faces left, one line.
+std::string ForgetText(const ForgetSummary& summary);
+
+// `faces`: analyses each of `images` in turn (analyze(i) for the i-th) and writes what the command
+// prints as it goes: a table (`images` name the photos in it), or with jsonl one JSON object per
+// face; `log` gets the stderr lines (an unreadable image, a photo without a face). Returns the
+// exit status: 2 an image could not be read, else 0 a face was found, else 1.
+int WriteFaces(std::ostream& out, const std::vector<std::string>& images, bool jsonl,
+               const std::function<Result<PhotoFaces>(size_t)>& analyze, const std::function<void(LogLine)>& log);
+
+// `optout`: what add, list and remove print, as text or (json) JSON lines; never the embedding.
+std::string OptOutAdded(const OptOutResult& result, bool json);
+std::string OptOutList(const std::vector<OptOutRecord>& list, bool json);
+std::string OptOutRemoved(int64_t id, bool json);
 
 // One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
 std::string FaceRecordJson(const FaceRecord& record);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "common/fs.h"
@@ -84,6 +85,35 @@ std::unexpected<ParseError> Unsupported(const ApiRequest& r, const std::string& 
                                     "Content-Type '" + r.content_type + "' is not accepted here: send " + expected});
 }
 
+// The parameter format of an answer that is either `machine` (json or jsonl; the default) or table:
+// true for the machine one.
+std::expected<bool, ParseError> MachineFormat(const ApiRequest& r, const std::string& machine) {
+  const std::string* text = Param(r, "format");
+  if (!text || *text == machine) return true;
+  if (*text == "table") return false;
+  return Bad("parameter format is " + machine + " or table, not '" + *text + "'");
+}
+
+// Uploaded photos: the multipart parts named `part` (no other part accepted), or the whole body when
+// it is image bytes (the parameter "name" names it).
+std::expected<std::vector<ProbeImage>, ParseError> UploadedPhotos(const ApiRequest& r, const std::string& part) {
+  std::vector<ProbeImage> photos;
+  if (IsMultipart(r)) {
+    auto parts = Parts(r, part, {part});
+    if (!parts) return std::unexpected(parts.error());
+    for (const UploadPart* p : *parts) photos.push_back(PartProbe(*p));
+  } else if (IsImageBody(r)) {
+    const std::string* name = Param(r, "name");
+    photos.push_back(ProbeImage::Bytes(name ? *name : "upload", r.body));
+  } else {
+    return Unsupported(r, "the photo as image/* or application/octet-stream, or multipart/form-data with parts named " + part);
+  }
+  if (photos.empty()) return Bad("no photo: add a multipart part named " + part);
+  if (photos.size() > kMaxProbesPerRequest)
+    return Bad("at most " + std::to_string(kMaxProbesPerRequest) + " photos per request");
+  return photos;
+}
+
 std::expected<OutputFormat, ParseError> Format(const ApiRequest& r) {
   const std::string* text = Param(r, "format");
   if (!text) return OutputFormat::kJson;
@@ -105,6 +135,9 @@ const char* ContentType(OutputFormat format) {
   }
   return "text/plain; charset=utf-8";
 }
+
+// The content type of a JSON answer, or of its table form.
+const char* TextOr(bool json) { return json ? "application/json" : "text/plain; charset=utf-8"; }
 
 ApiResponse FromError(const Error& e) { return ErrorResponse(HttpStatus(e.code), ErrorCodeName(e.code), e.message); }
 ApiResponse FromParse(const ParseError& e) { return ErrorResponse(e.status, e.code, e.message); }
@@ -229,9 +262,9 @@ std::expected<CompareParams, ParseError> ParseCompare(const ApiRequest& request)
     if (!face) return std::unexpected(face.error());
     (side[5] == 'a' ? c.options.face_a : c.options.face_b) = *face;
   }
-  const std::string* format = Param(request, "format");
-  if (format && *format != "json" && *format != "table") return Bad("parameter format is json or table, not '" + *format + "'");
-  c.json = !format || *format == "json";
+  auto json = MachineFormat(request, "json");
+  if (!json) return std::unexpected(json.error());
+  c.json = *json;
   auto a = Parts(request, "a", {"a", "b"});
   if (!a) return std::unexpected(a.error());
   auto b = Parts(request, "b", {"a", "b"});
@@ -271,6 +304,33 @@ std::expected<ForgetRequest, ParseError> ParseForget(const ApiRequest& request) 
   if (forget.face_ids.empty() && forget.images.empty() && !forget.older_than_s)
     return Bad("nothing to forget: give face_ids, images or older_than");
   return forget;
+}
+
+std::expected<OptOutParams, ParseError> ParseOptOut(const ApiRequest& request) {
+  OptOutParams o;
+  auto json = MachineFormat(request, "json");
+  if (!json) return std::unexpected(json.error());
+  o.json = *json;
+  auto threshold = Number<float>(request, "threshold", 0.0f, 2.0f);
+  if (!threshold) return std::unexpected(threshold.error());
+  o.request.threshold = *threshold;
+  if (const std::string* reason = Param(request, "reason")) o.request.reason = *reason;
+  auto photos = UploadedPhotos(request, "photo");
+  if (!photos) return std::unexpected(photos.error());
+  if (photos->size() != 1) return Bad("send one photo of the person opting out: one multipart part named photo");
+  o.request.photo = std::move(photos->front());
+  return o;
+}
+
+std::expected<FacesParams, ParseError> ParseFaces(const ApiRequest& request) {
+  FacesParams f;
+  auto jsonl = MachineFormat(request, "jsonl");
+  if (!jsonl) return std::unexpected(jsonl.error());
+  f.jsonl = *jsonl;
+  auto photos = UploadedPhotos(request, "image");
+  if (!photos) return std::unexpected(photos.error());
+  f.photos = std::move(*photos);
+  return f;
 }
 
 namespace {
@@ -391,21 +451,29 @@ ApiResponse Api::Handle(const ApiRequest& request) {
       {"/v1/info", "GET", Right::kInfo, &Api::Info},
       {"/v1/query", "POST", Right::kSearch, &Api::Query},
       {"/v1/compare", "POST", Right::kSearch, &Api::Compare},
+      {"/v1/faces", "POST", Right::kSearch, &Api::Faces},
       {"/v1/forget", "POST", Right::kForget, &Api::Forget},
+      {"/v1/optout", "GET", Right::kForget, &Api::OptOutList},
+      {"/v1/optout", "POST", Right::kForget, &Api::OptOutAdd},
+      {"/v1/optout", "DELETE", Right::kForget, &Api::OptOutRemove},
       {"/v1/index", "POST", Right::kIndex, &Api::Index},
       {"/v1/audit", "GET", Right::kAudit, &Api::Audit},
       {"/metrics", "GET", Right::kInfo, &Api::MetricsText},
   };
   if (request.path == "/v1/health") return ApiResponse{200, "application/json", "{\"status\":\"ok\"}\n", {}, "-"};
   const Route* route = nullptr;
-  for (const Route& r : kRoutes)
-    if (request.path == r.path) route = &r;
-  if (!route)
+  std::string methods;  // those the path takes
+  for (const Route& r : kRoutes) {
+    if (request.path != r.path) continue;
+    methods += (methods.empty() ? "" : " or ") + std::string(r.method);
+    if (request.method == r.method) route = &r;
+  }
+  if (methods.empty())
     return ErrorResponse(404, "not-found", "no endpoint " + request.path +
                                                "; see docs/usage.md \"Serving a corpus\" for /v1/query, /v1/compare, "
-                                               "/v1/info, /v1/forget, /v1/audit, /v1/health, /metrics");
-  if (request.method != route->method)
-    return ErrorResponse(405, "method-not-allowed", request.path + " takes " + route->method);
+                                               "/v1/faces, /v1/info, /v1/index, /v1/forget, /v1/optout, /v1/audit, "
+                                               "/v1/health, /metrics");
+  if (!route) return ErrorResponse(405, "method-not-allowed", request.path + " takes " + methods);
   auto caller = Authenticate(request);
   if (!caller) return caller.error();
   ApiResponse refused;
@@ -492,31 +560,80 @@ ApiResponse Api::Compare(const ApiRequest& request, const Caller& caller) {
     if (p->faces.empty()) log.push_back({spdlog::level::warn, "no face found in " + p->path});
   return Formatted(c.json ? frontend::CompareJson(*r, c.options.threshold, calibration)
                           : frontend::CompareText(*r, c.options.threshold, calibration),
-                   c.json ? "application/json" : "text/plain; charset=utf-8", r->same ? 0 : 1, log);
+                   TextOr(c.json), r->same ? 0 : 1, log);
 }
 
 ApiResponse Api::Info(const ApiRequest& request, const Caller& /*caller*/) {
-  const std::string* format = Param(request, "format");
-  if (format && *format != "json" && *format != "table") return ErrorResponse(400, "bad-request", "parameter format is json or table");
+  auto json = MachineFormat(request, "json");
+  if (!json) return FromParse(json.error());
   auto info = GetCorpusInfo(config_);
   if (!info) return FromError(info.error());
-  const bool json = !format || *format == "json";
-  return Formatted(json ? frontend::InfoJson(*info) : frontend::InfoText(*info),
-                   json ? "application/json" : "text/plain; charset=utf-8", 0, {});
+  return Formatted(*json ? frontend::InfoJson(*info) : frontend::InfoText(*info), TextOr(*json), 0, {});
+}
+
+ApiResponse Api::Faces(const ApiRequest& request, const Caller& /*caller*/) {
+  auto parsed = ParseFaces(request);
+  if (!parsed) return FromParse(parsed.error());
+  std::vector<std::string> names;
+  for (const ProbeImage& photo : parsed->photos) names.push_back(photo.name);
+  std::ostringstream out;
+  std::vector<frontend::LogLine> log;
+  const int exit_code = frontend::WriteFaces(
+      out, names, parsed->jsonl, [&](size_t i) { return corpus_.Analyze(parsed->photos[i], options_.pipeline); },
+      [&](frontend::LogLine line) { log.push_back(std::move(line)); });
+  return Formatted(out.str(), parsed->jsonl ? "application/x-ndjson" : "text/plain; charset=utf-8", exit_code, log);
+}
+
+CorpusConfig Api::WriteConfig(const ApiRequest& request, const Caller& caller) const {
+  CorpusConfig config = config_;
+  config.audit = RequestAudit(request, caller.name);
+  config.lock_wait_s = 10;  // another writer for longer: 503, retry later
+  return config;
 }
 
 ApiResponse Api::Forget(const ApiRequest& request, const Caller& caller) {
   auto parsed = ParseForget(request);
   if (!parsed) return FromParse(parsed.error());
+  auto json = MachineFormat(request, "json");
+  if (!json) return FromParse(json.error());
   parsed->pipeline = options_.pipeline;
-  CorpusConfig config = config_;
-  config.audit = RequestAudit(request, caller.name);
-  auto summary = facesearch::Forget(config, *parsed);
+  auto summary = facesearch::Forget(WriteConfig(request, caller), *parsed);
   if (!summary) return FromError(summary.error());
   // The erased faces leave this process's index before the answer: no later request can see them.
   if (Status s = corpus_.Refresh(); !s) return FromError(s.error());
   const EraseCounts& e = summary->erased;
-  return Formatted(frontend::ForgetJson(*summary), "application/json", e.faces + e.images > 0 ? 0 : 1, {});
+  return Formatted(*json ? frontend::ForgetJson(*summary) : frontend::ForgetText(*summary), TextOr(*json),
+                   e.faces + e.images > 0 ? 0 : 1, {});
+}
+
+ApiResponse Api::OptOutAdd(const ApiRequest& request, const Caller& caller) {
+  auto parsed = ParseOptOut(request);
+  if (!parsed) return FromParse(parsed.error());
+  parsed->request.pipeline = options_.pipeline;
+  auto result = AddOptOut(WriteConfig(request, caller), parsed->request);
+  if (!result) return FromError(result.error());
+  // The faces it erased leave this process's index before the answer, as a forget's.
+  if (Status s = corpus_.Refresh(); !s) return FromError(s.error());
+  return Formatted(frontend::OptOutAdded(*result, parsed->json), TextOr(parsed->json), 0, {});
+}
+
+ApiResponse Api::OptOutList(const ApiRequest& request, const Caller& /*caller*/) {
+  auto json = MachineFormat(request, "json");
+  if (!json) return FromParse(json.error());
+  auto list = ListOptOuts(config_);
+  if (!list) return FromError(list.error());
+  return Formatted(frontend::OptOutList(*list, *json), *json ? "application/x-ndjson" : TextOr(false),
+                   list->empty() ? 1 : 0, {});
+}
+
+ApiResponse Api::OptOutRemove(const ApiRequest& request, const Caller& caller) {
+  auto json = MachineFormat(request, "json");
+  if (!json) return FromParse(json.error());
+  auto id = Number<int64_t>(request, "id", 1, std::numeric_limits<int64_t>::max());
+  if (!id) return FromParse(id.error());
+  if (!*id) return ErrorResponse(400, "bad-request", "parameter id is missing: the opt-out to remove (GET /v1/optout lists them)");
+  if (Status s = RemoveOptOut(WriteConfig(request, caller), **id); !s) return FromError(s.error());
+  return Formatted(frontend::OptOutRemoved(**id, *json), TextOr(*json), 0, {});
 }
 
 namespace {
@@ -588,15 +705,12 @@ ApiResponse Api::Index(const ApiRequest& request, const Caller& caller) {
   const std::filesystem::path manifest = config_.corpus_dir / "uploads" / (".request-" + Sha256Hex(manifest_text) + ".jsonl");
   if (Status s = EnsurePrivateDir(manifest.parent_path()); !s) return FromError(s.error());
   if (Status s = WriteFileAtomic(manifest, manifest_text); !s) return FromError(s.error());
-  CorpusConfig config = config_;
-  config.audit = RequestAudit(request, caller.name);
-  config.lock_wait_s = 10;  // another writer for longer: 503, retry later
   IndexOptions options;
   options.pipeline = options_.pipeline;
   options.manifests = {manifest.string()};
   options.manifest_format = ManifestFormat::kJsonl;
   options.jobs = 1;  // searches keep the other cores
-  auto summary = IndexPaths(config, {}, options);
+  auto summary = IndexPaths(WriteConfig(request, caller), {}, options);
   std::error_code ignored;
   std::filesystem::remove(manifest, ignored);
   if (!summary) return FromError(summary.error());
@@ -627,8 +741,8 @@ ApiResponse Api::MetricsText(const ApiRequest& /*request*/, const Caller& /*call
 }
 
 void Api::Record(const ApiRequest& request, int status, double seconds) {
-  static const char* const kKnown[] = {"/v1/health", "/v1/info", "/v1/query", "/v1/compare",
-                                       "/v1/forget", "/v1/index", "/v1/audit", "/metrics"};
+  static const char* const kKnown[] = {"/v1/health", "/v1/info",   "/v1/query", "/v1/compare", "/v1/faces",
+                                       "/v1/forget", "/v1/optout", "/v1/index", "/v1/audit",   "/metrics"};
   const bool known = std::find(std::begin(kKnown), std::end(kKnown), request.path) != std::end(kKnown);
   metrics_.Record(known ? request.path : "other", status, seconds);  // bounded label values
 }

@@ -20,6 +20,7 @@
 
 #include "facesearch/corpus.h"
 #include "facesearch/embed.h"
+#include "facesearch/privacy.h"
 #include "facesearch/users.h"
 #include "frontend/format.h"
 
@@ -93,8 +94,22 @@ struct CompareParams {
   ProbeImage a, b;
 };
 std::expected<CompareParams, ParseError> ParseCompare(const ApiRequest& request);
-// /v1/forget: a JSON body {"face_ids":[1,2], "images":["SHA-256 or path"], "older_than":"30d"}.
+// /v1/forget: a JSON body {"face_ids":[1,2], "images":["SHA-256 or path"], "older_than":"30d"};
+// the answer's format is the parameter format (json|table).
 std::expected<ForgetRequest, ParseError> ParseForget(const ApiRequest& request);
+// POST /v1/optout: the photo as one multipart part named photo, or as the body (image/*; "name"
+// names it); threshold, reason, format (json|table).
+struct OptOutParams {
+  OptOutRequest request;
+  bool json = true;
+};
+std::expected<OptOutParams, ParseError> ParseOptOut(const ApiRequest& request);
+// /v1/faces: the photos as multipart parts named image, or one as the body; format (jsonl|table).
+struct FacesParams {
+  std::vector<ProbeImage> photos;
+  bool jsonl = true;
+};
+std::expected<FacesParams, ParseError> ParseFaces(const ApiRequest& request);
 // /v1/index: multipart parts named image (the photos, each file name kept as a hint for its
 // extension) and an optional part named provenance (JSON {"page_url","source","captured_at",
 // "licence","notes"}, for every photo of the request); or a JSON body {"paths":["/srv/a.jpg"],
@@ -171,8 +186,15 @@ class Api {
   ApiResponse Query(const ApiRequest& request, const Caller& caller);
   ApiResponse Compare(const ApiRequest& request, const Caller& caller);
   ApiResponse Info(const ApiRequest& request, const Caller& caller);
+  ApiResponse Faces(const ApiRequest& request, const Caller& caller);
   ApiResponse Forget(const ApiRequest& request, const Caller& caller);
+  ApiResponse OptOutAdd(const ApiRequest& request, const Caller& caller);
+  ApiResponse OptOutList(const ApiRequest& request, const Caller& caller);
+  ApiResponse OptOutRemove(const ApiRequest& request, const Caller& caller);
   ApiResponse Index(const ApiRequest& request, const Caller& caller);
+  // The corpus config of a write for `caller`: audited with its user, case and purpose; a writer
+  // that holds the corpus longer than 10 s makes it a 503.
+  CorpusConfig WriteConfig(const ApiRequest& request, const Caller& caller) const;
   // Writes uploads under the corpus's uploads/ folder (named by content) and returns their paths.
   Result<std::vector<std::string>> StoreUploads(const std::vector<UploadPart>& uploads);
   ApiResponse Audit(const ApiRequest& request, const Caller& caller);

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -81,9 +82,16 @@ Result<std::string> ClientToken(const std::string& token_file) {
   return token;
 }
 
-Result<ServerAnswer> CallServer(const std::string& url, const std::string& token, const ClientRequest& request) {
+Result<ServerAnswer> CallServer(const std::string& url, const std::string& token, const ClientRequest& request,
+                                const std::string& ca_file) {
   httplib::Client client(url);
   if (!client.is_valid()) return Fail(ErrorCode::kInvalidArgument, "not a server URL: " + url + " (e.g. http://127.0.0.1:8420)");
+  if (!ca_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(ca_file, ec))
+      return Fail(ErrorCode::kInvalidArgument, "cannot read the CA file " + ca_file + " (--server-ca, FACESEARCH_SERVER_CA)");
+    client.set_ca_cert_path(ca_file);
+  }
   client.set_connection_timeout(10);
   client.set_read_timeout(600);  // a query at scale, or a long forget
   client.set_write_timeout(60);
@@ -92,10 +100,18 @@ Result<ServerAnswer> CallServer(const std::string& url, const std::string& token
   const std::string target = Target(request);
   httplib::Result res = [&] {
     if (request.method == "GET") return client.Get(target, headers);
+    if (request.method == "DELETE") return client.Delete(target, headers);
+    if (request.parts.empty()) return client.Post(target, headers, request.body, request.content_type);
     httplib::MultipartFormDataItems items;
     for (const UploadPart& p : request.parts) items.push_back({p.name, p.content, p.filename, p.content_type});
     return client.Post(target, headers, items);
   }();
+  if (res.error() == httplib::Error::SSLServerVerification)
+    return Fail(ErrorCode::kIo, "the certificate of " + url + " is not trusted here (" +
+                                    (ca_file.empty() ? "not signed by a CA of the system's store"
+                                                     : "not signed by the CA in " + ca_file) +
+                                    ", or it does not name this host): give the CA that signed it with --server-ca FILE "
+                                    "or FACESEARCH_SERVER_CA, or connect by the name in the certificate");
   if (!res)
     return Fail(ErrorCode::kIo, "cannot reach the server at " + url + ": " + httplib::to_string(res.error()) +
                                     " (is `facesearch serve` running there?)");

@@ -23,6 +23,7 @@ struct ClientRequest {
   std::string path;                                         // "/v1/query"
   std::vector<std::pair<std::string, std::string>> params;  // URL query parameters, encoded here
   std::vector<UploadPart> parts;                            // multipart/form-data when not empty
+  std::string body, content_type;                           // else this body (POST)
 };
 
 // The token for `url`: $FACESEARCH_TOKEN, else the first line of `token_file` (or of
@@ -31,10 +32,13 @@ struct ClientRequest {
 // Errors: kInvalidArgument (a token file others can read), kNotFound/kIo.
 Result<std::string> ClientToken(const std::string& token_file);
 
-// Sends the request to the server at `url` (http:// or https://; a certificate is verified
-// against the system's CA store). An answer that is not a command's output (no X-Facesearch-Exit:
-// a refusal such as 401 or 413) becomes an Error carrying the server's message. Errors: kIo when
-// the server cannot be reached, kInvalidArgument for a malformed URL, the server's refusals.
-Result<ServerAnswer> CallServer(const std::string& url, const std::string& token, const ClientRequest& request);
+// Sends the request to the server at `url` (http:// or https://). An https server's certificate
+// is verified against `ca_file` (PEM) when given, else the system's CA store, and must name the
+// URL's host. An answer that is not a command's output (no X-Facesearch-Exit: a refusal such as
+// 401 or 413) becomes an Error carrying the server's message. Errors: kIo when the server cannot
+// be reached or its certificate is not trusted, kInvalidArgument for a malformed URL or a CA
+// file that cannot be read, the server's refusals.
+Result<ServerAnswer> CallServer(const std::string& url, const std::string& token, const ClientRequest& request,
+                                const std::string& ca_file = "");
 
 }  // namespace facesearch::server

@@ -25,32 +25,39 @@ using Clock = std::chrono::steady_clock;
 volatile std::sig_atomic_t g_stop_requested = 0;
 extern "C" void OnStopSignal(int) { g_stop_requested = 1; }
 
-// A connection that waited in the queue longer than the limit: answered 503 at once, so that a
-// flood is told to come back rather than served minutes late.
+// Set on the thread answering a connection that is to be refused with 503: one that found the
+// queue full, or waited in it longer than the limit, so that a flood is told to come back rather
+// than served minutes late.
 thread_local bool tl_overloaded = false;
 
-// A fixed pool of workers behind a bounded queue. When the queue is full, the accepting thread
-// waits (new clients then wait in the kernel's listen backlog): memory and threads stay bounded
-// whatever the number of clients.
+// A fixed pool of workers behind a bounded queue. A connection that finds the queue full goes to
+// one more thread that only refuses: it reads the request's head (bounded by the read timeout) and
+// answers 503 with Retry-After, without reading the body or touching the corpus. When even that
+// thread falls behind (its own queue as long as the workers'), the accepting thread waits and new
+// clients wait in the kernel's listen backlog: memory and threads stay bounded whatever the number
+// of clients.
 class BoundedPool : public httplib::TaskQueue {
  public:
   BoundedPool(int threads, int capacity, double timeout_s) : capacity_(static_cast<size_t>(capacity)), timeout_(timeout_s) {
-    for (int i = 0; i < threads; ++i) workers_.emplace_back([this] { Work(); });
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Work(jobs_, work_ready_, false); });
+    threads_.emplace_back([this] { Work(refusals_, refusal_ready_, true); });
   }
   void enqueue(std::function<void()> fn) override {
     std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return jobs_.size() < capacity_ || shutdown_; });
-    jobs_.push_back({std::move(fn), Clock::now()});
-    not_empty_.notify_one();
+    not_full_.wait(lock, [&] { return jobs_.size() < capacity_ || refusals_.size() < capacity_ || shutdown_; });
+    const bool full = jobs_.size() >= capacity_;
+    (full ? refusals_ : jobs_).push_back({std::move(fn), Clock::now()});
+    (full ? refusal_ready_ : work_ready_).notify_one();
   }
   void shutdown() override {  // the jobs already queued still run
     {
       std::lock_guard lock(mu_);
       shutdown_ = true;
     }
-    not_empty_.notify_all();
+    work_ready_.notify_all();
+    refusal_ready_.notify_all();
     not_full_.notify_all();
-    for (std::thread& t : workers_) t.join();
+    for (std::thread& t : threads_) t.join();
   }
 
  private:
@@ -58,18 +65,18 @@ class BoundedPool : public httplib::TaskQueue {
     std::function<void()> fn;
     Clock::time_point queued;
   };
-  void Work() {
+  void Work(std::deque<Job>& queue, std::condition_variable& ready, bool refuse) {
     for (;;) {
       Job job;
       {
         std::unique_lock lock(mu_);
-        not_empty_.wait(lock, [&] { return !jobs_.empty() || shutdown_; });
-        if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
-        jobs_.pop_front();
+        ready.wait(lock, [&] { return !queue.empty() || shutdown_; });
+        if (queue.empty()) return;
+        job = std::move(queue.front());
+        queue.pop_front();
         not_full_.notify_one();
       }
-      tl_overloaded = std::chrono::duration<double>(Clock::now() - job.queued).count() > timeout_;
+      tl_overloaded = refuse || std::chrono::duration<double>(Clock::now() - job.queued).count() > timeout_;
       job.fn();
     }
   }
@@ -77,10 +84,10 @@ class BoundedPool : public httplib::TaskQueue {
   size_t capacity_;
   double timeout_;
   std::mutex mu_;
-  std::condition_variable not_empty_, not_full_;
-  std::deque<Job> jobs_;
+  std::condition_variable work_ready_, refusal_ready_, not_full_;
+  std::deque<Job> jobs_, refusals_;
   bool shutdown_ = false;
-  std::vector<std::thread> workers_;
+  std::vector<std::thread> threads_;  // the workers, then the refuser
 };
 
 ApiRequest ToApiRequest(const httplib::Request& req) {
@@ -165,13 +172,15 @@ Status Serve(const CorpusConfig& config, const ServeOptions& options, const std:
   server->set_keep_alive_timeout(std::min(5, options.read_timeout_s));
 
   std::atomic<bool> draining = false;
-  server->set_pre_routing_handler([&](const httplib::Request&, httplib::Response& res) {
+  server->set_pre_routing_handler([&](const httplib::Request& req, httplib::Response& res) {
     if (!tl_overloaded && !draining) return httplib::Server::HandlerResponse::Unhandled;
     ApiResponse busy = ErrorResponse(503, "busy", draining ? "the server is shutting down: retry on another one"
-                                                           : "the server is overloaded: retry in a few seconds");
+                                                           : "the server is busy with other requests: retry in a few seconds");
     busy.headers.emplace_back("Retry-After", "5");
     busy.headers.emplace_back("Connection", "close");
     Apply(busy, res);
+    api.Record(ToApiRequest(req), res.status, 0);
+    AccessLog(req, res, "-", 0);
     return httplib::Server::HandlerResponse::Handled;
   });
   auto handle = [&](const httplib::Request& req, httplib::Response& res) {

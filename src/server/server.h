@@ -15,7 +15,8 @@ struct ServeOptions {
   std::string host = "127.0.0.1";
   int port = 8420;                      // 0: any free port (on_listening says which)
   int threads = 0;                      // workers; 0: twice the hardware threads, at least 4
-  int queue = 0;                        // accepted connections waiting for a worker; 0: 4 x threads
+  int queue = 0;                        // accepted connections waiting for a worker; 0: 4 x threads;
+                                        // one that finds it full is answered 503 at once
   double queue_timeout_s = 10;          // a connection that waited longer is answered 503
   size_t max_body_bytes = size_t{32} << 20;
   int read_timeout_s = 10;              // a client silent this long mid-request is dropped
