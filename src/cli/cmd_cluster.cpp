@@ -84,7 +84,7 @@ void AddClusterCommand(CLI::App& app, Context& ctx) {
       "  facesearch cluster --format jsonl | jq -r 'select(.cluster == 1) | .images[]' | sort -u");
   cmd->add_option("-t,--threshold", args->options.threshold, "Largest distance that links two faces")
       ->check(CLI::Range(0.0, 2.0))
-      ->default_str("0.4; 0.8 in an sface corpus");
+      ->default_str("0.4; 0.87 in an sface corpus");
   cmd->add_option("--min-size", args->options.min_size, "Smallest cluster to print")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
