@@ -23,7 +23,7 @@ struct ClientRequest {
   std::string path;                                         // "/v1/query"
   std::vector<std::pair<std::string, std::string>> params;  // URL query parameters, encoded here
   std::vector<UploadPart> parts;                            // multipart/form-data when not empty
-  std::string body, content_type;                           // else this body (POST)
+  std::string body = {}, content_type = {};                 // else this body (POST)
 };
 
 // The token for `url`: $FACESEARCH_TOKEN, else the first line of `token_file` (or of
