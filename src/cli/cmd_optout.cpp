@@ -22,9 +22,14 @@ void Add(Context& ctx, OptoutArgs& args) {
   args.request.photo = args.target;
   auto result = AddOptOut(ctx.Config(), args.request);
   if (!result) return ctx.Report(result.error());
+  ctx.exit_code = kExitMatch;
+  if (args.json) {
+    std::cout << "{\"id\":" << result->id << ",\"faces_erased\":" << result->erased.faces
+              << ",\"images_erased\":" << result->erased.images << "}\n";
+    return;
+  }
   std::cout << "opt-out " << result->id << " added; erased " << result->erased.faces
             << " matching face(s) and " << result->erased.images << " image(s)\n";
-  ctx.exit_code = kExitMatch;
 }
 
 void List(Context& ctx, const OptoutArgs& args) {
@@ -86,7 +91,7 @@ void AddOptoutCommand(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.0, 2.0))
       ->default_str("0.6; 1.1287 in an sface corpus");
   cmd->add_option("--reason", args->request.reason, "Why: the request and its date (no biometric data)");
-  cmd->add_flag("--json", args->json, "list: one JSON object per line");
+  cmd->add_flag("--json", args->json, "add: one JSON object (id, faces_erased, images_erased); list: one per line");
   AddPipelineOptions(*cmd, args->request.pipeline);
   cmd->callback([&ctx, args] {
     if (args->action == "add") return Add(ctx, *args);
