@@ -263,6 +263,7 @@ TEST_CASE("query (photos or an embed file) and compare --server print byte for b
        {std::vector<std::string>{"query", "-f", "json", probe}, {"query", "-f", "csv", "--threshold", "0.1", probe},
         {"query", "-f", "json", "--embedded", embedded},
         {"query", "-f", "json", "--embedded", embedded, "--total-faces", "3000000000"},  // one shard of many
+        {"query", "-f", "json", "--no-collapse", probe},
         {"compare", "--json", probe, TestImage("biden.jpg").string()}}) {
     const RunResult local = c.Run(args);
     std::vector<std::string> remote_args = args;
@@ -435,7 +436,7 @@ TEST_CASE("The API's request parsing refuses malformed parameters, parts and bod
   CHECK(*q->probes[0].bytes == "bytes");
   for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
            {"top_k", "0"}, {"top_k", "1e3"}, {"threshold", "inf"}, {"threshold", "nan"}, {"max_fmr", "2"},
-           {"all_faces", "maybe"}, {"format", "xml"}, {"fields", "image,bogus"}, {"face", "-1"}, {"total_faces", "0"}}) {
+           {"all_faces", "maybe"}, {"format", "xml"}, {"fields", "image,bogus"}, {"face", "-1"}, {"total_faces", "0"}, {"no_collapse", "maybe"}}) {
     ApiRequest bad = raw;
     bad.params = {{key, value}};
     if (key == "fields") bad.params.emplace("format", "csv");

@@ -195,13 +195,15 @@ def up(cluster):
         facesearch_argv(cluster, r.corpus), r.shard, r.index, r.corpus) for r in cluster.replicas()}
     entries = ledgers.Ledger(ledgers.ledger_path(cluster.path)).entries()
     head = entries[-1]["seq"] if entries else 0
-    out = {}
+    out, receipts = {}, {}
     for name, h in handles.items():
-        receipt = ray.get(h.catch_up.remote(entries), timeout=600)
+        receipt = receipts[name] = ray.get(h.catch_up.remote(entries), timeout=600)
         out[name] = {"faces": ray.get(h.face_count.remote(), timeout=120), "pid": ray.get(h.pid.remote()),
                      "seq": receipt["seq"], "quarantined": ledgers.quarantine_reason(receipt["seq"], head)}
         if receipt["error"]:
             out[name]["quarantined"] += f"; replay failed at {receipt['error']}"
+    if entries:  # what the replicas reached, for `facesearch-cluster ledger`
+        ledgers.append_receipts(ledgers.receipts_path(cluster.path), "up", receipts)
     return out
 
 
@@ -345,7 +347,9 @@ def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60, au
                 why[s.id].append(f"{r.name}: {reason.splitlines()[0][:300]}")
             else:
                 candidates[s.id].append((r, state["faces"]))
-    params = dict(threshold_args, top_k=top_k, format="json", **(audit or {}))
+    # Copies of one picture (resized, recompressed) have different contents, so they may sit on
+    # different shards: no shard can fold them, and the cluster answers as `query --no-collapse`.
+    params = dict(threshold_args, top_k=top_k, format="json", no_collapse="true", **(audit or {}))
     if "threshold" not in params and "max_fmr" not in params:
         params["total_faces"] = max(1, sum(c[0][1] for c in candidates.values() if c))
     answers = {}

@@ -106,6 +106,7 @@ void RunRemote(Context& ctx, QueryArgs& args) {
   if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
   if (args.total_faces > 0) p.emplace_back("total_faces", std::to_string(args.total_faces));
   if (args.options.all_faces) p.emplace_back("all_faces", "true");
+  if (!args.options.collapse_copies) p.emplace_back("no_collapse", "true");
   if (args.face >= 0) p.emplace_back("face", std::to_string(args.face));
   p.emplace_back("format", OutputFormatName(args.format));
   if (!args.fields_list.empty()) p.emplace_back("fields", args.fields_list);

@@ -163,6 +163,9 @@ std::expected<QueryParams, ParseError> ParseQuery(const ApiRequest& request) {
   auto all_faces = Flag(request, "all_faces");
   if (!all_faces) return std::unexpected(all_faces.error());
   q.options.all_faces = *all_faces;
+  auto no_collapse = Flag(request, "no_collapse");
+  if (!no_collapse) return std::unexpected(no_collapse.error());
+  q.options.collapse_copies = !*no_collapse;
   auto face = Number<int>(request, "face", 0, 100000);
   if (!face) return std::unexpected(face.error());
   q.options.face = *face;

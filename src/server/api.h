@@ -61,7 +61,7 @@ int HttpStatus(ErrorCode code);
 
 // ---- request parsing (no corpus involved; what the fuzz target exercises) ----------------------
 
-// Options of /v1/query, from URL parameters: top_k, threshold, max_fmr, total_faces, all_faces, face,
+// Options of /v1/query, from URL parameters: top_k, threshold, max_fmr, total_faces, all_faces, no_collapse, face,
 // format, fields, case, purpose, request_id, name (the probe's name when the body is the raw image).
 struct QueryParams {
   QueryOptions options;
