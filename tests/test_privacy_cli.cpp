@@ -212,7 +212,7 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   CHECK(unaudited.err.find("audit record") != std::string::npos);
 }
 
-TEST_CASE("forget --image removes the face from SQLite and the index, leaves none of its bytes in any corpus file, and blocks re-indexing; audit verify --json gives the receipt",
+TEST_CASE("forget --image removes the face from SQLite and the index, leaves none of its bytes in any corpus file, and blocks re-indexing, and audit verify --json gives its receipt",
           "[privacy][e2e]") {
   Corpus c;
   c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
