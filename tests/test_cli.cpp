@@ -426,3 +426,27 @@ TEST_CASE("Messages on stderr show control characters in file names escaped", "[
   CHECK(r.err.find('\x1b') == std::string::npos);
   CHECK(r.err.find("x\\x1b]0;owned\\x07\\x1b[2J.jpg") != std::string::npos);
 }
+
+TEST_CASE("facesearch --cluster FILE runs facesearch-cluster with the mapped arguments and its exit status, and refuses what it cannot map",
+          "[cli]") {
+  auto cluster = [](std::vector<std::string> args) {
+    args.insert(args.begin(), {"env", "FACESEARCH_CLUSTER=/bin/echo", FacesearchBinary(), "--cluster", "c.json"});
+    return RunProgram(args);
+  };
+  RunResult q = cluster({"query", "probe.jpg", "-f", "json"});
+  CHECK(q.exit_code == 0);
+  CHECK(q.out == "query --cluster c.json probe.jpg -f json\n");
+  CHECK(cluster({"optout", "add", "p.jpg", "--reason", "r"}).out == "optout --cluster c.json p.jpg --reason r\n");
+  RunResult listed = cluster({"optout", "list"});
+  CHECK(listed.exit_code == 2);
+  CHECK(listed.err.find("optout takes add PHOTO") != std::string::npos);
+  CHECK(cluster({"index", "photos/"}).exit_code == 2);
+  RunResult failing = RunProgram({"env", "FACESEARCH_CLUSTER=/bin/false", FacesearchBinary(), "--cluster", "c.json", "info"});
+  CHECK(failing.exit_code == 1);  // the runner's own status
+  RunResult missing = RunProgram({"env", "FACESEARCH_CLUSTER=/nonexistent/runner", FacesearchBinary(), "--cluster", "c.json", "info"});
+  CHECK(missing.exit_code == 2);
+  CHECK(missing.err.find("scripts/setup-ray.sh") != std::string::npos);
+  RunResult late = RunFacesearch({"--case", "1", "--cluster", "c.json", "info"});
+  CHECK(late.exit_code == 2);
+  CHECK(late.err.find("--cluster must be the first argument") != std::string::npos);
+}

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <fstream>
@@ -211,7 +212,7 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   CHECK(unaudited.err.find("audit record") != std::string::npos);
 }
 
-TEST_CASE("forget --image removes the face from SQLite and the index, leaves none of its bytes in any corpus file, and blocks re-indexing",
+TEST_CASE("forget --image removes the face from SQLite and the index, leaves none of its bytes in any corpus file, and blocks re-indexing, and audit verify --json gives its receipt",
           "[privacy][e2e]") {
   Corpus c;
   c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
@@ -219,7 +220,7 @@ TEST_CASE("forget --image removes the face from SQLite and the index, leaves non
   REQUIRE(erased.size() == 512);
   REQUIRE_FALSE(FilesContaining(c.corpus, erased).empty());  // the search below can find it
 
-  RunResult f = c.Run({"forget", "--json", "--image", (c.photos / "obama2.jpg").string()});
+  RunResult f = c.Run({"--request-id", "cluster-7", "forget", "--json", "--image", (c.photos / "obama2.jpg").string()});
   INFO(f.err);
   REQUIRE(f.exit_code == 0);
   Json counts = ParseJson(f.out);
@@ -248,7 +249,28 @@ TEST_CASE("forget --image removes the face from SQLite and the index, leaves non
   REQUIRE(log.size() == 3);  // export, forget, query
   CHECK(log[1]["action"].str() == "forget");
   CHECK(log[1]["results"]["faces_erased"].num() == 1);
+  CHECK(log[1]["params"]["request_id"].str() == "cluster-7");
   CHECK(c.Run({"audit", "verify"}).exit_code == 0);
+
+  // The receipt: the chain's head, and the live faces' digest over "<image sha256> <box>" lines.
+  std::vector<std::string> lines;
+  for (const auto& [name, face] : ExportByName(c)) {
+    const Json& b = face["box"];
+    lines.push_back(face["sha256"].str() + " " + std::to_string(static_cast<int64_t>(b["x"].num())) + "," +
+                    std::to_string(static_cast<int64_t>(b["y"].num())) + "," +
+                    std::to_string(static_cast<int64_t>(b["w"].num())) + "," +
+                    std::to_string(static_cast<int64_t>(b["h"].num())));
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string text;
+  for (const std::string& line : lines) text += (text.empty() ? "" : "\n") + line;
+  RunResult v = c.Run({"audit", "verify", "--json"});
+  REQUIRE(v.exit_code == 0);
+  Json receipt = ParseJson(v.out);
+  CHECK(receipt["intact"].boolean());
+  CHECK(receipt["faces"].num() == 3);
+  CHECK(receipt["live_digest"].str() == facesearch::Sha256Hex(text));
+  CHECK(receipt["head"].str() == AuditLog(c).back()["hash"].str());
 }
 
 TEST_CASE("An erasure killed right after its commit is scrubbed from corpus.sqlite by the next command of any kind, and verify reports it until then",

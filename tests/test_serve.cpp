@@ -297,7 +297,10 @@ TEST_CASE("query (photos or an embed file), compare and faces --server print byt
   REQUIRE(c.Run({"embed", "-o", embedded, probe}).exit_code == 0);
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"query", "-f", "json", probe}, {"query", "-f", "csv", "--threshold", "0.1", probe},
-        {"query", "-f", "json", "--embedded", embedded}, {"compare", "--json", probe, TestImage("biden.jpg").string()},
+        {"query", "-f", "json", "--embedded", embedded},
+        {"query", "-f", "json", "--embedded", embedded, "--total-faces", "3000000000"},  // one shard of many
+        {"query", "-f", "json", "--no-collapse", probe},
+        {"compare", "--json", probe, TestImage("biden.jpg").string()},
         {"faces", "--jsonl", probe, TestImage("biden.jpg").string()}, {"faces", probe}}) {
     const RunResult local = c.Run(args);
     std::vector<std::string> remote_args = args;
@@ -562,18 +565,20 @@ TEST_CASE("serve will not listen beyond loopback without TLS unless told --insec
 TEST_CASE("The API's request parsing refuses malformed parameters, parts and bodies with a status and a reason",
           "[serve]") {
   using server::ApiRequest;
-  ApiRequest raw{"POST", "/v1/query", {{"top_k", "3"}, {"threshold", "0.5"}, {"name", "p.jpg"}},
-                 "image/jpeg", "bytes", {}, "", true};
+  ApiRequest raw{"POST", "/v1/query", {{"top_k", "3"}, {"threshold", "0.5"}, {"name", "p.jpg"},
+                 {"total_faces", "3000000000"}, {"request_id", "7f3a"}}, "image/jpeg", "bytes", {}, "", true};
   auto q = server::ParseQuery(raw);
   REQUIRE(q);
   CHECK(q->options.top_k == 3);
+  CHECK(q->total_faces == 3000000000);
+  CHECK(server::RequestAudit(raw, "ana").request_id == "7f3a");
   CHECK(*q->threshold == 0.5f);
   REQUIRE(q->probes.size() == 1);
   CHECK(q->probes[0].name == "p.jpg");
   CHECK(*q->probes[0].bytes == "bytes");
   for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
            {"top_k", "0"}, {"top_k", "1e3"}, {"threshold", "inf"}, {"threshold", "nan"}, {"max_fmr", "2"},
-           {"all_faces", "maybe"}, {"format", "xml"}, {"fields", "image,bogus"}, {"face", "-1"}}) {
+           {"all_faces", "maybe"}, {"format", "xml"}, {"fields", "image,bogus"}, {"face", "-1"}, {"total_faces", "0"}, {"no_collapse", "maybe"}}) {
     ApiRequest bad = raw;
     bad.params = {{key, value}};
     if (key == "fields") bad.params.emplace("format", "csv");

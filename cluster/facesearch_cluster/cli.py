@@ -4,12 +4,14 @@ Not `facesearch cluster`, which groups a corpus's faces into identities.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import uuid
 
-from . import clusterfile
+from . import clusterfile, ledger
 
 EXIT_MATCH, EXIT_NO_MATCH, EXIT_ERROR = 0, 1, 2
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff"}
@@ -22,8 +24,11 @@ EPILOG = """examples:
   facesearch-cluster ingest --cluster cluster.json /mnt/archive/
   facesearch-cluster query --cluster cluster.json probe.jpg --format json
   facesearch-cluster forget --cluster cluster.json --image /mnt/archive/IMG_2210.jpg
-exit status: 0 done (query: a match), 1 query: no match / forget: nothing erased, 2 error
-(a shard that does not answer, unless --allow-partial; an erasure not confirmed by every replica)."""
+  facesearch-cluster optout --cluster cluster.json request.jpg --reason 'ticket 881'
+  facesearch-cluster ledger --cluster cluster.json     # every erasure: done, or which replicas lag
+exit status: 0 done (query: a match), 1 query: no match / forget, optout: nothing erased, 2 error
+(a shard that does not answer, unless --allow-partial; an erasure not confirmed by every replica:
+those replicas are quarantined until `facesearch-cluster up` has them replay the ledger)."""
 
 
 def image_files(paths):
@@ -92,9 +97,11 @@ def main(argv=None):
     p.add_argument("--head", action="store_true", help="this node runs Ray's head (at ray_address)")
     p.add_argument("--num-cpus", type=int, default=0)
     p.add_argument("ray_args", nargs="*", help="more `ray start` options, after --")
-    with_cluster("up", "start (or find) the actor of every shard replica; print their face counts")
+    with_cluster("up", "start (or find) every replica's actor; have it replay the ledger entries it missed; "
+                       "print faces, applied ledger seq and quarantine")
     with_cluster("down", "stop every replica's actor (the corpora stay)")
-    with_cluster("info", "face count of every replica")
+    with_cluster("info", "the same as up: faces, ledger seq and quarantine of every replica")
+    with_cluster("ledger", "check the erasure ledger's chain; say which erasures every replica confirmed")
     p = with_cluster("ingest", "embed images as Ray tasks and import them into every replica of their shard")
     p.add_argument("paths", nargs="+")
     p.add_argument("--batch", type=int, default=32, help="images per embed task (default 32)")
@@ -108,11 +115,20 @@ def main(argv=None):
                    help="answer from the shards that answer, naming the missing ones (default: exit 2)")
     p.add_argument("-f", "--format", choices=["table", "json"], default="table")
     p.add_argument("--timeout", type=float, default=60, help="seconds to wait for one replica")
-    p = with_cluster("forget", "erase on every replica of every shard; print a receipt per replica")
+    p.add_argument("--case", help="case reference, in every replica's audit record")
+    p.add_argument("--purpose", help="why you search, in every replica's audit record")
+    p.add_argument("--request-id", help="this query's id in every replica's audit record (default: a new one)")
+    p = with_cluster("forget", "write an erasure to the ledger, apply it on every replica, print their receipts")
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--image", action="append", help="image file to erase (by content, else by path)")
     g.add_argument("--like", help="erase every face within --threshold of this photo's largest face")
     p.add_argument("-t", "--threshold", type=float)
+    p.add_argument("--request-id", help="the erasure's id in the ledger and every audit record (default: a new one)")
+    p = with_cluster("optout", "write an opt-out to the ledger and add it on every replica (erases matching faces)")
+    p.add_argument("photo", help="a photo of the person; its largest face is the one opted out")
+    p.add_argument("-t", "--threshold", type=float)
+    p.add_argument("--reason", help="the request and its date (no biometric data)")
+    p.add_argument("--request-id", help="the opt-out's id in the ledger and every audit record (default: a new one)")
     args = parser.parse_args(argv)
 
     try:
@@ -121,6 +137,8 @@ def main(argv=None):
         c = clusterfile.load(args.cluster)
         if args.command == "start-node":
             return cmd_start_node(args, c)
+        if args.command == "ledger":
+            return cmd_ledger(c)
         from . import runtime  # Ray is imported only by the commands that use it
         try:
             runtime.connect(c)
@@ -128,16 +146,48 @@ def main(argv=None):
         except runtime.ClusterError as e:
             print(f"facesearch-cluster: error: {e}", file=sys.stderr)
             return EXIT_ERROR
-    except clusterfile.ClusterFileError as e:
+    except (clusterfile.ClusterFileError, ledger.LedgerError) as e:
         print(f"facesearch-cluster: error: {e}", file=sys.stderr)
         return EXIT_ERROR
 
 
+def cmd_ledger(c):
+    entries = ledger.Ledger(ledger.ledger_path(c.path)).entries()  # checks the chain
+    rows = ledger.status(c, entries, ledger.read_receipts(ledger.receipts_path(c.path)))
+    print(json.dumps({"ledger": ledger.ledger_path(c.path), "entries": len(entries), "chain": "intact",
+                      "head": entries[-1]["hash"] if entries else ledger.GENESIS, "status": rows}))
+    return EXIT_MATCH if all(r["done"] for r in rows) else EXIT_ERROR
+
+
+def photo_selector(photo, threshold):
+    """A --like or opt-out selector: the photo's path and its SHA-256 (a replica replaying it later
+    checks that it is still the same photo), never its embedding (the ledger cannot be scrubbed)."""
+    path = os.path.abspath(photo)
+    try:
+        with open(path, "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+    except OSError as e:
+        raise clusterfile.ClusterFileError(f"cannot read {photo}: {e.strerror}") from None
+    return {"photo": path, "photo_sha256": sha, "threshold": threshold}
+
+
+def report_erasure(result):
+    print(json.dumps(result))
+    if not result["complete"]:
+        failed = "; ".join(f"{f['replica']}: {f['error']}" for f in result["failed"])
+        print(f"facesearch-cluster: error: erasure {result['entry']['seq']} (request {result['entry']['request_id']}) "
+              f"is NOT complete: quarantined replicas {result['quarantined']} ({failed or 'no answer'}); shards whose "
+              f"replicas disagree: {result['shards_disagreeing']}. The quarantined answer no query until "
+              "`facesearch-cluster up` has them replay the ledger", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_MATCH if any(result["erased"].values()) else EXIT_NO_MATCH
+
+
 def run(args, c, runtime):
     if args.command in ("up", "info"):
-        counts = runtime.up(c)
-        print(json.dumps({"map_version": c.map_version, "replicas": counts}))
-        return EXIT_MATCH
+        replicas = runtime.up(c)
+        print(json.dumps({"map_version": c.map_version, "replicas": replicas}))
+        return EXIT_ERROR if any(r["quarantined"] for r in replicas.values()) else EXIT_MATCH
     if args.command == "down":
         runtime.down(c)
         return EXIT_MATCH
@@ -146,9 +196,11 @@ def run(args, c, runtime):
         print(json.dumps(result))
         return EXIT_MATCH if result["records"] == result["inputs"] else EXIT_ERROR
     if args.command == "query":
-        threshold = ["--threshold", str(args.threshold)] if args.threshold is not None else \
-            ["--max-fmr", str(args.max_fmr)] if args.max_fmr is not None else []
-        merged = runtime.query(c, args.photo, args.top_k, threshold, args.allow_partial, args.timeout)
+        threshold = {"threshold": args.threshold} if args.threshold is not None else \
+            {"max_fmr": args.max_fmr} if args.max_fmr is not None else {}
+        audit = {k: v for k, v in (("case", args.case), ("purpose", args.purpose),
+                                   ("request_id", args.request_id or uuid.uuid4().hex)) if v}
+        merged = runtime.query(c, args.photo, args.top_k, threshold, args.allow_partial, args.timeout, audit)
         if args.format == "json":
             print(json.dumps(merged))
         else:
@@ -162,20 +214,14 @@ def run(args, c, runtime):
         from .merge import any_match
         return EXIT_MATCH if any_match(merged) else EXIT_NO_MATCH
     if args.command == "forget":
-        forget_args = [a for img in (args.image or []) for a in ("--image", os.path.abspath(img))]
         if args.like:
-            forget_args += ["--like", args.like] + (["--threshold", str(args.threshold)] if args.threshold else [])
-        result = runtime.forget(c, forget_args)
-        print(json.dumps(result))
-        if not result["complete"]:
-            failed = "; ".join(f"{f['replica']}: {f['error']}" for f in result["failed"])
-            print(f"facesearch-cluster: error: the erasure is NOT complete: failed replicas: {failed or 'none'}; "
-                  f"shards whose replicas disagree: {result['shards_disagreeing']}; fix them and run the same "
-                  "forget again (it is idempotent)", file=sys.stderr)
-            return EXIT_ERROR
-        erased = any(r["erased"].get("faces_erased", 0) or r["erased"].get("images_erased", 0)
-                     for r in result["receipts"])
-        return EXIT_MATCH if erased else EXIT_NO_MATCH
+            selector = dict(photo_selector(args.like, args.threshold), like=True)
+        else:
+            selector = {"images": [os.path.abspath(img) for img in args.image]}
+        return report_erasure(runtime.erase(c, "forget", selector, args.request_id))
+    if args.command == "optout":
+        selector = dict(photo_selector(args.photo, args.threshold), reason=args.reason or "")
+        return report_erasure(runtime.erase(c, "optout", selector, args.request_id))
     raise AssertionError(args.command)
 
 

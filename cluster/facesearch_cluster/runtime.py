@@ -3,9 +3,9 @@ ingest tasks that embed batches anywhere.
 
 Every shard replica is an ordinary corpus written by one actor (`facesearch import`), so every
 guarantee of a corpus (consistency, verify, audit, scrubbed erasure, tombstones, opt-outs) holds
-per replica. The actors run the facesearch binary for each request; the resident server of
-issue #18 is to replace those process starts with one long-lived `facesearch serve` per actor
-(docs/scale.md).
+per replica. Queries go to each replica's resident `facesearch serve` (resident.py); imports and
+erasures run the binary. Erasures go through the cluster ledger (ledger.py) first, and a replica
+behind the ledger answers no query until it has replayed it (docs/scale.md).
 """
 
 import hashlib
@@ -19,7 +19,9 @@ import time
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
+from . import ledger as ledgers
 from . import merge as merging
+from .resident import ResidentServer, ServerError
 
 IMPORT_ATTEMPTS = 4  # an import is idempotent: a replica that died mid-import is simply asked again
 
@@ -61,14 +63,16 @@ def _run(argv, stdin_text=None, ok=(0,)):
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=8)
 class ShardReplica:
-    """One replica of one shard: the only writer of its corpus. Imports are serialised here (and
-    facesearch's own write lock serialises them with anything else); queries run concurrently."""
+    """One replica of one shard: the only writer of its corpus. Imports and erasures are serialised
+    here (and facesearch's own write lock serialises them with anything else); queries run
+    concurrently on the replica's resident server (resident.py)."""
 
-    def __init__(self, argv_base, shard, index):
+    def __init__(self, argv_base, shard, index, corpus):
         self.argv = list(argv_base)
-        self.shard, self.index = shard, index
+        self.shard, self.index, self.corpus = shard, index, corpus
         self.write_lock = threading.Lock()
         self.faces = None  # the corpus's face count, refreshed by every call that sees it
+        self.server = ResidentServer(self.argv, f"cluster-shard{shard}-r{index}-")
 
     def pid(self):
         return os.getpid()
@@ -79,6 +83,10 @@ class ShardReplica:
             self.faces = json.loads(p.stdout)["faces"] if p.returncode == 0 else 0  # 2: no corpus yet
         return self.faces
 
+    def state(self):
+        """Its face count and the ledger seq it has applied up to (the client quarantines a replica behind)."""
+        return {"faces": self.face_count(), "seq": ledgers.read_state(self.corpus)["seq"]}
+
     def import_records(self, embed_text):
         with self.write_lock, tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=True) as f:
             f.write(embed_text)
@@ -87,34 +95,92 @@ class ShardReplica:
             self.faces = None
             return json.loads(p.stdout)
 
-    def query(self, embed_text, query_args):
-        p = _run(self.argv + ["query", "--embedded", "-", "--format", "json"] + list(query_args),
-                 stdin_text=embed_text, ok=(0, 1))
-        answer = json.loads(p.stdout)
+    def query(self, embed_text, params, timeout_s, head_seq):
+        """The resident server's answer; refused when this replica is behind the ledger's head (it
+        may still hold a face erased since)."""
+        reason = ledgers.quarantine_reason(ledgers.read_state(self.corpus)["seq"], head_seq)
+        if reason:
+            raise ClusterError(reason)
+        try:
+            answer = self.server.query(embed_text, params, timeout_s)
+        except ServerError as e:
+            raise ClusterError(str(e)) from None
         if "corpus_faces" in answer:
             self.faces = answer["corpus_faces"]
         return answer
 
-    def forget(self, forget_args):
-        """Erases here and returns this replica's receipt: what was erased, its audit head after
-        the erasure, and a digest of the faces it still holds (image SHA-256 and box of each,
-        sorted), which every replica of the shard must agree on."""
+    def catch_up(self, entries):
+        """Applies the ledger entries it has not applied yet, in order, stopping at the first that
+        fails, and returns its receipt: the seq it reached, what each entry erased, its audit head,
+        and its live faces with their digest (`audit verify --json`)."""
         with self.write_lock:
-            p = _run(self.argv + ["forget", "--json"] + list(forget_args), ok=(0, 1, 2))
-            if p.returncode == 2 and "no corpus at" in p.stderr:  # no image ever reached this replica
-                return {"shard": self.shard, "replica": self.index, "erased": {}, "audit_head": "", "faces": 0,
-                        "live_digest": hashlib.sha256(b"").hexdigest()}
-            # An image on another shard is "not in the corpus" here: nothing to erase, not a failure.
-            if p.returncode == 2 and "is not in the corpus" not in p.stderr:
-                raise ClusterError(f"forget on {self.argv[-1]} failed: {p.stderr.strip()[-2000:]}")
-            erased = json.loads(p.stdout) if p.returncode != 2 and p.stdout.strip() else {}
-            self.faces = None
-            head = _run(self.argv + ["audit", "verify"]).stdout.strip().rsplit(" ", 1)[-1]
-            export = _run(self.argv + ["export"]).stdout.splitlines()
-        live = sorted(f"{r['sha256']} {r['box']['x']},{r['box']['y']},{r['box']['w']},{r['box']['h']}"
-                      for r in map(json.loads, export))
-        return {"shard": self.shard, "replica": self.index, "erased": erased, "audit_head": head,
-                "faces": len(live), "live_digest": hashlib.sha256("\n".join(live).encode()).hexdigest()}
+            try:
+                result = ledgers.replay(entries, ledgers.read_state(self.corpus), self._apply,
+                                        lambda state: ledgers.write_state(self.corpus, state))
+            except ledgers.LedgerError as e:
+                result = dict(ledgers.read_state(self.corpus), applied=[], error=str(e))
+            if result["applied"]:
+                self.faces = None
+                self.server.stop()  # no process keeps erased vectors; the next query starts it afresh
+            receipt = self._receipt()
+        return dict(receipt, shard=self.shard, replica=self.index, seq=result["seq"], hash=result["hash"],
+                    applied=result["applied"], error=result["error"])
+
+    def _receipt(self):
+        p = _run(self.argv + ["audit", "verify", "--json"], ok=(0, 2))
+        if p.returncode == 2 and NO_CORPUS in p.stderr:
+            return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest()}
+        if not p.stdout.strip():
+            raise ClusterError(f"audit verify on {self.corpus} failed: {p.stderr.strip()[-1000:]}")
+        v = json.loads(p.stdout)
+        if not v["intact"]:
+            raise ClusterError(f"the audit log of {self.corpus} is broken at record {v['first_bad']}: {v['problem']}")
+        return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"]}
+
+    def _apply(self, entry):
+        """One ledger entry on this corpus, audited with the entry's request id. Returns the counts erased."""
+        argv = self.argv + ["--request-id", entry["request_id"]]
+        sel = entry["selector"]
+        threshold = ["--threshold", str(sel["threshold"])] if sel.get("threshold") is not None else []
+        if entry["op"] == "optout":
+            _check_photo(sel)
+            reason = ["--reason", sel["reason"]] if sel.get("reason") else []
+            return json.loads(_run(argv + ["optout", "add", "--json", sel["photo"]] + threshold + reason).stdout)
+        if sel.get("like"):
+            _check_photo(sel)
+            return _forget(argv, ["--like", sel["photo"]] + threshold)
+        erased = {"faces_erased": 0, "images_erased": 0}
+        for image in sel["images"]:  # one at a time: an image on another shard is "not in the corpus" here
+            one = _forget(argv, ["--image", image])
+            for key in erased:
+                erased[key] += one[key]
+        return erased
+
+
+NO_CORPUS = "no corpus at"
+
+
+def _forget(argv, selector):
+    """`facesearch forget --json`; nothing to erase here (no corpus yet, an image on another shard) counts as 0."""
+    p = _run(argv + ["forget", "--json"] + selector, ok=(0, 1, 2))
+    if p.returncode == 2:
+        if NO_CORPUS in p.stderr or "is not in the corpus" in p.stderr:
+            return {"faces_erased": 0, "images_erased": 0}
+        raise ClusterError(f"forget failed: {p.stderr.strip()[-1000:]}")
+    return json.loads(p.stdout)
+
+
+def _check_photo(selector):
+    """The photo a --like or opt-out entry names must still be the one the ledger recorded."""
+    try:
+        with open(selector["photo"], "rb") as f:
+            sha = hashlib.sha256(f.read()).hexdigest()
+    except OSError as e:
+        raise ClusterError(f"cannot read {selector['photo']} ({e.strerror}): it must stay readable on every "
+                           "node until every replica has applied the entry") from None
+    if sha != selector["photo_sha256"]:
+        raise ClusterError(f"{selector['photo']} changed since the ledger recorded it (SHA-256 {sha[:12]}..., "
+                           f"recorded {selector['photo_sha256'][:12]}...): put the original back")
 
 
 def _actor_options(replica, cluster):
@@ -123,11 +189,22 @@ def _actor_options(replica, cluster):
 
 
 def up(cluster):
-    """Starts (or finds) every replica's actor on its node; returns {replica name: {faces, pid}}."""
+    """Starts (or finds) every replica's actor on its node and has it replay the ledger entries it
+    missed; returns {replica name: {faces, pid, seq, quarantined}} (quarantined: the reason, or null)."""
     handles = {r.name: ShardReplica.options(**_actor_options(r, cluster)).remote(
-        facesearch_argv(cluster, r.corpus), r.shard, r.index) for r in cluster.replicas()}
-    return {name: {"faces": ray.get(h.face_count.remote(), timeout=120), "pid": ray.get(h.pid.remote())}
-            for name, h in handles.items()}
+        facesearch_argv(cluster, r.corpus), r.shard, r.index, r.corpus) for r in cluster.replicas()}
+    entries = ledgers.Ledger(ledgers.ledger_path(cluster.path)).entries()
+    head = entries[-1]["seq"] if entries else 0
+    out, receipts = {}, {}
+    for name, h in handles.items():
+        receipt = receipts[name] = ray.get(h.catch_up.remote(entries), timeout=600)
+        out[name] = {"faces": ray.get(h.face_count.remote(), timeout=120), "pid": ray.get(h.pid.remote()),
+                     "seq": receipt["seq"], "quarantined": ledgers.quarantine_reason(receipt["seq"], head)}
+        if receipt["error"]:
+            out[name]["quarantined"] += f"; replay failed at {receipt['error']}"
+    if entries:  # what the replicas reached, for `facesearch-cluster ledger`
+        ledgers.append_receipts(ledgers.receipts_path(cluster.path), "up", receipts)
+    return out
 
 
 def down(cluster):
@@ -229,64 +306,106 @@ def embed_probe(cluster, photo):
     return p.stdout
 
 
-def _ask(cluster, shard, call, timeout_s):
-    """Asks the shard's replicas in turn until one answers; returns (answer, errors on the way)."""
-    errors = []
-    for replica in cluster.shards[shard].replicas:
+def _states(cluster, timeout_s):
+    """{replica name: its state ({faces, seq}) or the error that stopped it answering}, asked of all at once."""
+    refs = {}
+    for r in cluster.replicas():
         try:
-            return ray.get(call(_actor(cluster, replica)), timeout=timeout_s), errors
-        except (RayActorError, GetTimeoutError, ClusterError) as e:
-            errors.append(f"{replica.name}: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-    return None, errors
+            refs[r.name] = _actor(cluster, r).state.remote()
+        except ClusterError as e:
+            refs[r.name] = e
+    out = {}
+    for name, ref in refs.items():
+        try:
+            out[name] = ref if isinstance(ref, ClusterError) else ray.get(ref, timeout=timeout_s)
+        except (RayActorError, GetTimeoutError) as e:
+            out[name] = e
+    return out
 
 
-def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60):
-    """The cluster's answer for `photo`: embedded once, searched on one replica of every shard
-    (another when one fails), merged by exact distance. Without a threshold the default one is
-    sized for the whole cluster's face count (--total-faces). A shard no replica of which answers
-    is an error unless allow_partial; the answer names it."""
+def _error_text(replica, e):
+    return f"{replica.name}: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+
+
+def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60, audit=None):
+    """The cluster's answer for `photo`: embedded once, searched on one up-to-date replica of every
+    shard at once (another when one fails), merged by exact distance. A replica behind the ledger
+    is never asked (ledger.quarantine_reason). Without a threshold the default one is sized for the
+    whole cluster's face count (total_faces). A shard no replica of which answers is an error
+    unless allow_partial; the answer names it. `audit`: case, purpose and request_id for the
+    replicas' audit logs."""
     probe = embed_probe(cluster, photo)
-    counts, missing, why = {}, [], {}
+    head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).head()[0]
+    states = _states(cluster, timeout_s)
+    candidates, why = {}, {}  # shard -> its replicas that may answer, in order; shard -> errors
     for s in cluster.shards:
-        count, errors = _ask(cluster, s.id, lambda a: a.face_count.remote(), timeout_s)
-        if count is None:
-            missing.append(s.id)
-            why[s.id] = errors
-        else:
-            counts[s.id] = count
-    args = ["--top-k", str(top_k)] + list(threshold_args)
-    if not threshold_args:
-        args += ["--total-faces", str(max(1, sum(counts.values())))]
+        candidates[s.id], why[s.id] = [], []
+        for r in s.replicas:
+            state = states[r.name]
+            reason = str(state) if isinstance(state, Exception) else ledgers.quarantine_reason(state["seq"], head)
+            if reason:
+                why[s.id].append(f"{r.name}: {reason.splitlines()[0][:300]}")
+            else:
+                candidates[s.id].append((r, state["faces"]))
+    # Copies of one picture (resized, recompressed) have different contents, so they may sit on
+    # different shards: no shard can fold them, and the cluster answers as `query --no-collapse`.
+    params = dict(threshold_args, top_k=top_k, format="json", no_collapse="true", **(audit or {}))
+    if "threshold" not in params and "max_fmr" not in params:
+        params["total_faces"] = max(1, sum(c[0][1] for c in candidates.values() if c))
     answers = {}
-    for shard in counts:
-        answer, errors = _ask(cluster, shard, lambda a: a.query.remote(probe, args), timeout_s)
-        if answer is None:
-            missing.append(shard)
-            why[shard] = errors
-        else:
-            answers[shard] = answer
+    tries = {s: list(c) for s, c in candidates.items()}
+    while True:  # every shard's next candidate at once; a failure moves that shard to its next one
+        refs = {s: (c[0][0], _actor(cluster, c[0][0]).query.remote(probe, params, timeout_s, head))
+                for s, c in tries.items() if c and s not in answers}
+        if not refs:
+            break
+        for s, (replica, ref) in refs.items():
+            tries[s].pop(0)
+            try:
+                answers[s] = ray.get(ref, timeout=timeout_s)
+            except (RayActorError, GetTimeoutError, ClusterError) as e:
+                why[s].append(_error_text(replica, e))
+    missing = sorted(s for s in candidates if s not in answers)
     if missing and not allow_partial:
-        raise ClusterError(f"shard(s) {sorted(missing)} did not answer ({'; '.join(e for s in sorted(why) for e in why[s])}): "
+        raise ClusterError(f"shard(s) {missing} did not answer ({'; '.join(e for s in missing for e in why[s])}): "
                            "no complete answer; --allow-partial answers from the others and names the missing")
     if not answers:
         raise ClusterError("no shard answered")
     return merging.merge(answers, top_k, missing)
 
 
-def forget(cluster, forget_args):
-    """Erases on every replica of every shard; returns the receipts and whether the erasure is
-    complete: every replica answered, and the replicas of each shard hold the same faces."""
-    refs = {r.name: (r, _actor(cluster, r).forget.remote(forget_args)) for r in cluster.replicas()}
-    receipts, failed = [], []
+def erase(cluster, op, selector, request_id=None):
+    """An erasure across the cluster: appended to the ledger first, then every replica replays the
+    entries it has not applied and returns its receipt. Complete only when every replica's receipt
+    reached this entry and the replicas of each shard hold the same faces; a replica that did not
+    is quarantined until `up` (or the next erasure) has it replay. Returns the entry, the receipts
+    and the verdict (ledger.evaluate)."""
+    ledger = ledgers.Ledger(ledgers.ledger_path(cluster.path))
+    entry = ledger.append(op, selector, request_id)
+    entries = ledger.entries()
+    refs = {}
+    for r in cluster.replicas():
+        try:
+            refs[r.name] = (r, _actor(cluster, r).catch_up.remote(entries))
+        except ClusterError as e:
+            refs[r.name] = (r, e)
+    receipts, failed = {}, []
     for name, (replica, ref) in refs.items():
         try:
-            receipts.append(dict(ray.get(ref), node=replica.node, corpus=replica.corpus))
-        except (RayActorError, ClusterError) as e:
-            failed.append({"replica": name, "error": str(e).splitlines()[0][:300]})
-    disagree = []
+            if isinstance(ref, ClusterError):
+                raise ref
+            receipt = ray.get(ref, timeout=600)
+        except (RayActorError, GetTimeoutError, ClusterError) as e:
+            failed.append({"replica": name, "error": _error_text(replica, e)})
+            continue
+        receipts[name] = dict(receipt, node=replica.node, corpus=replica.corpus)
+        if receipt["error"]:
+            failed.append({"replica": name, "error": receipt["error"]})
+    ledgers.append_receipts(ledgers.receipts_path(cluster.path), entry["request_id"], receipts)
+    erased = {"faces_erased": 0, "images_erased": 0}  # per shard, as one replica of it erased
     for s in cluster.shards:
-        digests = {r["live_digest"] for r in receipts if r["shard"] == s.id}
-        if len(digests) > 1:
-            disagree.append(s.id)
-    return {"receipts": receipts, "failed": failed, "shards_disagreeing": disagree,
-            "complete": not failed and not disagree}
+        for key in erased:
+            erased[key] += max([a["erased"].get(key, 0) for r in s.replicas if r.name in receipts
+                                for a in receipts[r.name]["applied"] if a["seq"] == entry["seq"]] or [0])
+    return dict(ledgers.evaluate(cluster, entry["seq"], receipts), entry=entry, erased=erased,
+                receipts=sorted(receipts.values(), key=lambda r: (r["shard"], r["replica"])), failed=failed)

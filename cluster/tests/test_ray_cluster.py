@@ -1,5 +1,6 @@
 """A real 2-node Ray cluster on this machine: sharded ingest, merged queries equal to one corpus's,
-a replica killed mid-run, a missing shard, and forget reaching every replica's bytes.
+a replica killed mid-run, a missing shard, forget reaching every replica's bytes, a replica down
+during an erasure quarantined until it has replayed the ledger, and an opt-out on every replica.
 
 Heavy (Ray nodes, ~100 images embedded twice): not part of ctest. Run it with
 scripts/check/ray-cluster.sh, which makes the virtualenv and builds facesearch first. Test images
@@ -8,6 +9,7 @@ FS_RAY_TEST_VARIANTS x 7 distinct files.
 """
 
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 import unittest
+
+from tests.local_ray import stop_local_ray
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FACESEARCH = os.environ.get("FACESEARCH_BINARY", os.path.join(REPO, "build", "facesearch"))
@@ -109,31 +113,7 @@ class RayClusterTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        # Stops only the Ray processes of this test, by pid: those started with its temp dir, and
-        # their children (Ray renames some, e.g. ray::DashboardAgent, so their command lines no
-        # longer show the temp dir).
-        parent, mine = {}, set()
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if cls.ray_tmp.encode() in f.read():
-                        mine.add(int(pid))
-                with open(f"/proc/{pid}/stat") as f:
-                    parent[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                pass
-        grown = True
-        while grown:
-            children = {p for p, pp in parent.items() if pp in mine} - mine
-            grown = bool(children)
-            mine |= children
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            for pid in mine:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
-            time.sleep(2)
+        stop_local_ray(cls.ray_tmp)
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def cli(self, *args):
@@ -145,7 +125,8 @@ class RayClusterTest(unittest.TestCase):
         return json.loads(p.stdout)["replicas"]
 
     def single_query(self, probe):
-        p = run([FACESEARCH, "--corpus", self.single, "query", "--format", "json", probe])
+        # --no-collapse: copies of one picture may sit on different shards, so the cluster lists each
+        p = run([FACESEARCH, "--corpus", self.single, "query", "--no-collapse", "--format", "json", probe])
         self.assertIn(p.returncode, (0, 1), p.stderr)
         return json.loads(p.stdout)
 
@@ -206,9 +187,8 @@ class RayClusterTest(unittest.TestCase):
 
     def test_4_a_missing_shard_fails_the_query_unless_allow_partial_which_names_it(self):
         probe = os.path.join(TEST_IMAGES, "obama3.jpg")
-        corpora = [os.path.join(self.tmp, n, "shard3") for n in ("n1", "n2")]
-        for c in corpora:
-            os.rename(c, c + ".away")
+        self.on_ray("for r in c.shards[3].replicas:\n"
+                    "    ray.kill(ray.get_actor(r.name, namespace=c.name), no_restart=True)")
         try:
             p, _ = self.cluster_query(probe)
             self.assertEqual(p.returncode, 2)
@@ -219,8 +199,28 @@ class RayClusterTest(unittest.TestCase):
             self.assertEqual(merged["shards_missing"], [3])
             self.assertIn("partial answer", p.stderr)
         finally:
-            for c in corpora:
-                os.rename(c + ".away", c)
+            self.up()
+
+    def corpora(self, shard=None):
+        return [os.path.join(self.tmp, n, f"shard{s}") for s in range(SHARDS) if shard in (None, s) for n in ("n1", "n2")]
+
+    def audited_request_ids(self, corpus, action):
+        p = run([FACESEARCH, "--corpus", corpus, "audit", "--format", "jsonl"])
+        return [json.loads(line)["params"].get("request_id") for line in p.stdout.splitlines()
+                if json.loads(line)["action"] == action]
+
+    def shard_of(self, image):
+        sys.path.insert(0, os.path.join(REPO, "cluster"))
+        from facesearch_cluster import clusterfile
+        with open(image, "rb") as f:
+            return clusterfile.load(self.cluster_file).shard_of(hashlib.sha256(f.read()).hexdigest())
+
+    def on_ray(self, code):
+        """Runs `code` in a Ray client of this cluster (c: the cluster, runtime, ray imported)."""
+        p = run([sys.executable, "-c", "import ray\nfrom facesearch_cluster import clusterfile, runtime\n"
+                 f"c = clusterfile.load({self.cluster_file!r})\nruntime.connect(c)\n{code}"],
+                cwd=os.path.join(REPO, "cluster"))
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
 
     def test_5_forget_reaches_every_replica_down_to_the_bytes(self):
         victim = self.images[0]
@@ -231,14 +231,70 @@ class RayClusterTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         result = json.loads(p.stdout)
         self.assertTrue(result["complete"])
+        self.assertEqual(result["quarantined"], [])
         self.assertEqual(len(result["receipts"]), 2 * SHARDS)
-        erased = [r for r in result["receipts"] if r["erased"].get("faces_erased")]
-        self.assertEqual(len(erased), 2)  # the two replicas of its shard
-        self.assertEqual(erased[0]["live_digest"], erased[1]["live_digest"])
-        for n in ("n1", "n2"):
+        self.assertEqual({r["seq"] for r in result["receipts"]}, {result["entry"]["seq"]})
+        self.assertEqual(result["erased"]["images_erased"], 1)
+        shard = self.shard_of(victim)
+        mine = [r for r in result["receipts"] if r["shard"] == shard]
+        self.assertEqual(mine[0]["live_digest"], mine[1]["live_digest"])
+        self.assertEqual([a["erased"]["images_erased"] for r in mine for a in r["applied"]], [1, 1])
+        for n in ("n1", "n2"):  # every file of every replica, the ledger's state files included
             self.assertEqual(files_holding(os.path.join(self.tmp, n), needle), [])
+        for corpus in self.corpora(shard):
+            self.assertIn(result["entry"]["request_id"], self.audited_request_ids(corpus, "forget"))
         p, merged = self.cluster_query(victim)
         self.assertNotIn(victim, [m["image"] for r in merged["results"] for m in r["matches"]])
+
+    def test_6_a_replica_down_during_an_erasure_is_quarantined_until_it_has_replayed_the_ledger(self):
+        victim = self.images[1]
+        needle = embedding_bytes(victim)
+        shard = self.shard_of(victim)
+        down = f"shard{shard}-r0"  # the replica queries ask first
+        down_corpus = self.corpora(shard)[0 if shard % 2 == 0 else 1]  # r0 of even shards is on n1
+        self.on_ray(f"ray.kill(ray.get_actor({down!r}, namespace=c.name), no_restart=True)")
+        p = self.cli("forget", "--image", victim)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("is NOT complete", p.stderr)
+        result = json.loads(p.stdout)
+        self.assertEqual(result["quarantined"], [down])
+        self.assertEqual(result["erased"]["images_erased"], 1)  # by the other replica of its shard
+        p = self.cli("ledger")
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(json.loads(p.stdout)["status"][-1]["waiting_for"], [down])
+        # Back without its replay (a node that rebooted): it still holds the erased face, so the
+        # cluster must not ask it; the victim is found nowhere.
+        self.on_ray(f"r = c.shards[{shard}].replicas[0]\n"
+                    "h = runtime.ShardReplica.options(**runtime._actor_options(r, c)).remote("
+                    "runtime.facesearch_argv(c, r.corpus), r.shard, r.index, r.corpus)\nray.get(h.pid.remote())")
+        self.assertNotEqual(files_holding(down_corpus, needle), [])
+        p, merged = self.cluster_query(victim, "--allow-partial")
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        self.assertEqual(merged["shards_missing"], [])
+        self.assertNotIn(victim, [m["image"] for r in merged["results"] for m in r["matches"]])
+        # `up` has it replay the ledger from its last applied seq; it rejoins.
+        p = self.cli("up")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        state = json.loads(p.stdout)["replicas"][down]
+        self.assertEqual((state["seq"], state["quarantined"]), (result["entry"]["seq"], None))
+        for n in ("n1", "n2"):
+            self.assertEqual(files_holding(os.path.join(self.tmp, n), needle), [])
+        self.assertIn(result["entry"]["request_id"], self.audited_request_ids(down_corpus, "forget"))
+        self.assertEqual(self.cli("ledger").returncode, 0)
+
+    def test_7_an_optout_reaches_every_replica(self):
+        person = os.path.join(TEST_IMAGES, "obama3.jpg")
+        p = self.cli("optout", person, "--reason", "test request")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        result = json.loads(p.stdout)
+        self.assertTrue(result["complete"])
+        self.assertGreater(result["erased"]["faces_erased"], 0)
+        for corpus in self.corpora():
+            listed = run([FACESEARCH, "--corpus", corpus, "optout", "list", "--json"]).stdout.splitlines()
+            self.assertEqual(len(listed), 1, corpus)
+            self.assertIn(result["entry"]["request_id"], self.audited_request_ids(corpus, "optout"))
+        p, merged = self.cluster_query(person)
+        self.assertEqual(p.returncode, 1, p.stderr)
 
 
 if __name__ == "__main__":

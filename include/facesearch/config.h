@@ -30,6 +30,9 @@ struct AuditContext {
   // The API user a server acts for (facesearch/users.h): recorded as the audit record's user,
   // "api:NAME", instead of the OS user. Empty on the command line.
   std::string actor;
+  // --request-id: one operation's id across many corpora (a cluster ledger entry, docs/scale.md),
+  // recorded in the audit record's params as "request_id". Empty: none.
+  std::string request_id;
 };
 
 class FaceAnalyzer;     // the seam between the engine and the models (src/face/analyzer.h)

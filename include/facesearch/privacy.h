@@ -40,6 +40,15 @@ Status ListAudit(const CorpusConfig& config, const AuditFilter& filter,
 // Checks the whole chain; a broken chain is a normal result (check.ok == false), not an error.
 Result<AuditCheck> VerifyAuditLog(const CorpusConfig& config);
 
+// What a corpus holds, in a form two replicas of one shard can compare (a cluster erasure's
+// receipt, docs/scale.md): the live faces and the SHA-256 of their sorted lines
+// "<image sha256> <x>,<y>,<w>,<h>", equal for equal content whatever the face ids. Read-only.
+struct LiveFaces {
+  int64_t faces = 0;
+  std::string digest;  // lowercase hex; that of the empty text for an empty corpus
+};
+Result<LiveFaces> LiveFacesDigest(const CorpusConfig& config);
+
 // ---- settings ----------------------------------------------------------------------------------
 
 // Known settings and their defaults: require-case = false. Setting one is audited.

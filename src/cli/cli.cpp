@@ -20,7 +20,7 @@ CorpusConfig Context::Config() const {
   CorpusConfig config;
   config.corpus_dir = corpus.empty() ? DefaultCorpusDir() : std::filesystem::path(corpus);
   if (!models.empty()) config.models_dir = models;
-  config.audit = AuditContext{case_id, purpose, {}};
+  config.audit = AuditContext{case_id, purpose, {}, request_id};
   config.strict_permissions = strict_permissions;
   config.lock_wait_s = lock_wait_s;
   return config;

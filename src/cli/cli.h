@@ -24,6 +24,7 @@ struct Context {
   std::string models;  // --models; empty: FACESEARCH_MODELS, then the cache
   std::string case_id;              // --case, recorded in the audit log
   std::string purpose;              // --purpose, recorded in the audit log
+  std::string request_id;           // --request-id, recorded in the audit log's params
   bool strict_permissions = false;  // --strict-permissions
   double lock_wait_s = -1;          // --lock-wait
   std::string server;               // --server / FACESEARCH_SERVER: run on that facesearch serve

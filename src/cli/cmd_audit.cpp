@@ -16,12 +16,27 @@ struct AuditArgs {
   std::string action = "list";
   std::string since, until, case_id, user;
   std::string format = "table";
+  bool json = false;  // verify: one JSON object, with the live faces' digest
 };
 
 
-void Verify(Context& ctx) {
+// `audit verify --json`: the chain's state and what the corpus holds, one object; a cluster replica's
+// receipt after an erasure (docs/scale.md).
+void VerifyJson(Context& ctx, const AuditCheck& check) {
+  auto live = LiveFacesDigest(ctx.Config());
+  if (!live) return ctx.Report(live.error());
+  std::cout << "{\"intact\":" << (check.ok ? "true" : "false") << ",\"records\":" << check.records
+            << ",\"head\":" << JsonString(check.head_hash) << ",\"first_bad\":" << check.first_bad
+            << ",\"problem\":" << JsonString(check.problem) << ",\"faces\":" << live->faces
+            << ",\"live_digest\":" << JsonString(live->digest) << "}\n";
+  if (!check.ok) spdlog::error("the audit log fails verification at record {}", check.first_bad);
+  ctx.exit_code = check.ok ? kExitMatch : kExitError;
+}
+
+void Verify(Context& ctx, bool json) {
   auto check = VerifyAuditLog(ctx.Config());
   if (!check) return ctx.Report(check.error());
+  if (json) return VerifyJson(ctx, *check);
   if (check->ok) {
     std::cout << "audit log intact: " << check->records << " record(s), head "
               << (check->head_hash.empty() ? "(empty)" : TerminalText(check->head_hash)) << "\n";
@@ -74,6 +89,10 @@ void AddAccountabilityOptions(CLI::App& app, Context& ctx) {
                  "Case reference recorded in the audit log with every search, export and erasure")
       ->envname("FACESEARCH_CASE");
   app.add_option("--purpose", ctx.purpose, "Why you are searching, recorded in the audit log");
+  app.add_option("--request-id", ctx.request_id,
+                 "An id for this operation across corpora (a cluster's ledger entry), recorded in the audit "
+                 "log's params as request_id, e.g. --request-id 7f3a-0042")
+      ->envname("FACESEARCH_REQUEST_ID");
   app.add_flag("--strict-permissions", ctx.strict_permissions,
                "Refuse (exit 2) a corpus that group or others can access, instead of warning");
 }
@@ -92,7 +111,8 @@ void AddAuditCommand(CLI::App& app, Context& ctx) {
       "  facesearch audit\n"
       "  facesearch audit --case 2025-017 --since 2025-01-01 --format jsonl | jq .results\n"
       "  facesearch audit --since 7d --user ana\n"
-      "  facesearch audit verify");
+      "  facesearch audit verify\n"
+      "  facesearch audit verify --json   # + live faces and their digest: a replica's receipt");
   cmd->add_option("action", args->action, "list (default) or verify")
       ->check(CLI::IsMember({"list", "verify"}));
   cmd->add_option("--since", args->since, "Records at or after: 2025-02-03, 2025-02-03T04:05:06Z or 7d (ago)");
@@ -102,8 +122,10 @@ void AddAuditCommand(CLI::App& app, Context& ctx) {
   cmd->add_option("-f,--format", args->format, "Output: table or jsonl")
       ->check(CLI::IsMember({"table", "jsonl"}))
       ->capture_default_str();
+  cmd->add_flag("--json", args->json,
+                "verify: one JSON object (intact, records, head, faces, live_digest; docs/output.md)");
   cmd->callback([&ctx, args] {
-    if (args->action == "verify") return Verify(ctx);
+    if (args->action == "verify") return Verify(ctx, args->json);
     List(ctx, *args);
   });
 }

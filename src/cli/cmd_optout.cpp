@@ -96,7 +96,8 @@ void AddOptoutCommand(CLI::App& app, Context& ctx) {
       ->check(CLI::Range(0.0, 2.0))
       ->default_str("0.6; 1.1287 in an sface corpus");
   cmd->add_option("--reason", args->request.reason, "Why: the request and its date (no biometric data)");
-  cmd->add_flag("--json", args->json, "One JSON object per line (docs/output.md)");
+  cmd->add_flag("--json", args->json,
+                "add, remove: one JSON object; list: one per line (docs/output.md)");
   AddPipelineOptions(*cmd, args->request.pipeline);
   AddServerOptions(*cmd, ctx);
   cmd->callback([&ctx, args] {

@@ -89,8 +89,8 @@ bool WritePaths(const std::vector<TogetherImage>& images, bool null_separated) {
 // The same query on a `facesearch serve` (--server): the probes are uploaded, the server answers
 // in the chosen format with the exit status.
 void RunRemote(Context& ctx, QueryArgs& args) {
-  if (args.paths_only || !args.html.empty() || args.total_faces > 0 || !args.subjects.empty() || args.together)
-    return ctx.Report(Error{ErrorCode::kInvalidArgument, "--paths-only, --html, --total-faces, --subject and "
+  if (args.paths_only || !args.html.empty() || !args.subjects.empty() || args.together)
+    return ctx.Report(Error{ErrorCode::kInvalidArgument, "--paths-only, --html, --subject and "
                                                          "--together are not available with --server"});
   if (!args.from_file.empty())
     if (Status s = ReadProbeList(args.from_file, args.null_separated, args.photos); !s) return ctx.Report(s.error());
@@ -104,7 +104,9 @@ void RunRemote(Context& ctx, QueryArgs& args) {
   p.emplace_back("top_k", std::to_string(args.options.top_k));
   if (args.threshold_given) p.emplace_back("threshold", JsonFloat(args.options.threshold));
   if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
+  if (args.total_faces > 0) p.emplace_back("total_faces", std::to_string(args.total_faces));
   if (args.options.all_faces) p.emplace_back("all_faces", "true");
+  if (!args.options.collapse_copies) p.emplace_back("no_collapse", "true");
   if (args.face >= 0) p.emplace_back("face", std::to_string(args.face));
   p.emplace_back("format", OutputFormatName(args.format));
   if (!args.fields_list.empty()) p.emplace_back("fields", args.fields_list);

@@ -28,6 +28,7 @@ void AddServerOptions(CLI::App& cmd, Context& ctx) {
 
 void RunOnServer(Context& ctx, server::ClientRequest request) {
   if (!ctx.case_id.empty()) request.params.emplace_back("case", ctx.case_id);
+  if (!ctx.request_id.empty()) request.params.emplace_back("request_id", ctx.request_id);
   if (!ctx.purpose.empty()) request.params.emplace_back("purpose", ctx.purpose);
   auto token = server::ClientToken(ctx.token_file);
   if (!token) return ctx.Report(token.error());

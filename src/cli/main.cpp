@@ -3,8 +3,13 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/cli.h"
 #include "cli/format.h"
@@ -49,7 +54,41 @@ void SetUpLogging(int verbose, bool quiet) {
   spdlog::set_default_logger(logger);
 }
 
+// `facesearch --cluster FILE CMD ARGS...` runs `facesearch-cluster CMD --cluster FILE ARGS...` in
+// this process's place (exec: its output, exit status and signals are the command's). The sharded
+// search, the ledger and the receipts live in one place, the Python runner on Ray (docs/scale.md);
+// the binary stays free of Ray and of a second implementation. `optout add PHOTO` maps to the
+// runner's `optout PHOTO`. The runner is $FACESEARCH_CLUSTER, else facesearch-cluster on PATH.
+int ExecCluster(int argc, char** argv) {
+  static const char* const kMapped[] = {"query", "info", "forget", "optout"};
+  if (argc < 4 || std::find_if(std::begin(kMapped), std::end(kMapped), [&](const char* c) {
+                    return std::strcmp(c, argv[3]) == 0;
+                  }) == std::end(kMapped)) {
+    std::cerr << "facesearch: error: --cluster FILE is followed by query, info, forget or optout add, e.g. "
+                 "facesearch --cluster cluster.json query probe.jpg\n";
+    return kExitError;
+  }
+  const char* runner = std::getenv("FACESEARCH_CLUSTER");
+  if (!runner || !*runner) runner = "facesearch-cluster";
+  std::vector<char*> args{const_cast<char*>(runner), argv[3], const_cast<char*>("--cluster"), argv[2]};
+  int rest = 4;
+  if (std::strcmp(argv[3], "optout") == 0) {
+    if (argc < 5 || std::strcmp(argv[4], "add") != 0) {
+      std::cerr << "facesearch: error: with --cluster, optout takes add PHOTO (list and remove run per replica)\n";
+      return kExitError;
+    }
+    rest = 5;
+  }
+  for (int i = rest; i < argc; ++i) args.push_back(argv[i]);
+  args.push_back(nullptr);
+  execvp(runner, args.data());
+  std::cerr << "facesearch: error: --cluster runs " << runner << ", which could not be started (" << std::strerror(errno)
+            << "): scripts/setup-ray.sh installs it in .venv-ray/bin; put that on PATH or set FACESEARCH_CLUSTER\n";
+  return kExitError;
+}
+
 int Main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--cluster") == 0) return ExecCluster(argc, argv);
   CLI::App app{
       "facesearch: find the photos of one person in an image corpus you indexed.\n"
       "Results are leads for a person to check, never identifications: each match carries its\n"
@@ -81,6 +120,13 @@ int Main(int argc, char** argv) {
   app.add_flag("-v,--verbose", verbose, "More detail on stderr");
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
   AddAccountabilityOptions(app, ctx);
+  std::string cluster_file;  // only here to be refused: Main execs the runner when --cluster comes first
+  app.add_option("--cluster", cluster_file,
+                 "Run query, info, forget or optout add on a sharded cluster through facesearch-cluster "
+                 "(docs/scale.md); must come first: facesearch --cluster cluster.json query probe.jpg")
+      ->check([](const std::string&) {
+        return std::string("--cluster must be the first argument: facesearch --cluster FILE query PHOTO");
+      });
   for (const Subcommand& sub : kSubcommands) sub.add(app, ctx);
   RequireFiniteNumbers(app);
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 
@@ -49,6 +50,13 @@ AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {
   r.user = who.actor.empty() ? OsUser() : "api:" + who.actor;
   r.action = event.action;
   r.params = event.params.empty() ? "{}" : event.params;
+  if (!who.request_id.empty()) {  // one key more in the params object: the chain's format stays v1
+    auto params = nlohmann::ordered_json::parse(r.params, nullptr, /*allow_exceptions=*/false);
+    if (params.is_object()) {
+      params["request_id"] = who.request_id;
+      r.params = AuditJson(params);
+    }
+  }
   r.case_id = who.case_id;
   r.purpose = who.purpose;
   r.probe_sha256 = event.probe_sha256;
@@ -109,6 +117,20 @@ Status ListAudit(const CorpusConfig& config, const AuditFilter& filter,
 Result<AuditCheck> VerifyAuditLog(const CorpusConfig& config) {
   FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
   return store->VerifyAudit();
+}
+
+Result<LiveFaces> LiveFacesDigest(const CorpusConfig& config) {
+  FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kRead));
+  std::vector<std::string> lines;
+  FS_TRY(store->ForEachFace([&](const FaceRecord& f) {
+    const Box& b = f.face.box;
+    lines.push_back(f.image_sha256 + " " + std::to_string(b.x) + "," + std::to_string(b.y) + "," +
+                    std::to_string(b.w) + "," + std::to_string(b.h));
+  }));
+  std::sort(lines.begin(), lines.end());
+  std::string text;
+  for (const std::string& line : lines) text += (text.empty() ? "" : "\n") + line;
+  return LiveFaces{static_cast<int64_t>(lines.size()), Sha256Hex(text)};
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> ListSettings(const CorpusConfig& config) {

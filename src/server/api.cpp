@@ -190,9 +190,15 @@ std::expected<QueryParams, ParseError> ParseQuery(const ApiRequest& request) {
   if (!max_fmr) return std::unexpected(max_fmr.error());
   q.max_fmr = max_fmr->value_or(0);
   if (q.threshold && q.max_fmr > 0) return Bad("give threshold or max_fmr, not both");
+  auto total_faces = Number<int64_t>(request, "total_faces", 1, int64_t{1} << 50);
+  if (!total_faces) return std::unexpected(total_faces.error());
+  q.total_faces = total_faces->value_or(0);
   auto all_faces = Flag(request, "all_faces");
   if (!all_faces) return std::unexpected(all_faces.error());
   q.options.all_faces = *all_faces;
+  auto no_collapse = Flag(request, "no_collapse");
+  if (!no_collapse) return std::unexpected(no_collapse.error());
+  q.options.collapse_copies = !*no_collapse;
   auto face = Number<int>(request, "face", 0, 100000);
   if (!face) return std::unexpected(face.error());
   q.options.face = *face;
@@ -401,6 +407,7 @@ AuditContext RequestAudit(const ApiRequest& request, const std::string& user) {
   AuditContext audit;
   if (const std::string* c = Param(request, "case")) audit.case_id = *c;
   if (const std::string* p = Param(request, "purpose")) audit.purpose = *p;
+  if (const std::string* id = Param(request, "request_id")) audit.request_id = *id;
   audit.actor = user;
   return audit;
 }
@@ -510,7 +517,9 @@ ApiResponse Api::Query(const ApiRequest& request, const Caller& caller) {
                                             "' embeddings: false-match rates use the " + calibration.mode() +
                                             " table and are approximate"});
   int64_t faces = 0;
-  if (!q.threshold && q.max_fmr <= 0) {
+  if (!q.threshold && q.max_fmr <= 0 && q.total_faces > 0) {
+    faces = q.total_faces;
+  } else if (!q.threshold && q.max_fmr <= 0) {
     auto stored = corpus_.StoredFaceCount();
     if (!stored) return FromError(stored.error());
     faces = *stored;

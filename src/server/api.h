@@ -62,12 +62,13 @@ int HttpStatus(ErrorCode code);
 
 // ---- request parsing (no corpus involved; what the fuzz target exercises) ----------------------
 
-// Options of /v1/query, from URL parameters: top_k, threshold, max_fmr, all_faces, face, format,
-// fields, case, purpose, name (the probe's name when the body is the raw image).
+// Options of /v1/query, from URL parameters: top_k, threshold, max_fmr, total_faces, all_faces, no_collapse, face,
+// format, fields, case, purpose, request_id, name (the probe's name when the body is the raw image).
 struct QueryParams {
   QueryOptions options;
   std::optional<float> threshold;
   double max_fmr = 0;
+  int64_t total_faces = 0;  // size the default threshold for this many faces (one shard of many)
   frontend::OutputFormat format = frontend::OutputFormat::kJson;
   std::vector<std::string> fields;
   std::vector<ProbeImage> probes;

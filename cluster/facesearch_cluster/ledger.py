@@ -1,0 +1,243 @@
+"""The cluster ledger: every erasure of the cluster (forget, optout), hash-chained and append-only,
+and what each replica has applied of it. No Ray here: the rules are unit-tested on their own.
+
+The ledger is a file beside the cluster file (`<cluster file>.ledger`), one JSON object a line:
+
+    {"seq": 3, "request_id": "7f3a...", "op": "forget", "selector": {"images": ["/srv/a.jpg"]},
+     "at": "2026-12-04T15:20:00Z", "prev_hash": "<64 hex>", "hash": "<64 hex>"}
+
+`hash` is SHA-256 of `prev_hash` followed by the entry's canonical JSON without `hash` (keys
+sorted, no spaces, ASCII); the first entry's prev_hash is 64 zeros. Editing, removing or reordering
+an entry breaks the chain, and `verify` names the first bad seq. Selectors hold paths and digests,
+never embeddings: the ledger cannot be scrubbed, so it must not hold biometric data.
+
+Each replica keeps, in its own corpus folder, the seq and hash of the last entry it applied
+(STATE_FILE). A replica whose seq is behind the ledger's head has missed an erasure: it is
+quarantined (no query is answered from it) until it has replayed the entries after its seq, in
+order. An erasure is complete only when every replica's receipt (its applied seq, its audit head
+and the digest of its live faces) is in and the replicas of each shard hold the same faces. The
+receipts are appended to `<cluster file>.receipts` (not chained: the replicas' own audit logs are).
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+import uuid
+
+OPS = ("forget", "optout")
+GENESIS = "0" * 64
+STATE_FILE = "cluster-ledger-applied.json"
+
+
+class LedgerError(ValueError):
+    """A ledger, or a replica's state, that cannot be trusted; the message says what to do."""
+
+
+def ledger_path(cluster_path):
+    return cluster_path + ".ledger"
+
+
+def receipts_path(cluster_path):
+    return cluster_path + ".receipts"
+
+
+def _canonical(entry):
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def entry_hash(entry):
+    return hashlib.sha256((entry["prev_hash"] + _canonical(entry)).encode()).hexdigest()
+
+
+def utc_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def make_entry(previous, op, selector, request_id=None, at=None):
+    """The entry after `previous` (None for the first)."""
+    if op not in OPS:
+        raise LedgerError(f"unknown ledger operation {op!r} (known: {', '.join(OPS)})")
+    entry = {"seq": previous["seq"] + 1 if previous else 1, "request_id": request_id or uuid.uuid4().hex,
+             "op": op, "selector": selector, "at": at or utc_now(),
+             "prev_hash": previous["hash"] if previous else GENESIS}
+    entry["hash"] = entry_hash(entry)
+    return entry
+
+
+def verify(entries, where="the ledger"):
+    """Raises LedgerError at the first entry out of sequence, off the chain or altered."""
+    prev = GENESIS
+    for i, e in enumerate(entries, 1):
+        if not isinstance(e, dict) or e.get("seq") != i:
+            raise LedgerError(f"{where}: entry {i} is missing or out of order (seq {e.get('seq') if isinstance(e, dict) else e!r})")
+        if e.get("prev_hash") != prev or e.get("op") not in OPS or e.get("hash") != entry_hash(e):
+            raise LedgerError(f"{where}: entry {i} is altered or off the chain: restore the ledger from a copy "
+                              "(every replica's state names the hash it applied last)")
+        prev = e["hash"]
+
+
+class Ledger:
+    """The ledger file. Appends take an exclusive lock on it, so two clients never write one seq twice."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def _read(self, f):
+        f.seek(0)
+        entries = []
+        for n, line in enumerate(f.read().splitlines(), 1):
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise LedgerError(f"{self.path}: line {n} is not JSON: restore the ledger from a copy") from None
+        verify(entries, self.path)
+        return entries
+
+    def entries(self):
+        """Every entry, checked; none when the file does not exist yet."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                fcntl.flock(f, fcntl.LOCK_SH)
+                return self._read(f)
+        except FileNotFoundError:
+            return []
+
+    def head(self):
+        """(seq, hash) of the newest entry; (0, GENESIS) for an empty ledger."""
+        entries = self.entries()
+        return (entries[-1]["seq"], entries[-1]["hash"]) if entries else (0, GENESIS)
+
+    def append(self, op, selector, request_id=None):
+        """Checks the chain, appends the next entry and syncs it to disk before returning it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "r+", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            entries = self._read(f)
+            entry = make_entry(entries[-1] if entries else None, op, selector, request_id)
+            f.seek(0, os.SEEK_END)
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+            return entry
+
+
+# ---- a replica's side ---------------------------------------------------------------------------
+
+def read_state(corpus):
+    """{"seq", "hash"} of the last entry this replica applied; seq 0 when it applied none."""
+    try:
+        with open(os.path.join(corpus, STATE_FILE), encoding="utf-8") as f:
+            state = json.load(f)
+    except FileNotFoundError:
+        return {"seq": 0, "hash": GENESIS}
+    except (OSError, json.JSONDecodeError) as e:
+        raise LedgerError(f"{corpus}/{STATE_FILE} is unreadable ({e}): the replica cannot prove which erasures "
+                          "it applied; rebuild it from its sibling") from None
+    if not isinstance(state, dict) or not isinstance(state.get("seq"), int) or not isinstance(state.get("hash"), str):
+        raise LedgerError(f"{corpus}/{STATE_FILE} is malformed: rebuild the replica from its sibling")
+    return state
+
+
+def write_state(corpus, state):
+    """Replaces the state atomically (a crash leaves the old one or the new one)."""
+    os.makedirs(corpus, mode=0o700, exist_ok=True)
+    tmp = os.path.join(corpus, STATE_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"seq": state["seq"], "hash": state["hash"]}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, os.path.join(corpus, STATE_FILE))
+
+
+def pending(entries, state):
+    """The entries a replica in `state` has still to apply, in order. Refuses a replica whose last
+    applied entry is not the ledger's entry of that seq (another ledger, or one rewritten)."""
+    seq = state["seq"]
+    if seq > len(entries):
+        raise LedgerError(f"the replica applied entry {seq} but the ledger has {len(entries)}: it belongs to "
+                          "another ledger, or the ledger lost entries; restore the ledger")
+    if seq and entries[seq - 1]["hash"] != state["hash"]:
+        raise LedgerError(f"the replica applied an entry {seq} that is not this ledger's: it belongs to another "
+                          "ledger, or the ledger was rewritten")
+    return entries[seq:]
+
+
+def replay(entries, state, apply, save):
+    """Applies the pending entries in order: apply(entry) returns what it erased and raises on
+    failure; save(state) persists the new state after each one, so a crash loses at most the entry
+    under way (whose erasure is idempotent). Stops at the first failure. Returns
+    {"seq", "hash", "applied": [{"seq", "request_id", "erased"}], "error": None or the message}."""
+    state = dict(state)
+    applied, error = [], None
+    for e in pending(entries, state):
+        try:
+            erased = apply(e)
+        except Exception as ex:  # the replica's own error, reported in its receipt
+            error = f"entry {e['seq']} ({e['op']}, request {e['request_id']}): {str(ex).strip()[:500]}"
+            break
+        state = {"seq": e["seq"], "hash": e["hash"]}
+        save(state)
+        applied.append({"seq": e["seq"], "request_id": e["request_id"], "erased": erased})
+    return dict(state, applied=applied, error=error)
+
+
+def quarantine_reason(state_seq, head_seq):
+    """Why a replica at `state_seq` may not answer queries while the ledger is at `head_seq`; None when it may."""
+    if state_seq >= head_seq:
+        return None
+    return (f"quarantined: applied ledger entries up to {state_seq} of {head_seq} "
+            "(`facesearch-cluster up` replays the rest)")
+
+
+# ---- the client's side --------------------------------------------------------------------------
+
+def evaluate(cluster, head_seq, receipts):
+    """Whether an erasure at `head_seq` is complete. `receipts`: {replica name: receipt} for the
+    replicas that answered (receipt: "seq", "live_digest"). Returns {"complete", "quarantined":
+    [names behind the head or silent], "shards_disagreeing": [shard ids whose up-to-date replicas
+    hold different faces]}."""
+    quarantined, disagreeing = [], []
+    for shard in cluster.shards:
+        digests = set()
+        for r in shard.replicas:
+            got = receipts.get(r.name)
+            if got is None or got["seq"] < head_seq:
+                quarantined.append(r.name)
+            else:
+                digests.add(got["live_digest"])
+        if len(digests) > 1:
+            disagreeing.append(shard.id)
+    return {"complete": not quarantined and not disagreeing, "quarantined": quarantined,
+            "shards_disagreeing": disagreeing}
+
+
+def append_receipts(path, request_id, receipts):
+    with open(path, "a", encoding="utf-8") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        for name, r in sorted(receipts.items()):
+            f.write(json.dumps(dict(r, replica=name, request_id=request_id, received_at=utc_now()), sort_keys=True) + "\n")
+
+
+def read_receipts(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def status(cluster, entries, receipts):
+    """Per ledger entry: done (every replica's receipt has reached it) or the replicas still missing."""
+    reached = {r.name: 0 for r in cluster.replicas()}
+    for r in receipts:
+        if r.get("replica") in reached:
+            reached[r["replica"]] = max(reached[r["replica"]], r.get("seq", 0))
+    out = []
+    for e in entries:
+        waiting = sorted(name for name, seq in reached.items() if seq < e["seq"])
+        out.append({"seq": e["seq"], "request_id": e["request_id"], "op": e["op"], "at": e["at"],
+                    "done": not waiting, "waiting_for": waiting})
+    return out

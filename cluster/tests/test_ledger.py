@@ -1,0 +1,180 @@
+"""The cluster ledger, the replicas' replay and the erasure verdict: no Ray needed (ctest runs these
+with the system python3, label fast)."""
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from facesearch_cluster import cli, clusterfile, ledger  # noqa: E402
+from tests.test_clusterfile import good  # noqa: E402
+
+
+def cluster():
+    return clusterfile.parse(json.dumps(good()), "c.json")  # shard0-r0, shard0-r1, shard1-r0, shard1-r1
+
+
+class LedgerFileTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.dir.name, "cluster.json.ledger")
+        self.ledger = ledger.Ledger(self.path)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def fill(self, n=3):
+        return [self.ledger.append("forget", {"images": [f"/srv/{i}.jpg"]}) for i in range(n)]
+
+    def rewrite(self, entries):
+        with open(self.path, "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in entries)
+
+    def test_entries_are_numbered_and_chained_from_the_genesis_hash(self):
+        self.assertEqual(self.ledger.entries(), [])
+        self.assertEqual(self.ledger.head(), (0, ledger.GENESIS))
+        made = self.fill()
+        made.append(self.ledger.append("optout", {"photo": "/p.jpg", "photo_sha256": "ab"}, request_id="case-7"))
+        got = self.ledger.entries()
+        self.assertEqual(got, made)
+        self.assertEqual([e["seq"] for e in got], [1, 2, 3, 4])
+        self.assertEqual(got[0]["prev_hash"], ledger.GENESIS)
+        self.assertEqual([e["prev_hash"] for e in got[1:]], [e["hash"] for e in got[:-1]])
+        self.assertEqual(got[3]["request_id"], "case-7")
+        self.assertEqual(len({e["request_id"] for e in got}), 4)  # fresh ids otherwise
+        self.assertEqual(self.ledger.head(), (4, got[3]["hash"]))
+        self.assertEqual(os.stat(self.path).st_mode & 0o777, 0o600)
+
+    def test_an_edited_removed_or_reordered_entry_is_named(self):
+        entries = self.fill()
+        edited = [dict(e) for e in entries]
+        edited[1]["selector"] = {"images": ["/srv/other.jpg"]}
+        self.rewrite(edited)
+        with self.assertRaisesRegex(ledger.LedgerError, "entry 2 is altered or off the chain"):
+            self.ledger.entries()
+        self.rewrite(entries[1:])
+        with self.assertRaisesRegex(ledger.LedgerError, "entry 1 is missing or out of order"):
+            self.ledger.entries()
+        self.rewrite([entries[0], entries[2], entries[1]])
+        with self.assertRaisesRegex(ledger.LedgerError, "entry 2 is missing or out of order"):
+            self.ledger.entries()
+        with open(self.path, "w") as f:
+            f.write("{not json\n")
+        with self.assertRaisesRegex(ledger.LedgerError, "line 1 is not JSON"):
+            self.ledger.append("forget", {"images": []})
+
+    def test_an_unknown_operation_is_refused(self):
+        with self.assertRaisesRegex(ledger.LedgerError, "unknown ledger operation 'delete'"):
+            self.ledger.append("delete", {})
+        self.assertEqual(self.ledger.entries(), [])
+
+
+class ReplayTest(unittest.TestCase):
+    def setUp(self):
+        entry = None
+        self.entries = []
+        for i in range(4):
+            entry = ledger.make_entry(entry, "forget", {"images": [f"/{i}.jpg"]})
+            self.entries.append(entry)
+
+    def replay(self, state, fail_at=None):
+        applied, saved = [], []
+
+        def apply(e):
+            if e["seq"] == fail_at:
+                raise RuntimeError("forget failed: disk full")
+            applied.append(e["seq"])
+            return {"faces_erased": 1}
+
+        return ledger.replay(self.entries, state, apply, saved.append), applied, saved
+
+    def test_a_replica_applies_only_what_it_missed_in_order_and_stops_at_the_first_failure(self):
+        state = {"seq": 1, "hash": self.entries[0]["hash"]}
+        result, applied, saved = self.replay(state, fail_at=3)
+        self.assertEqual(applied, [2])
+        self.assertEqual(saved, [{"seq": 2, "hash": self.entries[1]["hash"]}])
+        self.assertEqual(result["seq"], 2)
+        self.assertIn("entry 3 (forget, request", result["error"])
+        self.assertIn("disk full", result["error"])
+        self.assertEqual(ledger.quarantine_reason(result["seq"], 4),
+                         "quarantined: applied ledger entries up to 2 of 4 (`facesearch-cluster up` replays the rest)")
+        # Once the cause is fixed, the replay resumes where it stopped and the replica rejoins.
+        result, applied, _ = self.replay({"seq": 2, "hash": self.entries[1]["hash"]})
+        self.assertEqual(applied, [3, 4])
+        self.assertEqual((result["seq"], result["hash"], result["error"]), (4, self.entries[3]["hash"], None))
+        self.assertEqual([a["seq"] for a in result["applied"]], [3, 4])
+        self.assertIsNone(ledger.quarantine_reason(result["seq"], 4))
+        # Up to date: nothing to apply.
+        result, applied, _ = self.replay({"seq": 4, "hash": self.entries[3]["hash"]})
+        self.assertEqual((applied, result["applied"]), ([], []))
+
+    def test_a_replica_of_another_ledger_is_refused(self):
+        with self.assertRaisesRegex(ledger.LedgerError, "not this ledger's"):
+            ledger.pending(self.entries, {"seq": 2, "hash": "f" * 64})
+        with self.assertRaisesRegex(ledger.LedgerError, "applied entry 9 but the ledger has 4"):
+            ledger.pending(self.entries, {"seq": 9, "hash": "f" * 64})
+        self.assertEqual(ledger.pending(self.entries, {"seq": 0, "hash": ledger.GENESIS}), self.entries)
+
+    def test_the_state_file_survives_a_restart_and_a_damaged_one_is_refused(self):
+        with tempfile.TemporaryDirectory() as corpus:
+            self.assertEqual(ledger.read_state(corpus), {"seq": 0, "hash": ledger.GENESIS})
+            ledger.write_state(corpus, {"seq": 3, "hash": "ab" * 32, "applied": []})
+            self.assertEqual(ledger.read_state(corpus), {"seq": 3, "hash": "ab" * 32})
+            self.assertEqual(os.listdir(corpus), [ledger.STATE_FILE])  # no temporary file left
+            with open(os.path.join(corpus, ledger.STATE_FILE), "w") as f:
+                f.write('{"seq": "3"}')
+            with self.assertRaisesRegex(ledger.LedgerError, "malformed: rebuild the replica"):
+                ledger.read_state(corpus)
+
+
+def receipt(seq, digest="d1"):
+    return {"seq": seq, "live_digest": digest}
+
+
+class VerdictTest(unittest.TestCase):
+    def test_an_erasure_is_complete_only_when_every_replica_reached_it_and_siblings_agree(self):
+        c = cluster()
+        every = {r.name: receipt(5) for r in c.replicas()}
+        self.assertEqual(ledger.evaluate(c, 5, every), {"complete": True, "quarantined": [], "shards_disagreeing": []})
+        silent = dict(every)
+        del silent["shard1-r0"]
+        behind = dict(every, **{"shard0-r1": receipt(4)})
+        self.assertEqual(ledger.evaluate(c, 5, silent)["quarantined"], ["shard1-r0"])
+        self.assertEqual(ledger.evaluate(c, 5, behind)["quarantined"], ["shard0-r1"])
+        self.assertFalse(ledger.evaluate(c, 5, behind)["complete"])
+        split = dict(every, **{"shard1-r1": receipt(5, "d2")})
+        self.assertEqual(ledger.evaluate(c, 5, split),
+                         {"complete": False, "quarantined": [], "shards_disagreeing": [1]})
+
+    def test_the_ledger_command_says_which_replicas_have_not_confirmed_an_entry(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "cluster.json")
+            with open(path, "w") as f:
+                json.dump(good(), f)
+            book = ledger.Ledger(ledger.ledger_path(path))
+            first = book.append("forget", {"images": ["/a.jpg"]})
+            second = book.append("optout", {"photo": "/p.jpg", "photo_sha256": "ab", "threshold": None})
+            receipts = ledger.receipts_path(path)
+            ledger.append_receipts(receipts, first["request_id"], {n: receipt(1) for n in
+                                                                   ("shard0-r0", "shard0-r1", "shard1-r0", "shard1-r1")})
+            ledger.append_receipts(receipts, second["request_id"], {n: receipt(2) for n in
+                                                                    ("shard0-r0", "shard0-r1", "shard1-r1")})
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = cli.main(["ledger", "--cluster", path])
+            report = json.loads(out.getvalue())
+            self.assertEqual(code, cli.EXIT_ERROR)
+            self.assertEqual(report["entries"], 2)
+            self.assertEqual([(r["seq"], r["done"], r["waiting_for"]) for r in report["status"]],
+                             [(1, True, []), (2, False, ["shard1-r0"])])
+            ledger.append_receipts(receipts, second["request_id"], {"shard1-r0": receipt(2)})
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.assertEqual(cli.main(["ledger", "--cluster", path]), cli.EXIT_MATCH)
+
+
+if __name__ == "__main__":
+    unittest.main()
