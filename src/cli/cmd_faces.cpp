@@ -21,27 +21,21 @@ struct FacesArgs {
 
 std::string FaceJson(const PhotoFaces& p, size_t i) {
   const Face& f = p.faces[i];
-  std::string s = "{\"image\":" + JsonString(p.path) + ",\"sha256\":" + JsonString(p.sha256) +
-                  ",\"face\":" + std::to_string(i) + ",\"box\":" + JsonBox(f.box) + ",\"size\":" +
-                  std::to_string(std::min(f.box.w, f.box.h)) + ",\"det_score\":" + JsonNumber(f.det_score) +
-                  ",\"landmarks\":[";
-  for (size_t k = 0; k < f.landmarks.size(); ++k) {
-    if (k) s += ',';
-    s += "[" + std::to_string(f.landmarks[k].x) + "," + std::to_string(f.landmarks[k].y) + "]";
-  }
-  s += "]";
+  Json face = {{"image", p.path},
+               {"sha256", p.sha256},
+               {"face", i},
+               {"box", BoxJson(f.box)},
+               {"size", std::min(f.box.w, f.box.h)},
+               {"det_score", f.det_score},
+               {"landmarks", LandmarksJson(f.landmarks)}};
   if (i < p.quality.size()) {
     const FaceQuality& q = p.quality[i];
-    s += ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"low_quality\":" + (q.low() ? "true" : "false") +
-         ",\"quality_issues\":[";
-    for (size_t k = 0; k < q.issues.size(); ++k) {
-      if (k) s += ',';
-      s += JsonString(q.issues[k]);
-    }
-    s += "]";
+    face["sharpness"] = q.sharpness;
+    face["low_quality"] = q.low();
+    face["quality_issues"] = q.issues;
   }
-  if (i < p.chip_paths.size()) s += ",\"chip\":" + JsonString(p.chip_paths[i]);
-  return s + "}";
+  if (i < p.chip_paths.size()) face["chip"] = p.chip_paths[i];
+  return JsonText(face);
 }
 
 void Run(Context& ctx, const FacesArgs& args) {

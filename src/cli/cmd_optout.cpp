@@ -33,12 +33,14 @@ void List(Context& ctx, const OptoutArgs& args) {
   if (!args.json) std::cout << "ID    THRESHOLD  ADDED                 REASON\n";
   for (const OptOutRecord& o : *list) {  // never the embedding
     if (args.json) {
-      std::cout << "{\"id\":" << o.id << ",\"threshold\":" << JsonNumber(std::round(o.threshold * 1e4) / 1e4)
-                << ",\"added_at\":" << JsonString(o.added_at) << ",\"reason\":" << JsonString(o.reason)
-                << "}\n";
+      std::cout << JsonText({{"id", o.id},
+                             {"threshold", RoundDecimals(o.threshold, 4)},
+                             {"added_at", o.added_at},
+                             {"reason", o.reason}})
+                << "\n";
     } else {
       std::string id = std::to_string(o.id);
-      std::string threshold = JsonNumber(std::round(o.threshold * 1e4) / 1e4);
+      std::string threshold = fmt::format("{}", RoundDecimals(o.threshold, 4));
       std::cout << id << std::string(id.size() < 6 ? 6 - id.size() : 1, ' ') << threshold
                 << std::string(threshold.size() < 11 ? 11 - threshold.size() : 1, ' ') << TerminalText(o.added_at)
                 << "  " << TerminalText(o.reason) << "\n";

@@ -102,8 +102,8 @@ void RunRemote(Context& ctx, QueryArgs& args) {
   server::ClientRequest request{"POST", "/v1/query", {}, {}};
   auto& p = request.params;
   p.emplace_back("top_k", std::to_string(args.options.top_k));
-  if (args.threshold_given) p.emplace_back("threshold", JsonFloat(args.options.threshold));
-  if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
+  if (args.threshold_given) p.emplace_back("threshold", fmt::format("{}", args.options.threshold));
+  if (args.max_fmr > 0) p.emplace_back("max_fmr", fmt::format("{}", args.max_fmr));
   if (args.options.all_faces) p.emplace_back("all_faces", "true");
   if (args.face >= 0) p.emplace_back("face", std::to_string(args.face));
   p.emplace_back("format", OutputFormatName(args.format));

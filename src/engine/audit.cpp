@@ -4,10 +4,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
-#include <nlohmann/json.hpp>
 
+#include "common/json.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 
@@ -31,18 +30,6 @@ std::string OsUser() {
 }
 
 }  // namespace
-
-std::string AuditJson(const nlohmann::ordered_json& value) {
-  return value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
-double AuditFloat(float v) {
-  char text[32];
-  const auto written = std::to_chars(text, text + sizeof text, v);
-  double shortest = v;
-  std::from_chars(text, written.ptr, shortest);
-  return shortest;
-}
 
 AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {
   AuditRecord r;
@@ -123,7 +110,7 @@ Status SetSetting(const CorpusConfig& config, const std::string& key, const std:
   if (value != "true" && value != "false")
     return Fail(ErrorCode::kInvalidArgument, "require-case takes true or false, not '" + value + "'");
   FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kWrite));
-  AuditEvent event{"config", "{\"key\":" + JsonString(key) + ",\"value\":" + JsonString(value) + "}", {}, "null"};
+  AuditEvent event{"config", JsonText({{"key", key}, {"value", value}}), {}, "null"};
   return store->SetMetaAudited(MetaKey(key), value, MakeAuditRecord(config.audit, event));
 }
 

@@ -1,5 +1,6 @@
 // Store: subjects and their reference faces (schema v6). Every change is one BEGIN IMMEDIATE
 // transaction with its audit record, so a reference always names the record that added it.
+#include "common/time.h"
 #include "store/audit_append.h"
 #include "store/face_codec.h"
 #include "store/meta.h"
@@ -107,7 +108,7 @@ Result<Subject> Store::AddSubjectReferences(const std::string& name, bool append
     if (!id) {
       FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
           "INSERT INTO subjects(name, created_at, created_by, case_id) VALUES(?, ?, ?, ?)"));
-      insert.Bind(1, name).Bind(2, meta::NowUtc()).Bind(3, record.user).Bind(4, record.case_id);
+      insert.Bind(1, name).Bind(2, IsoUtcNow()).Bind(3, record.user).Bind(4, record.case_id);
       FS_TRY(insert.Run());
       id = sqlite3_last_insert_rowid(db_);
     }
