@@ -395,7 +395,7 @@ ApiResponse Api::Handle(const ApiRequest& request) {
       {"/v1/audit", "GET", Right::kAudit, &Api::Audit},
       {"/metrics", "GET", Right::kInfo, &Api::MetricsText},
   };
-  if (request.path == "/v1/health") return ApiResponse{200, "application/json", "{\"status\":\"ok\"}\n", {}, "-"};
+  if (request.path == "/v1/health") return ApiResponse{200, "application/json", JsonText({{"status", "ok"}}) + "\n", {}, "-"};
   const Route* route = nullptr;
   for (const Route& r : kRoutes)
     if (request.path == r.path) route = &r;

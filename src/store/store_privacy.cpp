@@ -3,6 +3,7 @@
 // its audit record commit together, so an erasure is never unrecorded (and a record never lies).
 #include <sstream>
 
+#include "common/json.h"
 #include "common/time.h"
 #include "store/audit_append.h"
 #include "store/audit_chain.h"
@@ -246,7 +247,7 @@ Result<int64_t> Store::AddOptOut(const OptOutRecord& o, AuditRecord record) {
   insert.Bind(3, o.reason).Bind(4, o.added_at.empty() ? IsoUtcNow() : o.added_at);
   FS_TRY(insert.Run());
   const int64_t id = sqlite3_last_insert_rowid(db_);
-  record.results = "{\"optout_id\":" + std::to_string(id) + "}";
+  record.results = JsonText({{"optout_id", id}});
   FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   FS_TRY(txn.Commit());
   return id;
