@@ -183,6 +183,11 @@ void CorpusDir::Index(std::initializer_list<const char*> names) {
   REQUIRE(r.exit_code == 0);
 }
 
+RunResult RunWithModels(std::vector<std::string> args, const std::string& input) {
+  args.insert(args.begin(), {"--models", ModelsDir().string()});
+  return RunFacesearch(args, input);
+}
+
 Json CorpusDir::RunJson(std::vector<std::string> rest, int want_exit) const {
   RunResult r = Run(std::move(rest));
   INFO(r.err);

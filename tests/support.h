@@ -53,6 +53,9 @@ struct RunResult {
 // set --corpus/--models.
 RunResult RunFacesearch(const std::vector<std::string>& args, const std::string& input = "");
 
+// RunFacesearch with "--models MODELS" (the test models) first: for commands that need no corpus.
+RunResult RunWithModels(std::vector<std::string> args, const std::string& input = "");
+
 // Runs any program (args[0], looked up in PATH) like RunFacesearch. Safe to call from several
 // threads at once (to run commands concurrently).
 RunResult RunProgram(const std::vector<std::string>& args, const std::string& input = "");
