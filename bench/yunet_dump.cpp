@@ -32,30 +32,24 @@ int main(int argc, char** argv) {
   }
   std::string path;
   while (std::getline(std::cin, path)) {
-    std::string line = "{\"image\":" + JsonString(path);
+    Json line = {{"image", path}};
     auto bytes = ReadFile(path, size_t{256} << 20);
     auto image = bytes ? DecodeImage(*bytes, DecodeLimits{}) : Result<RgbImage>(std::unexpected(bytes.error()));
     auto faces = image ? (*detector)->Detect(*image, options) : Result<std::vector<YunetFace>>(std::unexpected(image.error()));
     if (!faces) {
-      std::cout << line << ",\"error\":" << JsonString(faces.error().message) << "}\n";
+      line["error"] = faces.error().message;
+      std::cout << JsonText(line) << "\n";
       continue;
     }
-    line += ",\"faces\":[";
-    char buf[32];
-    for (size_t i = 0; i < faces->size(); ++i) {
-      const YunetFace& f = (*faces)[i];
-      line += i ? ",[" : "[";
-      auto add = [&](float v, bool comma) {
-        std::snprintf(buf, sizeof buf, "%.9g", double(v));
-        line += buf;
-        if (comma) line += ',';
-      };
-      add(f.x, true), add(f.y, true), add(f.w, true), add(f.h, true);
-      for (float v : f.landmarks) add(v, true);
-      add(f.score, false);
-      line += ']';
+    Json rows = Json::array();
+    for (const YunetFace& f : *faces) {  // x, y, w, h, the landmarks, score: each float's shortest form
+      Json row = {ShortestDouble(f.x), ShortestDouble(f.y), ShortestDouble(f.w), ShortestDouble(f.h)};
+      for (float v : f.landmarks) row.push_back(ShortestDouble(v));
+      row.push_back(ShortestDouble(f.score));
+      rows.push_back(std::move(row));
     }
-    std::cout << line << "]}\n";
+    line["faces"] = std::move(rows);
+    std::cout << JsonText(line) << "\n";
   }
   return 0;
 }

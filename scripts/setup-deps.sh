@@ -17,8 +17,8 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib/common.sh"
 # jq: the shell-pipeline tests. chromium: renders the HTML report in its test. help2man: the man page;
 # man-db: its test renders it.
 # libcurl4-openssl-dev: URL fetching in `facesearch index --urls/--manifest`. libssl-dev: SHA-256
-# through libcrypto (SHA-NI where the CPU has it). nlohmann-json3-dev: the JSON parser (manifests,
-# embed files, tests). libxxhash-dev: XXH3 checksums of the index file's blocks (opening maps the
+# through libcrypto (SHA-NI where the CPU has it). nlohmann-json3-dev: all JSON in and out (manifests,
+# embed files, every JSON output, tests). libxxhash-dev: XXH3 checksums of the index file's blocks (opening maps the
 # file instead of hashing all of it). libopencv-contrib-dev: OpenCV's img_hash (the near-duplicate
 # hash); libexif-dev: EXIF capture time, camera and GPS at ingest.
 readonly PACKAGES=(

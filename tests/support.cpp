@@ -1,6 +1,7 @@
 #include "support.h"
 
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -180,6 +181,30 @@ void CorpusDir::Index(std::initializer_list<const char*> names) {
   RunResult r = Run({"index", photos.string()});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
+}
+
+RunResult RunWithModels(std::vector<std::string> args, const std::string& input) {
+  args.insert(args.begin(), {"--models", ModelsDir().string()});
+  return RunFacesearch(args, input);
+}
+
+Json CorpusDir::RunJson(std::vector<std::string> rest, int want_exit) const {
+  RunResult r = Run(std::move(rest));
+  INFO(r.err);
+  REQUIRE(r.exit_code == want_exit);
+  return ParseJson(r.out);
+}
+
+void ExecSql(const std::filesystem::path& db, const std::string& sql) {
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err);
+  std::string message = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(raw);
+  INFO(message);
+  REQUIRE(rc == SQLITE_OK);
 }
 
 }  // namespace facesearch::test

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "image/decode.h"
+#include "json.h"
 
 namespace facesearch::test {
 
@@ -52,6 +53,9 @@ struct RunResult {
 // set --corpus/--models.
 RunResult RunFacesearch(const std::vector<std::string>& args, const std::string& input = "");
 
+// RunFacesearch with "--models MODELS" (the test models) first: for commands that need no corpus.
+RunResult RunWithModels(std::vector<std::string> args, const std::string& input = "");
+
 // Runs any program (args[0], looked up in PATH) like RunFacesearch. Safe to call from several
 // threads at once (to run commands concurrently).
 RunResult RunProgram(const std::vector<std::string>& args, const std::string& input = "");
@@ -63,6 +67,10 @@ std::string FacesearchBinary();
 std::filesystem::path CopyTestImage(const std::string& name, const std::filesystem::path& dir,
                                     const std::string& new_name = "");
 
+// Runs SQL on a database file through a second sqlite3 connection, as someone editing the file
+// directly would; the test fails when SQLite refuses it. Call while no Store writes to the file.
+void ExecSql(const std::filesystem::path& db, const std::string& sql);
+
 // A corpus in a fresh temporary directory (photos/ beside corpus/), driven through the real binary
 // with the test models. Test files derive from it to add their own helpers.
 struct CorpusDir {
@@ -73,6 +81,8 @@ struct CorpusDir {
   // "--corpus CORPUS --models MODELS" followed by `rest`.
   std::vector<std::string> Args(std::vector<std::string> rest) const;
   RunResult Run(std::vector<std::string> rest, const std::string& input = "") const;
+  // Run, requiring `want_exit`, and the JSON it printed on stdout.
+  Json RunJson(std::vector<std::string> rest, int want_exit = 0) const;
   // Copies the named test images into photos/ and indexes the folder; the test fails unless the
   // index exits 0.
   void Index(std::initializer_list<const char*> names);

@@ -13,11 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-RunResult Run(std::vector<std::string> args, const std::string& input = "") {
-  args.insert(args.begin(), {"--models", ModelsDir().string()});
-  return RunFacesearch(args, input);
-}
-
 std::string Blank(const TempDir& dir) {
   fs::path p = dir / "wall.png";
   cv::imwrite(p.string(), cv::Mat(240, 320, CV_8UC3, cv::Scalar(200, 190, 180)));
@@ -27,7 +22,7 @@ std::string Blank(const TempDir& dir) {
 }  // namespace
 
 TEST_CASE("compare says same person for two Obama photos and exits 0", "[compare][e2e]") {
-  RunResult r = Run({"compare", "--json", TestImage("obama.jpg").string(), TestImage("obama2.jpg").string()});
+  RunResult r = RunWithModels({"compare", "--json", TestImage("obama.jpg").string(), TestImage("obama2.jpg").string()});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   Json doc = ParseJson(r.out);
@@ -39,19 +34,19 @@ TEST_CASE("compare says same person for two Obama photos and exits 0", "[compare
 }
 
 TEST_CASE("compare says different people for Obama and Biden and exits 1", "[compare][e2e]") {
-  RunResult r = Run({"compare", TestImage("obama.jpg").string(), TestImage("biden.jpg").string()});
+  RunResult r = RunWithModels({"compare", TestImage("obama.jpg").string(), TestImage("biden.jpg").string()});
   CHECK(r.exit_code == 1);
   CHECK(r.out.rfind("different people: distance ", 0) == 0);
 }
 
 TEST_CASE("compare with a faceless photo exits 1 with no distance, and a missing --face exits 2", "[compare][e2e]") {
   TempDir dir;
-  RunResult none = Run({"compare", "--json", TestImage("obama.jpg").string(), Blank(dir)});
+  RunResult none = RunWithModels({"compare", "--json", TestImage("obama.jpg").string(), Blank(dir)});
   CHECK(none.exit_code == 1);
   CHECK(ParseJson(none.out)["distance"].is_null());
   CHECK(none.err.find("no face") != std::string::npos);
 
-  RunResult bad = Run({"compare", "--face-a", "3", TestImage("obama.jpg").string(), TestImage("obama2.jpg").string()});
+  RunResult bad = RunWithModels({"compare", "--face-a", "3", TestImage("obama.jpg").string(), TestImage("obama2.jpg").string()});
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("--face 3 does not exist") != std::string::npos);
 }
@@ -59,14 +54,14 @@ TEST_CASE("compare with a faceless photo exits 1 with no distance, and a missing
 TEST_CASE("compare reads one photo from stdin", "[compare][e2e]") {
   std::ifstream f(TestImage("obama2.jpg"), std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(f)), {});
-  RunResult r = Run({"compare", "--json", TestImage("obama.jpg").string(), "-"}, bytes);
+  RunResult r = RunWithModels({"compare", "--json", TestImage("obama.jpg").string(), "-"}, bytes);
   REQUIRE(r.exit_code == 0);
   CHECK(ParseJson(r.out)["b"]["path"].str() == "-");
 }
 
 TEST_CASE("faces lists each face with landmarks and writes private 150x150 chips", "[faces][e2e]") {
   TempDir dir;
-  RunResult r = Run({"faces", "--jsonl", "--crop", (dir / "chips").string(), TestImage("obama.jpg").string(),
+  RunResult r = RunWithModels({"faces", "--jsonl", "--crop", (dir / "chips").string(), TestImage("obama.jpg").string(),
                      TestImage("biden.jpg").string()});
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
@@ -86,9 +81,9 @@ TEST_CASE("faces lists each face with landmarks and writes private 150x150 chips
 
 TEST_CASE("faces exits 1 when no image has a face and 2 when one cannot be read", "[faces][e2e]") {
   TempDir dir;
-  CHECK(Run({"faces", Blank(dir)}).exit_code == 1);
+  CHECK(RunWithModels({"faces", Blank(dir)}).exit_code == 1);
   std::ofstream(dir / "bad.jpg") << "not an image";
-  RunResult bad = Run({"faces", TestImage("obama.jpg").string(), (dir / "bad.jpg").string()});
+  RunResult bad = RunWithModels({"faces", TestImage("obama.jpg").string(), (dir / "bad.jpg").string()});
   CHECK(bad.exit_code == 2);
   CHECK(bad.out.find("obama.jpg") != std::string::npos);  // the readable image was still reported
 }
@@ -97,18 +92,18 @@ TEST_CASE("compare is recorded in the corpus audit log with both probes' SHA-256
   TempDir dir;
   const std::string corpus = (dir / "corpus").string();
   CopyTestImage("biden.jpg", dir / "photos");
-  REQUIRE(Run({"--corpus", corpus, "index", (dir / "photos").string()}).exit_code == 0);
-  RunResult r = Run({"--corpus", corpus, "--case", "C-7", "compare", TestImage("obama.jpg").string(),
+  REQUIRE(RunWithModels({"--corpus", corpus, "index", (dir / "photos").string()}).exit_code == 0);
+  RunResult r = RunWithModels({"--corpus", corpus, "--case", "C-7", "compare", TestImage("obama.jpg").string(),
                      TestImage("obama2.jpg").string()});
   REQUIRE(r.exit_code == 0);
-  RunResult log = Run({"--corpus", corpus, "audit", "--format", "jsonl"});
+  RunResult log = RunWithModels({"--corpus", corpus, "audit", "--format", "jsonl"});
   REQUIRE(log.exit_code == 0);
   std::vector<Json> records = ParseJsonLines(log.out);
   REQUIRE_FALSE(records.empty());
   const Json& last = records.back();
   CHECK(last["action"].str() == "compare");
   CHECK(last["case"].str() == "C-7");
-  CHECK(Run({"--corpus", corpus, "audit", "verify"}).exit_code == 0);
+  CHECK(RunWithModels({"--corpus", corpus, "audit", "verify"}).exit_code == 0);
 }
 
 TEST_CASE("faces --crop refuses a directory other users can write and never writes through a link",
@@ -117,7 +112,7 @@ TEST_CASE("faces --crop refuses a directory other users can write and never writ
   const fs::path shared = dir / "shared";
   fs::create_directories(shared);
   fs::permissions(shared, fs::perms::all);
-  RunResult refused = Run({"faces", "--crop", shared.string(), TestImage("obama.jpg").string()});
+  RunResult refused = RunWithModels({"faces", "--crop", shared.string(), TestImage("obama.jpg").string()});
   CHECK(refused.exit_code == 2);
   CHECK(refused.err.find("other users") != std::string::npos);
   CHECK(fs::is_empty(shared));
@@ -128,7 +123,7 @@ TEST_CASE("faces --crop refuses a directory other users can write and never writ
   fs::permissions(chips, fs::perms::owner_all);
   { std::ofstream(dir / "victim.txt") << "keep me"; }
   fs::create_symlink(dir / "victim.txt", chips / "obama_face0.png");
-  RunResult link = Run({"faces", "--crop", chips.string(), TestImage("obama.jpg").string()});
+  RunResult link = RunWithModels({"faces", "--crop", chips.string(), TestImage("obama.jpg").string()});
   CHECK(link.exit_code == 2);
   CHECK(fs::is_symlink(chips / "obama_face0.png"));
   std::ifstream victim(dir / "victim.txt");

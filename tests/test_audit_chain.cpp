@@ -11,6 +11,7 @@
 #include "support.h"
 
 using namespace facesearch;
+using facesearch::test::ExecSql;
 namespace fs = std::filesystem;
 
 namespace {
@@ -48,18 +49,6 @@ audit::ChainHead HeadOf(const std::vector<AuditRecord>& chain) {
   return {chain.back().seq, chain.back().hash};
 }
 
-void RawExec(const fs::path& db, const std::string& sql) {
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err);
-  std::string message = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(raw);
-  INFO(message);
-  REQUIRE(rc == SQLITE_OK);
-}
-
 int64_t RawInt(const fs::path& db, const std::string& sql) {
   sqlite3* raw = nullptr;
   REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
@@ -89,7 +78,7 @@ ImageRecord MakeImage(const std::string& name) {
 
 // A version-1 corpus exactly as the previous release created it.
 void CreateV1(const fs::path& db) {
-  RawExec(db, R"sql(
+  ExecSql(db, R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE sources(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, uri TEXT NOT NULL, added_at TEXT NOT NULL);
 CREATE TABLE images(id INTEGER PRIMARY KEY, sha256 TEXT UNIQUE, path TEXT NOT NULL,
@@ -216,19 +205,19 @@ TEST_CASE("Appended audit records chain in the database and raw-row tampering is
   }
   auto verify = [&] { return Store::OpenReadOnly(db).value()->VerifyAudit().value(); };
   SECTION("edited results") {
-    RawExec(db, "UPDATE audit SET results = '[]' WHERE seq = 2");
+    ExecSql(db, "UPDATE audit SET results = '[]' WHERE seq = 2");
     CHECK(verify().first_bad == 2);
   }
   SECTION("deleted record") {
-    RawExec(db, "DELETE FROM audit WHERE seq = 2");
+    ExecSql(db, "DELETE FROM audit WHERE seq = 2");
     CHECK(verify().first_bad == 2);
   }
   SECTION("deleted newest record") {
-    RawExec(db, "DELETE FROM audit WHERE seq = 3");
+    ExecSql(db, "DELETE FROM audit WHERE seq = 3");
     CHECK(verify().first_bad == 3);
   }
   SECTION("reordered records") {
-    RawExec(db, "UPDATE audit SET seq = 10 WHERE seq = 1; UPDATE audit SET seq = 1 WHERE seq = 2; "
+    ExecSql(db, "UPDATE audit SET seq = 10 WHERE seq = 1; UPDATE audit SET seq = 1 WHERE seq = 2; "
                 "UPDATE audit SET seq = 2 WHERE seq = 10");
     CHECK(verify().first_bad == 1);
   }
@@ -283,7 +272,7 @@ TEST_CASE("Opening a version-2 corpus migrates it to the current schema and keep
   test::TempDir dir;
   const fs::path db = dir / "corpus.sqlite";
   CreateV1(db);
-  RawExec(db, std::string(migrate::kV2Sql) +
+  ExecSql(db, std::string(migrate::kV2Sql) +
                   "PRAGMA user_version = 2; UPDATE meta SET value = '2' WHERE key = 'schema_version';"
                   "INSERT INTO meta VALUES('audit.head_seq','0'),('audit.head_hash','');"
                   "INSERT INTO images(id, sha256, path, size, status, error, added_at) VALUES(2, NULL, "

@@ -8,20 +8,33 @@
 
 using namespace facesearch;
 
-TEST_CASE("JsonString escapes quotes, backslashes and control characters", "[format]") {
-  CHECK(JsonString("a\"b\\c\nd\te\x01") == "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
-  CHECK(test::ParseJson(JsonString("say \"hi\"\n")).str() == "say \"hi\"\n");
+TEST_CASE("JsonText escapes quotes, backslashes and control characters", "[format]") {
+  CHECK(JsonText("a\"b\\c\nd\te\x01") == "\"a\\\"b\\\\c\\nd\\te\\u0001\"");
+  CHECK(test::ParseJson(JsonText("say \"hi\"\n")).str() == "say \"hi\"\n");
 }
 
-TEST_CASE("JsonString keeps valid UTF-8 and replaces invalid bytes so output stays valid JSON", "[format]") {
-  CHECK(JsonString("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82\"");
+TEST_CASE("JsonText keeps valid UTF-8 and replaces invalid bytes with U+FFFD so output stays valid JSON", "[format]") {
+  CHECK(JsonText("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82") == "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82\"");
   // A Latin-1 file name, a lone continuation byte, an overlong '/', a truncated sequence.
   for (std::string bad : {std::string("nonutf8_\xff\xfe.jpg"), std::string("\x80"), std::string("\xc0\xaf"),
                           std::string("end\xe2\x82")}) {
-    std::string json = JsonString(bad);
-    CHECK(json.find("\\ufffd") != std::string::npos);
-    CHECK_NOTHROW(test::ParseJson(json));
+    const std::string json = JsonText({{"image", bad}});
+    INFO(json);
+    CHECK(test::ParseJson(json)["image"].str().find("\xef\xbf\xbd") != std::string::npos);  // U+FFFD
   }
+  CHECK(test::ParseJson(JsonText("nonutf8_\xff\xfe.jpg")).str() == "nonutf8_\xef\xbf\xbd\xef\xbf\xbd.jpg");
+}
+
+TEST_CASE("Rounded JSON numbers are the short decimal printf would show and non-finite ones are null", "[format]") {
+  CHECK(JsonText(RoundDecimals(0.30000001192092896, 4)) == "0.3");
+  CHECK(JsonText(RoundDecimals(0.123456, 4)) == "0.1235");
+  CHECK(JsonText(RoundDecimals(52.5163271, 6)) == "52.516327");
+  CHECK(JsonText(RoundSignificant(0.000123456, 2)) == "0.00012");
+  CHECK(JsonText(RoundSignificant(1.26e-7, 2)) == "1.3e-07");
+  CHECK(JsonText(ShortestDouble(0.6f)) == "0.6");
+  CHECK(static_cast<float>(ShortestDouble(0.1f + 0.2f)) == 0.1f + 0.2f);  // round-trips to the same float
+  CHECK(JsonText(RoundDecimals(std::numeric_limits<double>::quiet_NaN(), 4)) == "null");
+  CHECK(JsonText(std::numeric_limits<double>::infinity()) == "null");
 }
 
 TEST_CASE("CsvField quotes only fields that need it and doubles inner quotes", "[format]") {

@@ -67,8 +67,6 @@ float ExactDistance(const Embedding& a, const std::vector<float>& v, size_t row)
 constexpr IndexKind kAllKinds[] = {IndexKind::kExact, IndexKind::kInt8, IndexKind::kIvf,
                                    IndexKind::kIvfPq, IndexKind::kHnsw};
 
-std::string Slurp(const fs::path& p) { return ReadFile(p, 1 << 30).value(); }
-
 const IndexStamp kStamp{3, "models:test"};
 
 }  // namespace

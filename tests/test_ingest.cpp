@@ -441,7 +441,7 @@ TEST_CASE("robots.txt rules: the longest match wins, Allow wins ties, wildcards 
   CHECK_FALSE(facesearch::LooksLikeUrl("photos/a.jpg"));
 }
 
-TEST_CASE("X-Robots-Tag forbids only noimageindex noindex or none for every agent or ours and URLs parse to origin and path",
+TEST_CASE("X-Robots-Tag forbids only noimageindex noindex or none for every agent or ours and URLs parse to origin and path without userinfo",
           "[fetch]") {
   using facesearch::RobotsTagForbids;
   CHECK(RobotsTagForbids({"noimageindex"}));
@@ -464,6 +464,14 @@ TEST_CASE("X-Robots-Tag forbids only noimageindex noindex or none for every agen
   REQUIRE(file);
   CHECK(file->scheme == "file");
   CHECK_FALSE(facesearch::ParseUrl("http://exa mple.org/a b").has_value());
+
+  using facesearch::RedactUrl;
+  CHECK(RedactUrl("https://ana:secret@example.org/a.jpg?x=1") == "https://example.org/a.jpg?x=1");
+  CHECK(RedactUrl("https://token@example.org:8443/a.jpg") == "https://example.org:8443/a.jpg");
+  CHECK(RedactUrl("https://example.org/a@b.jpg") == "https://example.org/a@b.jpg");  // '@' in the path
+  CHECK(RedactUrl("HTTPS://Example.ORG/a.jpg") == "HTTPS://Example.ORG/a.jpg");      // unchanged text
+  CHECK(RedactUrl("photos/a@b.jpg") == "photos/a@b.jpg");
+  CHECK(RedactUrl("http://a:b@[::1/x").find("b@") == std::string::npos);  // malformed: userinfo hidden
 }
 
 TEST_CASE("ParseManifest reads rows from bytes and names every malformed line without reading any file",

@@ -2,7 +2,6 @@
 // audit log and its tamper detection, require-case, erasure down to the bytes on disk, tombstones,
 // opt-outs, permission checks and private export files. Tampering uses the sqlite3 C API on the
 // closed corpus file, as an attacker with file access would.
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -23,19 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using Corpus = CorpusDir;
-
-// Runs SQL on the closed corpus database, as someone editing the file directly would.
-void Tamper(const fs::path& db, const std::string& sql) {
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
-  char* err = nullptr;
-  const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err);
-  std::string message = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(raw);
-  INFO(message);
-  REQUIRE(rc == SQLITE_OK);
-}
 
 std::vector<Json> AuditLog(const Corpus& c) {
   RunResult r = c.Run({"audit", "--format", "jsonl"});
@@ -154,12 +140,12 @@ TEST_CASE("Each query is audited with user, case, purpose, probe hash and face i
   const fs::path copy = c.dir / "copy";
   fs::copy(c.corpus, copy, fs::copy_options::recursive);
 
-  Tamper(c.db(), "UPDATE audit SET results = '[]' WHERE seq = 1");
+  ExecSql(c.db(), "UPDATE audit SET results = '[]' WHERE seq = 1");
   RunResult edited = c.Run({"audit", "verify"});
   CHECK(edited.exit_code == 2);
   CHECK(edited.out.find("record 1") != std::string::npos);
 
-  Tamper(copy / "corpus.sqlite", "DELETE FROM audit WHERE seq = 1");
+  ExecSql(copy / "corpus.sqlite", "DELETE FROM audit WHERE seq = 1");
   RunResult deleted = RunFacesearch({"--corpus", copy.string(), "audit", "verify"});
   CHECK(deleted.exit_code == 2);
   CHECK(deleted.out.find("record 1 is missing") != std::string::npos);
@@ -171,7 +157,7 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   c.Index({"obama.jpg"});
   const std::string probe = TestImage("obama2.jpg").string();
   // An older (version 1) corpus: the privacy tables are added on the next write.
-  Tamper(c.db(), "DROP TABLE counts; DROP TRIGGER counts_images_insert; DROP TRIGGER counts_images_delete; "
+  ExecSql(c.db(), "DROP TABLE counts; DROP TRIGGER counts_images_insert; DROP TRIGGER counts_images_delete; "
                  "DROP TRIGGER counts_images_status; DROP TRIGGER counts_faces_insert; DROP TRIGGER counts_faces_delete; "
                  "DROP TABLE audit; DROP TABLE tombstones; DROP TABLE optouts; DROP TABLE users; DROP TABLE subject_exclusions; DROP TABLE subject_refs; DROP TABLE subjects; "
                  "PRAGMA user_version = 1; "
@@ -205,7 +191,7 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   CHECK(log[0]["action"].str() == "config");
   CHECK(log[1]["action"].str() == "query");
 
-  Tamper(c.db(), "CREATE TRIGGER block_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
+  ExecSql(c.db(), "CREATE TRIGGER block_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk says no'); END");
   RunResult unaudited = c.Run({"--case", "2025-017", "query", "--format", "json", probe});
   CHECK(unaudited.exit_code == 2);
   CHECK(unaudited.out.empty());
@@ -320,7 +306,7 @@ TEST_CASE("An erasure killed right after its commit is scrubbed from corpus.sqli
 TEST_CASE("forget by retention age, by face id and by likeness erases exactly those faces", "[privacy][e2e]") {
   Corpus c;
   c.Index({"obama.jpg", "obama2.jpg", "biden.jpg"});
-  Tamper(c.db(), "UPDATE images SET added_at = '2001-01-01T00:00:00Z' WHERE path LIKE '%biden.jpg'");
+  ExecSql(c.db(), "UPDATE images SET added_at = '2001-01-01T00:00:00Z' WHERE path LIKE '%biden.jpg'");
 
   RunResult retention = c.Run({"forget", "--json", "--older-than", "30d"});
   REQUIRE(retention.exit_code == 0);
@@ -384,7 +370,7 @@ TEST_CASE("Queries drop faces that match an opt-out even when they are still in 
     blob += hex;
   }
   // An opt-out row written behind facesearch's back: the faces were not erased.
-  Tamper(c.db(), "INSERT INTO optouts(embedding, threshold, reason, added_at) VALUES(x'" + blob +
+  ExecSql(c.db(), "INSERT INTO optouts(embedding, threshold, reason, added_at) VALUES(x'" + blob +
                      "', 0.6, 'raw', '2025-01-01T00:00:00Z')");
   CHECK(c.Run({"query", TestImage("obama2.jpg").string()}).exit_code == 1);
   CHECK(c.Run({"query", TestImage("biden.jpg").string()}).exit_code == 0);

@@ -13,12 +13,6 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Corpus : CorpusDir {
-  Json RunJson(std::vector<std::string> rest, int want_exit = 0) const {
-    RunResult r = Run(rest);
-    INFO(r.err);
-    REQUIRE(r.exit_code == want_exit);
-    return ParseJson(r.out);
-  }
   // (face id, distance) of every match of the probe, nearest first (threshold 2: every face).
   std::vector<std::pair<int64_t, double>> Matches(const std::string& probe) const {
     Json q = RunJson({"query", "--format", "json", "-k", "10", "-t", "2", TestImage(probe).string()});

@@ -38,19 +38,6 @@ struct Corpus : CorpusDir {
   }
 };
 
-// Runs SQL on the closed corpus database, as someone editing the file directly would.
-void Tamper(const fs::path& db, const std::string& sql) {
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
-  char* err = nullptr;
-  const int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err);
-  std::string message = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(raw);
-  INFO(message);
-  REQUIRE(rc == SQLITE_OK);
-}
-
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -258,7 +245,7 @@ TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage, and --re
     CHECK_FALSE(fs::exists(stale));
   }
   {  // a face row deleted behind facesearch's back
-    Tamper(c.db(), "DELETE FROM faces WHERE id = (SELECT min(id) FROM faces)");
+    ExecSql(c.db(), "DELETE FROM faces WHERE id = (SELECT min(id) FROM faces)");
     RunResult r = c.Run({"verify"});
     CHECK(r.exit_code == 2);
     CHECK(r.out.find("problem: index: the index holds face ids with no face row") != std::string::npos);
@@ -267,7 +254,7 @@ TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage, and --re
     CHECK(repaired["index_vectors"].num() == 2);
   }
   {  // a face row added behind facesearch's back is missing from the index
-    Tamper(c.db(), "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at) "
+    ExecSql(c.db(), "INSERT INTO faces(image_id, x, y, w, h, landmarks, det_score, embedding, added_at) "
                    "SELECT image_id, x, y, w, h, landmarks, det_score, embedding, added_at FROM faces LIMIT 1");
     CHECK(AnyContains(Problems(c.Verify(2)), "missing from the index"));
     CHECK(c.Verify(0, {"--repair"})["index_vectors"].num() == 3);
@@ -309,7 +296,7 @@ TEST_CASE("verify exits 0 on a healthy corpus and 2 naming each damage, and --re
     CHECK(c.Verify(0)["faces"].num() == 3);
   }
   {  // an edited audit row (last: --repair cannot undo it)
-    Tamper(c.db(), "UPDATE audit SET results = '[]' WHERE seq = 1");
+    ExecSql(c.db(), "UPDATE audit SET results = '[]' WHERE seq = 1");
     Json after = c.Verify(2, {"--repair"});
     CHECK(after["repairs"].size() == 0);  // SQLite is never rewritten by --repair
     auto problems = Problems(after);
@@ -447,7 +434,7 @@ TEST_CASE("verify compares the index's vectors with the SQLite embeddings, names
 
   // Biden's face row now carries obama2's embedding: `forget --like` (SQLite) and `query` (index)
   // would disagree about who it is.
-  Tamper(c.db(), "UPDATE faces SET embedding = (SELECT embedding FROM faces WHERE id = " +
+  ExecSql(c.db(), "UPDATE faces SET embedding = (SELECT embedding FROM faces WHERE id = " +
                      std::to_string(obama2) + ") WHERE id = " + std::to_string(biden));
   for (const std::vector<std::string>& extra : {std::vector<std::string>{}, std::vector<std::string>{"--full"}}) {
     Json damaged = c.Verify(2, extra);

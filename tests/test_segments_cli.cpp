@@ -17,12 +17,6 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Corpus : CorpusDir {
-  Json RunJson(std::vector<std::string> rest, int want_exit = 0) const {
-    RunResult r = Run(rest);
-    INFO(r.err);
-    REQUIRE(r.exit_code == want_exit);
-    return ParseJson(r.out);
-  }
   // File names of the probe's matches (default threshold), nearest first.
   std::vector<std::string> Matches(const std::string& probe) const {
     Json q = RunJson({"query", "--format", "json", TestImage(probe).string()});

@@ -13,6 +13,7 @@
 #include "support.h"
 
 using namespace facesearch;
+using facesearch::test::ExecSql;
 namespace fs = std::filesystem;
 
 namespace {
@@ -42,19 +43,6 @@ std::unique_ptr<Store> OpenOrDie(const fs::path& db, const std::string& identity
   auto store = Store::Open(db, identity);
   if (!store) FAIL(store.error().message);
   return std::move(*store);
-}
-
-// Runs SQL on a second connection. Only call while no Store has the file open.
-void RawExec(const fs::path& db, const std::string& sql) {
-  sqlite3* raw = nullptr;
-  REQUIRE(sqlite3_open(db.c_str(), &raw) == SQLITE_OK);
-  char* err = nullptr;
-  int rc = sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, &err);
-  std::string message = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(raw);
-  INFO(message);
-  REQUIRE(rc == SQLITE_OK);
 }
 
 unsigned Mode(const fs::path& p) {
@@ -115,7 +103,7 @@ TEST_CASE("Store::Open refuses a corpus built with other models, naming both ide
 TEST_CASE("Store::Open and OpenReadOnly refuse a schema newer than this build", "[store]") {
   test::TempDir dir;
   OpenOrDie(dir / "c.db");
-  RawExec(dir / "c.db", "PRAGMA user_version = " + std::to_string(kSchemaVersion + 1));
+  ExecSql(dir / "c.db", "PRAGMA user_version = " + std::to_string(kSchemaVersion + 1));
   auto rw = Store::Open(dir / "c.db", kModels);
   REQUIRE_FALSE(rw);
   CHECK(rw.error().code == ErrorCode::kMismatch);
@@ -126,7 +114,7 @@ TEST_CASE("Store::Open and OpenReadOnly refuse a schema newer than this build", 
 
 TEST_CASE("Store::Open refuses foreign SQLite databases and non-database files", "[store]") {
   test::TempDir dir;
-  RawExec(dir / "other.db", "CREATE TABLE notes(x)");
+  ExecSql(dir / "other.db", "CREATE TABLE notes(x)");
   auto foreign = Store::Open(dir / "other.db", kModels);
   REQUIRE_FALSE(foreign);
   CHECK(foreign.error().code == ErrorCode::kMismatch);
@@ -372,7 +360,7 @@ TEST_CASE("Index snapshot round-trips, clears, and a damaged record reads as kCo
     CHECK_FALSE(store->GetIndexSnapshot().value());
     REQUIRE(store->SetIndexSnapshot(snap));
   }
-  RawExec(db, "UPDATE meta SET value = '12x' WHERE key = 'index.size'");
+  ExecSql(db, "UPDATE meta SET value = '12x' WHERE key = 'index.size'");
   auto store = OpenOrDie(db);
   auto damaged = store->GetIndexSnapshot();
   REQUIRE_FALSE(damaged);
@@ -571,7 +559,7 @@ TEST_CASE("The stored counts follow every kind of write and match a scan, and ve
     REQUIRE(erased);
     same("an image erased with its faces (cascade)");
   }
-  RawExec(db, "UPDATE counts SET n = n + 7 WHERE key = 'faces'");
+  ExecSql(db, "UPDATE counts SET n = n + 7 WHERE key = 'faces'");
   auto store = OpenOrDie(db);
   const auto problems = store->IntegrityCheck().value();
   REQUIRE(problems.size() == 1);

@@ -19,16 +19,19 @@ struct AuditArgs {
   bool json = false;  // verify: one JSON object, with the live faces' digest
 };
 
-
 // `audit verify --json`: the chain's state and what the corpus holds, one object; a cluster replica's
 // receipt after an erasure (docs/scale.md).
 void VerifyJson(Context& ctx, const AuditCheck& check) {
   auto live = LiveFacesDigest(ctx.Config());
   if (!live) return ctx.Report(live.error());
-  std::cout << "{\"intact\":" << (check.ok ? "true" : "false") << ",\"records\":" << check.records
-            << ",\"head\":" << JsonString(check.head_hash) << ",\"first_bad\":" << check.first_bad
-            << ",\"problem\":" << JsonString(check.problem) << ",\"faces\":" << live->faces
-            << ",\"live_digest\":" << JsonString(live->digest) << "}\n";
+  std::cout << JsonText({{"intact", check.ok},
+                         {"records", check.records},
+                         {"head", check.head_hash},
+                         {"first_bad", check.first_bad},
+                         {"problem", check.problem},
+                         {"faces", live->faces},
+                         {"live_digest", live->digest}})
+            << "\n";
   if (!check.ok) spdlog::error("the audit log fails verification at record {}", check.first_bad);
   ctx.exit_code = check.ok ? kExitMatch : kExitError;
 }

@@ -19,16 +19,15 @@ struct ClusterArgs {
 
 // {"cluster":1,"size":2,"face_ids":[..],"images":[..],"boxes":[..]}: images[i] and boxes[i] belong
 // to face_ids[i].
-std::string ClusterJson(const FaceCluster& c) {
-  std::string ids, images, boxes;
-  for (size_t i = 0; i < c.faces.size(); ++i) {
-    const char* sep = i ? "," : "";
-    ids += sep + std::to_string(c.faces[i].face_id);
-    images += sep + JsonString(c.faces[i].image_path);
-    boxes += sep + JsonBox(c.faces[i].box);
+Json ClusterJson(const FaceCluster& c) {
+  Json ids = Json::array(), images = Json::array(), boxes = Json::array();
+  for (const auto& face : c.faces) {
+    ids.push_back(face.face_id);
+    images.push_back(face.image_path);
+    boxes.push_back(BoxJson(face.box));
   }
-  return "{\"cluster\":" + std::to_string(c.id) + ",\"size\":" + std::to_string(c.faces.size()) + ",\"face_ids\":[" +
-         ids + "],\"images\":[" + images + "],\"boxes\":[" + boxes + "]}";
+  return {{"cluster", c.id}, {"size", c.faces.size()}, {"face_ids", std::move(ids)}, {"images", std::move(images)},
+          {"boxes", std::move(boxes)}};
 }
 
 void Run(Context& ctx, const ClusterArgs& args) {
@@ -39,17 +38,20 @@ void Run(Context& ctx, const ClusterArgs& args) {
                args.options.min_size);
   switch (args.format) {
     case OutputFormat::kJson: {
-      std::cout << "{\"faces\":" << report->faces << ",\"edges\":" << report->edges
-                << ",\"clusters_total\":" << report->clusters_total
-                << ",\"threshold\":" << JsonNumber(report->threshold)
-                << ",\"neighbors\":" << args.options.neighbors << ",\"min_size\":" << args.options.min_size
-                << ",\"clusters\":[";
-      for (size_t i = 0; i < report->clusters.size(); ++i) std::cout << (i ? "," : "") << ClusterJson(report->clusters[i]);
-      std::cout << "]}\n";
+      Json clusters = Json::array();
+      for (const FaceCluster& c : report->clusters) clusters.push_back(ClusterJson(c));
+      std::cout << JsonText({{"faces", report->faces},
+                             {"edges", report->edges},
+                             {"clusters_total", report->clusters_total},
+                             {"threshold", report->threshold},
+                             {"neighbors", args.options.neighbors},
+                             {"min_size", args.options.min_size},
+                             {"clusters", std::move(clusters)}})
+                << "\n";
       break;
     }
     case OutputFormat::kJsonl:
-      for (const FaceCluster& c : report->clusters) std::cout << ClusterJson(c) << '\n';
+      for (const FaceCluster& c : report->clusters) std::cout << JsonText(ClusterJson(c)) << '\n';
       break;
     default:
       std::cout << std::left << std::setw(9) << "CLUSTER" << std::setw(7) << "SIZE" << "IMAGES\n";

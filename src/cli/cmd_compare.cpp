@@ -27,8 +27,8 @@ void RunRemote(Context& ctx, CompareArgs& args) {
     return ctx.Report(Error{ErrorCode::kInvalidArgument, "only one of the two photos can come from stdin"});
   server::ClientRequest request{"POST", "/v1/compare", {}, {}};
   auto& p = request.params;
-  if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
-  else if (args.threshold_given) p.emplace_back("threshold", JsonFloat(args.options.threshold));
+  if (args.max_fmr > 0) p.emplace_back("max_fmr", fmt::format("{}", args.max_fmr));
+  else if (args.threshold_given) p.emplace_back("threshold", fmt::format("{}", args.options.threshold));
   if (args.face_a >= 0) p.emplace_back("face_a", std::to_string(args.face_a));
   if (args.face_b >= 0) p.emplace_back("face_b", std::to_string(args.face_b));
   p.emplace_back("format", args.json ? "json" : "table");

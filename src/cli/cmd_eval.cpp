@@ -41,22 +41,29 @@ Status WriteRoc(const std::string& path, const VerificationReport& v) {
 
 void PrintLfw(const VerificationReport& v, const IdentificationReport& id, bool json) {
   if (json) {
-    std::cout << "{\"verification\":{\"pairs\":" << v.pairs << ",\"pairs_missed\":" << v.pairs_missed
-              << ",\"images_missed\":" << v.images_missed << ",\"mean_accuracy\":" << JsonNumber(v.mean_accuracy)
-              << ",\"std_accuracy\":" << JsonNumber(v.std_accuracy)
-              << ",\"mean_accuracy_found_pairs\":" << JsonNumber(v.mean_accuracy_found)
-              << ",\"accuracy_at_0_6\":" << JsonNumber(v.accuracy_at_06)
-              << ",\"same_person_distance\":" << JsonNumber(v.same_person_distance)
-              << ",\"accuracy_at_same_person_distance\":" << JsonNumber(v.accuracy_at_same_person)
-              << ",\"tar_at_far_0_1pct\":" << JsonNumber(v.tar_at_far_1e3)
-              << ",\"tar_at_far_1pct\":" << JsonNumber(v.tar_at_far_1e2) << "},\"identification\":{\"gallery\":"
-              << id.gallery << ",\"distractors\":" << id.distractors << ",\"mated_probes\":" << id.mated_probes
-              << ",\"non_mated_probes\":" << id.non_mated_probes << ",\"probes_missed\":" << id.probes_missed
-              << ",\"rank1\":" << JsonNumber(id.rank1) << ",\"rank10\":" << JsonNumber(id.rank10)
-              << ",\"fnir_at_fpir_1pct\":" << JsonNumber(id.fnir_at_fpir_1e2)
-              << ",\"threshold_fpir_1pct\":" << JsonNumber(id.threshold_fpir_1e2)
-              << ",\"fnir_at_fpir_0_1pct\":" << JsonNumber(id.fnir_at_fpir_1e3)
-              << ",\"threshold_fpir_0_1pct\":" << JsonNumber(id.threshold_fpir_1e3) << "}}\n";
+    const Json verification = {{"pairs", v.pairs},
+                               {"pairs_missed", v.pairs_missed},
+                               {"images_missed", v.images_missed},
+                               {"mean_accuracy", v.mean_accuracy},
+                               {"std_accuracy", v.std_accuracy},
+                               {"mean_accuracy_found_pairs", v.mean_accuracy_found},
+                               {"accuracy_at_0_6", v.accuracy_at_06},
+                               {"same_person_distance", v.same_person_distance},
+                               {"accuracy_at_same_person_distance", v.accuracy_at_same_person},
+                               {"tar_at_far_0_1pct", v.tar_at_far_1e3},
+                               {"tar_at_far_1pct", v.tar_at_far_1e2}};
+    const Json identification = {{"gallery", id.gallery},
+                                 {"distractors", id.distractors},
+                                 {"mated_probes", id.mated_probes},
+                                 {"non_mated_probes", id.non_mated_probes},
+                                 {"probes_missed", id.probes_missed},
+                                 {"rank1", id.rank1},
+                                 {"rank10", id.rank10},
+                                 {"fnir_at_fpir_1pct", id.fnir_at_fpir_1e2},
+                                 {"threshold_fpir_1pct", id.threshold_fpir_1e2},
+                                 {"fnir_at_fpir_0_1pct", id.fnir_at_fpir_1e3},
+                                 {"threshold_fpir_0_1pct", id.threshold_fpir_1e3}};
+    std::cout << JsonText({{"verification", verification}, {"identification", identification}}) << "\n";
     return;
   }
   std::cout << "LFW verification (View 2, 10 folds, threshold chosen on 9 folds)\n"

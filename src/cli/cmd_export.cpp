@@ -112,13 +112,13 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
     }
     std::ostream& out = output->empty() ? std::cout : file;
     auto subject_line = [&](const FaceRecord& r, float distance) {
-      std::string line = FaceRecordJson(r);
-      line.pop_back();  // the closing brace: the subject's fields follow
-      out << line << ",\"subject\":" << JsonString(args->subject) << ",\"subject_distance\":" << JsonFixed(distance, 4)
-          << "}\n";
+      Json line = FaceRecordJson(r);
+      line["subject"] = args->subject;
+      line["subject_distance"] = RoundDecimals(distance, 4);
+      out << JsonText(line) << '\n';
     };
     Status s = args->subject.empty()
-                   ? ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << FaceRecordJson(r) << '\n'; })
+                   ? ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << JsonText(FaceRecordJson(r)) << '\n'; })
                    : ExportSubjectFaces(ctx.Config(), args->subject, args->threshold, subject_line);
     if (!s) return ctx.Report(s.error());
     out.flush();  // stdout is checked for every command by RunCheckingStdout

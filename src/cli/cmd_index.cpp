@@ -67,7 +67,7 @@ void PrintIndexSummary(std::ostream& out, const IndexSummary& s, bool json, cons
     out << IndexSummaryJson(s);
     return;
   }
-  out << verb << " " << s.files << " files in " << JsonNumber(std::round(s.elapsed_s * 10) / 10)
+  out << verb << " " << s.files << " files in " << fmt::format("{}", RoundDecimals(s.elapsed_s, 1))
       << " s: " << s.added << " images with faces (" << s.faces << " faces), " << s.noface
       << " without a face, " << s.duplicates << " already indexed, " << s.errors << " errors";
   if (s.erased > 0) out << ", " << s.erased << " skipped (erased earlier)";

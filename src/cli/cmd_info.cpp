@@ -20,15 +20,13 @@ void PrintIssues(Context& ctx, bool json) {
   int64_t errors = 0, skipped = 0;
   for (const auto& i : issues) ++(i.outcome == "skipped" ? skipped : errors);
   if (json) {
-    std::cout << "{\"errors\":" << errors << ",\"skipped\":" << skipped << ",\"issues\":[";
-    for (size_t n = 0; n < issues.size(); ++n) {
-      const InputIssue& i = issues[n];
-      std::cout << (n ? "," : "") << "{\"location\":" << JsonString(i.location)
-                << ",\"outcome\":" << JsonString(i.outcome) << ",\"reason\":" << JsonString(i.reason)
-                << ",\"detail\":" << JsonString(i.detail) << ",\"at\":" << JsonString(i.at) << ","
-                << ProvenanceJsonFields(i.provenance) << "}";
+    Json rows = Json::array();
+    for (const InputIssue& i : issues) {
+      Json row = {{"location", i.location}, {"outcome", i.outcome}, {"reason", i.reason}, {"detail", i.detail}, {"at", i.at}};
+      AddProvenance(row, i.provenance);
+      rows.push_back(std::move(row));
     }
-    std::cout << "]}\n";
+    std::cout << JsonText({{"errors", errors}, {"skipped", skipped}, {"issues", std::move(rows)}}) << "\n";
   } else {
     std::cout << errors << " error(s), " << skipped << " skipped\n";
     if (!issues.empty())
@@ -50,18 +48,14 @@ void PrintDuplicates(Context& ctx, bool json) {
   int64_t grouped = 0;
   for (const DuplicateGroup& g : report->groups) grouped += static_cast<int64_t>(g.images.size());
   if (json) {
-    std::cout << "{\"duplicate_groups\":" << report->groups.size() << ",\"images_in_groups\":" << grouped
-              << ",\"images_hashed\":" << report->images_hashed
-              << ",\"images_unhashed\":" << report->images_unhashed << ",\"groups\":[";
-    for (size_t n = 0; n < report->groups.size(); ++n) {
-      const DuplicateGroup& g = report->groups[n];
-      std::cout << (n ? "," : "") << "{\"image_ids\":[";
-      for (size_t i = 0; i < g.image_ids.size(); ++i) std::cout << (i ? "," : "") << g.image_ids[i];
-      std::cout << "],\"images\":[";
-      for (size_t i = 0; i < g.images.size(); ++i) std::cout << (i ? "," : "") << JsonString(g.images[i]);
-      std::cout << "]}";
-    }
-    std::cout << "]}\n";
+    Json groups = Json::array();
+    for (const DuplicateGroup& g : report->groups) groups.push_back({{"image_ids", g.image_ids}, {"images", g.images}});
+    std::cout << JsonText({{"duplicate_groups", report->groups.size()},
+                           {"images_in_groups", grouped},
+                           {"images_hashed", report->images_hashed},
+                           {"images_unhashed", report->images_unhashed},
+                           {"groups", std::move(groups)}})
+              << "\n";
   } else {
     std::cout << report->groups.size() << " group(s) of near-duplicate images (" << grouped << " images) among "
               << report->images_hashed << " hashed images";

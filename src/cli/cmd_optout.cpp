@@ -1,4 +1,6 @@
 // `facesearch optout add|list|remove`: people who asked never to be indexed or found.
+#include <fmt/format.h>
+
 #include <charconv>
 #include <iostream>
 #include <memory>
@@ -57,7 +59,7 @@ void RunRemote(Context& ctx, const OptoutArgs& args) {
   if (args.action == "add") {
     if (args.target.empty()) return ctx.Report({ErrorCode::kInvalidArgument, "optout add needs a PHOTO"});
     request.method = "POST";
-    if (args.request.threshold) request.params.emplace_back("threshold", JsonFloat(*args.request.threshold));
+    if (args.request.threshold) request.params.emplace_back("threshold", fmt::format("{}", *args.request.threshold));
     if (!args.request.reason.empty()) request.params.emplace_back("reason", args.request.reason);
     auto part = PhotoPart("photo", args.target, args.request.pipeline.max_file_bytes);
     if (!part) return ctx.Report(part.error());

@@ -102,8 +102,8 @@ void RunRemote(Context& ctx, QueryArgs& args) {
   server::ClientRequest request{"POST", "/v1/query", {}, {}};
   auto& p = request.params;
   p.emplace_back("top_k", std::to_string(args.options.top_k));
-  if (args.threshold_given) p.emplace_back("threshold", JsonFloat(args.options.threshold));
-  if (args.max_fmr > 0) p.emplace_back("max_fmr", JsonNumber(args.max_fmr));
+  if (args.threshold_given) p.emplace_back("threshold", fmt::format("{}", args.options.threshold));
+  if (args.max_fmr > 0) p.emplace_back("max_fmr", fmt::format("{}", args.max_fmr));
   if (args.total_faces > 0) p.emplace_back("total_faces", std::to_string(args.total_faces));
   if (args.options.all_faces) p.emplace_back("all_faces", "true");
   if (!args.options.collapse_copies) p.emplace_back("no_collapse", "true");
@@ -222,7 +222,7 @@ void Run(Context& ctx, QueryArgs& args) {
   if (!outcomes) return ctx.Report(outcomes.error());
   std::move(subject_outcomes->begin(), subject_outcomes->end(), std::back_inserter(*outcomes));
 
-  for (const LogLine& line : QueryMessages(*outcomes, args.options, args.format)) spdlog::log(line.level, "{}", line.text);
+  for (const LogLine& line : QueryMessages(*outcomes, args.format)) spdlog::log(line.level, "{}", line.text);
   bool paths_refused = false, together_none = false;
   if (args.together) {
     const std::vector<TogetherImage> images = FindTogether(*outcomes);

@@ -64,12 +64,16 @@ void AddReindexCommand(CLI::App& app, Context& ctx) {
     auto r = ReindexCorpus(ctx.Config(), args->options);
     if (!r) return ctx.Report(r.error());
     if (args->json) {
-      std::cout << "{\"kind\":" << JsonString(r->kind) << ",\"setting\":" << JsonString(r->setting)
-                << ",\"params\":" << JsonString(r->params) << ",\"faces\":" << r->faces
-                << ",\"recall_at_10\":" << (r->recall_queries > 0 ? JsonFixed(r->recall_at_10, 4) : "null")
-                << ",\"recall_queries\":" << r->recall_queries
-                << ",\"build_seconds\":" << JsonFixed(r->build_seconds, 3)
-                << ",\"memory_bytes\":" << r->memory_bytes << ",\"generation\":" << r->generation << "}\n";
+      std::cout << JsonText({{"kind", r->kind},
+                             {"setting", r->setting},
+                             {"params", r->params},
+                             {"faces", r->faces},
+                             {"recall_at_10", r->recall_queries > 0 ? Json(RoundDecimals(r->recall_at_10, 4)) : Json()},
+                             {"recall_queries", r->recall_queries},
+                             {"build_seconds", RoundDecimals(r->build_seconds, 3)},
+                             {"memory_bytes", r->memory_bytes},
+                             {"generation", r->generation}})
+                << "\n";
     } else {
       std::cout << "index:      " << r->kind << (r->params.empty() ? "" : " (" + r->params + ")") << "\n"
                 << "faces:      " << r->faces << "\n"
@@ -102,11 +106,15 @@ void AddCompactCommand(CLI::App& app, Context& ctx) {
     auto r = CompactCorpus(ctx.Config());
     if (!r) return ctx.Report(r.error());
     if (*json) {
-      std::cout << "{\"kind\":" << JsonString(r->kind) << ",\"rows_before\":" << r->rows_before
-                << ",\"delta_rows_before\":" << r->delta_rows_before << ",\"faces\":" << r->faces
-                << ",\"bytes_before\":" << r->bytes_before << ",\"bytes_after\":" << r->bytes_after
-                << ",\"retrained\":" << (r->retrained ? "true" : "false")
-                << ",\"seconds\":" << JsonFixed(r->seconds, 3) << "}\n";
+      std::cout << JsonText({{"kind", r->kind},
+                             {"rows_before", r->rows_before},
+                             {"delta_rows_before", r->delta_rows_before},
+                             {"faces", r->faces},
+                             {"bytes_before", r->bytes_before},
+                             {"bytes_after", r->bytes_after},
+                             {"retrained", r->retrained},
+                             {"seconds", RoundDecimals(r->seconds, 3)}})
+                << "\n";
     } else {
       std::cout << "index:      " << r->kind << "\n"
                 << "rows:       " << r->rows_before << " (" << r->delta_rows_before << " in the delta) -> "

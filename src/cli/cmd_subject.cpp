@@ -17,26 +17,35 @@ struct SubjectArgs {
   OutputFormat format = OutputFormat::kTable;
 };
 
-std::string ReferenceJson(const SubjectReference& r) {
-  return "{\"id\":" + std::to_string(r.id) + ",\"source\":" + JsonString(r.source) +
-         ",\"photo_sha256\":" + JsonString(r.photo_sha256) +
-         ",\"face_id\":" + (r.face_id ? std::to_string(*r.face_id) : "null") + ",\"box\":" + JsonBox(r.box) +
-         ",\"added_at\":" + JsonString(r.added_at) + ",\"added_by\":" + JsonString(r.added_by) +
-         ",\"case\":" + JsonString(r.case_id) + ",\"audit_seq\":" + std::to_string(r.audit_seq) + "}";
+Json ReferenceJson(const SubjectReference& r) {
+  return {{"id", r.id},
+          {"source", r.source},
+          {"photo_sha256", r.photo_sha256},
+          {"face_id", OrNull(r.face_id)},
+          {"box", BoxJson(r.box)},
+          {"added_at", r.added_at},
+          {"added_by", r.added_by},
+          {"case", r.case_id},
+          {"audit_seq", r.audit_seq}};
 }
 
 // Never the embeddings: they are biometric data, kept only for searching.
-std::string SubjectJson(const Subject& s) {
-  std::string refs, excluded;
-  for (const SubjectReference& r : s.references) refs += (refs.empty() ? "" : ",") + ReferenceJson(r);
+Json SubjectJson(const Subject& s) {
+  Json refs = Json::array(), excluded = Json::array();
+  for (const SubjectReference& r : s.references) refs.push_back(ReferenceJson(r));
   for (const SubjectExclusion& e : s.exclusions)
-    excluded += std::string(excluded.empty() ? "" : ",") + "{\"face_id\":" + std::to_string(e.face_id) +
-                ",\"added_at\":" + JsonString(e.added_at) + ",\"added_by\":" + JsonString(e.added_by) +
-                ",\"case\":" + JsonString(e.case_id) + ",\"audit_seq\":" + std::to_string(e.audit_seq) + "}";
-  return "{\"name\":" + JsonString(s.name) + ",\"id\":" + std::to_string(s.id) +
-         ",\"created_at\":" + JsonString(s.created_at) + ",\"created_by\":" + JsonString(s.created_by) +
-         ",\"case\":" + JsonString(s.case_id) + ",\"references\":[" + refs + "],\"not_this_person\":[" +
-         excluded + "]}";
+    excluded.push_back({{"face_id", e.face_id},
+                        {"added_at", e.added_at},
+                        {"added_by", e.added_by},
+                        {"case", e.case_id},
+                        {"audit_seq", e.audit_seq}});
+  return {{"name", s.name},
+          {"id", s.id},
+          {"created_at", s.created_at},
+          {"created_by", s.created_by},
+          {"case", s.case_id},
+          {"references", std::move(refs)},
+          {"not_this_person", std::move(excluded)}};
 }
 
 // csv/tsv: one row per reference (a subject without any: one row with empty reference cells).
@@ -61,7 +70,7 @@ void WriteTable(std::ostream& out, const std::vector<Subject>& subjects, bool wi
         << " by " << TerminalText(s.created_by) << (s.case_id.empty() ? "" : " case " + TerminalText(s.case_id)) << "\n";
     if (!with_references) continue;
     for (const SubjectReference& r : s.references)
-      out << "  #" << r.id << "  " << TerminalText(r.source) << (r.face_id ? "" : " (face " + JsonBox(r.box) + ")")
+      out << "  #" << r.id << "  " << TerminalText(r.source) << (r.face_id ? "" : " (face " + JsonText(BoxJson(r.box)) + ")")
           << "\n      added " << TerminalText(r.added_at) << " by " << TerminalText(r.added_by)
           << (r.case_id.empty() ? "" : " case " + TerminalText(r.case_id)) << ", audit record " << r.audit_seq
           << ", photo sha256 " << r.photo_sha256.substr(0, 16) << "\n";
@@ -75,13 +84,13 @@ void WriteTable(std::ostream& out, const std::vector<Subject>& subjects, bool wi
 void Write(const std::vector<Subject>& subjects, OutputFormat format, bool with_references) {
   switch (format) {
     case OutputFormat::kJson: {
-      std::string all;
-      for (const Subject& s : subjects) all += (all.empty() ? "" : ",") + SubjectJson(s);
-      std::cout << (with_references ? SubjectJson(subjects.front()) : "[" + all + "]") << "\n";
+      Json all = Json::array();
+      for (const Subject& s : subjects) all.push_back(SubjectJson(s));
+      std::cout << JsonText(with_references ? SubjectJson(subjects.front()) : all) << "\n";
       break;
     }
     case OutputFormat::kJsonl:
-      for (const Subject& s : subjects) std::cout << SubjectJson(s) << "\n";
+      for (const Subject& s : subjects) std::cout << JsonText(SubjectJson(s)) << "\n";
       break;
     case OutputFormat::kCsv:
     case OutputFormat::kTsv:

@@ -23,9 +23,11 @@ void List(Context& ctx, const UserArgs& args) {
   if (!args.json) std::cout << std::left << std::setw(24) << "NAME" << std::setw(10) << "ROLE" << std::setw(22) << "CREATED" << "REVOKED\n";
   for (const UserRecord& u : *users) {
     if (args.json)
-      std::cout << "{\"name\":" << JsonString(u.name) << ",\"role\":" << JsonString(RoleName(u.role))
-                << ",\"created_at\":" << JsonString(u.created_at)
-                << ",\"revoked_at\":" << (u.active() ? "null" : JsonString(u.revoked_at)) << "}\n";
+      std::cout << JsonText({{"name", u.name},
+                             {"role", RoleName(u.role)},
+                             {"created_at", u.created_at},
+                             {"revoked_at", u.active() ? Json() : Json(u.revoked_at)}})
+                << "\n";
     else
       std::cout << std::left << std::setw(24) << TerminalText(u.name) << std::setw(10) << RoleName(u.role) << std::setw(22)
                 << u.created_at << (u.active() ? "-" : u.revoked_at) << "\n";

@@ -15,26 +15,22 @@ struct VerifyArgs {
 };
 
 void PrintJson(const CorpusConfig& config, const VerifyReport& r) {
-  auto list = [](const std::vector<std::string>& items) {
-    std::string out = "[";
-    for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + JsonString(items[i]);
-    return out + "]";
-  };
   auto findings = [&](bool problems) {
-    std::string out = "[";
-    for (const VerifyFinding& f : r.findings) {
-      if (f.problem != problems) continue;
-      if (out.size() > 1) out += ',';
-      out += "{\"check\":" + JsonString(f.check) + ",\"message\":" + JsonString(f.message) + "}";
-    }
-    return out + "]";
+    Json out = Json::array();
+    for (const VerifyFinding& f : r.findings)
+      if (f.problem == problems) out.push_back({{"check", f.check}, {"message", f.message}});
+    return out;
   };
-  std::cout << "{\"corpus\":" << JsonString(config.corpus_dir.string())
-            << ",\"healthy\":" << (r.healthy() ? "true" : "false") << ",\"checks\":" << list(r.checks)
-            << ",\"faces\":" << r.faces << ",\"index_vectors\":" << r.index_vectors
-            << ",\"vectors_compared\":" << r.vectors_compared
-            << ",\"problems\":" << findings(true) << ",\"notes\":" << findings(false)
-            << ",\"repairs\":" << list(r.repairs) << "}\n";
+  std::cout << JsonText({{"corpus", config.corpus_dir.string()},
+                         {"healthy", r.healthy()},
+                         {"checks", r.checks},
+                         {"faces", r.faces},
+                         {"index_vectors", r.index_vectors},
+                         {"vectors_compared", r.vectors_compared},
+                         {"problems", findings(true)},
+                         {"notes", findings(false)},
+                         {"repairs", r.repairs}})
+            << "\n";
 }
 
 // "compared 1000 of 52000 faces' index vectors with SQLite (an even sample; --full compares all)"

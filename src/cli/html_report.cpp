@@ -12,7 +12,7 @@
 
 #include "common/base64.h"
 #include "common/fs.h"
-#include "common/json.h"
+#include "common/utf8.h"
 #include "common/sha256.h"
 #include "facesearch/analyze.h"
 #include "facesearch/eval.h"

@@ -1,25 +1,34 @@
-// JSON text building blocks shared by the CLI's output and the audit log. Header-light on purpose:
-// facesearch writes JSON by hand in a few fixed shapes and never parses it.
+// JSON output: every JSON document facesearch writes is built as a Json (fields
+// in the order docs/output.md lists them) and turned into text here, so that one place decides the
+// escaping and the number forms.
 #pragma once
 
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
-#include <string_view>
 
 namespace facesearch {
 
-// Quoted and escaped. Bytes that are not valid UTF-8 (possible in Linux file names) become U+FFFD
-// so that the text stays valid JSON; keep a content hash beside such names to identify files.
-std::string JsonString(std::string_view s);
-// Shortest round-trip form; non-finite values become null.
-std::string JsonNumber(double v);
-std::string JsonFloat(float v);
-// printf's %.Nf and %.Ng, for numbers shown rounded; null when not finite (JSON has no nan or
-// infinity, and "nan" would make the whole document unreadable).
-std::string JsonFixed(double v, int decimals);
-std::string JsonSignificant(double v, int digits);
+using Json = nlohmann::ordered_json;
 
-// Length of the valid UTF-8 sequence starting at s[i] (1 to 4), or 0 when the bytes there are not
-// one (invalid, overlong, surrogate). For writers of other text formats (the HTML report).
-size_t Utf8SequenceLength(std::string_view s, size_t i);
+// One line, no spaces. Bytes that are not valid UTF-8 (possible in Linux file names) become
+// U+FFFD so that the text stays valid JSON; keep a content hash beside such names to identify
+// files. Numbers that are not finite become null (JSON has no nan or infinity).
+std::string JsonText(const Json& value);
+
+// Numbers shown rounded, as the double nearest to what printf's %.Nf / %.Ng writes, so that the
+// text is the short decimal (0.3000 is written 0.3, 1.0000 is 1.0).
+double RoundDecimals(double v, int decimals);
+double RoundSignificant(double v, int digits);
+// A float as the double of its shortest decimal form (0.6f: 0.6, not 0.6000000238418579): the
+// JSON text is the float's shortest round-trip form.
+double ShortestDouble(float v);
+
+// null when the value is absent (or, for text, empty).
+template <typename T>
+Json OrNull(const std::optional<T>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
+inline Json TextOrNull(const std::string& v) { return v.empty() ? Json(nullptr) : Json(v); }
 
 }  // namespace facesearch

@@ -2,13 +2,13 @@
 #include "facesearch/analyze.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <tuple>
 
 #include <spdlog/spdlog.h>
 
 #include "common/fs.h"
+#include "common/json.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/corpus_handle.h"
@@ -170,16 +170,9 @@ Result<CompareResult> CompareAnalyzed(PhotoFaces a, PhotoFaces b, const CompareO
 }
 
 AuditEvent CompareAuditEvent(const CompareResult& r, const CompareOptions& options) {
-  char params[96];
-  std::snprintf(params, sizeof params, "{\"threshold\":%.4f,\"face_a\":%d,\"face_b\":%d}",
-                static_cast<double>(options.threshold), r.face_a, r.face_b);
-  char results[96];
-  if (r.distance)
-    std::snprintf(results, sizeof results, "{\"distance\":%.6f,\"same\":%s}", static_cast<double>(*r.distance),
-                  r.same ? "true" : "false");
-  else
-    std::snprintf(results, sizeof results, "{\"distance\":null,\"same\":false}");
-  return AuditEvent{"compare", params, {r.a.sha256, r.b.sha256}, results};
+  const Json params = {{"threshold", RoundDecimals(options.threshold, 4)}, {"face_a", r.face_a}, {"face_b", r.face_b}};
+  const Json results = {{"distance", r.distance ? Json(RoundDecimals(*r.distance, 6)) : Json()}, {"same", r.same}};
+  return AuditEvent{"compare", JsonText(params), {r.a.sha256, r.b.sha256}, JsonText(results)};
 }
 
 }  // namespace

@@ -4,11 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "common/sha256.h"
+#include "common/json.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 
@@ -33,28 +32,16 @@ std::string OsUser() {
 
 }  // namespace
 
-std::string AuditJson(const nlohmann::ordered_json& value) {
-  return value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-}
-
-double AuditFloat(float v) {
-  char text[32];
-  const auto written = std::to_chars(text, text + sizeof text, v);
-  double shortest = v;
-  std::from_chars(text, written.ptr, shortest);
-  return shortest;
-}
-
 AuditRecord MakeAuditRecord(const AuditContext& who, const AuditEvent& event) {
   AuditRecord r;
   r.user = who.actor.empty() ? OsUser() : "api:" + who.actor;
   r.action = event.action;
   r.params = event.params.empty() ? "{}" : event.params;
   if (!who.request_id.empty()) {  // one key more in the params object: the chain's format stays v1
-    auto params = nlohmann::ordered_json::parse(r.params, nullptr, /*allow_exceptions=*/false);
+    Json params = Json::parse(r.params, nullptr, /*allow_exceptions=*/false);
     if (params.is_object()) {
       params["request_id"] = who.request_id;
-      r.params = AuditJson(params);
+      r.params = JsonText(params);
     }
   }
   r.case_id = who.case_id;
@@ -145,7 +132,7 @@ Status SetSetting(const CorpusConfig& config, const std::string& key, const std:
   if (value != "true" && value != "false")
     return Fail(ErrorCode::kInvalidArgument, "require-case takes true or false, not '" + value + "'");
   FS_ASSIGN(auto store, OpenCorpusStore(config, StoreUse::kWrite));
-  AuditEvent event{"config", "{\"key\":" + JsonString(key) + ",\"value\":" + JsonString(value) + "}", {}, "null"};
+  AuditEvent event{"config", JsonText({{"key", key}, {"value", value}}), {}, "null"};
   return store->SetMetaAudited(MetaKey(key), value, MakeAuditRecord(config.audit, event));
 }
 

@@ -9,6 +9,7 @@
 #include <span>
 #include <unordered_map>
 
+#include "common/json.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/chinese_whispers.h"
@@ -93,12 +94,10 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
     returned_faces += static_cast<int64_t>(m.size());
   }
   // The record goes in before any result leaves the engine; no record, no result.
-  const std::string params = "{\"threshold\":" + JsonFloat(threshold) +
-                             ",\"neighbors\":" + std::to_string(options.neighbors) +
-                             ",\"min_size\":" + std::to_string(options.min_size) + "}";
-  const std::string results = "{\"faces\":" + std::to_string(report.faces) +
-                              ",\"clusters\":" + std::to_string(report.clusters.size()) +
-                              ",\"faces_returned\":" + std::to_string(returned_faces) + "}";
+  const std::string params = JsonText(
+      {{"threshold", ShortestDouble(threshold)}, {"neighbors", options.neighbors}, {"min_size", options.min_size}});
+  const std::string results = JsonText(
+      {{"faces", report.faces}, {"clusters", report.clusters.size()}, {"faces_returned", returned_faces}});
   FS_TRY(AppendAudit(*store, config.audit, {"cluster", params, {}, results}));
   return report;
 }

@@ -1,5 +1,6 @@
 // Corpus layout and the read-only commands (info, export).
 #include "engine/corpus.h"
+#include "common/json.h"
 #include "image/phash.h"
 
 #include <spdlog/spdlog.h>
@@ -482,7 +483,7 @@ Status ExportFaces(const CorpusConfig& config, const std::function<void(const Fa
   FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   FS_TRY(AppendAudit(*store, config.audit,
-                     {"export", xmp ? "{\"xmp\":true}" : "{}", {}, "{\"faces\":" + std::to_string(counts.faces) + "}"}));
+                     {"export", xmp ? JsonText({{"xmp", true}}) : "{}", {}, JsonText({{"faces", counts.faces}})}));
   return store->ForEachFace(fn);
 }
 

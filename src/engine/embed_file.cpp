@@ -20,7 +20,6 @@
 namespace facesearch {
 namespace {
 
-using Json = nlohmann::json;
 static_assert(std::endian::native == std::endian::little, "embeddings are written as little-endian float32");
 
 constexpr const char* kHeaderKey = "facesearch_embed";
@@ -29,23 +28,21 @@ constexpr size_t kEmbeddingBytes = sizeof(float) * kEmbeddingDim;
 // Boxes and landmarks are pixel coordinates; the decoder caps images far below this.
 constexpr int64_t kMaxCoordinate = int64_t{1} << 31;
 
-std::string ProvenanceJson(const Provenance& p) {
-  return "{\"page_url\":" + JsonString(p.page_url) + ",\"source\":" + JsonString(p.source) +
-         ",\"captured_at\":" + JsonString(p.captured_at) + ",\"licence\":" + JsonString(p.licence) +
-         ",\"notes\":" + JsonString(p.notes) + "}";
+Json ProvenanceJson(const Provenance& p) {
+  return {{"page_url", p.page_url}, {"source", p.source}, {"captured_at", p.captured_at}, {"licence", p.licence},
+          {"notes", p.notes}};
 }
 
-std::string FaceJson(const Face& f, const FaceQuality& q) {
-  std::string s = "{\"box\":[" + std::to_string(f.box.x) + "," + std::to_string(f.box.y) + "," +
-                  std::to_string(f.box.w) + "," + std::to_string(f.box.h) + "],\"landmarks\":[";
-  for (size_t i = 0; i < f.landmarks.size(); ++i)
-    s += (i ? ",[" : "[") + std::to_string(f.landmarks[i].x) + "," + std::to_string(f.landmarks[i].y) + "]";
-  s += "],\"det_score\":" + JsonNumber(f.det_score) + ",\"quality\":{\"size\":" + std::to_string(q.size) +
-       ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"issues\":[";
-  for (size_t i = 0; i < q.issues.size(); ++i) s += (i ? "," : "") + JsonString(q.issues[i]);
+Json FaceJson(const Face& f, const FaceQuality& q) {
+  Json landmarks = Json::array();
+  for (const Point& p : f.landmarks) landmarks.push_back({p.x, p.y});
   std::string raw(kEmbeddingBytes, '\0');
   std::memcpy(raw.data(), f.embedding.data(), kEmbeddingBytes);
-  return s + "]},\"embedding\":\"" + Base64Encode(raw) + "\"}";
+  return {{"box", {f.box.x, f.box.y, f.box.w, f.box.h}},
+          {"landmarks", std::move(landmarks)},
+          {"det_score", f.det_score},
+          {"quality", {{"size", q.size}, {"sharpness", q.sharpness}, {"issues", q.issues}}},
+          {"embedding", Base64Encode(raw)}};
 }
 
 // Reading: each helper returns nullopt (or false) for a value of the wrong type or range; the
@@ -162,33 +159,40 @@ PhotoFaces EmbeddedImage::AsPhotoFaces() const {
 }
 
 std::string FormatEmbedHeader(const EmbedHeader& h) {
-  return std::string("{\"") + kHeaderKey + "\":" + std::to_string(h.version) +
-         ",\"model_identity\":" + JsonString(h.model_identity) +
-         ",\"embedding_mode\":" + JsonString(EmbeddingModeName(h.mode)) + ",\"detector\":" + JsonString(h.detector) + "}";
+  return JsonText({{kHeaderKey, h.version},
+                   {"model_identity", h.model_identity},
+                   {"embedding_mode", EmbeddingModeName(h.mode)},
+                   {"detector", h.detector}});
 }
 
 std::string FormatEmbedEnd(int64_t records) {
-  return std::string("{\"") + kEndKey + "\":" + std::to_string(records) + "}";
+  return JsonText({{kEndKey, records}});
 }
 
 std::string FormatEmbedRecord(const EmbeddedImage& r) {
-  std::string s = std::string("{\"status\":\"") + EmbeddedStatusName(r.status) + "\",\"path\":" + JsonString(r.path);
+  Json record = {{"status", EmbeddedStatusName(r.status)}, {"path", r.path}};
   switch (r.status) {
     case EmbeddedImage::Status::kOk:
-    case EmbeddedImage::Status::kNoFace:
-      s += ",\"sha256\":" + JsonString(r.sha256) + ",\"size\":" + std::to_string(r.size) +
-           ",\"width\":" + std::to_string(r.width) + ",\"height\":" + std::to_string(r.height) + ",\"faces\":[";
-      for (size_t i = 0; i < r.faces.size(); ++i) s += (i ? "," : "") + FaceJson(r.faces[i], r.quality[i]);
-      s += "]";
+    case EmbeddedImage::Status::kNoFace: {
+      Json faces = Json::array();
+      for (size_t i = 0; i < r.faces.size(); ++i) faces.push_back(FaceJson(r.faces[i], r.quality[i]));
+      record["sha256"] = r.sha256;
+      record["size"] = r.size;
+      record["width"] = r.width;
+      record["height"] = r.height;
+      record["faces"] = std::move(faces);
       break;
+    }
     case EmbeddedImage::Status::kIssue:
-      s += ",\"outcome\":" + JsonString(r.outcome);
+      record["outcome"] = r.outcome;
       [[fallthrough]];
     case EmbeddedImage::Status::kError:
-      s += ",\"reason\":" + JsonString(r.reason) + ",\"error\":" + JsonString(r.error);
+      record["reason"] = r.reason;
+      record["error"] = r.error;
       break;
   }
-  return s + ",\"provenance\":" + ProvenanceJson(r.provenance) + "}";
+  record["provenance"] = ProvenanceJson(r.provenance);
+  return JsonText(record);
 }
 
 struct EmbedReader::Impl {

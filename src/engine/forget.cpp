@@ -12,11 +12,12 @@
 
 #include <algorithm>
 #include <ctime>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/crash_point.h"
 #include "common/sha256.h"
+#include "common/time.h"
+#include "common/json.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
@@ -60,18 +61,8 @@ Result<std::vector<int64_t>> FacesWithin(Store& store, const Embedding& e, float
   return ids;
 }
 
-std::string IsoAgo(int64_t seconds) {
-  std::time_t t = std::time(nullptr) - static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string CountsJson(const EraseCounts& c) {
-  return "{\"faces_erased\":" + std::to_string(c.faces) + ",\"images_erased\":" +
-         std::to_string(c.images) + "}";
+  return JsonText({{"faces_erased", c.faces}, {"images_erased", c.images}});
 }
 
 // Before an erasure commits: scrub its faces from the index file (VectorIndex::Erase: in place,
@@ -198,15 +189,15 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     for (const SubjectFace& f : faces) face_ids.insert(f.face_id);
     by.push_back("subject");
   }
-  nlohmann::ordered_json params = {
+  Json params = {
       {"by", by}, {"images", request.images.size()}, {"face_ids", request.face_ids}};
-  if (like || subject_id) params["threshold"] = AuditFloat(threshold);
+  if (like || subject_id) params["threshold"] = ShortestDouble(threshold);
   if (subject_id) {
     params["subject"] = request.subject;
     params["subject_id"] = *subject_id;
   }
   if (request.older_than_s) {
-    const std::string cutoff = IsoAgo(*request.older_than_s);
+    const std::string cutoff = IsoUtc(std::time(nullptr) - static_cast<std::time_t>(*request.older_than_s));
     FS_ASSIGN(std::vector<int64_t> old, store->FindImagesAddedBefore(cutoff));
     image_ids.insert(old.begin(), old.end());
     params["older_than_s"] = *request.older_than_s;
@@ -214,7 +205,7 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     by.push_back("retention");
     params["by"] = by;  // "by" was written before the retention selector was known
   }
-  event.params = AuditJson(params);
+  event.params = JsonText(params);
 
   std::string reason = request.older_than_s && by.size() == 1 ? "retention" : "forget";
   auto make_audit = [&](const EraseCounts& c) {
@@ -243,8 +234,8 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
   FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kModels));
   FS_ASSIGN(const float threshold, ThresholdFor(*store, request.threshold));
 
-  const std::string params = "{\"op\":\"add\",\"threshold\":" + JsonFloat(threshold) +
-                             ",\"reason\":" + JsonString(request.reason) + "}";
+  const std::string params =
+      JsonText({{"op", "add"}, {"threshold", ShortestDouble(threshold)}, {"reason", request.reason}});
   OptOutRecord record;
   record.embedding = probe.face.embedding;
   record.threshold = threshold;
@@ -254,7 +245,7 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
                                                                 {"optout", params, {probe.sha256}, ""})));
   FS_ASSIGN(std::vector<int64_t> near, FacesWithin(*store, probe.face.embedding, threshold));
   if (!near.empty()) {
-    const std::string erase_params = "{\"op\":\"erase\",\"optout_id\":" + std::to_string(result.id) + "}";
+    const std::string erase_params = JsonText({{"op", "erase"}, {"optout_id", result.id}});
     auto make_audit = [&](const EraseCounts& c) {
       return MakeAuditRecord(config.audit, {"optout", erase_params, {}, CountsJson(c)});
     };
@@ -277,7 +268,7 @@ Status RemoveOptOut(const CorpusConfig& config, int64_t id) {
   FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
-  const std::string params = "{\"op\":\"remove\",\"optout_id\":" + std::to_string(id) + "}";
+  const std::string params = JsonText({{"op", "remove"}, {"optout_id", id}});
   FS_TRY(store->RemoveOptOut(id, MakeAuditRecord(config.audit, {"optout", params, {}, "null"})));
   return FinishScrubOrWarn(*store, paths);  // the removed embedding leaves the WAL too
 }

@@ -20,6 +20,7 @@
 #include <unordered_set>
 
 #include "common/cpu_time.h"
+#include "common/json.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/manifest.h"
@@ -802,9 +803,8 @@ Result<IndexSummary> IndexPaths(const CorpusConfig& config, const std::vector<st
     // An override of the politeness rules is an accountable act: recorded before any fetch.
     AuditEvent event;
     event.action = "index-ignore-robots";
-    event.params = "{\"user_agent\":" + JsonString(fetcher->user_agent()) + ",\"urls\":" +
-                   std::to_string(std::count_if(inputs.files.begin(), inputs.files.end(),
-                                                [](const Input& i) { return i.url; })) + "}";
+    const auto urls = std::count_if(inputs.files.begin(), inputs.files.end(), [](const Input& i) { return i.url; });
+    event.params = JsonText({{"user_agent", fetcher->user_agent()}, {"urls", urls}});
     FS_TRY(AppendAudit(*store, config.audit, event));
   }
   const int jobs = WorkersFor(options, inputs.files.size());

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/time.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 
@@ -148,21 +149,14 @@ Result<int64_t> ParseDuration(std::string_view text) {
 }
 
 Result<std::string> ParseTimeBound(std::string_view text, bool end_of_day) {
-  auto iso = [](std::time_t t) {
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return std::string(buf);
-  };
-  if (auto seconds = ParseDuration(text)) return iso(std::time(nullptr) - *seconds);
+  if (auto seconds = ParseDuration(text)) return IsoUtc(std::time(nullptr) - *seconds);
   std::tm tm{};
   const std::string s(text);
   const char* end = nullptr;
   if (s.size() == 10 && (end = strptime(s.c_str(), "%Y-%m-%d", &tm)) && *end == '\0')
     return s + (end_of_day ? "T23:59:59Z" : "T00:00:00Z");
   tm = {};
-  if ((end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) && *end == '\0') return iso(timegm(&tm));
+  if ((end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) && *end == '\0') return IsoUtc(timegm(&tm));
   return Fail(ErrorCode::kInvalidArgument, "'" + s + "' is not a time: use 2025-02-03, "
                                                "2025-02-03T04:05:06Z or a duration ago such as 7d");
 }

@@ -1,7 +1,6 @@
 // Engine-internal pieces of accountability and privacy, used by query, export, ingest and forget.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,13 +16,6 @@ namespace facesearch {
 // Each way the corpus files are not private (CheckCorpusPermissions in facesearch/privacy.h), one
 // sentence each naming the file and the chmod that fixes it; empty when there is no corpus.
 std::vector<std::string> CorpusPermissionProblems(const CorpusConfig& config);
-
-// An audit record's params or results as JSON text, keys in the order they were set. Bytes that
-// are not UTF-8 (file names) become U+FFFD, as in JsonString.
-std::string AuditJson(const nlohmann::ordered_json& value);
-// A float as the double of its shortest decimal form (0.6f: 0.6, not 0.6000000238418579), so that
-// the record says what the user typed, as JsonFloat does.
-double AuditFloat(float v);
 
 // Searches are refused when the corpus requires a case and none was given (kInvalidArgument,
 // naming --case). Other actions always pass.

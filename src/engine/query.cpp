@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <iterator>
-#include <nlohmann/json.hpp>
 #include <map>
 #include <unordered_map>
 
 #include "common/sha256.h"
+#include "common/json.h"
 #include "engine/corpus.h"
 #include "engine/corpus_handle.h"
 #include "engine/privacy_internal.h"
@@ -108,10 +108,10 @@ Result<std::vector<int>> ChooseProbeFaces(const PhotoFaces& photo, const QueryOp
 }
 
 std::string AuditParams(const QueryOptions& options, const std::string& photo, int faces_detected, bool embedded) {
-  nlohmann::ordered_json params = {
+  Json params = {
       {"probe", photo},
       {"top_k", options.top_k},
-      {"threshold", AuditFloat(options.threshold)},
+      {"threshold", ShortestDouble(options.threshold)},
       {"all_faces", options.all_faces},
       {"face", nullptr},
       {"detector", DetectorName(options.pipeline.detector)},
@@ -122,7 +122,7 @@ std::string AuditParams(const QueryOptions& options, const std::string& photo, i
   };
   if (options.face) params["face"] = *options.face;
   if (embedded) params["embedded"] = true;
-  return AuditJson(params);
+  return JsonText(params);
 }
 
 // What a query needs from the corpus before its probe is analysed.
@@ -178,7 +178,7 @@ Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Resu
   std::lock_guard store_lock(c.store_mu);
   FS_TRY(AppendAudit(*c.store, audit,
                      {"query", AuditParams(options, name, out.result.faces_detected, embedded),
-                      {out.result.probe_sha256}, AuditJson(returned)}));
+                      {out.result.probe_sha256}, JsonText(returned)}));
   return out;
 }
 
@@ -281,7 +281,7 @@ Result<ProbeOutcome> Corpus::QuerySubject(const std::string& name, const QueryOp
   std::lock_guard store_lock(c.store_mu);
   FS_TRY(AppendAudit(*c.store, c.config.audit,
                      {"query", AuditParams(options, out.photo, out.result.faces_detected, /*embedded=*/false), shas,
-                      AuditJson(returned)}));
+                      JsonText(returned)}));
   return out;
 }
 

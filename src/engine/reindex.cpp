@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "common/json.h"
+#include "common/time.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "facesearch/privacy.h"
@@ -14,15 +15,6 @@
 
 namespace facesearch {
 namespace {
-
-std::string UtcNow() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 Result<IndexSpec> SpecFor(const ReindexOptions& o, int64_t faces) {
   IndexSpec spec;
@@ -73,7 +65,7 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
                            options.pq_m == 0 && options.pq_bits == 0 && options.hnsw_m == 0 &&
                            options.ef_construction == 0 && options.ef_search == 0 && options.rerank == 0;
   const std::string setting = follow_size ? "" : FormatIndexSpec(spec);
-  AuditEvent event{"reindex", "{\"setting\":" + JsonString(follow_size ? "auto" : setting) + "}", {}, "null"};
+  AuditEvent event{"reindex", JsonText({{"setting", follow_size ? "auto" : setting}}), {}, "null"};
   FS_TRY(store->AppendAudit(MakeAuditRecord(config.audit, event)));
   FS_TRY(store->SetMeta(kIndexSpecKey, setting));
   FS_TRY(store->ClearIndexSnapshot());
@@ -101,7 +93,7 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
   FS_TRY(store->SetMeta(kIndexRecallQueriesKey, std::to_string(summary.recall_queries)));
   FS_TRY(store->SetMeta(kIndexBuildSecondsKey, seconds_text));
   FS_TRY(store->SetMeta(kIndexBuiltGenerationKey, std::to_string(summary.generation)));
-  FS_TRY(store->SetMeta(kIndexBuiltAtKey, UtcNow()));
+  FS_TRY(store->SetMeta(kIndexBuiltAtKey, IsoUtcNow()));
   spdlog::info("reindexed {} faces as {} ({}) in {:.2f} s; recall@10 {:.4f} over {} queries",
                summary.faces, summary.kind, summary.params, build_s, summary.recall_at_10,
                summary.recall_queries);

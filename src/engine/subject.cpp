@@ -4,7 +4,6 @@
 #include "facesearch/subject.h"
 
 #include <algorithm>
-#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/json.h"
@@ -101,7 +100,7 @@ Status AppendFaceReferences(Store& store, const std::vector<int64_t>& face_ids, 
 }
 
 std::string AddParams(const SubjectAddRequest& request) {
-  return AuditJson({{"op", "add"},
+  return JsonText({{"op", "add"},
                     {"name", request.name},
                     {"append", request.append},
                     {"photos", request.photos},
@@ -162,8 +161,8 @@ Status ExportSubjectFaces(const CorpusConfig& config, const std::string& name, f
   FS_ASSIGN(std::vector<FaceRecord> rows, store->GetFaces(ids));
   std::vector<std::string> shas;
   for (const SubjectReference& r : found.front().references) shas.push_back(r.photo_sha256);
-  const std::string params = AuditJson({{"subject", name}, {"threshold", AuditFloat(threshold)}});
-  FS_TRY(AppendAudit(*store, config.audit, {"export", params, shas, AuditJson(ids)}));
+  const std::string params = JsonText({{"subject", name}, {"threshold", ShortestDouble(threshold)}});
+  FS_TRY(AppendAudit(*store, config.audit, {"export", params, shas, JsonText(ids)}));
   size_t next = 0;  // rows follow `ids`, less any face erased meanwhile
   for (const FaceRecord& row : rows) {
     while (faces[next].face_id != row.face_id) ++next;
@@ -189,7 +188,7 @@ Status ExcludeFromSubject(const CorpusConfig& config, const std::string& name, c
   if (face_ids.empty())
     return Fail(ErrorCode::kInvalidArgument, "say which faces are not this person: --face-id N (ids as query prints them)");
   FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, /*models=*/false));
-  const std::string params = AuditJson({{"op", "exclude"}, {"name", name}, {"face_ids", face_ids}});
+  const std::string params = JsonText({{"op", "exclude"}, {"name", name}, {"face_ids", face_ids}});
   return opened.store->ExcludeFromSubject(name, face_ids, MakeAuditRecord(config.audit, {"subject", params, {}, ""}));
 }
 
@@ -197,13 +196,13 @@ Status RenameSubject(const CorpusConfig& config, const std::string& from, const 
   FS_TRY(CheckSubjectName(to));
   FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, /*models=*/false));
   const std::string params =
-      AuditJson({{"op", "rename"}, {"name", from}, {"to", to}});
+      JsonText({{"op", "rename"}, {"name", from}, {"to", to}});
   return opened.store->RenameSubject(from, to, MakeAuditRecord(config.audit, {"subject", params, {}, ""}));
 }
 
 Status RemoveSubject(const CorpusConfig& config, const std::string& name) {
   FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, /*models=*/false));
-  const std::string params = AuditJson({{"op", "remove"}, {"name", name}});
+  const std::string params = JsonText({{"op", "remove"}, {"name", name}});
   FS_TRY(opened.store->RemoveSubject(name, MakeAuditRecord(config.audit, {"subject", params, {}, ""})));
   return FinishScrubOrWarn(*opened.store, opened.paths);
 }

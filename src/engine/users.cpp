@@ -8,6 +8,7 @@
 #include <array>
 #include <cctype>
 
+#include "common/json.h"
 #include "common/sha256.h"
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
@@ -49,9 +50,9 @@ Result<std::string> NewToken() {
 }
 
 AuditRecord UserAudit(const CorpusConfig& config, const char* action, const std::string& name, const char* role) {
-  std::string params = "{\"name\":" + JsonString(name);
-  if (role) params += ",\"role\":" + JsonString(role);
-  return MakeAuditRecord(config.audit, AuditEvent{action, params + "}", {}, "null"});
+  Json params = {{"name", name}};
+  if (role) params["role"] = role;
+  return MakeAuditRecord(config.audit, AuditEvent{action, JsonText(params), {}, "null"});
 }
 
 }  // namespace

@@ -143,6 +143,30 @@ std::string NormalizeTarget(std::string_view path_and_query) {
   return path;
 }
 
+// libcurl's URL parser (CURLU), freed on every path.
+class CurlUrl {
+ public:
+  CurlUrl() : h_(curl_url()) {}
+  ~CurlUrl() { curl_url_cleanup(h_); }
+  CurlUrl(const CurlUrl&) = delete;
+  CurlUrl& operator=(const CurlUrl&) = delete;
+
+  bool Parse(const std::string& url, unsigned flags) {
+    return h_ && curl_url_set(h_, CURLUPART_URL, url.c_str(), flags) == CURLUE_OK;
+  }
+  std::optional<std::string> Get(CURLUPart which, unsigned flags = 0) const {
+    char* v = nullptr;
+    if (curl_url_get(h_, which, &v, flags) != CURLUE_OK || !v) return std::nullopt;
+    std::string s(v);
+    curl_free(v);
+    return s;
+  }
+  void Clear(CURLUPart which) { curl_url_set(h_, which, nullptr, 0); }
+
+ private:
+  CURLU* h_;
+};
+
 void InitCurlOnce() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -152,36 +176,20 @@ void InitCurlOnce() {
 
 // Parts of a URL, through libcurl's parser.
 std::optional<UrlParts> ParseUrl(const std::string& url) {
-  CURLU* h = curl_url();
-  if (!h) return std::nullopt;
-  std::optional<UrlParts> out;
-  if (curl_url_set(h, CURLUPART_URL, url.c_str(), CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
-    auto part = [&](CURLUPart which, unsigned flags) -> std::optional<std::string> {
-      char* v = nullptr;
-      if (curl_url_get(h, which, &v, flags) != CURLUE_OK || !v) return std::nullopt;
-      std::string s(v);
-      curl_free(v);
-      return s;
-    };
-    auto scheme = part(CURLUPART_SCHEME, 0);
-    auto host = part(CURLUPART_HOST, 0);
-    auto port = part(CURLUPART_PORT, CURLU_DEFAULT_PORT);
-    auto path = part(CURLUPART_PATH, 0);
-    auto query = part(CURLUPART_QUERY, 0);
-    if (scheme && host) {
-      std::string target = path.value_or("");
-      if (target.empty()) target.push_back('/');
-      if (query) {
-        target.push_back('?');
-        target.append(*query);
-      }
-      out = UrlParts{Lower(*scheme), Lower(*host), port.value_or(""), std::move(target)};
-    } else if (scheme) {
-      out = UrlParts{Lower(*scheme), "", "", ""};
-    }
+  CurlUrl u;
+  if (!u.Parse(url, CURLU_NON_SUPPORT_SCHEME)) return std::nullopt;
+  auto scheme = u.Get(CURLUPART_SCHEME);
+  auto host = u.Get(CURLUPART_HOST);
+  if (!scheme) return std::nullopt;
+  if (!host) return UrlParts{Lower(*scheme), "", "", ""};
+  std::string target = u.Get(CURLUPART_PATH).value_or("");
+  if (target.empty()) target.push_back('/');
+  if (auto query = u.Get(CURLUPART_QUERY)) {
+    target.push_back('?');
+    target.append(*query);
   }
-  curl_url_cleanup(h);
-  return out;
+  return UrlParts{Lower(*scheme), Lower(*host), u.Get(CURLUPART_PORT, CURLU_DEFAULT_PORT).value_or(""),
+                  std::move(target)};
 }
 
 // X-Robots-Tag values that forbid indexing the image for us: noimageindex, noindex or none,
@@ -224,11 +232,18 @@ bool LooksLikeUrl(std::string_view s) {
 
 std::string RedactUrl(std::string_view url) {
   if (!LooksLikeUrl(url)) return std::string(url);
-  const size_t authority = url.find("://") + 3;
-  const size_t end = std::min(url.find_first_of("/?#", authority), url.size());
-  const size_t at = url.substr(authority, end - authority).rfind('@');
-  if (at == std::string_view::npos) return std::string(url);
-  return std::string(url.substr(0, authority)) + std::string(url.substr(authority + at + 1));
+  CurlUrl u;
+  if (!u.Parse(std::string(url), CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE)) {
+    // No userinfo without an '@'. With one, libcurl could not say where the userinfo ends, so
+    // nothing after the scheme is shown (such a URL is never fetched).
+    if (url.find('@') == std::string_view::npos) return std::string(url);
+    return std::string(url.substr(0, url.find("://") + 3)) + "(malformed URL with userinfo, not shown)";
+  }
+  if (!u.Get(CURLUPART_USER) && !u.Get(CURLUPART_PASSWORD) && !u.Get(CURLUPART_OPTIONS)) return std::string(url);
+  u.Clear(CURLUPART_USER);
+  u.Clear(CURLUPART_PASSWORD);
+  u.Clear(CURLUPART_OPTIONS);
+  return u.Get(CURLUPART_URL).value_or(std::string(url.substr(0, url.find("://") + 3)));
 }
 
 std::string FetchUserAgent(const std::string& contact) {

@@ -1,5 +1,6 @@
 #include "frontend/format.h"
 
+#include <fmt/format.h>
 #include <spdlog/pattern_formatter.h>
 
 #include <charconv>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "common/json.h"
+#include "common/utf8.h"
 #include "facesearch/eval.h"
 #include "facesearch/privacy.h"
 
@@ -36,16 +38,14 @@ const char* OutputFormatName(OutputFormat format) {
   return "table";
 }
 
-std::string JsonBox(const Box& b) {
-  return "{\"x\":" + std::to_string(b.x) + ",\"y\":" + std::to_string(b.y) +
-         ",\"w\":" + std::to_string(b.w) + ",\"h\":" + std::to_string(b.h) + "}";
-}
+Json BoxJson(const Box& b) { return {{"x", b.x}, {"y", b.y}, {"w", b.w}, {"h", b.h}}; }
 
-std::string ProvenanceJsonFields(const Provenance& p) {
-  auto field = [](const std::string& v) { return v.empty() ? std::string("null") : JsonString(v); };
-  return "\"page_url\":" + field(p.page_url) + ",\"source\":" + field(p.source) +
-         ",\"captured_at\":" + field(p.captured_at) + ",\"licence\":" + field(p.licence) +
-         ",\"notes\":" + field(p.notes);
+void AddProvenance(Json& object, const Provenance& p) {
+  object["page_url"] = TextOrNull(p.page_url);
+  object["source"] = TextOrNull(p.source);
+  object["captured_at"] = TextOrNull(p.captured_at);
+  object["licence"] = TextOrNull(p.licence);
+  object["notes"] = TextOrNull(p.notes);
 }
 
 std::string CameraName(const PhotoMetadata& p) {
@@ -54,12 +54,13 @@ std::string CameraName(const PhotoMetadata& p) {
   return p.camera_make + " " + p.camera_model;
 }
 
-std::string PhotoJsonFields(const PhotoMetadata& p) {
-  auto text = [](const std::string& v) { return v.empty() ? std::string("null") : JsonString(v); };
-  auto degrees = [](const std::optional<double>& v) { return v ? JsonFixed(*v, 6) : std::string("null"); };
-  return "\"taken_at\":" + text(p.taken_at) + ",\"camera_make\":" + text(p.camera_make) +
-         ",\"camera_model\":" + text(p.camera_model) + ",\"gps_lat\":" + degrees(p.latitude) +
-         ",\"gps_lon\":" + degrees(p.longitude);
+void AddPhoto(Json& object, const PhotoMetadata& p) {
+  auto degrees = [](const std::optional<double>& v) { return v ? Json(RoundDecimals(*v, 6)) : Json(nullptr); };
+  object["taken_at"] = TextOrNull(p.taken_at);
+  object["camera_make"] = TextOrNull(p.camera_make);
+  object["camera_model"] = TextOrNull(p.camera_model);
+  object["gps_lat"] = degrees(p.latitude);
+  object["gps_lon"] = degrees(p.longitude);
 }
 
 namespace {
@@ -160,11 +161,13 @@ std::string Timecode(double seconds) {
   return buf;
 }
 
-std::string VideoJson(const std::optional<VideoSpan>& v) {
-  if (!v) return "null";
-  return "{\"frame\":" + std::to_string(v->frame) + ",\"at\":" + JsonFixed(v->at_s, 3) +
-         ",\"first\":" + JsonFixed(v->first_s, 3) + ",\"last\":" + JsonFixed(v->last_s, 3) +
-         ",\"timecode\":" + JsonString(Timecode(v->first_s) + "-" + Timecode(v->last_s)) + "}";
+Json VideoJson(const std::optional<VideoSpan>& v) {
+  if (!v) return nullptr;
+  return {{"frame", v->frame},
+          {"at", RoundDecimals(v->at_s, 3)},
+          {"first", RoundDecimals(v->first_s, 3)},
+          {"last", RoundDecimals(v->last_s, 3)},
+          {"timecode", Timecode(v->first_s) + "-" + Timecode(v->last_s)}};
 }
 
 namespace {
@@ -191,6 +194,13 @@ std::string Degrees(const std::optional<double>& v) {
   return buf;
 }
 
+// A float's shortest round-trip form.
+std::string ShortestText(float v) {
+  char buf[32];
+  const auto written = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, written.ptr);
+}
+
 // The calibrated false-match rate at a distance, in a fixed short form.
 std::string Fmr(const Calibration& cal, float distance) {
   char buf[32];
@@ -198,15 +208,28 @@ std::string Fmr(const Calibration& cal, float distance) {
   return buf;
 }
 
-std::string MatchJsonFields(const Match& m, const Calibration& cal) {
-  return "\"rank\":" + std::to_string(m.rank) + ",\"face_id\":" + std::to_string(m.face_id) +
-         ",\"distance\":" + JsonFixed(m.distance, 4) + ",\"distance_exact\":" + JsonFloat(m.distance) +
-         ",\"fmr\":" + JsonSignificant(cal.Fmr(m.distance), 2) +
-         ",\"confidence\":" + JsonString(ConfidenceBand(cal.Fmr(m.distance))) +
-         ",\"image\":" + JsonString(m.image_path) + ",\"sha256\":" + JsonString(m.image_sha256) +
-         ",\"box\":" + JsonBox(m.box) + "," + ProvenanceJsonFields(m.provenance) + "," +
-         PhotoJsonFields(m.photo) + ",\"copies\":" + std::to_string(m.copies) +
-         ",\"copy_of\":" + (m.copy_of ? std::to_string(*m.copy_of) : "null") + ",\"video\":" + VideoJson(m.video);
+// A match's fields, added to `object` after what the caller put first (its probe).
+void AddMatch(Json& object, const Match& m, const Calibration& cal) {
+  object["rank"] = m.rank;
+  object["face_id"] = m.face_id;
+  object["distance"] = RoundDecimals(m.distance, 4);
+  object["distance_exact"] = ShortestDouble(m.distance);
+  object["fmr"] = RoundSignificant(cal.Fmr(m.distance), 2);
+  object["confidence"] = ConfidenceBand(cal.Fmr(m.distance));
+  object["image"] = m.image_path;
+  object["sha256"] = m.image_sha256;
+  object["box"] = BoxJson(m.box);
+  AddProvenance(object, m.provenance);
+  AddPhoto(object, m.photo);
+  object["copies"] = m.copies;
+  object["copy_of"] = OrNull(m.copy_of);
+  object["video"] = VideoJson(m.video);
+}
+
+Json MatchJson(const Match& m, const Calibration& cal) {
+  Json object = Json::object();
+  AddMatch(object, m, cal);
+  return object;
 }
 
 // Expected number of different-person faces within the threshold in a corpus of this size: the
@@ -215,68 +238,63 @@ double ExpectedFalseMatches(const QueryResult& r, const QueryOptions& o, const C
   return cal.Fmr(o.threshold) * static_cast<double>(r.corpus_faces);
 }
 
-std::string JsonIssues(const FaceQuality& q) {
-  std::string s = "[";
-  for (size_t i = 0; i < q.issues.size(); ++i) {
-    if (i) s += ',';
-    s += JsonString(q.issues[i]);
-  }
-  return s + "]";
-}
-
 // The probe face's quality signals (json): size, detector score, sharpness, and whether it is low.
-std::string QualityJson(const FaceQuality& q) {
-  return "{\"size\":" + std::to_string(q.size) + ",\"det_score\":" + JsonNumber(q.det_score) +
-         ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"low\":" + (q.low() ? "true" : "false") +
-         ",\"issues\":" + JsonIssues(q) + "}";
+Json QualityJson(const FaceQuality& q) {
+  return {{"size", q.size}, {"det_score", q.det_score}, {"sharpness", q.sharpness}, {"low", q.low()}, {"issues", q.issues}};
 }
 
-void WriteJsonObject(std::ostream& out, const ProbeOutcome& outcome, const QueryOptions& o, const Calibration& cal) {
+Json CalibrationJson(const Calibration& cal) { return {{"mode", cal.mode()}, {"exact", cal.exact()}}; }
+
+Json ProbeJson(const ProbeOutcome& outcome, const QueryOptions& o, const Calibration& cal) {
   const QueryResult& r = outcome.result;
-  if (outcome.error) {
-    out << "{\"probe\":" << JsonString(outcome.photo) << ",\"error\":" << JsonString(outcome.error->message) << "}";
-    return;
+  if (outcome.error) return {{"probe", outcome.photo}, {"error", outcome.error->message}};
+  Json results = Json::array();
+  for (const ProbeFace& probe : r.probes) {
+    Json matches = Json::array();
+    for (const Match& m : probe.matches) matches.push_back(MatchJson(m, cal));
+    results.push_back({{"probe_face", probe.index},
+                       {"box", BoxJson(probe.face.box)},
+                       {"video", VideoJson(probe.face.video)},
+                       {"quality", QualityJson(probe.quality)},
+                       {"matches", std::move(matches)}});
   }
-  out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_sha256\":" << JsonString(r.probe_sha256)
-      << ",\"subject\":" << (r.subject.empty() ? "null" : JsonString(r.subject)) << ",\"references\":" << r.references
-      << ",\"faces_detected\":" << r.faces_detected << ",\"corpus_faces\":" << r.corpus_faces
-      << ",\"model\":" << JsonString(EmbeddingModelName(cal.model()))
-      << ",\"threshold\":" << JsonFloat(o.threshold) << ",\"threshold_fmr\":" << JsonSignificant(cal.Fmr(o.threshold), 2)
-      << ",\"calibration\":{\"mode\":" << JsonString(cal.mode()) << ",\"exact\":" << (cal.exact() ? "true" : "false")
-      << "},\"expected_false_matches\":" << JsonNumber(ExpectedFalseMatches(r, o, cal))
-      << ",\"top_k\":" << o.top_k << ",\"results\":[";
-  for (size_t p = 0; p < r.probes.size(); ++p) {
-    const ProbeFace& probe = r.probes[p];
-    out << (p ? "," : "") << "{\"probe_face\":" << probe.index << ",\"box\":" << JsonBox(probe.face.box)
-        << ",\"video\":" << VideoJson(probe.face.video) << ",\"quality\":" << QualityJson(probe.quality)
-        << ",\"matches\":[";
-    for (size_t i = 0; i < probe.matches.size(); ++i)
-      out << (i ? "," : "") << "{" << MatchJsonFields(probe.matches[i], cal) << "}";
-    out << "]}";
-  }
-  out << "]}";
+  return {{"probe", r.probe_path},
+          {"probe_sha256", r.probe_sha256},
+          {"subject", TextOrNull(r.subject)},
+          {"references", r.references},
+          {"faces_detected", r.faces_detected},
+          {"corpus_faces", r.corpus_faces},
+          {"model", EmbeddingModelName(cal.model())},
+          {"threshold", ShortestDouble(o.threshold)},
+          {"threshold_fmr", RoundSignificant(cal.Fmr(o.threshold), 2)},
+          {"calibration", CalibrationJson(cal)},
+          {"expected_false_matches", ExpectedFalseMatches(r, o, cal)},
+          {"top_k", o.top_k},
+          {"results", std::move(results)}};
 }
 
 // One object for one probe; an array of them for several.
 void WriteJson(std::ostream& out, const std::vector<ProbeOutcome>& outcomes, const QueryOptions& o,
                const Calibration& cal) {
-  const bool many = outcomes.size() != 1;
-  if (many) out << "[";
-  for (size_t i = 0; i < outcomes.size(); ++i) {
-    if (i) out << ",";
-    const Scale scale = ScaleOf(outcomes[i], o, cal);
-    WriteJsonObject(out, outcomes[i], scale.options, scale.cal);
+  Json all = Json::array();
+  for (const ProbeOutcome& outcome : outcomes) {
+    const Scale scale = ScaleOf(outcome, o, cal);
+    all.push_back(ProbeJson(outcome, scale.options, scale.cal));
   }
-  out << (many ? "]\n" : "\n");
+  out << JsonText(outcomes.size() == 1 ? all[0] : all) << "\n";
 }
 
 void WriteJsonl(std::ostream& out, const QueryResult& r, const Calibration& cal) {
   for (const ProbeFace& probe : r.probes)
-    for (const Match& m : probe.matches)
-      out << "{\"probe\":" << JsonString(r.probe_path) << ",\"probe_face\":" << probe.index
-          << ",\"probe_video\":" << VideoJson(probe.face.video)
-          << ",\"probe_low_quality\":" << (probe.quality.low() ? "true" : "false")
-          << ",\"probe_quality_issues\":" << JsonIssues(probe.quality) << "," << MatchJsonFields(m, cal) << "}\n";
+    for (const Match& m : probe.matches) {
+      Json line = {{"probe", r.probe_path},
+                   {"probe_face", probe.index},
+                   {"probe_video", VideoJson(probe.face.video)},
+                   {"probe_low_quality", probe.quality.low()},
+                   {"probe_quality_issues", probe.quality.issues}};
+      AddMatch(line, m, cal);
+      out << JsonText(line) << "\n";
+    }
 }
 
 // The csv/tsv columns, in their default order: each a name and how to print it for one match.
@@ -323,7 +341,7 @@ const Column kColumns[] = {
     {"video_frame", [](const Row& r) { return r.m.video ? std::to_string(r.m.video->frame) : ""; }, true},
     // Not in the default set: ask for them with --fields.
     {"sha256", [](const Row& r) { return r.m.image_sha256; }},
-    {"distance_exact", [](const Row& r) { return JsonFloat(r.m.distance); }, true},
+    {"distance_exact", [](const Row& r) { return ShortestText(r.m.distance); }, true},
     {"probe_low_quality", [](const Row& r) { return std::string(r.probe.quality.low() ? "true" : "false"); }},
     {"probe_video_first", [](const Row& r) { return VideoSeconds(r.probe.face.video, &VideoSpan::first_s); }, true},
     {"probe_video_last", [](const Row& r) { return VideoSeconds(r.probe.face.video, &VideoSpan::last_s); }, true},
@@ -465,21 +483,21 @@ void WriteQueryResults(std::ostream& out, const std::vector<ProbeOutcome>& outco
 
 namespace {
 
-std::string CompareSideJson(const PhotoFaces& p, int chosen) {
-  std::string s = "{\"path\":" + JsonString(p.path) + ",\"sha256\":" + JsonString(p.sha256) +
-                  ",\"faces_detected\":" + std::to_string(p.faces.size()) + ",\"face\":" + std::to_string(chosen);
-  if (chosen >= 0) s += ",\"box\":" + JsonBox(p.faces[chosen].box);
-  return s + "}";
+Json CompareSideJson(const PhotoFaces& p, int chosen) {
+  Json side = {{"path", p.path}, {"sha256", p.sha256}, {"faces_detected", p.faces.size()}, {"face", chosen}};
+  if (chosen >= 0) side["box"] = BoxJson(p.faces[chosen].box);
+  return side;
 }
 
-std::string TogetherJson(const TogetherImage& image, const std::vector<ProbeOutcome>& outcomes,
-                         const std::vector<Calibration>& cals) {
-  std::string matches;
-  for (size_t j = 0; j < image.matches.size(); ++j)
-    matches += std::string(j ? "," : "") + "{\"probe\":" + JsonString(outcomes[j].photo) + "," +
-               MatchJsonFields(image.matches[j], cals[j]) + "}";
-  return "{\"image\":" + JsonString(image.image_path) + ",\"sha256\":" + JsonString(image.image_sha256) +
-         ",\"matches\":[" + matches + "]}";
+Json TogetherJson(const TogetherImage& image, const std::vector<ProbeOutcome>& outcomes,
+                  const std::vector<Calibration>& cals) {
+  Json matches = Json::array();
+  for (size_t j = 0; j < image.matches.size(); ++j) {
+    Json match = {{"probe", outcomes[j].photo}};
+    AddMatch(match, image.matches[j], cals[j]);
+    matches.push_back(std::move(match));
+  }
+  return {{"image", image.image_path}, {"sha256", image.image_sha256}, {"matches", std::move(matches)}};
 }
 
 }  // namespace
@@ -496,37 +514,47 @@ std::string CompareText(const CompareResult& r, float threshold, const Calibrati
 
 std::string CompareJson(const CompareResult& r, float threshold, const Calibration& calibration) {
   const double fmr = r.distance ? calibration.Fmr(*r.distance) : 1.0;
-  return "{\"a\":" + CompareSideJson(r.a, r.face_a) + ",\"b\":" + CompareSideJson(r.b, r.face_b) +
-         ",\"distance\":" + (r.distance ? JsonNumber(*r.distance) : "null") +
-         ",\"fmr\":" + (r.distance ? JsonNumber(fmr) : "null") +
-         ",\"confidence\":" + (r.distance ? JsonString(ConfidenceBand(fmr)) : "null") +
-         ",\"model\":" + JsonString(EmbeddingModelName(calibration.model())) +
-         ",\"threshold\":" + JsonNumber(threshold) + ",\"calibration\":{\"mode\":" + JsonString(calibration.mode()) +
-         ",\"exact\":" + (calibration.exact() ? "true" : "false") + "}" +
-         ",\"same\":" + (r.same ? "true" : "false") + "}\n";
+  return JsonText({{"a", CompareSideJson(r.a, r.face_a)},
+                   {"b", CompareSideJson(r.b, r.face_b)},
+                   {"distance", OrNull(r.distance)},
+                   {"fmr", r.distance ? Json(fmr) : Json(nullptr)},
+                   {"confidence", r.distance ? Json(ConfidenceBand(fmr)) : Json(nullptr)},
+                   {"model", EmbeddingModelName(calibration.model())},
+                   {"threshold", threshold},
+                   {"calibration", CalibrationJson(calibration)},
+                   {"same", r.same}}) +
+         "\n";
 }
 
 std::string InfoJson(const CorpusInfo& info) {
   const CorpusCounts& c = info.counts;
-  return "{\"corpus\":" + JsonString(info.corpus_dir.string()) + ",\"database\":" + JsonString(info.database.string()) +
-         ",\"schema_version\":" + std::to_string(info.schema_version) +
-         ",\"model_identity\":" + JsonString(info.model_identity) + ",\"model\":" + JsonString(info.model) +
-         ",\"embedding_mode\":" + JsonString(info.embedding_mode) + ",\"images\":" + std::to_string(c.images) +
-         ",\"images_with_faces\":" + std::to_string(c.images_ok) +
-         ",\"images_without_face\":" + std::to_string(c.images_noface) +
-         ",\"images_error\":" + std::to_string(c.images_error) + ",\"faces\":" + std::to_string(c.faces) +
-         ",\"inputs_skipped\":" + std::to_string(c.inputs_skipped) +
-         ",\"generation\":" + std::to_string(info.generation) + ",\"index_state\":" + JsonString(info.index_state) +
-         ",\"index_vectors\":" + std::to_string(info.index_vectors) +
-         ",\"index_bytes\":" + std::to_string(info.index_bytes) + ",\"index_kind\":" + JsonString(info.index_kind) +
-         ",\"index_setting\":" + JsonString(info.index_setting) +
-         ",\"index_memory_bytes\":" + std::to_string(info.index_memory_bytes) +
-         ",\"index_params\":" + JsonString(info.index_params) + ",\"index_recall_at_10\":" +
-         (info.index_recall_at_10 ? JsonFixed(*info.index_recall_at_10, 4) : std::string("null")) +
-         ",\"index_recall_queries\":" + std::to_string(info.index_recall_queries) +
-         ",\"index_build_seconds\":" + JsonFixed(info.index_build_seconds, 4) +
-         ",\"index_built_generation\":" + std::to_string(info.index_built_generation) +
-         ",\"index_built_at\":" + JsonString(info.index_built_at) + "}\n";
+  const auto& recall = info.index_recall_at_10;
+  return JsonText({{"corpus", info.corpus_dir.string()},
+                   {"database", info.database.string()},
+                   {"schema_version", info.schema_version},
+                   {"model_identity", info.model_identity},
+                   {"model", info.model},
+                   {"embedding_mode", info.embedding_mode},
+                   {"images", c.images},
+                   {"images_with_faces", c.images_ok},
+                   {"images_without_face", c.images_noface},
+                   {"images_error", c.images_error},
+                   {"faces", c.faces},
+                   {"inputs_skipped", c.inputs_skipped},
+                   {"generation", info.generation},
+                   {"index_state", info.index_state},
+                   {"index_vectors", info.index_vectors},
+                   {"index_bytes", info.index_bytes},
+                   {"index_kind", info.index_kind},
+                   {"index_setting", info.index_setting},
+                   {"index_memory_bytes", info.index_memory_bytes},
+                   {"index_params", info.index_params},
+                   {"index_recall_at_10", recall ? Json(RoundDecimals(*recall, 4)) : Json(nullptr)},
+                   {"index_recall_queries", info.index_recall_queries},
+                   {"index_build_seconds", RoundDecimals(info.index_build_seconds, 4)},
+                   {"index_built_generation", info.index_built_generation},
+                   {"index_built_at", info.index_built_at}}) +
+         "\n";
 }
 
 namespace {
@@ -585,45 +613,57 @@ Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional
 }
 
 namespace {
-std::string AuditProbesJson(const AuditRecord& r) {
-  std::string out = "[";
-  for (size_t i = 0; i < r.probe_sha256.size(); ++i) out += (i ? "," : "") + JsonString(r.probe_sha256[i]);
-  return out + "]";
+// params and results are JSON text that facesearch wrote itself, so they parse; text that does not
+// (a database edited by hand) is shown as a string rather than making the line invalid JSON.
+Json EmbeddedJson(const std::string& text) {
+  Json value = Json::parse(text, nullptr, false);
+  return value.is_discarded() ? Json(text) : value;
 }
-
 }  // namespace
 
-// params and results are JSON text written by facesearch itself; they are embedded as values.
 std::string AuditRecordJson(const AuditRecord& r) {
-  return "{\"seq\":" + std::to_string(r.seq) + ",\"at\":" + JsonString(r.at) +
-         ",\"user\":" + JsonString(r.user) + ",\"action\":" + JsonString(r.action) +
-         ",\"params\":" + r.params + ",\"case\":" + JsonString(r.case_id) +
-         ",\"purpose\":" + JsonString(r.purpose) + ",\"probe_sha256\":" + AuditProbesJson(r) +
-         ",\"results\":" + r.results + ",\"prev_hash\":" + JsonString(r.prev_hash) +
-         ",\"hash\":" + JsonString(r.hash) + "}";
+  return JsonText({{"seq", r.seq},
+                   {"at", r.at},
+                   {"user", r.user},
+                   {"action", r.action},
+                   {"params", EmbeddedJson(r.params)},
+                   {"case", r.case_id},
+                   {"purpose", r.purpose},
+                   {"probe_sha256", r.probe_sha256},
+                   {"results", EmbeddedJson(r.results)},
+                   {"prev_hash", r.prev_hash},
+                   {"hash", r.hash}});
 }
 
 namespace {
-std::string StagesJson(const StageSeconds& st) {
-  return "{\"read\":" + JsonNumber(st.read) + ",\"decode\":" + JsonNumber(st.decode) +
-         ",\"detect\":" + JsonNumber(st.detect) + ",\"landmarks\":" + JsonNumber(st.landmarks) +
-         ",\"embed\":" + JsonNumber(st.embed) + ",\"store\":" + JsonNumber(st.store) + "}";
+Json StagesJson(const StageSeconds& st) {
+  return {{"read", st.read},   {"decode", st.decode}, {"detect", st.detect},
+          {"landmarks", st.landmarks}, {"embed", st.embed}, {"store", st.store}};
 }
 }  // namespace
 
 std::string IndexSummaryJson(const IndexSummary& s) {
-  return "{\"files\":" + std::to_string(s.files) + ",\"added\":" + std::to_string(s.added) +
-         ",\"noface\":" + std::to_string(s.noface) + ",\"duplicates\":" + std::to_string(s.duplicates) +
-         ",\"errors\":" + std::to_string(s.errors) + ",\"faces\":" + std::to_string(s.faces) +
-         ",\"erased\":" + std::to_string(s.erased) + ",\"optout_faces\":" + std::to_string(s.optout_faces) +
-         ",\"skipped\":" + std::to_string(s.skipped) + ",\"interrupted\":" + (s.interrupted ? "true" : "false") +
-         ",\"seconds\":" + JsonNumber(s.elapsed_s) + ",\"stage_seconds\":" + StagesJson(s.stage_seconds) +
-         ",\"stage_cpu_seconds\":" + StagesJson(s.stage_cpu_seconds) + "}\n";
+  return JsonText({{"files", s.files},
+                   {"added", s.added},
+                   {"noface", s.noface},
+                   {"duplicates", s.duplicates},
+                   {"errors", s.errors},
+                   {"faces", s.faces},
+                   {"erased", s.erased},
+                   {"optout_faces", s.optout_faces},
+                   {"skipped", s.skipped},
+                   {"interrupted", s.interrupted},
+                   {"seconds", s.elapsed_s},
+                   {"stage_seconds", StagesJson(s.stage_seconds)},
+                   {"stage_cpu_seconds", StagesJson(s.stage_cpu_seconds)}}) +
+         "\n";
 }
 
 std::string ForgetJson(const ForgetSummary& summary) {
-  return "{\"faces_erased\":" + std::to_string(summary.erased.faces) + ",\"images_erased\":" +
-         std::to_string(summary.erased.images) + ",\"faces_left\":" + std::to_string(summary.faces_left) + "}\n";
+  return JsonText({{"faces_erased", summary.erased.faces},
+                   {"images_erased", summary.erased.images},
+                   {"faces_left", summary.faces_left}}) +
+         "\n";
 }
 
 std::string ForgetText(const ForgetSummary& summary) {
@@ -635,27 +675,21 @@ namespace {
 
 std::string FaceJson(const PhotoFaces& p, size_t i) {
   const Face& f = p.faces[i];
-  std::string s = "{\"image\":" + JsonString(p.path) + ",\"sha256\":" + JsonString(p.sha256) +
-                  ",\"face\":" + std::to_string(i) + ",\"box\":" + JsonBox(f.box) + ",\"size\":" +
-                  std::to_string(std::min(f.box.w, f.box.h)) + ",\"det_score\":" + JsonNumber(f.det_score) +
-                  ",\"landmarks\":[";
-  for (size_t k = 0; k < f.landmarks.size(); ++k) {
-    if (k) s += ',';
-    s += "[" + std::to_string(f.landmarks[k].x) + "," + std::to_string(f.landmarks[k].y) + "]";
-  }
-  s += "]";
+  Json face = {{"image", p.path},
+               {"sha256", p.sha256},
+               {"face", i},
+               {"box", BoxJson(f.box)},
+               {"size", std::min(f.box.w, f.box.h)},
+               {"det_score", f.det_score},
+               {"landmarks", LandmarksJson(f.landmarks)}};
   if (i < p.quality.size()) {
     const FaceQuality& q = p.quality[i];
-    s += ",\"sharpness\":" + JsonNumber(q.sharpness) + ",\"low_quality\":" + (q.low() ? "true" : "false") +
-         ",\"quality_issues\":[";
-    for (size_t k = 0; k < q.issues.size(); ++k) {
-      if (k) s += ',';
-      s += JsonString(q.issues[k]);
-    }
-    s += "]";
+    face["sharpness"] = q.sharpness;
+    face["low_quality"] = q.low();
+    face["quality_issues"] = q.issues;
   }
-  if (i < p.chip_paths.size()) s += ",\"chip\":" + JsonString(p.chip_paths[i]);
-  return s + "}";
+  if (i < p.chip_paths.size()) face["chip"] = p.chip_paths[i];
+  return JsonText(face);
 }
 
 std::string FaceRow(const Face& f, size_t i, const std::string& image) {
@@ -696,23 +730,25 @@ int WriteFaces(std::ostream& out, const std::vector<std::string>& images, bool j
 
 std::string OptOutAdded(const OptOutResult& result, bool json) {
   if (json)
-    return "{\"id\":" + std::to_string(result.id) + ",\"faces_erased\":" + std::to_string(result.erased.faces) +
-           ",\"images_erased\":" + std::to_string(result.erased.images) + "}\n";
+    return JsonText({{"id", result.id},
+                     {"faces_erased", result.erased.faces},
+                     {"images_erased", result.erased.images}}) +
+           "\n";
   return "opt-out " + std::to_string(result.id) + " added; erased " + std::to_string(result.erased.faces) +
          " matching face(s) and " + std::to_string(result.erased.images) + " image(s)\n";
 }
 
 std::string OptOutList(const std::vector<OptOutRecord>& list, bool json) {
   std::string out = json ? "" : "ID    THRESHOLD  ADDED                 REASON\n";
-  for (const OptOutRecord& o : list) {
-    const std::string threshold = JsonNumber(std::round(o.threshold * 1e4) / 1e4);
+  for (const OptOutRecord& o : list) {  // never the embedding
+    const double threshold = RoundDecimals(o.threshold, 4);
     if (json) {
-      out += "{\"id\":" + std::to_string(o.id) + ",\"threshold\":" + threshold + ",\"added_at\":" +
-             JsonString(o.added_at) + ",\"reason\":" + JsonString(o.reason) + "}\n";
+      out += JsonText({{"id", o.id}, {"threshold", threshold}, {"added_at", o.added_at}, {"reason", o.reason}}) + "\n";
     } else {
       const std::string id = std::to_string(o.id);
-      out += id + std::string(id.size() < 6 ? 6 - id.size() : 1, ' ') + threshold +
-             std::string(threshold.size() < 11 ? 11 - threshold.size() : 1, ' ') + TerminalText(o.added_at) + "  " +
+      const std::string shown = fmt::format("{}", threshold);
+      out += id + std::string(id.size() < 6 ? 6 - id.size() : 1, ' ') + shown +
+             std::string(shown.size() < 11 ? 11 - shown.size() : 1, ' ') + TerminalText(o.added_at) + "  " +
              TerminalText(o.reason) + "\n";
     }
   }
@@ -720,12 +756,11 @@ std::string OptOutList(const std::vector<OptOutRecord>& list, bool json) {
 }
 
 std::string OptOutRemoved(int64_t id, bool json) {
-  if (json) return "{\"id\":" + std::to_string(id) + ",\"removed\":true}\n";
+  if (json) return JsonText({{"id", id}, {"removed", true}}) + "\n";
   return "opt-out " + std::to_string(id) + " removed; faces erased earlier stay erased\n";
 }
 
-std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
-                                   OutputFormat format) {
+std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, OutputFormat format) {
   std::vector<LogLine> lines;
   for (const ProbeOutcome& o : outcomes) {
     if (o.error) {
@@ -766,15 +801,14 @@ void WriteTogetherResults(std::ostream& out, const std::vector<TogetherImage>& i
                           OutputFormat format) {
   switch (format) {
     case OutputFormat::kJson: {
-      out << "{\"probes\":[";
-      for (size_t j = 0; j < outcomes.size(); ++j) out << (j ? "," : "") << JsonString(outcomes[j].photo);
-      out << "],\"together\":[";
-      for (size_t i = 0; i < images.size(); ++i) out << (i ? "," : "") << TogetherJson(images[i], outcomes, cals);
-      out << "]}\n";
+      Json probes = Json::array(), together = Json::array();
+      for (const ProbeOutcome& o : outcomes) probes.push_back(o.photo);
+      for (const TogetherImage& image : images) together.push_back(TogetherJson(image, outcomes, cals));
+      out << JsonText({{"probes", std::move(probes)}, {"together", std::move(together)}}) << "\n";
       return;
     }
     case OutputFormat::kJsonl:
-      for (const TogetherImage& image : images) out << TogetherJson(image, outcomes, cals) << "\n";
+      for (const TogetherImage& image : images) out << JsonText(TogetherJson(image, outcomes, cals)) << "\n";
       return;
     case OutputFormat::kCsv:
     case OutputFormat::kTsv: {
@@ -813,24 +847,28 @@ Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Ca
   return scale;
 }
 
-std::string FaceRecordJson(const FaceRecord& r) {
-  std::string s = "{\"face_id\":" + std::to_string(r.face_id) + ",\"image_id\":" +
-                  std::to_string(r.image_id) + ",\"image\":" + JsonString(r.image_path) +
-                  ",\"sha256\":" + JsonString(r.image_sha256) + ",\"box\":" + JsonBox(r.face.box) +
-                  ",\"landmarks\":[";
-  for (size_t i = 0; i < r.face.landmarks.size(); ++i) {
-    s.append(i ? ",[" : "[");
-    s += std::to_string(r.face.landmarks[i].x) + "," + std::to_string(r.face.landmarks[i].y) + "]";
-  }
-  s += "],\"det_score\":" + JsonNumber(r.face.det_score) + "," + ProvenanceJsonFields(r.provenance) +
-       "," + PhotoJsonFields(r.photo) + ",\"exif_problem\":" +
-       (r.exif_problem.empty() ? std::string("null") : JsonString(r.exif_problem)) +
-       ",\"video\":" + VideoJson(r.face.video) + ",\"embedding\":[";
-  for (size_t i = 0; i < r.face.embedding.size(); ++i) {
-    if (i) s += ',';
-    s += JsonFloat(r.face.embedding[i]);
-  }
-  return s + "]}";
+Json LandmarksJson(std::span<const Point> landmarks) {
+  Json points = Json::array();
+  for (const Point& p : landmarks) points.push_back({p.x, p.y});
+  return points;
+}
+
+Json FaceRecordJson(const FaceRecord& r) {
+  Json record = {{"face_id", r.face_id},
+                 {"image_id", r.image_id},
+                 {"image", r.image_path},
+                 {"sha256", r.image_sha256},
+                 {"box", BoxJson(r.face.box)},
+                 {"landmarks", LandmarksJson(r.face.landmarks)},
+                 {"det_score", r.face.det_score}};
+  AddProvenance(record, r.provenance);
+  AddPhoto(record, r.photo);
+  record["exif_problem"] = TextOrNull(r.exif_problem);
+  record["video"] = VideoJson(r.face.video);
+  Json embedding = Json::array();
+  for (float v : r.face.embedding) embedding.push_back(ShortestDouble(v));
+  record["embedding"] = std::move(embedding);
+  return record;
 }
 
 }  // namespace facesearch::frontend

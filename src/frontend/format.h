@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -29,13 +30,13 @@ namespace facesearch::frontend {
 enum class OutputFormat { kTable, kJson, kJsonl, kCsv, kTsv };
 const char* OutputFormatName(OutputFormat format);  // "table", "json", "jsonl", "csv", "tsv"
 
-std::string JsonBox(const Box& b);           // {"x":..,"y":..,"w":..,"h":..}
+Json BoxJson(const Box& b);  // {"x":..,"y":..,"w":..,"h":..}
 // File names, provenance and audit fields are hostile input and reach every output; each format
 // has one rule (docs/output.md, "Untrusted text in the output"):
 // Human-readable output (tables, messages): C0 controls (tab and newline too), DEL, C1 controls
 // and bytes that are not UTF-8 become \xNN, Unicode bidi controls \uNNNN, so that a name can
 // neither drive the terminal nor fake a line or reorder what is shown. JSON escapes everything
-// itself (JsonString).
+// itself (JsonText).
 std::string TerminalText(std::string_view s);
 // CSV: quoted when it holds a comma, quote or line break. TSV cannot quote: tabs and line breaks
 // become spaces. In both, a text cell starting with = + - @ tab or CR (which a spreadsheet runs
@@ -46,10 +47,10 @@ std::string TsvField(std::string_view s, bool text = true);
 // A spdlog formatter for `pattern`, in which the flag %* is the message through TerminalText:
 // messages on stderr name files too.
 std::unique_ptr<spdlog::formatter> TerminalLogFormatter(const std::string& pattern);
-// "page_url":..,"source":..,"captured_at":..,"licence":..,"notes":.. (null when not set)
-std::string ProvenanceJsonFields(const Provenance& p);
-// "taken_at":..,"camera_make":..,"camera_model":..,"gps_lat":..,"gps_lon":.. (null when not set)
-std::string PhotoJsonFields(const PhotoMetadata& p);
+// Adds "page_url","source","captured_at","licence","notes" to `object` (null when not set).
+void AddProvenance(Json& object, const Provenance& p);
+// Adds "taken_at","camera_make","camera_model","gps_lat","gps_lon" to `object` (null when not set).
+void AddPhoto(Json& object, const PhotoMetadata& p);
 // Make and model for people: "Canon EOS 5D" rather than "Canon Canon EOS 5D".
 std::string CameraName(const PhotoMetadata& p);
 
@@ -81,7 +82,7 @@ Scale ScaleOf(const ProbeOutcome& outcome, const QueryOptions& options, const Ca
 std::string Timecode(double seconds);
 // {"frame","at","first","last","timecode":"FIRST-LAST"} for a face in a video, null for a still
 // image (seconds from the start; docs/output.md).
-std::string VideoJson(const std::optional<VideoSpan>& video);
+Json VideoJson(const std::optional<VideoSpan>& video);
 
 // kInvalidArgument naming the first unknown csv/tsv column, and listing the known ones.
 Status CheckFields(const std::vector<std::string>& fields);
@@ -109,8 +110,7 @@ struct LogLine {
   spdlog::level::level_enum level;
   std::string text;
 };
-std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, const QueryOptions& options,
-                                   OutputFormat format);
+std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, OutputFormat format);
 // query's exit status: 2 when a probe failed, else 0 with a match, else 1.
 int QueryExitCode(const std::vector<ProbeOutcome>& outcomes);
 
@@ -136,7 +136,9 @@ std::string OptOutAdded(const OptOutResult& result, bool json);
 std::string OptOutList(const std::vector<OptOutRecord>& list, bool json);
 std::string OptOutRemoved(int64_t id, bool json);
 
+// [[x,y],...]
+Json LandmarksJson(std::span<const Point> landmarks);
 // One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
-std::string FaceRecordJson(const FaceRecord& record);
+Json FaceRecordJson(const FaceRecord& record);
 
 }  // namespace facesearch::frontend

@@ -42,8 +42,8 @@ std::expected<std::optional<T>, ParseError> Number(const ApiRequest& r, const st
   T value{};
   auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), value);
   if (ec != std::errc() || end != text->data() + text->size() || !(value >= lo && value <= hi))
-    return Bad("parameter " + name + " must be a number from " + JsonNumber(static_cast<double>(lo)) + " to " +
-               JsonNumber(static_cast<double>(hi)) + ", not '" + *text + "'");
+    return Bad(fmt::format("parameter {} must be a number from {} to {}, not '{}'", name, static_cast<double>(lo),
+                           static_cast<double>(hi), *text));
   return std::optional<T>{value};
 }
 
@@ -162,8 +162,7 @@ ApiResponse Formatted(std::string body, const char* content_type, int exit_code,
 ApiResponse ErrorResponse(int status, const std::string& code, const std::string& message) {
   ApiResponse r;
   r.status = status;
-  r.body = "{\"error\":{\"status\":" + std::to_string(status) + ",\"code\":" + JsonString(code) +
-           ",\"message\":" + JsonString(message) + "}}\n";
+  r.body = JsonText({{"error", {{"status", status}, {"code", code}, {"message", message}}}}) + "\n";
   return r;
 }
 
@@ -467,7 +466,7 @@ ApiResponse Api::Handle(const ApiRequest& request) {
       {"/v1/audit", "GET", Right::kAudit, &Api::Audit},
       {"/metrics", "GET", Right::kInfo, &Api::MetricsText},
   };
-  if (request.path == "/v1/health") return ApiResponse{200, "application/json", "{\"status\":\"ok\"}\n", {}, "-"};
+  if (request.path == "/v1/health") return ApiResponse{200, "application/json", JsonText({{"status", "ok"}}) + "\n", {}, "-"};
   const Route* route = nullptr;
   std::string methods;  // those the path takes
   for (const Route& r : kRoutes) {
@@ -490,7 +489,7 @@ ApiResponse Api::Handle(const ApiRequest& request) {
                                                   ") may not " + RightName(route->right) +
                                                   "; an admin can add a user with that right: facesearch user add");
   } else if (const double wait = limiter_.Take(caller->name); wait > 0) {
-    refused = ErrorResponse(429, "rate-limited", "more than " + JsonNumber(options_.rate_per_minute) +
+    refused = ErrorResponse(429, "rate-limited", "more than " + fmt::format("{}", options_.rate_per_minute) +
                                                      " requests a minute from " + caller->name + ": retry later");
     refused.headers.emplace_back("Retry-After", std::to_string(static_cast<int>(std::ceil(wait))));
   } else {
@@ -543,7 +542,7 @@ ApiResponse Api::Query(const ApiRequest& request, const Caller& caller) {
   }
   std::ostringstream out;
   frontend::WriteQueryResults(out, outcomes, q.options, calibration, q.format, q.fields);
-  auto messages = frontend::QueryMessages(outcomes, q.options, q.format);
+  auto messages = frontend::QueryMessages(outcomes, q.format);
   log.insert(log.end(), messages.begin(), messages.end());
   return Formatted(out.str(), ContentType(q.format), frontend::QueryExitCode(outcomes), log);
 }
@@ -671,12 +670,12 @@ std::string UploadExtension(const std::string& filename) {
 }
 
 std::string ManifestRow(const std::string& path, const Provenance& p) {
-  std::string row = "{\"path\":" + JsonString(path);
+  Json row = {{"path", path}};
   for (const auto& [key, value] : {std::pair{"page_url", &p.page_url}, std::pair{"source", &p.source},
                                    std::pair{"captured_at", &p.captured_at}, std::pair{"licence", &p.licence},
                                    std::pair{"notes", &p.notes}})
-    if (!value->empty()) row += ",\"" + std::string(key) + "\":" + JsonString(*value);
-  return row + "}\n";
+    if (!value->empty()) row[key] = *value;
+  return JsonText(row) + "\n";
 }
 
 }  // namespace
@@ -776,10 +775,10 @@ std::string Metrics::Render(const Corpus& corpus) const {
   out += "# HELP facesearch_request_seconds Time from a request's arrival to its answer.\n"
          "# TYPE facesearch_request_seconds histogram\n";
   for (size_t i = 0; i < std::size(kBuckets); ++i)
-    out += "facesearch_request_seconds_bucket{le=\"" + JsonNumber(kBuckets[i]) + "\"} " +
+    out += "facesearch_request_seconds_bucket{le=\"" + fmt::format("{}", kBuckets[i]) + "\"} " +
            std::to_string(bucket_counts_[i]) + "\n";
   out += "facesearch_request_seconds_bucket{le=\"+Inf\"} " + std::to_string(count_) + "\n" +
-         "facesearch_request_seconds_sum " + JsonNumber(sum_) + "\nfacesearch_request_seconds_count " +
+         "facesearch_request_seconds_sum " + fmt::format("{}", sum_) + "\nfacesearch_request_seconds_count " +
          std::to_string(count_) + "\n";
   out += "# HELP facesearch_faces Faces the server's index holds.\n# TYPE facesearch_faces gauge\nfacesearch_faces " +
          std::to_string(corpus.face_count()) +

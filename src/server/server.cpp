@@ -125,10 +125,15 @@ ApiResponse TransportError(int status) {
 
 // One JSON object per request on stderr (through the logger): time is the logger's.
 void AccessLog(const httplib::Request& req, const httplib::Response& res, const std::string& user, double seconds) {
-  spdlog::info("access {{\"remote\":{},\"user\":{},\"method\":{},\"path\":{},\"status\":{},\"bytes_in\":{},"
-               "\"bytes_out\":{},\"ms\":{:.1f}}}",
-               JsonString(req.remote_addr), JsonString(user), JsonString(req.method), JsonString(req.path), res.status,
-               std::atoll(req.get_header_value("Content-Length").c_str()), res.body.size(), seconds * 1000);
+  const Json line = {{"remote", req.remote_addr},
+                    {"user", user},
+                    {"method", req.method},
+                    {"path", req.path},
+                    {"status", res.status},
+                    {"bytes_in", std::atoll(req.get_header_value("Content-Length").c_str())},
+                    {"bytes_out", res.body.size()},
+                    {"ms", RoundDecimals(seconds * 1000, 1)}};
+  spdlog::info("access {}", JsonText(line));
 }
 
 Status CheckOptions(const ServeOptions& o) {

@@ -21,9 +21,6 @@ inline constexpr const char* kCreatedAt = "created_at";
 // once the WAL has been checkpointed into the main file and truncated (Store::FinishScrub).
 inline constexpr const char* kScrubPending = "erasure.scrub_pending";
 
-// The current time as ISO-8601 UTC, e.g. "2025-02-03T04:05:06Z".
-std::string NowUtc();
-
 // nullopt when the key is absent.
 Result<std::optional<std::string>> Read(sqlite3* db, const std::string& key);
 // kCorrupt when the key is absent.

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/time.h"
 #include "store/meta.h"
 #include "store/migrate.h"
 #include "store/sqlite.h"
@@ -30,15 +31,6 @@ using sqlite::Stmt;
 using sqlite::Transaction;
 
 namespace meta {
-
-std::string NowUtc() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 Result<std::optional<std::string>> Read(sqlite3* db, const std::string& key) {
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db, "SELECT value FROM meta WHERE key = ?"));
@@ -197,7 +189,7 @@ Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string* model_i
     FS_TRY(meta::Write(db, meta::kModelIdentity, *model_identity));
     FS_TRY(meta::Write(db, meta::kGeneration, "0"));
     FS_TRY(meta::Write(db, meta::kDeleteGeneration, "0"));
-    FS_TRY(meta::Write(db, meta::kCreatedAt, meta::NowUtc()));
+    FS_TRY(meta::Write(db, meta::kCreatedAt, IsoUtcNow()));
     return txn.Commit();
   }
   if (version >= 1 && version < kSchemaVersion) FS_TRY(migrate::Upgrade(db, version));

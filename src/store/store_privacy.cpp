@@ -3,6 +3,8 @@
 // its audit record commit together, so an erasure is never unrecorded (and a record never lies).
 #include <sstream>
 
+#include "common/json.h"
+#include "common/time.h"
 #include "store/audit_append.h"
 #include "store/audit_chain.h"
 #include "store/face_codec.h"
@@ -101,7 +103,7 @@ Result<AuditRecord> AppendAuditInTransaction(sqlite3* db, AuditRecord r) {
   FS_ASSIGN(std::string head_hash, meta::ReadRequired(db, kHeadHash));
   r.seq = head_seq + 1;
   r.prev_hash = head_seq == 0 ? audit::kGenesisHash : head_hash;
-  if (r.at.empty()) r.at = meta::NowUtc();
+  if (r.at.empty()) r.at = IsoUtcNow();
   r.hash = audit::ChainHash(r);
   FS_ASSIGN(Stmt insert, Stmt::Prepare(db,
       "INSERT INTO audit(seq, at, user, action, params, case_id, purpose, probe_sha256, results, "
@@ -198,7 +200,7 @@ Result<EraseCounts> Store::Erase(const std::vector<int64_t>& image_ids,
                                  const std::function<AuditRecord(const EraseCounts&)>& make_audit,
                                  std::optional<int64_t> subject_id) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
-  const std::string now = meta::NowUtc();
+  const std::string now = IsoUtcNow();
   EraseCounts counts;
   if (subject_id) {
     FS_ASSIGN(Stmt del, Stmt::Prepare(db_, "DELETE FROM subjects WHERE id = ?"));  // references cascade
@@ -242,10 +244,10 @@ Result<int64_t> Store::AddOptOut(const OptOutRecord& o, AuditRecord record) {
   FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
       "INSERT INTO optouts(embedding, threshold, reason, added_at) VALUES(?, ?, ?, ?)"));
   insert.BindBlob(1, codec::EncodeEmbedding(o.embedding)).Bind(2, double{o.threshold});
-  insert.Bind(3, o.reason).Bind(4, o.added_at.empty() ? meta::NowUtc() : o.added_at);
+  insert.Bind(3, o.reason).Bind(4, o.added_at.empty() ? IsoUtcNow() : o.added_at);
   FS_TRY(insert.Run());
   const int64_t id = sqlite3_last_insert_rowid(db_);
-  record.results = "{\"optout_id\":" + std::to_string(id) + "}";
+  record.results = JsonText({{"optout_id", id}});
   FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   FS_TRY(txn.Commit());
   return id;
@@ -312,7 +314,7 @@ Status Store::AddUser(const UserRecord& user, AuditRecord record) {
   FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
       "INSERT INTO users(name, role, token_sha256, created_at) VALUES(?, ?, ?, ?)"));
   insert.Bind(1, user.name).Bind(2, std::string_view(RoleName(user.role))).Bind(3, user.token_sha256);
-  insert.Bind(4, meta::NowUtc());
+  insert.Bind(4, IsoUtcNow());
   FS_TRY(insert.Run());
   FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   return txn.Commit();
@@ -336,7 +338,7 @@ Result<std::vector<UserRecord>> Store::Users() {
 Status Store::RevokeUser(const std::string& name, AuditRecord record) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
   FS_ASSIGN(Stmt revoke, Stmt::Prepare(db_, "UPDATE users SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL"));
-  revoke.Bind(1, meta::NowUtc()).Bind(2, name);
+  revoke.Bind(1, IsoUtcNow()).Bind(2, name);
   FS_TRY(revoke.Run());
   if (sqlite3_changes64(db_) == 0)
     return Fail(ErrorCode::kNotFound, "no active user named '" + name + "' (see `facesearch user list`)");

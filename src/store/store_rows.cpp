@@ -1,6 +1,7 @@
 // Store: image and face rows. Every write is one BEGIN IMMEDIATE transaction.
 #include <cmath>
 
+#include "common/time.h"
 #include "store/face_codec.h"
 #include "store/meta.h"
 #include "store/sqlite.h"
@@ -227,7 +228,7 @@ class Inserter {
  private:
   Inserter(sqlite3* db, Stmt find, Stmt drop, Stmt drop_failed, Stmt clear, Stmt image, Stmt face)
       : db_(db), find_(std::move(find)), drop_(std::move(drop)), drop_failed_(std::move(drop_failed)),
-        clear_(std::move(clear)), image_(std::move(image)), face_(std::move(face)), now_(meta::NowUtc()) {}
+        clear_(std::move(clear)), image_(std::move(image)), face_(std::move(face)), now_(IsoUtcNow()) {}
   sqlite3* db_;
   Stmt find_, drop_, drop_failed_, clear_, image_, face_;
   std::string now_;
@@ -245,7 +246,7 @@ Status InsertIssue(sqlite3* db, const InputIssue& issue) {
       "source = excluded.source, captured_at = excluded.captured_at, "
       "licence = excluded.licence, notes = excluded.notes"));
   stmt.Bind(1, issue.location).Bind(2, issue.outcome).Bind(3, issue.reason).Bind(4, issue.detail);
-  stmt.Bind(5, meta::NowUtc());
+  stmt.Bind(5, IsoUtcNow());
   BindProvenance(stmt, 6, issue.provenance);
   return stmt.Run();
 }

@@ -1,5 +1,7 @@
 // Store: subjects and their reference faces (schema v6). Every change is one BEGIN IMMEDIATE
 // transaction with its audit record, so a reference always names the record that added it.
+#include "common/json.h"
+#include "common/time.h"
 #include "store/audit_append.h"
 #include "store/face_codec.h"
 #include "store/meta.h"
@@ -107,11 +109,11 @@ Result<Subject> Store::AddSubjectReferences(const std::string& name, bool append
     if (!id) {
       FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
           "INSERT INTO subjects(name, created_at, created_by, case_id) VALUES(?, ?, ?, ?)"));
-      insert.Bind(1, name).Bind(2, meta::NowUtc()).Bind(3, record.user).Bind(4, record.case_id);
+      insert.Bind(1, name).Bind(2, IsoUtcNow()).Bind(3, record.user).Bind(4, record.case_id);
       FS_TRY(insert.Run());
       id = sqlite3_last_insert_rowid(db_);
     }
-    record.results = "{\"subject_id\":" + std::to_string(*id) + ",\"references\":" + std::to_string(refs.size()) + "}";
+    record.results = JsonText({{"subject_id", *id}, {"references", refs.size()}});
     FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
     FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
         "INSERT INTO subject_refs(subject_id, embedding, source, photo_sha256, face_id, x, y, w, h, added_at, "
@@ -151,9 +153,7 @@ Status Store::ExcludeFromSubject(const std::string& name, const std::vector<int6
       return Fail(ErrorCode::kInvalidArgument, "face " + std::to_string(f) + " is one of subject '" + name +
                                                    "''s references: it cannot also be 'not this person'; nothing was changed");
   }
-  std::string ids;
-  for (int64_t f : face_ids) ids += (ids.empty() ? "" : ",") + std::to_string(f);
-  record.results = "{\"subject_id\":" + std::to_string(*id) + ",\"excluded\":[" + ids + "]}";
+  record.results = JsonText({{"subject_id", *id}, {"excluded", face_ids}});
   FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
   FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
       "INSERT OR IGNORE INTO subject_exclusions(subject_id, face_id, added_at, added_by, case_id, audit_seq) "
@@ -175,7 +175,7 @@ Status Store::RenameSubject(const std::string& from, const std::string& to, Audi
   FS_ASSIGN(Stmt update, Stmt::Prepare(db_, "UPDATE subjects SET name = ? WHERE id = ?"));
   update.Bind(1, to).Bind(2, *id);
   FS_TRY(update.Run());
-  record.results = "{\"subject_id\":" + std::to_string(*id) + "}";
+  record.results = JsonText({{"subject_id", *id}});
   FS_TRY(AppendAuditInTransaction(db_, std::move(record)));
   return txn.Commit();
 }
@@ -187,7 +187,7 @@ Status Store::RemoveSubject(const std::string& name, AuditRecord record) {
   FS_ASSIGN(Stmt del, Stmt::Prepare(db_, "DELETE FROM subjects WHERE id = ?"));  // references cascade
   del.Bind(1, *id);
   FS_TRY(del.Run());
-  record.results = "{\"subject_id\":" + std::to_string(*id) + "}";
+  record.results = JsonText({{"subject_id", *id}});
   FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
   FS_TRY(MarkScrubPending(db_, stored));  // the references' embeddings leave the WAL too
   return txn.Commit();
