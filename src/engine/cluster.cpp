@@ -51,22 +51,25 @@ Result<float> LinkThreshold(Store& store, const ClusterOptions& options, bool sa
   return sface ? kSfaceClusterDistance : kDlibClusterDistance;
 }
 
-// What a corpus open for clustering holds: the store, opt-outs, the index, and the write lock
-// when the command changes saved clusters.
+// What a corpus open for clustering holds: the store, opt-outs and, when the command changes
+// saved clusters, the write lock. The lock is taken after the index is opened, so that a repair
+// of the index can still be saved (OpenIndexForReading).
 struct Opened {
   CorpusPaths paths;
-  std::optional<FileLock> lock;
   std::unique_ptr<Store> store;
   OptOutFilter optouts;
+  OpenedIndex index;
+  std::optional<FileLock> lock;
 };
 
 Result<Opened> OpenForClustering(const CorpusConfig& config, bool write) {
   Opened o;
   FS_ASSIGN(o.paths, CheckExistingCorpus(config));
+  FS_ASSIGN(o.store, OpenStore(o.paths, StoreUse::kModels));
+  FS_ASSIGN(o.index, OpenIndexForReading(*o.store, o.paths));
   if (write) {
     FS_ASSIGN(o.lock, LockCorpusForWriting(o.paths, config.lock_wait_s));
   }
-  FS_ASSIGN(o.store, OpenStore(o.paths, StoreUse::kModels));
   FS_TRY(CheckCaseRequired(*o.store, config.audit, "cluster"));
   FS_ASSIGN(o.optouts, OptOutFilter::Load(*o.store));
   return o;
@@ -181,7 +184,6 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
   if (options.min_size < 1) return Fail(ErrorCode::kInvalidArgument, "--min-size must be at least 1");
   if (options.iterations < 1) return Fail(ErrorCode::kInvalidArgument, "--iterations must be at least 1");
   FS_ASSIGN(Opened o, OpenForClustering(config, options.save));
-  FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*o.store, o.paths));
   FS_ASSIGN(const float threshold, LinkThreshold(*o.store, options, /*saved=*/false));
 
   // The nodes: every live face not covered by an opt-out, in face id order.
@@ -199,7 +201,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::pair<uint32_t, uint32_t>> edges;
-  FS_TRY(ForEachNeighbour(*opened.index, embeddings, options.neighbors, threshold, [&](size_t q, int64_t face) {
+  FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options.neighbors, threshold, [&](size_t q, int64_t face) {
     const auto self = static_cast<uint32_t>(q);
     auto it = node_of.find(face);
     if (it == node_of.end() || it->second == self) return;  // stale, opted out, or itself
@@ -298,7 +300,7 @@ Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOp
   std::vector<std::vector<int64_t>> hits(rows.size());
   if (!rows.empty()) {
     FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*o.store, o.paths));
-    FS_TRY(ForEachNeighbour(*opened.index, embeddings, options.neighbors, threshold,
+    FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options.neighbors, threshold,
                             [&](size_t q, int64_t face) { if (face != rows[q].face_id) hits[q].push_back(face); }));
   }
   FS_ASSIGN(std::vector<ApartLink> links, o.store->ApartLinks());
