@@ -8,6 +8,7 @@
 #include <set>
 
 #include "engine/cluster_internal.h"
+#include "frontend/format.h"
 #include "json.h"
 #include "support.h"
 
@@ -197,7 +198,7 @@ TEST_CASE("Kept clusters: saved with stable ids, labelled, merged, split, kept a
   CHECK(c.Saved() == clusters_before);
 
   // A label, a merge that carries it, a split.
-  c.Must({"subject", "add", "obama", "--face-id", std::to_string(obama)});
+  c.Must({"subject", "add", "obama", "--face-id", std::to_string(obama), "--face-id", std::to_string(obama2)});
   c.Must({"--case", "C-9", "cluster", "label", g, "--subject", "obama"});
   c.Must({"cluster", "merge", g, std::to_string(lone)});
   std::map<int64_t, std::string> subjects;
@@ -224,6 +225,14 @@ TEST_CASE("Kept clusters: saved with stable ids, labelled, merged, split, kept a
   const std::string found = c.Must({"query", "--subject", "obama", "-f", "jsonl"}).out;
   CHECK(found.find("obama.jpg") != std::string::npos);
   CHECK(found.find("obama3.jpg") == std::string::npos);
+
+  // export --subject without --threshold: the calibrated distance for two references.
+  const RunResult exported = c.Must({"export", "--subject", "obama"});
+  CHECK(exported.err.find("plain refs=2") != std::string::npos);
+  const Json export_record = ParseJsonLines(c.Must({"audit", "--format", "jsonl"}).out).back();
+  const float two_refs = facesearch::frontend::SubjectThreshold(facesearch::Calibration::For({}), 2);
+  CHECK(two_refs < 0.6f);
+  CHECK(export_record["params"]["threshold"].num() == Approx(two_refs).epsilon(1e-6));
 
   // A new photo of the same person joins the saved cluster without clustering again.
   WriteSmallerCopy(c.dir / "later" / "obama3-small.jpg");

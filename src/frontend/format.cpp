@@ -584,6 +584,13 @@ Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional
   return scaled;
 }
 
+float SubjectThreshold(const Calibration& photo, int references) {
+  const float same_person = photo.same_person_distance();
+  if (references <= 1) return same_person;
+  const float calibrated = photo.ForReferences(references).ThresholdForFmr(photo.Fmr(same_person));
+  return calibrated > 0 ? calibrated : same_person;  // 0: beyond what the table resolves
+}
+
 namespace {
 std::string AuditProbesJson(const AuditRecord& r) {
   std::string out = "[";

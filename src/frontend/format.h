@@ -120,6 +120,12 @@ int QueryExitCode(const std::vector<ProbeOutcome>& outcomes);
 Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional<float> threshold, double max_fmr,
                                    int64_t corpus_faces, std::string* note);
 
+// `forget --subject` and `export --subject` without --threshold: the distance at which a subject
+// with `references` references (its table, Calibration::ForReferences) has the false-match rate a
+// single photo has at the model's same-person distance (dlib's 0.6): the same risk of taking a
+// stranger for the person whatever the number of references. One reference: that distance.
+float SubjectThreshold(const Calibration& photo, int references);
+
 // One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
 std::string FaceRecordJson(const FaceRecord& record);
 
