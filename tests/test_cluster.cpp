@@ -209,6 +209,10 @@ TEST_CASE("Kept clusters: saved with stable ids, labelled, merged, split, kept a
   const int64_t split = c.ClusterOf(biden);
   CHECK(split != group);
   CHECK(split != lone);  // ids are never reused
+  c.Must({"cluster", "different", std::to_string(biden), "--cluster", g});  // not that cluster's person
+  RunResult refused = c.Run({"cluster", "merge", g, std::to_string(split)});
+  CHECK(refused.exit_code == 2);
+  CHECK(refused.err.find("are marked different people") != std::string::npos);
 
   // "Different people": a face link respected by re-clustering, a subject link by subject search.
   c.Must({"--case", "C-9", "cluster", "different", std::to_string(obama2), "--face-id", std::to_string(obama)});
@@ -259,6 +263,6 @@ TEST_CASE("Kept clusters: saved with stable ids, labelled, merged, split, kept a
     if (r["action"].str() == "cluster" && r["params"].has("op") && r["params"]["op"].str() != "list" &&
         r["params"]["op"].str() != "show")
       trail.push_back(r["params"]["op"].str() + (r["case"].str().empty() ? "" : " " + r["case"].str()));
-  CHECK(trail == std::vector<std::string>{"save C-9", "save", "label C-9", "merge", "split", "different C-9", "save",
-                                          "update C-9"});
+  CHECK(trail == std::vector<std::string>{"save C-9", "save", "label C-9", "merge", "split", "different",
+                                          "different C-9", "save", "update C-9"});
 }
