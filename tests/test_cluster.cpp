@@ -159,7 +159,7 @@ struct ClusterCorpus : CorpusDir {
 }  // namespace
 
 TEST_CASE("Kept clusters: saved with stable ids, labelled, merged, split, kept apart, updated and erased, each "
-          "decision audited; bad input changes nothing",
+          "decision audited, and bad input changes nothing",
           "[cluster][e2e][models]") {
   ClusterCorpus c;
   c.Index({"obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"});
