@@ -76,7 +76,8 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
 // saved clusters without clustering again. In face id order, each new face is linked like
 // ClusterCorpus links (its `neighbors` nearest within the threshold of the save, unless given) and
 // joins the saved cluster (or the new group) holding most of its links, ties to the nearest, never
-// one with a face it is "different" from; a face with no link starts a new cluster. Saved faces
+// one with a face it is "different" from or one labelled with a subject it is marked not to be; a
+// face with no link starts a new cluster. Saved faces
 // never move. Returns the clusters that gained faces (all sizes). Audited ("cluster", op update).
 // Errors: kNotFound (no corpus, nothing saved yet: run --save first), and those of ClusterCorpus.
 Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOptions& options);

@@ -298,17 +298,19 @@ Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOp
   for (const FaceRecord& r : rows) embeddings.push_back(r.face.embedding);
 
   std::vector<std::vector<int64_t>> hits(rows.size());
-  if (!rows.empty()) {
-    FS_ASSIGN(OpenedIndex opened, OpenIndexForReading(*o.store, o.paths));
-    FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options.neighbors, threshold,
-                            [&](size_t q, int64_t face) { if (face != rows[q].face_id) hits[q].push_back(face); }));
-  }
+  FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options.neighbors, threshold,
+                          [&](size_t q, int64_t face) { if (face != rows[q].face_id) hits[q].push_back(face); }));
   FS_ASSIGN(std::vector<ApartLink> links, o.store->ApartLinks());
   std::unordered_map<int64_t, std::vector<int64_t>> partners;
   for (const ApartLink& l : links) {
     partners[l.a].push_back(l.b);
     partners[l.b].push_back(l.a);
   }
+  // A face marked "not this person" for a subject never joins a cluster labelled with it.
+  FS_ASSIGN(std::vector<Subject> subjects, o.store->Subjects());
+  std::unordered_map<int64_t, std::set<int64_t>> not_subject;  // face -> subject ids
+  for (const Subject& s : subjects)
+    for (const SubjectExclusion& e : s.exclusions) not_subject[e.face_id].insert(s.id);
   std::map<int64_t, std::vector<int64_t>> added;  // group -> its new faces
   int64_t new_groups = 0;
   ClusterReport report;
@@ -318,6 +320,9 @@ Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOp
     std::set<int64_t> barred;
     for (int64_t p : partners[face])
       if (auto it = group_of.find(p); it != group_of.end()) barred.insert(it->second);
+    if (auto ns = not_subject.find(face); ns != not_subject.end())
+      for (const SavedCluster& s : saved)
+        if (s.label && ns->second.count(s.label->subject_id)) barred.insert(s.id);
     std::map<int64_t, int> votes;
     int64_t choice = 0;
     int best = 0;
