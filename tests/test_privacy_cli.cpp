@@ -157,7 +157,7 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   c.Index({"obama.jpg"});
   const std::string probe = TestImage("obama2.jpg").string();
   // An older (version 1) corpus: the privacy tables are added on the next write.
-  ExecSql(c.db(), "DROP TABLE counts; DROP TRIGGER counts_images_insert; DROP TRIGGER counts_images_delete; "
+  ExecSql(c.db(), std::string(kDropClustersV9Sql) + "DROP TABLE counts; DROP TRIGGER counts_images_insert; DROP TRIGGER counts_images_delete; "
                  "DROP TRIGGER counts_images_status; DROP TRIGGER counts_faces_insert; DROP TRIGGER counts_faces_delete; "
                  "DROP TABLE audit; DROP TABLE tombstones; DROP TABLE optouts; DROP TABLE users; DROP TABLE subject_exclusions; DROP TABLE subject_refs; DROP TABLE subjects; "
                  "PRAGMA user_version = 1; "
@@ -175,7 +175,7 @@ TEST_CASE("With require-case a query without --case fails with exit 2 and prints
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 1);
 
   REQUIRE(c.Run({"config", "set", "require-case", "true"}).exit_code == 0);
-  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == 8);
+  CHECK(ParseJson(c.Run({"info", "--json"}).out)["schema_version"].num() == facesearch::kSchemaVersion);
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 1);  // counts rebuilt from the rows
   CHECK(c.Run({"config"}).out.find("require-case = true") != std::string::npos);
 

@@ -675,14 +675,14 @@ TEST_CASE("A version-4 corpus opens at the current version with an empty users t
     CHECK(sqlite3_exec(h, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(h);
   };
-  raw("DROP TABLE users; DROP TABLE subject_exclusions; DROP TABLE subject_refs; DROP TABLE subjects; "
+  raw((std::string(kDropClustersV9Sql) + "DROP TABLE users; DROP TABLE subject_exclusions; DROP TABLE subject_refs; DROP TABLE subjects; "
       "ALTER TABLE images DROP COLUMN phash; ALTER TABLE images DROP COLUMN exif_taken_at; "
       "ALTER TABLE images DROP COLUMN camera_make; ALTER TABLE images DROP COLUMN camera_model; "
       "ALTER TABLE images DROP COLUMN gps_lat; ALTER TABLE images DROP COLUMN gps_lon; "
       "ALTER TABLE images DROP COLUMN exif_problem; ALTER TABLE images DROP COLUMN duration_s; "
       "ALTER TABLE faces DROP COLUMN video_frame; ALTER TABLE faces DROP COLUMN video_at_s; "
       "ALTER TABLE faces DROP COLUMN video_first_s; ALTER TABLE faces DROP COLUMN video_last_s; "
-      "PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';");
+      "PRAGMA user_version = 4; UPDATE meta SET value = '4' WHERE key = 'schema_version';").c_str());
   {
     auto old = Store::OpenReadOnly(db);
     REQUIRE(old);

@@ -233,3 +233,18 @@ TEST_CASE("together output names each probe in every format, with the calibratio
   CHECK(csv.find(",\"subject:=HYPERLINK(\"\"x\"\")\",2,") != std::string::npos);
   CHECK(render(cli::OutputFormat::kTable).find("1 image(s) with all 2 probes") != std::string::npos);
 }
+
+TEST_CASE("forget and export --subject default to the distance where the subject's references have one photo's "
+          "false-match rate at the same-person distance",
+          "[subject]") {
+  const Calibration photo = Calibration::For(EmbeddingMode{});
+  CHECK(frontend::SubjectThreshold(photo, 1) == photo.same_person_distance());
+  for (int references : {2, 3, 5}) {
+    INFO(references << " references");
+    const float t = frontend::SubjectThreshold(photo, references);
+    // Distances to a template of several faces are shorter, strangers' too: the same risk sits lower.
+    CHECK(t < photo.same_person_distance());
+    CHECK(t > 0.3f);
+    CHECK(photo.ForReferences(references).Fmr(t) <= photo.Fmr(photo.same_person_distance()) * 1.0001);
+  }
+}

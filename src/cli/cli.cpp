@@ -1,5 +1,6 @@
 // Options and error reporting shared by the subcommands.
 #include "cli/cli.h"
+#include "facesearch/subject.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -114,6 +115,19 @@ void RequireFiniteNumbers(CLI::App& app) {
   for (CLI::Option* option : app.get_options())
     if (option->get_type_name().rfind("FLOAT", 0) == 0) option->check(kFiniteNumber);
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) RequireFiniteNumbers(*sub);
+}
+
+Result<float> SubjectThresholdFor(const Context& ctx, const std::string& subject, std::optional<float> given) {
+  if (given) return *given;
+  FS_ASSIGN(Subject found, GetSubject(ctx.Config(), subject));
+  FS_ASSIGN(EmbeddingMode mode, ResolvedEmbeddingMode(ctx.Config(), PipelineOptions{}));
+  const Calibration photo = Calibration::For(mode);
+  const int references = static_cast<int>(found.references.size());
+  const float threshold = SubjectThreshold(photo, references);
+  spdlog::info("subject '{}': threshold {:.4f}, where {} reference(s) have the false-match rate of one photo at {:.2f} "
+               "({} table); --threshold sets another", subject, threshold, references, photo.same_person_distance(),
+               photo.ForReferences(references).mode());
+  return threshold;
 }
 
 void AddFormatOption(CLI::App& cmd, OutputFormat& format) {

@@ -43,6 +43,11 @@ inline ProbeImage PhotoArg(const std::string& arg, std::istream& in) {
   return arg == "-" ? ProbeImage::Stdin(in) : ProbeImage::File(arg);
 }
 
+// The --threshold of `forget --subject` and `export --subject`: as given, else SubjectThreshold
+// for the subject's number of references on the corpus's own calibration table (logged).
+// Errors: kNotFound (no corpus, no such subject).
+Result<float> SubjectThresholdFor(const Context& ctx, const std::string& subject, std::optional<float> given);
+
 // Adds --detector, --upsample and --max-pixels to a subcommand that runs the face pipeline.
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options);
 // --video-fps, --video-max-seconds, --video-budget, --video-max-bytes (index and query).

@@ -69,7 +69,7 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
   struct ExportArgs {
     std::string output;
     std::string subject;
-    float threshold = 0.6f;
+    std::optional<float> threshold;
     std::string xmp;  // --xmp DIR
   };
   auto args = std::make_shared<ExportArgs>();
@@ -94,7 +94,7 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
                   "subject_distance");
   cmd->add_option("-t,--threshold", args->threshold, "Distance limit for --subject")
       ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str();
+      ->default_str("where the subject's references have one photo's false-match rate at 0.6 (dlib)");
   cmd->add_option("--xmp", args->xmp, "Write MWG face-region XMP sidecars into this folder (created 0700; files 0600)")
       ->excludes(output_option);
   cmd->callback([&ctx, args] {
@@ -117,9 +117,11 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
       line["subject_distance"] = RoundDecimals(distance, 4);
       out << JsonText(line) << '\n';
     };
+    Result<float> threshold = args->subject.empty() ? 0.0f : SubjectThresholdFor(ctx, args->subject, args->threshold);
+    if (!threshold) return ctx.Report(threshold.error());
     Status s = args->subject.empty()
                    ? ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << JsonText(FaceRecordJson(r)) << '\n'; })
-                   : ExportSubjectFaces(ctx.Config(), args->subject, args->threshold, subject_line);
+                   : ExportSubjectFaces(ctx.Config(), args->subject, *threshold, subject_line);
     if (!s) return ctx.Report(s.error());
     out.flush();  // stdout is checked for every command by RunCheckingStdout
     if (!output->empty() && !out) return ctx.Report({ErrorCode::kIo, "cannot write the export to " + *output + " (disk full?)"});

@@ -42,6 +42,12 @@ void Run(Context& ctx, ForgetArgs& args) {
     if (!seconds) return ctx.Report(seconds.error());
     args.request.older_than_s = *seconds;
   }
+  // A subject alone is erased at its own calibrated threshold; with --like, one threshold serves both.
+  if (!args.request.subject.empty() && args.request.like_photo.empty()) {
+    auto threshold = SubjectThresholdFor(ctx, args.request.subject, args.request.threshold);
+    if (!threshold) return ctx.Report(threshold.error());
+    args.request.threshold = *threshold;
+  }
   auto summary = Forget(ctx.Config(), args.request);
   if (!summary) return ctx.Report(summary.error());
   const EraseCounts& e = summary->erased;
@@ -77,7 +83,7 @@ void AddForgetCommand(CLI::App& app, Context& ctx) {
                   "references, the corpus faces they came from, and the subject with its references");
   cmd->add_option("-t,--threshold", args->request.threshold, "Distance limit for --like and --subject")
       ->check(CLI::Range(0.0, 2.0))
-      ->default_str("0.6; 1.1287 in an sface corpus");
+      ->default_str("0.6; 1.1287 in an sface corpus; --subject: where its references have that false-match rate");
   cmd->add_option("--older-than", args->older_than,
                   "Erase images added longer ago than this: 90s, 45m, 12h, 30d, 2w");
   cmd->add_flag("--json", args->json, "Print the counts as JSON on stdout");

@@ -77,6 +77,13 @@ Result<std::unique_ptr<Store>> OpenCorpusStore(const CorpusConfig& config, Store
   return OpenStore(paths, use);
 }
 
+Result<LockedCorpus> OpenLockedCorpus(const CorpusConfig& config, StoreUse use) {
+  FS_ASSIGN(CorpusPaths paths, CheckExistingCorpus(config));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
+  FS_ASSIGN(auto store, OpenStore(paths, use));
+  return LockedCorpus{std::move(paths), std::move(lock), std::move(store)};
+}
+
 Status RequireWritable(const CorpusPaths& paths, const std::string& why) {
   struct statvfs st {};
   if (::statvfs(paths.dir.c_str(), &st) != 0 || !(st.f_flag & ST_RDONLY)) return Ok();

@@ -52,6 +52,16 @@ Status RequireWritable(const CorpusPaths& paths, const std::string& why);
 // is not a corpus and holds other files, or is shared).
 Result<FileLock> LockCorpusForWriting(const CorpusPaths& paths, double wait_s = -1);
 
+// An existing corpus locked for writing, with its Store open (`use`: kWrite or kModels): for the
+// changes that must be serialised with erasures (subjects, saved clusters), so that none of them
+// names a face a concurrent `forget` is erasing.
+struct LockedCorpus {
+  CorpusPaths paths;
+  FileLock lock;
+  std::unique_ptr<Store> store;
+};
+Result<LockedCorpus> OpenLockedCorpus(const CorpusConfig& config, StoreUse use);
+
 // Takes the exclusive write lock without touching the directories, waiting as LockCorpusForWriting
 // does (verify --repair: making the directories private would hide a permission problem).
 Result<FileLock> WaitForWriteLock(const CorpusPaths& paths, double wait_s);

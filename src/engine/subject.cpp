@@ -40,21 +40,6 @@ Status CheckSubjectName(const std::string& name) {
 
 namespace {
 
-struct OpenedForSubjects {
-  CorpusPaths paths;
-  FileLock lock;
-  std::unique_ptr<Store> store;
-};
-
-// The corpus, locked for writing: subject changes are serialised with erasures, so a reference
-// can never be taken from a face that a concurrent `forget` is erasing.
-Result<OpenedForSubjects> OpenForSubjectChange(const CorpusConfig& config, bool models) {
-  FS_ASSIGN(CorpusPaths paths, CheckExistingCorpus(config));
-  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
-  FS_ASSIGN(auto store, OpenStore(paths, models ? StoreUse::kModels : StoreUse::kWrite));
-  return OpenedForSubjects{std::move(paths), std::move(lock), std::move(store)};
-}
-
 // One reference per photo: its largest face. A photo without a face fails the whole request.
 Result<std::vector<SubjectReference>> PhotoReferences(const CorpusConfig& config, const SubjectAddRequest& request) {
   std::vector<SubjectReference> refs;
@@ -116,7 +101,8 @@ Result<Subject> AddSubject(const CorpusConfig& config, const SubjectAddRequest& 
   FS_TRY(RequireCorpus(PathsFor(config.corpus_dir)));
   // Photos are analysed before the lock is taken: a slow model load never holds up other writers.
   FS_ASSIGN(std::vector<SubjectReference> refs, PhotoReferences(config, request));
-  FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, !request.photos.empty()));
+  // Locked: a reference can never be taken from a face that a concurrent `forget` is erasing.
+  FS_ASSIGN(LockedCorpus opened, OpenLockedCorpus(config, request.photos.empty() ? StoreUse::kWrite : StoreUse::kModels));
   FS_TRY(AppendFaceReferences(*opened.store, request.face_ids, refs));
   // An opt-out wins over any wish to follow a person: its face is never a reference.
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*opened.store));
@@ -187,21 +173,21 @@ Result<Subject> GetSubject(const CorpusConfig& config, const std::string& name) 
 Status ExcludeFromSubject(const CorpusConfig& config, const std::string& name, const std::vector<int64_t>& face_ids) {
   if (face_ids.empty())
     return Fail(ErrorCode::kInvalidArgument, "say which faces are not this person: --face-id N (ids as query prints them)");
-  FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, /*models=*/false));
+  FS_ASSIGN(LockedCorpus opened, OpenLockedCorpus(config, StoreUse::kWrite));
   const std::string params = JsonText({{"op", "exclude"}, {"name", name}, {"face_ids", face_ids}});
   return opened.store->ExcludeFromSubject(name, face_ids, MakeAuditRecord(config.audit, {"subject", params, {}, ""}));
 }
 
 Status RenameSubject(const CorpusConfig& config, const std::string& from, const std::string& to) {
   FS_TRY(CheckSubjectName(to));
-  FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, /*models=*/false));
+  FS_ASSIGN(LockedCorpus opened, OpenLockedCorpus(config, StoreUse::kWrite));
   const std::string params =
       JsonText({{"op", "rename"}, {"name", from}, {"to", to}});
   return opened.store->RenameSubject(from, to, MakeAuditRecord(config.audit, {"subject", params, {}, ""}));
 }
 
 Status RemoveSubject(const CorpusConfig& config, const std::string& name) {
-  FS_ASSIGN(OpenedForSubjects opened, OpenForSubjectChange(config, /*models=*/false));
+  FS_ASSIGN(LockedCorpus opened, OpenLockedCorpus(config, StoreUse::kWrite));
   const std::string params = JsonText({{"op", "remove"}, {"name", name}});
   FS_TRY(opened.store->RemoveSubject(name, MakeAuditRecord(config.audit, {"subject", params, {}, ""})));
   return FinishScrubOrWarn(*opened.store, opened.paths);

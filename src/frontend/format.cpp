@@ -612,6 +612,13 @@ Result<float> ChooseQueryThreshold(const Calibration& calibration, std::optional
   return scaled;
 }
 
+float SubjectThreshold(const Calibration& photo, int references) {
+  const float same_person = photo.same_person_distance();
+  if (references <= 1) return same_person;
+  const float calibrated = photo.ForReferences(references).ThresholdForFmr(photo.Fmr(same_person));
+  return calibrated > 0 ? calibrated : same_person;  // 0: beyond what the table resolves
+}
+
 namespace {
 // params and results are JSON text that facesearch wrote itself, so they parse; text that does not
 // (a database edited by hand) is shown as a string rather than making the line invalid JSON.

@@ -138,6 +138,12 @@ std::string OptOutRemoved(int64_t id, bool json);
 
 // [[x,y],...]
 Json LandmarksJson(std::span<const Point> landmarks);
+// `forget --subject` and `export --subject` without --threshold: the distance at which a subject
+// with `references` references (its table, Calibration::ForReferences) has the false-match rate a
+// single photo has at the model's same-person distance (dlib's 0.6): the same risk of taking a
+// stranger for the person whatever the number of references. One reference: that distance.
+float SubjectThreshold(const Calibration& photo, int references);
+
 // One export line: face id, image, box, landmarks, detector score, provenance and the 128 floats.
 Json FaceRecordJson(const FaceRecord& record);
 

@@ -48,6 +48,8 @@ Status CreateSubjectsV6(sqlite3* db);
 Status CreateMediaV7(sqlite3* db);
 // The v8 video columns; also run when creating a new corpus.
 Status CreateVideosV8(sqlite3* db);
+// The v9 kept-cluster tables; also run when creating a new corpus.
+Status CreateClustersV9(sqlite3* db);
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

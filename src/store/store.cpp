@@ -183,6 +183,7 @@ Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string* model_i
     FS_TRY(migrate::CreateSubjectsV6(db));
     FS_TRY(migrate::CreateMediaV7(db));
     FS_TRY(migrate::CreateVideosV8(db));
+    FS_TRY(migrate::CreateClustersV9(db));
     const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
     FS_TRY(Exec(db, set_version.c_str()));
     FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
@@ -217,7 +218,7 @@ bool IsReservedMetaKey(const std::string& key) {
   return key == meta::kSchemaVersionKey || key == meta::kModelIdentity ||
          key == meta::kGeneration || key == meta::kDeleteGeneration ||
          key == meta::kCreatedAt || key.starts_with("index.") || key.starts_with("audit.") ||
-         key.starts_with("erasure.");
+         key.starts_with("erasure.") || key.starts_with("cluster.");
 }
 
 std::string Unscrubbed(const fs::path& path) {

@@ -21,6 +21,7 @@
 #include "facesearch/privacy_types.h"
 #include "facesearch/users.h"
 #include "facesearch/subject_types.h"
+#include "facesearch/cluster_types.h"
 
 struct sqlite3;
 
@@ -29,8 +30,9 @@ namespace facesearch {
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
 // columns and the input_issues table; v4 the trigger-kept counts table; v5 the users table of
 // `facesearch serve`; v6 the subjects tables; v7 the perceptual hash and EXIF columns; v8 the
-// video columns of images and faces (store_migrate.cpp upgrades older versions on open).
-inline constexpr int kSchemaVersion = 8;
+// video columns of images and faces; v9 the kept clusters, labels and "different people" links
+// (store_migrate.cpp upgrades older versions on open).
+inline constexpr int kSchemaVersion = 9;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -244,6 +246,21 @@ class Store {
   // Deletes the subject and its references with `record`, marking the scrub pending (their
   // embeddings are erased as an erasure's are). Errors: kNotFound.
   Status RemoveSubject(const std::string& name, AuditRecord record);
+
+  // ---- kept clusters (store_clusters.cpp, schema v9) ---------------------------------------------
+  // Every saved cluster that has faces, with its label and members, by id. None on an older
+  // read-only schema.
+  Result<std::vector<SavedCluster>> SavedClusters();
+  // Faces labelled with a subject, by face id.
+  Result<std::vector<std::pair<int64_t, ClusterLabel>>> FaceLabels();
+  // Every "different people" link.
+  Result<std::vector<ApartLink>> ApartLinks();
+  // Applies `change` in one transaction with `record`, whose results become
+  // {<change.results>,"clusters":[the id of each group],"dropped":[clusters left empty, deleted]};
+  // every row written takes its time, user, case and audit seq from the stored record. Returns
+  // the id of each group (a new cluster's id is never reused). Errors: kNotFound (a group's id
+  // names no cluster), kDatabase (a face that is no longer in the corpus: its foreign key).
+  Result<std::vector<int64_t>> ChangeClusters(const ClusterChange& change, AuditRecord record);
 
   // True while an erasure has committed but its scrub has not finished.
   Result<bool> ScrubPending();

@@ -168,6 +168,38 @@ ALTER TABLE faces ADD COLUMN video_last_s REAL;
 
 Status CreateVideosV8(sqlite3* db) { return sqlite::Exec(db, kVideosV8Sql); }
 
+namespace {
+// Kept clusters (issue #21): `cluster --save` groups, their stable ids and labels, face labels and
+// "different people" links. Every row names the audit record of the decision that made it (who,
+// when, which case). A face is in one saved cluster at most; erasing it (forget, opt-out) removes
+// its membership, labels and links with it (ON DELETE CASCADE); a cluster left empty is dropped
+// by the next cluster change. Removing a subject unlabels its clusters.
+const char* const kClustersV9Sql = R"sql(
+CREATE TABLE clusters(id INTEGER PRIMARY KEY AUTOINCREMENT,
+                      created_at TEXT NOT NULL, created_by TEXT NOT NULL, case_id TEXT NOT NULL DEFAULT '',
+                      audit_seq INTEGER NOT NULL,
+                      subject_id INTEGER REFERENCES subjects(id) ON DELETE SET NULL,
+                      labelled_at TEXT, labelled_by TEXT, label_case_id TEXT, label_audit_seq INTEGER);
+CREATE TABLE cluster_faces(face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+                           cluster_id INTEGER NOT NULL REFERENCES clusters(id) ON DELETE CASCADE,
+                           how TEXT NOT NULL, added_at TEXT NOT NULL, added_by TEXT NOT NULL,
+                           case_id TEXT NOT NULL DEFAULT '', audit_seq INTEGER NOT NULL);
+CREATE INDEX cluster_faces_cluster ON cluster_faces(cluster_id);
+CREATE INDEX cluster_faces_audit ON cluster_faces(audit_seq);
+CREATE TABLE face_labels(face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+                         subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+                         added_at TEXT NOT NULL, added_by TEXT NOT NULL, case_id TEXT NOT NULL DEFAULT '',
+                         audit_seq INTEGER NOT NULL);
+CREATE TABLE face_apart(face_a INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+                        face_b INTEGER NOT NULL REFERENCES faces(id) ON DELETE CASCADE,
+                        added_at TEXT NOT NULL, added_by TEXT NOT NULL, case_id TEXT NOT NULL DEFAULT '',
+                        audit_seq INTEGER NOT NULL, PRIMARY KEY(face_a, face_b), CHECK(face_a < face_b)) WITHOUT ROWID;
+CREATE INDEX face_apart_b ON face_apart(face_b);
+)sql";
+}  // namespace
+
+Status CreateClustersV9(sqlite3* db) { return sqlite::Exec(db, kClustersV9Sql); }
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
@@ -178,13 +210,14 @@ Status Upgrade(sqlite3* db, int64_t from) {
   if (from <= 5) FS_TRY(CreateSubjectsV6(db));
   if (from <= 6) FS_TRY(CreateMediaV7(db));
   if (from <= 7) FS_TRY(CreateVideosV8(db));
+  if (from <= 8) FS_TRY(CreateClustersV9(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
   // What each step added, from the first one this database lacked.
   static const char* const kAdded[] = {"audit log, erasure tombstones, opt-outs", "provenance, error kinds, input issues",
                                        "stored counts", "API users", "subjects", "perceptual hashes and EXIF",
-                                       "video columns"};
+                                       "video columns", "kept clusters and labels"};
   static_assert(std::size(kAdded) == kSchemaVersion - 1, "one entry per upgrade step");
   std::string added;
   for (int64_t v = from; v < kSchemaVersion; ++v) added += (added.empty() ? "" : ", ") + std::string(kAdded[v - 1]);
