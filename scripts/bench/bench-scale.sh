@@ -64,9 +64,11 @@ big="$dir/corpus-$faces-$kind"
 if [[ ! -f "$big.complete" ]]; then
   log "step: grow a copy of the seed corpus by $faces synthetic faces ($big)"
   rm -rf "$big" && cp -a "$seed/corpus" "$big"
-  "$FS_REPO_ROOT/$build_dir/grow_corpus" "$big" "$seed/export.jsonl" "$faces"
+  /usr/bin/time -f 'grow_corpus: %e s wall, %U s user, %S s sys, %M KiB peak RSS' \
+    "$FS_REPO_ROOT/$build_dir/grow_corpus" "$big" "$seed/export.jsonl" "$faces"
   log "step: reindex --index $kind"
-  "$bin" --corpus "$big" reindex --index "$kind" >&2
+  /usr/bin/time -f 'reindex: %e s wall, %U s user, %S s sys, %M KiB peak RSS' \
+    "$bin" --corpus "$big" reindex --index "$kind" >&2
   touch "$big.complete"
 fi
 

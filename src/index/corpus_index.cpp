@@ -56,6 +56,7 @@ Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, bool train
   FS_ASSIGN(const int64_t faces, store.FaceCount());
   std::unique_ptr<ProgressSink> progress = ProgressFor(faces);
   if (progress) progress->Start("reading " + std::to_string(faces) + " faces from the database", faces);
+  index->Reserve(faces);
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0, progress.get()));
   if (progress) progress->Finish();
   FS_TRY(index->Compact(/*keep_training=*/false));
