@@ -48,7 +48,13 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::pair<uint32_t, uint32_t>> edges;
+  std::unique_ptr<ProgressSink> progress = ProgressFor(static_cast<int64_t>(faces.size()));
+  if (progress)
+    progress->Start("finding each face's " + std::to_string(options.neighbors) + " nearest neighbours (" +
+                        IndexKindName(opened.index->spec().kind) + " index)",
+                    static_cast<int64_t>(faces.size()));
   for (size_t begin = 0; begin < embeddings.size(); begin += kBatch) {
+    if (progress) progress->Advance(static_cast<int64_t>(begin));
     const size_t count = std::min(kBatch, embeddings.size() - begin);
     // k + 1: the face itself comes back as its own nearest neighbour.
     FS_ASSIGN(auto hits, opened.index->SearchBatch(std::span(embeddings).subspan(begin, count), options.neighbors + 1));
@@ -62,6 +68,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
       }
     }
   }
+  if (progress) progress->Finish();
   std::sort(edges.begin(), edges.end());
   edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
   spdlog::debug("cluster: {} faces, {} edges within {} from the index in {:.2f} s", faces.size(), edges.size(),

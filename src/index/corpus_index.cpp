@@ -15,14 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Progress on stderr for steps over this many rows (smaller ones take well under a second).
-constexpr int64_t kProgressFrom = 50'000;
-
-std::unique_ptr<ProgressSink> ProgressFor(int64_t rows) {
-  if (rows < kProgressFrom || !spdlog::should_log(spdlog::level::info)) return nullptr;
-  return std::make_unique<ProgressBar>();
-}
-
 // Streams faces with id > after_id from the Store into `index` in bounded batches.
 // Returns how many faces were added.
 Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id, ProgressSink* progress = nullptr) {
@@ -246,6 +238,11 @@ std::vector<fs::path> StaleIndexTempFiles(const fs::path& index_dir) {
     if (it->path().filename().string().starts_with(prefix)) found.push_back(it->path());
   std::sort(found.begin(), found.end());
   return found;
+}
+
+std::unique_ptr<ProgressSink> ProgressFor(int64_t rows) {
+  if (rows < kProgressFrom || !spdlog::should_log(spdlog::level::info)) return nullptr;
+  return std::make_unique<ProgressBar>();
 }
 
 bool KeepsTrainingAfterErasure(int64_t main_rows) { return main_rows >= kKeepTrainingFrom; }
