@@ -15,6 +15,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Training has no progress of its own (FAISS's k-means reports nothing): one line before it starts,
+// so that minutes of it at millions of faces are not silent.
+void SayTraining(const VectorIndex& index) {
+  if (index.needs_training())
+    spdlog::info("training the {} index on {} faces", IndexKindName(index.spec().kind), index.main_rows());
+}
+
 // Streams faces with id > after_id from the Store into `index` in bounded batches.
 // Returns how many faces were added.
 Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id, ProgressSink* progress = nullptr) {
@@ -52,6 +59,7 @@ Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, bool train
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0, progress.get()));
   if (progress) progress->Finish();
   FS_TRY(index->Compact(/*keep_training=*/false));
+  if (train) SayTraining(*index);
   FS_TRY(index->Prepare(train));
   spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}{}", added, reason,
               spec.kind == IndexKind::kExact ? "" : std::string(" (index kind ") + IndexKindName(spec.kind) + ")");
@@ -250,8 +258,7 @@ bool KeepsTrainingAfterErasure(int64_t main_rows) { return main_rows >= kKeepTra
 Status CompactIndex(VectorIndex& index) {
   std::unique_ptr<ProgressSink> progress = ProgressFor(index.ntotal());
   FS_TRY(index.Compact(KeepsTrainingAfterErasure(index.main_rows()), progress.get()));
-  if (index.needs_training())
-    spdlog::info("training the {} index on {} faces", IndexKindName(index.spec().kind), index.main_rows());
+  SayTraining(index);
   return index.Prepare(/*train=*/true);
 }
 
