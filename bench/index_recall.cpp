@@ -42,7 +42,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::printf("recall@10 %.4f over %d probes; index %s, %lld rows in the main segment, %lld in the delta, "
-              "%lld live faces\n",
+              "%lld rows in all (scrubbed rows included until a compaction)\n",
               recall->recall_at_10, recall->queries, fs::IndexKindName(index.spec().kind),
               static_cast<long long>(index.main_rows()), static_cast<long long>(index.delta_rows()),
               static_cast<long long>(index.ntotal()));
