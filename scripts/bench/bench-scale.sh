@@ -9,8 +9,8 @@
 # ../shared/data/lfw), its export, and a copy grown to --faces faces with synthetic faces drawn
 # around the real ones (bench/grow_corpus.cpp), indexed with `reindex --index KIND`. Then it times,
 # each in a fresh process: query (a real photo), info, index of 5 new photos, forget --image of one
-# of them, verify, compact. The probe's own decode/detect/embed cost is shown by the same query on
-# the seed corpus.
+# of them, recall@10 of the index as it then stands (bench/index_recall.cpp), verify, compact. The
+# probe's own decode/detect/embed cost is shown by the same query on the seed corpus.
 # Cold-cache rows need a writable /proc/sys/vm/drop_caches (else they are skipped, and said so).
 # Prints a Markdown table on stdout; progress on stderr. Builds into build-bench (Release).
 set -euo pipefail
@@ -40,7 +40,7 @@ build_dir="${FS_BENCH_BUILD_DIR:-build-bench}"
 cd -- "$FS_REPO_ROOT"
 log "step: build facesearch and grow_corpus in $build_dir"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DFACESEARCH_BUILD_TESTS=OFF >&2
-cmake --build "$build_dir" -j"$(nproc 2>/dev/null || echo 2)" --target facesearch grow_corpus >&2
+cmake --build "$build_dir" -j"$(nproc 2>/dev/null || echo 2)" --target facesearch grow_corpus index_recall >&2
 bin="$FS_REPO_ROOT/$build_dir/facesearch"
 mkdir -p "$dir"
 
@@ -64,9 +64,11 @@ big="$dir/corpus-$faces-$kind"
 if [[ ! -f "$big.complete" ]]; then
   log "step: grow a copy of the seed corpus by $faces synthetic faces ($big)"
   rm -rf "$big" && cp -a "$seed/corpus" "$big"
-  "$FS_REPO_ROOT/$build_dir/grow_corpus" "$big" "$seed/export.jsonl" "$faces"
+  /usr/bin/time -f 'grow_corpus: %e s wall, %U s user, %S s sys, %M KiB peak RSS' \
+    "$FS_REPO_ROOT/$build_dir/grow_corpus" "$big" "$seed/export.jsonl" "$faces"
   log "step: reindex --index $kind"
-  "$bin" --corpus "$big" reindex --index "$kind" >&2
+  /usr/bin/time -f 'reindex: %e s wall, %U s user, %S s sys, %M KiB peak RSS' \
+    "$bin" --corpus "$big" reindex --index "$kind" >&2
   touch "$big.complete"
 fi
 
@@ -111,6 +113,8 @@ cp "${new_photos[@]}" "$work/"
 timed "index of 5 new photos" "$bin" --corpus "$big" -q index --allow-reindex "$work"
 timed "forget --image (1 photo)" "$bin" --corpus "$big" -q forget --image "$work/$(basename "${new_photos[0]}")"
 timed "query after index + forget" "$bin" --corpus "$big" -q query "$probe"
+# Recall of the index as it now stands (a delta chunk, a scrubbed row) against the exact scan.
+echo "| $("$FS_REPO_ROOT/$build_dir/index_recall" "$big" 1000 2>&1 | tail -n 1) | | | |"
 timed "verify" "$bin" --corpus "$big" -q verify
 timed "compact (fold the delta and erased rows into the main segment)" "$bin" --corpus "$big" -q compact
 # Leave the grown corpus as it was built (the next run times the same work).

@@ -26,7 +26,10 @@
 2. KILLS times: a fresh copy of the start corpus, `forget --like P` SIGKILLed, aiming in turn at a
    random moment of the run (model loading, the index scrub, the erase transaction, the index
    record, the WAL checkpoint), at 0-5 ms after the index file is scrubbed (its mtime changes:
-   forget scrubs the index before the erasure commits) and at 0-30 ms after the erase commits; then the same checks as above plus: no index file
+   forget scrubs the index before the erasure commits) and at 0-30 ms after the erase commits; then the same checks as above
+   (but `verify` may exit 2 with only its "erasure" check failing when the kill came after the erase
+   committed and before its scrub finished: verify only reads and reports a pending scrub, which
+   the next command finishes) plus: no index file
    may still hold an erased face (verify would name it), rerunning the forget must complete (exit 0
    or 1 when the killed run had already erased everything), `verify` must pass again and the
    corpus must equal the reference (images, faces, embeddings; tombstones), with the index fresh.
@@ -82,11 +85,14 @@ def check_consistent(db):
     return ok, orphans, counts
 
 
-def verify(base, corpus):
-    """Runs `facesearch verify --format json`; returns (exit code, problems, notes)."""
+def verify(base, corpus, checks=None):
+    """Runs `facesearch verify --format json`; returns (exit code, problems, notes). With a list
+    `checks`, the names of the checks that found the problems are appended to it."""
     r = subprocess.run(base + ["--corpus", corpus, "verify", "--format", "json"], capture_output=True, text=True)
     try:
         doc = json.loads(r.stdout)
+        if checks is not None:
+            checks += [p["check"] for p in doc["problems"]]
         return r.returncode, [p["message"] for p in doc["problems"]], [n["message"] for n in doc["notes"]]
     except (ValueError, KeyError):
         return r.returncode, [f"verify printed no report: {r.stderr.strip()}"], []
@@ -177,7 +183,15 @@ def forget_campaign(args, base, images, work):
         state = f"[aim: {aim}] {state}"
         db = os.path.join(crash, "corpus.sqlite")
         ok, orphans, (n_img, n_face) = check_consistent(db)
-        v_rc, v_problems, v_notes = verify(base, crash)
+        v_checks = []
+        v_rc, v_problems, v_notes = verify(base, crash, v_checks)
+        # A kill after the erase committed but before its scrub finished leaves the scrub pending:
+        # verify only reads, so it reports that (exit 2, check "erasure") until the next command of
+        # any kind finishes the scrub (docs/output.md). That is the designed state, not a failure;
+        # the second verify, after the rerun, must then find nothing.
+        scrub_pending = v_rc == 2 and v_checks == ["erasure"]
+        if scrub_pending:
+            state += ", scrub pending"
         before = subprocess.run(base + ["--corpus", crash, "info", "--json"], capture_output=True, text=True)
         before_state = json.loads(before.stdout)["index_state"] if before.returncode == 0 else "INFO FAILED"
         if n_face == n_start:
@@ -195,7 +209,8 @@ def forget_campaign(args, base, images, work):
         info = subprocess.run(base + ["--corpus", crash, "info", "--json"], capture_output=True, text=True)
         index_state = json.loads(info.stdout)["index_state"] if info.returncode == 0 else "INFO FAILED"
         same = snapshot(db) == ref_snapshot and tombstones(db) == ref_tombstones
-        bad = (ok != "ok" or orphans or v_rc != 0 or rerun.returncode not in (0, 1) or v2_rc != 0
+        first_verify_ok = v_rc == 0 or (scrub_pending and n_face < n_start)
+        bad = (ok != "ok" or orphans or not first_verify_ok or rerun.returncode not in (0, 1) or v2_rc != 0
                or not same or index_state != "fresh")
         if bad:
             failures.append(k)
@@ -290,7 +305,15 @@ def reindex_campaign(args, base, images, work):
             state = "killed"
         db = os.path.join(crash, "corpus.sqlite")
         ok, orphans, (n_img, n_face) = check_consistent(db)
-        v_rc, v_problems, v_notes = verify(base, crash)
+        v_checks = []
+        v_rc, v_problems, v_notes = verify(base, crash, v_checks)
+        # A kill after the erase committed but before its scrub finished leaves the scrub pending:
+        # verify only reads, so it reports that (exit 2, check "erasure") until the next command of
+        # any kind finishes the scrub (docs/output.md). That is the designed state, not a failure;
+        # the second verify, after the rerun, must then find nothing.
+        scrub_pending = v_rc == 2 and v_checks == ["erasure"]
+        if scrub_pending:
+            state += ", scrub pending"
         before = info_json(base, crash)
         before_desc = f"{before['index_kind']} {before['index_state']}" if before else "INFO FAILED"
         t0 = time.time()

@@ -29,7 +29,13 @@ constexpr const char* kThresholdKey = "cluster.threshold";  // the link distance
 // `threshold`, nearest first (the probe itself, when indexed, comes back too).
 Status ForEachNeighbour(VectorIndex& index, std::span<const Embedding> probes, int neighbors, float threshold,
                         const std::function<void(size_t, int64_t)>& fn) {
+  std::unique_ptr<ProgressSink> progress = ProgressFor(static_cast<int64_t>(probes.size()));
+  if (progress)
+    progress->Start("finding each face's " + std::to_string(neighbors) + " nearest neighbours (" +
+                        IndexKindName(index.spec().kind) + " index)",
+                    static_cast<int64_t>(probes.size()));
   for (size_t begin = 0; begin < probes.size(); begin += kBatch) {
+    if (progress) progress->Advance(static_cast<int64_t>(begin));
     const size_t count = std::min(kBatch, probes.size() - begin);
     // k + 1: the face itself comes back as its own nearest neighbour.
     FS_ASSIGN(auto hits, index.SearchBatch(probes.subspan(begin, count), neighbors + 1));
@@ -39,6 +45,7 @@ Status ForEachNeighbour(VectorIndex& index, std::span<const Embedding> probes, i
         fn(begin + q, h.face_id);
       }
   }
+  if (progress) progress->Finish();
   return Ok();
 }
 

@@ -88,7 +88,13 @@ Result<std::unique_ptr<VectorIndex>> ScrubIndexFirst(Store& store, const CorpusP
 // trained anew: KeepsTrainingAfterErasure), then finish the scrub (WAL checkpointed and
 // truncated) so that no copy of the erased rows is left in the corpus files.
 Status FinishErasure(Store& store, const CorpusPaths& paths, VectorIndex& index) {
-  if (!KeepsTrainingAfterErasure(index.main_rows())) FS_TRY(CompactIndex(index));
+  if (!KeepsTrainingAfterErasure(index.main_rows())) {
+    if (index.spec().kind != IndexKind::kExact)
+      spdlog::info("training the {} index anew on the faces that remain: under {} faces a centroid or "
+                   "range can be close to one erased face's embedding (from there the training is kept)",
+                   IndexKindName(index.spec().kind), kKeepTrainingFrom);
+    FS_TRY(CompactIndex(index));
+  }
   FS_TRY(SaveCorpusIndex(store, index, paths.index_dir));
   return FinishScrubOrWarn(store, paths);
 }

@@ -15,12 +15,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Progress on stderr for steps over this many rows (smaller ones take well under a second).
-constexpr int64_t kProgressFrom = 50'000;
-
-std::unique_ptr<ProgressSink> ProgressFor(int64_t rows) {
-  if (rows < kProgressFrom || !spdlog::should_log(spdlog::level::info)) return nullptr;
-  return std::make_unique<ProgressBar>();
+// Training has no progress of its own (FAISS's k-means reports nothing): one line before it starts,
+// so that minutes of it at millions of faces are not silent.
+void SayTraining(const VectorIndex& index) {
+  if (index.needs_training())
+    spdlog::info("training the {} index on {} faces", IndexKindName(index.spec().kind), index.main_rows());
 }
 
 // Streams faces with id > after_id from the Store into `index` in bounded batches.
@@ -56,9 +55,11 @@ Result<OpenedIndex> RebuildIndex(Store& store, const IndexSpec& spec, bool train
   FS_ASSIGN(const int64_t faces, store.FaceCount());
   std::unique_ptr<ProgressSink> progress = ProgressFor(faces);
   if (progress) progress->Start("reading " + std::to_string(faces) + " faces from the database", faces);
+  index->Reserve(faces);
   FS_ASSIGN(int64_t added, AppendFaces(store, *index, 0, progress.get()));
   if (progress) progress->Finish();
   FS_TRY(index->Compact(/*keep_training=*/false));
+  if (train) SayTraining(*index);
   FS_TRY(index->Prepare(train));
   spdlog::log(level, "rebuilt the vector index from the database ({} faces): {}{}", added, reason,
               spec.kind == IndexKind::kExact ? "" : std::string(" (index kind ") + IndexKindName(spec.kind) + ")");
@@ -247,13 +248,17 @@ std::vector<fs::path> StaleIndexTempFiles(const fs::path& index_dir) {
   return found;
 }
 
+std::unique_ptr<ProgressSink> ProgressFor(int64_t rows) {
+  if (rows < kProgressFrom || !spdlog::should_log(spdlog::level::info)) return nullptr;
+  return std::make_unique<ProgressBar>();
+}
+
 bool KeepsTrainingAfterErasure(int64_t main_rows) { return main_rows >= kKeepTrainingFrom; }
 
 Status CompactIndex(VectorIndex& index) {
   std::unique_ptr<ProgressSink> progress = ProgressFor(index.ntotal());
   FS_TRY(index.Compact(KeepsTrainingAfterErasure(index.main_rows()), progress.get()));
-  if (index.needs_training())
-    spdlog::info("training the {} index on {} faces", IndexKindName(index.spec().kind), index.main_rows());
+  SayTraining(index);
   return index.Prepare(/*train=*/true);
 }
 

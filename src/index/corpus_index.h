@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "facesearch/error.h"
+#include "common/progress.h"
 #include "index/vector_index.h"
 #include "store/store.h"
 
@@ -140,6 +141,11 @@ Result<int64_t> AppendNewFaces(Store& store, VectorIndex& index);
 // anyone's embedding, and training them again at 10M costs minutes. Below it, an erasure
 // compacts and trains anew (seconds), since a centroid over a few faces can be one of them.
 inline constexpr int64_t kKeepTrainingFrom = 100'000;
+
+// Progress on stderr (a ProgressBar) for a step over `rows` rows from kProgressFrom, unless the log
+// level hides info (-q); null otherwise: smaller steps take well under a second.
+inline constexpr int64_t kProgressFrom = 50'000;
+std::unique_ptr<ProgressSink> ProgressFor(int64_t rows);
 bool KeepsTrainingAfterErasure(int64_t main_rows);
 
 // Folds the delta into the main segment (VectorIndex::Compact, keeping the training from

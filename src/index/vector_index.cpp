@@ -114,6 +114,12 @@ Status VectorIndex::Add(std::span<const int64_t> ids, std::span<const float> vec
   return Ok();
 }
 
+void VectorIndex::Reserve(int64_t rows) {
+  const size_t total = new_ids_.size() + static_cast<size_t>(std::max<int64_t>(rows, 0));
+  new_ids_.reserve(total);
+  new_rows_.reserve(total * kEmbeddingDim);
+}
+
 Result<int64_t> VectorIndex::Erase(std::span<const int64_t> face_ids) {
   const std::unordered_set<int64_t> wanted(face_ids.begin(), face_ids.end());
   int64_t erased = 0;

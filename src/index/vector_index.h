@@ -74,6 +74,9 @@ class VectorIndex {
   // ids.size() == vectors.size() / kEmbeddingDim; the ids increasing and above max_id() (faces are
   // appended in id order). The rows go to the delta. Errors: kInvalidArgument (nothing added).
   Status Add(std::span<const int64_t> ids, std::span<const float> vectors);
+  // Room for `rows` more rows in the delta, so that a rebuild that knows its size grows the buffer
+  // once: growing it by doubling holds the old and the new copy at once (8 GiB of floats at 10M).
+  void Reserve(int64_t rows);
   // Scrubs the rows of `face_ids` wherever they are: id -1, floats kErasedValue, int8 codes 0,
   // and out of the FAISS structure (no retraining). A mapped writable file is changed in place
   // (Save reseals the blocks touched). Ids not in the index are ignored. Returns the rows
