@@ -112,15 +112,12 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
     }
     std::ostream& out = output->empty() ? std::cout : file;
     auto subject_line = [&](const FaceRecord& r, float distance) {
-      Json line = FaceRecordJson(r);
-      line["subject"] = args->subject;
-      line["subject_distance"] = RoundDecimals(distance, 4);
-      out << JsonText(line) << '\n';
+      out << FaceRecordLine(r, {{"subject", args->subject}, {"subject_distance", RoundDecimals(distance, 4)}}) << '\n';
     };
     Result<float> threshold = args->subject.empty() ? 0.0f : SubjectThresholdFor(ctx, args->subject, args->threshold);
     if (!threshold) return ctx.Report(threshold.error());
     Status s = args->subject.empty()
-                   ? ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << JsonText(FaceRecordJson(r)) << '\n'; })
+                   ? ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << FaceRecordLine(r) << '\n'; })
                    : ExportSubjectFaces(ctx.Config(), args->subject, *threshold, subject_line);
     if (!s) return ctx.Report(s.error());
     out.flush();  // stdout is checked for every command by RunCheckingStdout

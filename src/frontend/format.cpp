@@ -860,7 +860,7 @@ Json LandmarksJson(std::span<const Point> landmarks) {
   return points;
 }
 
-Json FaceRecordJson(const FaceRecord& r) {
+std::string FaceRecordLine(const FaceRecord& r, const Json& after) {
   Json record = {{"face_id", r.face_id},
                  {"image_id", r.image_id},
                  {"image", r.image_path},
@@ -872,10 +872,23 @@ Json FaceRecordJson(const FaceRecord& r) {
   AddPhoto(record, r.photo);
   record["exif_problem"] = TextOrNull(r.exif_problem);
   record["video"] = VideoJson(r.face.video);
-  Json embedding = Json::array();
-  for (float v : r.face.embedding) embedding.push_back(ShortestDouble(v));
-  record["embedding"] = std::move(embedding);
-  return record;
+  std::string line = JsonText(record);
+  line.pop_back();  // the closing brace: the embedding follows
+  line += ",\"embedding\":[";
+  char number[32];
+  for (size_t i = 0; i < r.face.embedding.size(); ++i) {
+    const float v = r.face.embedding[i];
+    if (i) line += ',';
+    if (!std::isfinite(v)) {
+      line += "null";
+      continue;
+    }
+    line.append(number, std::to_chars(number, number + sizeof number, v).ptr);
+  }
+  line += ']';
+  if (!after.empty()) line += ',' + JsonText(after).substr(1);  // its fields, and the closing brace
+  else line += '}';
+  return line;
 }
 
 }  // namespace facesearch::frontend
