@@ -26,6 +26,7 @@ EPILOG = """examples:
   facesearch-cluster forget --cluster cluster.json --image /mnt/archive/IMG_2210.jpg
   facesearch-cluster optout --cluster cluster.json request.jpg --reason 'ticket 881'
   facesearch-cluster ledger --cluster cluster.json     # every erasure: done, or which replicas lag
+  facesearch-cluster rebuild-replica --cluster cluster.json --shard 2 --replica 1   # copy its sibling
 exit status: 0 done (query: a match), 1 query: no match / forget, optout: nothing erased, 2 error
 (a shard that does not answer, unless --allow-partial; an erasure not confirmed by every replica:
 those replicas are quarantined until `facesearch-cluster up` has them replay the ledger)."""
@@ -100,6 +101,10 @@ def main(argv=None):
     with_cluster("up", "start (or find) every replica's actor; have it replay the ledger entries it missed; "
                        "print faces, applied ledger seq and quarantine")
     with_cluster("down", "stop every replica's actor (the corpora stay)")
+    p = with_cluster("rebuild-replica", "replace a replica's corpus with a checked copy of a sibling at the ledger's "
+                                        "head (`up` does it by itself for a replica that cannot replay)")
+    p.add_argument("--shard", type=int, required=True)
+    p.add_argument("--replica", type=int, required=True, help="its index in the shard's replicas (0, 1, ...)")
     with_cluster("info", "the same as up: faces, ledger seq and quarantine of every replica")
     with_cluster("ledger", "check the erasure ledger's chain; say which erasures every replica confirmed")
     p = with_cluster("ingest", "embed images as Ray tasks and import them into every replica of their shard")
@@ -151,8 +156,14 @@ def main(argv=None):
         return EXIT_ERROR
 
 
+def warn(message):
+    print(f"facesearch-cluster: warning: {message}", file=sys.stderr)
+
+
 def cmd_ledger(c):
-    entries = ledger.Ledger(ledger.ledger_path(c.path)).entries()  # checks the chain
+    entries, note = ledger.Ledger(ledger.ledger_path(c.path)).check_head()  # checks the chain and the head file
+    if note:
+        warn(note)
     rows = ledger.status(c, entries, ledger.read_receipts(ledger.receipts_path(c.path)))
     print(json.dumps({"ledger": ledger.ledger_path(c.path), "entries": len(entries), "chain": "intact",
                       "head": entries[-1]["hash"] if entries else ledger.GENESIS, "status": rows}))
@@ -185,9 +196,12 @@ def report_erasure(result):
 
 def run(args, c, runtime):
     if args.command in ("up", "info"):
-        replicas = runtime.up(c)
+        replicas = runtime.up(c, warn)
         print(json.dumps({"map_version": c.map_version, "replicas": replicas}))
         return EXIT_ERROR if any(r["quarantined"] for r in replicas.values()) else EXIT_MATCH
+    if args.command == "rebuild-replica":
+        print(json.dumps(runtime.rebuild(c, args.shard, args.replica)))
+        return EXIT_MATCH
     if args.command == "down":
         runtime.down(c)
         return EXIT_MATCH
@@ -200,14 +214,13 @@ def run(args, c, runtime):
             {"max_fmr": args.max_fmr} if args.max_fmr is not None else {}
         audit = {k: v for k, v in (("case", args.case), ("purpose", args.purpose),
                                    ("request_id", args.request_id or uuid.uuid4().hex)) if v}
-        merged = runtime.query(c, args.photo, args.top_k, threshold, args.allow_partial, args.timeout, audit)
+        merged = runtime.query(c, args.photo, args.top_k, threshold, args.allow_partial, args.timeout, audit, warn)
         if args.format == "json":
             print(json.dumps(merged))
         else:
             print_table(merged)
         if merged["partial"]:
-            print(f"facesearch-cluster: warning: partial answer: shard(s) {merged['shards_missing']} missing",
-                  file=sys.stderr)
+            warn(f"partial answer: shard(s) {merged['shards_missing']} missing")
         if "error" in merged:
             print(f"facesearch-cluster: error: {merged['error']}", file=sys.stderr)
             return EXIT_ERROR

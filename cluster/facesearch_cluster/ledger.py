@@ -11,6 +11,14 @@ sorted, no spaces, ASCII); the first entry's prev_hash is 64 zeros. Editing, rem
 an entry breaks the chain, and `verify` names the first bad seq. Selectors hold paths and digests,
 never embeddings: the ledger cannot be scrubbed, so it must not hold biometric data.
 
+A query needs only the ledger's head (which seq a replica must have reached), so every append also
+replaces the head file `<cluster file>.ledger.head` (seq, hash and the ledger's length in bytes;
+written to a temporary file, synced, renamed). A query reads the head file and stats the ledger:
+when the length recorded is not the ledger's (an append under way, or a crash between the ledger's
+sync and the head's rename) or the head file is missing or torn, it reads the whole ledger instead
+and says so. `up` and `ledger` check the head file against the whole ledger and rewrite one that
+is missing, torn or behind; one that names entries the ledger does not hold is an error.
+
 Each replica keeps, in its own corpus folder, the seq and hash of the last entry it applied
 (STATE_FILE). A replica whose seq is behind the ledger's head has missed an erasure: it is
 quarantined (no query is answered from it) until it has replayed the entries after its seq, in
@@ -37,6 +45,10 @@ class LedgerError(ValueError):
 
 def ledger_path(cluster_path):
     return cluster_path + ".ledger"
+
+
+def head_path(ledger_file):
+    return ledger_file + ".head"
 
 
 def receipts_path(cluster_path):
@@ -106,9 +118,83 @@ class Ledger:
             return []
 
     def head(self):
-        """(seq, hash) of the newest entry; (0, GENESIS) for an empty ledger."""
+        """(seq, hash) of the newest entry; (0, GENESIS) for an empty ledger (read_head)."""
+        head = self.read_head()
+        return head["seq"], head["hash"]
+
+    def read_head(self):
+        """{"seq", "hash", "note"} of the newest entry from the head file alone when it matches the
+        ledger's length; otherwise from the whole ledger, with `note` saying why (None when the head
+        file was enough, or when there is no ledger yet)."""
+        recorded, problem = self._head_file()
+        try:
+            length = os.stat(self.path).st_size  # after reading the head: an append in between shows
+        except FileNotFoundError:
+            if recorded:
+                raise LedgerError(f"{self.path} is missing but {head_path(self.path)} says it held {recorded['seq']} "
+                                  "entries: restore the ledger from a copy") from None
+            return {"seq": 0, "hash": GENESIS, "note": None}
+        if recorded and recorded["ledger_bytes"] == length:
+            return {"seq": recorded["seq"], "hash": recorded["hash"], "note": None}
         entries = self.entries()
-        return (entries[-1]["seq"], entries[-1]["hash"]) if entries else (0, GENESIS)
+        seq, digest = (entries[-1]["seq"], entries[-1]["hash"]) if entries else (0, GENESIS)
+        if not entries and not recorded:
+            return {"seq": 0, "hash": GENESIS, "note": None}  # an empty ledger needs no head
+        if recorded:
+            problem = (f"records a ledger of {recorded['ledger_bytes']} bytes, the ledger has {length} "
+                       "(an append under way, or one interrupted before the head was written)")
+        return {"seq": seq, "hash": digest,
+                "note": f"{head_path(self.path)} {problem}: read the whole ledger instead ({seq} entries); "
+                        "`facesearch-cluster up` rewrites the head file"}
+
+    def _head_file(self):
+        """(the head file's {"seq", "hash", "ledger_bytes"}, None) or (None, what is wrong with it)."""
+        try:
+            with open(head_path(self.path), encoding="utf-8") as f:
+                head = json.load(f)
+        except FileNotFoundError:
+            return None, "is missing"
+        except (OSError, ValueError) as e:
+            return None, f"is unreadable or torn ({e})"
+        fields = {"seq": int, "hash": str, "ledger_bytes": int}
+        if not isinstance(head, dict) or any(not isinstance(head.get(k), t) for k, t in fields.items()):
+            return None, "is malformed"
+        return head, None
+
+    def _write_head(self, entries, length):
+        last = entries[-1] if entries else {"seq": 0, "hash": GENESIS}
+        _replace_file(head_path(self.path), {"seq": last["seq"], "hash": last["hash"], "ledger_bytes": length})
+
+    def check_head(self):
+        """Checks the head file against the whole ledger (under the ledger's lock, so no append
+        interleaves) and rewrites it when it is missing, torn or behind. Returns the entries and a
+        note saying what was rewritten (None when the head file was right). Raises LedgerError when
+        the head file names an entry the ledger does not hold: the ledger lost entries."""
+        try:
+            f = open(self.path, "r+", encoding="utf-8")
+        except FileNotFoundError:
+            recorded, _ = self._head_file()
+            if recorded and recorded["seq"]:
+                raise LedgerError(f"{self.path} is missing but {head_path(self.path)} says it held {recorded['seq']} "
+                                  "entries: restore the ledger from a copy") from None
+            return [], None
+        with f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            entries = self._read(f)
+            length = os.fstat(f.fileno()).st_size
+            recorded, problem = self._head_file()
+            if recorded:
+                seq = recorded["seq"]
+                if seq > len(entries) or (seq and entries[seq - 1]["hash"] != recorded["hash"]):
+                    raise LedgerError(f"{head_path(self.path)} names entry {seq} ({recorded['hash'][:12]}...) that "
+                                      f"{self.path} ({len(entries)} entries) does not hold: the ledger lost or "
+                                      "changed entries; restore it from a copy")
+                if seq == len(entries) and recorded["ledger_bytes"] == length:
+                    return entries, None
+                problem = (f"was behind the ledger (entry {seq} of {len(entries)}, "
+                           f"{recorded['ledger_bytes']} of {length} bytes)")
+            self._write_head(entries, length)
+            return entries, f"{head_path(self.path)} {problem}: rewritten from the ledger ({len(entries)} entries)"
 
     def append(self, op, selector, request_id=None):
         """Checks the chain, appends the next entry and syncs it to disk before returning it."""
@@ -121,6 +207,7 @@ class Ledger:
             f.write(json.dumps(entry, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
+            self._write_head(entries + [entry], f.tell())
             return entry
 
 
@@ -141,15 +228,27 @@ def read_state(corpus):
     return state
 
 
-def write_state(corpus, state):
-    """Replaces the state atomically (a crash leaves the old one or the new one)."""
-    os.makedirs(corpus, mode=0o700, exist_ok=True)
-    tmp = os.path.join(corpus, STATE_FILE + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"seq": state["seq"], "hash": state["hash"]}, f)
+def _replace_file(path, obj):
+    """Replaces `path` with `obj` as JSON atomically (a crash leaves the old one or the new one):
+    a temporary file, synced, renamed over it, and the folder synced so the rename lasts."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(corpus, STATE_FILE))
+    os.replace(tmp, path)
+    folder = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def write_state(corpus, state):
+    """Replaces the state atomically (_replace_file)."""
+    os.makedirs(corpus, mode=0o700, exist_ok=True)
+    _replace_file(os.path.join(corpus, STATE_FILE), {"seq": state["seq"], "hash": state["hash"]})
 
 
 def pending(entries, state):

@@ -5,18 +5,20 @@ request. No Ray here.
 
 Why a token rather than `serve --allow-anonymous`: anonymous loopback access would let any local
 user of the node search the corpus. The token lives only in the actor's memory; each start revokes
-the tokens of the replica's earlier servers (an actor that Ray restarted after a crash) and adds a
-new user, so at most one is live. The server dies with its actor (PR_SET_PDEATHSIG), and the actor
-stops it after every erasure, so no process keeps erased vectors in memory.
+the tokens of the shard's earlier servers held in this corpus (an actor that Ray restarted after a
+crash, or the sibling's, copied in by a rebuild) and adds a new user, so at most one is live. The
+server dies with its actor (PR_SET_PDEATHSIG), and the actor stops it after every erasure, so no
+process keeps erased vectors in memory. Its log is `<corpus>.serve.log`, beside the corpus (one
+file per replica, truncated at each start).
 """
 
 import ctypes
+import http.client
 import json
 import os
 import secrets
 import signal
 import subprocess
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,11 +43,12 @@ def _run(argv):
 
 
 class ResidentServer:
-    def __init__(self, argv_base, user_prefix):
+    def __init__(self, argv_base, user_prefix, revoke_prefix, log_path):
         self.argv = list(argv_base)  # facesearch [--models M] --corpus C
         self.prefix = user_prefix    # e.g. "cluster-shard0-r1-"
+        self.revoke = revoke_prefix  # e.g. "cluster-shard0-r": a rebuilt replica holds its sibling's users too
         self.proc = self.url = self.token = None
-        self.log_path = os.path.join(tempfile.gettempdir(), f"facesearch-serve-{user_prefix}{os.getpid()}.log")
+        self.log_path = log_path     # one per replica, beside its corpus (not in it: import wants it clean)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -53,7 +56,7 @@ class ResidentServer:
     def _new_token(self):
         for line in _run(self.argv + ["user", "list", "--json"]).splitlines():
             user = json.loads(line)
-            if user["name"].startswith(self.prefix) and not user["revoked_at"]:
+            if user["name"].startswith(self.revoke) and not user["revoked_at"]:
                 _run(self.argv + ["user", "revoke", user["name"]])
         return _run(self.argv + ["user", "add", self.prefix + secrets.token_hex(4), "--role", "searcher"]).strip()
 
@@ -97,6 +100,6 @@ class ResidentServer:
             except (ValueError, KeyError, TypeError):
                 message = body[:500]
             raise ServerError(f"the shard's server answered {e.code}: {message}") from None
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:  # killed mid-answer too
             self.stop()  # a dead or hung server is started afresh by the next query
             raise ServerError(f"the shard's server did not answer: {e}") from None

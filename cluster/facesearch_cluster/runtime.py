@@ -8,16 +8,22 @@ erasures run the binary. Erasures go through the cluster ledger (ledger.py) firs
 behind the ledger answers no query until it has replayed it (docs/scale.md).
 """
 
+import fcntl
 import hashlib
+import io
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
+import sys
+import tarfile
 import tempfile
 import threading
 import time
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayError, RayTaskError
 
 from . import ledger as ledgers
 from . import merge as merging
@@ -54,6 +60,12 @@ def facesearch_argv(cluster, corpus=None):
     return argv
 
 
+def _with_corpus(argv, corpus):
+    """The same facesearch argv on another corpus folder (a rebuild's copy)."""
+    i = argv.index("--corpus")
+    return argv[:i + 1] + [corpus] + argv[i + 2:]
+
+
 def _run(argv, stdin_text=None, ok=(0,)):
     p = subprocess.run(argv, input=stdin_text, capture_output=True, text=True, check=False)
     if p.returncode not in ok:
@@ -72,7 +84,8 @@ class ShardReplica:
         self.shard, self.index, self.corpus = shard, index, corpus
         self.write_lock = threading.Lock()
         self.faces = None  # the corpus's face count, refreshed by every call that sees it
-        self.server = ResidentServer(self.argv, f"cluster-shard{shard}-r{index}-")
+        self.server = ResidentServer(self.argv, f"cluster-shard{shard}-r{index}-", f"cluster-shard{shard}-r",
+                                     corpus.rstrip("/") + ".serve.log")
 
     def pid(self):
         return os.getpid()
@@ -122,20 +135,70 @@ class ShardReplica:
             if result["applied"]:
                 self.faces = None
                 self.server.stop()  # no process keeps erased vectors; the next query starts it afresh
-            receipt = self._receipt()
+            receipt = _receipt(self.argv, self.corpus)
         return dict(receipt, shard=self.shard, replica=self.index, seq=result["seq"], hash=result["hash"],
                     applied=result["applied"], error=result["error"])
 
-    def _receipt(self):
-        p = _run(self.argv + ["audit", "verify", "--json"], ok=(0, 2))
-        if p.returncode == 2 and NO_CORPUS in p.stderr:
-            return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest()}
-        if not p.stdout.strip():
-            raise ClusterError(f"audit verify on {self.corpus} failed: {p.stderr.strip()[-1000:]}")
-        v = json.loads(p.stdout)
-        if not v["intact"]:
-            raise ClusterError(f"the audit log of {self.corpus} is broken at record {v['first_bad']}: {v['problem']}")
-        return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"]}
+    def health(self):
+        """{"corpus": whether it holds one, "problems": what `facesearch verify` found (none: healthy)}."""
+        return _health(self.argv, self.corpus)
+
+    def snapshot(self):
+        """A consistent copy of this replica's corpus for a sibling's rebuild: {"tar": the copy as tar
+        bytes, "receipt": the copy's receipt, "state": its ledger state}. It holds the actor's write
+        lock and the corpus's own (write.lock, which every facesearch writer takes), so no import or
+        erasure runs meanwhile; SQLite's backup API copies one consistent version of the database
+        even while queries append audit records, and leaves out the WAL (whose old frames may still
+        hold erased vectors). The copy's live faces must be this corpus's."""
+        with self.write_lock, tempfile.TemporaryDirectory(prefix=os.path.basename(self.corpus) + ".snapshot-",
+                                                          dir=os.path.dirname(self.corpus)) as tmp:
+            copy = os.path.join(tmp, "corpus")
+            os.mkdir(copy, 0o700)
+            with open(os.path.join(self.corpus, "write.lock"), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                _backup_database(os.path.join(self.corpus, "corpus.sqlite"), os.path.join(copy, "corpus.sqlite"))
+                shutil.copytree(os.path.join(self.corpus, "index"), os.path.join(copy, "index"))
+                if os.path.exists(os.path.join(self.corpus, ledgers.STATE_FILE)):
+                    shutil.copy2(os.path.join(self.corpus, ledgers.STATE_FILE), copy)
+                live = _receipt(self.argv, self.corpus)["live_digest"]
+            receipt = _receipt(_with_corpus(self.argv, copy), copy)
+            if receipt["live_digest"] != live:
+                raise ClusterError(f"the snapshot of {self.corpus} holds other faces than the corpus: try again")
+            tar = io.BytesIO()
+            with tarfile.open(fileobj=tar, mode="w") as t:
+                t.add(copy, arcname=".")
+            return {"tar": tar.getvalue(), "receipt": receipt, "state": ledgers.read_state(copy)}
+
+    def restore(self, snap):
+        """Replaces this replica's corpus with a sibling's snapshot, once the copy verifies and its
+        receipt (audit head, faces, live digest) equals the one the sibling computed: the copy is
+        unpacked beside the corpus and renamed over it only then. Returns its receipt and state."""
+        with self.write_lock:
+            self.server.stop()
+            staging = self.corpus.rstrip("/") + ".rebuild"
+            shutil.rmtree(staging, ignore_errors=True)
+            os.mkdir(staging, 0o700)
+            try:
+                with tarfile.open(fileobj=io.BytesIO(snap["tar"])) as t:
+                    t.extractall(staging)
+                argv = _with_corpus(self.argv, staging)
+                problems = _health(argv, staging)["problems"]
+                if problems:
+                    raise ClusterError(f"the copy for {self.corpus} fails verify: {'; '.join(problems)[:1000]}")
+                receipt = _receipt(argv, staging)
+                if receipt != snap["receipt"]:
+                    raise ClusterError(f"the copy for {self.corpus} has receipt {receipt}, its source {snap['receipt']}")
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            old = self.corpus.rstrip("/") + ".replaced"
+            shutil.rmtree(old, ignore_errors=True)
+            if os.path.exists(self.corpus):
+                os.rename(self.corpus, old)
+            os.rename(staging, self.corpus)
+            shutil.rmtree(old, ignore_errors=True)
+            self.faces = None
+            return {"receipt": receipt, "state": ledgers.read_state(self.corpus)}
 
     def _apply(self, entry):
         """One ledger entry on this corpus, audited with the entry's request id. Returns the counts erased."""
@@ -158,6 +221,40 @@ class ShardReplica:
 
 
 NO_CORPUS = "no corpus at"
+
+
+def _receipt(argv, corpus):
+    """A replica's audit head, live faces and their digest (`audit verify --json`)."""
+    p = _run(argv + ["audit", "verify", "--json"], ok=(0, 2))
+    if p.returncode == 2 and NO_CORPUS in p.stderr:
+        return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest()}
+    if not p.stdout.strip():
+        raise ClusterError(f"audit verify on {corpus} failed: {p.stderr.strip()[-1000:]}")
+    v = json.loads(p.stdout)
+    if not v["intact"]:
+        raise ClusterError(f"the audit log of {corpus} is broken at record {v['first_bad']}: {v['problem']}")
+    return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"]}
+
+
+def _health(argv, corpus):
+    if not os.path.exists(os.path.join(corpus, "corpus.sqlite")):
+        return {"corpus": False, "problems": [f"no corpus at {corpus}"]}
+    p = _run(argv + ["verify", "--format", "json"], ok=(0, 2))
+    try:
+        return {"corpus": True, "problems": [f["message"] for f in json.loads(p.stdout)["problems"]]}
+    except (ValueError, KeyError, TypeError):
+        return {"corpus": True, "problems": [p.stderr.strip()[-500:] or f"verify exited {p.returncode}"]}
+
+
+def _backup_database(src, dst):
+    """SQLite's online backup of `src` into a new private file `dst`."""
+    os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    source, target = sqlite3.connect(src), sqlite3.connect(dst)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
 
 
 def _forget(argv, selector):
@@ -183,28 +280,89 @@ def _check_photo(selector):
                            f"recorded {selector['photo_sha256'][:12]}...): put the original back")
 
 
+def _warn(message):
+    print(f"facesearch-cluster: warning: {message}", file=sys.stderr)
+
+
 def _actor_options(replica, cluster):
     return dict(name=replica.name, namespace=cluster.name, lifetime="detached", get_if_exists=True,
                 resources={cluster.node_resource(replica.node): 0.001})
 
 
-def up(cluster):
+def up(cluster, warn=_warn):
     """Starts (or finds) every replica's actor on its node and has it replay the ledger entries it
-    missed; returns {replica name: {faces, pid, seq, quarantined}} (quarantined: the reason, or null)."""
+    missed. A replica that cannot replay (its replay fails, or its corpus is gone or fails verify
+    while a sibling holds one) is rebuilt from a healthy sibling (rebuild). Returns {replica name:
+    {faces, pid, seq, quarantined (the reason, or null), rebuilt_from (the sibling, or null)}}.
+    `warn` gets what the ledger's head check rewrote."""
     handles = {r.name: ShardReplica.options(**_actor_options(r, cluster)).remote(
         facesearch_argv(cluster, r.corpus), r.shard, r.index, r.corpus) for r in cluster.replicas()}
-    entries = ledgers.Ledger(ledgers.ledger_path(cluster.path)).entries()
+    entries, note = ledgers.Ledger(ledgers.ledger_path(cluster.path)).check_head()
+    if note:
+        warn(note)
     head = entries[-1]["seq"] if entries else 0
-    out, receipts = {}, {}
+    health = {name: ray.get(h.health.remote(), timeout=600) for name, h in handles.items()}
+    out, receipts, broken = {}, {}, {}
+    for r in cluster.replicas():
+        h = handles[r.name]
+        siblings_hold_one = any(health[o.name]["corpus"] and not health[o.name]["problems"]
+                                for o in cluster.shards[r.shard].replicas if o is not r)
+        if health[r.name]["problems"] and siblings_hold_one:  # replaying onto it would not make it whole
+            broken[r.name] = "; ".join(health[r.name]["problems"])[:500]
+            receipt = {"seq": 0}
+        else:
+            receipt = receipts[r.name] = ray.get(h.catch_up.remote(entries), timeout=600)
+            if receipt["error"]:
+                broken[r.name] = f"replay failed at {receipt['error']}"
+        out[r.name] = {"seq": receipt["seq"], "quarantined": ledgers.quarantine_reason(receipt["seq"], head),
+                       "rebuilt_from": None}
+    for name, why in broken.items():
+        replica = next(r for r in cluster.replicas() if r.name == name)
+        try:
+            done = rebuild(cluster, replica.shard, replica.index)
+            out[name].update(seq=done["seq"], quarantined=None, rebuilt_from=done["source"])
+        except ClusterError as e:
+            out[name]["quarantined"] = f"{out[name]['quarantined'] or 'quarantined'}: {why}; rebuild failed: {e}"
     for name, h in handles.items():
-        receipt = receipts[name] = ray.get(h.catch_up.remote(entries), timeout=600)
-        out[name] = {"faces": ray.get(h.face_count.remote(), timeout=120), "pid": ray.get(h.pid.remote()),
-                     "seq": receipt["seq"], "quarantined": ledgers.quarantine_reason(receipt["seq"], head)}
-        if receipt["error"]:
-            out[name]["quarantined"] += f"; replay failed at {receipt['error']}"
-    if entries:  # what the replicas reached, for `facesearch-cluster ledger`
+        out[name].update(faces=ray.get(h.face_count.remote(), timeout=120), pid=ray.get(h.pid.remote()))
+    if entries and receipts:  # what the replicas reached, for `facesearch-cluster ledger`
         ledgers.append_receipts(ledgers.receipts_path(cluster.path), "up", receipts)
     return out
+
+
+def rebuild(cluster, shard_id, index):
+    """Replaces replica `index` of shard `shard_id` with a copy of a sibling that is at the ledger's
+    head and verifies (ShardReplica.snapshot, then .restore on the replica's own node: the copy goes
+    from node to node through Ray's object store, not through this client). Returns {"replica",
+    "source", "seq", "receipt"}. Raises ClusterError when no sibling qualifies or the copy fails
+    its checks (the replica's corpus is then left as it was)."""
+    shard = next((s for s in cluster.shards if s.id == shard_id), None)
+    if shard is None or not 0 <= index < len(shard.replicas):
+        raise ClusterError(f"the cluster file has no replica {index} of shard {shard_id}")
+    target = shard.replicas[index]
+    head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).read_head()["seq"]
+    refused = []
+    for source in (r for r in shard.replicas if r is not target):
+        try:
+            actor = _actor(cluster, source)
+            state, health = ray.get([actor.state.remote(), actor.health.remote()], timeout=600)
+        except (RayError, ClusterError) as e:
+            refused.append(_error_text(source, e))
+            continue
+        if not health["corpus"] or health["problems"] or state["seq"] < head:
+            problems = "; ".join(health["problems"]) or f"at ledger entry {state['seq']} of {head}"
+            refused.append(f"{source.name}: {problems}")
+            continue
+        try:
+            done = ray.get(_actor(cluster, target).restore.remote(actor.snapshot.remote()), timeout=3600)
+        except (RayError, ClusterError) as e:
+            raise ClusterError(f"rebuilding {target.name} from {source.name} failed: {_error_text(target, e)}") from None
+        receipt = dict(done["receipt"], shard=shard_id, replica=index, seq=done["state"]["seq"],
+                       hash=done["state"]["hash"], applied=[], error=None, rebuilt_from=source.name)
+        ledgers.append_receipts(ledgers.receipts_path(cluster.path), "rebuild", {target.name: receipt})
+        return {"replica": target.name, "source": source.name, "seq": done["state"]["seq"], "receipt": done["receipt"]}
+    raise ClusterError(f"no replica of shard {shard_id} can be copied to {target.name} ({'; '.join(refused)}): "
+                       "bring one up to date with `facesearch-cluster up` first")
 
 
 def down(cluster):
@@ -318,7 +476,7 @@ def _states(cluster, timeout_s):
     for name, ref in refs.items():
         try:
             out[name] = ref if isinstance(ref, ClusterError) else ray.get(ref, timeout=timeout_s)
-        except (RayActorError, GetTimeoutError) as e:
+        except RayError as e:
             out[name] = e
     return out
 
@@ -327,15 +485,23 @@ def _error_text(replica, e):
     return f"{replica.name}: {type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
 
 
-def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60, audit=None):
+def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60, audit=None, warn=_warn):
     """The cluster's answer for `photo`: embedded once, searched on one up-to-date replica of every
     shard at once (another when one fails), merged by exact distance. A replica behind the ledger
     is never asked (ledger.quarantine_reason). Without a threshold the default one is sized for the
     whole cluster's face count (total_faces). A shard no replica of which answers is an error
     unless allow_partial; the answer names it. `audit`: case, purpose and request_id for the
-    replicas' audit logs."""
+    replicas' audit logs. `warn` gets a note when the ledger's head file could not be used.
+
+    A replica may die after the state check (kill -9 of its actor or of its server, its node
+    lost): whatever the failure (Ray's errors, the server's, no actor any more), the shard is asked
+    its next candidate replica, so the user gets the other replica's answer or an error naming the
+    shard."""
     probe = embed_probe(cluster, photo)
-    head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).head()[0]
+    head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).read_head()
+    if head["note"]:
+        warn(head["note"])
+    head = head["seq"]
     states = _states(cluster, timeout_s)
     candidates, why = {}, {}  # shard -> its replicas that may answer, in order; shard -> errors
     for s in cluster.shards:
@@ -355,15 +521,20 @@ def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60, au
     answers = {}
     tries = {s: list(c) for s, c in candidates.items()}
     while True:  # every shard's next candidate at once; a failure moves that shard to its next one
-        refs = {s: (c[0][0], _actor(cluster, c[0][0]).query.remote(probe, params, timeout_s, head))
-                for s, c in tries.items() if c and s not in answers}
+        refs = {}
+        for s, c in tries.items():
+            while c and s not in answers and s not in refs:
+                replica = c.pop(0)[0]
+                try:
+                    refs[s] = (replica, _actor(cluster, replica).query.remote(probe, params, timeout_s, head))
+                except (RayError, ClusterError) as e:  # its actor is gone since the state check
+                    why[s].append(_error_text(replica, e))
         if not refs:
             break
         for s, (replica, ref) in refs.items():
-            tries[s].pop(0)
             try:
                 answers[s] = ray.get(ref, timeout=timeout_s)
-            except (RayActorError, GetTimeoutError, ClusterError) as e:
+            except (RayError, ClusterError) as e:  # died mid-query, its server died, timed out, refused
                 why[s].append(_error_text(replica, e))
     missing = sorted(s for s in candidates if s not in answers)
     if missing and not allow_partial:
@@ -395,7 +566,7 @@ def erase(cluster, op, selector, request_id=None):
             if isinstance(ref, ClusterError):
                 raise ref
             receipt = ray.get(ref, timeout=600)
-        except (RayActorError, GetTimeoutError, ClusterError) as e:
+        except (RayError, ClusterError) as e:
             failed.append({"replica": name, "error": _error_text(replica, e)})
             continue
         receipts[name] = dict(receipt, node=replica.node, corpus=replica.corpus)

@@ -67,6 +67,68 @@ class LedgerFileTest(unittest.TestCase):
         with self.assertRaisesRegex(ledger.LedgerError, "line 1 is not JSON"):
             self.ledger.append("forget", {"images": []})
 
+    def head_file(self):
+        with open(ledger.head_path(self.path)) as f:
+            return json.load(f)
+
+    def test_every_append_writes_the_head_file_and_a_query_reads_only_it(self):
+        made = self.fill()
+        self.assertEqual(self.head_file(), {"seq": 3, "hash": made[2]["hash"],
+                                            "ledger_bytes": os.path.getsize(self.path)})
+        self.assertEqual(os.stat(ledger.head_path(self.path)).st_mode & 0o777, 0o600)
+        self.assertFalse(os.path.exists(ledger.head_path(self.path) + ".tmp"))
+        # Damage an entry without changing the ledger's length: the full read refuses it, the head
+        # read never looks at the entries (only at the length).
+        with open(self.path, "r+b") as f:
+            f.seek(30)
+            byte = f.read(1)
+            f.seek(30)
+            f.write(b"x" if byte != b"x" else b"y")
+        with self.assertRaises(ledger.LedgerError):
+            self.ledger.entries()
+        self.assertEqual(self.ledger.read_head(), {"seq": 3, "hash": made[2]["hash"], "note": None})
+
+    def test_a_missing_torn_or_stale_head_file_falls_back_to_the_ledger_and_says_so(self):
+        made = self.fill()
+        head = ledger.head_path(self.path)
+        whole = {"seq": 3, "hash": made[2]["hash"]}
+        with open(head, "r+") as f:
+            f.truncate(len(f.read()) // 2)  # torn
+        got = self.ledger.read_head()
+        self.assertEqual({k: got[k] for k in whole}, whole)
+        self.assertRegex(got["note"], "is unreadable or torn .*: read the whole ledger instead \\(3 entries\\)")
+        os.remove(head)
+        self.assertIn("is missing: read the whole ledger", self.ledger.read_head()["note"])
+        # A crash after the ledger's sync, before the head's rename: the head is one entry behind,
+        # and the ledger's length gives it away.
+        self.ledger.append("forget", {"images": ["/srv/4.jpg"]})
+        with open(head) as f:
+            stale = f.read()
+        fourth = self.ledger.append("forget", {"images": ["/srv/5.jpg"]})
+        with open(head, "w") as f:
+            f.write(stale)
+        got = self.ledger.read_head()
+        self.assertEqual((got["seq"], got["hash"]), (5, fourth["hash"]))
+        self.assertIn("(an append under way, or one interrupted before the head was written)", got["note"])
+
+    def test_up_and_ledger_rewrite_a_bad_head_file_and_refuse_one_ahead_of_the_ledger(self):
+        self.assertEqual(self.ledger.check_head(), ([], None))  # no ledger yet: nothing to check
+        made = self.fill()
+        head = ledger.head_path(self.path)
+        self.assertEqual(self.ledger.check_head(), (made, None))
+        os.remove(head)
+        entries, note = self.ledger.check_head()
+        self.assertEqual(entries, made)
+        self.assertIn("is missing: rewritten from the ledger (3 entries)", note)
+        self.assertEqual(self.ledger.read_head(), {"seq": 3, "hash": made[2]["hash"], "note": None})
+        # The ledger lost its last entry (restored from an old copy): the head file says so.
+        self.rewrite(made[:2])
+        with self.assertRaisesRegex(ledger.LedgerError, "names entry 3 .* does not hold: the ledger lost"):
+            self.ledger.check_head()
+        os.remove(self.path)
+        with self.assertRaisesRegex(ledger.LedgerError, "is missing but .* says it held 3 entries"):
+            self.ledger.read_head()
+
     def test_an_unknown_operation_is_refused(self):
         with self.assertRaisesRegex(ledger.LedgerError, "unknown ledger operation 'delete'"):
             self.ledger.append("delete", {})

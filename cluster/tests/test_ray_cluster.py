@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -81,6 +82,19 @@ def files_holding(directory, needle):
                 if needle in fh.read():
                     hits.append(os.path.join(root, f))
     return hits
+
+
+def serve_pid(corpus):
+    """The pid of the resident `facesearch serve` on `corpus`, or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in argv and corpus.encode() in argv:
+            return int(pid)
+    return None
 
 
 class RayClusterTest(unittest.TestCase):
@@ -168,22 +182,69 @@ class RayClusterTest(unittest.TestCase):
                 self.assertEqual(matches(merged), matches(single))
                 self.assertEqual(p.returncode, 0 if matches(single) else 1)
 
-    def test_3_a_killed_replica_is_answered_for_by_the_other_or_named(self):
+    def test_3_a_replica_killed_between_the_state_check_and_the_query_is_answered_for_by_the_other(self):
         probe = os.path.join(TEST_IMAGES, "obama3.jpg")
         expected = matches(self.single_query(probe))
-        pid = self.up()["shard0-r0"]["pid"]
-        os.kill(pid, signal.SIGKILL)
-        p, merged = self.cluster_query(probe)
-        if p.returncode == 2:  # allowed: a clear error, never a wrong answer
-            self.assertIn("did not answer", p.stderr)
-        else:
-            self.assertEqual(matches(merged), expected)
-        # Ray restarts the actor; the next query has every shard again.
+        self.up()
+        self.cluster_query(probe)  # every r0 now runs its resident server
+        # Right after the query's state check found every replica well: shard 0's first replica
+        # gets kill -9 (Ray restarts it), shard 1's is gone for good (its node lost), shard 2's
+        # server gets kill -9. Each shard must still answer, from its other replica or afresh.
+        out = self.on_ray(
+            "import json, os, signal\n"
+            "checked = runtime._states\n"
+            "def then_kill(cluster, timeout_s):\n"
+            "    states = checked(cluster, timeout_s)\n"
+            "    r0 = lambda s: ray.get_actor(f'shard{s}-r0', namespace=c.name)\n"
+            "    os.kill(ray.get(r0(0).pid.remote()), signal.SIGKILL)\n"
+            "    ray.kill(r0(1), no_restart=True)\n"
+            f"    os.kill({serve_pid(self.replica_corpus(2, 0))}, signal.SIGKILL)\n"
+            "    return states\n"
+            "runtime._states = then_kill\n"
+            f"print(json.dumps(runtime.query(c, {probe!r}, 10, {{}}, False)))")
+        merged = json.loads(out.splitlines()[-1])
+        self.assertEqual((merged["partial"], merged["shards_missing"]), (False, []))
+        self.assertEqual(matches(merged), expected)
+        # A query loop while r0 actors and servers are killed: every answer is the right one or an
+        # error naming the shard, never a wrong or silently partial one.
+        self.up()
+        stop = threading.Event()
+
+        def killer():
+            victims = [lambda: serve_pid(self.replica_corpus(3, 0)), lambda: self.up_pid("shard0-r0"),
+                       lambda: serve_pid(self.replica_corpus(2, 0))]
+            for i in range(6):
+                if stop.wait(2.5):
+                    return
+                pid = victims[i % len(victims)]()
+                if pid:
+                    os.kill(pid, signal.SIGKILL)
+
+        thread = threading.Thread(target=killer)
+        thread.start()
+        try:
+            for _ in range(4):
+                p, merged = self.cluster_query(probe)
+                if p.returncode == 2:
+                    self.assertRegex(p.stderr, r"shard\(s\) \[\d(, \d)*\] did not answer")
+                else:
+                    self.assertEqual((p.returncode, merged["partial"]), (0, False), p.stderr)
+                    self.assertEqual(matches(merged), expected)
+        finally:
+            stop.set()
+            thread.join()
+        # Ray restarts what it can, `up` the rest; the next query has every shard again.
         time.sleep(2)
         self.up()
         p, merged = self.cluster_query(probe)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(matches(merged), expected)
+        # The servers' logs lie beside their corpora, one per replica.
+        self.assertTrue(os.path.exists(self.replica_corpus(0, 0) + ".serve.log"))
+
+    def up_pid(self, name):
+        """The pid of a replica's actor process (a Ray client of its own, as the CLI's)."""
+        return int(self.on_ray(f"print(ray.get(ray.get_actor({name!r}, namespace=c.name).pid.remote()))").split()[-1])
 
     def test_4_a_missing_shard_fails_the_query_unless_allow_partial_which_names_it(self):
         probe = os.path.join(TEST_IMAGES, "obama3.jpg")
@@ -202,7 +263,11 @@ class RayClusterTest(unittest.TestCase):
             self.up()
 
     def corpora(self, shard=None):
+        """The replicas' corpora, by node (r0 of an even shard is on n1, of an odd one on n2)."""
         return [os.path.join(self.tmp, n, f"shard{s}") for s in range(SHARDS) if shard in (None, s) for n in ("n1", "n2")]
+
+    def replica_corpus(self, shard, index):
+        return self.corpora(shard)[index if shard % 2 == 0 else 1 - index]
 
     def audited_request_ids(self, corpus, action):
         p = run([FACESEARCH, "--corpus", corpus, "audit", "--format", "jsonl"])
@@ -221,6 +286,7 @@ class RayClusterTest(unittest.TestCase):
                  f"c = clusterfile.load({self.cluster_file!r})\nruntime.connect(c)\n{code}"],
                 cwd=os.path.join(REPO, "cluster"))
         self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        return p.stdout
 
     def test_5_forget_reaches_every_replica_down_to_the_bytes(self):
         victim = self.images[0]
@@ -251,7 +317,7 @@ class RayClusterTest(unittest.TestCase):
         needle = embedding_bytes(victim)
         shard = self.shard_of(victim)
         down = f"shard{shard}-r0"  # the replica queries ask first
-        down_corpus = self.corpora(shard)[0 if shard % 2 == 0 else 1]  # r0 of even shards is on n1
+        down_corpus = self.replica_corpus(shard, 0)
         self.on_ray(f"ray.kill(ray.get_actor({down!r}, namespace=c.name), no_restart=True)")
         p = self.cli("forget", "--image", victim)
         self.assertEqual(p.returncode, 2, p.stderr)
@@ -295,6 +361,43 @@ class RayClusterTest(unittest.TestCase):
             self.assertIn(result["entry"]["request_id"], self.audited_request_ids(corpus, "optout"))
         p, merged = self.cluster_query(person)
         self.assertEqual(p.returncode, 1, p.stderr)
+
+    def test_8_a_replica_whose_corpus_is_gone_is_rebuilt_from_its_sibling(self):
+        erased = [embedding_bytes(image) for image in self.images[:2]]  # by tests 5 and 6
+        head = len(json.loads(self.cli("ledger").stdout)["status"])
+        shard = self.shard_of(self.images[0])
+        lost, sibling = self.replica_corpus(shard, 0), self.replica_corpus(shard, 1)
+        shutil.rmtree(lost)
+        p = self.cli("rebuild-replica", "--shard", str(shard), "--replica", "0")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        done = json.loads(p.stdout)
+        self.assertEqual((done["source"], done["seq"]), (f"shard{shard}-r1", head))
+        self.assertEqual([run([FACESEARCH, "--corpus", c, "verify"]).returncode for c in (lost, sibling)], [0, 0])
+        receipts = [json.loads(run([FACESEARCH, "--corpus", c, "audit", "verify", "--json"]).stdout)
+                    for c in (lost, sibling)]
+        self.assertEqual(receipts[0]["live_digest"], receipts[1]["live_digest"])
+        for probe in self.images[2:6]:
+            with self.subTest(probe=probe):
+                answers = [run([FACESEARCH, "--corpus", c, "query", "--no-collapse", "--format", "json", probe])
+                           for c in (lost, sibling)]
+                self.assertEqual(matches(json.loads(answers[0].stdout)), matches(json.loads(answers[1].stdout)))
+        for needle in erased:  # erased faces stay erased: the copy holds none of their bytes
+            self.assertEqual(files_holding(lost, needle), [])
+        self.assertEqual(len(run([FACESEARCH, "--corpus", lost, "optout", "list", "--json"]).stdout.splitlines()), 1)
+        self.assertEqual([f for f in os.listdir(os.path.dirname(lost)) if ".rebuild" in f or ".snapshot" in f
+                          or ".replaced" in f], [])
+        # `up` rebuilds by itself a replica that cannot replay: its corpus gone.
+        other = self.shard_of(self.images[1])
+        shutil.rmtree(self.replica_corpus(other, 1))
+        p = self.cli("up")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        state = json.loads(p.stdout)["replicas"][f"shard{other}-r1"]
+        self.assertEqual((state["rebuilt_from"], state["seq"], state["quarantined"]), (f"shard{other}-r0", head, None))
+        self.assertGreater(state["faces"], 0)
+        for needle in erased:
+            self.assertEqual(files_holding(self.replica_corpus(other, 1), needle), [])
+        p, merged = self.cluster_query(os.path.join(TEST_IMAGES, "obama3.jpg"))
+        self.assertEqual(p.returncode, 1, p.stderr)  # still opted out everywhere (test 7)
 
 
 if __name__ == "__main__":
