@@ -5,7 +5,9 @@ Every shard replica is an ordinary corpus written by one actor (`facesearch impo
 guarantee of a corpus (consistency, verify, audit, scrubbed erasure, tombstones, opt-outs) holds
 per replica. Queries go to each replica's resident `facesearch serve` (resident.py); imports and
 erasures run the binary. Erasures go through the cluster ledger (ledger.py) first, and a replica
-behind the ledger answers no query until it has replayed it (docs/scale.md).
+behind the ledger answers no query until it has replayed it; one that cannot replay is rebuilt from
+a checked snapshot of a sibling (rebuild). A query whose replica fails after the state check asks
+the shard's next one (docs/scale.md).
 """
 
 import fcntl
