@@ -313,6 +313,21 @@ def evaluate(cluster, head_seq, receipts):
             "shards_disagreeing": disagreeing}
 
 
+def beyond_replay(cluster, health):
+    """The replicas that replaying the ledger cannot make whole, with why: those whose corpus is
+    gone or fails verify while a sibling's verifies (a sibling to copy from). `health`: {replica
+    name: {"corpus": bool, "problems": [...]}}. A shard none of whose replicas holds a healthy
+    corpus (a new cluster before its first ingest) has none: its replicas replay as they are."""
+    out = {}
+    for shard in cluster.shards:
+        for r in shard.replicas:
+            sibling_ok = any(health[o.name]["corpus"] and not health[o.name]["problems"]
+                             for o in shard.replicas if o is not r)
+            if health[r.name]["problems"] and sibling_ok:
+                out[r.name] = "; ".join(health[r.name]["problems"])[:500]
+    return out
+
+
 def append_receipts(path, request_id, receipts):
     with open(path, "a", encoding="utf-8") as f:
         fcntl.flock(f, fcntl.LOCK_EX)

@@ -304,16 +304,13 @@ def up(cluster, warn=_warn):
         warn(note)
     head = entries[-1]["seq"] if entries else 0
     health = {name: ray.get(h.health.remote(), timeout=600) for name, h in handles.items()}
-    out, receipts, broken = {}, {}, {}
+    broken = ledgers.beyond_replay(cluster, health)
+    out, receipts = {}, {}
     for r in cluster.replicas():
-        h = handles[r.name]
-        siblings_hold_one = any(health[o.name]["corpus"] and not health[o.name]["problems"]
-                                for o in cluster.shards[r.shard].replicas if o is not r)
-        if health[r.name]["problems"] and siblings_hold_one:  # replaying onto it would not make it whole
-            broken[r.name] = "; ".join(health[r.name]["problems"])[:500]
+        if r.name in broken:
             receipt = {"seq": 0}
         else:
-            receipt = receipts[r.name] = ray.get(h.catch_up.remote(entries), timeout=600)
+            receipt = receipts[r.name] = ray.get(handles[r.name].catch_up.remote(entries), timeout=600)
             if receipt["error"]:
                 broken[r.name] = f"replay failed at {receipt['error']}"
         out[r.name] = {"seq": receipt["seq"], "quarantined": ledgers.quarantine_reason(receipt["seq"], head),

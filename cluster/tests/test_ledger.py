@@ -212,6 +212,20 @@ class VerdictTest(unittest.TestCase):
         self.assertEqual(ledger.evaluate(c, 5, split),
                          {"complete": False, "quarantined": [], "shards_disagreeing": [1]})
 
+    def test_only_a_replica_whose_corpus_is_gone_or_broken_beside_a_healthy_sibling_is_beyond_replay(self):
+        c = cluster()
+        healthy, gone = {"corpus": True, "problems": []}, {"corpus": False, "problems": ["no corpus at /srv/s0"]}
+        broken = {"corpus": True, "problems": ["index holds 7 vectors, the database 9 faces"]}
+        self.assertEqual(ledger.beyond_replay(c, {r.name: healthy for r in c.replicas()}), {})
+        # A new cluster before its first ingest: no corpus anywhere, nothing to copy.
+        self.assertEqual(ledger.beyond_replay(c, {r.name: gone for r in c.replicas()}), {})
+        state = {"shard0-r0": gone, "shard0-r1": healthy, "shard1-r0": healthy, "shard1-r1": broken}
+        self.assertEqual(ledger.beyond_replay(c, state), {"shard0-r0": "no corpus at /srv/s0",
+                                                          "shard1-r1": "index holds 7 vectors, the database 9 faces"})
+        # Both replicas of a shard broken: neither is a source; they replay as they are.
+        self.assertEqual(ledger.beyond_replay(c, dict(state, **{"shard0-r1": broken})),
+                         {"shard1-r1": "index holds 7 vectors, the database 9 faces"})
+
     def test_the_ledger_command_says_which_replicas_have_not_confirmed_an_entry(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "cluster.json")
