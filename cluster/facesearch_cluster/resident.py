@@ -62,7 +62,8 @@ class ResidentServer:
 
     def start(self):
         self.token = self._new_token()
-        with open(self.log_path, "w") as log:  # the access log; truncated at each start
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # truncated at each start
+        with os.fdopen(fd, "w") as log:  # the server's log, for the node's owner only
             self.proc = subprocess.Popen(self.argv + ["serve", "--port", "0", "--rate-limit", "0"],
                                          stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
                                          preexec_fn=_die_with_parent)

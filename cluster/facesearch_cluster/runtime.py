@@ -303,7 +303,8 @@ def up(cluster, warn=_warn):
     if note:
         warn(note)
     head = entries[-1]["seq"] if entries else 0
-    health = {name: ray.get(h.health.remote(), timeout=600) for name, h in handles.items()}
+    health = {name: h.health.remote() for name, h in handles.items()}  # every replica's verify at once
+    health = {name: ray.get(ref, timeout=600) for name, ref in health.items()}
     broken = ledgers.beyond_replay(cluster, health)
     out, receipts = {}, {}
     for r in cluster.replicas():

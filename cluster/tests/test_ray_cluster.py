@@ -241,8 +241,8 @@ class RayClusterTest(unittest.TestCase):
         p, merged = self.cluster_query(probe)
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(matches(merged), expected)
-        # The servers' logs lie beside their corpora, one per replica.
-        self.assertTrue(os.path.exists(self.replica_corpus(0, 0) + ".serve.log"))
+        # The servers' logs lie beside their corpora, one per replica, private.
+        self.assertEqual(os.stat(self.replica_corpus(0, 0) + ".serve.log").st_mode & 0o777, 0o600)
 
     def up_pid(self, name):
         """The pid of a replica's actor process (a Ray client of its own, as the CLI's)."""
