@@ -7,7 +7,7 @@
 # Heavy, so not part of scripts/test.sh or CI: sets up the Debian packages, models and test images,
 # builds facesearch, makes the Ray virtualenv (scripts/setup-ray.sh: the pinned ray from PyPI), then
 # runs the tests. FS_RAY_TEST_VARIANTS (default 15: 105 images) and FS_RAY_TEST_PROBES (default 8)
-# size the run; its 8 tests took 7 min 0 s (90 s of CPU in the test process and its children; the
+# size the run; its 8 tests took 5-7 min (90-93 s of CPU in the test process and its children; the
 # Ray actors' CPU is not counted there) on the shared 2-core VM, under nice -n 5. Only the Ray
 # processes it started are stopped.
 set -euo pipefail
