@@ -18,7 +18,8 @@
 # --group N: instead of LFW images, N synthetic group photos (1.7-6.8 megapixels, 6-14 LFW faces
 # each) made by scripts/bench/make_group_photos.py from the LFW folder (or --images DIR), kept under
 # the work directory.
-# It prints images/s, faces/s and peak RSS of each, the throughput ratio, face recall (the share
+# It prints images/s, faces/s, CPU time (user + sys, children included) and peak RSS of each, the
+# throughput ratio and the CPU-time ratio, face recall (the share
 # of the reference's faces that facesearch also found: same image, box IoU >= 0.5), the share of
 # faces of the facesearch run that found the most that each run found, and facesearch's profile: the share
 # of its time in each stage (read, decode, detect, landmarks, embed, store), as thread CPU time
@@ -127,13 +128,15 @@ log "reference boxes: face_locations(upsample=1, hog) as the CLI detects them (n
   die "the reference box run failed"
 
 report_args=(--images "$n" --ref-boxes "$work/ref-boxes.out" --sample "$work/sample")
+jobs_args=()  # facesearch's own default is one worker per CPU; it refuses --jobs 0
+((jobs > 0)) && jobs_args=(--jobs "$jobs")
 v=0
 for variant in "" "${variants[@]}"; do
   v=$((v + 1))
   read -r -a extra <<<"$variant"
   log "facesearch: index --jobs $jobs (0: all cores) ${variant:-(defaults)}"
   python3 "$helper" run --out "$work/ours$v-index.json" --stats "$work/ours$v.json" -- \
-    "$binary" --corpus "$work/corpus$v" --models "$models" -q index --json --jobs "$jobs" "${extra[@]}" "$work/sample"
+    "$binary" --corpus "$work/corpus$v" --models "$models" -q index --json "${jobs_args[@]}" "${extra[@]}" "$work/sample"
   "$binary" --corpus "$work/corpus$v" -q export >"$work/ours$v-export.jsonl" || die "facesearch export failed"
   report_args+=(--ours "${variant//,/ },$work/ours$v.json,$work/ours$v-export.jsonl,$work/ours$v-index.json")
 done

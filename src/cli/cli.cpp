@@ -144,8 +144,8 @@ void AddFormatOption(CLI::App& cmd, OutputFormat& format) {
 
 void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
   cmd.add_option("--detector", options.detector,
-                 "Face detector: hog (dlib's, frontal faces), cnn (dlib's, slower, finds more) or yunet "
-                 "(OpenCV's YuNet, faster than hog, finds turned and small faces; its model comes from "
+                 "Face detector: hog (dlib's, frontal faces), cnn (dlib's, slower, finds more turned faces) or "
+                 "yunet (OpenCV's YuNet, faster than hog, misses a few small faces hog finds; its model comes from "
                  "scripts/fetch-models.sh --with-opencv). With each, dlib's 5-point model places the "
                  "landmarks in the box and dlib's ResNet embeds the face")
       ->transform(CLI::CheckedTransformer(
