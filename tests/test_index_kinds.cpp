@@ -361,6 +361,13 @@ TEST_CASE("A crafted approximate part is refused even when its header and checks
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
   CHECK_THAT(r.error().message, Catch::Contains("outside the index"));
+  // An IVF without its lists (FAISS writes "il00" and reads them back as none).
+  faiss::IndexIVFFlat listless(&quantizer, kEmbeddingDim, 2);
+  listless.train(static_cast<faiss::Index::idx_t>(n), v.data());
+  listless.replace_invlists(nullptr, /*own=*/false);
+  r = load(IndexKind::kIvf, bytes_of(listless));
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("not the arrays FAISS writes"));
   // The same structure claimed to be another kind.
   r = load(IndexKind::kHnsw, bytes_of(ivf));
   REQUIRE_FALSE(r);
