@@ -337,7 +337,7 @@ class IvfCandidates : public FaissCandidates {
     });
     const std::vector<uint8_t> scrubbed = Scrubbed();
     constexpr idx_t kTombstone = -1;
-    for (const auto [l, i] : entries) {
+    for (const auto& [l, i] : entries) {
       lists.update_entry(l, i, kTombstone, scrubbed.data());
       if (!in_file) continue;
       std::memcpy(structure.data() + place->id_at(l, i), &kTombstone, sizeof kTombstone);
