@@ -7,7 +7,7 @@
 // with VectorIndex::MeasureRecall: QUERIES (default 1000) live rows of the main segment as probes,
 // each probe's own face left out of both answers. Unlike `reindex`, which measures a fresh build,
 // this measures the index after appends (delta chunks, scanned exactly beside the structure) and
-// erasures (rows scrubbed in place, IVF lists shortened, the training kept). Read-only; prints one
+// erasures (rows scrubbed in place, IVF entries tombstoned, the training kept). Read-only; prints one
 // line. Used by scripts/bench/bench-scale.sh; not a product command.
 #include <cstdio>
 #include <cstdlib>

@@ -186,6 +186,48 @@ TEST_CASE("Faces removed after the snapshot are scrubbed from the index, and era
   CHECK(Nearest(*opened.index, 9.f) == keep[0]);
 }
 
+TEST_CASE("An erasure that records the index file it scrubbed in its own transaction leaves it fresh: a kill "
+          "right after the commit costs no rebuild", "[corpus_index]") {
+  Corpus c;
+  const auto keep = c.Add("a", {FaceAt(1.f)});
+  const auto erase = c.Add("b", {FaceAt(9.f)});
+  const auto audit = [](const EraseCounts&) {
+    AuditRecord record;
+    record.action = "forget";
+    record.params = "{}";
+    record.results = "{}";
+    return record;
+  };
+  // As forget does on a corpus that keeps its training: scrub in place, stamp the generation the
+  // erasure commits, record the file with the erasure; then the process dies (nothing else runs).
+  const int64_t generation = c.store->Generation().value();
+  std::optional<IndexSnapshot> scrubbed;
+  {
+    OpenedIndex opened = c.Open();
+    REQUIRE(opened.index->Erase(erase).value() == 1);
+    const SavedFile saved =
+        opened.index->Save(c.IndexFile(), IndexStamp{generation + 1, c.store->ModelIdentity().value()}).value();
+    scrubbed = SnapshotOf(*opened.index, generation + 1, saved);
+  }
+  const auto size_before = fs::file_size(c.IndexFile());
+  REQUIRE(c.store->Erase({}, erase, "forget", audit, std::nullopt, scrubbed).value().faces == 1);
+  CHECK(c.store->GetIndexSnapshot().value()->sha256 == scrubbed->sha256);
+
+  OpenedIndex after = c.Open();
+  CHECK(after.state == IndexState::kFresh);  // not rebuilt, not even scrubbed again
+  CHECK(after.index->ids() == keep);
+  CHECK(fs::file_size(c.IndexFile()) == size_before);
+
+  // A record stamped for another generation than the erasure commits is not written with it.
+  const auto other = c.Add("c", {FaceAt(5.f)});
+  const IndexSnapshot before = c.store->GetIndexSnapshot().value().value();
+  IndexSnapshot wrong = before;
+  wrong.generation = c.store->Generation().value() + 2;
+  wrong.sha256 = "xxh3:0123456789abcdef";
+  REQUIRE(c.store->Erase({}, other, "forget", audit, std::nullopt, wrong).value().faces == 1);
+  CHECK(c.store->GetIndexSnapshot().value()->sha256 == before.sha256);
+}
+
 TEST_CASE("A snapshot newer than the database (restored backup) is rebuilt", "[corpus_index]") {
   Corpus c;
   c.Add("a", {FaceAt(1.f)});
@@ -318,7 +360,12 @@ TEST_CASE("JudgeIndex tells a missing, a damaged, an unrecorded-save and a disag
   unrecorded.header = IndexFileHeader{};
   unrecorded.header->stamp = IndexStamp{6, "models:test"};
   CHECK(JudgeIndex(RecordAt(6), unrecorded).cause == IndexCause::kSavedNotRecorded);
-  unrecorded.header->stamp.model_identity = "models:other";
+  // One generation past the Store: scrubbed for an erasure that was killed before its commit.
+  unrecorded.header->stamp = IndexStamp{7, "models:test"};
+  CHECK(JudgeIndex(RecordAt(6), unrecorded).cause == IndexCause::kSavedNotRecorded);
+  unrecorded.header->stamp = IndexStamp{8, "models:test"};
+  CHECK(JudgeIndex(RecordAt(6), unrecorded).cause == IndexCause::kFileUnusable);
+  unrecorded.header->stamp = IndexStamp{6, "models:other"};
   CHECK(JudgeIndex(RecordAt(6), unrecorded).cause == IndexCause::kFileUnusable);
 
   CHECK(JudgeIndex(RecordAt(5), LoadedFile(IndexKind::kExact, 6)).cause == IndexCause::kContentsDisagree);

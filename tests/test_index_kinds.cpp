@@ -6,6 +6,8 @@
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/index_io.h>
 #include <faiss/impl/io.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <sys/stat.h>
 
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -16,6 +18,7 @@
 #include "common/fs.h"
 #include "common/sha256.h"
 #include "index/corpus_index.h"
+#include "index/index_file.h"
 #include "index/index_spec.h"
 #include "index/vector_index.h"
 #include "support.h"
@@ -68,6 +71,54 @@ constexpr IndexKind kAllKinds[] = {IndexKind::kExact, IndexKind::kInt8, IndexKin
                                    IndexKind::kIvfPq, IndexKind::kHnsw};
 
 const IndexStamp kStamp{3, "models:test"};
+
+// The FAISS structure of the index file `path` (recorded as `saved`, stamped `stamp`), parsed anew.
+std::unique_ptr<faiss::Index> StructureOf(const fs::path& path, const SavedFile& saved, const IndexStamp& stamp) {
+  auto file = IndexFile::Open(path, saved.size, saved.checksum, stamp, /*writable=*/false);
+  REQUIRE(file);
+  size_t read = 0;
+  return ReadFaissIndex((*file)->structure(), &read);
+}
+
+const faiss::ArrayInvertedLists& ListsOf(const faiss::Index& index) {
+  return dynamic_cast<const faiss::ArrayInvertedLists&>(*dynamic_cast<const faiss::IndexIVF&>(index).invlists);
+}
+
+// The code an IVF structure holds for flat row `row`; empty when no list holds it.
+std::string IvfCode(const faiss::Index& index, int64_t row) {
+  const faiss::ArrayInvertedLists& lists = ListsOf(index);
+  for (size_t l = 0; l < lists.nlist; ++l)
+    for (size_t i = 0; i < lists.ids[l].size(); ++i)
+      if (lists.ids[l][i] == row)
+        return std::string(reinterpret_cast<const char*>(lists.codes[l].data() + i * lists.code_size), lists.code_size);
+  return "";
+}
+
+// The entries of an IVF structure that are tombstones (id -1) with the code `scrubbed`.
+size_t Tombstones(const faiss::Index& index, std::string_view scrubbed) {
+  const faiss::ArrayInvertedLists& lists = ListsOf(index);
+  size_t n = 0;
+  for (size_t l = 0; l < lists.nlist; ++l)
+    for (size_t i = 0; i < lists.ids[l].size(); ++i)
+      n += lists.ids[l][i] == -1 &&
+           scrubbed == std::string_view(reinterpret_cast<const char*>(lists.codes[l].data() + i * lists.code_size),
+                                        lists.code_size);
+  return n;
+}
+
+std::string Slurp(const fs::path& p) { return ReadFile(p, 1 << 30).value(); }
+
+bool Holds(const std::string& haystack, std::string_view needle) { return haystack.find(needle) != std::string::npos; }
+
+std::string_view RowBytes(const std::vector<float>& v, size_t row) {
+  return {reinterpret_cast<const char*>(v.data() + row * kEmbeddingDim), kEmbeddingDim * sizeof(float)};
+}
+
+ino_t Inode(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return st.st_ino;
+}
 
 }  // namespace
 
@@ -204,6 +255,76 @@ TEST_CASE("Erase takes rows out of every kind's structure without training it ag
   }
 }
 
+// Erase from a mapped IVF-Flat, IVF-PQ or HNSW file: same file and size, no float or code of the
+// erased rows left, never found again, the rest found, every checksum resealed.
+TEST_CASE("Erase from a mapped IVF or HNSW file scrubs its FAISS section in place", "[index][kinds]") {
+  test::TempDir dir;
+  const size_t n = 1500;
+  const std::vector<float> v = FaceLikeVectors(n, 43);
+  const std::vector<int64_t> ids = Ids(n);
+  const std::vector<size_t> erased = {10, 700, 701};
+  const IndexStamp next{kStamp.generation + 1, kStamp.model_identity};
+  for (IndexKind kind : {IndexKind::kIvf, IndexKind::kIvfPq, IndexKind::kHnsw}) {
+    INFO(IndexKindName(kind));
+    const IndexSpec spec{.kind = kind};
+    const bool ivf = kind != IndexKind::kHnsw;
+    const fs::path path = dir / (std::string(IndexKindName(kind)) + ".faiss");
+    SavedFile saved;
+    {
+      auto built = VectorIndex::CreateEmpty(spec);
+      REQUIRE(built->Add(ids, v));
+      REQUIRE(built->Prepare());
+      saved = built->Save(path, kStamp).value();
+    }
+    std::vector<std::string> codes;  // the erased rows' IVF codes (IVF-Flat's are the floats)
+    if (ivf) {
+      const auto structure = StructureOf(path, saved, kStamp);
+      for (size_t row : erased) codes.push_back(IvfCode(*structure, static_cast<int64_t>(row)));
+    }
+    const std::string before = Slurp(path);
+    for (const std::string& code : codes) REQUIRE((!code.empty() && Holds(before, code)));
+    for (size_t row : erased) REQUIRE(Holds(before, RowBytes(v, row)));
+    const ino_t inode = Inode(path);
+
+    SavedFile after;
+    {
+      auto index = VectorIndex::Load(path, saved.size, saved.checksum, kStamp, spec, /*writable=*/true).value();
+      REQUIRE(index->Erase(std::vector<int64_t>{ids[10], ids[700], ids[701]}).value() == 3);
+      after = index->Save(path, next).value();
+      CHECK(index->Search(Row(v, 700), 1).value().at(0).face_id != ids[700]);
+    }
+    CHECK(Inode(path) == inode);  // written in place, not replaced by a whole new file
+    CHECK(after.size == saved.size);
+    CHECK(after.checksum != saved.checksum);
+    const std::string bytes = Slurp(path);
+    for (size_t row : erased) CHECK_FALSE(Holds(bytes, RowBytes(v, row)));
+    for (const std::string& code : codes) CHECK_FALSE(Holds(bytes, code));
+
+    auto loaded = VectorIndex::Load(path, after.size, after.checksum, next, spec);
+    REQUIRE(loaded);  // the structure's checksum was resealed with the blocks
+    CHECK((*loaded)->file()->VerifyBlocks().empty());
+    CHECK((*loaded)->prepared());  // searched through its structure, untrained since
+    if (ivf) {
+      const auto structure = StructureOf(path, after, next);
+      for (size_t row : erased) CHECK(IvfCode(*structure, static_cast<int64_t>(row)).empty());
+      // PQ codes zeroed; IVF-Flat's floats set to the flat store's erased value.
+      const std::vector<float> erased_row(kEmbeddingDim, kErasedValue);
+      const std::string scrubbed = kind == IndexKind::kIvfPq
+                                       ? std::string(ListsOf(*structure).code_size, '\0')
+                                       : std::string(RowBytes(erased_row, 0));
+      CHECK(Tombstones(*structure, scrubbed) == erased.size());
+    }
+    for (size_t row : erased) {
+      const auto hits = (*loaded)->Search(Row(v, row), 10);
+      REQUIRE(hits);
+      CHECK(hits->size() == 10);  // tombstones take no candidate's place
+      for (const Hit& h : *hits) CHECK(h.face_id != ids[row]);
+    }
+    CHECK((*loaded)->Search(Row(v, 11), 1)->front().face_id == ids[11]);
+    CHECK((*loaded)->ids().size() == n - erased.size());
+  }
+}
+
 TEST_CASE("A crafted approximate part is refused even when its header and checksum vouch for it",
           "[index][kinds]") {
   test::TempDir dir;
@@ -240,6 +361,13 @@ TEST_CASE("A crafted approximate part is refused even when its header and checks
   REQUIRE_FALSE(r);
   CHECK(r.error().code == ErrorCode::kCorrupt);
   CHECK_THAT(r.error().message, Catch::Contains("outside the index"));
+  // An IVF without its lists (FAISS writes "il00" and reads them back as none).
+  faiss::IndexIVFFlat listless(&quantizer, kEmbeddingDim, 2);
+  listless.train(static_cast<faiss::Index::idx_t>(n), v.data());
+  listless.replace_invlists(nullptr, /*own=*/false);
+  r = load(IndexKind::kIvf, bytes_of(listless));
+  REQUIRE_FALSE(r);
+  CHECK_THAT(r.error().message, Catch::Contains("not the arrays FAISS writes"));
   // The same structure claimed to be another kind.
   r = load(IndexKind::kHnsw, bytes_of(ivf));
   REQUIRE_FALSE(r);

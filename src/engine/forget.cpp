@@ -1,13 +1,14 @@
 // `facesearch forget` and `facesearch optout`: erasure with tombstones, opt-outs, and the scrub
 // that follows every erasure (index rebuilt and saved, WAL checkpointed with TRUNCATE).
 //
-// Order under the write lock: the index snapshot record and file are dropped; SQLite commits the
-// erasure, its audit record and a "scrub pending" mark together; then the index is rebuilt from
-// SQLite and saved atomically; then the WAL is checkpointed and truncated and only then the mark
-// cleared (Store::FinishScrub). A crash after the commit leaves no index file (so no copy of the
-// erased embeddings), which the next open rebuilds, and the mark, which makes the next command
-// that opens the corpus finish the scrub (and `verify` report it until then); queries drop ids
-// with no live row.
+// Order under the write lock: the erased faces are scrubbed from the index file in place
+// (ScrubIndexFirst); SQLite commits the erasure, its audit record, a "scrub pending" mark and (on a
+// corpus that keeps its training) the scrubbed file's snapshot record together; then the index
+// is recorded again (a small corpus's compacted and trained anew first); then the WAL is
+// checkpointed and truncated and only then the mark cleared (Store::FinishScrub). A crash after
+// the commit leaves no copy of the erased embeddings in the index file, and the mark, which makes
+// the next command that opens the corpus finish the scrub (and `verify` report it until then);
+// queries drop ids with no live row.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -65,23 +66,36 @@ std::string CountsJson(const EraseCounts& c) {
   return JsonText({{"faces_erased", c.faces}, {"images_erased", c.images}});
 }
 
+struct ScrubbedIndex {
+  std::unique_ptr<VectorIndex> index;
+  std::optional<IndexSnapshot> record;  // recorded by the erasure's own transaction (Store::Erase)
+};
+
 // Before an erasure commits: scrub its faces from the index file (VectorIndex::Erase: in place,
-// flushed), so that no crash at any later point leaves their embeddings in an index file. Until
-// the erasure is committed and the index recorded again, the file no longer matches its record:
-// a crash in between makes the next command rebuild the index from SQLite (which then still
-// holds the faces, or no longer does, and the index follows it).
-Result<std::unique_ptr<VectorIndex>> ScrubIndexFirst(Store& store, const CorpusPaths& paths,
-                                                     const std::set<int64_t>& image_ids,
-                                                     const std::set<int64_t>& face_ids) {
+// every kind, flushed), so that no crash at any later point leaves their embeddings in an index
+// file. A corpus that keeps its training (KeepsTrainingAfterErasure) keeps this file: it is
+// stamped with the generation the erasure will commit and recorded in the erasure's transaction,
+// so that after the commit no crash can leave it unrecorded (the next command would rebuild the
+// whole index: minutes at 10M faces). A small corpus is compacted and trained anew after the commit
+// (FinishErasure); a crash before that makes the next command rebuild it from SQLite (seconds).
+// A crash before the commit, too: the file no longer holds faces that SQLite still does.
+Result<ScrubbedIndex> ScrubIndexFirst(Store& store, const CorpusPaths& paths, const std::set<int64_t>& image_ids,
+                                      const std::set<int64_t>& face_ids) {
   const std::vector<int64_t> images(image_ids.begin(), image_ids.end());
   FS_ASSIGN(std::vector<int64_t> erased, store.FaceIdsOfImages(images));
   erased.insert(erased.end(), face_ids.begin(), face_ids.end());
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(store, paths.index_dir, /*persist=*/true));
-  FS_TRY(opened.index->Erase(erased));
+  ScrubbedIndex out{std::move(opened.index), std::nullopt};
+  VectorIndex& index = *out.index;
+  FS_ASSIGN(const int64_t scrubbed, index.Erase(erased));
+  if (scrubbed == 0) return out;  // none of them in the index (images without faces): file untouched
+  const bool kept = KeepsTrainingAfterErasure(index.main_rows());
   FS_ASSIGN(const int64_t generation, store.Generation());
+  const int64_t stamp = kept ? generation + 1 : generation;  // Store::Erase bumps it by one
   FS_ASSIGN(std::string model_identity, store.ModelIdentity());
-  FS_TRY(opened.index->Save(paths.index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
-  return std::move(opened.index);
+  FS_ASSIGN(const SavedFile saved, index.Save(paths.index_dir / kIndexFileName, IndexStamp{stamp, std::move(model_identity)}));
+  if (kept) out.record = SnapshotOf(index, stamp, saved);
+  return out;
 }
 
 // After the erasure committed: record the scrubbed index (a small corpus's is compacted and
@@ -220,12 +234,12 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
     return MakeAuditRecord(config.audit, e);
   };
   ForgetSummary summary;
-  FS_ASSIGN(std::unique_ptr<VectorIndex> index, ScrubIndexFirst(*store, paths, image_ids, face_ids));
+  FS_ASSIGN(ScrubbedIndex scrubbed, ScrubIndexFirst(*store, paths, image_ids, face_ids));
   CrashPoint("index-scrubbed");
-  FS_ASSIGN(summary.erased, store->Erase({image_ids.begin(), image_ids.end()},
-                                         {face_ids.begin(), face_ids.end()}, reason, make_audit, subject_id));
+  FS_ASSIGN(summary.erased, store->Erase({image_ids.begin(), image_ids.end()}, {face_ids.begin(), face_ids.end()},
+                                         reason, make_audit, subject_id, scrubbed.record));
   CrashPoint("erasure-committed");
-  FS_TRY(FinishErasure(*store, paths, *index));
+  FS_TRY(FinishErasure(*store, paths, *scrubbed.index));
   FS_ASSIGN(CorpusCounts counts, store->Counts());
   summary.faces_left = counts.faces;
   spdlog::info("erased {} face(s) and {} image(s); {} face(s) remain", summary.erased.faces,
@@ -255,10 +269,11 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
     auto make_audit = [&](const EraseCounts& c) {
       return MakeAuditRecord(config.audit, {"optout", erase_params, {}, CountsJson(c)});
     };
-    FS_ASSIGN(std::unique_ptr<VectorIndex> index,
+    FS_ASSIGN(ScrubbedIndex scrubbed,
               ScrubIndexFirst(*store, paths, {}, std::set<int64_t>(near.begin(), near.end())));
-    FS_ASSIGN(result.erased, store->Erase({}, near, "opt-out " + std::to_string(result.id), make_audit));
-    FS_TRY(FinishErasure(*store, paths, *index));
+    FS_ASSIGN(result.erased, store->Erase({}, near, "opt-out " + std::to_string(result.id), make_audit,
+                                          std::nullopt, scrubbed.record));
+    FS_TRY(FinishErasure(*store, paths, *scrubbed.index));
     return result;
   }
   FS_TRY(FinishScrubOrWarn(*store, paths));

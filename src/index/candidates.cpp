@@ -91,10 +91,10 @@ class Int8Candidates final : public CandidateStructure {
   }
 
   // The codes of an erased row would still be a coarse copy of the face's embedding.
-  Result<bool> EraseRows(std::span<const int64_t> rows) override {
+  Result<StructureErasure> EraseRows(std::span<const int64_t> rows, std::span<char> /*structure*/) override {
     if (codes_)
       for (int64_t row : rows) std::memset(codes_->mutable_codes(static_cast<size_t>(row)), 0, kEmbeddingDim);
-    return false;
+    return StructureErasure::kUntouched;
   }
 
  private:

@@ -33,6 +33,14 @@ namespace facesearch {
 
 using Neighbors = std::vector<std::vector<search::Neighbor>>;
 
+// What an erasure did to the structure's file section (CandidateStructure::EraseRows).
+enum class StructureErasure {
+  kUntouched,  // nothing of the section changed (exact, int8: their bytes are the blocks')
+  kInPlace,    // the erased entries were scrubbed in the section: reseal its checksum
+  kWholeFile,  // no section to scrub (built in memory, read-only, or not where FAISS writes it):
+               // only a whole new file holds the change
+};
+
 class CandidateStructure {
  public:
   // The empty, untrained structure of spec.kind; `spec` is used as given (callers pass
@@ -76,9 +84,13 @@ class CandidateStructure {
   virtual std::string Load(const search::FlatView& flat, const IndexFileHeader& header,
                            std::string_view structure, uint8_t* codes);
   // Scrubs the flat rows `rows` (erased from the flat store already) from the structure: their
-  // int8 codes zeroed, IVF lists without them, HNSW's copies overwritten. Returns true when the
-  // structure changed in a way only a whole new file can hold (the FAISS kinds). Errors: kIndex.
-  virtual Result<bool> EraseRows(std::span<const int64_t> /*rows*/) { return false; }
+  // int8 codes zeroed (in the mapped file, through the codes Load borrowed), their IVF list
+  // entries tombstoned (id -1, code scrubbed; searches skip them), HNSW's copies overwritten.
+  // `structure` is the writable file section the structure was loaded from (empty when there is
+  // none): the FAISS kinds scrub the same bytes there. Errors: kIndex.
+  virtual Result<StructureErasure> EraseRows(std::span<const int64_t> /*rows*/, std::span<char> /*structure*/) {
+    return StructureErasure::kUntouched;
+  }
 
  protected:
   explicit CandidateStructure(const IndexSpec& spec) : spec_(spec) {}

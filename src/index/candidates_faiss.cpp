@@ -2,6 +2,13 @@
 // (IndexHNSWFlat). Their labels are row numbers of the flat store; the rows they pick are
 // re-ranked with exact float distances. Every FAISS call is wrapped: FAISS throws
 // faiss::FaissException (and may throw std::bad_alloc); nothing thrown here leaves src/index/.
+//
+// Erasure works in place, in time proportional to the erased rows (plus one pass over the list
+// ids in memory): an IVF entry becomes a tombstone (id -1, its code scrubbed) that searches skip,
+// an HNSW copy is overwritten, in memory and at the same bytes of the mapped file section the
+// structure was read from. Those bytes are found where FAISS's writer puts them (index_write.cpp:
+// the inverted lists, or HNSW's flat storage, end the section) and checked against the structure
+// in memory before anything is written; when they are not there, the change needs a whole file.
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFFlat.h>
@@ -9,10 +16,14 @@
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <cstring>
+#include <limits>
 #include <numeric>
+#include <optional>
 
 #include <spdlog/spdlog.h>
 
@@ -59,6 +70,63 @@ Neighbors Rerank(const search::FlatView& flat, std::span<const Embedding> querie
   }
   return found;
 }
+
+// Where FAISS's serialisation of ArrayInvertedLists (write_InvertedLists: fourcc "ilar", nlist,
+// code_size, the list sizes as "full" or "sprs", then each non-empty list's codes and its ids, list
+// after list) put each list inside a structure section that ends with the lists, as IVF-Flat's and
+// IVF-PQ's do. Found by writing that preamble again from the lists in memory and requiring it, byte
+// for byte, right before as many bytes of lists as the lists in memory hold.
+class ListPlacement {
+ public:
+  static std::optional<ListPlacement> Find(const faiss::ArrayInvertedLists& lists, std::span<const char> section) {
+    ListPlacement p(lists);
+    size_t bytes = 0;
+    for (size_t l = 0; l < lists.nlist; ++l) {
+      p.at_[l] = bytes;
+      bytes += lists.ids[l].size() * (lists.code_size + sizeof(idx_t));
+    }
+    const std::string preamble = Preamble(lists);
+    if (section.size() < bytes + preamble.size()) return std::nullopt;
+    const size_t start = section.size() - bytes;
+    if (std::memcmp(section.data() + start - preamble.size(), preamble.data(), preamble.size()) != 0)
+      return std::nullopt;
+    for (size_t& at : p.at_) at += start;
+    return p;
+  }
+
+  // Byte offsets in the section of entry `offset`'s code and id in list `list`.
+  size_t code_at(size_t list, size_t offset) const { return at_[list] + offset * lists_->code_size; }
+  size_t id_at(size_t list, size_t offset) const {
+    return at_[list] + lists_->ids[list].size() * lists_->code_size + offset * sizeof(idx_t);
+  }
+
+ private:
+  explicit ListPlacement(const faiss::ArrayInvertedLists& lists) : lists_(&lists), at_(lists.nlist) {}
+
+  static std::string Preamble(const faiss::ArrayInvertedLists& lists) {
+    std::string out;
+    auto put = [&out](const auto& value) { out.append(reinterpret_cast<const char*>(&value), sizeof value); };
+    put(faiss::fourcc("ilar"));
+    put(lists.nlist);
+    put(lists.code_size);
+    const auto non_empty = static_cast<size_t>(
+        std::count_if(lists.ids.begin(), lists.ids.end(), [](const auto& ids) { return !ids.empty(); }));
+    const bool full = non_empty > lists.nlist / 2;
+    put(faiss::fourcc(full ? "full" : "sprs"));
+    std::vector<size_t> sizes;
+    for (size_t l = 0; l < lists.nlist; ++l) {
+      const size_t n = lists.ids[l].size();
+      if (full) sizes.push_back(n);
+      else if (n > 0) sizes.insert(sizes.end(), {l, n});
+    }
+    put(sizes.size());
+    out.append(reinterpret_cast<const char*>(sizes.data()), sizes.size() * sizeof(size_t));
+    return out;
+  }
+
+  const faiss::ArrayInvertedLists* lists_;
+  std::vector<size_t> at_;  // where each list's codes start
+};
 
 // What the FAISS kinds share: the structure exists only trained and holding every flat row
 // (index_ is null otherwise, and searches scan exactly); it is trained by the first Prepare(true)
@@ -110,8 +178,8 @@ class FaissCandidates : public CandidateStructure {
     std::vector<float> approx_dist(rows.size());
     FS_TRY(Guard(ErrorCode::kIndex, "cannot search the approximate index", [&] {
       if (!queries.empty())
-        index_->search(static_cast<idx_t>(queries.size()), queries.front().data(), per_query,
-                       approx_dist.data(), rows.data());
+        SearchStructure(static_cast<idx_t>(queries.size()), queries.front().data(), per_query,
+                        approx_dist.data(), rows.data());
     }));
     return Rerank(flat, queries, k, rows, per_query);
   }
@@ -142,10 +210,12 @@ class FaissCandidates : public CandidateStructure {
     return "";
   }
 
-  Result<bool> EraseRows(std::span<const int64_t> rows) override {
-    if (!index_ || rows.empty()) return false;
-    FS_TRY(Guard(ErrorCode::kIndex, "cannot erase rows from the approximate index", [&] { RemoveRows(rows); }));
-    return true;
+  Result<StructureErasure> EraseRows(std::span<const int64_t> rows, std::span<char> structure) override {
+    if (!index_ || rows.empty()) return StructureErasure::kUntouched;
+    bool in_file = false;
+    FS_TRY(Guard(ErrorCode::kIndex, "cannot erase rows from the approximate index",
+                 [&] { in_file = ScrubRows(rows, structure); }));
+    return in_file ? StructureErasure::kInPlace : StructureErasure::kWholeFile;
   }
 
  protected:
@@ -158,9 +228,15 @@ class FaissCandidates : public CandidateStructure {
   virtual void AddRows(faiss::Index& index, idx_t n, const float* x, idx_t first_row) const = 0;
   // Why a loaded structure of our dimension, metric and size is not this kind's FAISS type or is
   // inconsistent inside; "" when it is right.
-  virtual std::string KindProblem(const faiss::Index& index, int64_t ntotal) const = 0;
-  // Takes flat rows out of the trained structure (their codes or copies no longer in it).
-  virtual void RemoveRows(std::span<const int64_t> rows) = 0;
+  virtual std::string KindProblem(const faiss::Index& index, int64_t ntotal) = 0;
+  // Scrubs flat rows from the trained structure (no code or copy of them left in it), and from
+  // `structure`, the file section it was read from, when their bytes are found where FAISS wrote
+  // them there. Returns whether they were (and the section scrubbed).
+  virtual bool ScrubRows(std::span<const int64_t> rows, std::span<char> structure) = 0;
+  // index_->search, as this kind must be asked.
+  virtual void SearchStructure(idx_t nq, const float* x, idx_t k, float* distances, idx_t* labels) const {
+    index_->search(nq, x, k, distances, labels);
+  }
   // spec_'s query-time parameters (those set, not 0) onto index_.
   virtual void ApplyQueryParams() = 0;
   // The trained structure's parameters into `s`.
@@ -176,11 +252,12 @@ class FaissCandidates : public CandidateStructure {
   bool refill_ = false;                   // index_ trained but emptied by Reset(true)
 
  private:
-  std::string Problem(const faiss::Index* index, int64_t ntotal) const {
+  std::string Problem(const faiss::Index* index, int64_t ntotal) {
     if (!index) return "its approximate part is empty";
     if (index->d != kEmbeddingDim || index->metric_type != faiss::METRIC_L2)
       return "its approximate part is not L2 of dimension " + std::to_string(kEmbeddingDim);
-    // Fewer is right after an erasure (IVF lists drop the erased rows); more is not.
+    // Fewer is right in a file whose erasure took rows out of the IVF lists (before tombstones);
+    // more is not.
     if (index->ntotal > ntotal || !index->is_trained)
       return "its approximate part holds " + std::to_string(index->ntotal) + " vectors, its main segment " +
              std::to_string(ntotal);
@@ -210,26 +287,82 @@ class IvfCandidates : public FaissCandidates {
     index.add_with_ids(n, x, rows.data());
   }
 
-  // The inverted-file part of KindProblem, once the subclass has checked the type.
-  static std::string IvfProblem(const faiss::IndexIVF& index, int64_t ntotal) {
+  // The inverted-file part of KindProblem, once the subclass has checked the type; counts the
+  // tombstones of erased rows.
+  std::string IvfProblem(const faiss::IndexIVF& index, int64_t ntotal) {
     if (!index.quantizer || index.quantizer->ntotal != static_cast<int64_t>(index.nlist) ||
         index.quantizer->d != kEmbeddingDim)
       return "its inverted-file quantizer is inconsistent";
+    const auto* lists = dynamic_cast<const faiss::ArrayInvertedLists*>(index.invlists);
+    if (!lists || lists->nlist != index.nlist || lists->code_size != index.code_size)
+      return "its inverted lists are not the arrays FAISS writes";
     // Labels must be row numbers of the flat part: they index the float vectors in the re-rank.
-    for (size_t l = 0; l < index.nlist; ++l) {
-      const size_t n = index.invlists->list_size(l);
-      faiss::InvertedLists::ScopedIds ids(index.invlists, l);
-      for (size_t i = 0; i < n; ++i)
-        if (ids[i] < 0 || ids[i] >= ntotal) return "its inverted lists name rows outside the index";
+    // -1 marks an erased row's entry.
+    tombstones_ = 0;
+    for (size_t l = 0; l < lists->nlist; ++l) {
+      if (lists->codes[l].size() != lists->ids[l].size() * lists->code_size)
+        return "its inverted lists are inconsistent";
+      for (idx_t id : lists->ids[l]) {
+        if (id == -1) ++tombstones_;
+        else if (id < 0 || id >= ntotal) return "its inverted lists name rows outside the index";
+      }
     }
     return "";
   }
 
-  // The lists close over the removed entries: their codes are not serialised again.
-  void RemoveRows(std::span<const int64_t> rows) override {
-    faiss::IDSelectorBatch selected(rows.size(), rows.data());
-    index_->remove_ids(selected);
+  void Reset(bool keep_training) override {
+    FaissCandidates::Reset(keep_training);
+    tombstones_ = 0;  // the lists are emptied, or the structure dropped
   }
+
+  // An erased row's entry keeps its place in its list as a tombstone: id -1, code Scrubbed().
+  // FAISS cannot close a list over it in the file (the lists after it would move).
+  bool ScrubRows(std::span<const int64_t> rows, std::span<char> structure) override {
+    auto& lists = dynamic_cast<faiss::ArrayInvertedLists&>(*static_cast<faiss::IndexIVF&>(*index_).invlists);
+    std::vector<bool> erased(static_cast<size_t>(*std::max_element(rows.begin(), rows.end()) + 1));
+    for (int64_t row : rows) erased[static_cast<size_t>(row)] = true;
+    std::vector<std::pair<size_t, size_t>> entries;  // (list, offset)
+    for (size_t l = 0; l < lists.nlist; ++l)
+      for (size_t i = 0; i < lists.ids[l].size(); ++i)
+        if (const idx_t id = lists.ids[l][i];
+            id >= 0 && static_cast<size_t>(id) < erased.size() && erased[static_cast<size_t>(id)])
+          entries.emplace_back(l, i);
+    const std::optional<ListPlacement> place = ListPlacement::Find(lists, structure);
+    // Every entry must be in the file as it is in memory before any byte is written.
+    const bool in_file = place && std::all_of(entries.begin(), entries.end(), [&](const auto& e) {
+      const auto [l, i] = e;
+      return std::memcmp(structure.data() + place->id_at(l, i), &lists.ids[l][i], sizeof(idx_t)) == 0 &&
+             std::memcmp(structure.data() + place->code_at(l, i), lists.codes[l].data() + i * lists.code_size,
+                         lists.code_size) == 0;
+    });
+    const std::vector<uint8_t> scrubbed = Scrubbed();
+    constexpr idx_t kTombstone = -1;
+    for (const auto& [l, i] : entries) {
+      lists.update_entry(l, i, kTombstone, scrubbed.data());
+      if (!in_file) continue;
+      std::memcpy(structure.data() + place->id_at(l, i), &kTombstone, sizeof kTombstone);
+      std::memcpy(structure.data() + place->code_at(l, i), scrubbed.data(), scrubbed.size());
+    }
+    tombstones_ += static_cast<int64_t>(entries.size());
+    return in_file;
+  }
+
+  // With tombstones in the lists, FAISS is asked to pass over them (an IDSelector on the ids):
+  // otherwise they would take candidate places (label -1) and a search could come back short.
+  void SearchStructure(idx_t nq, const float* x, idx_t k, float* distances, idx_t* labels) const override {
+    if (tombstones_ == 0) return index_->search(nq, x, k, distances, labels);
+    faiss::IDSelectorRange live(0, std::numeric_limits<idx_t>::max());
+    faiss::SearchParametersIVF params;
+    params.nprobe = ivf().nprobe;
+    params.max_codes = ivf().max_codes;
+    params.sel = &live;
+    index_->search(nq, x, k, distances, labels, &params);
+  }
+
+  // The code an erased entry keeps (code_size bytes), saying nothing of the face.
+  virtual std::vector<uint8_t> Scrubbed() const = 0;
+
+  int64_t tombstones_ = 0;  // entries of erased rows in the lists
 
   void ApplyQueryParams() override {
     auto& index = static_cast<faiss::IndexIVF&>(*index_);
@@ -262,9 +395,16 @@ class IvfFlatCandidates final : public IvfCandidates {
     return index;
   }
 
-  std::string KindProblem(const faiss::Index& index, int64_t ntotal) const override {
+  std::string KindProblem(const faiss::Index& index, int64_t ntotal) override {
     const auto* ivf = dynamic_cast<const faiss::IndexIVFFlat*>(&index);
     return ivf ? IvfProblem(*ivf, ntotal) : WrongType();
+  }
+
+  // An IVF-Flat code is the vector itself: the flat store's erased value.
+  std::vector<uint8_t> Scrubbed() const override {
+    const std::vector<float> row(kEmbeddingDim, kErasedValue);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(row.data());
+    return {bytes, bytes + row.size() * sizeof(float)};
   }
 };
 
@@ -289,10 +429,12 @@ class IvfPqCandidates final : public IvfCandidates {
     return index;
   }
 
-  std::string KindProblem(const faiss::Index& index, int64_t ntotal) const override {
+  std::string KindProblem(const faiss::Index& index, int64_t ntotal) override {
     const auto* ivf = dynamic_cast<const faiss::IndexIVFPQ*>(&index);
     return ivf ? IvfProblem(*ivf, ntotal) : WrongType();
   }
+
+  std::vector<uint8_t> Scrubbed() const override { return std::vector<uint8_t>(pq().code_size, 0); }
 
   void DescribeBuilt(IndexSpec& s) const override {
     IvfCandidates::DescribeBuilt(s);
@@ -329,7 +471,7 @@ class HnswCandidates final : public FaissCandidates {
   }
 
   // The graph of a loaded file must stay inside its own rows (FAISS follows it unchecked).
-  std::string KindProblem(const faiss::Index& loaded, int64_t /*ntotal*/) const override {
+  std::string KindProblem(const faiss::Index& loaded, int64_t /*ntotal*/) override {
     const auto* index = dynamic_cast<const faiss::IndexHNSWFlat*>(&loaded);
     if (!index) return WrongType();
     const faiss::HNSW& g = index->hnsw;
@@ -353,11 +495,29 @@ class HnswCandidates final : public FaissCandidates {
   }
 
   // FAISS cannot remove HNSW nodes: the erased rows' copies are overwritten, as in the flat store,
-  // and the graph keeps routing through them (no embedding is left in a link).
-  void RemoveRows(std::span<const int64_t> rows) override {
+  // and the graph keeps routing through them (no embedding is left in a link). FAISS writes the
+  // flat storage last, its vectors last of all (their count as floats / 4, then the bytes): the
+  // section ends with row after row.
+  bool ScrubRows(std::span<const int64_t> rows, std::span<char> structure) override {
     auto& storage = static_cast<faiss::IndexFlat&>(*static_cast<faiss::IndexHNSWFlat&>(*index_).storage);
+    const size_t bytes = storage.codes.size();
+    constexpr size_t kRowBytes = kEmbeddingDim * sizeof(float);
+    bool in_file = structure.size() >= bytes + sizeof(size_t);
+    const size_t first = structure.size() - bytes;
+    if (in_file) {
+      size_t count = 0;
+      std::memcpy(&count, structure.data() + first - sizeof count, sizeof count);
+      in_file = count == bytes / 4;
+    }
     for (int64_t row : rows)
-      std::fill_n(storage.get_xb() + static_cast<size_t>(row) * kEmbeddingDim, kEmbeddingDim, kErasedValue);
+      in_file = in_file && std::memcmp(structure.data() + first + static_cast<size_t>(row) * kRowBytes,
+                                       storage.codes.data() + static_cast<size_t>(row) * kRowBytes, kRowBytes) == 0;
+    for (int64_t row : rows) {
+      float* copy = storage.get_xb() + static_cast<size_t>(row) * kEmbeddingDim;
+      std::fill_n(copy, kEmbeddingDim, kErasedValue);
+      if (in_file) std::memcpy(structure.data() + first + static_cast<size_t>(row) * kRowBytes, copy, kRowBytes);
+    }
+    return in_file;
   }
 
   void ApplyQueryParams() override {

@@ -162,10 +162,12 @@ IndexVerdict JudgeIndex(const IndexRecord& record, const IndexFileFacts& file) {
   const std::string unusable = "the index file cannot be used: " + file.problem;
   if (!file.exists) return {IndexCondition::kMissing, IndexCause::kFileMissing, unusable};
   if (!file.problem.empty()) {
-    // An intact file newer than its record: a crash state the next writer repairs, not damage.
+    // An intact file newer than its record: a crash state the next writer repairs, not damage. One
+    // generation past the Store's: scrubbed by an erasure that was killed before its commit
+    // (forget.cpp stamps the generation the commit would have made).
     if (const auto& h = file.header; h && h->stamp.model_identity == record.model_identity &&
                                      h->stamp.generation >= snap.generation &&
-                                     h->stamp.generation <= record.generation)
+                                     h->stamp.generation <= record.generation + 1)
       return {IndexCondition::kNeedsRebuild, IndexCause::kSavedNotRecorded, unusable};
     return {IndexCondition::kCorrupt, IndexCause::kFileUnusable, unusable};
   }
@@ -277,9 +279,13 @@ Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_d
   FS_ASSIGN(SavedFile saved,
             index.Save(index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
   CrashPoint("index-saved");
-  return store.SetIndexSnapshot(IndexSnapshot{generation, index.max_id(), index.ntotal(), saved.size,
-                                              saved.checksum, kIndexFileName,
-                                              IndexKindName(index.spec().kind), index.memory_bytes()});
+  return store.SetIndexSnapshot(SnapshotOf(index, generation, saved));
+}
+
+IndexSnapshot SnapshotOf(const VectorIndex& index, int64_t generation, const SavedFile& saved) {
+  return IndexSnapshot{generation,    index.max_id(),  index.ntotal(),
+                       saved.size,    saved.checksum,  kIndexFileName,
+                       IndexKindName(index.spec().kind), index.memory_bytes()};
 }
 
 }  // namespace facesearch

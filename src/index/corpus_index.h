@@ -53,7 +53,8 @@ enum class IndexCause {
   kNewFaces,           // lagging
   kRemovedSince,       // needs rebuild: the erased faces are scrubbed from the loaded file
   kNewerThanStore,     // needs rebuild: restored from another copy?
-  kSavedNotRecorded,   // needs rebuild: a writer was killed between saving and recording
+  kSavedNotRecorded,   // needs rebuild: a writer was killed between saving and recording (or an
+                       // erasure between scrubbing the file and committing)
   kUnexpectedFile,     // corrupt
   kFileUnusable,       // corrupt
   kContentsDisagree,   // corrupt
@@ -161,6 +162,9 @@ Status CompactIndex(VectorIndex& index);
 // segment did not change is saved by appending its new rows and resealing scrubbed blocks.
 Status SaveCorpusIndex(Store& store, VectorIndex& index,
                        const std::filesystem::path& index_dir);
+
+// The Store's record of `index` saved as `saved`, stamped `generation`.
+IndexSnapshot SnapshotOf(const VectorIndex& index, int64_t generation, const SavedFile& saved);
 
 // Temporary files of interrupted index writes ("faces.faiss.tmp.<pid>") in index_dir.
 std::vector<std::filesystem::path> StaleIndexTempFiles(const std::filesystem::path& index_dir);

@@ -353,8 +353,15 @@ std::vector<std::string> IndexFile::VerifyBlocks() const {
   return damaged;
 }
 
-Result<std::string> IndexFile::Reseal(std::span<const std::pair<int, size_t>> dirty, int64_t generation) {
+std::span<char> IndexFile::mutable_structure() const {
+  if (!writable_) return {};
+  return {map_ + (structure_.data() - map_), structure_.size()};
+}
+
+Result<std::string> IndexFile::Reseal(std::span<const std::pair<int, size_t>> dirty, int64_t generation,
+                                      bool structure_changed) {
   if (!writable_) return Fail(ErrorCode::kIo, "index file " + path_.string() + " is mapped read-only");
+  if (structure_changed) Put(map_ + 72, Hash(structure_.data(), structure_.size()), 8);
   std::vector<bool> touched(chunks_.size() + 1, false);
   for (const auto& [segment, block] : dirty) {
     const SegmentArrays& seg = segment < 0 ? main_ : chunks_.at(static_cast<size_t>(segment));

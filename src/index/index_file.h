@@ -17,7 +17,9 @@
 //   delta chunks appended after it by later saves, each: 0 8 magic "FSVDELTA" 8 8 rows n
 //                16 8 generation 24 8 largest face id 32 8 XXH3 of the sums 40..56 zero
 //                56 8 XXH3 of [0,56); then ids n×8, rows n×128 float32, sums, zeros to 64
-// An erased row keeps its place: id -1, its floats kErasedValue, its codes 0 (VectorIndex::Erase).
+// An erased row keeps its place: id -1, its floats kErasedValue, its codes 0, and its entries in
+// the FAISS structure scrubbed where FAISS serialised them (candidates_faiss.cpp: an inverted-list
+// entry's id -1 and its code zeroed, an HNSW copy overwritten), all in place (VectorIndex::Erase).
 // The Store records the file's committed length and its main header's checksum (IndexSnapshot
 // size and sha256 = "xxh3:<16 hex>"); bytes past the committed length (a killed append) are
 // ignored and cut by the next append.
@@ -133,11 +135,15 @@ class IndexFile {
 
   // Checks every block of every segment; returns one line per damaged block (none: empty).
   std::vector<std::string> VerifyBlocks() const;
+  // The structure section's bytes, to scrub an erased row's entries in place (writable files
+  // only; empty otherwise). Reseal with structure_changed afterwards.
+  std::span<char> mutable_structure() const;
   // After rows were scrubbed in place: recomputes the sums of the blocks `dirty` names (segment
-  // -1 = main, i = chunk i; block number), the sums tables' and headers' checksums, stamps the
-  // main header with `generation`, and flushes the mapping (msync). Writable files only.
-  // Returns the new checksum. Errors: kIo.
-  Result<std::string> Reseal(std::span<const std::pair<int, size_t>> dirty, int64_t generation);
+  // -1 = main, i = chunk i; block number), the structure's checksum when `structure_changed`, the
+  // sums tables' and headers' checksums, stamps the main header with `generation`, and flushes
+  // the mapping (msync). Writable files only. Returns the new checksum. Errors: kIo.
+  Result<std::string> Reseal(std::span<const std::pair<int, size_t>> dirty, int64_t generation,
+                             bool structure_changed = false);
   // Appends a chunk of `ids`/`rows` stamped `generation` after the committed length (cutting
   // bytes a killed append left there) and fsyncs it. Returns the new committed length (the
   // checksum is unchanged). The mapping is not extended. Errors: kIo.

@@ -138,8 +138,13 @@ Result<int64_t> VectorIndex::Erase(std::span<const int64_t> face_ids) {
   sweep(main_, -1);
   for (size_t i = 0; i < chunks_.size(); ++i) sweep(chunks_[i], static_cast<int>(i));
   sweep(SegmentArrays{new_ids_.data(), new_rows_.data(), nullptr, nullptr, new_ids_.size()}, -2);
-  FS_ASSIGN(const bool restructured, candidates_->EraseRows(main_rows));
-  if (restructured) rewrite_ = true;
+  // The structure's file section is scrubbed in place too, when this index maps it writable and
+  // will not write a whole file anyway.
+  const std::span<char> section =
+      file_ && !rewrite_ && !main_rows.empty() ? file_->mutable_structure() : std::span<char>{};
+  FS_ASSIGN(const StructureErasure outcome, candidates_->EraseRows(main_rows, section));
+  if (outcome == StructureErasure::kWholeFile) rewrite_ = true;
+  if (outcome == StructureErasure::kInPlace) structure_dirty_ = true;
   std::sort(dirty_.begin(), dirty_.end());
   dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
   return erased;
@@ -205,6 +210,7 @@ Status VectorIndex::Install(std::vector<int64_t> ids, std::vector<float> vectors
   new_rows_.clear();
   new_saved_ = 0;
   dirty_.clear();
+  structure_dirty_ = false;
   file_.reset();
   rewrite_ = true;
   {
@@ -308,9 +314,10 @@ Result<RecallMeasure> VectorIndex::MeasureRecall(int queries) const {
 Result<SavedFile> VectorIndex::Save(const std::filesystem::path& path, const IndexStamp& stamp) {
   if (!rewrite_ && file_ && file_->writable() && file_->path() == path) {
     const bool append = new_ids_.size() > new_saved_;
-    if (!dirty_.empty() || (!append && stamp.generation != file_->generation())) {
-      FS_ASSIGN(checksum_, file_->Reseal(dirty_, stamp.generation));
+    if (!dirty_.empty() || structure_dirty_ || (!append && stamp.generation != file_->generation())) {
+      FS_ASSIGN(checksum_, file_->Reseal(dirty_, stamp.generation, structure_dirty_));
       dirty_.clear();
+      structure_dirty_ = false;
     }
     if (append) {
       const size_t from = new_saved_;

@@ -78,9 +78,10 @@ class VectorIndex {
   // once: growing it by doubling holds the old and the new copy at once (8 GiB of floats at 10M).
   void Reserve(int64_t rows);
   // Scrubs the rows of `face_ids` wherever they are: id -1, floats kErasedValue, int8 codes 0,
-  // and out of the FAISS structure (no retraining). A mapped writable file is changed in place
-  // (Save reseals the blocks touched). Ids not in the index are ignored. Returns the rows
-  // scrubbed. Errors: kIndex.
+  // and their FAISS entries tombstoned or overwritten (no retraining; candidates_faiss.cpp). A
+  // mapped writable file is changed in place, its FAISS section included (Save reseals the blocks
+  // and the section touched), in time proportional to the erased rows plus a pass over the ids.
+  // Ids not in the index are ignored. Returns the rows scrubbed. Errors: kIndex.
   Result<int64_t> Erase(std::span<const int64_t> face_ids);
   // Folds the delta into a new main segment of the live rows (erased rows dropped) and rebuilds
   // the structure: with `keep_training` a trained FAISS structure keeps its centroids and
@@ -163,6 +164,7 @@ class VectorIndex {
   std::vector<float> new_rows_;
   size_t new_saved_ = 0;                            // of those, rows already appended to file_
   std::vector<std::pair<int, size_t>> dirty_;       // file_ blocks scrubbed in place (segment, block)
+  bool structure_dirty_ = false;                    // file_'s structure section scrubbed in place
   bool rewrite_ = true;                             // Save must write a whole file
   int64_t max_id_ = 0;
   mutable std::mutex rows_by_id_mu_;                // Vector()'s lookup table, built on first use

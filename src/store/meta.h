@@ -10,6 +10,10 @@
 
 #include "facesearch/error.h"
 
+namespace facesearch {
+struct IndexSnapshot;
+}
+
 namespace facesearch::meta {
 
 inline constexpr const char* kSchemaVersionKey = "schema_version";
@@ -31,5 +35,7 @@ Result<int64_t> ReadInt(sqlite3* db, const std::string& key);
 Status Write(sqlite3* db, const std::string& key, const std::string& value);
 // Bumps the generation; a removal of faces also moves the delete generation to the new value.
 Status BumpGeneration(sqlite3* db, bool removed_faces);
+// Writes the index.* keys of an index snapshot record.
+Status WriteIndexSnapshot(sqlite3* db, const IndexSnapshot& snap);
 
 }  // namespace facesearch::meta

@@ -70,6 +70,17 @@ Status BumpGeneration(sqlite3* db, bool removed_faces) {
   return Ok();
 }
 
+Status WriteIndexSnapshot(sqlite3* db, const IndexSnapshot& snap) {
+  FS_TRY(Write(db, "index.generation", std::to_string(snap.generation)));
+  FS_TRY(Write(db, "index.max_face_id", std::to_string(snap.max_face_id)));
+  FS_TRY(Write(db, "index.ntotal", std::to_string(snap.ntotal)));
+  FS_TRY(Write(db, "index.size", std::to_string(snap.size)));
+  FS_TRY(Write(db, "index.sha256", snap.sha256));
+  FS_TRY(Write(db, "index.file", snap.file));
+  FS_TRY(Write(db, "index.kind", snap.kind));
+  return Write(db, "index.memory_bytes", std::to_string(snap.memory_bytes));
+}
+
 }  // namespace meta
 
 namespace {
@@ -340,14 +351,7 @@ Result<std::optional<IndexSnapshot>> Store::GetIndexSnapshot() {
 
 Status Store::SetIndexSnapshot(const IndexSnapshot& snap) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
-  FS_TRY(meta::Write(db_, "index.generation", std::to_string(snap.generation)));
-  FS_TRY(meta::Write(db_, "index.max_face_id", std::to_string(snap.max_face_id)));
-  FS_TRY(meta::Write(db_, "index.ntotal", std::to_string(snap.ntotal)));
-  FS_TRY(meta::Write(db_, "index.size", std::to_string(snap.size)));
-  FS_TRY(meta::Write(db_, "index.sha256", snap.sha256));
-  FS_TRY(meta::Write(db_, "index.file", snap.file));
-  FS_TRY(meta::Write(db_, "index.kind", snap.kind));
-  FS_TRY(meta::Write(db_, "index.memory_bytes", std::to_string(snap.memory_bytes)));
+  FS_TRY(meta::WriteIndexSnapshot(db_, snap));
   return txn.Commit();
 }
 

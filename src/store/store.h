@@ -217,10 +217,15 @@ class Store {
   // between the commit and the checkpoint cannot leave the erased bytes behind unnoticed: the next
   // open finishes the scrub, and `verify` reports it until then.
   // With `subject_id`, that subject and its references go in the same transaction.
+  // `scrubbed_index` describes an index file already scrubbed of these faces in place and stamped
+  // with the generation this erasure commits: it is recorded as the index snapshot in the same
+  // transaction when the erasure does commit that generation, so that no crash leaves the
+  // scrubbed file unrecorded (which would cost a rebuild of the whole index).
   Result<EraseCounts> Erase(const std::vector<int64_t>& image_ids,
                             const std::vector<int64_t>& face_ids, const std::string& reason,
                             const std::function<AuditRecord(const EraseCounts&)>& make_audit,
-                            std::optional<int64_t> subject_id = std::nullopt);
+                            std::optional<int64_t> subject_id = std::nullopt,
+                            const std::optional<IndexSnapshot>& scrubbed_index = std::nullopt);
 
   Result<int64_t> AddOptOut(const OptOutRecord& optout, AuditRecord record);
   Result<std::vector<OptOutRecord>> OptOuts();  // empty on an older read-only schema

@@ -198,7 +198,8 @@ Result<std::vector<int64_t>> Store::FindImagesAddedBefore(const std::string& add
 Result<EraseCounts> Store::Erase(const std::vector<int64_t>& image_ids,
                                  const std::vector<int64_t>& face_ids, const std::string& reason,
                                  const std::function<AuditRecord(const EraseCounts&)>& make_audit,
-                                 std::optional<int64_t> subject_id) {
+                                 std::optional<int64_t> subject_id,
+                                 const std::optional<IndexSnapshot>& scrubbed_index) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
   const std::string now = IsoUtcNow();
   EraseCounts counts;
@@ -232,7 +233,12 @@ Result<EraseCounts> Store::Erase(const std::vector<int64_t>& image_ids,
     left.Reset();
     if (empty) FS_TRY(EraseImageRow(db_, image_id, reason, now, counts));
   }
-  if (counts.faces > 0) FS_TRY(meta::BumpGeneration(db_, /*removed_faces=*/true));
+  if (counts.faces > 0) {
+    FS_TRY(meta::BumpGeneration(db_, /*removed_faces=*/true));
+    FS_ASSIGN(const int64_t generation, meta::ReadInt(db_, meta::kGeneration));
+    if (scrubbed_index && scrubbed_index->generation == generation)
+      FS_TRY(meta::WriteIndexSnapshot(db_, *scrubbed_index));
+  }
   FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, make_audit(counts)));
   FS_TRY(MarkScrubPending(db_, stored));
   FS_TRY(txn.Commit());
