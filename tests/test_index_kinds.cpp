@@ -158,6 +158,28 @@ TEST_CASE("Every index kind over 3000 face-like vectors keeps recall@10 at least
   }
 }
 
+TEST_CASE("SetProbes sets the IVF lists a search visits: all of them find the exact neighbours, one finds fewer",
+          "[index][kinds]") {
+  const size_t n = 3000;
+  const std::vector<float> v = FaceLikeVectors(n, 9);
+  for (IndexKind kind : {IndexKind::kIvf, IndexKind::kIvfPq}) {
+    INFO(IndexKindName(kind));
+    auto index = VectorIndex::CreateEmpty(IndexSpec{.kind = kind});
+    REQUIRE(index->Add(Ids(n), v));
+    REQUIRE(index->Prepare());
+    const int nlist = index->built_spec().nlist;
+    index->SetProbes(nlist);
+    auto all = index->MeasureRecall(200);
+    index->SetProbes(1);
+    auto one = index->MeasureRecall(200);
+    REQUIRE(all);
+    REQUIRE(one);
+    if (kind == IndexKind::kIvf) CHECK(all->recall_at_10 == 1.0);  // every list, re-ranked exactly
+    CHECK(all->recall_at_10 >= 0.95);
+    CHECK(one->recall_at_10 < all->recall_at_10 - 0.05);
+  }
+}
+
 TEST_CASE("Save then Load keeps each kind and its answers, and memory use counts the structure",
           "[index][kinds]") {
   test::TempDir dir;

@@ -18,6 +18,8 @@ struct ClusterOptions {
   // kSfaceClusterDistance in an SFace corpus.
   std::optional<float> threshold;
   int neighbors = 32;      // links per face: its k nearest within the threshold
+  // IVF kinds: lists visited per face while the graph is built; 0: kClusterNprobe.
+  int nprobe = 0;
   int min_size = 2;        // clusters smaller than this are not returned
   int iterations = 100;    // Chinese-whispers passes over the faces
   // Keep every group (singletons too) in the corpus, with stable ids: a group whose faces have a
@@ -25,6 +27,12 @@ struct ClusterOptions {
   // label); the others get new ids; saved clusters no group matched are dropped.
   bool save = false;
 };
+
+// Lists an IVF index visits per face for the k-NN graph, below the query default (64): at 1M faces
+// (IVF-PQ, 1,024 lists) 64 took an estimated 34 min, 16 took 7 min 15 s at recall@10 0.988
+// against 0.9997 (docs/benchmarks.md, "cluster at 1M faces"); a missed neighbour only drops an
+// edge that the face's other near neighbours usually carry.
+inline constexpr int kClusterNprobe = 16;
 
 // A re-run keeps a saved cluster's id for the group that shares at least this share of their
 // faces together (|A∩B| / |A∪B|). At 0.5 each saved cluster can match one group at most.

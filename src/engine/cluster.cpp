@@ -27,12 +27,21 @@ constexpr const char* kThresholdKey = "cluster.threshold";  // the link distance
 
 // Calls fn(probe, face_id) for each of the `neighbors` nearest faces of each probe within
 // `threshold`, nearest first (the probe itself, when indexed, comes back too).
-Status ForEachNeighbour(VectorIndex& index, std::span<const Embedding> probes, int neighbors, float threshold,
-                        const std::function<void(size_t, int64_t)>& fn) {
+// An IVF index visits options.nprobe lists per face (kClusterNprobe unless set) rather than the
+// corpus's query setting.
+Status ForEachNeighbour(VectorIndex& index, std::span<const Embedding> probes, const ClusterOptions& options,
+                        float threshold, const std::function<void(size_t, int64_t)>& fn) {
+  const int neighbors = options.neighbors;
+  const IndexKind kind = index.spec().kind;
+  std::string how = IndexKindName(kind) + std::string(" index");
+  if (kind == IndexKind::kIvf || kind == IndexKind::kIvfPq) {
+    const int nprobe = options.nprobe > 0 ? options.nprobe : kClusterNprobe;
+    index.SetProbes(nprobe);
+    how += ", " + std::to_string(nprobe) + " lists per face";
+  }
   std::unique_ptr<ProgressSink> progress = ProgressFor(static_cast<int64_t>(probes.size()));
   if (progress)
-    progress->Start("finding each face's " + std::to_string(neighbors) + " nearest neighbours (" +
-                        IndexKindName(index.spec().kind) + " index)",
+    progress->Start("finding each face's " + std::to_string(neighbors) + " nearest neighbours (" + how + ")",
                     static_cast<int64_t>(probes.size()));
   for (size_t begin = 0; begin < probes.size(); begin += kBatch) {
     if (progress) progress->Advance(static_cast<int64_t>(begin));
@@ -213,7 +222,7 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::pair<uint32_t, uint32_t>> edges;
-  FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options.neighbors, threshold, [&](size_t q, int64_t face) {
+  FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options, threshold, [&](size_t q, int64_t face) {
     const auto self = static_cast<uint32_t>(q);
     auto it = node_of.find(face);
     if (it == node_of.end() || it->second == self) return;  // stale, opted out, or itself
@@ -308,7 +317,7 @@ Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOp
   for (const FaceRecord& r : rows) embeddings.push_back(r.face.embedding);
 
   std::vector<std::vector<int64_t>> hits(rows.size());
-  FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options.neighbors, threshold,
+  FS_TRY(ForEachNeighbour(*o.index.index, embeddings, options, threshold,
                           [&](size_t q, int64_t face) { if (face != rows[q].face_id) hits[q].push_back(face); }));
   FS_ASSIGN(std::vector<ApartLink> links, o.store->ApartLinks());
   std::unordered_map<int64_t, std::vector<int64_t>> partners;

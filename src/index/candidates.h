@@ -51,6 +51,8 @@ class CandidateStructure {
   CandidateStructure& operator=(const CandidateStructure&) = delete;
 
   const IndexSpec& spec() const { return spec_; }
+  // IVF kinds: visit `nprobe` lists per query from now on (capped at nlist); the others ignore it.
+  virtual void SetProbes(int /*nprobe*/) {}
 
   // Drops the structure's contents for a compaction (the flat rows are about to change). With
   // `keep_training` a trained FAISS structure keeps its coarse centroids and codebooks, and the

@@ -369,6 +369,11 @@ class IvfCandidates : public FaissCandidates {
     if (spec_.nprobe > 0) index.nprobe = std::min<size_t>(spec_.nprobe, index.nlist);
   }
 
+  void SetProbes(int nprobe) override {
+    spec_.nprobe = nprobe;
+    ApplyQueryParams();
+  }
+
   void DescribeBuilt(IndexSpec& s) const override {
     s.nlist = static_cast<int>(ivf().nlist);
     s.nprobe = static_cast<int>(ivf().nprobe);

@@ -233,6 +233,8 @@ bool VectorIndex::prepared() const { return candidates_->prepared(); }
 
 const IndexSpec& VectorIndex::spec() const { return candidates_->spec(); }
 
+void VectorIndex::SetProbes(int nprobe) { candidates_->SetProbes(nprobe); }
+
 // Exact search with our SIMD scan (src/search/) over the segments' own storage: FAISS's
 // generic-x86-64 build is compute-bound here, ours runs at memory speed (docs/benchmarks.md).
 Result<std::vector<Hit>> VectorIndex::Search(const Embedding& query, int k) const {

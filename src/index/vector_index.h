@@ -134,6 +134,9 @@ class VectorIndex {
   // The mapped file this index was loaded from; null when built in memory or compacted since.
   const IndexFile* file() const { return file_.get(); }
   const IndexSpec& spec() const;
+  // IVF kinds: lists visited per query from now on (a pass over every face, like cluster's
+  // k-NN graph, trades recall for time); the other kinds ignore it.
+  void SetProbes(int nprobe);
   // The parameters the candidate structure really has (nlist, pq_bits... as trained).
   IndexSpec built_spec() const;
   // Bytes of float vectors and ids (mapped or held), plus codes / lists / graph of the kind.
