@@ -166,7 +166,7 @@ TEST_CASE("faces --detector yunet finds the one face of each test photo near HOG
   }
 }
 
-TEST_CASE("faces --detector yunet finds a face turned 60 degrees only on its retry at score 0.5, flagged weak",
+TEST_CASE("faces --detector yunet finds a face turned 60 degrees only on its retry at score 0.5 or with --yunet-score 0.5, flagged weak",
           "[models][yunet][faces]") {
   test::TempDir dir;
   cv::Mat img = cv::imread(test::TestImage("obama.jpg").string());
@@ -186,6 +186,12 @@ TEST_CASE("faces --detector yunet finds a face turned 60 degrees only on its ret
   CHECK(faces[0]["det_score"].num() < kYunetScore);
   REQUIRE(faces[0]["quality_issues"].size() == 1);
   CHECK(faces[0]["quality_issues"][0].str() == "weak_detection");
+  // --yunet-score lowers the first pass's cut: the same face, without a retry.
+  test::RunResult lowered = Run({"faces", "--jsonl", "--detector", "yunet", "--retry", "none", "--yunet-score", "0.5", path});
+  INFO(lowered.err);
+  REQUIRE(lowered.exit_code == 0);
+  REQUIRE(JsonLines(lowered.out).size() == 1);
+  CHECK(JsonLines(lowered.out)[0]["det_score"].num() == faces[0]["det_score"].num());
 
   const std::string blank = (dir / "wall.png").string();
   cv::imwrite(blank, cv::Mat(240, 320, CV_8UC3, cv::Scalar(200, 190, 180)));

@@ -99,6 +99,10 @@ struct PipelineOptions {
   int upsample = 1;                           // detector upsampling (dlib's default for HOG); not YuNet
   RetryStrategy retry = kDefaultRetry;        // only for images where the detector finds no face
   double retry_threshold = -0.5;              // HOG adjust_threshold for RetryStrategy::kThreshold
+  // YuNet's first pass keeps faces scoring at least this (docs/benchmarks.md, "Ingest by model and
+  // detector"): 0.9 is FaceDetectorYN's default; lower finds more of the small, blurred and
+  // turned faces HOG finds, and more false ones.
+  double yunet_score = kYunetScore;
   // Unset: the corpus's mode (meta key "embedding_mode"; plain for a corpus without one, and when
   // there is no corpus). A corpus holds embeddings of one mode only: asking for another is refused.
   std::optional<EmbeddingMode> embedding;

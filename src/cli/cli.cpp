@@ -174,6 +174,12 @@ void AddPipelineOptions(CLI::App& cmd, PipelineOptions& options) {
                  "more faces and more false ones)")
       ->check(CLI::Range(-3.0, 0.0))
       ->capture_default_str();
+  cmd.add_option("--yunet-score", options.yunet_score,
+                 "Lowest YuNet score kept (yunet, and --model sface which detects with it): 0.9 is "
+                 "OpenCV's default; 0.75 finds the blurred, dark and half-hidden faces HOG finds "
+                 "(docs/benchmarks.md), and more false ones. Example: index --detector yunet --yunet-score 0.75 photos/")
+      ->check(CLI::Range(0.05, 1.0))
+      ->capture_default_str();
   cmd.add_option_function<std::string>(
          "--embedding",
          [&options](const std::string& text) {

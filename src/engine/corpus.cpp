@@ -353,6 +353,7 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
   const DetectorKind detector = sface ? DetectorKind::kYunet : options.detector;
   a.detector = detector;
   a.upsample = options.upsample;
+  a.min_score = options.yunet_score;
   a.embedding = options.embedding.value_or(EmbeddingMode{});
   a.min_face = options.min_face;
   a.detect_max_side = options.detect_max_side;
@@ -364,7 +365,7 @@ Result<std::unique_ptr<FaceAnalyzer>> LoadAnalyzer(const CorpusConfig& config,
     case RetryStrategy::kThreshold:
       if (detector == DetectorKind::kHog)
         a.retry.push_back({DetectorKind::kHog, options.upsample, options.retry_threshold});
-      if (detector == DetectorKind::kYunet)
+      if (detector == DetectorKind::kYunet && options.yunet_score > kYunetRetryScore)
         a.retry.push_back({DetectorKind::kYunet, 0, 0.0, kYunetRetryScore});
       break;
     case RetryStrategy::kCnn:

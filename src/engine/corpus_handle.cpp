@@ -12,8 +12,8 @@ namespace {
 
 // Every pipeline setting that changes what an analyzer does: analyzers are pooled by it.
 std::string PipelineKey(const PipelineOptions& p) {
-  return fmt::format("{} {} {} {} {} {} {} {} {}", static_cast<int>(p.detector), p.upsample,
-                     RetryStrategyName(p.retry), p.retry_threshold,
+  return fmt::format("{} {} {} {} {} {} {} {} {} {}", static_cast<int>(p.detector), p.upsample,
+                     RetryStrategyName(p.retry), p.retry_threshold, p.yunet_score,
                      EmbeddingModeName(p.embedding.value_or(EmbeddingMode{})), p.min_face, p.detect_max_side,
                      p.max_file_bytes, p.max_pixels);
 }

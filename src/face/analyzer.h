@@ -29,6 +29,7 @@ struct DetectPass {
 struct AnalyzerOptions {
   DetectorKind detector = DetectorKind::kHog;
   int upsample = 1;  // times the image is doubled before detection (finds faces ≥ ~40 px at 1)
+  double min_score = kYunetScore;  // YuNet's first pass: the lowest score kept
   // Tried in order only while no face has been found: an image where the first pass finds a face
   // is analysed exactly as without them, at no extra cost.
   std::vector<DetectPass> retry;

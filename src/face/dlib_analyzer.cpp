@@ -213,7 +213,7 @@ class DlibAnalyzer final : public FaceAnalyzer {
     }
     const RgbImage& at = reduce ? small : image;
     const dlib::matrix<dlib::rgb_pixel>& at_dlib = reduce ? small_dlib : img;
-    std::vector<Detection> dets = Detect(at, at_dlib, {options_.detector, options_.upsample, 0.0});
+    std::vector<Detection> dets = Detect(at, at_dlib, {options_.detector, options_.upsample, 0.0, options_.min_score});
     for (size_t p = 0; dets.empty() && p < options_.retry.size(); ++p) dets = Detect(at, at_dlib, options_.retry[p]);
     if (reduce) {
       const double sx = static_cast<double>(image.width) / small.width;
