@@ -169,6 +169,32 @@ TEST_CASE("A lagging snapshot is caught up: faces added after the save are found
   CHECK(next.index->ntotal() == 4);
 }
 
+TEST_CASE("A search that catches up a delta due for compaction searches it without compacting or saving, and "
+          "the next writer folds it in", "[corpus_index]") {
+  Corpus c;
+  std::vector<Face> first, added;
+  for (int i = 0; i < 100; ++i) first.push_back(FaceAt(static_cast<float>(i)));
+  for (int i = 0; i < static_cast<int>(kCompactMinRows) + 10; ++i) added.push_back(FaceAt(1000.f + static_cast<float>(i)));
+  c.Add("a", first);
+  c.Open();  // a writer saves the 100 faces as the main segment
+  const int64_t saved_generation = c.store->GetIndexSnapshot().value()->generation;
+  const auto late = c.Add("b", added);  // faces the index has not seen (an index run killed before it saved)
+
+  auto searched = OpenCorpusIndex(*c.store, c.index_dir, /*persist=*/true, IndexUse::kSearch);
+  REQUIRE(searched);
+  CHECK(searched->state == IndexState::kCaughtUp);
+  CHECK(searched->index->delta_rows() == static_cast<int64_t>(added.size()));
+  CHECK(searched->index->main_rows() == 100);
+  CHECK(Nearest(*searched->index, 1005.f) == late[5]);
+  CHECK(c.store->GetIndexSnapshot().value()->generation == saved_generation);  // nothing saved
+
+  auto written = c.Open();  // a writer compacts and saves
+  CHECK(written.index->delta_rows() == 0);
+  CHECK(written.index->main_rows() == static_cast<int64_t>(first.size() + added.size()));
+  CHECK(c.store->GetIndexSnapshot().value()->generation > saved_generation);
+  CHECK(Nearest(*written.index, 1005.f) == late[5]);
+}
+
 TEST_CASE("Faces removed after the snapshot are scrubbed from the index, and erased faces never resurface",
           "[corpus_index]") {
   Corpus c;
