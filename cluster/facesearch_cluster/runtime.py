@@ -296,8 +296,8 @@ def _started(cluster, wait_s=START_WAIT_S):
     """{replica name: its actor}, each started (or found) and answering. An actor whose node was
     lost (kill -9 of the raylet, a reboot) is "unavailable" until the GCS has noticed the node's
     death (its health checks take ~15-30 s) and restarted the actor on the node that holds its
-    resource now; and no node may hold it yet. So each is asked its pid, again every second until
-    `wait_s`; then the replicas that still do not answer are named, with what to do."""
+    resource now, and stays pending while no node holds it. So each is asked its pid, again every
+    second until `wait_s`; then the replicas that still do not answer are named, with what to do."""
     deadline = time.monotonic() + wait_s
     handles, waiting = {}, {r.name: r for r in cluster.replicas()}
     while True:
