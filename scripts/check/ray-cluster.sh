@@ -18,7 +18,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/../lib/build.sh"
 
 case "${1:-}" in
   -h | --help)
-    sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     exit 0
     ;;
 esac
