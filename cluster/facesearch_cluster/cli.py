@@ -46,16 +46,16 @@ def image_files(paths):
     return [os.path.abspath(p) for p in out]
 
 
-def print_table(merged):
+def print_table(merged, out):
     print(f"probe {merged['probe']}: {sum(len(r['matches']) for r in merged.get('results', []))} match(es) within "
           f"distance {merged['threshold']:.4f} among {merged['corpus_faces']} faces in "
-          f"{len(merged['shards_answered'])} shard(s)")
+          f"{len(merged['shards_answered'])} shard(s)", file=out)
     if merged["partial"]:
-        print(f"PARTIAL: shard(s) {merged['shards_missing']} did not answer")
-    print(f"{'RANK':<6}{'DISTANCE':<10}{'FMR':<10}{'SHARD':<7}IMAGE")
+        print(f"PARTIAL: shard(s) {merged['shards_missing']} did not answer", file=out)
+    print(f"{'RANK':<6}{'DISTANCE':<10}{'FMR':<10}{'SHARD':<7}IMAGE", file=out)
     for r in merged.get("results", []):
         for m in r["matches"]:
-            print(f"{m['rank']:<6}{m['distance']:<10.4f}{m['fmr']:<10.2g}{m['shard']:<7}{m['image']}")
+            print(f"{m['rank']:<6}{m['distance']:<10.4f}{m['fmr']:<10.2g}{m['shard']:<7}{m['image']}", file=out)
 
 
 def cmd_check(args):
@@ -145,9 +145,12 @@ def main(argv=None):
         if args.command == "ledger":
             return cmd_ledger(c)
         from . import runtime  # Ray is imported only by the commands that use it
+        # Ray's driver prints cluster events to sys.stdout from a thread of its own ("node ... has
+        # been marked dead" after a node's loss): they go to stderr, and stdout holds our output alone.
+        out, sys.stdout = sys.stdout, sys.stderr
         try:
             runtime.connect(c)
-            return run(args, c, runtime)
+            return run(args, c, runtime, out)
         except runtime.ClusterError as e:
             print(f"facesearch-cluster: error: {e}", file=sys.stderr)
             return EXIT_ERROR
@@ -182,8 +185,8 @@ def photo_selector(photo, threshold):
     return {"photo": path, "photo_sha256": sha, "threshold": threshold}
 
 
-def report_erasure(result):
-    print(json.dumps(result))
+def report_erasure(result, out):
+    print(json.dumps(result), file=out)
     if not result["complete"]:
         failed = "; ".join(f"{f['replica']}: {f['error']}" for f in result["failed"])
         print(f"facesearch-cluster: error: erasure {result['entry']['seq']} (request {result['entry']['request_id']}) "
@@ -194,20 +197,20 @@ def report_erasure(result):
     return EXIT_MATCH if any(result["erased"].values()) else EXIT_NO_MATCH
 
 
-def run(args, c, runtime):
+def run(args, c, runtime, out):
     if args.command in ("up", "info"):
         replicas = runtime.up(c, warn)
-        print(json.dumps({"map_version": c.map_version, "replicas": replicas}))
+        print(json.dumps({"map_version": c.map_version, "replicas": replicas}), file=out)
         return EXIT_ERROR if any(r["quarantined"] for r in replicas.values()) else EXIT_MATCH
     if args.command == "rebuild-replica":
-        print(json.dumps(runtime.rebuild(c, args.shard, args.replica)))
+        print(json.dumps(runtime.rebuild(c, args.shard, args.replica)), file=out)
         return EXIT_MATCH
     if args.command == "down":
         runtime.down(c)
         return EXIT_MATCH
     if args.command == "ingest":
         result = runtime.ingest(c, image_files(args.paths), max(1, args.batch))
-        print(json.dumps(result))
+        print(json.dumps(result), file=out)
         return EXIT_MATCH if result["records"] == result["inputs"] else EXIT_ERROR
     if args.command == "query":
         threshold = {"threshold": args.threshold} if args.threshold is not None else \
@@ -216,9 +219,9 @@ def run(args, c, runtime):
                                    ("request_id", args.request_id or uuid.uuid4().hex)) if v}
         merged = runtime.query(c, args.photo, args.top_k, threshold, args.allow_partial, args.timeout, audit, warn)
         if args.format == "json":
-            print(json.dumps(merged))
+            print(json.dumps(merged), file=out)
         else:
-            print_table(merged)
+            print_table(merged, out)
         if merged["partial"]:
             warn(f"partial answer: shard(s) {merged['shards_missing']} missing")
         if "error" in merged:
@@ -231,10 +234,10 @@ def run(args, c, runtime):
             selector = dict(photo_selector(args.like, args.threshold), like=True)
         else:
             selector = {"images": [os.path.abspath(img) for img in args.image]}
-        return report_erasure(runtime.erase(c, "forget", selector, args.request_id))
+        return report_erasure(runtime.erase(c, "forget", selector, args.request_id), out)
     if args.command == "optout":
         selector = dict(photo_selector(args.photo, args.threshold), reason=args.reason or "")
-        return report_erasure(runtime.erase(c, "optout", selector, args.request_id))
+        return report_erasure(runtime.erase(c, "optout", selector, args.request_id), out)
     raise AssertionError(args.command)
 
 

@@ -25,12 +25,13 @@ import threading
 import time
 
 import ray
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
 from . import ledger as ledgers
 from . import merge as merging
 from .resident import ResidentServer, ServerError
 
+START_WAIT_S = 120  # how long `up` waits for a replica's actor to answer (a lost node's actors restart late)
 IMPORT_ATTEMPTS = 4  # an import is idempotent: a replica that died mid-import is simply asked again
 
 
@@ -291,14 +292,44 @@ def _actor_options(replica, cluster):
                 resources={cluster.node_resource(replica.node): 0.001})
 
 
+def _started(cluster, wait_s=START_WAIT_S):
+    """{replica name: its actor}, each started (or found) and answering. An actor whose node was
+    lost (kill -9 of the raylet, a reboot) is "unavailable" until the GCS has noticed the node's
+    death (its health checks take ~15-30 s) and restarted the actor on the node that holds its
+    resource now, and stays pending while no node holds it. So each is asked its pid, again every
+    second until `wait_s`; then the replicas that still do not answer are named, with what to do."""
+    deadline = time.monotonic() + wait_s
+    handles, waiting = {}, {r.name: r for r in cluster.replicas()}
+    while True:
+        asked = {}
+        for name, r in waiting.items():
+            h = ShardReplica.options(**_actor_options(r, cluster)).remote(facesearch_argv(cluster, r.corpus),
+                                                                          r.shard, r.index, r.corpus)
+            asked[name] = (h, h.pid.remote())
+        errors = {}
+        for name, (h, ref) in asked.items():
+            try:
+                ray.get(ref, timeout=max(0.1, deadline - time.monotonic()))
+                handles[name] = h
+            except RayError as e:  # unavailable, died, or no node to start it on yet (timeout)
+                errors[name] = _error_text(waiting[name], e)
+        waiting = {name: r for name, r in waiting.items() if name in errors}
+        if not waiting:
+            return handles
+        if time.monotonic() >= deadline:
+            nodes = sorted({r.node for r in waiting.values()})
+            raise ClusterError(f"replica(s) {sorted(waiting)} did not start in {wait_s} s ({'; '.join(errors.values())}): "
+                               f"is node(s) {nodes} up (`facesearch-cluster start-node`)? then run `up` again")
+        time.sleep(1)
+
+
 def up(cluster, warn=_warn):
     """Starts (or finds) every replica's actor on its node and has it replay the ledger entries it
     missed. A replica that cannot replay (its replay fails, or its corpus is gone or fails verify
     while a sibling holds one) is rebuilt from a healthy sibling (rebuild). Returns {replica name:
     {faces, pid, seq, quarantined (the reason, or null), rebuilt_from (the sibling, or null)}}.
     `warn` gets what the ledger's head check rewrote."""
-    handles = {r.name: ShardReplica.options(**_actor_options(r, cluster)).remote(
-        facesearch_argv(cluster, r.corpus), r.shard, r.index, r.corpus) for r in cluster.replicas()}
+    handles = _started(cluster)
     entries, note = ledgers.Ledger(ledgers.ledger_path(cluster.path)).check_head()
     if note:
         warn(note)
@@ -324,7 +355,7 @@ def up(cluster, warn=_warn):
         except ClusterError as e:
             out[name]["quarantined"] = f"{out[name]['quarantined'] or 'quarantined'}: {why}; rebuild failed: {e}"
     for name, h in handles.items():
-        out[name].update(faces=ray.get(h.face_count.remote(), timeout=120), pid=ray.get(h.pid.remote()))
+        out[name].update(faces=ray.get(h.face_count.remote(), timeout=120), pid=ray.get(h.pid.remote(), timeout=60))
     if entries and receipts:  # what the replicas reached, for `facesearch-cluster ledger`
         ledgers.append_receipts(ledgers.receipts_path(cluster.path), "up", receipts)
     return out
@@ -417,8 +448,11 @@ def _import_everywhere(cluster, shard, text):
     for replica in cluster.shards[shard].replicas:
         for attempt in range(IMPORT_ATTEMPTS):
             try:
-                results[replica.name] = ray.get(_actor(cluster, replica).import_records.remote(text))
+                results[replica.name] = ray.get(_actor(cluster, replica).import_records.remote(text), timeout=3600)
                 break
+            except GetTimeoutError:  # its node lost: Ray holds the call until the actor can restart
+                raise ClusterError(f"replica {replica.name} did not import a batch in an hour: check its node "
+                                   "(`facesearch-cluster up`), then run the same ingest again (nothing is doubled)") from None
             except RayActorError:
                 if attempt == IMPORT_ATTEMPTS - 1:
                     raise ClusterError(f"replica {replica.name} died {IMPORT_ATTEMPTS} times importing a batch: "

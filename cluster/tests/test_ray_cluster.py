@@ -1,8 +1,9 @@
 """A real 2-node Ray cluster on this machine: sharded ingest, merged queries equal to one corpus's,
-replicas killed between a query's state check and its call and during a query loop, a missing
-shard, forget reaching every replica's bytes, a replica down during an erasure quarantined until
-it has replayed the ledger, an opt-out on every replica, and replicas whose corpus is gone rebuilt
-from their siblings.
+a whole node killed (queries answered by the other node's replicas) and brought back, replicas
+killed between a query's state check and its call and during a query loop, a missing shard,
+forget reaching every replica's bytes, a replica down during an erasure quarantined until it has
+replayed the ledger, an opt-out on every replica, and replicas whose corpus is gone rebuilt from
+their siblings.
 
 Heavy (Ray nodes, ~100 images embedded twice): not part of ctest. Run it with
 scripts/check/ray-cluster.sh, which makes the virtualenv and builds facesearch first. Test images
@@ -24,7 +25,7 @@ import threading
 import time
 import unittest
 
-from tests.local_ray import stop_local_ray
+from tests.local_ray import kill, local_processes, stop_local_ray, with_descendants
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FACESEARCH = os.environ.get("FACESEARCH_BINARY", os.path.join(REPO, "build", "facesearch"))
@@ -115,17 +116,27 @@ class RayClusterTest(unittest.TestCase):
         with open(cls.cluster_file, "w") as f:
             json.dump({"version": 1, "map_version": 1, "ray_address": f"127.0.0.1:{port}", "facesearch": FACESEARCH,
                        "buckets": 4 * SHARDS, "nodes": {"n1": {}, "n2": {}}, "shards": shards}, f)
-        for node, head in (("n1", True), ("n2", False)):
-            argv = CLI + ["start-node", "--cluster", cls.cluster_file, "--node", node, "--num-cpus", "2"]
-            argv += (["--head"] if head else []) + ["--", "--temp-dir", cls.ray_tmp, "--disable-usage-stats"]
-            p = run(argv, cwd=os.path.join(REPO, "cluster"))
-            if p.returncode != 0:
+        cls.daemons = {}  # node -> the pids of its Ray daemons (raylet, log monitor): the node, with their children
+        for node in ("n1", "n2"):
+            try:
+                cls.start_node(node)
+            except RuntimeError:
                 cls.tearDownClass()
-                raise RuntimeError(f"cannot start Ray node {node}: {p.stderr[-3000:]}")
+                raise
         cls.single = os.path.join(cls.tmp, "single")
         p = run([FACESEARCH, "--corpus", cls.single, "index", "--json", os.path.join(cls.tmp, "images")])
         assert p.returncode == 0, p.stderr
         cls.single_summary = json.loads(p.stdout)
+
+    @classmethod
+    def start_node(cls, node):
+        before = local_processes(cls.ray_tmp)
+        argv = CLI + ["start-node", "--cluster", cls.cluster_file, "--node", node, "--num-cpus", "2"]
+        argv += (["--head"] if node == "n1" else []) + ["--", "--temp-dir", cls.ray_tmp, "--disable-usage-stats"]
+        p = run(argv, cwd=os.path.join(REPO, "cluster"))
+        if p.returncode != 0:
+            raise RuntimeError(f"cannot start Ray node {node}: {p.stderr[-3000:]}")
+        cls.daemons[node] = local_processes(cls.ray_tmp) - with_descendants(before)  # not the other node's workers
 
     @classmethod
     def tearDownClass(cls):
@@ -183,6 +194,40 @@ class RayClusterTest(unittest.TestCase):
                 self.assertEqual(merged["corpus_faces"], single["corpus_faces"])
                 self.assertEqual(matches(merged), matches(single))
                 self.assertEqual(p.returncode, 0 if matches(single) else 1)
+
+    def test_2b_a_whole_node_killed_leaves_every_shard_its_other_replica_and_up_brings_it_back(self):
+        # Every shard has one replica on each node, so with n2 gone (kill -9 of its raylet, its
+        # workers with the replicas' actors, their servers) every shard still answers from n1.
+        probes = [os.path.join(TEST_IMAGES, "obama3.jpg"), self.images[7]]
+        expected = {probe: matches(self.single_query(probe)) for probe in probes}
+        self.up()
+        self.cluster_query(probes[0])  # the r0 replicas (odd shards': on n2) run their servers
+        self.assertIsNotNone(serve_pid(self.replica_corpus(1, 0)))
+        kill(with_descendants(self.daemons["n2"]))
+        for probe in probes:
+            p, merged = self.cluster_query(probe)
+            self.assertIn(p.returncode, (0, 1), p.stderr)
+            self.assertEqual((merged["partial"], merged["shards_missing"]), (False, []))
+            self.assertEqual(matches(merged), expected[probe])
+        self.assertIsNone(serve_pid(self.replica_corpus(1, 0)))  # it died with its node
+        # The node back (same resources): `up` has every replica at the ledger's head, the
+        # replicas' receipts agree, and the replicas on n2 answer queries again.
+        self.start_node("n2")
+        head = len(json.loads(self.cli("ledger").stdout)["status"])
+        states = self.up()
+        self.assertEqual({name: (s["seq"], s["quarantined"]) for name, s in states.items()},
+                         {r: (head, None) for r in states})
+        self.assertEqual(len(states), 2 * SHARDS)
+        self.assertEqual(self.cli("ledger").returncode, 0)
+        for s in range(SHARDS):  # each replica's receipt: an intact audit chain, the same live faces as its sibling
+            receipts = [json.loads(run([FACESEARCH, "--corpus", c, "audit", "verify", "--json"]).stdout)
+                        for c in self.corpora(s)]
+            self.assertEqual([r["intact"] for r in receipts], [True, True])
+            self.assertEqual(receipts[0]["live_digest"], receipts[1]["live_digest"])
+        p, merged = self.cluster_query(probes[0])
+        self.assertEqual((p.returncode, merged["partial"]), (0, False), p.stderr)
+        self.assertEqual(matches(merged), expected[probes[0]])
+        self.assertIsNotNone(serve_pid(self.replica_corpus(1, 0)))  # answered from n2 again
 
     def test_3_a_replica_killed_between_the_state_check_and_the_query_is_answered_for_by_the_other(self):
         probe = os.path.join(TEST_IMAGES, "obama3.jpg")
