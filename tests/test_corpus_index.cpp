@@ -170,7 +170,7 @@ TEST_CASE("A lagging snapshot is caught up: faces added after the save are found
 }
 
 TEST_CASE("A search that catches up a delta due for compaction searches it without compacting or saving, and "
-          "the next writer folds it in", "[corpus_index]") {
+          "the next writer streams it into a new file", "[corpus_index]") {
   Corpus c;
   std::vector<Face> first, added;
   for (int i = 0; i < 100; ++i) first.push_back(FaceAt(static_cast<float>(i)));
@@ -188,7 +188,11 @@ TEST_CASE("A search that catches up a delta due for compaction searches it witho
   CHECK(Nearest(*searched->index, 1005.f) == late[5]);
   CHECK(c.store->GetIndexSnapshot().value()->generation == saved_generation);  // nothing saved
 
-  auto written = c.Open();  // a writer compacts and saves
+  auto written = c.Open();  // a writer streams them from the database into a new file (not memory)
+  CHECK_THAT(written.reason, Catch::Contains("compacted " + std::to_string(added.size()) +
+                                             " faces from the database into a new index file"));
+  REQUIRE(written.index->file() != nullptr);  // the new file, mapped
+  CHECK(written.index->file()->VerifyBlocks().empty());
   CHECK(written.index->delta_rows() == 0);
   CHECK(written.index->main_rows() == static_cast<int64_t>(first.size() + added.size()));
   CHECK(c.store->GetIndexSnapshot().value()->generation > saved_generation);

@@ -35,35 +35,11 @@ class FdGuard {
   int fd_;
 };
 
-Status WriteAll(int fd, std::string_view data, const fs::path& path) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return ErrnoFail(ErrorCode::kIo, "cannot write", path, errno);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return Ok();
-}
-
 Status FsyncDir(const fs::path& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return ErrnoFail(ErrorCode::kIo, "cannot open directory", dir, errno);
   FdGuard guard(fd);
   if (::fsync(fd) != 0) return ErrnoFail(ErrorCode::kIo, "cannot fsync directory", dir, errno);
-  return Ok();
-}
-
-// Writes, fsyncs and closes `tmp`; the caller removes it on failure.
-Status WriteTemp(const fs::path& tmp, std::span<const std::string_view> parts) {
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoFail(ErrorCode::kIo, "cannot create", tmp, errno);
-  FdGuard guard(fd);
-  // A stale temp file left by a crashed process of the same pid may have another mode.
-  if (::fchmod(fd, 0600) != 0) return ErrnoFail(ErrorCode::kIo, "cannot chmod", tmp, errno);
-  for (std::string_view data : parts) FS_TRY(WriteAll(fd, data, tmp));
-  if (::fsync(fd) != 0) return ErrnoFail(ErrorCode::kIo, "cannot fsync", tmp, errno);
-  // close() can report a deferred write error (NFS, quota): it must be checked.
-  if (::close(guard.release()) != 0) return ErrnoFail(ErrorCode::kIo, "cannot close", tmp, errno);
   return Ok();
 }
 
@@ -142,20 +118,59 @@ Status WriteFileAtomic(const fs::path& path, std::string_view data) {
 }
 
 Status WriteFileAtomic(const fs::path& path, std::span<const std::string_view> parts) {
+  FS_ASSIGN(AtomicFileWriter writer, AtomicFileWriter::Create(path));
+  uint64_t at = 0;
+  for (std::string_view data : parts) {
+    FS_TRY(writer.WriteAt(at, data));
+    at += data.size();
+  }
+  return writer.Commit();
+}
+
+Result<AtomicFileWriter> AtomicFileWriter::Create(const fs::path& path) {
   fs::path tmp = path;
   tmp += ".tmp." + std::to_string(::getpid());
-  if (Status s = WriteTemp(tmp, parts); !s) {
-    ::unlink(tmp.c_str());
-    return s;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return ErrnoFail(ErrorCode::kIo, "cannot create", tmp, errno);
+  AtomicFileWriter writer(path, tmp, fd);
+  // A stale temp file left by a crashed process of the same pid may have another mode.
+  if (::fchmod(fd, 0600) != 0) return ErrnoFail(ErrorCode::kIo, "cannot chmod", tmp, errno);
+  return writer;
+}
+
+AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
+    : path_(std::move(other.path_)), tmp_(std::move(other.tmp_)), fd_(std::exchange(other.fd_, -1)) {}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ < 0) return;
+  ::close(fd_);
+  ::unlink(tmp_.c_str());
+}
+
+Status AtomicFileWriter::WriteAt(uint64_t offset, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return ErrnoFail(ErrorCode::kIo, "cannot write", tmp_, errno);
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoFail(ErrorCode::kIo, "cannot rename over", path, err);
+  return Ok();
+}
+
+Status AtomicFileWriter::Commit() {
+  if (::fsync(fd_) != 0) return ErrnoFail(ErrorCode::kIo, "cannot fsync", tmp_, errno);
+  // close() can report a deferred write error (NFS, quota): it must be checked.
+  const int closed = ::close(std::exchange(fd_, -1));
+  if (closed != 0 || ::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp_.c_str());
+    return ErrnoFail(ErrorCode::kIo, closed != 0 ? "cannot close" : "cannot rename over",
+                     closed != 0 ? tmp_ : path_, err);
   }
   // Make the rename itself durable. If this fails the new content is in place but may not survive
   // a power loss; the error is still reported.
-  fs::path dir = path.parent_path();
+  const fs::path dir = path_.parent_path();
   return FsyncDir(dir.empty() ? fs::path(".") : dir);
 }
 

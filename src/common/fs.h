@@ -34,6 +34,29 @@ Status WriteFileAtomic(const std::filesystem::path& path, std::string_view data)
 // The same for `parts` written one after the other (no copy into one buffer).
 Status WriteFileAtomic(const std::filesystem::path& path, std::span<const std::string_view> parts);
 
+// WriteFileAtomic for a file too large to hold: written piece by piece, at any offset, into
+// `path.tmp.<pid>` (mode 0600), then Commit fsyncs, closes, renames over `path` and fsyncs the
+// directory. Destroyed without a successful Commit, it removes the temp file and `path` is
+// untouched. Errors: kIo.
+class AtomicFileWriter {
+ public:
+  static Result<AtomicFileWriter> Create(const std::filesystem::path& path);
+  AtomicFileWriter(AtomicFileWriter&& other) noexcept;
+  AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+  ~AtomicFileWriter();
+  // Writes `data` at `offset` (pwrite; the file grows as needed).
+  Status WriteAt(uint64_t offset, std::string_view data);
+  Status Commit();
+
+ private:
+  AtomicFileWriter(std::filesystem::path path, std::filesystem::path tmp, int fd)
+      : path_(std::move(path)), tmp_(std::move(tmp)), fd_(fd) {}
+  std::filesystem::path path_, tmp_;
+  int fd_ = -1;
+};
+
 // An advisory exclusive lock (flock) on `path` held for the object's lifetime; the lock file is
 // created 0600. Used so that only one writer changes a corpus at a time.
 class FileLock {

@@ -116,8 +116,11 @@ Result<CompactSummary> CompactCorpus(const CorpusConfig& config) {
   FS_ASSIGN(auto before, store->GetIndexSnapshot());
   summary.bytes_before = before ? before->size : 0;
   summary.retrained = !KeepsTrainingAfterErasure(index.main_rows());
-  FS_TRY(CompactIndex(index));
-  FS_TRY(SaveCorpusIndex(*store, index, paths.index_dir));
+  // Nothing to fold when the open just streamed a lagging index into a new file (or the last
+  // compaction left no delta and no erased row behind).
+  FS_ASSIGN(const int64_t live, store->FaceCount());
+  const bool needed = index.delta_rows() > 0 || index.ntotal() != live || index.needs_training();
+  FS_TRY(SaveCorpusIndex(*store, index, paths.index_dir, /*compact=*/needed));
   FS_ASSIGN(auto after, store->GetIndexSnapshot());
   summary.bytes_after = after ? after->size : 0;
   summary.faces = index.ntotal();

@@ -36,6 +36,7 @@ namespace {
 class ExactCandidates final : public CandidateStructure {
  public:
   explicit ExactCandidates(const IndexSpec& spec) : CandidateStructure(spec) {}
+  bool CanRefillInBatches() const override { return true; }
   Result<Neighbors> Search(const search::FlatView& flat, std::span<const Embedding> queries,
                            int k) const override {
     return ExactNeighbors(flat, queries, k);

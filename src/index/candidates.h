@@ -58,6 +58,14 @@ class CandidateStructure {
   // `keep_training` a trained FAISS structure keeps its coarse centroids and codebooks, and the
   // next Prepare refills it with every row, without training.
   virtual void Reset(bool /*keep_training*/) {}
+  // A compaction that streams its rows (VectorIndex::CompactToFile) empties the structure with
+  // Reset(true), then refills it batch by batch in row order, without training, then EndRefill.
+  // Whether this kind, as it is now, can: exact (nothing to fill) and the trained FAISS kinds; not
+  // int8, whose codes are built over every row at once (and are 128 bytes a face anyway).
+  virtual bool CanRefillInBatches() const { return false; }
+  // `n` rows numbered from `first_row`. Errors: kIndex.
+  virtual Status RefillBatch(const float* /*rows*/, int64_t /*n*/, int64_t /*first_row*/) { return Ok(); }
+  virtual void EndRefill() {}
   // Builds what is missing over `flat` (never empty), training only when `train` is true and the
   // structure needs it. Errors: kIndex.
   virtual Status Prepare(const search::FlatView& flat, bool train);

@@ -164,6 +164,17 @@ class FaissCandidates : public CandidateStructure {
 
   bool prepared() const override { return index_ != nullptr && !refill_; }
 
+  bool CanRefillInBatches() const override { return index_ != nullptr; }
+
+  Status RefillBatch(const float* rows, int64_t n, int64_t first_row) override {
+    return Guard(ErrorCode::kIndex, "cannot refill the approximate index", [&] {
+      OmpThreadsFor threads(n);
+      AddRows(*index_, n, rows, first_row);
+    });
+  }
+
+  void EndRefill() override { refill_ = false; }
+
   bool needs_training(int64_t n) const override {
     return !index_ && n > 0 && n >= MinTrainingVectors(EffectiveIndexSpec(spec_, n));
   }

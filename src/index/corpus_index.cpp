@@ -22,29 +22,65 @@ void SayTraining(const VectorIndex& index) {
     spdlog::info("training the {} index on {} faces", IndexKindName(index.spec().kind), index.main_rows());
 }
 
-// Streams faces with id > after_id from the Store into `index` in bounded batches.
-// Returns how many faces were added.
-Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id, ProgressSink* progress = nullptr) {
+// Streams faces with id > after_id from the Store to `sink` in bounded batches.
+Status StreamFaces(Store& store, int64_t after_id, const RowSink& sink, ProgressSink* progress = nullptr) {
   constexpr size_t kBatch = 4096;
   std::vector<int64_t> ids;
   std::vector<float> vectors;
-  Status add_status = Ok();
-  int64_t added = 0;
+  Status sink_status = Ok();
+  int64_t streamed = 0;
   auto flush = [&] {
-    if (add_status && !ids.empty()) add_status = index.Add(ids, vectors);
-    added += static_cast<int64_t>(ids.size());
+    if (sink_status && !ids.empty()) sink_status = sink(ids, vectors);
+    streamed += static_cast<int64_t>(ids.size());
     ids.clear();
     vectors.clear();
-    if (progress) progress->Advance(added);
+    if (progress) progress->Advance(streamed);
   };
   FS_TRY(store.ForEachEmbedding(after_id, [&](int64_t id, const Embedding& e) {
+    if (!sink_status) return;  // the callback cannot stop the statement: skip the rest
     ids.push_back(id);
     vectors.insert(vectors.end(), e.begin(), e.end());
     if (ids.size() == kBatch) flush();
   }));
   flush();
-  FS_TRY(add_status);
-  return added;
+  return sink_status;
+}
+
+// Appends the Store's faces with id > after_id to `index`. Returns how many were added.
+Result<int64_t> AppendFaces(Store& store, VectorIndex& index, int64_t after_id, ProgressSink* progress = nullptr) {
+  const int64_t before = index.ntotal();
+  FS_TRY(StreamFaces(
+      store, after_id, [&](std::span<const int64_t> ids, std::span<const float> rows) { return index.Add(ids, rows); },
+      progress));
+  return index.ntotal() - before;
+}
+
+void RemoveStaleTempFiles(const fs::path& index_dir) {
+  for (const fs::path& stale : StaleIndexTempFiles(index_dir)) {
+    std::error_code ec;
+    if (fs::remove(stale, ec)) spdlog::info("removed {}, left by an interrupted index write", stale.string());
+  }
+}
+
+// Whether a compaction of `index` streams its rows into the new file (VectorIndex::CompactToFile)
+// instead of gathering them in memory: always for exact, and for a trained FAISS structure kept
+// through the compaction (KeepsTrainingAfterErasure); a small one is trained anew in memory.
+bool StreamsCompaction(const VectorIndex& index) {
+  return index.CanCompactStreaming() &&
+         (index.spec().kind == IndexKind::kExact || KeepsTrainingAfterErasure(index.main_rows()));
+}
+
+// CompactToFile into index_dir with progress for large indexes, after removing what killed
+// writers left there; `more` streams the Store's faces above the index's ids.
+Result<SavedFile> StreamCompaction(Store& store, VectorIndex& index, const fs::path& index_dir,
+                                   const IndexStamp& stamp, int64_t more_rows) {
+  FS_TRY(EnsurePrivateDir(index_dir));
+  RemoveStaleTempFiles(index_dir);
+  std::unique_ptr<ProgressSink> progress = ProgressFor(index.ntotal() + more_rows);
+  const int64_t after = index.max_id();
+  return index.CompactToFile(
+      index_dir / kIndexFileName, stamp, [&](const RowSink& sink) { return StreamFaces(store, after, sink); },
+      more_rows, progress.get());
 }
 
 // Rebuilds from every face in the Store, as the corpus's index kind. A first build is routine
@@ -117,6 +153,19 @@ Result<OpenedIndex> LoadOrRepair(Store& store, const fs::path& index_dir, bool t
       return OpenedIndex{std::move(*loaded), IndexState::kFresh, ""};
     case IndexCondition::kLagging: {
       std::unique_ptr<VectorIndex> index = std::move(*loaded);
+      // A writer catching up more faces than a compaction waits for (a bulk import, a grown
+      // corpus) streams them from the database into a new file rather than into memory.
+      FS_ASSIGN(const int64_t lag, store.CountFacesAfter(snap.max_face_id));
+      if (writable && train && index->compaction_due(lag) && StreamsCompaction(*index)) {
+        const IndexStamp stamp{record.generation, record.model_identity};
+        FS_ASSIGN(const SavedFile saved, StreamCompaction(store, *index, index_dir, stamp, lag));
+        CrashPoint("index-saved");
+        FS_TRY(store.SetIndexSnapshot(SnapshotOf(*index, record.generation, saved)));
+        std::string reason = verdict.reason + "; compacted " + std::to_string(lag) +
+                             " faces from the database into a new index file";
+        spdlog::info("caught up the vector index: {}", reason);
+        return OpenedIndex{std::move(index), IndexState::kCaughtUp, std::move(reason)};
+      }
       FS_ASSIGN(int64_t added, AppendFaces(store, *index, snap.max_face_id));
       FS_TRY(index->Prepare(train));
       std::string reason = verdict.reason + "; appended " + std::to_string(added) + " faces";
@@ -274,20 +323,22 @@ Status CompactIndex(VectorIndex& index) {
   return index.Prepare(/*train=*/true);
 }
 
-Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_dir) {
-  if (index.compaction_due() || index.needs_training() ||
-      (index.delta_rows() > 0 && !index.prepared() && index.main_rows() == 0))
-    FS_TRY(CompactIndex(index));
-  FS_TRY(index.Prepare());
-  FS_TRY(EnsurePrivateDir(index_dir));
-  for (const fs::path& stale : StaleIndexTempFiles(index_dir)) {
-    std::error_code ec;
-    if (fs::remove(stale, ec)) spdlog::info("removed {}, left by an interrupted index write", stale.string());
-  }
+Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_dir, bool compact) {
+  compact = compact || index.compaction_due() || index.needs_training() ||
+            (index.delta_rows() > 0 && !index.prepared() && index.main_rows() == 0);
   FS_ASSIGN(const int64_t generation, store.Generation());
   FS_ASSIGN(std::string model_identity, store.ModelIdentity());
-  FS_ASSIGN(SavedFile saved,
-            index.Save(index_dir / kIndexFileName, IndexStamp{generation, std::move(model_identity)}));
+  const IndexStamp stamp{generation, std::move(model_identity)};
+  SavedFile saved;
+  if (compact && StreamsCompaction(index)) {
+    FS_ASSIGN(saved, StreamCompaction(store, index, index_dir, stamp, 0));
+  } else {
+    if (compact) FS_TRY(CompactIndex(index));
+    FS_TRY(index.Prepare());
+    FS_TRY(EnsurePrivateDir(index_dir));
+    RemoveStaleTempFiles(index_dir);
+    FS_ASSIGN(saved, index.Save(index_dir / kIndexFileName, stamp));
+  }
   CrashPoint("index-saved");
   return store.SetIndexSnapshot(SnapshotOf(index, generation, saved));
 }

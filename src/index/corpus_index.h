@@ -157,11 +157,15 @@ Status CompactIndex(VectorIndex& index);
 // Saves `index` into index_dir and records the snapshot for the Store's current generation, after
 // removing the temporary files that killed writers left behind (they may hold embeddings).
 // Caller must hold the corpus write lock and have added every committed face to `index`.
-// Compacts first when the delta is due (VectorIndex::compaction_due) or the structure must be
-// trained; prepares `index` (VectorIndex::Prepare) before saving it. A loaded index whose main
-// segment did not change is saved by appending its new rows and resealing scrubbed blocks.
-Status SaveCorpusIndex(Store& store, VectorIndex& index,
-                       const std::filesystem::path& index_dir);
+// Compacts first when `compact` is true, the delta is due (VectorIndex::compaction_due) or the
+// structure must be trained: exact and large trained indexes by streaming their rows into the new
+// file (VectorIndex::CompactToFile: memory bounded at any size), the others in memory
+// (CompactIndex); prepares `index` (VectorIndex::Prepare) before saving it. A loaded index whose
+// main segment did not change is saved by appending its new rows and resealing scrubbed blocks.
+// A writer whose index lags the Store by more than a compaction waits for (a bulk import) is
+// caught up the same streaming way when opened (OpenCorpusIndex), not through memory.
+Status SaveCorpusIndex(Store& store, VectorIndex& index, const std::filesystem::path& index_dir,
+                       bool compact = false);
 
 // The Store's record of `index` saved as `saved`, stamped `generation`.
 IndexSnapshot SnapshotOf(const VectorIndex& index, int64_t generation, const SavedFile& saved);

@@ -218,6 +218,52 @@ Result<SavedFile> WriteIndexFile(const std::filesystem::path& path, const IndexF
                    ChecksumText(Get(header.data() + kHeaderSumAt, 8))};
 }
 
+Result<StreamedIndexFile> StreamedIndexFile::Create(const std::filesystem::path& path,
+                                                    const IndexFileHeader& header, int64_t rows) {
+  if (rows < 0) return Fail(ErrorCode::kInvalidArgument, "a streamed index file of a negative row count");
+  FS_ASSIGN(AtomicFileWriter out, AtomicFileWriter::Create(path));
+  IndexFileHeader h = header;
+  h.ntotal = rows;
+  h.has_codes = false;
+  h.code_offset.clear();
+  StreamedIndexFile file(std::move(out), std::move(h), static_cast<size_t>(rows));
+  file.header_size_ = MainHeader(file.header_, 0, 0, 0).size();  // its size does not depend on the sums
+  file.sums_.reserve(Blocks(file.rows_));
+  return file;
+}
+
+Status StreamedIndexFile::Append(std::span<const int64_t> ids, std::span<const float> rows) {
+  if (rows.size() != ids.size() * kEmbeddingDim || written_ + ids.size() > rows_ || written_ % kBlockRows != 0)
+    return Fail(ErrorCode::kInvalidArgument,
+                "streamed index file: a batch of " + std::to_string(ids.size()) + " rows after " +
+                    std::to_string(written_) + " of " + std::to_string(rows_) + " (or mismatched sizes)");
+  const SegmentArrays batch = ArraysOf(ids, rows, {});
+  for (size_t first = 0; first < batch.n; first += kBlockRows)
+    sums_.push_back(BlockSum(batch, first, std::min(kBlockRows, batch.n - first)));
+  FS_TRY(out_.WriteAt(header_size_ + written_ * sizeof(int64_t), Bytes(ids.data(), ids.size_bytes())));
+  FS_TRY(out_.WriteAt(header_size_ + rows_ * sizeof(int64_t) + written_ * kRowBytes,
+                      Bytes(rows.data(), rows.size_bytes())));
+  written_ += ids.size();
+  return Ok();
+}
+
+Result<SavedFile> StreamedIndexFile::Finish(std::string_view structure, int64_t max_face_id) {
+  if (written_ != rows_)
+    return Fail(ErrorCode::kInvalidArgument, "streamed index file: " + std::to_string(written_) + " rows written, " +
+                                                 std::to_string(rows_) + " announced");
+  header_.max_face_id = max_face_id;
+  const std::string header = MainHeader(header_, structure.size(), Hash(structure.data(), structure.size()),
+                                        Hash(sums_.data(), sums_.size() * 8));
+  const size_t at = header_size_ + rows_ * (sizeof(int64_t) + kRowBytes);
+  const size_t body = at + structure.size() + sums_.size() * 8;
+  FS_TRY(out_.WriteAt(at, structure));
+  FS_TRY(out_.WriteAt(at + structure.size(), Bytes(sums_.data(), sums_.size() * 8)));
+  FS_TRY(out_.WriteAt(body, std::string(Align64(body) - body, '\0')));
+  FS_TRY(out_.WriteAt(0, header));
+  FS_TRY(out_.Commit());
+  return SavedFile{static_cast<int64_t>(Align64(body)), ChecksumText(Get(header.data() + kHeaderSumAt, 8))};
+}
+
 Result<IndexFileHeader> IndexFile::ReadHeader(const std::filesystem::path& path, std::string* checksum) {
   FS_ASSIGN(const int fd, OpenRegularFile(path));
   char buf[kFixedHeader + kMaxModelIdentity + kCodeParamBytes + 64];

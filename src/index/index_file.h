@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/fs.h"
 #include "facesearch/error.h"
 #include "index/index_spec.h"
 
@@ -98,6 +99,33 @@ struct SavedFile {
 
 // Writes a whole index file atomically (WriteFileAtomic). Errors: kIo.
 Result<SavedFile> WriteIndexFile(const std::filesystem::path& path, const IndexFileContents& contents);
+
+// A whole index file (a main segment without int8 codes, no delta chunk) whose rows arrive in
+// batches: what a compaction writes without holding every row in memory (VectorIndex::
+// CompactToFile). The row count is fixed at Create; each block's sum is computed as its rows are
+// written (the write-time check of issue #16); Finish writes the structure, the sums and the
+// header, and commits atomically (AtomicFileWriter). Destroyed without Finish, it leaves nothing.
+class StreamedIndexFile {
+ public:
+  // `header`'s stamp and kind are written; its counts come from the rows. Errors: kIo.
+  static Result<StreamedIndexFile> Create(const std::filesystem::path& path, const IndexFileHeader& header,
+                                          int64_t rows);
+  // The next rows, in file order; every batch but the last a whole number of blocks (kBlockRows
+  // rows). Errors: kInvalidArgument (sizes, more rows than announced), kIo.
+  Status Append(std::span<const int64_t> ids, std::span<const float> rows);
+  // Errors: kInvalidArgument (fewer rows than announced), kIo.
+  Result<SavedFile> Finish(std::string_view structure, int64_t max_face_id);
+
+ private:
+  StreamedIndexFile(AtomicFileWriter out, IndexFileHeader header, size_t rows)
+      : out_(std::move(out)), header_(std::move(header)), rows_(rows) {}
+  AtomicFileWriter out_;
+  IndexFileHeader header_;
+  size_t rows_ = 0;     // announced
+  size_t written_ = 0;  // appended so far
+  size_t header_size_ = 0;
+  std::vector<uint64_t> sums_;
+};
 
 // XXH3-64 of one block's arrays (rows [first, first+count) of `seg`).
 uint64_t BlockSum(const SegmentArrays& seg, size_t first, size_t count);

@@ -156,8 +156,8 @@ int64_t VectorIndex::delta_rows() const {
   return n;
 }
 
-bool VectorIndex::compaction_due() const {
-  const int64_t delta = delta_rows();
+bool VectorIndex::compaction_due(int64_t more_rows) const {
+  const int64_t delta = delta_rows() + more_rows;
   if (delta == 0) return false;
   return main_.n == 0 || delta > std::max(kCompactMinRows, main_rows() * kCompactRatioPercent / 100);
 }
@@ -198,6 +198,103 @@ Status VectorIndex::Compact(bool keep_training, ProgressSink* progress) {
   FS_TRY(Install(std::move(ids), std::move(vectors), keep_training));
   if (progress) progress->Finish();
   return Ok();
+}
+
+bool VectorIndex::CanCompactStreaming() const { return candidates_->CanRefillInBatches(); }
+
+Result<SavedFile> VectorIndex::CompactToFile(const std::filesystem::path& path, const IndexStamp& stamp,
+                                             const RowFeed& more, int64_t more_rows, ProgressSink* progress) {
+  if (!CanCompactStreaming() || more_rows < 0 || (more_rows > 0 && !more))
+    return Fail(ErrorCode::kIndex, "this index cannot be compacted by streaming its rows");
+  const std::vector<search::FlatView> segments = Segments();
+  int64_t live = 0;
+  for (const search::FlatView& s : segments)
+    live += std::count_if(s.ids, s.ids + s.n, [](int64_t id) { return id >= 0; });
+  const int64_t total = live + more_rows;
+  IndexFileHeader header;
+  header.stamp = stamp;
+  header.kind = spec().kind;
+  FS_ASSIGN(StreamedIndexFile out, StreamedIndexFile::Create(path, header, total));
+  if (progress) progress->Start("compacting the vector index", total);
+  // Batches of whole checksum blocks (32 MiB of floats): the file's blocks are summed as written.
+  constexpr size_t kBatchRows = 16 * kBlockRows;
+  std::vector<int64_t> ids;
+  std::vector<float> rows;
+  ids.reserve(kBatchRows);
+  rows.reserve(kBatchRows * kEmbeddingDim);
+  int64_t done = 0, last_id = 0;
+  auto flush = [&]() -> Status {
+    if (ids.empty()) return Ok();
+    FS_TRY(out.Append(ids, rows));
+    FS_TRY(candidates_->RefillBatch(rows.data(), static_cast<int64_t>(ids.size()), done));
+    done += static_cast<int64_t>(ids.size());
+    ids.clear();
+    rows.clear();
+    if (progress) progress->Advance(done);
+    return Ok();
+  };
+  auto push = [&](int64_t id, const float* row) -> Status {
+    if (id <= last_id)
+      return Fail(ErrorCode::kInvalidArgument, "compaction: face id " + std::to_string(id) +
+                                                   " is not above the ids before it (" + std::to_string(last_id) + ")");
+    last_id = id;
+    ids.push_back(id);
+    rows.insert(rows.end(), row, row + kEmbeddingDim);
+    return ids.size() == kBatchRows ? flush() : Ok();
+  };
+  auto stream = [&]() -> Status {
+    for (const search::FlatView& s : segments)
+      for (size_t r = 0; r < s.n; ++r)
+        if (s.ids[r] >= 0) FS_TRY(push(s.ids[r], s.rows + r * kEmbeddingDim));
+    last_id = std::max(last_id, max_id_);  // rows from `more` come after every id ever added
+    const RowSink sink = [&](std::span<const int64_t> more_ids, std::span<const float> more_vectors) -> Status {
+      if (more_vectors.size() != more_ids.size() * kEmbeddingDim)
+        return Fail(ErrorCode::kInvalidArgument, "compaction: a batch of rows of the wrong size");
+      for (size_t i = 0; i < more_ids.size(); ++i) FS_TRY(push(more_ids[i], more_vectors.data() + i * kEmbeddingDim));
+      return Ok();
+    };
+    if (more_rows > 0) FS_TRY(more(sink));
+    return flush();
+  };
+  candidates_->Reset(/*keep_training=*/true);
+  faiss::VectorIOWriter structure;
+  Status written = stream();
+  if (written) {
+    candidates_->EndRefill();
+    written = Guard(ErrorCode::kIndex, "cannot serialise the vector index", [&] { candidates_->Write(structure); });
+  }
+  // Load reads the structure from the new file: never two copies of it at once (1.2 GB at 30M).
+  candidates_->Reset(/*keep_training=*/false);
+  FS_TRY(written);
+  FS_ASSIGN(const SavedFile saved,
+            out.Finish(std::string_view(reinterpret_cast<const char*>(structure.data.data()), structure.data.size()),
+                       std::max(last_id, max_id_)));
+  std::vector<uint8_t>().swap(structure.data);
+  if (progress) progress->Finish();
+  FS_ASSIGN(std::unique_ptr<VectorIndex> mapped,
+            Load(path, saved.size, saved.checksum, stamp, spec(), /*writable=*/true));
+  Adopt(*mapped);
+  return saved;
+}
+
+void VectorIndex::Adopt(VectorIndex& other) {
+  candidates_ = std::move(other.candidates_);
+  file_ = std::move(other.file_);
+  checksum_ = std::move(other.checksum_);
+  own_ids_ = std::move(other.own_ids_);
+  own_rows_ = std::move(other.own_rows_);
+  main_ = other.main_;
+  chunks_ = std::move(other.chunks_);
+  new_ids_ = std::move(other.new_ids_);
+  new_rows_ = std::move(other.new_rows_);
+  new_saved_ = other.new_saved_;
+  dirty_ = std::move(other.dirty_);
+  structure_dirty_ = other.structure_dirty_;
+  rewrite_ = other.rewrite_;
+  max_id_ = other.max_id_;
+  std::lock_guard lock(rows_by_id_mu_);
+  rows_by_id_.clear();
+  rows_by_id_built_ = false;
 }
 
 Status VectorIndex::Install(std::vector<int64_t> ids, std::vector<float> vectors, bool keep_training) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -49,6 +50,10 @@ struct RecallMeasure {
 // segment's rows, and at least kCompactMinRows (a scan of a delta that small costs nothing).
 inline constexpr int64_t kCompactRatioPercent = 10;
 inline constexpr int64_t kCompactMinRows = 4096;
+
+// Rows handed over in batches, ids increasing (a streamed compaction's rows from the database).
+using RowSink = std::function<Status(std::span<const int64_t> ids, std::span<const float> rows)>;
+using RowFeed = std::function<Status(const RowSink& sink)>;
 
 
 class VectorIndex {
@@ -88,9 +93,21 @@ class VectorIndex {
   // codebooks (no retraining), otherwise it is trained again by Prepare(true). Save then writes a
   // whole new file. Reports progress to `progress` when given. Errors: kIndex.
   Status Compact(bool keep_training, ProgressSink* progress = nullptr);
-  // True when the delta has grown past kCompactRatioPercent of the main segment (and
-  // kCompactMinRows), or when the main segment is empty and the delta is not.
-  bool compaction_due() const;
+  // Compact and Save in one pass that never holds the rows (issue #16: the in-memory Compact
+  // held 10.6 GiB at 10M faces and cannot run at 30M on 24 GiB): every live row of every
+  // segment, then the `more_rows` rows `more` hands over (ids above max_id(), increasing; none
+  // when more_rows is 0), go batch by batch into a whole new file at `path` (StreamedIndexFile)
+  // while the trained structure is refilled with them, without training; then this index maps
+  // the new file writable, as Load does (the caller holds the corpus write lock). Only when
+  // CanCompactStreaming(). On failure `path` is untouched, and this index keeps its rows but
+  // searches them exactly until it is opened again. Errors: kIndex, kIo, kInvalidArgument.
+  Result<SavedFile> CompactToFile(const std::filesystem::path& path, const IndexStamp& stamp,
+                                  const RowFeed& more, int64_t more_rows, ProgressSink* progress = nullptr);
+  // Whether CompactToFile can run: exact, and the FAISS kinds once trained (not int8).
+  bool CanCompactStreaming() const;
+  // True when the delta, with `more_rows` rows still to come, has grown past kCompactRatioPercent
+  // of the main segment (and kCompactMinRows), or when the main segment is empty and it is not.
+  bool compaction_due(int64_t more_rows = 0) const;
   // Builds what is missing over the main segment (into which it first moves the delta of an index
   // with an empty main segment, as after CreateEmpty and Add): int8 codes, and, when `train` is true, the
   // FAISS structure when it is untrained and the main segment holds enough vectors. Training is
@@ -152,6 +169,8 @@ class VectorIndex {
  private:
   explicit VectorIndex(std::unique_ptr<CandidateStructure> candidates);
   search::FlatView MainView() const;
+  // Takes over `other`'s segments, file and structure (CompactToFile's freshly loaded file).
+  void Adopt(VectorIndex& other);
   // Makes `ids`/`vectors` the main segment (held in memory), with no delta and no file.
   Status Install(std::vector<int64_t> ids, std::vector<float> vectors, bool keep_training);
   // Every segment: the main one, the file's chunks, the rows added since.

@@ -155,6 +155,8 @@ class Store {
   // ForEachEmbedding/ForEachFace run inside a read statement: they must not call this Store.
   Status ForEachEmbedding(int64_t after_id,
                           const std::function<void(int64_t, const Embedding&)>& fn);
+  // How many faces have id > after_id (a range of the primary key: O(those faces)).
+  Result<int64_t> CountFacesAfter(int64_t after_id);
   // Every face id, ascending (the primary key only: no embedding is read).
   Result<std::vector<int64_t>> FaceIds();
   // The face ids of these images (what Erase of them removes), ascending per image.

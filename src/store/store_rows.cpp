@@ -414,6 +414,13 @@ Status Store::ForEachEmbedding(int64_t after_id,
   }
 }
 
+Result<int64_t> Store::CountFacesAfter(int64_t after_id) {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT COUNT(*) FROM faces WHERE id > ?"));
+  stmt.Bind(1, after_id);
+  FS_ASSIGN(bool row, stmt.Step());
+  return row ? stmt.Int(0) : 0;
+}
+
 Result<std::vector<int64_t>> Store::FaceIds() {
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM faces ORDER BY id"));
   std::vector<int64_t> ids;
