@@ -19,6 +19,7 @@
 #include "common/sha256.h"
 #include "index/corpus_index.h"
 #include "index/index_file.h"
+#include "index/mapped_lists.h"
 #include "index/index_spec.h"
 #include "index/vector_index.h"
 #include "support.h"
@@ -625,4 +626,54 @@ TEST_CASE("A streamed compaction writes the same file as an in-memory one, and a
   REQUIRE(int8->Add(ids, v));
   REQUIRE(int8->Prepare());
   CHECK_FALSE(int8->CanCompactStreaming());  // its codes are built over every row at once
+}
+
+// mapped_lists.h: at 30M faces FAISS's reader copied 1.2 GB of IVF-PQ lists into every query
+// process; read in place, they are the file's bytes.
+TEST_CASE("A loaded IVF structure reads its inverted lists in place from the file's bytes, equal to what FAISS's "
+          "reader copies, and refuses list sizes past the section's end",
+          "[index][kinds]") {
+  test::TempDir dir;
+  const std::vector<float> v = FaceLikeVectors(1500, 53);
+  for (IndexKind kind : {IndexKind::kIvf, IndexKind::kIvfPq}) {
+    INFO(IndexKindName(kind));
+    auto index = VectorIndex::CreateEmpty(IndexSpec{.kind = kind});
+    REQUIRE(index->Add(Ids(v.size() / kEmbeddingDim), v));
+    REQUIRE(index->Prepare());
+    const fs::path path = dir / (std::string(IndexKindName(kind)) + ".faiss");
+    const SavedFile saved = index->Save(path, kStamp).value();
+    auto file = IndexFile::Open(path, saved.size, saved.checksum, kStamp, /*writable=*/false).value();
+    const std::string_view section = file->structure();
+    size_t copied_bytes = 0, mapped_bytes = 0;
+    const std::unique_ptr<faiss::Index> copied = ReadFaissIndex(section, &copied_bytes);
+    const std::unique_ptr<faiss::Index> mapped = ReadFaissIndex(section, &mapped_bytes, /*map_lists=*/true);
+    CHECK(mapped_bytes == section.size());
+    CHECK(copied_bytes == section.size());
+    const faiss::ArrayInvertedLists& want = ListsOf(*copied);
+    const auto* lists = dynamic_cast<const MappedInvertedLists*>(dynamic_cast<const faiss::IndexIVF&>(*mapped).invlists);
+    REQUIRE(lists != nullptr);
+    CHECK(lists->begin() >= section.data());
+    CHECK(lists->end() <= section.data() + section.size());
+    size_t entries = 0;
+    for (size_t l = 0; l < want.nlist; ++l) {
+      REQUIRE(lists->list_size(l) == want.ids[l].size());
+      for (size_t i = 0; i < want.ids[l].size(); ++i, ++entries) {
+        CHECK(lists->id(l, i) == want.ids[l][i]);
+        CHECK(std::memcmp(lists->code_at(l, i), want.codes[l].data() + i * want.code_size, want.code_size) == 0);
+      }
+    }
+    CHECK(entries == v.size() / kEmbeddingDim);
+
+    // A crafted first list size that runs past the section's end (FAISS writes a size per list,
+    // "full", when most lists hold entries) is refused before any entry is read.
+    std::string crafted(section);
+    const size_t ilar = crafted.find("ilar");
+    REQUIRE(ilar != std::string::npos);
+    const size_t form = ilar + 4 + 2 * sizeof(size_t);
+    REQUIRE(crafted.compare(form, 4, "full") == 0);
+    const size_t huge = size_t{1} << 40;
+    std::memcpy(crafted.data() + form + 4 + sizeof(size_t), &huge, sizeof huge);
+    size_t read = 0;
+    CHECK_THROWS(ReadFaissIndex(crafted, &read, /*map_lists=*/true));
+  }
 }

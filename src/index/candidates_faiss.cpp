@@ -6,9 +6,10 @@
 // Erasure works in place, in time proportional to the erased rows (plus one pass over the list
 // ids in memory): an IVF entry becomes a tombstone (id -1, its code scrubbed) that searches skip,
 // an HNSW copy is overwritten, in memory and at the same bytes of the mapped file section the
-// structure was read from. Those bytes are found where FAISS's writer puts them (index_write.cpp:
-// the inverted lists, or HNSW's flat storage, end the section) and checked against the structure
-// in memory before anything is written; when they are not there, the change needs a whole file.
+// structure was read from. A loaded IVF structure's lists are that section's bytes
+// (mapped_lists.h); HNSW's flat storage is found where FAISS's writer puts it (it ends the section)
+// and checked against memory before anything is written; when the bytes are not there (a
+// structure built in memory), the change needs a whole file.
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVFFlat.h>
@@ -29,6 +30,7 @@
 
 #include "index/candidates.h"
 #include "index/index_file.h"
+#include "index/mapped_lists.h"
 
 namespace facesearch {
 namespace {
@@ -70,63 +72,6 @@ Neighbors Rerank(const search::FlatView& flat, std::span<const Embedding> querie
   }
   return found;
 }
-
-// Where FAISS's serialisation of ArrayInvertedLists (write_InvertedLists: fourcc "ilar", nlist,
-// code_size, the list sizes as "full" or "sprs", then each non-empty list's codes and its ids, list
-// after list) put each list inside a structure section that ends with the lists, as IVF-Flat's and
-// IVF-PQ's do. Found by writing that preamble again from the lists in memory and requiring it, byte
-// for byte, right before as many bytes of lists as the lists in memory hold.
-class ListPlacement {
- public:
-  static std::optional<ListPlacement> Find(const faiss::ArrayInvertedLists& lists, std::span<const char> section) {
-    ListPlacement p(lists);
-    size_t bytes = 0;
-    for (size_t l = 0; l < lists.nlist; ++l) {
-      p.at_[l] = bytes;
-      bytes += lists.ids[l].size() * (lists.code_size + sizeof(idx_t));
-    }
-    const std::string preamble = Preamble(lists);
-    if (section.size() < bytes + preamble.size()) return std::nullopt;
-    const size_t start = section.size() - bytes;
-    if (std::memcmp(section.data() + start - preamble.size(), preamble.data(), preamble.size()) != 0)
-      return std::nullopt;
-    for (size_t& at : p.at_) at += start;
-    return p;
-  }
-
-  // Byte offsets in the section of entry `offset`'s code and id in list `list`.
-  size_t code_at(size_t list, size_t offset) const { return at_[list] + offset * lists_->code_size; }
-  size_t id_at(size_t list, size_t offset) const {
-    return at_[list] + lists_->ids[list].size() * lists_->code_size + offset * sizeof(idx_t);
-  }
-
- private:
-  explicit ListPlacement(const faiss::ArrayInvertedLists& lists) : lists_(&lists), at_(lists.nlist) {}
-
-  static std::string Preamble(const faiss::ArrayInvertedLists& lists) {
-    std::string out;
-    auto put = [&out](const auto& value) { out.append(reinterpret_cast<const char*>(&value), sizeof value); };
-    put(faiss::fourcc("ilar"));
-    put(lists.nlist);
-    put(lists.code_size);
-    const auto non_empty = static_cast<size_t>(
-        std::count_if(lists.ids.begin(), lists.ids.end(), [](const auto& ids) { return !ids.empty(); }));
-    const bool full = non_empty > lists.nlist / 2;
-    put(faiss::fourcc(full ? "full" : "sprs"));
-    std::vector<size_t> sizes;
-    for (size_t l = 0; l < lists.nlist; ++l) {
-      const size_t n = lists.ids[l].size();
-      if (full) sizes.push_back(n);
-      else if (n > 0) sizes.insert(sizes.end(), {l, n});
-    }
-    put(sizes.size());
-    out.append(reinterpret_cast<const char*>(sizes.data()), sizes.size() * sizeof(size_t));
-    return out;
-  }
-
-  const faiss::ArrayInvertedLists* lists_;
-  std::vector<size_t> at_;  // where each list's codes start
-};
 
 // What the FAISS kinds share: the structure exists only trained and holding every flat row
 // (index_ is null otherwise, and searches scan exactly); it is trained by the first Prepare(true)
@@ -212,7 +157,7 @@ class FaissCandidates : public CandidateStructure {
     if (header.has_codes) return "has a section its kind does not have";
     if (structure.empty()) return "";  // saved before the corpus was large enough to train it
     size_t read = 0;
-    std::unique_ptr<faiss::Index> index = ReadFaissIndex(structure, &read);
+    std::unique_ptr<faiss::Index> index = ReadFaissIndex(structure, &read, /*map_lists=*/true);
     if (read != structure.size()) return "has bytes that are not part of its indexes";
     if (std::string problem = Problem(index.get(), static_cast<int64_t>(flat.n)); !problem.empty())
       return "has the wrong layout: " + problem;
@@ -304,58 +249,69 @@ class IvfCandidates : public FaissCandidates {
     if (!index.quantizer || index.quantizer->ntotal != static_cast<int64_t>(index.nlist) ||
         index.quantizer->d != kEmbeddingDim)
       return "its inverted-file quantizer is inconsistent";
-    const auto* lists = dynamic_cast<const faiss::ArrayInvertedLists*>(index.invlists);
-    if (!lists || lists->nlist != index.nlist || lists->code_size != index.code_size)
+    const faiss::InvertedLists* lists = index.invlists;
+    if (!lists || lists->nlist != index.nlist || lists->code_size != index.code_size ||
+        !(dynamic_cast<const MappedInvertedLists*>(lists) || dynamic_cast<const faiss::ArrayInvertedLists*>(lists)))
       return "its inverted lists are not the arrays FAISS writes";
     // Labels must be row numbers of the flat part: they index the float vectors in the re-rank.
     // -1 marks an erased row's entry.
     tombstones_ = 0;
-    for (size_t l = 0; l < lists->nlist; ++l) {
-      if (lists->codes[l].size() != lists->ids[l].size() * lists->code_size)
-        return "its inverted lists are inconsistent";
-      for (idx_t id : lists->ids[l]) {
-        if (id == -1) ++tombstones_;
-        else if (id < 0 || id >= ntotal) return "its inverted lists name rows outside the index";
+    std::string problem;
+    ForEachEntry(*lists, [&](size_t, size_t, idx_t id) {
+      if (id == -1) ++tombstones_;
+      else if (id < 0 || id >= ntotal) problem = "its inverted lists name rows outside the index";
+    });
+    return problem;
+  }
+
+  // fn(list, offset, id) for every entry (ids read with memcpy: unaligned in a mapped file).
+  template <class Fn>
+  static void ForEachEntry(const faiss::InvertedLists& lists, Fn&& fn) {
+    for (size_t l = 0; l < lists.nlist; ++l) {
+      const size_t n = lists.list_size(l);
+      const auto* ids = reinterpret_cast<const char*>(lists.get_ids(l));
+      for (size_t i = 0; i < n; ++i) {
+        idx_t id = 0;
+        std::memcpy(&id, ids + i * sizeof(idx_t), sizeof id);
+        fn(l, i, id);
       }
     }
-    return "";
   }
 
   void Reset(bool keep_training) override {
+    // Lists mapped from a file never shrink or grow: a refill gets FAISS's own arrays.
+    if (auto* ivf = dynamic_cast<faiss::IndexIVF*>(index_.get());
+        keep_training && ivf && !dynamic_cast<faiss::ArrayInvertedLists*>(ivf->invlists))
+      ivf->replace_invlists(new faiss::ArrayInvertedLists(ivf->nlist, ivf->code_size), /*own=*/true);
     FaissCandidates::Reset(keep_training);
     tombstones_ = 0;  // the lists are emptied, or the structure dropped
   }
 
   // An erased row's entry keeps its place in its list as a tombstone: id -1, code Scrubbed().
-  // FAISS cannot close a list over it in the file (the lists after it would move).
+  // Lists mapped from a writer's file are the file's bytes: scrubbed there (in place, resealed by
+  // Save); lists built in memory are scrubbed in memory, and only a whole new file holds that.
   bool ScrubRows(std::span<const int64_t> rows, std::span<char> structure) override {
-    auto& lists = dynamic_cast<faiss::ArrayInvertedLists&>(*static_cast<faiss::IndexIVF&>(*index_).invlists);
+    faiss::InvertedLists& lists = *static_cast<faiss::IndexIVF&>(*index_).invlists;
+    auto* mapped = dynamic_cast<MappedInvertedLists*>(&lists);
     std::vector<bool> erased(static_cast<size_t>(*std::max_element(rows.begin(), rows.end()) + 1));
     for (int64_t row : rows) erased[static_cast<size_t>(row)] = true;
     std::vector<std::pair<size_t, size_t>> entries;  // (list, offset)
-    for (size_t l = 0; l < lists.nlist; ++l)
-      for (size_t i = 0; i < lists.ids[l].size(); ++i)
-        if (const idx_t id = lists.ids[l][i];
-            id >= 0 && static_cast<size_t>(id) < erased.size() && erased[static_cast<size_t>(id)])
-          entries.emplace_back(l, i);
-    const std::optional<ListPlacement> place = ListPlacement::Find(lists, structure);
-    // Every entry must be in the file as it is in memory before any byte is written.
-    const bool in_file = place && std::all_of(entries.begin(), entries.end(), [&](const auto& e) {
-      const auto [l, i] = e;
-      return std::memcmp(structure.data() + place->id_at(l, i), &lists.ids[l][i], sizeof(idx_t)) == 0 &&
-             std::memcmp(structure.data() + place->code_at(l, i), lists.codes[l].data() + i * lists.code_size,
-                         lists.code_size) == 0;
+    ForEachEntry(lists, [&](size_t l, size_t i, idx_t id) {
+      if (id >= 0 && static_cast<size_t>(id) < erased.size() && erased[static_cast<size_t>(id)]) entries.emplace_back(l, i);
     });
     const std::vector<uint8_t> scrubbed = Scrubbed();
     constexpr idx_t kTombstone = -1;
     for (const auto& [l, i] : entries) {
-      lists.update_entry(l, i, kTombstone, scrubbed.data());
-      if (!in_file) continue;
-      std::memcpy(structure.data() + place->id_at(l, i), &kTombstone, sizeof kTombstone);
-      std::memcpy(structure.data() + place->code_at(l, i), scrubbed.data(), scrubbed.size());
+      if (!mapped) {
+        lists.update_entry(l, i, kTombstone, scrubbed.data());
+        continue;
+      }
+      std::memcpy(mapped->id_at(l, i), &kTombstone, sizeof kTombstone);
+      std::memcpy(mapped->code_at(l, i), scrubbed.data(), scrubbed.size());
     }
     tombstones_ += static_cast<int64_t>(entries.size());
-    return in_file;
+    return mapped && !structure.empty() && mapped->begin() >= structure.data() &&
+           mapped->end() <= structure.data() + structure.size();
   }
 
   // With tombstones in the lists, FAISS is asked to pass over them (an IDSelector on the ids):

@@ -1,9 +1,6 @@
 // The index file format (index_file.h): writing, appending, mapping and checking segments.
 #include "index/index_file.h"
 
-#include <faiss/Index.h>
-#include <faiss/impl/io.h>
-#include <faiss/index_io.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -131,20 +128,6 @@ std::string ChunkBytes(std::span<const int64_t> ids, std::span<const float> rows
   out.resize(Align64(out.size()), '\0');
   return out;
 }
-
-// FAISS's reader interface over a byte range.
-struct SpanReader : faiss::IOReader {
-  std::string_view bytes;
-  size_t at = 0;
-  explicit SpanReader(std::string_view b) : bytes(b) {}
-  size_t operator()(void* ptr, size_t size, size_t nitems) override {
-    if (size == 0 || nitems == 0) return 0;
-    const size_t n = std::min(nitems, (bytes.size() - at) / size);
-    if (n > 0) std::memcpy(ptr, bytes.data() + at, n * size);
-    at += n * size;
-    return n;
-  }
-};
 
 // Parses and checks a main header from the first bytes of a file of `file_size` bytes; `avail` is
 // how many of them `bytes` holds. Returns why it is unusable ("" when it is fine).
@@ -448,13 +431,6 @@ Result<int64_t> IndexFile::AppendChunk(std::span<const int64_t> ids, std::span<c
   if (::fsync(fd_) != 0) return Fail(ErrorCode::kIo, failed + std::strerror(errno));
   size_ += chunk.size();  // the committed length grows; the mapping keeps its old length
   return static_cast<int64_t>(size_);
-}
-
-std::unique_ptr<faiss::Index> ReadFaissIndex(std::string_view bytes, size_t* read) {
-  SpanReader reader(bytes);
-  std::unique_ptr<faiss::Index> index(faiss::read_index(&reader));
-  *read = reader.at;
-  return index;
 }
 
 }  // namespace facesearch

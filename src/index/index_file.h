@@ -37,10 +37,6 @@
 #include "facesearch/error.h"
 #include "index/index_spec.h"
 
-namespace faiss {
-struct Index;
-}
-
 namespace facesearch {
 
 // What an index file says it covers; written into its header and checked on load.
@@ -196,10 +192,5 @@ class IndexFile {
   int64_t generation_ = 0;
   int64_t max_face_id_ = 0;
 };
-
-// Deserialises one FAISS index straight from `bytes` and sets `*read` to the bytes it consumed.
-// Throws what FAISS throws (faiss::FaissException, std::bad_alloc): callers guard it. Only for
-// bytes IndexFile has checked.
-std::unique_ptr<faiss::Index> ReadFaissIndex(std::string_view bytes, size_t* read);
 
 }  // namespace facesearch
