@@ -141,6 +141,13 @@ Result<Prepared> Prepare(Corpus::Impl& c, const QueryOptions& options, const Aud
   return p;
 }
 
+// The faces a search is among: the Store's live count (O(1)), not the index's rows, which keep
+// erased faces' scrubbed places until the next compaction.
+Result<int64_t> LiveFaceCount(Corpus::Impl& c) {
+  std::lock_guard store_lock(c.store_mu);
+  return c.store->FaceCount();
+}
+
 // Searches with the probe's faces (or reports why it has none to search with), after catching up
 // with other processes' writes, and commits the audit record: what Query and QueryEmbedding share.
 Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Result<PhotoFaces>& analyzed,
@@ -152,10 +159,7 @@ Result<ProbeOutcome> Answer(Corpus::Impl& c, const std::string& name, const Resu
   // Searched against what the corpus holds now: faces another process added or erased since the
   // last call are caught up with first.
   FS_TRY(c.CatchUp());
-  {
-    std::shared_lock lock(c.index_mu);
-    out.result.corpus_faces = c.index->ntotal();
-  }
+  FS_ASSIGN(out.result.corpus_faces, LiveFaceCount(c));
   if (!analyzed) {
     out.error = analyzed.error();
     return out;
@@ -260,10 +264,7 @@ Result<ProbeOutcome> Corpus::QuerySubject(const std::string& name, const QueryOp
   out.result.threshold = options.threshold;
   out.result.references = static_cast<int>(subject.references.size());
   out.result.faces_detected = out.result.references;
-  {
-    std::shared_lock lock(c.index_mu);
-    out.result.corpus_faces = c.index->ntotal();
-  }
+  FS_ASSIGN(out.result.corpus_faces, LiveFaceCount(c));
   ProbeFace probe;
   probe.face.embedding = SubjectTemplate(subject);
   // Faces marked "not this person" are searched past, so that top_k others still come back.
