@@ -119,7 +119,9 @@ TEST_CASE("A kill -9 at each step of index and forget leaves a corpus that answe
     }
     // Scrubbed before the erasure commits: no kill leaves the face in an index file.
     if (step.forget) CHECK(Slurp(c.index_file()).find(erased) == std::string::npos);
-    REQUIRE(c.Run({"info", "--json"}).exit_code == 0);
+    // A kill leaves the file behind its record or saved past it, never damaged: `info` judges the
+    // header of a file newer than its record as verify does, and does not call it corrupt.
+    CHECK(c.RunJson({"info", "--json"})["index_state"].str() != "corrupt");
     const std::vector<std::string> matches = c.Matches("obama3.jpg");
     CHECK(matches.front() == "obama.jpg");  // the face that was never touched
     CHECK(c.Run({"verify"}).exit_code == 0);

@@ -401,7 +401,14 @@ std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& in
     if (facts.exists) {  // mapped and checked as every open does (IndexFile::Open), not read
       auto opened = IndexFile::Open(file, s.size, s.sha256, IndexStamp{s.generation, info.model_identity},
                                     /*writable=*/false);
-      if (!opened) facts.problem = opened.error().message;
+      if (!opened) {
+        facts.problem = opened.error().message;
+        // A header other than the recorded one is a later save, judged by its stamp (as verify
+        // does): a writer killed between saving and recording leaves "lagging", not "corrupt".
+        std::string checksum;
+        if (auto header = IndexFile::ReadHeader(file, &checksum); header && checksum != s.sha256)
+          facts.header = *header;
+      }
     }
   }
   switch (JudgeIndex(record, facts).condition) {

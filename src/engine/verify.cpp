@@ -23,6 +23,12 @@ bool VerifyReport::healthy() const {
 
 namespace {
 
+// What repairs an index that a writer left unrecorded, unrecorded or of another kind: a query
+// never writes (or trains) an index, it only rebuilds one in memory for itself.
+const std::string kRebuiltByWriter =
+    "`facesearch verify --repair` (or the next `facesearch index` or `compact`) rebuilds it; until then "
+    "each query rebuilds it in memory from the database";
+
 // "3 (ids 4, 9, 12)" or "120 (ids 4, 9, 12, 13, 15, ...)".
 std::string CountWithIds(const std::vector<int64_t>& ids) {
   std::string out = std::to_string(ids.size()) + " (id" + (ids.size() == 1 ? " " : "s ");
@@ -162,8 +168,7 @@ class Checker {
         case IndexCause::kNoRecord:
           if (!faces.empty())
             Add("index", "no index snapshot is recorded for " + std::to_string(faces.size()) +
-                             " faces (a first index or an erasure was interrupted); the next query or "
-                             "index rebuilds it",
+                             " faces (a first index or an erasure was interrupted); " + kRebuiltByWriter,
                 /*problem=*/false);
           return;
         case IndexCause::kUnexpectedFile:
@@ -205,8 +210,7 @@ class Checker {
       case IndexCause::kSavedNotRecorded:
         return Add("index", "the index file is intact but newer than its record (generation " +
                                 std::to_string(facts.header->stamp.generation) + ", recorded " + g +
-                                "): a writer was interrupted between saving and recording it; the next "
-                                "index or query rebuilds it",
+                                "): a writer was interrupted between saving and recording it; " + kRebuiltByWriter,
                    /*problem=*/false);
       case IndexCause::kFileUnusable:
         return Add("index", facts.problem + "; --repair rebuilds it from the database");
@@ -225,7 +229,7 @@ class Checker {
     if (verdict.condition == IndexCondition::kOtherKind) {
       Add("index", std::string("the index file is ") + IndexKindName(*facts.loaded->kind) +
                        " but the corpus is set to " + IndexKindName(record.kind) +
-                       " (a reindex was interrupted); the next query or index rebuilds it",
+                       " (a reindex was interrupted); " + kRebuiltByWriter,
           /*problem=*/false);
       facts.loaded->kind.reset();  // noted: judge the rest as if it were of the corpus's kind
       verdict = JudgeIndex(record, facts);
@@ -255,7 +259,8 @@ class Checker {
     if (verdict.cause == IndexCause::kRemovedSince) {
       Add("index", lag + " and predates a removal of faces" +
                        (dead.empty() ? "" : ", and still holds erased faces: " + CountWithIds(dead)) +
-                       "; --repair (or the next index or query) rebuilds it");
+                       "; --repair (or the next `facesearch index`) scrubs them from the file, and queries leave "
+                       "them out meanwhile");
       return;
     }
     if (!dead.empty())
