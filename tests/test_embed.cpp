@@ -147,7 +147,7 @@ TEST_CASE("The embed reader returns every record bit for bit, and refuses a malf
                                Base64Encode(nan_bytes))));
 }
 
-TEST_CASE("import refuses another model identity, another embedding mode or a damaged file before writing, is idempotent, and honours tombstones; export --embed-file moves a bucket's faces and tombstones to another corpus", "[embed]") {
+TEST_CASE("import refuses another model identity, another embedding mode or a damaged file before writing, is idempotent, and honours tombstones, and export --embed-file moves a bucket's faces and tombstones to another corpus", "[embed]") {
   CorpusDir c;
   fs::create_directories(c.dir / "in");
   auto write = [&](const std::string& name, const std::string& text) {
