@@ -147,7 +147,7 @@ TEST_CASE("The embed reader returns every record bit for bit, and refuses a malf
                                Base64Encode(nan_bytes))));
 }
 
-TEST_CASE("import refuses another model identity, another embedding mode or a damaged file before writing, is idempotent, and honours tombstones", "[embed]") {
+TEST_CASE("import refuses another model identity, another embedding mode or a damaged file before writing, is idempotent, and honours tombstones, and export --embed-file moves a bucket's faces and tombstones to another corpus", "[embed]") {
   CorpusDir c;
   fs::create_directories(c.dir / "in");
   auto write = [&](const std::string& name, const std::string& text) {
@@ -193,6 +193,46 @@ TEST_CASE("import refuses another model identity, another embedding mode or a da
   REQUIRE(after_forget.exit_code == 0);
   CHECK(ParseJson(after_forget.out)["erased"].num() == 1);
   CHECK(ParseJson(c.Run({"info", "--json"}).out)["faces"].num() == 1);
+
+  // Buckets of 2: int(sha256[:8], 16) % 2 puts "aaaa..." and "cccc..." in bucket 0, "bbbb..." and
+  // "dddd..." in 1. Bucket 0 of this corpus is c.jpg's face and a.jpg's tombstone.
+  REQUIRE(c.Run({"import", write("cd.jsonl", EmbedText({SyntheticImage("/data/c.jpg", 'c', 0.3f),
+                                                          SyntheticImage("/data/d.jpg", 'd', 0.4f)}))}).exit_code == 0);
+  const std::string moved = (c.dir / "bucket0.jsonl").string();  // a private folder: biometric data
+  RunResult exported = c.Run({"export", "--embed-file", "--bucket-count", "2", "--bucket", "0", "-o", moved});
+  INFO(exported.err);
+  REQUIRE(exported.exit_code == 0);
+  CHECK_THAT(exported.err, Catch::Contains("1 image(s), 1 face(s) and 1 tombstone(s)"));
+  auto file = ReadEmbedFile(moved, nullptr, 100);
+  REQUIRE(file);
+  CHECK(file->header.model_identity == ModelIdentity());
+  REQUIRE(file->records.size() == 2);
+  CHECK(file->records[0].faces[0].embedding == SyntheticFace(0.3f).embedding);  // bit for bit
+  CHECK(file->records[0].path == "/data/c.jpg");
+  CHECK(file->records[1].status == EmbeddedImage::Status::kErased);
+  CHECK(file->records[1].sha256 == std::string(64, 'a'));
+  CorpusDir other;
+  RunResult moved_in = other.Run({"import", "--json", moved});
+  INFO(moved_in.err);
+  REQUIRE(moved_in.exit_code == 0);
+  CHECK(ParseJson(moved_in.out)["files"].num() == 1);
+  std::multiset<std::string> bucket0;
+  for (const std::string& f : FacesOf(c))
+    if (f[0] == 'c') bucket0.insert(f);
+  CHECK(FacesOf(other) == bucket0);
+  RunResult again_there = other.Run({"import", "--json", good});  // a.jpg's erasure moved with its bucket
+  REQUIRE(again_there.exit_code == 0);
+  CHECK(ParseJson(again_there.out)["erased"].num() == 1);
+  CHECK(ParseJson(again_there.out)["added"].num() == 1);
+  // Import never erases: a tombstone for content the corpus holds refuses the file.
+  RunResult erasing = c.Run({"import", write("erase-b.jsonl", R"({"facesearch_embed":1,"model_identity":")" +
+                                                                   ModelIdentity() + R"(","embedding_mode":"plain","detector":"hog"}
+{"status":"erased","sha256":")" + std::string(64, 'b') + R"(","reason":"x","erased_at":"2026-01-01T00:00:00Z"}
+{"facesearch_embed_end":1}
+)")});
+  CHECK(erasing.exit_code == 2);
+  CHECK_THAT(erasing.err, Catch::Contains("import does not erase"));
+  CHECK(c.Run({"export", "--embed-file", "--bucket-count", "2", "--bucket", "1-2"}).exit_code == 2);  // past the count
 }
 
 TEST_CASE("embed then import fills a corpus exactly as index does, opt-outs included, and query --embedded answers as the photo does", "[embed][e2e]") {

@@ -27,6 +27,7 @@ EPILOG = """examples:
   facesearch-cluster optout --cluster cluster.json request.jpg --reason 'ticket 881'
   facesearch-cluster ledger --cluster cluster.json     # every erasure: done, or which replicas lag
   facesearch-cluster rebuild-replica --cluster cluster.json --shard 2 --replica 1   # copy its sibling
+  facesearch-cluster move --cluster cluster.json --to cluster-v2.json   # buckets to another (new) shard
 exit status: 0 done (query: a match), 1 query: no match / forget, optout: nothing erased, 2 error
 (a shard that does not answer, unless --allow-partial; an erasure not confirmed by every replica:
 those replicas are quarantined until `facesearch-cluster up` has them replay the ledger)."""
@@ -134,6 +135,20 @@ def main(argv=None):
     p.add_argument("-t", "--threshold", type=float)
     p.add_argument("--reason", help="the request and its date (no biometric data)")
     p.add_argument("--request-id", help="the opt-out's id in the ledger and every audit record (default: a new one)")
+    p = with_cluster("move", "give buckets to another (possibly new) shard: the next map version, in a copy of "
+                             "the cluster file; copies and checks the content, switches the file, forgets it on "
+                             "the old shard (run it again to finish an interrupted move)")
+    p.add_argument("--to", required=True, metavar="NEW_CLUSTER_FILE",
+                   help="the cluster file with map_version + 1 and the buckets given to their new shard")
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = """example: shard 1 gives buckets 3072-4095 to a new shard 2 on a new node n3
+  cp cluster.json cluster-v2.json     # then edit cluster-v2.json: "map_version": 2, "nodes" + "n3",
+                                      # shard 1 "buckets": [2048, 3071], and appended to "shards":
+                                      # {"id": 2, "buckets": [3072, 4095], "replicas": [{"node": "n3", ...}, ...]}
+  facesearch-cluster start-node --cluster cluster-v2.json --node n3   # on n3
+  facesearch-cluster move --cluster cluster.json --to cluster-v2.json
+cluster.json is replaced by the new map once the copy is checked; run the same command again to
+finish a move that was interrupted."""
     args = parser.parse_args(argv)
 
     try:
@@ -197,6 +212,25 @@ def report_erasure(result, out):
     return EXIT_MATCH if any(result["erased"].values()) else EXIT_NO_MATCH
 
 
+def cmd_move(args, c, runtime, out):
+    """`move --to NEW`: prints {"move", "copied", "imported", "forget"} (runtime.move); exit 0 when
+    every replica confirmed the forget on the old shard, 2 otherwise (those are quarantined until `up`)."""
+    new = clusterfile.load(args.to)
+    with open(args.to, encoding="utf-8") as f:
+        result = runtime.move(c, new, f.read(), warn)
+    print(json.dumps(result), file=out)
+    forget = result["forget"]
+    if forget is None:
+        warn(f"this move was finished by an earlier run (ledger entry {result['move']['seq']}); "
+             "`facesearch-cluster ledger` says whether every replica confirmed its forget")
+    elif not forget["complete"]:
+        print(f"facesearch-cluster: error: the buckets moved and the map switched, but their forget on shard "
+              f"{result['move']['selector']['from_shard']} (ledger entry {forget['entry']['seq']}) is NOT complete: "
+              f"quarantined replicas {forget['quarantined']}; `facesearch-cluster up` has them replay it", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_MATCH
+
+
 def run(args, c, runtime, out):
     if args.command in ("up", "info"):
         replicas = runtime.up(c, warn)
@@ -238,6 +272,8 @@ def run(args, c, runtime, out):
     if args.command == "optout":
         selector = dict(photo_selector(args.photo, args.threshold), reason=args.reason or "")
         return report_erasure(runtime.erase(c, "optout", selector, args.request_id), out)
+    if args.command == "move":
+        return cmd_move(args, c, runtime, out)
     raise AssertionError(args.command)
 
 

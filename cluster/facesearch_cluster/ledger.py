@@ -1,5 +1,6 @@
-"""The cluster ledger: every erasure of the cluster (forget, optout), hash-chained and append-only,
-and what each replica has applied of it. No Ray here: the rules are unit-tested on their own.
+"""The cluster ledger: every erasure of the cluster (forget, optout) and every move of buckets
+between shards (move.py), hash-chained and append-only, and what each replica has applied of it.
+No Ray here: the rules are unit-tested on their own.
 
 The ledger is a file beside the cluster file (`<cluster file>.ledger`), one JSON object a line:
 
@@ -19,6 +20,10 @@ sync and the head's rename) or the head file is missing or torn, it reads the wh
 and says so. `up` and `ledger` check the head file against the whole ledger and rewrite one that
 is missing, torn or behind; one that names entries the ledger does not hold is an error.
 
+A "move" entry records buckets given to another shard (move.py) and erases nothing; a forget whose
+selector names a "shard" (a move's forget of the images that left it) erases only on that shard's
+replicas (erases_on). Every replica applies every entry all the same, so each reaches every seq.
+
 Each replica keeps, in its own corpus folder, the seq and hash of the last entry it applied
 (STATE_FILE). A replica whose seq is behind the ledger's head has missed an erasure: it is
 quarantined (no query is answered from it) until it has replayed the entries after its seq, in
@@ -34,7 +39,7 @@ import os
 import time
 import uuid
 
-OPS = ("forget", "optout")
+OPS = ("forget", "optout", "move")  # move: buckets given to another shard (move.py)
 GENESIS = "0" * 64
 STATE_FILE = "cluster-ledger-applied.json"
 
@@ -281,6 +286,14 @@ def replay(entries, state, apply, save):
         save(state)
         applied.append({"seq": e["seq"], "request_id": e["request_id"], "erased": erased})
     return dict(state, applied=applied, error=error)
+
+
+def erases_on(entry, shard):
+    """Whether a replica of `shard` erases anything for `entry`: a "move" entry only records the
+    move, and a forget restricted to a shard ("shard" in its selector: a move's forget of the
+    images that left it) is for that shard's replicas alone. The others apply it as nothing erased,
+    so every replica still reaches every seq."""
+    return entry["op"] != "move" and entry["selector"].get("shard", shard) == shard
 
 
 def quarantine_reason(state_seq, head_seq):

@@ -12,11 +12,14 @@ def _key(match):
     return (match["distance_exact"], match["shard"], match["face_id"])
 
 
-def merge(answers, top_k, missing=()):
+def merge(answers, top_k, missing=(), owner=None):
     """`answers`: {shard id: the shard's JSON object for the probe}. Returns the cluster's object:
     the shards' fields, corpus_faces summed over the shards that answered, expected_false_matches
     for that total, every match tagged with its shard and re-ranked, shards_answered,
-    shards_missing and partial."""
+    shards_missing and partial. `owner(sha256)`, when given, is the shard the map gives an image
+    to: a match from another shard is dropped (a moved image still on its old shard until the
+    move's forget). Dropping them keeps the top k exact: every image a shard ranks above one it
+    owns is in the cluster's union too."""
     if not answers:
         raise ValueError("no shard answered")
     shard_ids = sorted(answers)
@@ -39,7 +42,7 @@ def merge(answers, top_k, missing=()):
             face = answers[s]["results"][i]
             if face["probe_face"] != probe_face["probe_face"]:
                 raise ValueError(f"shard {s} searched with another probe face than shard {shard_ids[0]}")
-            matches += [dict(m, shard=s) for m in face["matches"]]
+            matches += [dict(m, shard=s) for m in face["matches"] if owner is None or owner(m["sha256"]) == s]
         matches.sort(key=_key)
         matches = matches[:top_k]
         for rank, m in enumerate(matches, 1):

@@ -207,6 +207,10 @@ class ShardReplica:
         """One ledger entry on this corpus, audited with the entry's request id. Returns the counts erased."""
         argv = self.argv + ["--request-id", entry["request_id"]]
         sel = entry["selector"]
+        if not ledgers.erases_on(entry, self.shard):
+            return {"faces_erased": 0, "images_erased": 0}
+        if "move" in sel:
+            return _forget_images(argv, sel["moved_images"])
         threshold = ["--threshold", str(sel["threshold"])] if sel.get("threshold") is not None else []
         if entry["op"] == "optout":
             _check_photo(sel)
@@ -268,6 +272,23 @@ def _forget(argv, selector):
             return {"faces_erased": 0, "images_erased": 0}
         raise ClusterError(f"forget failed: {p.stderr.strip()[-1000:]}")
     return json.loads(p.stdout)
+
+
+def _forget_images(argv, images, chunk=200):
+    """A move's forget on the old shard: its images a chunk per `facesearch forget` run; a chunk
+    one of whose images is gone already (erased during the move) is done image by image."""
+    erased = {"faces_erased": 0, "images_erased": 0}
+    for i in range(0, len(images), chunk):
+        part = images[i:i + chunk]
+        p = _run(argv + ["forget", "--json"] + [a for image in part for a in ("--image", image)], ok=(0, 1, 2))
+        done = [json.loads(p.stdout)] if p.returncode != 2 else \
+            [_forget(argv, ["--image", image]) for image in part] if "is not in the corpus" in p.stderr else None
+        if done is None:
+            raise ClusterError(f"forget failed: {p.stderr.strip()[-1000:]}")
+        for one in done:
+            for key in erased:
+                erased[key] += one[key]
+    return erased
 
 
 def _check_photo(selector):
@@ -576,7 +597,7 @@ def query(cluster, photo, top_k, threshold_args, allow_partial, timeout_s=60, au
                            "no complete answer; --allow-partial answers from the others and names the missing")
     if not answers:
         raise ClusterError("no shard answered")
-    return merging.merge(answers, top_k, missing)
+    return merging.merge(answers, top_k, missing, owner=cluster.shard_of)
 
 
 def erase(cluster, op, selector, request_id=None):
@@ -614,3 +635,124 @@ def erase(cluster, op, selector, request_id=None):
                                 for a in receipts[r.name]["applied"] if a["seq"] == entry["seq"]] or [0])
     return dict(ledgers.evaluate(cluster, entry["seq"], receipts), entry=entry, erased=erased,
                 receipts=sorted(receipts.values(), key=lambda r: (r["shard"], r["replica"])), failed=failed)
+
+
+# ---- moving buckets between shards (move.py; docs/scale.md, "Moving buckets") -------------------
+
+@ray.remote(num_cpus=0, max_retries=3)
+def export_buckets(argv, bucket_count, spans):
+    """`facesearch export --embed-file` of the content in `spans` (bucket ranges), on the node of
+    the corpus in `argv` (the caller pins the task there). Returns the embed file's text."""
+    args = argv + ["export", "--embed-file", "--bucket-count", str(bucket_count)]
+    return _run(args + [a for first, last in spans for a in ("--bucket", f"{first}-{last}")]).stdout
+
+
+def _export_from(cluster, replica, spans):
+    task = export_buckets.options(resources={cluster.node_resource(replica.node): 0.001})
+    return ray.get(task.remote(facesearch_argv(cluster, replica.corpus), cluster.buckets, spans), timeout=3600)
+
+
+def _catch_up(cluster, replicas, entries):
+    """Has `replicas` replay the ledger `entries` at once; returns the receipts of those that
+    answered (a receipt's "error" says where a replay stopped) and records them."""
+    refs = {}
+    for r in replicas:
+        try:
+            refs[r.name] = _actor(cluster, r).catch_up.remote(entries)
+        except ClusterError:
+            pass  # no actor: it stays behind, quarantined, until `up`
+    receipts = {}
+    for name, ref in refs.items():
+        try:
+            receipts[name] = ray.get(ref, timeout=600)
+        except RayError:
+            pass
+    ledgers.append_receipts(ledgers.receipts_path(cluster.path), "move", receipts)
+    return receipts
+
+
+def _copy_buckets(cluster, plan, ledger):
+    """Copies the moved buckets' content from an up-to-date replica of the old shard to every
+    replica of the new one, which then replays the ledger, and checks that each of them holds the
+    same faces in those buckets as the source (move.summary's digest). Tries again when an erasure
+    was appended meanwhile. Returns the source's summary and the import summaries."""
+    from . import move as moves
+    old, new = cluster.shards[plan["from_shard"]], cluster.shards[plan["to_shard"]]
+    for _ in range(3):
+        entries = ledger.entries()
+        head = entries[-1]["seq"]
+        receipts = _catch_up(cluster, old.replicas, entries)
+        source = next((r for r in old.replicas if r.name in receipts and receipts[r.name]["seq"] == head), None)
+        if source is None:
+            raise ClusterError(f"no replica of shard {old.id} is up and at ledger entry {head}: run "
+                               "`facesearch-cluster up`, then the same move again")
+        text = _export_from(cluster, source, plan["buckets"])
+        # The new replicas holding faces (from an earlier copy) first reach the source's seq: what
+        # the old shard erased since is gone from them too, so the export's tombstones for it find
+        # nothing to refuse. One without a corpus replays after its import (a replay would leave
+        # its ledger state in the folder, which `import` refuses as not empty).
+        states = _states(cluster, 120)
+        _catch_up(cluster, [r for r in new.replicas if isinstance(states[r.name], dict) and states[r.name]["faces"]],
+                  entries)
+        imported = _import_everywhere(cluster, new.id, text)
+        receipts = _catch_up(cluster, new.replicas, entries)
+        failed = {r.name: receipts[r.name]["error"] if r.name in receipts else "no answer" for r in new.replicas
+                  if r.name not in receipts or receipts[r.name]["seq"] < head}
+        if failed:
+            raise ClusterError(f"shard {new.id} could not replay the ledger after the import ({failed}): fix it, "
+                               "then run the same move again")
+        if ledger.read_head()["seq"] != head:
+            continue  # an erasure came in meanwhile: copy again (the imports add only what is new)
+        copied = moves.summary(text)
+        for r in new.replicas:
+            there = moves.summary(_export_from(cluster, r, plan["buckets"]))
+            if there["digest"] != copied["digest"]:
+                raise ClusterError(f"{r.name} holds {there['faces']} face(s) in the moved buckets, {source.name} "
+                                   f"{copied['faces']} (digests differ): run the same move again")
+        return dict(copied, source=source.name), imported
+    raise ClusterError("erasures kept coming in while the buckets were copied: run the same move again")
+
+
+def move(current, new, new_text, warn=_warn):
+    """Moves buckets to the shard `new` (the next map version, parsed from `new_text`) gives them:
+    records the move in the ledger, copies and checks the content (_copy_buckets), switches the
+    cluster file to `new`, copies again what ingests routed by the old map added meanwhile, and
+    forgets the moved images on the old shard's replicas through the ledger (a forget entry for
+    that shard only). Every step can be run again: a move interrupted anywhere is finished by the
+    same command. Returns {"move": the ledger entry, "copied", "imported", "forget": the erasure's
+    result (erase), or None when an earlier run appended it}."""
+    from . import move as moves
+    new.path = current.path  # the ledger, receipts and the switch are those of the file in use
+    ledger = ledgers.Ledger(ledgers.ledger_path(current.path))
+    entries, note = ledger.check_head()
+    if note:
+        warn(note)
+    switched = moves.same_map(current, new)
+    entry, forget = moves.recorded(entries, new.map_version)
+    if switched and entry is None:
+        raise ClusterError(f"{current.path} already has map version {new.map_version} and the ledger records no "
+                           "move to it: nothing to move")
+    if forget:
+        return {"move": entry, "copied": None, "imported": None, "forget": None}
+    if not switched:
+        planned = moves.plan(current, new, entries)
+        if entry and entry["selector"] != planned:
+            raise ClusterError(f"ledger entry {entry['seq']} moves to map version {new.map_version} otherwise "
+                               f"({entry['selector']}) than the new cluster file ({planned}): finish "
+                               "that move with the cluster file it was started with")
+        entry = entry or ledger.append("move", planned)
+    _started(new)
+    # Every replica of the map in use replays the move's entry at once, or queries would find
+    # them behind the ledger's head (quarantined) until the next erasure or `up`.
+    _catch_up(current, current.replicas(), ledger.entries())
+    plan = entry["selector"]
+    if not switched:
+        _copy_buckets(new, plan, ledger)
+        ledgers._replace_file(current.path, json.loads(new_text))  # the switch: queries and ingests follow the new map
+    copied, imported = _copy_buckets(new, plan, ledger)  # what the old map's ingests added meanwhile
+    # "moved_images", not "images": an actor running code from before moves existed fails on the
+    # entry (quarantined until restarted and replayed) rather than erasing them on every shard.
+    selector = {"moved_images": copied["paths"], "shard": plan["from_shard"], "move": entry["request_id"]}
+    result = erase(new, "forget", selector)
+    return {"move": entry, "copied": {k: v for k, v in copied.items() if k != "paths"}, "imported": imported,
+            "forget": result}

@@ -77,6 +77,11 @@ def embedding_bytes(image):
     return base64.b64decode(record["faces"][0]["embedding"])
 
 
+def content_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def files_holding(directory, needle):
     hits = []
     for root, _, files in os.walk(directory):
@@ -151,9 +156,9 @@ class RayClusterTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         return json.loads(p.stdout)["replicas"]
 
-    def single_query(self, probe):
+    def single_query(self, probe, *extra):
         # --no-collapse: copies of one picture may sit on different shards, so the cluster lists each
-        p = run([FACESEARCH, "--corpus", self.single, "query", "--no-collapse", "--format", "json", probe])
+        p = run([FACESEARCH, "--corpus", self.single, "query", "--no-collapse", "--format", "json", probe, *extra])
         self.assertIn(p.returncode, (0, 1), p.stderr)
         return json.loads(p.stdout)
 
@@ -324,8 +329,7 @@ class RayClusterTest(unittest.TestCase):
     def shard_of(self, image):
         sys.path.insert(0, os.path.join(REPO, "cluster"))
         from facesearch_cluster import clusterfile
-        with open(image, "rb") as f:
-            return clusterfile.load(self.cluster_file).shard_of(hashlib.sha256(f.read()).hexdigest())
+        return clusterfile.load(self.cluster_file).shard_of(content_sha256(image))
 
     def on_ray(self, code):
         """Runs `code` in a Ray client of this cluster (c: the cluster, runtime, ray imported)."""
@@ -445,6 +449,111 @@ class RayClusterTest(unittest.TestCase):
             self.assertEqual(files_holding(self.replica_corpus(other, 1), needle), [])
         p, merged = self.cluster_query(os.path.join(TEST_IMAGES, "obama3.jpg"))
         self.assertEqual(p.returncode, 1, p.stderr)  # still opted out everywhere (test 7)
+
+    def shas_by_replica(self, corpora):
+        """{corpus: the SHA-256s of its images with faces} (`facesearch export`)."""
+        out = {}
+        for corpus in corpora:
+            p = run([FACESEARCH, "--corpus", corpus, "export"])
+            self.assertEqual(p.returncode, 0, p.stderr)
+            out[corpus] = sorted({json.loads(line)["sha256"] for line in p.stdout.splitlines()})
+        return out
+
+    def test_9_buckets_moved_to_a_new_fifth_shard_are_answered_once_and_leave_the_old_shards_bytes(self):
+        sys.path.insert(0, os.path.join(REPO, "cluster"))
+        from facesearch_cluster import clusterfile
+        old = clusterfile.load(self.cluster_file)
+        sha = {image: content_sha256(image) for image in self.images}
+        source = 3
+        moved_buckets = (14, 15)  # shard 3's last two buckets go to a new shard 4 (map version + 1)
+        held = set(sum(self.shas_by_replica(self.corpora(source)).values(), []))
+        everything = set(sum(self.shas_by_replica(self.corpora()).values(), []))
+        faces = sum(state["faces"] for name, state in self.up().items() if name.endswith("-r0"))
+        moved = [i for i in self.images if old.bucket_of(sha[i]) in moved_buckets and sha[i] in held]
+        self.assertGreaterEqual(len(moved), 3)
+        # `keep` stays (its answers show the moved image once); `victim` is erased during the move
+        # (after the first copy, before the switch, through the old map, which does not know shard 4).
+        keep, victim = moved[0], moved[1]
+        probes = [keep, victim, self.images[20]]
+        wide = ("--top-k", "200", "--threshold", "0.6")  # every match: the victim's gone, the rest stay exact
+        before = {probe: matches(self.cluster_query(probe, *wide)[1]) for probe in probes}
+        if not json.loads(self.cli("ledger").stdout)["entries"]:  # only test_1 ran: one corpus's answers too
+            for probe in probes:
+                self.assertEqual(before[probe], matches(self.single_query(probe, *wide)))
+        self.assertIn(sha[victim], [m[0] for m in before[victim]])
+        needles = {image: embedding_bytes(image) for image in (keep, victim)}
+        for corpus in self.corpora(source):
+            self.assertNotEqual(files_holding(corpus, needles[keep]), [])
+        with open(self.cluster_file) as f:
+            doc = json.load(f)
+        doc["map_version"] += 1
+        doc["shards"][source]["buckets"] = [12, 13]
+        new_corpora = [os.path.join(self.tmp, n, "shard4") for n in ("n2", "n1")]
+        doc["shards"].append({"id": 4, "buckets": list(moved_buckets),
+                              "replicas": [{"node": n, "corpus": c} for n, c in zip(("n2", "n1"), new_corpora)]})
+        new_file = os.path.join(self.tmp, "cluster-v2.json")
+        with open(new_file, "w") as f:
+            json.dump(doc, f)
+        out = self.on_ray(
+            "import json\n"
+            "copy, erased = runtime._copy_buckets, []\n"
+            "def copy_then_erase(cluster, plan, ledger):\n"
+            "    done = copy(cluster, plan, ledger)\n"
+            "    if not erased:\n"
+            f"        erased.append(runtime.erase(clusterfile.load({self.cluster_file!r}), 'forget', {{'images': [{victim!r}]}}))\n"
+            "    return done\n"
+            "runtime._copy_buckets = copy_then_erase\n"
+            f"text = open({new_file!r}).read()\n"
+            f"result = runtime.move(c, clusterfile.parse(text, {new_file!r}), text)\n"
+            "print(json.dumps(dict(result, during=erased[0])))")
+        result = json.loads(out.splitlines()[-1])
+        self.assertEqual(result["during"]["erased"]["images_erased"], 1)  # on shard 3 only: shard 4 not in the old map
+        self.assertEqual(len(result["during"]["receipts"]), 2 * SHARDS)
+        forget = result["forget"]
+        self.assertTrue(forget["complete"], forget)
+        self.assertEqual(forget["erased"]["images_erased"], len(moved) - 1)
+        self.assertEqual(len(forget["receipts"]), 2 * SHARDS + 2)
+        self.assertEqual({r["shard"] for r in forget["receipts"] for a in r["applied"]
+                          if a["seq"] == forget["entry"]["seq"] and a["erased"].get("images_erased")}, {source})
+        self.assertEqual(result["copied"]["images"], len(moved) - 1)
+        self.assertEqual(clusterfile.load(self.cluster_file).map_version, old.map_version + 1)  # switched
+        # Every replica at the ledger's head; every image with faces on exactly one shard, the one
+        # the new map gives its bucket, the same on both replicas.
+        states = self.up()
+        self.assertEqual(len(states), 2 * SHARDS + 2)
+        self.assertEqual({s["quarantined"] for s in states.values()}, {None})
+        self.assertEqual(self.cli("ledger").returncode, 0)
+        new = clusterfile.load(self.cluster_file)
+        owners = {}
+        for shard in range(SHARDS + 1):
+            corpora = self.corpora(shard) if shard < SHARDS else new_corpora
+            by_replica = list(self.shas_by_replica(corpora).values())
+            self.assertEqual(by_replica[0], by_replica[1])
+            for digest in by_replica[0]:
+                self.assertNotIn(digest, owners)
+                self.assertEqual(new.shard_of(digest), shard)
+                owners[digest] = shard
+        self.assertEqual(set(owners), everything - {sha[victim]})
+        self.assertEqual(sum(states[f"shard{s}-r0"]["faces"] for s in range(SHARDS + 1)),
+                         faces - result["during"]["erased"]["faces_erased"])
+        self.assertEqual({owners[sha[i]] for i in moved if i != victim}, {4})
+        self.assertNotIn(sha[victim], owners)
+        # The answers are those before the move less the erased image; the moved bytes left the old shard.
+        for probe in probes:
+            with self.subTest(probe=probe):
+                p, merged = self.cluster_query(probe, *wide)
+                self.assertIn(p.returncode, (0, 1), p.stderr)
+                self.assertEqual(matches(merged), [m for m in before[probe] if m[0] != sha[victim]])
+        self.assertIn(4, {m["shard"] for r in self.cluster_query(keep)[1]["results"] for m in r["matches"]})
+        for corpus in self.corpora(source):
+            self.assertEqual(files_holding(corpus, needles[keep]), [])
+        for corpus in new_corpora:
+            self.assertNotEqual(files_holding(corpus, needles[keep]), [])
+        for n in ("n1", "n2"):  # erased during the move: on both shards, down to the bytes
+            self.assertEqual(files_holding(os.path.join(self.tmp, n), needles[victim]), [])
+        p = self.cli("move", "--to", new_file)  # run again: finished
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("finished by an earlier run", p.stderr)
 
 
 if __name__ == "__main__":

@@ -45,9 +45,11 @@ struct EmbedHeader {
 // One record. kImage with status ok/noface carries content (sha256, size, faces); kImage with
 // status error is a file that could not be read or decoded (no content hash, as `index` stores
 // it); kIssue is an input refused before its content was read (robots.txt, a malformed manifest
-// row, an unreadable folder: InputIssue).
+// row, an unreadable folder: InputIssue); kErased is a tombstone (sha256, reason, erased_at; no
+// path), written by `export --embed-file` so that content erased in one corpus stays out of the
+// one its faces move to.
 struct EmbeddedImage {
-  enum class Status { kOk, kNoFace, kError, kIssue };
+  enum class Status { kOk, kNoFace, kError, kIssue, kErased };
   Status status = Status::kOk;
   std::string path;  // absolute path or URL, as `index` would record it
   std::string sha256;
@@ -57,12 +59,13 @@ struct EmbeddedImage {
   std::vector<Face> faces;           // ok: at least one
   std::vector<FaceQuality> quality;  // one per face
   std::string outcome;               // kIssue: "error" or "skipped"
-  std::string reason, error;         // kError, kIssue: short code and full message
+  std::string reason, error;         // kError, kIssue: short code and full message; kErased: reason
+  std::string erased_at;             // kErased: ISO-8601 UTC
 
   // The record as a probe: its faces in detector order (query --embedding).
   PhotoFaces AsPhotoFaces() const;
 };
-const char* EmbeddedStatusName(EmbeddedImage::Status s);  // "ok", "noface", "error", "issue"
+const char* EmbeddedStatusName(EmbeddedImage::Status s);  // "ok", "noface", "error", "issue", "erased"
 
 // Reads an embed file record by record, checking everything: a malformed line, a wrong type, a
 // value out of range (a box or landmark beyond ±2^31, a non-finite embedding, a bad SHA-256), a
@@ -119,6 +122,30 @@ Status CheckEmbedHeader(const EmbedHeader& header, const EmbeddingMode& mode, co
 Result<IndexSummary> EmbedPaths(const CorpusConfig& config, const std::vector<std::string>& paths,
                                 const IndexOptions& options, std::ostream& out);
 
+// Content buckets, as facesearch-cluster routes images to shards: an image's bucket is the first
+// 8 hex digits of its content SHA-256 read as a number, modulo the bucket count.
+struct BucketSelection {
+  int64_t count = 0;                                // buckets in all
+  std::vector<std::pair<int64_t, int64_t>> ranges;  // the selected ones: inclusive [first, last]
+  bool Contains(const std::string& sha256) const;
+};
+int64_t ContentBucket(const std::string& sha256, int64_t count);
+
+struct EmbedExportCounts {
+  int64_t images = 0, faces = 0, tombstones = 0;
+};
+
+// `facesearch export --embed-file`: the corpus's images with faces, and its tombstones, as an embed
+// file that `import` reads (its model identity and embedding mode are the corpus's), for moving
+// content to another corpus; with `buckets`, only content in those buckets. Embeddings are written
+// bit for bit. A corpus keeps no sharpness, so each face's quality.sharpness is 0 (import
+// recomputes quality and stores none). Not carried: images without faces, unreadable inputs,
+// the other locations a content was read at, EXIF, and opt-outs (kept per corpus); a video face
+// is refused (kInvalidArgument: the format has no frame times). Recorded in the audit log first.
+// Errors: those of opening a corpus, kIo writing `out`.
+Result<EmbedExportCounts> ExportEmbedFile(const CorpusConfig& config, const std::optional<BucketSelection>& buckets,
+                                          std::ostream& out);
+
 struct ImportOptions {
   bool allow_reindex = false;  // import content that `forget` erased earlier (tombstoned)
   std::function<void(const FileOutcome&)> on_file;  // once per record, in file order
@@ -128,7 +155,8 @@ struct ImportOptions {
 // (made when missing) as its one writer, exactly as `index` would have added the same inputs:
 // content already in the corpus is a duplicate (its location recorded as read again), tombstoned
 // content is skipped unless allow_reindex, faces matching an opt-out are dropped, error records
-// replace the location's earlier error. So a second import of the same file adds nothing. The
+// replace the location's earlier error. The file's tombstones (erased records) are added first; one
+// for content the corpus holds refuses the file (kInvalidArgument: import never erases). So a second import of the same file adds nothing. The
 // whole file is read and checked before anything is written. Errors: kInvalidArgument for a
 // malformed file or one of another model identity or embedding mode than the corpus, kNotFound,
 // kBusy (lock), kDatabase, kIndex.

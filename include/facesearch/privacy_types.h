@@ -29,6 +29,13 @@ struct AuditRecord {
   std::string hash;
 };
 
+// Content erased by `forget`: its SHA-256 is refused by later index and import runs.
+struct Tombstone {
+  std::string sha256;
+  std::string reason;     // what erased it
+  std::string erased_at;  // ISO-8601 UTC
+};
+
 // Filters for listing; empty fields do not filter. Times are ISO-8601 UTC strings compared as text.
 struct AuditFilter {
   std::string since;    // at >= since

@@ -123,6 +123,7 @@ struct FaceRecord {
   std::string image_path;  // the file path, or the URL for fetched images
   std::string image_sha256;
   int image_width = 0, image_height = 0;  // decoded, EXIF orientation applied
+  int64_t image_size = 0;                 // the file's bytes
   Face face;
   Provenance provenance;
   PhotoMetadata photo;               // the image's EXIF (schema v7)

@@ -10,6 +10,7 @@
 #include "cli/format.h"
 #include "cli/xmp.h"
 #include "common/fs.h"
+#include "facesearch/embed.h"
 #include "facesearch/privacy.h"
 #include "facesearch/subject.h"
 
@@ -63,6 +64,67 @@ void ExportXmp(Context& ctx, const fs::path& dir) {
   ctx.exit_code = kExitMatch;
 }
 
+// --output FILE, created 0600, written through the descriptor it was created with (opening the
+// name again could reach another file); stdout without one. stdout is checked for every command
+// by RunCheckingStdout.
+class ExportOutput {
+ public:
+  Status Open(const std::string& path) {
+    path_ = path;
+    if (path.empty()) return Ok();
+    FS_ASSIGN(int fd, CreatePrivateOutputFile(path));
+    file_.rdbuf(&buffer_.emplace(fd, std::ios::out | std::ios::binary));  // closes fd when done
+    return Ok();
+  }
+  std::ostream& stream() { return path_.empty() ? std::cout : file_; }
+  Status Finish() {
+    stream().flush();
+    if (!path_.empty() && !file_) return Fail(ErrorCode::kIo, "cannot write the export to " + path_ + " (disk full?)");
+    return Ok();
+  }
+
+ private:
+  std::string path_;
+  std::optional<__gnu_cxx::stdio_filebuf<char>> buffer_;
+  std::ostream file_{nullptr};
+};
+
+// "FIRST" or "FIRST-LAST" within [0, count).
+Result<std::pair<int64_t, int64_t>> ParseBucketRange(const std::string& text, int64_t count) {
+  const size_t dash = text.find('-');
+  auto number = [](const std::string& t) -> std::optional<int64_t> {
+    if (t.empty() || t.size() > 9 || t.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoll(t);
+  };
+  auto first = number(text.substr(0, dash));
+  auto last = dash == std::string::npos ? first : number(text.substr(dash + 1));
+  if (!first || !last || *first > *last || *last >= count)
+    return Fail(ErrorCode::kInvalidArgument, "--bucket " + text + ": give FIRST or FIRST-LAST with FIRST <= LAST < " +
+                                                 std::to_string(count) + " (the --bucket-count)");
+  return std::pair{*first, *last};
+}
+
+// `export --embed-file [--bucket-count N --bucket A-B ...]`.
+void ExportEmbed(Context& ctx, const std::string& output, int64_t bucket_count, const std::vector<std::string>& ranges) {
+  std::optional<BucketSelection> buckets;
+  if (bucket_count) {
+    buckets.emplace().count = bucket_count;
+    for (const std::string& r : ranges) {
+      auto range = ParseBucketRange(r, bucket_count);
+      if (!range) return ctx.Report(range.error());
+      buckets->ranges.push_back(*range);
+    }
+  }
+  ExportOutput out;
+  if (Status opened = out.Open(output); !opened) return ctx.Report(opened.error());
+  auto done = ExportEmbedFile(ctx.Config(), buckets, out.stream());
+  if (!done) return ctx.Report(done.error());
+  if (Status written = out.Finish(); !written) return ctx.Report(written.error());
+  std::cerr << "exported " << done->images << " image(s), " << done->faces << " face(s) and " << done->tombstones
+            << " tombstone(s)\n";
+  ctx.exit_code = kExitMatch;
+}
+
 }  // namespace
 
 void AddExportCommand(CLI::App& app, Context& ctx) {
@@ -71,6 +133,9 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
     std::string subject;
     std::optional<float> threshold;
     std::string xmp;  // --xmp DIR
+    bool embed_file = false;
+    int64_t bucket_count = 0;
+    std::vector<std::string> buckets;  // --bucket FIRST[-LAST]
   };
   auto args = std::make_shared<ExportArgs>();
   CLI::App* cmd = app.add_subcommand("export", "Print every face in the corpus as JSON lines");
@@ -85,7 +150,12 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
               "  facesearch export --output ~/private/faces.jsonl\n"
               "  facesearch --case 2025-017 export | jq -r '.image' | sort -u\n"
               "  facesearch --case 2025-017 export --subject 'J. Doe' -o doe.jsonl   # before forget --subject\n"
-              "  facesearch export --xmp ~/private/sidecars && ls ~/private/sidecars");
+              "  facesearch export --xmp ~/private/sidecars && ls ~/private/sidecars\n"
+              "  facesearch export --embed-file --bucket-count 4096 --bucket 2048-2303 -o moved.jsonl\n"
+              "  facesearch --corpus /srv/fs/shard4 import moved.jsonl   # the same faces, bit for bit\n"
+              "--embed-file writes the embed file that `import` reads (docs/output.md, \"Embed files\"): the\n"
+              "images with faces and the tombstones, restricted with --bucket to content whose bucket\n"
+              "(the SHA-256's first 8 hex digits as a number, modulo --bucket-count) is in a range.");
   CLI::Option* output_option =
       cmd->add_option("-o,--output", args->output, "Write to this file (created 0600) instead of stdout");
   cmd->add_option("--subject", args->subject,
@@ -97,20 +167,25 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
       ->default_str("where the subject's references have one photo's false-match rate at 0.6 (dlib)");
   cmd->add_option("--xmp", args->xmp, "Write MWG face-region XMP sidecars into this folder (created 0700; files 0600)")
       ->excludes(output_option);
+  CLI::Option* embed_option = cmd->add_flag(
+      "--embed-file", args->embed_file,
+      "Write an embed file for `import` (images with faces, tombstones) instead of JSON lines");
+  embed_option->excludes("--xmp")->excludes("--subject");
+  cmd->add_option("--bucket-count", args->bucket_count, "Buckets in all, for --bucket (facesearch-cluster's `buckets`)")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 20))
+      ->needs(embed_option);
+  cmd->add_option("--bucket", args->buckets, "Only content in this bucket or inclusive range FIRST-LAST (repeatable)")
+      ->needs("--bucket-count");
   cmd->callback([&ctx, args] {
+    if (args->bucket_count && args->buckets.empty())
+      return ctx.Report(Error{ErrorCode::kInvalidArgument, "--bucket-count needs --bucket FIRST[-LAST]"});
+    if (args->embed_file) return ExportEmbed(ctx, args->output, args->bucket_count, args->buckets);
     if (!args->xmp.empty() && !args->subject.empty())
       return ctx.Report(Error{ErrorCode::kInvalidArgument, "--xmp writes every image's faces: leave out --subject"});
     if (!args->xmp.empty()) return ExportXmp(ctx, args->xmp);
-    const std::string* output = &args->output;
-    // The descriptor the file was created with: opening the name again could reach another file.
-    std::optional<__gnu_cxx::stdio_filebuf<char>> file_buffer;
-    std::ostream file(nullptr);
-    if (!output->empty()) {
-      auto fd = CreatePrivateOutputFile(*output);
-      if (!fd) return ctx.Report(fd.error());
-      file.rdbuf(&file_buffer.emplace(*fd, std::ios::out | std::ios::binary));  // closes fd when done
-    }
-    std::ostream& out = output->empty() ? std::cout : file;
+    ExportOutput output;
+    if (Status opened = output.Open(args->output); !opened) return ctx.Report(opened.error());
+    std::ostream& out = output.stream();
     auto subject_line = [&](const FaceRecord& r, float distance) {
       out << FaceRecordLine(r, {{"subject", args->subject}, {"subject_distance", RoundDecimals(distance, 4)}}) << '\n';
     };
@@ -120,8 +195,7 @@ void AddExportCommand(CLI::App& app, Context& ctx) {
                    ? ExportFaces(ctx.Config(), [&out](const FaceRecord& r) { out << FaceRecordLine(r) << '\n'; })
                    : ExportSubjectFaces(ctx.Config(), args->subject, *threshold, subject_line);
     if (!s) return ctx.Report(s.error());
-    out.flush();  // stdout is checked for every command by RunCheckingStdout
-    if (!output->empty() && !out) return ctx.Report({ErrorCode::kIo, "cannot write the export to " + *output + " (disk full?)"});
+    if (Status written = output.Finish(); !written) return ctx.Report(written.error());
     ctx.exit_code = kExitMatch;
   });
 }

@@ -143,6 +143,7 @@ const char* EmbeddedStatusName(EmbeddedImage::Status s) {
     case EmbeddedImage::Status::kNoFace: return "noface";
     case EmbeddedImage::Status::kError: return "error";
     case EmbeddedImage::Status::kIssue: return "issue";
+    case EmbeddedImage::Status::kErased: return "erased";
   }
   return "?";
 }
@@ -170,6 +171,8 @@ std::string FormatEmbedEnd(int64_t records) {
 }
 
 std::string FormatEmbedRecord(const EmbeddedImage& r) {
+  if (r.status == EmbeddedImage::Status::kErased)
+    return JsonText({{"status", "erased"}, {"sha256", r.sha256}, {"reason", r.reason}, {"erased_at", r.erased_at}});
   Json record = {{"status", EmbeddedStatusName(r.status)}, {"path", r.path}};
   switch (r.status) {
     case EmbeddedImage::Status::kOk:
@@ -190,6 +193,7 @@ std::string FormatEmbedRecord(const EmbeddedImage& r) {
       record["reason"] = r.reason;
       record["error"] = r.error;
       break;
+    case EmbeddedImage::Status::kErased: break;  // written above
   }
   record["provenance"] = ProvenanceJson(r.provenance);
   return JsonText(record);
@@ -227,12 +231,25 @@ struct EmbedReader::Impl {
     return std::optional(std::move(s));
   }
 
+  Result<EmbeddedImage> ParseTombstone(const Fields& f) const {
+    EmbeddedImage r;
+    r.status = EmbeddedImage::Status::kErased;
+    auto sha = f.String("sha256"), reason = f.String("reason"), at = f.String("erased_at");
+    if (!sha || !IsSha256Hex(*sha)) return std::unexpected(Bad("sha256 (64 lower-case hex digits)"));
+    if (!reason || !at) return std::unexpected(Bad("an erased record needs \"reason\" and \"erased_at\" strings"));
+    r.sha256 = *sha;
+    r.reason = *reason;
+    r.erased_at = *at;
+    return r;
+  }
+
   Result<EmbeddedImage> Parse(const Json& j) {
     Fields f(j);
     EmbeddedImage r;
     auto status = f.String("status");
-    auto path = f.String("path");
     if (!status) return std::unexpected(Bad("no \"status\" string"));
+    if (*status == "erased") return ParseTombstone(f);
+    auto path = f.String("path");
     if (!path || path->empty()) return std::unexpected(Bad("no \"path\" string"));
     r.path = *path;
     if (f.Has("provenance")) {
@@ -259,7 +276,7 @@ struct EmbedReader::Impl {
       return r;
     }
     if (*status != "ok" && *status != "noface")
-      return std::unexpected(Bad("unknown status \"" + *status + "\" (ok, noface, error, issue)"));
+      return std::unexpected(Bad("unknown status \"" + *status + "\" (ok, noface, error, issue, erased)"));
     auto sha = f.String("sha256");
     if (!sha || !IsSha256Hex(*sha)) return std::unexpected(Bad("sha256 (64 lower-case hex digits)"));
     r.sha256 = *sha;

@@ -3,6 +3,7 @@
 // tombstones and opt-outs honoured, batches committed to SQLite and then appended to the index.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <unordered_set>
 
@@ -96,6 +97,22 @@ Status Commit(Store& store, VectorIndex& index, Batch& batch, const std::functio
   return Ok();
 }
 
+// The file's tombstones (export --embed-file), added before its images so that erased content
+// stays out. Import never erases: a tombstone for content this corpus holds refuses the file.
+Status AddTombstones(Store& store, const std::vector<EmbeddedImage>& records, const std::string& file) {
+  std::vector<Tombstone> tombstones;
+  for (const EmbeddedImage& r : records) {
+    if (r.status != EmbeddedImage::Status::kErased) continue;
+    FS_ASSIGN(auto held, store.FindImageBySha(r.sha256));
+    if (held)
+      return Fail(ErrorCode::kInvalidArgument,
+                  file + " carries a tombstone for content this corpus holds (SHA-256 " + r.sha256.substr(0, 12) +
+                      "...): import does not erase; run `facesearch forget` on it first if it must go");
+    tombstones.push_back({r.sha256, r.reason, r.erased_at});
+  }
+  return tombstones.empty() ? Ok() : store.AddTombstones(tombstones);
+}
+
 }  // namespace
 
 Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::string& file, std::istream* in,
@@ -115,8 +132,11 @@ Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::str
   FS_ASSIGN(OpenedIndex opened, OpenCorpusIndex(*store, corpus.index_dir, /*persist=*/true));
   FS_ASSIGN(OptOutFilter optouts, OptOutFilter::Load(*store));
 
+  FS_TRY(AddTombstones(*store, embed.records, file));
+
   IndexSummary summary;
-  summary.files = static_cast<int64_t>(embed.records.size());
+  summary.files = std::ranges::count_if(
+      embed.records, [](const EmbeddedImage& r) { return r.status != EmbeddedImage::Status::kErased; });
   auto report = [&](const FileOutcome& o) {
     CountOutcome(o, summary);
     if (options.on_file) options.on_file(o);
@@ -124,6 +144,7 @@ Result<IndexSummary> ImportEmbeddings(const CorpusConfig& config, const std::str
   std::unordered_set<std::string> seen;
   Batch batch;
   for (EmbeddedImage& r : embed.records) {
+    if (r.status == EmbeddedImage::Status::kErased) continue;  // added above
     FS_TRY(Place(*store, optouts, options.allow_reindex, seen, r, batch));
     if (batch.outcomes.size() >= kBatchImages) FS_TRY(Commit(*store, *opened.index, batch, report));
   }

@@ -387,6 +387,7 @@ Result<std::vector<ProbeOutcome>> QueryEmbedRecords(Corpus& corpus, const EmbedF
   FS_TRY(CheckEmbedHeader(embed.header, mode, name));
   std::vector<ProbeOutcome> outcomes;
   for (const EmbeddedImage& r : embed.records) {
+    if (r.status == EmbeddedImage::Status::kErased) continue;  // a tombstone (export --embed-file) is no probe
     if (r.status == EmbeddedImage::Status::kError || r.status == EmbeddedImage::Status::kIssue) {
       ProbeOutcome& out = outcomes.emplace_back();
       out.photo = out.result.probe_path = r.path;

@@ -204,6 +204,11 @@ class Store {
 
   // True when an image with this SHA-256 was erased (and not since re-admitted).
   Result<bool> IsTombstoned(const std::string& sha256);
+  // Every tombstone, in SHA-256 order (export --embed-file carries them with their buckets).
+  Result<std::vector<Tombstone>> Tombstones();
+  // Adds tombstones carried from another corpus (import), in one transaction; one already here
+  // keeps its own reason and time.
+  Status AddTombstones(const std::vector<Tombstone>& tombstones);
   // Image ids whose path is `path` (several when unreadable rows exist), and ids added before
   // `added_before` (ISO-8601 UTC).
   Result<std::vector<int64_t>> FindImagesByPath(const std::string& path);

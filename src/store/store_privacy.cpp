@@ -183,6 +183,27 @@ Result<bool> Store::IsTombstoned(const std::string& sha256) {
   return stmt.Step();
 }
 
+Result<std::vector<Tombstone>> Store::Tombstones() {
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT sha256, reason, erased_at FROM tombstones ORDER BY sha256"));
+  std::vector<Tombstone> out;
+  for (;;) {
+    FS_ASSIGN(bool row, stmt.Step());
+    if (!row) return out;
+    out.push_back({stmt.Text(0), stmt.Text(1), stmt.Text(2)});
+  }
+}
+
+Status Store::AddTombstones(const std::vector<Tombstone>& tombstones) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "INSERT OR IGNORE INTO tombstones(sha256, reason, erased_at) VALUES(?, ?, ?)"));
+  for (const Tombstone& t : tombstones) {
+    stmt.Reset();
+    stmt.Bind(1, t.sha256).Bind(2, t.reason).Bind(3, t.erased_at);
+    FS_TRY(stmt.Run());
+  }
+  return txn.Commit();
+}
+
 Result<std::vector<int64_t>> Store::FindImagesByPath(const std::string& path) {
   FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, "SELECT id FROM images WHERE path = ? ORDER BY id"));
   stmt.Bind(1, path);

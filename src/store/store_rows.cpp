@@ -36,9 +36,9 @@ std::string SelectFaces(int64_t version) {
                          "i.exif_problem, "
                        : "NULL, NULL, NULL, NULL, NULL, NULL, NULL, ") +
          "i.width, i.height, " +
-         (version >= 8 ? "f.video_frame, f.video_at_s, f.video_first_s, f.video_last_s "
-                       : "NULL, NULL, NULL, NULL ") +
-         "FROM faces f JOIN images i ON i.id = f.image_id ";
+         (version >= 8 ? "f.video_frame, f.video_at_s, f.video_first_s, f.video_last_s, "
+                       : "NULL, NULL, NULL, NULL, ") +
+         "i.size FROM faces f JOIN images i ON i.id = f.image_id ";
 }
 
 // Binds phash, exif_taken_at, camera_make, camera_model, gps_lat, gps_lon, exif_problem from
@@ -110,6 +110,7 @@ Result<FaceRecord> ReadFaceRow(const Stmt& row) {
   r.image_width = static_cast<int>(row.Int(23));
   r.image_height = static_cast<int>(row.Int(24));
   r.face.video = ReadVideoSpan(row, 25);
+  r.image_size = row.Int(29);
   return r;
 }
 
