@@ -12,14 +12,12 @@ the shard's next one (docs/scale.md).
 
 import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -29,6 +27,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from . import ledger as ledgers
 from . import merge as merging
+from . import snapshot as snapshots
 from .resident import ResidentServer, ServerError
 
 START_WAIT_S = 120  # how long `up` waits for a replica's actor to answer (a lost node's actors restart late)
@@ -87,6 +86,8 @@ class ShardReplica:
         self.shard, self.index, self.corpus = shard, index, corpus
         self.write_lock = threading.Lock()
         self.faces = None  # the corpus's face count, refreshed by every call that sees it
+        self.snapshots = {}  # snapshot id -> (its copy's folder, its files): what siblings may pull
+        _remove_snapshot_leftovers(corpus)
         self.server = ResidentServer(self.argv, f"cluster-shard{shard}-r{index}-", f"cluster-shard{shard}-r",
                                      corpus.rstrip("/") + ".serve.log")
 
@@ -147,43 +148,63 @@ class ShardReplica:
         return _health(self.argv, self.corpus)
 
     def snapshot(self):
-        """A consistent copy of this replica's corpus for a sibling's rebuild: {"tar": the copy as tar
-        bytes, "receipt": the copy's receipt, "state": its ledger state}. It holds the actor's write
-        lock and the corpus's own (write.lock, which every facesearch writer takes), so no import or
+        """A consistent copy of this replica's corpus for a sibling's rebuild, left on this node in a
+        folder beside the corpus (`<corpus>.snapshot-XXXX`) until drop_snapshot; the sibling pulls it
+        file by file in chunks (snapshot_chunk, snapshot.pull). Returns {"id", "files": its manifest,
+        "receipt": the copy's receipt, "state": its ledger state}. It holds the actor's write lock
+        and the corpus's own (write.lock, which every facesearch writer takes), so no import or
         erasure runs meanwhile; SQLite's backup API copies one consistent version of the database
         even while queries append audit records, and leaves out the WAL (whose old frames may still
         hold erased vectors). The copy's live faces must be this corpus's."""
-        with self.write_lock, tempfile.TemporaryDirectory(prefix=os.path.basename(self.corpus) + ".snapshot-",
-                                                          dir=os.path.dirname(self.corpus)) as tmp:
-            copy = os.path.join(tmp, "corpus")
-            os.mkdir(copy, 0o700)
-            with open(os.path.join(self.corpus, "write.lock"), "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                _backup_database(os.path.join(self.corpus, "corpus.sqlite"), os.path.join(copy, "corpus.sqlite"))
-                shutil.copytree(os.path.join(self.corpus, "index"), os.path.join(copy, "index"))
-                if os.path.exists(os.path.join(self.corpus, ledgers.STATE_FILE)):
-                    shutil.copy2(os.path.join(self.corpus, ledgers.STATE_FILE), copy)
-                live = _receipt(self.argv, self.corpus)["live_digest"]
-            receipt = _receipt(_with_corpus(self.argv, copy), copy)
-            if receipt["live_digest"] != live:
-                raise ClusterError(f"the snapshot of {self.corpus} holds other faces than the corpus: try again")
-            tar = io.BytesIO()
-            with tarfile.open(fileobj=tar, mode="w") as t:
-                t.add(copy, arcname=".")
-            return {"tar": tar.getvalue(), "receipt": receipt, "state": ledgers.read_state(copy)}
+        with self.write_lock:
+            tmp = tempfile.mkdtemp(prefix=os.path.basename(self.corpus.rstrip("/")) + ".snapshot-",
+                                   dir=os.path.dirname(self.corpus.rstrip("/")))
+            try:
+                copy = os.path.join(tmp, "corpus")
+                os.mkdir(copy, 0o700)
+                with open(os.path.join(self.corpus, "write.lock"), "a") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    _backup_database(os.path.join(self.corpus, "corpus.sqlite"), os.path.join(copy, "corpus.sqlite"))
+                    shutil.copytree(os.path.join(self.corpus, "index"), os.path.join(copy, "index"))
+                    if os.path.exists(os.path.join(self.corpus, ledgers.STATE_FILE)):
+                        shutil.copy2(os.path.join(self.corpus, ledgers.STATE_FILE), copy)
+                    live = _receipt(self.argv, self.corpus)["live_digest"]
+                receipt = _receipt(_with_corpus(self.argv, copy), copy)
+                if receipt["live_digest"] != live:
+                    raise ClusterError(f"the snapshot of {self.corpus} holds other faces than the corpus: try again")
+                files = snapshots.manifest(copy)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            snapshot_id = os.path.basename(tmp)
+            self.snapshots[snapshot_id] = (copy, {f["path"] for f in files})
+            return {"id": snapshot_id, "files": files, "receipt": receipt, "state": ledgers.read_state(copy)}
 
-    def restore(self, snap):
-        """Replaces this replica's corpus with a sibling's snapshot, once the copy verifies and its
-        receipt (audit head, faces, live digest) equals the one the sibling computed: the copy is
-        unpacked beside the corpus and renamed over it only then. Returns its receipt and state."""
+    def snapshot_chunk(self, snapshot_id, path, offset, size):
+        """Up to `size` bytes of one file of snapshot `snapshot_id` (snapshot.read_chunk)."""
+        if snapshot_id not in self.snapshots:
+            raise ClusterError(f"{self.corpus} holds no snapshot {snapshot_id} (dropped, or its actor restarted)")
+        copy, files = self.snapshots[snapshot_id]
+        return snapshots.read_chunk(copy, files, path, offset, size)
+
+    def drop_snapshot(self, snapshot_id):
+        copy, _ = self.snapshots.pop(snapshot_id, (None, None))
+        if copy:
+            shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+
+    def restore(self, source, snap):
+        """Replaces this replica's corpus with a sibling's snapshot, pulled from the sibling's actor
+        `source` in chunks (snapshot.pull: every file's size and SHA-256 checked) into a folder
+        beside the corpus, which is renamed over it only once the copy verifies and its receipt
+        (audit head, faces, live digest) equals the one the sibling computed. Returns its receipt
+        and state."""
         with self.write_lock:
             self.server.stop()
             staging = self.corpus.rstrip("/") + ".rebuild"
             shutil.rmtree(staging, ignore_errors=True)
             os.mkdir(staging, 0o700)
             try:
-                with tarfile.open(fileobj=io.BytesIO(snap["tar"])) as t:
-                    t.extractall(staging)
+                snapshots.pull(snap["files"], _chunk_fetcher(source, snap["id"]), staging)
                 argv = _with_corpus(self.argv, staging)
                 problems = _health(argv, staging)["problems"]
                 if problems:
@@ -224,6 +245,25 @@ class ShardReplica:
 
 
 NO_CORPUS = "no corpus at"
+
+
+def _remove_snapshot_leftovers(corpus):
+    """Snapshots an earlier actor of this replica left beside its corpus (it died, or the client
+    that asked for them did before drop_snapshot): nobody can pull them any more."""
+    folder, base = os.path.split(corpus.rstrip("/"))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(base + ".snapshot-"):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _chunk_fetcher(source, snapshot_id):
+    """fetch(path, offset, size) for snapshot.pull: one chunk from the sibling's actor at a time."""
+    return lambda path, offset, size: ray.get(source.snapshot_chunk.remote(snapshot_id, path, offset, size),
+                                              timeout=600)
 
 
 def _receipt(argv, corpus):
@@ -363,10 +403,10 @@ def up(cluster, warn=_warn):
 
 def rebuild(cluster, shard_id, index):
     """Replaces replica `index` of shard `shard_id` with a copy of a sibling that is at the ledger's
-    head and verifies (ShardReplica.snapshot, then .restore on the replica's own node: the copy goes
-    from node to node through Ray's object store, not through this client). Returns {"replica",
-    "source", "seq", "receipt"}. Raises ClusterError when no sibling qualifies or the copy fails
-    its checks (the replica's corpus is then left as it was)."""
+    head and verifies (ShardReplica.snapshot, then .restore on the replica's own node, which pulls
+    the copy from the sibling's actor in chunks: node to node, never whole in memory, not through
+    this client). Returns {"replica", "source", "seq", "receipt"}. Raises ClusterError when no
+    sibling qualifies or the copy fails its checks (the replica's corpus is then left as it was)."""
     shard = next((s for s in cluster.shards if s.id == shard_id), None)
     if shard is None or not 0 <= index < len(shard.replicas):
         raise ClusterError(f"the cluster file has no replica {index} of shard {shard_id}")
@@ -384,10 +424,18 @@ def rebuild(cluster, shard_id, index):
             problems = "; ".join(health["problems"]) or f"at ledger entry {state['seq']} of {head}"
             refused.append(f"{source.name}: {problems}")
             continue
+        snap = None
         try:
-            done = ray.get(_actor(cluster, target).restore.remote(actor.snapshot.remote()), timeout=3600)
+            snap = ray.get(actor.snapshot.remote(), timeout=3600)
+            done = ray.get(_actor(cluster, target).restore.remote(actor, snap), timeout=3600)
         except (RayError, ClusterError) as e:
             raise ClusterError(f"rebuilding {target.name} from {source.name} failed: {_error_text(target, e)}") from None
+        finally:
+            if snap:  # the copy on the sibling's node goes, whatever happened
+                try:
+                    ray.get(actor.drop_snapshot.remote(snap["id"]), timeout=600)
+                except RayError:
+                    pass  # the sibling's actor died: its next start removes the copy
         receipt = dict(done["receipt"], shard=shard_id, replica=index, seq=done["state"]["seq"],
                        hash=done["state"]["hash"], applied=[], error=None, rebuilt_from=source.name)
         ledgers.append_receipts(ledgers.receipts_path(cluster.path), "rebuild", {target.name: receipt})
