@@ -2,10 +2,12 @@
 
 import os
 import shutil
+import sys
 import tempfile
 import unittest
 
-from facesearch_cluster import snapshot
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from facesearch_cluster import snapshot  # noqa: E402
 
 
 class SnapshotTest(unittest.TestCase):
