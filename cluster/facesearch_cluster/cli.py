@@ -105,7 +105,8 @@ def main(argv=None):
     p = with_cluster("up", "start (or find) every replica's actor; have it replay the ledger entries it missed; "
                            "print faces, applied ledger seq and quarantine")
     p.add_argument("--wait", type=float, default=120,
-                   help="seconds to wait for the replicas' actors (a lost node's restart late; default 120)")
+                   help="seconds to wait for the replicas' actors (a lost node's actors restart late; default 120), "
+                        "e.g. up --wait 20 to learn quickly which nodes are down")
     with_cluster("down", "stop every replica's actor (the corpora stay)")
     p = with_cluster("rebuild-replica", "replace a replica's corpus with a checked copy of a sibling at the ledger's "
                                         "head (`up` does it by itself for a replica that cannot replay)")
