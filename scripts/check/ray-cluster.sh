@@ -7,10 +7,10 @@
 # Heavy, so not part of scripts/test.sh or CI: sets up the Debian packages, models and test images,
 # builds facesearch, makes the Ray virtualenv (scripts/setup-ray.sh: the pinned ray from PyPI), then
 # runs the tests. FS_RAY_TEST_VARIANTS (default 15: 105 images) and FS_RAY_TEST_PROBES (default 8)
-# size the run; its 9 tests took 3 min 48 s and 4 min 3 s (101 s of CPU in the test process and its
-# children; the Ray actors' CPU is not counted there) on the 2-core VM with nothing else running,
-# under nice -n 5 (the 8 before the whole-node test took 5-7 min on the VM shared). Only the Ray
-# processes it started are stopped.
+# size the run; its 11 tests took 11 min 7 s under nice -n 5 on the 2-core VM shared with other
+# builds (116 s of CPU in the test process and its children; the Ray actors' CPU is not counted
+# there; the first 9 took ~4 min with the VM otherwise idle). Only the Ray processes it started are
+# stopped.
 set -euo pipefail
 
 # shellcheck source=scripts/lib/build.sh
