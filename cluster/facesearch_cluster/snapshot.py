@@ -3,8 +3,8 @@ from a snapshot"). No Ray here: the rules are unit-tested on their own.
 
 The sibling makes its checked copy in a folder beside its corpus and lists it (manifest: each
 file's relative path, size and SHA-256). The replica pulls every file chunk by chunk (at most
-CHUNK_BYTES at a time, so neither node holds more than a chunk of a 16 GB shard in memory) into
-its staging folder, and refuses a file whose size or SHA-256 is not the manifest's, or a path
+CHUNK_BYTES at a time, so no process holds more than a few chunks of a 16 GB shard in memory, and
+Ray's object store a chunk or two rather than one 16 GB object) into its staging folder, and refuses a file whose size or SHA-256 is not the manifest's, or a path
 that would leave the staging folder.
 """
 
