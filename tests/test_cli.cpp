@@ -437,6 +437,9 @@ TEST_CASE("facesearch --cluster FILE runs facesearch-cluster with the mapped arg
   CHECK(q.exit_code == 0);
   CHECK(q.out == "query --cluster c.json probe.jpg -f json\n");
   CHECK(cluster({"optout", "add", "p.jpg", "--reason", "r"}).out == "optout --cluster c.json p.jpg --reason r\n");
+  CHECK(cluster({"audit", "verify", "--json"}).out == "audit --cluster c.json verify --json\n");
+  CHECK(cluster({"compare", "a.jpg", "b.jpg"}).out == "compare --cluster c.json a.jpg b.jpg\n");
+  CHECK(cluster({"verify", "--full"}).out == "verify --cluster c.json --full\n");
   RunResult listed = cluster({"optout", "list"});
   CHECK(listed.exit_code == 2);
   CHECK(listed.err.find("optout takes add PHOTO") != std::string::npos);

@@ -28,6 +28,10 @@ EPILOG = """examples:
   facesearch-cluster ledger --cluster cluster.json     # every erasure: done, or which replicas lag
   facesearch-cluster rebuild-replica --cluster cluster.json --shard 2 --replica 1   # copy its sibling
   facesearch-cluster move --cluster cluster.json --to cluster-v2.json   # buckets to another (new) shard
+  facesearch-cluster verify --cluster cluster.json     # every replica verified; each shard's replicas agree
+  facesearch-cluster audit --cluster cluster.json --request-id 7f3a...   # its records on every replica
+  facesearch-cluster audit --cluster cluster.json verify
+  facesearch-cluster compare --cluster cluster.json id-card.jpg still.png   # with the cluster's model
 exit status: 0 done (query: a match), 1 query: no match / forget, optout: nothing erased, 2 error
 (a shard that does not answer, unless --allow-partial; an erasure not confirmed by every replica:
 those replicas are quarantined until `facesearch-cluster up` has them replay the ledger)."""
@@ -99,8 +103,11 @@ def main(argv=None):
     p.add_argument("--head", action="store_true", help="this node runs Ray's head (at ray_address)")
     p.add_argument("--num-cpus", type=int, default=0)
     p.add_argument("ray_args", nargs="*", help="more `ray start` options, after --")
-    with_cluster("up", "start (or find) every replica's actor; have it replay the ledger entries it missed; "
-                       "print faces, applied ledger seq and quarantine")
+    p = with_cluster("up", "start (or find) every replica's actor; have it replay the ledger entries it missed; "
+                           "print faces, applied ledger seq and quarantine")
+    p.add_argument("--wait", type=float, default=120,
+                   help="seconds to wait for the replicas' actors (a lost node's actors restart late; default 120), "
+                        "e.g. up --wait 20 to learn quickly which nodes are down")
     with_cluster("down", "stop every replica's actor (the corpora stay)")
     p = with_cluster("rebuild-replica", "replace a replica's corpus with a checked copy of a sibling at the ledger's "
                                         "head (`up` does it by itself for a replica that cannot replay)")
@@ -149,6 +156,7 @@ def main(argv=None):
   facesearch-cluster move --cluster cluster.json --to cluster-v2.json
 cluster.json is replaced by the new map once the copy is checked; run the same command again to
 finish a move that was interrupted."""
+    add_checking_commands(with_cluster)
     args = parser.parse_args(argv)
 
     try:
@@ -232,8 +240,10 @@ def cmd_move(args, c, runtime, out):
 
 
 def run(args, c, runtime, out):
+    if args.command in CHECKING_COMMANDS:
+        return run_checking(args, c, runtime, out)
     if args.command in ("up", "info"):
-        replicas = runtime.up(c, warn)
+        replicas = runtime.up(c, warn, getattr(args, "wait", runtime.START_WAIT_S))
         print(json.dumps({"map_version": c.map_version, "replicas": replicas}), file=out)
         return EXIT_ERROR if any(r["quarantined"] for r in replicas.values()) else EXIT_MATCH
     if args.command == "rebuild-replica":
@@ -275,6 +285,94 @@ def run(args, c, runtime, out):
     if args.command == "move":
         return cmd_move(args, c, runtime, out)
     raise AssertionError(args.command)
+
+
+# ---- checking a cluster: verify, audit, compare (runtime.verify, .audit, .compare; survey.py) ----
+
+CHECKING_COMMANDS = ("verify", "audit", "compare")
+
+
+def add_checking_commands(with_cluster):
+    p = with_cluster("verify", "run `facesearch verify` and `audit verify` on every replica; say whether each shard's "
+                               "replicas hold the same faces at the ledger's head (exit 0 healthy, 2 a problem)")
+    p.add_argument("--full", action="store_true", help="compare every face's index vector (verify --full)")
+    p.add_argument("-f", "--format", choices=["text", "json"], default="text")
+    p = with_cluster("audit", "every replica's audit records, merged (list), or every replica's audit chain (verify)")
+    p.add_argument("action", nargs="?", choices=["list", "verify"], default="list")
+    p.add_argument("--request-id", help="only the records of this cluster request (a query, erasure or comparison)")
+    for flag in ("--since", "--until", "--case", "--user"):
+        p.add_argument(flag, help=f"as `facesearch audit {flag}`")
+    p.add_argument("-f", "--format", choices=["table", "jsonl"], default="table")
+    p.add_argument("--json", action="store_true", help="verify: one JSON object")
+    p = with_cluster("compare", "tell whether two photos show the same person, on a replica: with the cluster's "
+                                "model and embedding mode, recorded in that replica's audit log")
+    p.add_argument("a")
+    p.add_argument("b")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-t", "--threshold", type=float)
+    g.add_argument("--max-fmr", type=float)
+    p.add_argument("--face-a", type=int)
+    p.add_argument("--face-b", type=int)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--case", help="case reference, in the audit record")
+    p.add_argument("--purpose", help="why you compare, in the audit record")
+    p.add_argument("--request-id", help="the comparison's id in the audit record (default: a new one)")
+
+
+def run_checking(args, c, runtime, out):
+    if args.command == "compare":
+        return run_compare(args, c, runtime, out)
+    if args.command == "verify" or args.action == "verify":
+        from . import survey
+        chains_only = args.command == "audit"
+        result = runtime.verify(c, full=getattr(args, "full", False), chains_only=chains_only, warn=warn)
+        if args.command == "verify" and args.format == "json" or chains_only and args.json:
+            print(json.dumps(result), file=out)
+        else:
+            print("\n".join(survey.verdict_lines(result, chains_only)), file=out)
+        return EXIT_MATCH if result["healthy"] else EXIT_ERROR
+    filters = [x for flag in ("since", "until", "case", "user") if getattr(args, flag)
+               for x in (f"--{flag}", getattr(args, flag))]
+    records, failed = runtime.audit(c, filters, args.request_id)
+    if args.format == "jsonl":
+        for r in records:
+            print(json.dumps(r), file=out)
+    else:
+        print(f"{'AT':<22}{'REPLICA':<12}{'SEQ':<6}{'USER':<12}{'ACTION':<9}{'CASE':<12}REQUEST", file=out)
+        for r in records:
+            print(f"{r['at']:<22}{r['replica']:<12}{r['seq']:<6}{r['user']:<12}{r['action']:<9}{r['case'] or '-':<12}"
+                  f"{(r.get('params') or {}).get('request_id', '-')}", file=out)
+    if failed:
+        print(f"facesearch-cluster: error: replica(s) {sorted(failed)} did not answer, their records are missing "
+              f"({'; '.join(failed.values())}): `facesearch-cluster up`, then ask again", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_MATCH if records else EXIT_NO_MATCH
+
+
+def run_compare(args, c, runtime, out):
+    photos = []
+    for path in (args.a, args.b):
+        try:
+            with open(path, "rb") as f:
+                photos.append((path, f.read()))
+        except OSError as e:
+            raise clusterfile.ClusterFileError(f"cannot read {path}: {e.strerror}") from None
+    options = [x for flag, value in (("--threshold", args.threshold), ("--max-fmr", args.max_fmr),
+                                     ("--face-a", args.face_a), ("--face-b", args.face_b)) if value is not None
+               for x in (flag, str(value))]
+    audit = ["--request-id", args.request_id or uuid.uuid4().hex]
+    audit += [x for flag, value in (("--case", args.case), ("--purpose", args.purpose)) if value for x in (flag, value)]
+    done = runtime.compare(c, photos, options, audit)
+    answer = dict(done["answer"], replica=done["replica"], request_id=audit[1])
+    if args.json:
+        print(json.dumps(answer), file=out)
+    elif answer["distance"] is None:
+        print(f"cannot compare: no face in {answer['a' if answer['a']['face'] < 0 else 'b']['path']}", file=out)
+    else:
+        print(f"{'same person' if answer['same'] else 'different people'}: distance {answer['distance']:.4f} "
+              f"(threshold {answer['threshold']:.2f}), FMR {answer['fmr']:.2g} ({answer['confidence']}); "
+              f"on {answer['replica']} ({answer['model']}, {answer['calibration']['mode']})", file=out)
+    return done["exit"]
 
 
 if __name__ == "__main__":

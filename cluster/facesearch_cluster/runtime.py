@@ -12,14 +12,12 @@ the shard's next one (docs/scale.md).
 
 import fcntl
 import hashlib
-import io
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -29,6 +27,8 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from . import ledger as ledgers
 from . import merge as merging
+from . import snapshot as snapshots
+from . import survey
 from .resident import ResidentServer, ServerError
 
 START_WAIT_S = 120  # how long `up` waits for a replica's actor to answer (a lost node's actors restart late)
@@ -87,6 +87,8 @@ class ShardReplica:
         self.shard, self.index, self.corpus = shard, index, corpus
         self.write_lock = threading.Lock()
         self.faces = None  # the corpus's face count, refreshed by every call that sees it
+        self.snapshots = {}  # snapshot id -> (its copy's folder, its files): what siblings may pull
+        _remove_snapshot_leftovers(corpus)
         self.server = ResidentServer(self.argv, f"cluster-shard{shard}-r{index}-", f"cluster-shard{shard}-r",
                                      corpus.rstrip("/") + ".serve.log")
 
@@ -146,44 +148,117 @@ class ShardReplica:
         """{"corpus": whether it holds one, "problems": what `facesearch verify` found (none: healthy)}."""
         return _health(self.argv, self.corpus)
 
+    # -- checking a replica and comparing on it (`facesearch-cluster verify`, `audit`, `compare`) --
+
+    def examine(self, full=False, chains_only=False):
+        """This replica's report for survey.verdict: `facesearch verify` (unless `chains_only`;
+        `full`: every vector), `audit verify --json` and the ledger entry it applied last, the
+        last two under its write lock (between two imports)."""
+        health = {"corpus": os.path.exists(os.path.join(self.corpus, "corpus.sqlite")), "problems": [], "notes": []}
+        if not chains_only or not health["corpus"]:
+            health = _health(self.argv, self.corpus, ["--full"] if full else [])
+        if not health["corpus"]:
+            return dict(health, audit=None, seq=None)
+        with self.write_lock:
+            audit = _audit_verify(self.argv, self.corpus)
+            try:
+                seq = ledgers.read_state(self.corpus)["seq"]
+            except ledgers.LedgerError as e:
+                seq = -1  # behind every head: quarantined, and said why
+                health["problems"].append(str(e))
+        return dict(health, audit=audit, seq=seq)
+
+    def audit_records(self, filters, request_id=None):
+        """Its audit records (`facesearch audit --format jsonl` with `filters`: --since, --case...),
+        only those of `request_id` when given; none when it holds no corpus yet."""
+        p = _run(self.argv + ["audit", "--format", "jsonl"] + list(filters), ok=(0, 1, 2))
+        if p.returncode == 2:
+            if NO_CORPUS in p.stderr:
+                return []
+            raise ClusterError(f"audit on {self.corpus} failed: {p.stderr.strip()[-1000:]}")
+        records = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+        return [r for r in records if request_id is None or (r.get("params") or {}).get("request_id") == request_id]
+
+    def compare(self, photos, options, audit_args):
+        """`facesearch compare --json` of two photos (their names and bytes) on this replica: with the
+        corpus's model and embedding mode (`info`), so the distance, FMR and confidence are on the
+        scale of the cluster's queries, and recorded in its audit log (`audit_args`: --request-id,
+        --case, --purpose). Returns {"answer": the JSON, "exit": 0 same person or 1}, or {"exit": 2,
+        "error"} when facesearch refused the photos or options."""
+        info = json.loads(_run(self.argv + ["info", "--json"]).stdout)
+        model = ["--model", "sface"] if info["model"] == "sface" else ["--embedding", info["embedding_mode"]]
+        with tempfile.TemporaryDirectory(prefix="facesearch-compare-") as tmp:
+            paths = []
+            for i, (name, data) in enumerate(photos):
+                paths.append(os.path.join(tmp, f"{'ab'[i]}{os.path.splitext(name)[1][:8]}"))
+                with open(paths[-1], "wb") as f:
+                    f.write(data)
+            p = _run(self.argv + list(audit_args) + ["compare", "--json"] + model + list(options) + paths, ok=(0, 1, 2))
+        if p.returncode == 2:  # the photos or options: no other replica would do better
+            return {"exit": 2, "error": p.stderr.strip()[-1000:].replace(tmp, "")}
+        answer = json.loads(p.stdout)
+        for side, (name, _) in zip("ab", photos):
+            answer[side]["path"] = name
+        return {"answer": answer, "exit": p.returncode}
+
     def snapshot(self):
-        """A consistent copy of this replica's corpus for a sibling's rebuild: {"tar": the copy as tar
-        bytes, "receipt": the copy's receipt, "state": its ledger state}. It holds the actor's write
-        lock and the corpus's own (write.lock, which every facesearch writer takes), so no import or
+        """A consistent copy of this replica's corpus for a sibling's rebuild, left on this node in a
+        folder beside the corpus (`<corpus>.snapshot-XXXX`) until drop_snapshot; the sibling pulls it
+        file by file in chunks (snapshot_chunk, snapshot.pull). Returns {"id", "files": its manifest,
+        "receipt": the copy's receipt, "state": its ledger state}. It holds the actor's write lock
+        and the corpus's own (write.lock, which every facesearch writer takes), so no import or
         erasure runs meanwhile; SQLite's backup API copies one consistent version of the database
         even while queries append audit records, and leaves out the WAL (whose old frames may still
         hold erased vectors). The copy's live faces must be this corpus's."""
-        with self.write_lock, tempfile.TemporaryDirectory(prefix=os.path.basename(self.corpus) + ".snapshot-",
-                                                          dir=os.path.dirname(self.corpus)) as tmp:
-            copy = os.path.join(tmp, "corpus")
-            os.mkdir(copy, 0o700)
-            with open(os.path.join(self.corpus, "write.lock"), "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                _backup_database(os.path.join(self.corpus, "corpus.sqlite"), os.path.join(copy, "corpus.sqlite"))
-                shutil.copytree(os.path.join(self.corpus, "index"), os.path.join(copy, "index"))
-                if os.path.exists(os.path.join(self.corpus, ledgers.STATE_FILE)):
-                    shutil.copy2(os.path.join(self.corpus, ledgers.STATE_FILE), copy)
-                live = _receipt(self.argv, self.corpus)["live_digest"]
-            receipt = _receipt(_with_corpus(self.argv, copy), copy)
-            if receipt["live_digest"] != live:
-                raise ClusterError(f"the snapshot of {self.corpus} holds other faces than the corpus: try again")
-            tar = io.BytesIO()
-            with tarfile.open(fileobj=tar, mode="w") as t:
-                t.add(copy, arcname=".")
-            return {"tar": tar.getvalue(), "receipt": receipt, "state": ledgers.read_state(copy)}
+        with self.write_lock:
+            tmp = tempfile.mkdtemp(prefix=os.path.basename(self.corpus.rstrip("/")) + ".snapshot-",
+                                   dir=os.path.dirname(self.corpus.rstrip("/")))
+            try:
+                copy = os.path.join(tmp, "corpus")
+                os.mkdir(copy, 0o700)
+                with open(os.path.join(self.corpus, "write.lock"), "a") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    _backup_database(os.path.join(self.corpus, "corpus.sqlite"), os.path.join(copy, "corpus.sqlite"))
+                    shutil.copytree(os.path.join(self.corpus, "index"), os.path.join(copy, "index"))
+                    if os.path.exists(os.path.join(self.corpus, ledgers.STATE_FILE)):
+                        shutil.copy2(os.path.join(self.corpus, ledgers.STATE_FILE), copy)
+                    live = _receipt(self.argv, self.corpus)["live_digest"]
+                receipt = _receipt(_with_corpus(self.argv, copy), copy)
+                if receipt["live_digest"] != live:
+                    raise ClusterError(f"the snapshot of {self.corpus} holds other faces than the corpus: try again")
+                files = snapshots.manifest(copy)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            snapshot_id = os.path.basename(tmp)
+            self.snapshots[snapshot_id] = (copy, {f["path"] for f in files})
+            return {"id": snapshot_id, "files": files, "receipt": receipt, "state": ledgers.read_state(copy)}
 
-    def restore(self, snap):
-        """Replaces this replica's corpus with a sibling's snapshot, once the copy verifies and its
-        receipt (audit head, faces, live digest) equals the one the sibling computed: the copy is
-        unpacked beside the corpus and renamed over it only then. Returns its receipt and state."""
+    def snapshot_chunk(self, snapshot_id, path, offset, size):
+        """Up to `size` bytes of one file of snapshot `snapshot_id` (snapshot.read_chunk)."""
+        if snapshot_id not in self.snapshots:
+            raise ClusterError(f"{self.corpus} holds no snapshot {snapshot_id} (dropped, or its actor restarted)")
+        copy, files = self.snapshots[snapshot_id]
+        return snapshots.read_chunk(copy, files, path, offset, size)
+
+    def drop_snapshot(self, snapshot_id):
+        copy, _ = self.snapshots.pop(snapshot_id, (None, None))
+        if copy:
+            shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+
+    def restore(self, source, snap):
+        """Replaces this replica's corpus with a sibling's snapshot, pulled from the sibling's actor
+        `source` in chunks (snapshot.pull: every file's size and SHA-256 checked) into a folder
+        beside the corpus, which is renamed over it only once the copy verifies and its receipt
+        (audit head, faces, live digest) equals the one the sibling computed. Returns its receipt
+        and state."""
         with self.write_lock:
             self.server.stop()
             staging = self.corpus.rstrip("/") + ".rebuild"
             shutil.rmtree(staging, ignore_errors=True)
             os.mkdir(staging, 0o700)
             try:
-                with tarfile.open(fileobj=io.BytesIO(snap["tar"])) as t:
-                    t.extractall(staging)
+                snapshots.pull(snap["files"], _chunk_fetcher(source, snap["id"]), staging)
                 argv = _with_corpus(self.argv, staging)
                 problems = _health(argv, staging)["problems"]
                 if problems:
@@ -230,27 +305,56 @@ class ShardReplica:
 NO_CORPUS = "no corpus at"
 
 
-def _receipt(argv, corpus):
-    """A replica's audit head, live faces and their digest (`audit verify --json`)."""
+def _remove_snapshot_leftovers(corpus):
+    """Snapshots an earlier actor of this replica left beside its corpus (it died, or the client
+    that asked for them did before drop_snapshot): nobody can pull them any more."""
+    folder, base = os.path.split(corpus.rstrip("/"))
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(base + ".snapshot-"):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+def _chunk_fetcher(source, snapshot_id):
+    """fetch(path, offset, size) for snapshot.pull: one chunk from the sibling's actor at a time."""
+    return lambda path, offset, size: ray.get(source.snapshot_chunk.remote(snapshot_id, path, offset, size),
+                                              timeout=600)
+
+
+def _audit_verify(argv, corpus):
+    """`audit verify --json` of a replica (None when it holds no corpus)."""
     p = _run(argv + ["audit", "verify", "--json"], ok=(0, 2))
     if p.returncode == 2 and NO_CORPUS in p.stderr:
-        return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest()}
+        return None
     if not p.stdout.strip():
         raise ClusterError(f"audit verify on {corpus} failed: {p.stderr.strip()[-1000:]}")
-    v = json.loads(p.stdout)
+    return json.loads(p.stdout)
+
+
+def _receipt(argv, corpus):
+    """A replica's audit head, live faces and their digest (`audit verify --json`)."""
+    v = _audit_verify(argv, corpus)
+    if v is None:
+        return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest()}
     if not v["intact"]:
         raise ClusterError(f"the audit log of {corpus} is broken at record {v['first_bad']}: {v['problem']}")
     return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"]}
 
 
-def _health(argv, corpus):
+def _health(argv, corpus, extra=()):
+    """{"corpus", "problems", "notes"} of `facesearch verify` (with `extra` options, e.g. --full)."""
     if not os.path.exists(os.path.join(corpus, "corpus.sqlite")):
-        return {"corpus": False, "problems": [f"no corpus at {corpus}"]}
-    p = _run(argv + ["verify", "--format", "json"], ok=(0, 2))
+        return {"corpus": False, "problems": [f"no corpus at {corpus}"], "notes": []}
+    p = _run(argv + ["verify", "--format", "json"] + list(extra), ok=(0, 2))
     try:
-        return {"corpus": True, "problems": [f["message"] for f in json.loads(p.stdout)["problems"]]}
+        report = json.loads(p.stdout)
+        return {"corpus": True, "problems": [f["message"] for f in report["problems"]],
+                "notes": [f["message"] for f in report["notes"]]}
     except (ValueError, KeyError, TypeError):
-        return {"corpus": True, "problems": [p.stderr.strip()[-500:] or f"verify exited {p.returncode}"]}
+        return {"corpus": True, "problems": [p.stderr.strip()[-500:] or f"verify exited {p.returncode}"], "notes": []}
 
 
 def _backup_database(src, dst):
@@ -339,18 +443,18 @@ def _started(cluster, wait_s=START_WAIT_S):
             return handles
         if time.monotonic() >= deadline:
             nodes = sorted({r.node for r in waiting.values()})
-            raise ClusterError(f"replica(s) {sorted(waiting)} did not start in {wait_s} s ({'; '.join(errors.values())}): "
+            raise ClusterError(f"replica(s) {sorted(waiting)} did not start in {wait_s:g} s ({'; '.join(errors.values())}): "
                                f"is node(s) {nodes} up (`facesearch-cluster start-node`)? then run `up` again")
         time.sleep(1)
 
 
-def up(cluster, warn=_warn):
+def up(cluster, warn=_warn, wait_s=START_WAIT_S):
     """Starts (or finds) every replica's actor on its node and has it replay the ledger entries it
     missed. A replica that cannot replay (its replay fails, or its corpus is gone or fails verify
     while a sibling holds one) is rebuilt from a healthy sibling (rebuild). Returns {replica name:
     {faces, pid, seq, quarantined (the reason, or null), rebuilt_from (the sibling, or null)}}.
-    `warn` gets what the ledger's head check rewrote."""
-    handles = _started(cluster)
+    `warn` gets what the ledger's head check rewrote; `wait_s` bounds the wait for the actors."""
+    handles = _started(cluster, wait_s)
     entries, note = ledgers.Ledger(ledgers.ledger_path(cluster.path)).check_head()
     if note:
         warn(note)
@@ -384,10 +488,10 @@ def up(cluster, warn=_warn):
 
 def rebuild(cluster, shard_id, index):
     """Replaces replica `index` of shard `shard_id` with a copy of a sibling that is at the ledger's
-    head and verifies (ShardReplica.snapshot, then .restore on the replica's own node: the copy goes
-    from node to node through Ray's object store, not through this client). Returns {"replica",
-    "source", "seq", "receipt"}. Raises ClusterError when no sibling qualifies or the copy fails
-    its checks (the replica's corpus is then left as it was)."""
+    head and verifies (ShardReplica.snapshot, then .restore on the replica's own node, which pulls
+    the copy from the sibling's actor in chunks: node to node, never whole in memory, not through
+    this client). Returns {"replica", "source", "seq", "receipt"}. Raises ClusterError when no
+    sibling qualifies or the copy fails its checks (the replica's corpus is then left as it was)."""
     shard = next((s for s in cluster.shards if s.id == shard_id), None)
     if shard is None or not 0 <= index < len(shard.replicas):
         raise ClusterError(f"the cluster file has no replica {index} of shard {shard_id}")
@@ -405,10 +509,18 @@ def rebuild(cluster, shard_id, index):
             problems = "; ".join(health["problems"]) or f"at ledger entry {state['seq']} of {head}"
             refused.append(f"{source.name}: {problems}")
             continue
+        snap = None
         try:
-            done = ray.get(_actor(cluster, target).restore.remote(actor.snapshot.remote()), timeout=3600)
+            snap = ray.get(actor.snapshot.remote(), timeout=3600)
+            done = ray.get(_actor(cluster, target).restore.remote(actor, snap), timeout=3600)
         except (RayError, ClusterError) as e:
             raise ClusterError(f"rebuilding {target.name} from {source.name} failed: {_error_text(target, e)}") from None
+        finally:
+            if snap:  # the copy on the sibling's node goes, whatever happened
+                try:
+                    ray.get(actor.drop_snapshot.remote(snap["id"]), timeout=600)
+                except RayError:
+                    pass  # the sibling's actor died: its next start removes the copy
         receipt = dict(done["receipt"], shard=shard_id, replica=index, seq=done["state"]["seq"],
                        hash=done["state"]["hash"], applied=[], error=None, rebuilt_from=source.name)
         ledgers.append_receipts(ledgers.receipts_path(cluster.path), "rebuild", {target.name: receipt})
@@ -756,3 +868,58 @@ def move(current, new, new_text, warn=_warn):
     result = erase(new, "forget", selector)
     return {"move": entry, "copied": {k: v for k, v in copied.items() if k != "paths"}, "imported": imported,
             "forget": result}
+# ---- checking a cluster: verify, audit, compare -----------------------------------------------------
+
+def _ask_every_replica(cluster, call, timeout_s):
+    """{replica name: call(its actor)'s answer, or {"error": why it gave none}}, all asked at once."""
+    refs = {}
+    for r in cluster.replicas():
+        try:
+            refs[r.name] = (r, call(_actor(cluster, r)))
+        except ClusterError as e:
+            refs[r.name] = (r, e)
+    out = {}
+    for name, (replica, ref) in refs.items():
+        try:
+            if isinstance(ref, ClusterError):
+                raise ref
+            out[name] = ray.get(ref, timeout=timeout_s)
+        except (RayError, ClusterError) as e:
+            out[name] = {"error": _error_text(replica, e)}
+    return out
+
+
+def verify(cluster, full=False, chains_only=False, timeout_s=7200, warn=_warn):
+    """Every replica's `facesearch verify` (`full`: every vector; none with `chains_only`) and
+    `audit verify`, run on its node at once, judged by survey.verdict against the ledger's head."""
+    head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).read_head()
+    if head["note"]:
+        warn(head["note"])
+    reports = _ask_every_replica(cluster, lambda a: a.examine.remote(full, chains_only), timeout_s)
+    return survey.verdict(cluster, reports, head["seq"], chains_only)
+
+
+def audit(cluster, filters, request_id=None, timeout_s=600):
+    """(every replica's audit records matching `filters` and `request_id`, merged oldest first with
+    their replica and shard (survey.merged_records), {replica name: why it did not answer})."""
+    answers = _ask_every_replica(cluster, lambda a: a.audit_records.remote(filters, request_id), timeout_s)
+    failed = {name: a["error"] for name, a in answers.items() if isinstance(a, dict)}
+    return survey.merged_records({(r.name, r.shard): answers[r.name] for r in cluster.replicas()
+                                  if r.name not in failed}), failed
+
+
+def compare(cluster, photos, options, audit_args, timeout_s=600):
+    """Two photos ([(name, bytes)]) compared on the first replica, in the cluster file's order,
+    that answers and holds a corpus (ShardReplica.compare: the cluster's model and embedding mode;
+    the record in that replica's audit log). Returns its answer with "replica" and "exit"."""
+    why = []
+    for r in cluster.replicas():
+        try:
+            done = ray.get(_actor(cluster, r).compare.remote(photos, options, audit_args), timeout=timeout_s)
+        except (RayError, ClusterError) as e:
+            why.append(_error_text(r, e))
+            continue
+        if done["exit"] == 2:
+            raise ClusterError(f"compare on {r.name}: {done['error']}")
+        return dict(done, replica=r.name)
+    raise ClusterError(f"no replica could compare the photos ({'; '.join(why)}): `facesearch-cluster up` first")

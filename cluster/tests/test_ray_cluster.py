@@ -556,5 +556,82 @@ class RayClusterTest(unittest.TestCase):
         self.assertIn("finished by an earlier run", p.stderr)
 
 
+    def test_9a_verify_audit_and_compare_run_on_every_replica(self):
+        self.up()
+        p = self.cli("verify", "--format", "json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        result = json.loads(p.stdout)
+        self.assertTrue(result["healthy"])
+        self.assertEqual(len(result["replicas"]), 2 * SHARDS)
+        self.assertEqual([s["agree"] for s in result["shards"]], [True] * SHARDS)
+        for s in range(SHARDS):  # each replica's digest is its own corpus's
+            for i in (0, 1):
+                mine = run([FACESEARCH, "--corpus", self.replica_corpus(s, i), "audit", "verify", "--json"])
+                self.assertEqual(result["replicas"][f"shard{s}-r{i}"]["live_digest"], json.loads(mine.stdout)["live_digest"])
+        # A cluster query's request id finds its records: one per shard, on the replica that answered.
+        probe = os.path.join(TEST_IMAGES, "obama3.jpg")
+        self.assertIn(self.cluster_query(probe, "--request-id", "q-9a")[0].returncode, (0, 1))
+        p = self.cli("audit", "--request-id", "q-9a", "--format", "jsonl")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        records = [json.loads(line) for line in p.stdout.splitlines()]
+        self.assertEqual(sorted(r["shard"] for r in records), list(range(SHARDS)))
+        self.assertEqual({r["action"] for r in records}, {"query"})
+        self.assertEqual(self.cli("audit", "--request-id", "no-such-request").returncode, 1)
+        # compare: the answer of `facesearch compare` with the corpus's model, recorded under its id.
+        a, b = probe, os.path.join(TEST_IMAGES, "obama.jpg")
+        p = self.cli("compare", a, b, "--json", "--request-id", "c-9a")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        answer = json.loads(p.stdout)
+        single = json.loads(run([FACESEARCH, "--corpus", self.single, "compare", "--json", a, b]).stdout)
+        self.assertEqual([answer[k] for k in ("distance", "fmr", "same", "model")],
+                         [single[k] for k in ("distance", "fmr", "same", "model")])
+        self.assertEqual((answer["a"]["path"], answer["replica"]), (a, "shard0-r0"))
+        records = [json.loads(line) for line in self.cli("audit", "--request-id", "c-9a", "-f", "jsonl").stdout.splitlines()]
+        self.assertEqual([(r["replica"], r["action"]) for r in records], [("shard0-r0", "compare")])
+        p = self.cli("audit", "verify")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("cluster audit chains intact: 8 replicas", p.stdout)
+        # A replica whose corpus is gone: verify names it and its shard (exit 2); rebuilt from its
+        # sibling (pulled in chunks), the cluster verifies again and no copy is left behind.
+        shutil.rmtree(self.replica_corpus(2, 1))
+        p = self.cli("verify")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertRegex(p.stdout, r"shard2-r1 .* problem: no corpus at")
+        self.assertIn("shard 2: replicas DISAGREE", p.stdout)
+        self.assertEqual(self.cli("rebuild-replica", "--shard", "2", "--replica", "1").returncode, 0)
+        p = self.cli("verify", "--format", "json")
+        self.assertEqual(p.returncode, 0, p.stdout)
+        for node in ("n1", "n2"):
+            self.assertEqual([f for f in os.listdir(os.path.join(self.tmp, node))
+                              if any(t in f for t in (".rebuild", ".snapshot", ".replaced"))], [])
+
+    def test_9b_up_while_a_node_is_down_waits_then_names_its_replicas_and_start_node(self):
+        # The cluster's own answer before the outage (the earlier tests erased and opted out some faces).
+        probe = os.path.join(TEST_IMAGES, "biden.jpg")
+        on_n2 = sorted(f"shard{s}-r{i}" for s in range(SHARDS) for i in (0, 1) if (s % 2 == 0) != (i == 0))
+        before = self.up()
+        p, merged = self.cluster_query(probe)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        expected = matches(merged)
+        kill(with_descendants(self.daemons["n2"]))
+        started = time.monotonic()
+        p = self.cli("up", "--wait", "20")
+        self.assertGreaterEqual(time.monotonic() - started, 20)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn(f"replica(s) {on_n2} did not start in 20 s", p.stderr)
+        self.assertIn("is node(s) ['n2'] up (`facesearch-cluster start-node`)? then run `up` again", p.stderr)
+        # The other node's replicas are unharmed: the same actors, answering every shard.
+        p, merged = self.cluster_query(probe)
+        self.assertEqual((p.returncode, merged["partial"]), (0, False), p.stderr)
+        self.assertEqual(matches(merged), expected)
+        self.start_node("n2")
+        states = self.up()
+        self.assertEqual({name: s["quarantined"] for name, s in states.items()}, {name: None for name in before})
+        self.assertEqual({name: states[name]["pid"] for name in before if name not in on_n2},
+                         {name: before[name]["pid"] for name in before if name not in on_n2})
+        p, merged = self.cluster_query(probe)
+        self.assertEqual(matches(merged), expected)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """What rebuilding a shard replica from its sibling costs (docs/benchmarks.md, "Rebuilding a
 replica from its sibling"): the sibling's snapshot (its locks, SQLite's backup API, the index
-files, the copy's `audit verify`, the tar) and the replica's restore (unpack, `verify`, `audit
-verify`, rename), timed apart, without Ray (the actor class's own methods, in this process), so
-the figures leave out the copy's trip through Ray's object store.
+files, the copy's `audit verify`, its manifest of sizes and SHA-256s) and the replica's restore
+(pulling every file in chunks and checking it, `verify`, `audit verify`, rename), timed apart,
+without Ray (the actor class's own methods, in this process: both sides' memory is this
+process's peak RSS), so the figures leave out the chunks' trips through Ray's object store.
 
     .venv-ray/bin/python scripts/study/cluster_rebuild_cost.py CORPUS WORK [FACESEARCH]
 
@@ -46,9 +47,14 @@ def main():
     replica = runtime.ShardReplica.__ray_metadata__.modified_class  # the actor's class, run in-process
     sibling = replica([binary, "--corpus", source], 0, 0, source)
     rebuilt = replica([binary, "--corpus", target], 0, 1, target)
+    # The replica pulls the chunks from the sibling's object here rather than through its actor.
+    runtime._chunk_fetcher = lambda src, snapshot_id: lambda path, offset, size: src.snapshot_chunk(
+        snapshot_id, path, offset, size)
     snap = timed("snapshot", sibling.snapshot)
-    done = timed("restore", lambda: rebuilt.restore(snap))
-    print(f"faces {snap['receipt']['faces']}, snapshot {len(snap['tar']) / 1e6:.0f} MB, receipts equal: "
+    done = timed("restore", lambda: rebuilt.restore(sibling, snap))
+    sibling.drop_snapshot(snap["id"])
+    print(f"faces {snap['receipt']['faces']}, snapshot {sum(f['size'] for f in snap['files']) / 1e6:.0f} MB in "
+          f"{len(snap['files'])} files, chunks of {runtime.snapshots.CHUNK_BYTES >> 20} MiB, receipts equal: "
           f"{done['receipt'] == snap['receipt']}, peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB")
     return 0
 

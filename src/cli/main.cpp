@@ -58,14 +58,15 @@ void SetUpLogging(int verbose, bool quiet) {
 // this process's place (exec: its output, exit status and signals are the command's). The sharded
 // search, the ledger and the receipts live in one place, the Python runner on Ray (docs/scale.md);
 // the binary stays free of Ray and of a second implementation. `optout add PHOTO` maps to the
-// runner's `optout PHOTO`. The runner is $FACESEARCH_CLUSTER, else facesearch-cluster on PATH.
+// runner's `optout PHOTO`; `audit verify` keeps its action. The runner is $FACESEARCH_CLUSTER,
+// else facesearch-cluster on PATH.
 int ExecCluster(int argc, char** argv) {
-  static const char* const kMapped[] = {"query", "info", "forget", "optout"};
+  static const char* const kMapped[] = {"query", "info", "forget", "optout", "compare", "audit", "verify"};
   if (argc < 4 || std::find_if(std::begin(kMapped), std::end(kMapped), [&](const char* c) {
                     return std::strcmp(c, argv[3]) == 0;
                   }) == std::end(kMapped)) {
-    std::cerr << "facesearch: error: --cluster FILE is followed by query, info, forget or optout add, e.g. "
-                 "facesearch --cluster cluster.json query probe.jpg\n";
+    std::cerr << "facesearch: error: --cluster FILE is followed by query, compare, info, forget, optout add, audit or "
+                 "verify, e.g. facesearch --cluster cluster.json query probe.jpg\n";
     return kExitError;
   }
   const char* runner = std::getenv("FACESEARCH_CLUSTER");
@@ -122,7 +123,8 @@ int Main(int argc, char** argv) {
   AddAccountabilityOptions(app, ctx);
   std::string cluster_file;  // only here to be refused: Main execs the runner when --cluster comes first
   app.add_option("--cluster", cluster_file,
-                 "Run query, info, forget or optout add on a sharded cluster through facesearch-cluster "
+                 "Run query, compare, info, forget, optout add, audit or verify on a sharded cluster through "
+                 "facesearch-cluster "
                  "(docs/scale.md); must come first: facesearch --cluster cluster.json query probe.jpg")
       ->check([](const std::string&) {
         return std::string("--cluster must be the first argument: facesearch --cluster FILE query PHOTO");
