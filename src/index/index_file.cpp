@@ -247,6 +247,14 @@ Result<SavedFile> StreamedIndexFile::Finish(std::string_view structure, int64_t 
   return SavedFile{static_cast<int64_t>(Align64(body)), ChecksumText(Get(header.data() + kHeaderSumAt, 8))};
 }
 
+void IndexFile::ReleasePages(const void* begin, size_t bytes) const {
+  const auto at = reinterpret_cast<uintptr_t>(begin), base = reinterpret_cast<uintptr_t>(map_);
+  if (!writable_ || at < base || at + bytes > base + mapped_) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t from = at & ~(page - 1), to = (at + bytes) & ~(page - 1);
+  if (to > from) ::madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
+}
+
 Result<IndexFileHeader> IndexFile::ReadHeader(const std::filesystem::path& path, std::string* checksum) {
   FS_ASSIGN(const int fd, OpenRegularFile(path));
   char buf[kFixedHeader + kMaxModelIdentity + kCodeParamBytes + 64];

@@ -157,6 +157,11 @@ class IndexFile {
   int64_t size() const { return static_cast<int64_t>(size_); }
   bool writable() const { return writable_; }
 
+  // Gives back this process's pages of [begin, begin + bytes) inside a writable (MAP_SHARED)
+  // mapping, once read: a pass over every row (a compaction) then holds one batch of the file, not
+  // all of it (their contents stay in the file and the page cache). No-op for a private mapping,
+  // whose pages may hold a reader's own scrubs, and for bytes outside the mapping.
+  void ReleasePages(const void* begin, size_t bytes) const;
   // Checks every block of every segment; returns one line per damaged block (none: empty).
   std::vector<std::string> VerifyBlocks() const;
   // The structure section's bytes, to scrub an erased row's entries in place (writable files

@@ -242,10 +242,24 @@ Result<SavedFile> VectorIndex::CompactToFile(const std::filesystem::path& path, 
     rows.insert(rows.end(), row, row + kEmbeddingDim);
     return ids.size() == kBatchRows ? flush() : Ok();
   };
+  // The old file's pages go back once read (IndexFile::ReleasePages): 16.8 GB of them at 30M.
+  auto release = [&](const search::FlatView& s, size_t from, size_t to) {
+    if (!file_ || to <= from) return;
+    file_->ReleasePages(s.ids + from, (to - from) * sizeof(int64_t));
+    file_->ReleasePages(s.rows + from * kEmbeddingDim, (to - from) * kEmbeddingDim * sizeof(float));
+  };
   auto stream = [&]() -> Status {
-    for (const search::FlatView& s : segments)
-      for (size_t r = 0; r < s.n; ++r)
+    for (const search::FlatView& s : segments) {
+      size_t released = 0;
+      for (size_t r = 0; r < s.n; ++r) {
         if (s.ids[r] >= 0) FS_TRY(push(s.ids[r], s.rows + r * kEmbeddingDim));
+        if (r + 1 - released == kBatchRows) {
+          release(s, released, r + 1);
+          released = r + 1;
+        }
+      }
+      release(s, released, s.n);
+    }
     last_id = std::max(last_id, max_id_);  // rows from `more` come after every id ever added
     const RowSink sink = [&](std::span<const int64_t> more_ids, std::span<const float> more_vectors) -> Status {
       if (more_vectors.size() != more_ids.size() * kEmbeddingDim)
