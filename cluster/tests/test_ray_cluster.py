@@ -318,6 +318,11 @@ class RayClusterTest(unittest.TestCase):
         """The replicas' corpora, by node (r0 of an even shard is on n1, of an odd one on n2)."""
         return [os.path.join(self.tmp, n, f"shard{s}") for s in range(SHARDS) if shard in (None, s) for n in ("n1", "n2")]
 
+    def current_cluster(self):
+        """The cluster file as it is now (a move changes its shards)."""
+        from facesearch_cluster import clusterfile
+        return clusterfile.load(self.cluster_file)
+
     def replica_corpus(self, shard, index):
         return self.corpora(shard)[index if shard % 2 == 0 else 1 - index]
 
@@ -562,7 +567,7 @@ class RayClusterTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         result = json.loads(p.stdout)
         self.assertTrue(result["healthy"])
-        cluster = clusterfile.load(self.cluster_file)  # test_9 may have added a fifth shard
+        cluster = self.current_cluster()  # test_9 may have added a fifth shard
         replicas = cluster.replicas()
         self.assertEqual(len(result["replicas"]), len(replicas))
         self.assertEqual([s["agree"] for s in result["shards"]], [True] * len(cluster.shards))
@@ -609,7 +614,7 @@ class RayClusterTest(unittest.TestCase):
     def test_9b_up_while_a_node_is_down_waits_then_names_its_replicas_and_start_node(self):
         # The cluster's own answer before the outage (the earlier tests erased and opted out some faces).
         probe = os.path.join(TEST_IMAGES, "biden.jpg")
-        on_n2 = sorted(r.name for r in clusterfile.load(self.cluster_file).replicas() if r.node == "n2")
+        on_n2 = sorted(r.name for r in self.current_cluster().replicas() if r.node == "n2")
         before = self.up()
         p, merged = self.cluster_query(probe)
         self.assertEqual(p.returncode, 0, p.stderr)
