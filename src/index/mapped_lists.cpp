@@ -2,6 +2,7 @@
 #include "index/mapped_lists.h"
 
 #include <faiss/Index.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/impl/FaissAssert.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_io.h>
@@ -63,15 +64,18 @@ struct MappedListsHook final : faiss::InvertedListsIOHook {
 
   faiss::InvertedLists* read_ArrayInvertedLists(faiss::IOReader* f, int /*io_flags*/, size_t nlist, size_t code_size,
                                                 const std::vector<size_t>& sizes) const override {
+    // Nothing here throws on a bad section (FAISS's reader would leak the index it is building):
+    // the lists come back empty with their problem, which ReadFaissIndex turns into an exception.
     auto* reader = dynamic_cast<SpanReader*>(f);
-    FAISS_THROW_IF_NOT_MSG(reader, "mapped inverted lists need an in-memory reader");
-    FAISS_THROW_IF_NOT_MSG(sizes.size() == nlist && code_size > 0, "inconsistent inverted lists");
+    if (!reader || sizes.size() != nlist || code_size == 0)
+      return MappedInvertedLists::Refused(nlist, code_size, "inconsistent inverted lists").release();
     size_t bytes = 0;
     const size_t entry = code_size + sizeof(ListId);
     const size_t left = reader->bytes.size() - reader->at;
     for (size_t n : sizes) {
       // Checked before any multiplication can wrap: a crafted size must not pass as small.
-      FAISS_THROW_IF_NOT_MSG(n <= left / entry && bytes + n * entry <= left, "inverted lists past the section's end");
+      if (n > left / entry || bytes + n * entry > left)
+        return MappedInvertedLists::Refused(nlist, code_size, "inverted lists past the section's end").release();
       bytes += n * entry;
     }
     auto* lists = new MappedInvertedLists(nlist, code_size, sizes, const_cast<char*>(reader->bytes.data() + reader->at));
@@ -95,6 +99,12 @@ MappedInvertedLists::MappedInvertedLists(size_t lists, size_t bytes_per_code, co
     at_[l] = bytes_;
     bytes_ += sizes_[l] * (code_size + sizeof(ListId));
   }
+}
+
+std::unique_ptr<MappedInvertedLists> MappedInvertedLists::Refused(size_t lists, size_t bytes_per_code, std::string why) {
+  auto refused = std::make_unique<MappedInvertedLists>(lists, bytes_per_code, std::vector<size_t>(lists), nullptr);
+  refused->problem_ = std::move(why);
+  return refused;
 }
 
 const uint8_t* MappedInvertedLists::get_codes(size_t list) const {
@@ -123,6 +133,9 @@ std::unique_ptr<faiss::Index> ReadFaissIndex(std::string_view bytes, size_t* rea
   SpanReader reader(bytes);
   std::unique_ptr<faiss::Index> index(faiss::read_index(&reader, map_lists ? MappedListsReadFlags() : 0));
   *read = reader.at;
+  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index.get()))
+    if (const auto* lists = dynamic_cast<const MappedInvertedLists*>(ivf->invlists); lists && !lists->problem().empty())
+      FAISS_THROW_MSG(lists->problem());  // the index is ours now: freed, not leaked
   return index;
 }
 

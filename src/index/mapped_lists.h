@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -46,12 +47,17 @@ class MappedInvertedLists final : public faiss::ReadOnlyInvertedLists {
   // Every entry's bytes, for the section-range check of an in-place scrub.
   const char* begin() const { return data_; }
   const char* end() const { return data_ + bytes_; }
+  // Why the section could not hold the lists its sizes announce ("" when it could): set instead of
+  // throwing inside FAISS's reader, which leaks the index it was building when anything throws.
+  const std::string& problem() const { return problem_; }
+  static std::unique_ptr<MappedInvertedLists> Refused(size_t lists, size_t bytes_per_code, std::string why);
 
  private:
   std::vector<size_t> sizes_;
   std::vector<size_t> at_;  // byte offset of each list's codes from data_
   char* data_;
   size_t bytes_ = 0;
+  std::string problem_;
 };
 
 // Deserialises one FAISS index straight from `bytes` and sets `*read` to the bytes it consumed.
