@@ -272,15 +272,18 @@ TEST_CASE("A --corpus directory that is not a corpus is refused when it holds ot
   CHECK(index_into(empty_shared).exit_code == 2);
   CHECK(mode(empty_shared) == 01777);
 
-  // An empty directory of the user's own becomes the corpus, made private with a message.
+  // An empty directory of the user's own becomes the corpus, made private with a message; so does
+  // one holding only the ledger state a cluster replica records before its first import, kept.
   const fs::path fresh = dir / "fresh";
   fs::create_directory(fresh);
   fs::permissions(fresh, fs::perms(0755));
+  std::ofstream(fresh / "cluster-ledger-applied.json") << R"({"seq": 1, "hash": "x"})";
   RunResult made = index_into(fresh);
   INFO(made.err);
   CHECK(made.exit_code == 0);
   CHECK(mode(fresh) == 0700);
   CHECK_THAT(made.err, Catch::Contains("0755") && Catch::Contains("0700"));
+  CHECK(fs::exists(fresh / "cluster-ledger-applied.json"));
 
   // An existing corpus keeps the mode its owner gave it; the permission check warns about it.
   fs::permissions(fresh, fs::perms(0750));

@@ -308,15 +308,22 @@ def quarantine_reason(state_seq, head_seq):
 
 def evaluate(cluster, head_seq, receipts):
     """Whether an erasure at `head_seq` is complete. `receipts`: {replica name: receipt} for the
-    replicas that answered (receipt: "seq", "live_digest"). Returns {"complete", "quarantined":
-    [names behind the head or silent], "shards_disagreeing": [shard ids whose up-to-date replicas
-    hold different faces]}."""
+    replicas that answered (receipt: "seq", "live_digest", "corpus"). Returns {"complete",
+    "quarantined": [names behind the head or silent, or holding no corpus while a sibling holds
+    one], "shards_disagreeing": [shard ids whose up-to-date replicas hold different faces]}.
+
+    A replica with no corpus applies every erasure as nothing erased, so it holds none of the
+    tombstones its sibling wrote: were it counted as confirming, it would later take an erased
+    image its sibling refuses. It is not a copy of its shard until `up` rebuilds it from the
+    sibling (beyond_replay), so it does not confirm."""
     quarantined, disagreeing = [], []
     for shard in cluster.shards:
-        digests = set()
+        digests, reached = set(), [receipts[r.name] for r in shard.replicas
+                                   if r.name in receipts and receipts[r.name]["seq"] >= head_seq]
+        sibling_holds_corpus = any(got.get("corpus", True) for got in reached)
         for r in shard.replicas:
             got = receipts.get(r.name)
-            if got is None or got["seq"] < head_seq:
+            if got is None or got["seq"] < head_seq or (not got.get("corpus", True) and sibling_holds_corpus):
                 quarantined.append(r.name)
             else:
                 digests.add(got["live_digest"])

@@ -335,13 +335,14 @@ def _audit_verify(argv, corpus):
 
 
 def _receipt(argv, corpus):
-    """A replica's audit head, live faces and their digest (`audit verify --json`)."""
+    """A replica's audit head, live faces and their digest (`audit verify --json`), and whether it
+    holds a corpus at all (ledger.evaluate)."""
     v = _audit_verify(argv, corpus)
     if v is None:
-        return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest()}
+        return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest(), "corpus": False}
     if not v["intact"]:
         raise ClusterError(f"the audit log of {corpus} is broken at record {v['first_bad']}: {v['problem']}")
-    return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"]}
+    return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"], "corpus": True}
 
 
 def _health(argv, corpus, extra=()):

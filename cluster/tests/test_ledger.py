@@ -2,6 +2,7 @@
 with the system python3, label fast)."""
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -193,8 +194,12 @@ class ReplayTest(unittest.TestCase):
                 ledger.read_state(corpus)
 
 
-def receipt(seq, digest="d1"):
-    return {"seq": seq, "live_digest": digest}
+def receipt(seq, digest="d1", corpus=True):
+    return {"seq": seq, "live_digest": digest, "corpus": corpus}
+
+
+def ledger_empty_digest():
+    return hashlib.sha256(b"").hexdigest()
 
 
 class VerdictTest(unittest.TestCase):
@@ -211,6 +216,22 @@ class VerdictTest(unittest.TestCase):
         split = dict(every, **{"shard1-r1": receipt(5, "d2")})
         self.assertEqual(ledger.evaluate(c, 5, split),
                          {"complete": False, "quarantined": [], "shards_disagreeing": [1]})
+
+    def test_a_replica_without_a_corpus_does_not_confirm_an_erasure_while_its_sibling_holds_one(self):
+        c = cluster()
+        empty = receipt(5, ledger_empty_digest(), corpus=False)
+        # Its sibling erased the shard's only image: both hold no live face, yet only the sibling
+        # holds the tombstone.
+        lone = dict({r.name: receipt(5) for r in c.replicas()}, **{"shard0-r0": empty,
+                                                                   "shard0-r1": receipt(5, ledger_empty_digest())})
+        self.assertEqual(ledger.evaluate(c, 5, lone), {"complete": False, "quarantined": ["shard0-r0"],
+                                                       "shards_disagreeing": []})
+        # A new shard before its first import: no corpus on either replica, nothing to copy.
+        fresh = dict(lone, **{"shard0-r1": empty})
+        self.assertTrue(ledger.evaluate(c, 5, fresh)["complete"])
+        # A receipt from an actor older than the "corpus" field counts as holding one.
+        old = dict(lone, **{"shard0-r0": {"seq": 5, "live_digest": ledger_empty_digest()}})
+        self.assertTrue(ledger.evaluate(c, 5, old)["complete"])
 
     def test_only_a_replica_whose_corpus_is_gone_or_broken_beside_a_healthy_sibling_is_beyond_replay(self):
         c = cluster()

@@ -94,10 +94,14 @@ Status RequireWritable(const CorpusPaths& paths, const std::string& why) {
 
 namespace {
 
-// True when `dir` holds nothing but what a corpus's own first run creates (a run cut short).
+// True when `dir` holds nothing but what a corpus's own first run creates (a run cut short), or
+// the ledger state a cluster replica records before its first import (cluster/facesearch_cluster/
+// ledger.py, STATE_FILE: a replica with no corpus yet replays erasures as nothing erased and must
+// still take its shard's first batch).
 bool HoldsOnlyCorpusFiles(const CorpusPaths& paths, std::error_code& ec) {
   static const std::set<std::string> kOwn = {"corpus.sqlite", "corpus.sqlite-wal", "corpus.sqlite-shm",
-                                             "corpus.sqlite-journal", "index", "write.lock"};
+                                             "corpus.sqlite-journal", "index", "write.lock",
+                                             "cluster-ledger-applied.json"};
   for (auto it = fs::directory_iterator(paths.dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
     if (!kOwn.contains(it->path().filename().string())) return false;
   return !ec;
