@@ -32,10 +32,12 @@ and the digest of its live faces) is in and the replicas of each shard hold the 
 receipts are appended to `<cluster file>.receipts` (not chained: the replicas' own audit logs are).
 """
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import socket
 import time
 import uuid
 
@@ -48,8 +50,48 @@ class LedgerError(ValueError):
     """A ledger, or a replica's state, that cannot be trusted; the message says what to do."""
 
 
+class ClusterBusy(LedgerError):
+    """Another command that changes where the cluster's faces live holds the cluster's lock."""
+
+
 def ledger_path(cluster_path):
     return cluster_path + ".ledger"
+
+
+def lock_path(cluster_path):
+    return cluster_path + ".lock"
+
+
+@contextlib.contextmanager
+def exclusive(cluster_path, command):
+    """Holds the cluster's lock (`<cluster file>.lock`, flock) while `command` runs, or raises
+    ClusterBusy naming the command that holds it. The commands that move faces between replicas or
+    shards take it (`move`, and every rebuild of a replica, `rebuild-replica` or one inside `up`):
+    two moves at once would race to switch the cluster file, and a rebuild during a move could copy
+    a replica half-way through an import. Ingests and erasures do not: a move is built to run beside
+    them (it copies again what they changed). The lock lives beside the ledger, where every client
+    of the cluster reads it (shared storage: flock holds across NFSv4 clients); the holder's
+    command, pid, host and start are written in the file for the refusal to name."""
+    path = lock_path(cluster_path)
+    with open(os.open(path, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(f.read())
+                who = f"`facesearch-cluster {holder['command']}` (pid {holder['pid']} on {holder['host']}, " \
+                      f"since {holder['since']})"
+            except (ValueError, KeyError, TypeError):
+                who = "another facesearch-cluster command"
+            raise ClusterBusy(f"{who} holds the cluster's lock {path}: wait for it to finish, then run "
+                              f"`{command}` again (moves and rebuilds run one at a time)") from None
+        f.truncate(0)
+        f.write(json.dumps({"command": command, "pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}))
+        f.flush()
+        try:
+            yield
+        finally:
+            f.truncate(0)
 
 
 def head_path(ledger_file):

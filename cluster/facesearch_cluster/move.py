@@ -4,7 +4,8 @@ A move is a new version of the cluster file's bucket map that gives some buckets
 another, possibly new, shard. runtime.move does it in steps that can all be run again after an
 interruption: the move is recorded in the ledger (op "move"); the buckets' content is exported from
 an up-to-date replica of the old shard (`facesearch export --embed-file --bucket ...`, faces bit for
-bit and the buckets' tombstones) and imported into every replica of the new one (idempotent), which
+bit and the buckets' tombstones) to a file on its node, pulled from there in chunks by every replica
+of the new one (snapshot.pull, as a rebuild's copy) and imported there (idempotent), which
 then replays the ledger (opt-outs, erasures made during the move); their digests of the buckets'
 faces must equal the old shard's; the cluster file is switched to the new map; the content is
 copied once more (what the old map's ingests added meanwhile) and forgotten on the old shard's
@@ -95,17 +96,25 @@ def same_map(a, b):
             and [s.replicas for s in a.shards] == [s.replicas for s in b.shards])
 
 
-def summary(embed_text):
+def summary(lines):
     """What an embed file of exported buckets holds: {"images", "faces", "tombstones", "digest",
-    "paths"}; `digest` is SHA-256 over the sorted "<image sha256> <x>,<y>,<w>,<h>" lines of its
-    faces, equal for equal content whatever the face ids or the order."""
-    lines, paths, tombstones = [], [], 0
-    for text in embed_text.splitlines()[1:-1]:
+    "paths"}; `lines`: its lines, header first (an open file: read one line at a time, so a 10M-face
+    export is never held whole). `digest` is SHA-256 over the sorted "<image sha256> <x>,<y>,<w>,<h>"
+    lines of its faces, equal for equal content whatever the face ids or the order."""
+    keys, paths, tombstones = [], [], 0
+    records = iter(lines)
+    next(records, None)  # the header: model identity and mode
+    for text in records:
         record = json.loads(text)
+        if "facesearch_embed_end" in record:
+            break
         if record["status"] == "erased":
             tombstones += 1
         elif record["status"] == "ok":
             paths.append(record["path"])
-            lines += [f"{record['sha256']} {','.join(map(str, f['box']))}" for f in record["faces"]]
-    digest = hashlib.sha256("".join(line + "\n" for line in sorted(lines)).encode()).hexdigest()
-    return {"images": len(paths), "faces": len(lines), "tombstones": tombstones, "digest": digest, "paths": paths}
+            keys += [f"{record['sha256']} {','.join(map(str, f['box']))}" for f in record["faces"]]
+    digest = hashlib.sha256()
+    for key in sorted(keys):
+        digest.update(key.encode() + b"\n")
+    return {"images": len(paths), "faces": len(keys), "tombstones": tombstones, "digest": digest.hexdigest(),
+            "paths": paths}

@@ -106,12 +106,52 @@ class ShardReplica:
         return {"faces": self.face_count(), "seq": ledgers.read_state(self.corpus)["seq"]}
 
     def import_records(self, embed_text):
+        """Imports an embed file handed over whole (an ingest batch)."""
         with self.write_lock, tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=True) as f:
             f.write(embed_text)
             f.flush()
-            p = _run(self.argv + ["import", "--json", f.name])
-            self.faces = None
-            return json.loads(p.stdout)
+            return self._import(f.name)
+
+    def import_pulled(self, source, export):
+        """Imports an export that another replica's actor `source` holds on its node
+        (export_buckets with keep=True), pulled in chunks (snapshot.pull: size and SHA-256 checked)
+        into a folder beside this corpus: a moved shard half never travels or sits in memory whole."""
+        with self.write_lock:
+            staging = _scratch_dir(self.corpus, ".import-")
+            try:
+                snapshots.pull(export["files"], _chunk_fetcher(source, export["id"]), staging)
+                return self._import(os.path.join(staging, EXPORT_FILE))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _import(self, path):
+        p = _run(self.argv + ["import", "--json", path])
+        self.faces = None
+        return json.loads(p.stdout)
+
+    def export_buckets(self, bucket_count, spans, keep=False):
+        """`facesearch export --embed-file` of the buckets in `spans` (ranges) to a file in a folder
+        beside the corpus, summarised a line at a time (move.summary). With `keep` the file stays
+        there for other replicas to pull (import_pulled) until drop_snapshot, and {"id", "files",
+        "summary"} is returned; without, only the summary (a digest check), and the file goes."""
+        from . import move as moves
+        folder, kept = _scratch_dir(self.corpus, ".snapshot-"), False
+        try:
+            path = os.path.join(folder, EXPORT_FILE)
+            _run(self.argv + ["export", "--embed-file", "--bucket-count", str(bucket_count), "--output", path] +
+                 [a for first, last in spans for a in ("--bucket", f"{first}-{last}")])
+            with open(path, encoding="utf-8") as f:
+                summary = moves.summary(f)
+            if not keep:
+                return {k: v for k, v in summary.items() if k != "paths"}
+            files = snapshots.manifest(folder)
+            export_id = os.path.basename(folder)
+            self.snapshots[export_id] = (folder, {f["path"] for f in files})
+            kept = True
+            return {"id": export_id, "files": files, "summary": summary}
+        finally:
+            if not kept:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def query(self, embed_text, params, timeout_s, head_seq):
         """The resident server's answer; refused when this replica is behind the ledger's head (it
@@ -211,8 +251,7 @@ class ShardReplica:
         even while queries append audit records, and leaves out the WAL (whose old frames may still
         hold erased vectors). The copy's live faces must be this corpus's."""
         with self.write_lock:
-            tmp = tempfile.mkdtemp(prefix=os.path.basename(self.corpus.rstrip("/")) + ".snapshot-",
-                                   dir=os.path.dirname(self.corpus.rstrip("/")))
+            tmp = _scratch_dir(self.corpus, ".snapshot-")
             try:
                 copy = os.path.join(tmp, "corpus")
                 os.mkdir(copy, 0o700)
@@ -242,9 +281,9 @@ class ShardReplica:
         return snapshots.read_chunk(copy, files, path, offset, size)
 
     def drop_snapshot(self, snapshot_id):
-        copy, _ = self.snapshots.pop(snapshot_id, (None, None))
-        if copy:
-            shutil.rmtree(os.path.dirname(copy), ignore_errors=True)
+        """Removes a snapshot or a kept export: the folder beside the corpus named by its id."""
+        if self.snapshots.pop(snapshot_id, None) is not None:
+            shutil.rmtree(os.path.join(os.path.dirname(self.corpus.rstrip("/")), snapshot_id), ignore_errors=True)
 
     def restore(self, source, snap):
         """Replaces this replica's corpus with a sibling's snapshot, pulled from the sibling's actor
@@ -305,16 +344,26 @@ class ShardReplica:
 NO_CORPUS = "no corpus at"
 
 
+EXPORT_FILE = "buckets.jsonl"  # a move's export, in its `<corpus>.snapshot-XXXX` folder
+SCRATCH_KINDS = (".snapshot-", ".import-")  # folders beside a corpus that only its actor's calls use
+
+
+def _scratch_dir(corpus, kind):
+    """A new private folder `<corpus><kind>XXXX` beside the corpus (on its file system, and
+    removed by the next actor's start if this one dies holding it)."""
+    return tempfile.mkdtemp(prefix=os.path.basename(corpus.rstrip("/")) + kind, dir=os.path.dirname(corpus.rstrip("/")))
+
+
 def _remove_snapshot_leftovers(corpus):
-    """Snapshots an earlier actor of this replica left beside its corpus (it died, or the client
-    that asked for them did before drop_snapshot): nobody can pull them any more."""
+    """Snapshots, exports and imports an earlier actor of this replica left beside its corpus (it
+    died, or the client that asked for them did before drop_snapshot): nobody can use them any more."""
     folder, base = os.path.split(corpus.rstrip("/"))
     try:
         names = os.listdir(folder)
     except OSError:
         return
     for name in names:
-        if name.startswith(base + ".snapshot-"):
+        if any(name.startswith(base + kind) for kind in SCRATCH_KINDS):
             shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
@@ -492,7 +541,16 @@ def rebuild(cluster, shard_id, index):
     head and verifies (ShardReplica.snapshot, then .restore on the replica's own node, which pulls
     the copy from the sibling's actor in chunks: node to node, never whole in memory, not through
     this client). Returns {"replica", "source", "seq", "receipt"}. Raises ClusterError when no
-    sibling qualifies or the copy fails its checks (the replica's corpus is then left as it was)."""
+    sibling qualifies, the copy fails its checks (the replica's corpus is then left as it was) or a
+    move or another rebuild holds the cluster's lock (ledger.exclusive)."""
+    try:
+        with ledgers.exclusive(cluster.path, f"rebuild-replica --shard {shard_id} --replica {index}"):
+            return _rebuild(cluster, shard_id, index)
+    except ledgers.ClusterBusy as e:
+        raise ClusterError(str(e)) from None
+
+
+def _rebuild(cluster, shard_id, index):
     shard = next((s for s in cluster.shards if s.id == shard_id), None)
     if shard is None or not 0 <= index < len(shard.replicas):
         raise ClusterError(f"the cluster file has no replica {index} of shard {shard_id}")
@@ -575,14 +633,16 @@ def embed_batch(argv_base, paths, buckets, bucket_owner):
     return {s: _embed_file(header, ls) for s, ls in by_shard.items()}, len(records)
 
 
-def _import_everywhere(cluster, shard, text):
-    """Hands one shard's records to each of its replicas; retries a replica whose actor died
-    (Ray restarts it) up to IMPORT_ATTEMPTS times. Returns {replica name: import summary}."""
+def _import_everywhere(cluster, shard, text=None, call=None):
+    """Hands one shard's records (`text`, or what call(actor) imports) to each of its replicas;
+    retries a replica whose actor died (Ray restarts it) up to IMPORT_ATTEMPTS times. Returns
+    {replica name: import summary}."""
+    call = call or (lambda actor: actor.import_records.remote(text))
     results = {}
     for replica in cluster.shards[shard].replicas:
         for attempt in range(IMPORT_ATTEMPTS):
             try:
-                results[replica.name] = ray.get(_actor(cluster, replica).import_records.remote(text), timeout=3600)
+                results[replica.name] = ray.get(call(_actor(cluster, replica)), timeout=3600)
                 break
             except GetTimeoutError:  # its node lost: Ray holds the call until the actor can restart
                 raise ClusterError(f"replica {replica.name} did not import a batch in an hour: check its node "
@@ -752,19 +812,6 @@ def erase(cluster, op, selector, request_id=None):
 
 # ---- moving buckets between shards (move.py; docs/scale.md, "Moving buckets") -------------------
 
-@ray.remote(num_cpus=0, max_retries=3)
-def export_buckets(argv, bucket_count, spans):
-    """`facesearch export --embed-file` of the content in `spans` (bucket ranges), on the node of
-    the corpus in `argv` (the caller pins the task there). Returns the embed file's text."""
-    args = argv + ["export", "--embed-file", "--bucket-count", str(bucket_count)]
-    return _run(args + [a for first, last in spans for a in ("--bucket", f"{first}-{last}")]).stdout
-
-
-def _export_from(cluster, replica, spans):
-    task = export_buckets.options(resources={cluster.node_resource(replica.node): 0.001})
-    return ray.get(task.remote(facesearch_argv(cluster, replica.corpus), cluster.buckets, spans), timeout=3600)
-
-
 def _catch_up(cluster, replicas, entries):
     """Has `replicas` replay the ledger `entries` at once; returns the receipts of those that
     answered (a receipt's "error" says where a replay stopped) and records them."""
@@ -787,9 +834,9 @@ def _catch_up(cluster, replicas, entries):
 def _copy_buckets(cluster, plan, ledger):
     """Copies the moved buckets' content from an up-to-date replica of the old shard to every
     replica of the new one, which then replays the ledger, and checks that each of them holds the
-    same faces in those buckets as the source (move.summary's digest). Tries again when an erasure
-    was appended meanwhile. Returns the source's summary and the import summaries."""
-    from . import move as moves
+    same faces in those buckets as the source (move.summary's digest). The export stays on the
+    source's node; each new replica pulls it in chunks (ShardReplica.import_pulled). Tries again
+    when an erasure was appended meanwhile. Returns the source's summary and the import summaries."""
     old, new = cluster.shards[plan["from_shard"]], cluster.shards[plan["to_shard"]]
     for _ in range(3):
         entries = ledger.entries()
@@ -799,15 +846,21 @@ def _copy_buckets(cluster, plan, ledger):
         if source is None:
             raise ClusterError(f"no replica of shard {old.id} is up and at ledger entry {head}: run "
                                "`facesearch-cluster up`, then the same move again")
-        text = _export_from(cluster, source, plan["buckets"])
         # The new replicas holding faces (from an earlier copy) first reach the source's seq: what
         # the old shard erased since is gone from them too, so the export's tombstones for it find
-        # nothing to refuse. One without a corpus replays after its import (a replay would leave
-        # its ledger state in the folder, which `import` refuses as not empty).
+        # nothing to refuse. One without a corpus replays after its import (an opt-out needs a corpus).
         states = _states(cluster, 120)
         _catch_up(cluster, [r for r in new.replicas if isinstance(states[r.name], dict) and states[r.name]["faces"]],
                   entries)
-        imported = _import_everywhere(cluster, new.id, text)
+        holder = _actor(cluster, source)
+        export = ray.get(holder.export_buckets.remote(cluster.buckets, plan["buckets"], True), timeout=3600)
+        try:
+            imported = _import_everywhere(cluster, new.id, call=lambda actor: actor.import_pulled.remote(holder, export))
+        finally:
+            try:
+                ray.get(holder.drop_snapshot.remote(export["id"]), timeout=600)
+            except RayError:
+                pass  # the source's actor died: its next start removes the export
         receipts = _catch_up(cluster, new.replicas, entries)
         failed = {r.name: receipts[r.name]["error"] if r.name in receipts else "no answer" for r in new.replicas
                   if r.name not in receipts or receipts[r.name]["seq"] < head}
@@ -816,9 +869,9 @@ def _copy_buckets(cluster, plan, ledger):
                                "then run the same move again")
         if ledger.read_head()["seq"] != head:
             continue  # an erasure came in meanwhile: copy again (the imports add only what is new)
-        copied = moves.summary(text)
+        copied = export["summary"]
         for r in new.replicas:
-            there = moves.summary(_export_from(cluster, r, plan["buckets"]))
+            there = ray.get(_actor(cluster, r).export_buckets.remote(cluster.buckets, plan["buckets"]), timeout=3600)
             if there["digest"] != copied["digest"]:
                 raise ClusterError(f"{r.name} holds {there['faces']} face(s) in the moved buckets, {source.name} "
                                    f"{copied['faces']} (digests differ): run the same move again")
@@ -833,7 +886,13 @@ def move(current, new, new_text, warn=_warn):
     forgets the moved images on the old shard's replicas through the ledger (a forget entry for
     that shard only). Every step can be run again: a move interrupted anywhere is finished by the
     same command. Returns {"move": the ledger entry, "copied", "imported", "forget": the erasure's
-    result (erase), or None when an earlier run appended it}."""
+    result (erase), or None when an earlier run appended it}. Holds the cluster's lock throughout
+    (ledger.exclusive: one move or rebuild at a time)."""
+    with ledgers.exclusive(current.path, f"move --to {new.path}"):
+        return _move(current, new, new_text, warn)
+
+
+def _move(current, new, new_text, warn):
     from . import move as moves
     new.path = current.path  # the ledger, receipts and the switch are those of the file in use
     ledger = ledgers.Ledger(ledgers.ledger_path(current.path))

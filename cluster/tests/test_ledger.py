@@ -202,6 +202,25 @@ def ledger_empty_digest():
     return hashlib.sha256(b"").hexdigest()
 
 
+class LockTest(unittest.TestCase):
+    def test_a_second_move_or_rebuild_is_refused_while_one_holds_the_cluster_lock_naming_it(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "cluster.json")
+            with ledger.exclusive(path, "move --to cluster-v2.json"):
+                self.assertEqual(os.stat(ledger.lock_path(path)).st_mode & 0o777, 0o600)
+                with self.assertRaisesRegex(ledger.ClusterBusy, r"`facesearch-cluster move --to cluster-v2.json` "
+                                                                 rf"\(pid {os.getpid()} on .*holds the cluster's lock"):
+                    with ledger.exclusive(path, "rebuild-replica --shard 0 --replica 1"):
+                        self.fail("two holders at once")
+            with ledger.exclusive(path, "rebuild-replica --shard 0 --replica 1"):  # released: taken again
+                pass
+            with self.assertRaises(RuntimeError):  # an exception inside releases it too
+                with ledger.exclusive(path, "move --to cluster-v2.json"):
+                    raise RuntimeError("the move failed")
+            with ledger.exclusive(path, "move --to cluster-v2.json"):
+                pass
+
+
 class VerdictTest(unittest.TestCase):
     def test_an_erasure_is_complete_only_when_every_replica_reached_it_and_siblings_agree(self):
         c = cluster()
