@@ -406,11 +406,19 @@ def read_receipts(path):
 
 
 def status(cluster, entries, receipts):
-    """Per ledger entry: done (every replica's receipt has reached it) or the replicas still missing."""
-    reached = {r.name: 0 for r in cluster.replicas()}
+    """Per ledger entry: done (every replica's receipt has reached it) or the replicas still missing.
+    A receipt from a replica without a corpus counts only while no sibling has sent one with a
+    corpus (evaluate's rule: it lacks the sibling's tombstones until rebuilt)."""
+    shard_of = {r.name: r.shard for r in cluster.replicas()}
+    reached = {name: 0 for name in shard_of}
+    with_corpus = {r["replica"] for r in receipts if r.get("replica") in shard_of and r.get("corpus", True)}
     for r in receipts:
-        if r.get("replica") in reached:
-            reached[r["replica"]] = max(reached[r["replica"]], r.get("seq", 0))
+        name = r.get("replica")
+        if name not in reached:
+            continue
+        if not r.get("corpus", True) and any(o != name and shard_of[o] == shard_of[name] for o in with_corpus):
+            continue
+        reached[name] = max(reached[name], r.get("seq", 0))
     out = []
     for e in entries:
         waiting = sorted(name for name, seq in reached.items() if seq < e["seq"])

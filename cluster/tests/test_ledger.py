@@ -287,6 +287,10 @@ class VerdictTest(unittest.TestCase):
             self.assertEqual(report["entries"], 2)
             self.assertEqual([(r["seq"], r["done"], r["waiting_for"]) for r in report["status"]],
                              [(1, True, []), (2, False, ["shard1-r0"])])
+            # A receipt without a corpus while its sibling holds one does not confirm.
+            ledger.append_receipts(receipts, second["request_id"], {"shard1-r0": receipt(2, corpus=False)})
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.assertEqual(cli.main(["ledger", "--cluster", path]), cli.EXIT_ERROR)
             ledger.append_receipts(receipts, second["request_id"], {"shard1-r0": receipt(2)})
             with contextlib.redirect_stdout(io.StringIO()):
                 self.assertEqual(cli.main(["ledger", "--cluster", path]), cli.EXIT_MATCH)
