@@ -166,10 +166,40 @@ class RayClusterTest(unittest.TestCase):
         p = self.cli("query", probe, "--format", "json", *extra)
         return p, (json.loads(p.stdout) if p.stdout.strip() else None)
 
-    def test_1_sharded_ingest_accounts_for_every_image_in_every_replica(self):
+    def embed_workers(self):
+        """The pids of this cluster's Ray workers running an ingest task (Ray titles them so)."""
+        out = []
+        for pid in with_descendants(local_processes(self.ray_tmp)):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().startswith(b"ray::embed_batch"):
+                        out.append(pid)
+            except OSError:
+                pass
+        return out
+
+    def test_1_sharded_ingest_accounts_for_every_image_in_every_replica_when_a_worker_is_killed(self):
         self.up()
-        p = self.cli("ingest", os.path.join(self.tmp, "images"), "--batch", "8")
+        # A worker embedding a batch gets kill -9 mid-ingest: Ray runs the batch again elsewhere,
+        # and every image is still accounted for exactly once (the checks below).
+        killed, done = [], threading.Event()
+
+        def kill_one_worker():
+            while not done.is_set() and not killed:
+                for pid in self.embed_workers()[:1]:
+                    kill([pid])
+                    killed.append(pid)
+                time.sleep(0.2)
+
+        killer = threading.Thread(target=kill_one_worker)
+        killer.start()
+        try:
+            p = self.cli("ingest", os.path.join(self.tmp, "images"), "--batch", "8")
+        finally:
+            done.set()
+            killer.join()
         self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(killed), 1, "no ingest worker was seen to kill")
         result = json.loads(p.stdout)
         self.assertEqual(result["inputs"], len(self.images))
         self.assertEqual(result["records"], len(self.images))
