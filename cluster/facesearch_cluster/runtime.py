@@ -184,19 +184,20 @@ class ShardReplica:
         return dict(receipt, shard=self.shard, replica=self.index, seq=result["seq"], hash=result["hash"],
                     applied=result["applied"], error=result["error"])
 
-    def health(self):
-        """{"corpus": whether it holds one, "problems": what `facesearch verify` found (none: healthy)}."""
-        return _health(self.argv, self.corpus)
+    def health(self, model=None):
+        """{"corpus": whether it holds one, "problems": what `facesearch verify` found (none:
+        healthy), "foreign": why its corpus's model is not `model` (cluster_model), or None}."""
+        return _health(self.argv, self.corpus, model=model)
 
     # -- checking a replica and comparing on it (`facesearch-cluster verify`, `audit`, `compare`) --
 
-    def examine(self, full=False, chains_only=False):
+    def examine(self, full=False, chains_only=False, model=None):
         """This replica's report for survey.verdict: `facesearch verify` (unless `chains_only`;
-        `full`: every vector), `audit verify --json` and the ledger entry it applied last, the
-        last two under its write lock (between two imports)."""
+        `full`: every vector; `model`: the cluster's, see _health), `audit verify --json` and the
+        ledger entry it applied last, the last two under its write lock (between two imports)."""
         health = {"corpus": os.path.exists(os.path.join(self.corpus, "corpus.sqlite")), "problems": [], "notes": []}
         if not chains_only or not health["corpus"]:
-            health = _health(self.argv, self.corpus, ["--full"] if full else [])
+            health = _health(self.argv, self.corpus, ["--full"] if full else [], model)
         if not health["corpus"]:
             return dict(health, audit=None, seq=None)
         with self.write_lock:
@@ -394,17 +395,34 @@ def _receipt(argv, corpus):
     return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"], "corpus": True}
 
 
-def _health(argv, corpus, extra=()):
-    """{"corpus", "problems", "notes"} of `facesearch verify` (with `extra` options, e.g. --full)."""
+def _health(argv, corpus, extra=(), model=None):
+    """{"corpus", "problems", "notes", "foreign"} of `facesearch verify` (with `extra` options, e.g.
+    --full). With `model` (cluster_model: what the cluster embeds with), a corpus of another model
+    or embedding mode is a problem too ("foreign" says which): it can take none of the cluster's
+    imports and answer none of its probes, though `verify` finds it healthy."""
     if not os.path.exists(os.path.join(corpus, "corpus.sqlite")):
-        return {"corpus": False, "problems": [f"no corpus at {corpus}"], "notes": []}
+        return {"corpus": False, "problems": [f"no corpus at {corpus}"], "notes": [], "foreign": None}
     p = _run(argv + ["verify", "--format", "json"] + list(extra), ok=(0, 2))
     try:
         report = json.loads(p.stdout)
-        return {"corpus": True, "problems": [f["message"] for f in report["problems"]],
-                "notes": [f["message"] for f in report["notes"]]}
+        out = {"corpus": True, "problems": [f["message"] for f in report["problems"]],
+               "notes": [f["message"] for f in report["notes"]], "foreign": None}
     except (ValueError, KeyError, TypeError):
-        return {"corpus": True, "problems": [p.stderr.strip()[-500:] or f"verify exited {p.returncode}"], "notes": []}
+        out = {"corpus": True, "problems": [p.stderr.strip()[-500:] or f"verify exited {p.returncode}"], "notes": [],
+               "foreign": None}
+    if model:
+        info = json.loads(_run(argv + ["info", "--json"]).stdout)
+        out["foreign"] = survey.foreign_model({k: info.get(k) for k in model}, model)
+        out["problems"] += [out["foreign"]] if out["foreign"] else []
+    return out
+
+
+def cluster_model(cluster):
+    """{"model_identity", "embedding_mode"} the cluster embeds with: the header that `facesearch
+    embed` writes for no input (no model is loaded), from the cluster's binary and models."""
+    with tempfile.NamedTemporaryFile() as empty:
+        header = json.loads(_run(facesearch_argv(cluster) + ["embed", "--from-file", empty.name]).stdout.splitlines()[0])
+    return {k: header[k] for k in ("model_identity", "embedding_mode")}
 
 
 def _backup_database(src, dst):
@@ -509,7 +527,8 @@ def up(cluster, warn=_warn, wait_s=START_WAIT_S):
     if note:
         warn(note)
     head = entries[-1]["seq"] if entries else 0
-    health = {name: h.health.remote() for name, h in handles.items()}  # every replica's verify at once
+    model = cluster_model(cluster)
+    health = {name: h.health.remote(model) for name, h in handles.items()}  # every replica's verify at once
     health = {name: ray.get(ref, timeout=600) for name, ref in health.items()}
     broken = ledgers.beyond_replay(cluster, health)
     out, receipts = {}, {}
@@ -529,6 +548,9 @@ def up(cluster, warn=_warn, wait_s=START_WAIT_S):
             out[name].update(seq=done["seq"], quarantined=None, rebuilt_from=done["source"])
         except ClusterError as e:
             out[name]["quarantined"] = f"{out[name]['quarantined'] or 'quarantined'}: {why}; rebuild failed: {e}"
+    for name, why in ((n, h["foreign"]) for n, h in health.items() if h["foreign"]):
+        if out[name]["rebuilt_from"] is None and not out[name]["quarantined"]:  # no sibling of the cluster's model
+            out[name]["quarantined"] = f"quarantined: {why}"
     for name, h in handles.items():
         out[name].update(faces=ray.get(h.face_count.remote(), timeout=120), pid=ray.get(h.pid.remote(), timeout=60))
     if entries and receipts:  # what the replicas reached, for `facesearch-cluster ledger`
@@ -556,11 +578,11 @@ def _rebuild(cluster, shard_id, index):
         raise ClusterError(f"the cluster file has no replica {index} of shard {shard_id}")
     target = shard.replicas[index]
     head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).read_head()["seq"]
-    refused = []
+    model, refused = cluster_model(cluster), []
     for source in (r for r in shard.replicas if r is not target):
         try:
             actor = _actor(cluster, source)
-            state, health = ray.get([actor.state.remote(), actor.health.remote()], timeout=600)
+            state, health = ray.get([actor.state.remote(), actor.health.remote(model)], timeout=600)
         except (RayError, ClusterError) as e:
             refused.append(_error_text(source, e))
             continue
@@ -955,7 +977,8 @@ def verify(cluster, full=False, chains_only=False, timeout_s=7200, warn=_warn):
     head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).read_head()
     if head["note"]:
         warn(head["note"])
-    reports = _ask_every_replica(cluster, lambda a: a.examine.remote(full, chains_only), timeout_s)
+    model = None if chains_only else cluster_model(cluster)
+    reports = _ask_every_replica(cluster, lambda a: a.examine.remote(full, chains_only, model), timeout_s)
     return survey.verdict(cluster, reports, head["seq"], chains_only)
 
 

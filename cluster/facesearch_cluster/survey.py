@@ -12,6 +12,18 @@ The audit heads differ by design: each replica logs the queries it answered.
 from . import ledger as ledgers
 
 
+def foreign_model(corpus_model, cluster_model):
+    """Why a replica whose corpus holds `corpus_model` ({"model_identity", "embedding_mode"} from
+    `facesearch info --json`) cannot serve a cluster that embeds with `cluster_model`; None when
+    they are the same."""
+    if corpus_model == cluster_model:
+        return None
+    return (f"its corpus holds {corpus_model['embedding_mode']} embeddings of {corpus_model['model_identity']}, "
+            f"the cluster embeds {cluster_model['embedding_mode']} with {cluster_model['model_identity']} (its "
+            "facesearch and models): it can take none of the cluster's imports and answer none of its probes; "
+            "rebuild it from a sibling of the cluster's model (`facesearch-cluster rebuild-replica`, or `up`)")
+
+
 def replica_problems(report, head_seq, chains_only=False):
     """Why one replica is not healthy ([] when it is). `chains_only`: only its audit chain counts
     (`audit verify`), not `facesearch verify`'s checks nor its place in the ledger."""

@@ -692,6 +692,25 @@ class RayClusterTest(unittest.TestCase):
         p, merged = self.cluster_query(probe)
         self.assertEqual(matches(merged), expected)
 
+    def test_9c_a_replica_of_another_embedding_mode_is_named_by_verify_and_rebuilt_by_up(self):
+        # Someone re-made a replica's corpus by hand with `--embedding flip`: `facesearch verify`
+        # finds it healthy, but it can take none of the cluster's (plain) imports or probes.
+        corpus = self.replica_corpus(1, 1)
+        shutil.rmtree(corpus)
+        p = run([FACESEARCH, "--corpus", corpus, "index", "--embedding", "flip", self.images[30]])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        p = self.cli("verify")
+        self.assertEqual(p.returncode, 2, p.stdout)
+        self.assertIn("shard1-r1", p.stdout)
+        self.assertIn("its corpus holds flip embeddings of", p.stdout)
+        p = self.cli("up")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        state = json.loads(p.stdout)["replicas"]["shard1-r1"]
+        self.assertEqual((state["rebuilt_from"], state["quarantined"]), ("shard1-r0", None))
+        self.assertEqual(json.loads(run([FACESEARCH, "--corpus", corpus, "info", "--json"]).stdout)["embedding_mode"],
+                         "plain")
+        self.assertEqual(self.cli("verify").returncode, 0)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -22,6 +22,16 @@ def healthy():
     return {"shard0-r0": report("d0"), "shard0-r1": report("d0"), "shard1-r0": report("d1"), "shard1-r1": report("d1")}
 
 
+class ForeignModelTest(unittest.TestCase):
+    def test_a_corpus_of_another_model_or_embedding_mode_is_named_with_both_and_what_to_do(self):
+        ours = {"model_identity": "dlib_resnet_v1@55533b28+sp5@c4b1e980", "embedding_mode": "plain"}
+        self.assertIsNone(survey.foreign_model(dict(ours), ours))
+        why = survey.foreign_model(dict(ours, embedding_mode="flip"), ours)
+        self.assertIn("holds flip embeddings of dlib_resnet_v1@55533b28+sp5@c4b1e980, the cluster embeds plain", why)
+        self.assertIn("rebuild-replica", why)
+        self.assertIsNotNone(survey.foreign_model(dict(ours, model_identity="sface@0a1b"), ours))
+
+
 class VerdictTest(unittest.TestCase):
     def test_a_cluster_whose_replicas_verify_at_the_head_and_agree_is_healthy(self):
         result = survey.verdict(cluster(), healthy(), HEAD)
