@@ -674,6 +674,10 @@ def _import_everywhere(cluster, shard, text=None, call=None):
                     raise ClusterError(f"replica {replica.name} died {IMPORT_ATTEMPTS} times importing a batch: "
                                        "check its node, then run the same ingest again (nothing is doubled)") from None
                 time.sleep(1)
+            except RayTaskError as e:  # its facesearch refused the batch: another model, a full disk...
+                raise ClusterError(f"replica {replica.name} refused a batch: {str(e.cause or e).strip()[-1500:]}; "
+                                   "fix it (`facesearch-cluster verify` names a replica of another model), then "
+                                   "run the same command again (nothing is doubled)") from None
     return results
 
 
