@@ -703,6 +703,12 @@ class RayClusterTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2, p.stdout)
         self.assertIn("shard1-r1", p.stdout)
         self.assertIn("its corpus holds flip embeddings of", p.stdout)
+        mine = next(i for i in self.images[40:] if self.shard_of(i) == 1)
+        p = self.cli("ingest", mine)  # its batch is refused there, with facesearch's reason
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("replica shard1-r1 refused a batch", p.stderr)
+        self.assertIn("holds 'plain' embeddings and the corpus 'flip' ones", p.stderr)
+        self.assertNotIn("Traceback", p.stderr)
         p = self.cli("up")
         self.assertEqual(p.returncode, 0, p.stderr)
         state = json.loads(p.stdout)["replicas"]["shard1-r1"]
