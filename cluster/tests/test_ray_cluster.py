@@ -479,7 +479,8 @@ class RayClusterTest(unittest.TestCase):
         # corpus has nothing to erase and would later take the image its sibling refuses, so it
         # does not confirm (quarantined) until `up` has rebuilt it. (Not in the buckets test 9 moves.)
         c = self.current_cluster()
-        late = next(i for i in reversed(self.images[21:]) if self.shard_of(i) == other
+        held = set(sum(self.shas_by_replica([self.replica_corpus(other, 0)]).values(), []))  # not opted out
+        late = next(i for i in reversed(self.images[21:]) if content_sha256(i) in held
                     and c.bucket_of(content_sha256(i)) not in (14, 15))
         erased.append(embedding_bytes(late))
         p = self.cli("forget", "--image", late)
