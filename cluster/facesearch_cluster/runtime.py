@@ -31,6 +31,19 @@ from . import snapshot as snapshots
 from . import survey
 from .resident import ResidentServer, ServerError
 
+def _package_code():
+    """A digest of this package's modules: the code a replica's actor runs. Actors are detached,
+    so they outlive the client that started them and keep their code after an upgrade of
+    facesearch-cluster, where the new client's calls would not fit their methods (a TypeError deep
+    in Ray); `up` restarts an actor whose code is not this one (_started)."""
+    folder, digest = os.path.dirname(os.path.abspath(__file__)), hashlib.sha256()
+    for name in sorted(f for f in os.listdir(folder) if f.endswith(".py")):
+        with open(os.path.join(folder, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()[:16]
+
+
+CODE = _package_code()
 START_WAIT_S = 120  # how long `up` waits for a replica's actor to answer (a lost node's actors restart late)
 IMPORT_ATTEMPTS = 4  # an import is idempotent: a replica that died mid-import is simply asked again
 
@@ -94,6 +107,9 @@ class ShardReplica:
 
     def pid(self):
         return os.getpid()
+
+    def code(self):
+        return CODE
 
     def face_count(self):
         if self.faces is None:
@@ -489,23 +505,43 @@ def _started(cluster, wait_s=START_WAIT_S):
     """{replica name: its actor}, each started (or found) and answering. An actor whose node was
     lost (kill -9 of the raylet, a reboot) is "unavailable" until the GCS has noticed the node's
     death (its health checks take ~15-30 s) and restarted the actor on the node that holds its
-    resource now, and stays pending while no node holds it. So each is asked its pid, again every
-    second until `wait_s`; then the replicas that still do not answer are named, with what to do."""
+    resource now, and stays pending while no node holds it. So each is asked its code (CODE),
+    again every second until `wait_s`; then the replicas that still do not answer are named, with
+    what to do. One that runs other code (an earlier facesearch-cluster) is killed and started
+    again with this one, with a warning."""
     deadline = time.monotonic() + wait_s
-    handles, waiting = {}, {r.name: r for r in cluster.replicas()}
+    handles, waiting, restarted = {}, {r.name: r for r in cluster.replicas()}, set()
     while True:
         asked = {}
         for name, r in waiting.items():
             h = ShardReplica.options(**_actor_options(r, cluster)).remote(facesearch_argv(cluster, r.corpus),
                                                                           r.shard, r.index, r.corpus)
-            asked[name] = (h, h.pid.remote())
+            try:
+                asked[name] = (h, h.code.remote())
+            except AttributeError:  # an actor from before `code`: its handle lists its own methods
+                asked[name] = (h, None)
         errors = {}
         for name, (h, ref) in asked.items():
+            code = None  # an actor from before `code`
             try:
-                ray.get(ref, timeout=max(0.1, deadline - time.monotonic()))
-                handles[name] = h
+                if ref is not None:
+                    code = ray.get(ref, timeout=max(0.1, deadline - time.monotonic()))
+                if code == CODE:
+                    handles[name] = h
+                    continue
+            except RayTaskError:  # the same, when Ray checks the method on the actor's side
+                pass
             except RayError as e:  # unavailable, died, or no node to start it on yet (timeout)
                 errors[name] = _error_text(waiting[name], e)
+                continue
+            if name in restarted:  # started afresh and still other code: its node's install differs
+                raise ClusterError(f"replica {name}'s node {waiting[name].node} runs another version of "
+                                   f"facesearch-cluster (code {code or 'none'}, this client's {CODE}): install "
+                                   "the same version on every node and here, then run `up` again")
+            ray.kill(h, no_restart=True)  # the next round starts it afresh, with this code
+            restarted.add(name)
+            _warn(f"restarted the actor of {name}: it ran another version of facesearch-cluster")
+            errors[name] = f"{name}: restarted (it ran another version)"
         waiting = {name: r for name, r in waiting.items() if name in errors}
         if not waiting:
             return handles

@@ -719,5 +719,30 @@ class RayClusterTest(unittest.TestCase):
         self.assertEqual(self.cli("verify").returncode, 0)
 
 
+    def test_9d_up_restarts_an_actor_left_by_another_version_of_facesearch_cluster(self):
+        # Detached actors outlive their clients: an upgrade leaves actors running the old code,
+        # whose methods the new client's calls would not fit. Stand-in: an actor of another class.
+        old = int(self.on_ray(
+            "import os, time\n"
+            "r = c.shards[2].replicas[0]\n"
+            "ray.kill(ray.get_actor(r.name, namespace=c.name), no_restart=True)\n"
+            "@ray.remote(num_cpus=0)\n"
+            "class ShardReplica:  # an older release's: no code(), a pid()\n"
+            "    def pid(self):\n"
+            "        return os.getpid()\n"
+            "while True:\n"
+            "    try:\n"
+            "        print(ray.get(ShardReplica.options(**runtime._actor_options(r, c)).remote().pid.remote()))\n"
+            "        break\n"
+            "    except ray.exceptions.RayError:\n"
+            "        time.sleep(0.5)  # the killed actor's name is not free yet\n").splitlines()[-1])
+        p = self.cli("up")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("restarted the actor of shard2-r0: it ran another version of facesearch-cluster", p.stderr)
+        self.assertNotEqual(json.loads(p.stdout)["replicas"]["shard2-r0"]["pid"], old)
+        p, merged = self.cluster_query(os.path.join(TEST_IMAGES, "biden.jpg"))
+        self.assertEqual((p.returncode, merged["partial"]), (0, False), p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
