@@ -298,17 +298,31 @@ def write_state(corpus, state):
     _replace_file(os.path.join(corpus, STATE_FILE), {"seq": state["seq"], "hash": state["hash"]})
 
 
+def tail(entries, seq):
+    """What a replica that applied entries up to `seq` needs of the ledger `entries`: the entry it
+    applied last (whose hash pending checks) and those after it. Replicas are sent their tail, not
+    the ledger: a cluster that honoured a million erasures must not ship them all to every replica
+    at every new one."""
+    return entries[max(0, seq - 1):]
+
+
 def pending(entries, state):
-    """The entries a replica in `state` has still to apply, in order. Refuses a replica whose last
-    applied entry is not the ledger's entry of that seq (another ledger, or one rewritten)."""
+    """The entries a replica in `state` has still to apply, in order. `entries`: the ledger, or a
+    tail of it (tail). Refuses a replica whose last applied entry is not the ledger's entry of that
+    seq (another ledger, or one rewritten), and a tail that starts after that entry."""
     seq = state["seq"]
-    if seq > len(entries):
-        raise LedgerError(f"the replica applied entry {seq} but the ledger has {len(entries)}: it belongs to "
+    first = entries[0]["seq"] if entries else 1
+    last = first + len(entries) - 1
+    if seq > last:
+        raise LedgerError(f"the replica applied entry {seq} but the ledger has {last}: it belongs to "
                           "another ledger, or the ledger lost entries; restore the ledger")
-    if seq and entries[seq - 1]["hash"] != state["hash"]:
+    if (seq and seq < first) or (not seq and first > 1):  # the entry to check, or the start, is not in it
+        raise LedgerError(f"the replica applied entries up to {seq}, but was sent the ledger from entry {first}: "
+                          "run `facesearch-cluster up`")
+    if seq and entries[seq - first]["hash"] != state["hash"]:
         raise LedgerError(f"the replica applied an entry {seq} that is not this ledger's: it belongs to another "
                           "ledger, or the ledger was rewritten")
-    return entries[seq:]
+    return entries[seq - first + 1:]
 
 
 def replay(entries, state, apply, save):

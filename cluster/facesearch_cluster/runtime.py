@@ -119,7 +119,10 @@ class ShardReplica:
 
     def state(self):
         """Its face count and the ledger seq it has applied up to (the client quarantines a replica behind)."""
-        return {"faces": self.face_count(), "seq": ledgers.read_state(self.corpus)["seq"]}
+        return {"faces": self.face_count(), "seq": self.applied_seq()}
+
+    def applied_seq(self):
+        return ledgers.read_state(self.corpus)["seq"]
 
     def import_records(self, embed_text):
         """Imports an embed file handed over whole (an ingest batch)."""
@@ -567,12 +570,13 @@ def up(cluster, warn=_warn, wait_s=START_WAIT_S):
     health = {name: h.health.remote(model) for name, h in handles.items()}  # every replica's verify at once
     health = {name: ray.get(ref, timeout=600) for name, ref in health.items()}
     broken = ledgers.beyond_replay(cluster, health)
+    tails = _tails(cluster, cluster.replicas(), entries)
     out, receipts = {}, {}
     for r in cluster.replicas():
         if r.name in broken:
             receipt = {"seq": 0}
         else:
-            receipt = receipts[r.name] = ray.get(handles[r.name].catch_up.remote(entries), timeout=600)
+            receipt = receipts[r.name] = ray.get(handles[r.name].catch_up.remote(tails[r.name]), timeout=600)
             if receipt["error"]:
                 broken[r.name] = f"replay failed at {receipt['error']}"
         out[r.name] = {"seq": receipt["seq"], "quarantined": ledgers.quarantine_reason(receipt["seq"], head),
@@ -754,12 +758,13 @@ def embed_probe(cluster, photo):
     return p.stdout
 
 
-def _states(cluster, timeout_s):
-    """{replica name: its state ({faces, seq}) or the error that stopped it answering}, asked of all at once."""
+def _states(cluster, timeout_s, replicas=None, ask=lambda actor: actor.state.remote()):
+    """{replica name: its state ({faces, seq}; or what `ask` asks) or the error that stopped it
+    answering}, asked of all (or of `replicas`) at once."""
     refs = {}
-    for r in cluster.replicas():
+    for r in replicas or cluster.replicas():
         try:
-            refs[r.name] = _actor(cluster, r).state.remote()
+            refs[r.name] = ask(_actor(cluster, r))
         except ClusterError as e:
             refs[r.name] = e
     out = {}
@@ -769,6 +774,14 @@ def _states(cluster, timeout_s):
         except RayError as e:
             out[name] = e
     return out
+
+
+def _tails(cluster, replicas, entries):
+    """{replica name: the tail of the ledger `entries` it needs (ledger.tail)}, from the seq its
+    state says; the whole ledger for one that did not say. A replica's seq only grows (a rebuild
+    copies a sibling at the head), so a tail cut before its catch-up still covers it."""
+    seqs = _states(cluster, 60, replicas, ask=lambda actor: actor.applied_seq.remote())
+    return {r.name: ledgers.tail(entries, seqs[r.name] if isinstance(seqs[r.name], int) else 0) for r in replicas}
 
 
 def _error_text(replica, e):
@@ -843,11 +856,11 @@ def erase(cluster, op, selector, request_id=None):
     and the verdict (ledger.evaluate)."""
     ledger = ledgers.Ledger(ledgers.ledger_path(cluster.path))
     entry = ledger.append(op, selector, request_id)
-    entries = ledger.entries()
+    tails = _tails(cluster, cluster.replicas(), ledger.entries())
     refs = {}
     for r in cluster.replicas():
         try:
-            refs[r.name] = (r, _actor(cluster, r).catch_up.remote(entries))
+            refs[r.name] = (r, _actor(cluster, r).catch_up.remote(tails[r.name]))
         except ClusterError as e:
             refs[r.name] = (r, e)
     receipts, failed = {}, []
@@ -877,10 +890,10 @@ def erase(cluster, op, selector, request_id=None):
 def _catch_up(cluster, replicas, entries):
     """Has `replicas` replay the ledger `entries` at once; returns the receipts of those that
     answered (a receipt's "error" says where a replay stopped) and records them."""
-    refs = {}
+    refs, tails = {}, _tails(cluster, replicas, entries)
     for r in replicas:
         try:
-            refs[r.name] = _actor(cluster, r).catch_up.remote(entries)
+            refs[r.name] = _actor(cluster, r).catch_up.remote(tails[r.name])
         except ClusterError:
             pass  # no actor: it stays behind, quarantined, until `up`
     receipts = {}

@@ -182,6 +182,26 @@ class ReplayTest(unittest.TestCase):
             ledger.pending(self.entries, {"seq": 9, "hash": "f" * 64})
         self.assertEqual(ledger.pending(self.entries, {"seq": 0, "hash": ledger.GENESIS}), self.entries)
 
+    def test_a_replica_is_sent_the_tail_of_the_ledger_from_the_entry_it_applied_last(self):
+        at2 = {"seq": 2, "hash": self.entries[1]["hash"]}
+        self.assertEqual(ledger.tail(self.entries, 2), self.entries[1:])
+        self.assertEqual(ledger.tail(self.entries, 0), self.entries)
+        self.assertEqual(ledger.tail(self.entries, 4), self.entries[3:])
+        self.assertEqual(ledger.pending(ledger.tail(self.entries, 2), at2), self.entries[2:])
+        self.assertEqual(ledger.pending(ledger.tail(self.entries, 4), {"seq": 4, "hash": self.entries[3]["hash"]}), [])
+        # The tail's first entry is still checked against the replica's hash.
+        with self.assertRaisesRegex(ledger.LedgerError, "not this ledger's"):
+            ledger.pending(ledger.tail(self.entries, 2), {"seq": 2, "hash": "f" * 64})
+        # A tail cut for a replica further on than this one (its corpus lost since): refused, not skipped.
+        with self.assertRaisesRegex(ledger.LedgerError, "applied entries up to 1, but was sent the ledger from entry 2"):
+            ledger.pending(ledger.tail(self.entries, 2), {"seq": 1, "hash": self.entries[0]["hash"]})
+        with self.assertRaisesRegex(ledger.LedgerError, "up to 0, but was sent the ledger from entry 2"):
+            ledger.pending(ledger.tail(self.entries, 2), {"seq": 0, "hash": ledger.GENESIS})
+        # The replay of a tail applies the same entries as the replay of the whole ledger.
+        whole, _, _ = self.replay(at2)
+        self.assertEqual(ledger.replay(ledger.tail(self.entries, 2), at2, lambda e: {}, lambda s: None)["seq"],
+                         whole["seq"])
+
     def test_the_state_file_survives_a_restart_and_a_damaged_one_is_refused(self):
         with tempfile.TemporaryDirectory() as corpus:
             self.assertEqual(ledger.read_state(corpus), {"seq": 0, "hash": ledger.GENESIS})
