@@ -67,15 +67,17 @@ def cmd_check(args):
     c = clusterfile.load(args.cluster_file)
     print(f"{c.path}: map version {c.map_version}, {len(c.shards)} shards, {len(c.replicas())} replicas on "
           f"{len(c.nodes)} nodes, {c.buckets} buckets")
+    if not c.auth_token_file:
+        warn("no auth_token_file: anyone who can reach ray_address can run code as the nodes' user and read "
+             "every replica; name a file holding a secret token (`openssl rand -hex 32 > token`, mode 0600, "
+             "on every node and client)")
     return EXIT_MATCH
 
 
 def cmd_start_node(args, c):
     if args.node not in c.nodes:
         raise clusterfile.ClusterFileError(f"node {args.node} is not in {c.path}")
-    env = dict(os.environ)
-    if c.auth_token_file:
-        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=c.auth_token_file)
+    env = dict(os.environ, **clusterfile.auth_environment(c))
     host, port = c.ray_address.rsplit(":", 1)
     argv = [os.path.join(os.path.dirname(sys.executable), "ray"), "start",
             "--resources", json.dumps({c.node_resource(args.node): 1})]
@@ -167,6 +169,7 @@ finish a move that was interrupted."""
             return cmd_start_node(args, c)
         if args.command == "ledger":
             return cmd_ledger(c)
+        clusterfile.use_auth(c)  # before Ray is imported: it reads its auth settings then
         from . import runtime  # Ray is imported only by the commands that use it
         # Ray's driver prints cluster events to sys.stdout from a thread of its own ("node ... has
         # been marked dead" after a node's loss): they go to stderr, and stdout holds our output alone.

@@ -193,6 +193,20 @@ def parse(text, path="cluster file"):
     return Cluster(path, map_version, address, binary, buckets, nodes, shards, models, token, name, owner)
 
 
+def auth_environment(cluster):
+    """The environment variables that turn on Ray's token authentication for `cluster` ({} when
+    its file names no token). Ray reads them when it is imported, not when it connects: a client
+    must have them set before `import ray` (use_auth), a node's `ray start` in its environment."""
+    if not cluster.auth_token_file:
+        return {}
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": cluster.auth_token_file}
+
+
+def use_auth(cluster):
+    """Sets auth_environment(cluster) in this process: call it before Ray is imported."""
+    os.environ.update(auth_environment(cluster))
+
+
 def load(path):
     try:
         with open(path, encoding="utf-8") as f:

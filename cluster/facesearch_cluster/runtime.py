@@ -25,6 +25,7 @@ import time
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskError
 
+from . import clusterfile
 from . import ledger as ledgers
 from . import merge as merging
 from . import snapshot as snapshots
@@ -53,18 +54,21 @@ class ClusterError(RuntimeError):
 
 
 def connect(cluster):
-    """Connects this process to the cluster's Ray (token auth when the file names a token)."""
-    if cluster.auth_token_file:
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ["RAY_AUTH_TOKEN_PATH"] = cluster.auth_token_file
+    """Connects this process to the cluster's Ray, with token auth when the file names a token:
+    clusterfile.use_auth must have run before this module (and so Ray) was imported."""
+    wanted = clusterfile.auth_environment(cluster)
+    if any(os.environ.get(k) != v for k, v in wanted.items()):
+        raise ClusterError("the cluster uses Ray's token auth, but this process imported Ray without it: "
+                           "call clusterfile.use_auth(cluster) before importing facesearch_cluster.runtime")
     if ray.is_initialized():
         return
     try:
         ray.init(address=cluster.ray_address, namespace=cluster.name, logging_level="ERROR",
                  log_to_driver=False, include_dashboard=False)
     except Exception as e:  # Ray raises ConnectionError, RuntimeError, ValueError...
+        hint = f"; or {cluster.auth_token_file} does not hold the cluster's token" if wanted else ""
         raise ClusterError(f"cannot reach the Ray cluster at {cluster.ray_address}: {e} "
-                           "(is `facesearch-cluster start-node --head` running there?)") from None
+                           f"(is `facesearch-cluster start-node --head` running there{hint}?)") from None
 
 
 def facesearch_argv(cluster, corpus=None):

@@ -118,9 +118,14 @@ class RayClusterTest(unittest.TestCase):
             nodes = ["n1", "n2"] if s % 2 == 0 else ["n2", "n1"]
             shards.append({"id": s, "buckets": [4 * s, 4 * s + 3],
                            "replicas": [{"node": n, "corpus": os.path.join(cls.tmp, n, f"shard{s}")} for n in nodes]})
+        # Ray's token auth on, as a real cluster runs: the nodes, every command and every actor use it.
+        cls.token_file = os.path.join(cls.tmp, "ray-token")
+        with open(os.open(cls.token_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(32).hex())
         with open(cls.cluster_file, "w") as f:
             json.dump({"version": 1, "map_version": 1, "ray_address": f"127.0.0.1:{port}", "facesearch": FACESEARCH,
-                       "buckets": 4 * SHARDS, "nodes": {"n1": {}, "n2": {}}, "shards": shards}, f)
+                       "auth_token_file": cls.token_file, "buckets": 4 * SHARDS, "nodes": {"n1": {}, "n2": {}},
+                       "shards": shards}, f)
         cls.daemons = {}  # node -> the pids of its Ray daemons (raylet, log monitor): the node, with their children
         for node in ("n1", "n2"):
             try:
@@ -368,8 +373,9 @@ class RayClusterTest(unittest.TestCase):
 
     def on_ray(self, code):
         """Runs `code` in a Ray client of this cluster (c: the cluster, runtime, ray imported)."""
-        p = run([sys.executable, "-c", "import ray\nfrom facesearch_cluster import clusterfile, runtime\n"
-                 f"c = clusterfile.load({self.cluster_file!r})\nruntime.connect(c)\n{code}"],
+        p = run([sys.executable, "-c", f"from facesearch_cluster import clusterfile\nc = clusterfile.load({self.cluster_file!r})\n"
+                 "clusterfile.use_auth(c)\nimport ray\nfrom facesearch_cluster import runtime\nruntime.connect(c)\n"
+                 f"{code}"],
                 cwd=os.path.join(REPO, "cluster"))
         self.assertEqual(p.returncode, 0, p.stderr[-3000:])
         return p.stdout
@@ -742,6 +748,26 @@ class RayClusterTest(unittest.TestCase):
         self.assertNotEqual(json.loads(p.stdout)["replicas"]["shard2-r0"]["pid"], old)
         p, merged = self.cluster_query(os.path.join(TEST_IMAGES, "biden.jpg"))
         self.assertEqual((p.returncode, merged["partial"]), (0, False), p.stderr)
+
+
+    def test_9e_a_client_without_the_clusters_token_is_refused(self):
+        other = os.path.join(self.tmp, "other-token")
+        with open(os.open(other, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(32).hex())
+        with open(self.cluster_file) as f:
+            doc = json.load(f)
+        for name, token in (("wrong-token.json", other), ("no-token.json", None)):
+            with self.subTest(name):
+                copy = os.path.join(self.tmp, name)
+                with open(copy, "w") as f:
+                    json.dump(dict(doc, auth_token_file=token) if token else
+                              {k: v for k, v in doc.items() if k != "auth_token_file"}, f)
+                p = run(CLI + ["query", "--cluster", copy, os.path.join(TEST_IMAGES, "biden.jpg")],
+                        cwd=os.path.join(REPO, "cluster"), timeout=180)
+                self.assertEqual(p.returncode, 2, p.stderr[-2000:])
+                self.assertIn("cannot reach the Ray cluster", p.stderr)
+                if token:
+                    self.assertIn(f"or {other} does not hold the cluster's token", p.stderr)
 
 
 if __name__ == "__main__":
