@@ -49,7 +49,7 @@ class SnapshotTest(unittest.TestCase):
     def test_pull_refuses_a_file_that_changed_after_the_manifest(self):
         files = snapshot.manifest(self.source)
         with open(os.path.join(self.source, "index/faces.faiss"), "r+b") as f:
-            f.write(b"\0")  # same size, other bytes
+            f.write(bytes([self.contents["index/faces.faiss"][0] ^ 0xFF]))  # same size, another first byte
         with self.assertRaisesRegex(snapshot.SnapshotError, "index/faces.faiss arrived with 2500 bytes and SHA-256"):
             snapshot.pull(files, self.fetcher(files, []), self.dest)
         os.truncate(os.path.join(self.source, "corpus.sqlite"), 100)
