@@ -27,6 +27,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 
 from . import ledger as ledgers
 from . import merge as merging
+from . import optouts as optout_rules
 from . import snapshot as snapshots
 from . import survey
 from .resident import ResidentServer, ServerError
@@ -143,6 +144,15 @@ class ShardReplica:
             receipt = _receipt(self.argv, self.corpus)
         return dict(receipt, shard=self.shard, replica=self.index, seq=result["seq"], hash=result["hash"],
                     applied=result["applied"], error=result["error"])
+
+    def optouts(self):
+        """{"seq": the ledger entry it applied last, "optouts": its `optout list --json` rows (ids,
+        thresholds, dates, reasons, request ids; never the embeddings)}; no rows without a corpus."""
+        p = _run(self.argv + ["optout", "list", "--json"], ok=(0, 1, 2))
+        if p.returncode == 2 and NO_CORPUS not in p.stderr:
+            raise ClusterError(f"optout list on {self.corpus} failed: {p.stderr.strip()[-1000:]}")
+        rows = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+        return {"seq": ledgers.read_state(self.corpus)["seq"], "optouts": rows}
 
     def health(self):
         """{"corpus": whether it holds one, "problems": what `facesearch verify` found (none: healthy)}."""
@@ -286,6 +296,8 @@ class ShardReplica:
             return {"faces_erased": 0, "images_erased": 0}
         if "move" in sel:
             return _forget_images(argv, sel["moved_images"])
+        if entry["op"] == optout_rules.REMOVE_OP:
+            return _remove_optout(argv, sel["optout_request_id"])
         threshold = ["--threshold", str(sel["threshold"])] if sel.get("threshold") is not None else []
         if entry["op"] == "optout":
             _check_photo(sel)
@@ -393,6 +405,18 @@ def _forget_images(argv, images, chunk=200):
             for key in erased:
                 erased[key] += one[key]
     return erased
+
+
+def _remove_optout(argv, request_id):
+    """`facesearch optout remove --request RID`: the opt-out this replica added under that request
+    id, its embedding scrubbed. One it never held (no corpus then, or added before it joined)
+    counts as 0 removed, as an image on another shard does for a forget."""
+    p = _run(argv + ["optout", "remove", "--json", "--request", request_id], ok=(0, 2))
+    if p.returncode == 2:
+        if NO_CORPUS in p.stderr or "no opt-out was added under request id" in p.stderr:
+            return {"optouts_removed": 0}
+        raise ClusterError(f"optout remove failed: {p.stderr.strip()[-1000:]}")
+    return {"optouts_removed": len(json.loads(p.stdout)["ids"])}
 
 
 def _check_photo(selector):
@@ -747,6 +771,34 @@ def erase(cluster, op, selector, request_id=None):
                                 for a in receipts[r.name]["applied"] if a["seq"] == entry["seq"]] or [0])
     return dict(ledgers.evaluate(cluster, entry["seq"], receipts), entry=entry, erased=erased,
                 receipts=sorted(receipts.values(), key=lambda r: (r["shard"], r["replica"])), failed=failed)
+
+
+# ---- opt-outs across the cluster (optouts.py) ----------------------------------------------------
+
+def optout_list(cluster, timeout_s=600, warn=_warn):
+    """Every replica's opt-outs merged once each against the ledger (optouts.merge)."""
+    ledger = ledgers.Ledger(ledgers.ledger_path(cluster.path))
+    head = ledger.read_head()
+    if head["note"]:
+        warn(head["note"])
+    answers = _ask_every_replica(cluster, lambda a: a.optouts.remote(), timeout_s)
+    return optout_rules.merge(cluster, ledger.entries(), answers)
+
+
+def optout_remove(cluster, optout_request_id, request_id=None, warn=_warn):
+    """Removes the opt-out added under `optout_request_id` on every replica through the ledger (an
+    "optout-remove" entry, then erase's replay, receipts and verdict). Refused, with nothing
+    appended, when no replica that answers holds it."""
+    merged = optout_list(cluster, warn=warn)
+    refused = optout_rules.removal_refused(optout_request_id, ledgers.Ledger(ledgers.ledger_path(cluster.path)).entries(),
+                                           merged)
+    if refused:
+        raise ClusterError(refused)
+    result = erase(cluster, optout_rules.REMOVE_OP, {"optout_request_id": optout_request_id}, request_id)
+    # Every replica holds its own row of the one opt-out: the most any replica removed, not a sum over shards.
+    result["erased"] = {"optouts_removed": max([a["erased"]["optouts_removed"] for r in result["receipts"]
+                                                for a in r["applied"] if a["seq"] == result["entry"]["seq"]] or [0])}
+    return result
 
 
 # ---- moving buckets between shards (move.py; docs/scale.md, "Moving buckets") -------------------
