@@ -35,9 +35,10 @@ EPILOG = """examples:
   facesearch-cluster audit --cluster cluster.json verify
   facesearch-cluster compare --cluster cluster.json id-card.jpg still.png   # with the cluster's model
 exit status: 0 done (query: a match), 1 query: no match / forget, optout: nothing erased /
-optout-list: no opt-outs, 2 error (optout-list: a replica lacks one it should hold, or holds a stray)
-(a shard that does not answer, unless --allow-partial; an erasure not confirmed by every replica:
-those replicas are quarantined until `facesearch-cluster up` has them replay the ledger)."""
+optout-list: no opt-outs, 2 error (a shard that does not answer, unless --allow-partial; an
+erasure not confirmed by every replica: those replicas are quarantined until `facesearch-cluster
+up` has them replay the ledger; optout-list: a replica lacks an opt-out it should hold, or holds a
+stray)."""
 
 
 def image_files(paths):
@@ -306,7 +307,8 @@ def add_optout_commands(with_cluster):
                                       "that added it (its request_id in optout-list); done only when every "
                                       "replica confirmed")
     p.add_argument("optout_request_id", metavar="REQUEST_ID", help="the request id the opt-out was added under")
-    p.add_argument("--request-id", help="the removal's id in the ledger and every audit record (default: a new one)")
+    p.add_argument("--request-id", metavar="ID",
+                   help="the removal's id in the ledger and every audit record (default: a new one)")
 
 
 def run_optout(args, c, runtime, out):

@@ -25,7 +25,8 @@ Result<int64_t> OptOutId(const std::string& text) {
   int64_t id = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
   if (ec != std::errc() || end != text.data() + text.size() || id < 1)
-    return Fail(ErrorCode::kInvalidArgument, "optout remove needs an ID (see `facesearch optout list`)");
+    return Fail(ErrorCode::kInvalidArgument,
+                "optout remove needs an ID, or --request RID (see `facesearch optout list --json`)");
   return id;
 }
 

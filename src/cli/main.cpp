@@ -75,9 +75,10 @@ int ExecCluster(int argc, char** argv) {
   std::vector<char*> args{const_cast<char*>(runner), argv[3], const_cast<char*>("--cluster"), argv[2]};
   int rest = 4;
   if (std::strcmp(argv[3], "optout") == 0) {
-    static const char* const kOptoutRunner[][2] = {{"add", "optout"}, {"list", "optout-list"}, {"remove", "optout-remove"}};
-    const auto* action = argc < 5 ? std::end(kOptoutRunner) : std::find_if(std::begin(kOptoutRunner), std::end(kOptoutRunner), [&](const auto& a) {
-      return std::strcmp(a[0], argv[4]) == 0;
+    static const char* const kOptoutRunner[][2] = {
+        {"add", "optout"}, {"list", "optout-list"}, {"remove", "optout-remove"}};
+    const auto* action = std::find_if(std::begin(kOptoutRunner), std::end(kOptoutRunner), [&](const auto& a) {
+      return argc >= 5 && std::strcmp(a[0], argv[4]) == 0;
     });
     if (action == std::end(kOptoutRunner)) {
       std::cerr << "facesearch: error: with --cluster, optout takes add PHOTO, list, or remove REQUEST_ID (the "

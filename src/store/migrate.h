@@ -55,6 +55,9 @@ Status CreateVideosV8(sqlite3* db);
 Status CreateClustersV9(sqlite3* db);
 // The v10 optouts.request_id column, filled from the audit log; also run when creating a new corpus.
 Status CreateOptoutRequestsV10(sqlite3* db);
+// SELECT of (optout_id, request_id) from the audit records of `optout add` run with --request-id:
+// what v10 fills the column from, and what a read-only open of an older schema reads it from.
+extern const char* const kOptoutRequestsInAuditSql;
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

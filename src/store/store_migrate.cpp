@@ -208,19 +208,20 @@ namespace {
 // get the request id their audit record holds (`optout add` with --request-id, as a cluster
 // replica runs it): one pass over the log, only when there are opt-outs; NULL when none.
 const char* const kOptoutRequestsV10Sql = "ALTER TABLE optouts ADD COLUMN request_id TEXT;";
-const char* const kOptoutRequestsBackfillSql = R"sql(
-UPDATE optouts SET request_id = added.request_id
-FROM (SELECT json_extract(results, '$.optout_id') AS optout_id, json_extract(params, '$.request_id') AS request_id
-      FROM audit WHERE action = 'optout' AND json_valid(params) AND json_valid(results)
-      AND json_extract(params, '$.op') = 'add' AND json_extract(params, '$.request_id') IS NOT NULL) AS added
-WHERE added.optout_id = optouts.id;
-)sql";
 }  // namespace
+
+const char* const kOptoutRequestsInAuditSql =
+    "SELECT json_extract(results, '$.optout_id') AS optout_id, json_extract(params, '$.request_id') AS request_id "
+    "FROM audit WHERE action = 'optout' AND json_valid(params) AND json_valid(results) "
+    "AND json_extract(params, '$.op') = 'add' AND json_extract(params, '$.request_id') IS NOT NULL";
 
 Status CreateOptoutRequestsV10(sqlite3* db) {
   FS_TRY(sqlite::Exec(db, kOptoutRequestsV10Sql));
   FS_ASSIGN(int64_t optouts, sqlite::QueryInt(db, "SELECT COUNT(*) FROM optouts"));
-  return optouts ? sqlite::Exec(db, kOptoutRequestsBackfillSql) : Ok();
+  if (!optouts) return Ok();
+  const std::string backfill = std::string("UPDATE optouts SET request_id = added.request_id FROM (") +
+                               kOptoutRequestsInAuditSql + ") AS added WHERE added.optout_id = optouts.id";
+  return sqlite::Exec(db, backfill.c_str());
 }
 
 Status Upgrade(sqlite3* db, int64_t from) {

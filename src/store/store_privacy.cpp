@@ -9,6 +9,7 @@
 #include "store/audit_chain.h"
 #include "store/face_codec.h"
 #include "store/meta.h"
+#include "store/migrate.h"
 #include "store/sqlite.h"
 #include "store/store.h"
 
@@ -285,9 +286,13 @@ Result<std::vector<OptOutRecord>> Store::OptOuts() {
   std::vector<OptOutRecord> out;
   FS_ASSIGN(bool has, HasTable(db_, "optouts"));
   if (!has) return out;
-  const std::string request_id = version_ >= 10 ? "COALESCE(request_id, '')" : "''";  // v10 added it
-  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, ("SELECT id, embedding, threshold, reason, added_at, " + request_id +
-                                           " FROM optouts ORDER BY id").c_str()));
+  // v10 added request_id; an older schema, opened read-only, has it in its audit log only.
+  const std::string request_id =
+      version_ >= 10 ? "COALESCE(o.request_id, '') FROM optouts o"
+                     : std::string("COALESCE(added.request_id, '') FROM optouts o LEFT JOIN (") +
+                           migrate::kOptoutRequestsInAuditSql + ") AS added ON added.optout_id = o.id";
+  const std::string sql = "SELECT o.id, o.embedding, o.threshold, o.reason, o.added_at, " + request_id + " ORDER BY o.id";
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, sql.c_str()));
   for (;;) {
     FS_ASSIGN(bool row, stmt.Step());
     if (!row) return out;
