@@ -79,13 +79,14 @@ void RunRemote(Context& ctx, const OptoutArgs& args) {
     if (!part) return ctx.Report(part.error());
     request.parts.push_back(std::move(*part));
   } else if (args.action == "remove") {
-    if (!args.of_request.empty())
-      return ctx.Report({ErrorCode::kInvalidArgument, "optout remove --request runs on the corpus itself, not "
-                                                      "through --server: remove by ID there (optout list)"});
-    auto id = OptOutId(args.target);
-    if (!id) return ctx.Report(id.error());
     request.method = "DELETE";
-    request.params.emplace_back("id", std::to_string(*id));
+    if (!args.of_request.empty()) {
+      request.params.emplace_back("request", args.of_request);
+    } else {
+      auto id = OptOutId(args.target);
+      if (!id) return ctx.Report(id.error());
+      request.params.emplace_back("id", std::to_string(*id));
+    }
   }
   RunOnServer(ctx, std::move(request));
 }
