@@ -39,9 +39,12 @@ RgbImage DecodeTestImage(const std::string& name);
 // machine without the prerequisite cannot pass a test that never ran.
 void SkipOrFailInCi(const std::string& prerequisite, const std::string& why);
 
-// SQL that drops the schema v9 tables (kept clusters), for tests that turn a corpus back into
-// an older version's: run it before dropping the subjects tables, which they reference.
+// SQL that drops what schema v10 (optouts.request_id) and v9 (kept clusters) added, for tests that
+// turn a corpus back into an older version's: run it before dropping the subjects tables, which
+// the v9 tables reference.
+inline constexpr const char* kDropOptoutRequestsV10Sql = "ALTER TABLE optouts DROP COLUMN request_id; ";
 inline constexpr const char* kDropClustersV9Sql =
+    "ALTER TABLE optouts DROP COLUMN request_id; "
     "DROP TABLE face_apart; DROP TABLE face_labels; DROP TABLE cluster_faces; DROP TABLE clusters; ";
 
 // Directory of the dlib models (scripts/fetch-models.sh), resolved like the binary does.

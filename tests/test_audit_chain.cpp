@@ -267,6 +267,52 @@ TEST_CASE("Opt-outs are stored, listed and removed with audit records", "[audit]
   CHECK(store->VerifyAudit().value().records == 2);
 }
 
+TEST_CASE("Opt-outs keep their request id, an older schema gives it from the audit log, and removal by request id takes only that one",
+          "[audit][store][optout]") {
+  test::TempDir dir;
+  const fs::path db = dir / "c.db";
+  OptOutRecord o;
+  o.embedding = MakeFace(0.5f).embedding;
+  o.threshold = 0.5f;
+  int64_t clustered = 0, alone = 0;
+  {
+    auto store = Store::Open(db, kModels).value();
+    AuditRecord added = Draft("optout");  // as `facesearch --request-id rq-7 optout add` records it
+    added.params = R"({"op":"add","threshold":0.5,"reason":"","request_id":"rq-7"})";
+    o.request_id = "rq-7";
+    clustered = store->AddOptOut(o, added).value();
+    o.request_id.clear();
+    alone = store->AddOptOut(o, Draft("optout")).value();
+  }
+  // Back to schema 9, which had no request_id column: the audit log still names the request.
+  ExecSql(db, std::string(test::kDropOptoutRequestsV10Sql) +
+                  "PRAGMA user_version = 9; UPDATE meta SET value = '9' WHERE key = 'schema_version';");
+  {
+    auto old = Store::OpenReadOnly(db).value();  // a read-only open reads v9's from its audit log
+    auto list = old->OptOuts().value();
+    REQUIRE(list.size() == 2);
+    CHECK(list[0].request_id == "rq-7");
+    CHECK(list[1].request_id.empty());
+  }
+  auto store = Store::Open(db, kModels).value();
+  CHECK(RawInt(db, "PRAGMA user_version") == kSchemaVersion);
+  auto list = store->OptOuts().value();
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].id == clustered);
+  CHECK(list[0].request_id == "rq-7");
+  CHECK(list[1].request_id.empty());
+
+  CHECK(store->RemoveOptOutsOfRequest("rq-8", Draft("optout")).error().code == ErrorCode::kNotFound);
+  CHECK(store->RemoveOptOutsOfRequest("rq-7", Draft("optout")).value() == std::vector<int64_t>{clustered});
+  list = store->OptOuts().value();
+  REQUIRE(list.size() == 1);
+  CHECK(list[0].id == alone);
+  std::vector<AuditRecord> log;
+  REQUIRE(store->ForEachAudit({}, [&](const AuditRecord& r) { log.push_back(r); }));
+  CHECK(log.back().results == "{\"optout_ids\":[" + std::to_string(clustered) + "]}");
+  CHECK(store->VerifyAudit().value().ok);
+}
+
 TEST_CASE("Opening a version-2 corpus migrates it to the current schema and keeps its images, faces and audit log",
           "[audit][store]") {
   test::TempDir dir;

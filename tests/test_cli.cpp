@@ -443,9 +443,12 @@ TEST_CASE("facesearch --cluster FILE runs facesearch-cluster with the mapped arg
   CHECK(cluster({"audit", "verify", "--json"}).out == "audit --cluster c.json verify --json\n");
   CHECK(cluster({"compare", "a.jpg", "b.jpg"}).out == "compare --cluster c.json a.jpg b.jpg\n");
   CHECK(cluster({"verify", "--full"}).out == "verify --cluster c.json --full\n");
-  RunResult listed = cluster({"optout", "list"});
-  CHECK(listed.exit_code == 2);
-  CHECK(listed.err.find("optout takes add PHOTO") != std::string::npos);
+  CHECK(cluster({"optout", "list", "--json"}).out == "optout-list --cluster c.json --json\n");
+  CHECK(cluster({"optout", "remove", "7f3a"}).out == "optout-remove --cluster c.json 7f3a\n");
+  RunResult unmapped = cluster({"optout", "purge"});
+  CHECK(unmapped.exit_code == 2);
+  CHECK(unmapped.err.find("optout takes add PHOTO, list, or remove REQUEST_ID") != std::string::npos);
+  CHECK(cluster({"optout"}).exit_code == 2);
   CHECK(cluster({"index", "photos/"}).exit_code == 2);
   RunResult failing = RunProgram({"env", "FACESEARCH_CLUSTER=/bin/false", FacesearchBinary(), "--cluster", "c.json", "info"});
   CHECK(failing.exit_code == 1);  // the runner's own status

@@ -334,10 +334,11 @@ TEST_CASE("forget by retention age, by face id and by likeness erases exactly th
   CHECK(c.Run({"forget"}).exit_code == 2);  // says what to forget
 }
 
-TEST_CASE("optout add erases matching faces, index skips them, and list never shows the embedding", "[privacy][e2e]") {
+TEST_CASE("optout add erases matching faces, index skips them, list never shows the embedding, and remove --request takes the one added under that request id",
+          "[privacy][e2e][optout]") {
   Corpus c;
   c.Index({"obama.jpg", "biden.jpg"});
-  RunResult add = c.Run({"optout", "add", TestImage("obama3.jpg").string(), "--reason", "ticket 881"});
+  RunResult add = c.Run({"--request-id", "rq-881", "optout", "add", TestImage("obama3.jpg").string(), "--reason", "ticket 881"});
   INFO(add.err);
   REQUIRE(add.exit_code == 0);
   CHECK(add.out.find("erased 1 matching face") != std::string::npos);
@@ -354,8 +355,15 @@ TEST_CASE("optout add erases matching faces, index skips them, and list never sh
   REQUIRE(optouts.size() == 1);
   CHECK(optouts[0]["reason"].str() == "ticket 881");
   CHECK_FALSE(optouts[0].has("embedding"));
+  CHECK(optouts[0]["request_id"].str() == "rq-881");
   const std::string id = std::to_string(static_cast<int64_t>(optouts[0]["id"].num()));
-  CHECK(c.Run({"optout", "remove", id}).exit_code == 0);
+  RunResult unknown = c.Run({"optout", "remove", "--request", "rq-000"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.err.find("no opt-out was added under request id rq-000") != std::string::npos);
+  CHECK(c.Run({"optout", "remove", id, "--request", "rq-881"}).exit_code == 2);  // one or the other
+  RunResult removed = c.Run({"optout", "remove", "--request", "rq-881", "--json"});
+  REQUIRE(removed.exit_code == 0);
+  CHECK(ParseJson(removed.out)["ids"][size_t{0}].num() == optouts[0]["id"].num());
   CHECK(c.Run({"optout", "list"}).exit_code == 1);
   CHECK(c.Run({"optout", "remove", id}).exit_code == 2);
 }

@@ -536,7 +536,8 @@ TEST_CASE("query, optout and forget --server reach an HTTPS server whose CA the 
   // The CA from the environment; a curator's opt-out and forget through the server print what the
   // commands print locally, and the next query through the server no longer finds the person.
   ScopedEnv trust({{"FACESEARCH_SERVER_CA", ca}});
-  const RunResult added = c.Run({"optout", "--server", server.url(), "add", biden, "--reason", "ticket 9", "--json"});
+  const RunResult added =
+      c.Run({"--request-id", "rq-9", "optout", "--server", server.url(), "add", biden, "--reason", "ticket 9", "--json"});
   INFO(added.err);
   CHECK(added.exit_code == 0);
   CHECK(added.out == "{\"id\":1,\"faces_erased\":1,\"images_erased\":1}\n");
@@ -549,8 +550,8 @@ TEST_CASE("query, optout and forget --server reach an HTTPS server whose CA the 
     CHECK(remote.exit_code == 0);
     CHECK(remote.out == local.out);
   }
-  CHECK(c.Run({"optout", "--server", server.url(), "remove", "1"}).out ==
-        "opt-out 1 removed; faces erased earlier stay erased\n");
+  CHECK(c.Run({"optout", "--server", server.url(), "remove", "--request", "rq-9"}).out ==
+        "opt-out 1 (request rq-9) removed; faces erased earlier stay erased\n");
   CHECK(c.Run({"optout", "list"}).exit_code == 1);
   // --image names a local file by its content: the server finds the image by its SHA-256.
   const RunResult forgot = c.Run({"forget", "--server", server.url(), "--image", TestImage("obama.jpg").string()});

@@ -25,6 +25,8 @@ EPILOG = """examples:
   facesearch-cluster query --cluster cluster.json probe.jpg --format json
   facesearch-cluster forget --cluster cluster.json --image /mnt/archive/IMG_2210.jpg
   facesearch-cluster optout --cluster cluster.json request.jpg --reason 'ticket 881'
+  facesearch-cluster optout-list --cluster cluster.json   # every opt-out once, which replicas hold it
+  facesearch-cluster optout-remove --cluster cluster.json 7f3a...   # by its request_id, through the ledger
   facesearch-cluster ledger --cluster cluster.json     # every erasure: done, or which replicas lag
   facesearch-cluster rebuild-replica --cluster cluster.json --shard 2 --replica 1   # copy its sibling
   facesearch-cluster move --cluster cluster.json --to cluster-v2.json   # buckets to another (new) shard
@@ -32,9 +34,11 @@ EPILOG = """examples:
   facesearch-cluster audit --cluster cluster.json --request-id 7f3a...   # its records on every replica
   facesearch-cluster audit --cluster cluster.json verify
   facesearch-cluster compare --cluster cluster.json id-card.jpg still.png   # with the cluster's model
-exit status: 0 done (query: a match), 1 query: no match / forget, optout: nothing erased, 2 error
-(a shard that does not answer, unless --allow-partial; an erasure not confirmed by every replica:
-those replicas are quarantined until `facesearch-cluster up` has them replay the ledger)."""
+exit status: 0 done (query: a match), 1 query: no match / forget, optout: nothing erased /
+optout-list: no opt-outs, 2 error (a shard that does not answer, unless --allow-partial; an
+erasure not confirmed by every replica: those replicas are quarantined until `facesearch-cluster
+up` has them replay the ledger; optout-list: a replica lacks an opt-out it should hold, or holds a
+stray)."""
 
 
 def image_files(paths):
@@ -159,6 +163,7 @@ def main(argv=None):
 cluster.json is replaced by the new map once the copy is checked; run the same command again to
 finish a move that was interrupted."""
     add_checking_commands(with_cluster)
+    add_optout_commands(with_cluster)
     args = parser.parse_args(argv)
 
     try:
@@ -287,7 +292,45 @@ def run(args, c, runtime, out):
         return report_erasure(runtime.erase(c, "optout", selector, args.request_id), out)
     if args.command == "move":
         return cmd_move(args, c, runtime, out)
+    if args.command in OPTOUT_COMMANDS:
+        return run_optout(args, c, runtime, out)
     raise AssertionError(args.command)
+
+
+# ---- opt-outs across the cluster: optout-list, optout-remove (runtime.optout_*; optouts.py) ------
+
+OPTOUT_COMMANDS = ("optout-list", "optout-remove")
+
+
+def add_optout_commands(with_cluster):
+    p = with_cluster("optout-list", "every replica's opt-outs, once each, with the replicas that hold it and those "
+                                    "that should and do not (exit 2 when one lacks one or holds a stray)")
+    p.add_argument("--json", action="store_true", help="one JSON object (docs/output.md)")
+    p = with_cluster("optout-remove", "remove an opt-out on every replica through the ledger, by the request id "
+                                      "that added it (its request_id in optout-list); done only when every "
+                                      "replica confirmed")
+    p.add_argument("optout_request_id", metavar="REQUEST_ID", help="the request id the opt-out was added under")
+    p.add_argument("--request-id", metavar="ID",
+                   help="the removal's id in the ledger and every audit record (default: a new one)")
+
+
+def run_optout(args, c, runtime, out):
+    if args.command == "optout-remove":
+        return report_erasure(runtime.optout_remove(c, args.optout_request_id, args.request_id, warn), out)
+    from . import optouts
+    merged = runtime.optout_list(c, warn=warn)
+    print(json.dumps(merged) if args.json else "\n".join(optouts.table_lines(merged)), file=out)
+    if merged["failed"]:
+        print(f"facesearch-cluster: error: replica(s) {sorted(merged['failed'])} did not answer, their opt-outs are "
+              f"missing ({'; '.join(merged['failed'].values())}): `facesearch-cluster up`, then ask again", file=sys.stderr)
+        return EXIT_ERROR
+    if not merged["consistent"]:
+        print("facesearch-cluster: error: replicas do not hold the opt-outs the ledger entries they applied say they "
+              "hold (MISSING / UNEXPECTED above): rebuild one that lost an opt-out from its sibling "
+              "(`facesearch-cluster rebuild-replica`); remove a stray added on one replica alone there "
+              "(`facesearch --corpus REPLICA optout remove ID`)", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_MATCH if merged["optouts"] else EXIT_NO_MATCH
 
 
 # ---- checking a cluster: verify, audit, compare (runtime.verify, .audit, .compare; survey.py) ----

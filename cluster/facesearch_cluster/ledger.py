@@ -1,5 +1,6 @@
-"""The cluster ledger: every erasure of the cluster (forget, optout) and every move of buckets
-between shards (move.py), hash-chained and append-only, and what each replica has applied of it.
+"""The cluster ledger: every erasure of the cluster (forget, optout), every removal of an opt-out
+(optouts.py) and every move of buckets between shards (move.py), hash-chained and append-only, and
+what each replica has applied of it.
 No Ray here: the rules are unit-tested on their own.
 
 The ledger is a file beside the cluster file (`<cluster file>.ledger`), one JSON object a line:
@@ -41,7 +42,8 @@ import socket
 import time
 import uuid
 
-OPS = ("forget", "optout", "move")  # move: buckets given to another shard (move.py)
+# move: buckets given to another shard (move.py); optout-remove: an opt-out removed (optouts.py)
+OPS = ("forget", "optout", "move", "optout-remove")
 GENESIS = "0" * 64
 STATE_FILE = "cluster-ledger-applied.json"
 

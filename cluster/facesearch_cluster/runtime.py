@@ -28,6 +28,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayError, RayTaskErro
 from . import clusterfile
 from . import ledger as ledgers
 from . import merge as merging
+from . import optouts as optout_rules
 from . import snapshot as snapshots
 from . import survey
 from .resident import ResidentServer, ServerError
@@ -128,8 +129,15 @@ class ShardReplica:
     def applied_seq(self):
         return ledgers.read_state(self.corpus)["seq"]
 
-    def import_records(self, embed_text):
-        """Imports an embed file handed over whole (an ingest batch)."""
+    def import_records(self, embed_text, head_seq=0):
+        """Imports an embed file handed over whole (an ingest batch). Refused while this replica
+        holds a corpus but is behind the ledger's `head_seq`: it would refuse faces its siblings
+        take (an opt-out removed there, not here) or take ones they refuse, and a later replay
+        would not bring them together. One without a corpus takes it (its first batch; the replay
+        then erases what an entry it missed covers)."""
+        reason = ledgers.quarantine_reason(self.applied_seq(), head_seq)
+        if reason and os.path.exists(os.path.join(self.corpus, "corpus.sqlite")):
+            raise ClusterError(f"shard{self.shard}-r{self.index} is {reason}, and takes no import until then")
         with self.write_lock, tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=True) as f:
             f.write(embed_text)
             f.flush()
@@ -206,6 +214,15 @@ class ShardReplica:
             receipt = _receipt(self.argv, self.corpus)
         return dict(receipt, shard=self.shard, replica=self.index, seq=result["seq"], hash=result["hash"],
                     applied=result["applied"], error=result["error"])
+
+    def optouts(self):
+        """{"seq": the ledger entry it applied last, "optouts": its `optout list --json` rows (ids,
+        thresholds, dates, reasons, request ids; never the embeddings)}; no rows without a corpus."""
+        p = _run(self.argv + ["optout", "list", "--json"], ok=(0, 1, 2))
+        if p.returncode == 2 and NO_CORPUS not in p.stderr:
+            raise ClusterError(f"optout list on {self.corpus} failed: {p.stderr.strip()[-1000:]}")
+        rows = [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+        return {"seq": ledgers.read_state(self.corpus)["seq"], "optouts": rows}
 
     def health(self, model=None):
         """{"corpus": whether it holds one, "problems": what `facesearch verify` found (none:
@@ -349,6 +366,8 @@ class ShardReplica:
             return {"faces_erased": 0, "images_erased": 0}
         if "move" in sel:
             return _forget_images(argv, sel["moved_images"])
+        if entry["op"] == optout_rules.REMOVE_OP:
+            return _remove_optout(argv, sel["optout_request_id"])
         threshold = ["--threshold", str(sel["threshold"])] if sel.get("threshold") is not None else []
         if entry["op"] == "optout":
             _check_photo(sel)
@@ -484,6 +503,18 @@ def _forget_images(argv, images, chunk=200):
             for key in erased:
                 erased[key] += one[key]
     return erased
+
+
+def _remove_optout(argv, request_id):
+    """`facesearch optout remove --request RID`: the opt-out this replica added under that request
+    id, its embedding scrubbed. One it never held (no corpus then, or added before it joined)
+    counts as 0 removed, as an image on another shard does for a forget."""
+    p = _run(argv + ["optout", "remove", "--json", "--request", request_id], ok=(0, 2))
+    if p.returncode == 2:
+        if NO_CORPUS in p.stderr or "no opt-out was added under request id" in p.stderr:
+            return {"optouts_removed": 0}
+        raise ClusterError(f"optout remove failed: {p.stderr.strip()[-1000:]}")
+    return {"optouts_removed": len(json.loads(p.stdout)["ids"])}
 
 
 def _check_photo(selector):
@@ -699,11 +730,11 @@ def embed_batch(argv_base, paths, buckets, bucket_owner):
     return {s: _embed_file(header, ls) for s, ls in by_shard.items()}, len(records)
 
 
-def _import_everywhere(cluster, shard, text=None, call=None):
-    """Hands one shard's records (`text`, or what call(actor) imports) to each of its replicas;
-    retries a replica whose actor died (Ray restarts it) up to IMPORT_ATTEMPTS times. Returns
-    {replica name: import summary}."""
-    call = call or (lambda actor: actor.import_records.remote(text))
+def _import_everywhere(cluster, shard, text=None, call=None, head_seq=0):
+    """Hands one shard's records (`text`, refused by a replica behind `head_seq`, or what
+    call(actor) imports) to each of its replicas; retries a replica whose actor died (Ray restarts
+    it) up to IMPORT_ATTEMPTS times. Returns {replica name: import summary}."""
+    call = call or (lambda actor: actor.import_records.remote(text, head_seq))
     results = {}
     for replica in cluster.shards[shard].replicas:
         for attempt in range(IMPORT_ATTEMPTS):
@@ -730,6 +761,7 @@ def ingest(cluster, paths, batch_size):
     of the shard that owns them. Returns the accounting: inputs, records, and per replica the
     summed import counts."""
     argv = facesearch_argv(cluster)
+    head = ledgers.Ledger(ledgers.ledger_path(cluster.path)).read_head()["seq"]  # replicas behind it refuse
     owner = [cluster.shard_of_bucket(b) for b in range(cluster.buckets)]
     pending = [embed_batch.remote(argv, paths[i:i + batch_size], cluster.buckets, owner)
                for i in range(0, len(paths), batch_size)]
@@ -744,7 +776,7 @@ def ingest(cluster, paths, batch_size):
                                "run the same ingest again (what was imported is not doubled)") from None
         records += n
         for shard, text in by_shard.items():
-            for name, summary in _import_everywhere(cluster, shard, text).items():
+            for name, summary in _import_everywhere(cluster, shard, text, head_seq=head).items():
                 for key in ("files", "added", "noface", "duplicates", "errors", "faces", "erased", "skipped",
                             "optout_faces"):
                     totals[name][key] = totals[name].get(key, 0) + summary[key]
@@ -887,6 +919,34 @@ def erase(cluster, op, selector, request_id=None):
                                 for a in receipts[r.name]["applied"] if a["seq"] == entry["seq"]] or [0])
     return dict(ledgers.evaluate(cluster, entry["seq"], receipts), entry=entry, erased=erased,
                 receipts=sorted(receipts.values(), key=lambda r: (r["shard"], r["replica"])), failed=failed)
+
+
+# ---- opt-outs across the cluster (optouts.py) ----------------------------------------------------
+
+def optout_list(cluster, timeout_s=600, warn=_warn):
+    """Every replica's opt-outs merged once each against the ledger (optouts.merge)."""
+    ledger = ledgers.Ledger(ledgers.ledger_path(cluster.path))
+    head = ledger.read_head()
+    if head["note"]:
+        warn(head["note"])
+    answers = _ask_every_replica(cluster, lambda a: a.optouts.remote(), timeout_s)
+    return optout_rules.merge(cluster, ledger.entries(), answers)
+
+
+def optout_remove(cluster, optout_request_id, request_id=None, warn=_warn):
+    """Removes the opt-out added under `optout_request_id` on every replica through the ledger (an
+    "optout-remove" entry, then erase's replay, receipts and verdict). Refused, with nothing
+    appended, when no replica that answers holds it."""
+    merged = optout_list(cluster, warn=warn)
+    refused = optout_rules.removal_refused(optout_request_id, ledgers.Ledger(ledgers.ledger_path(cluster.path)).entries(),
+                                           merged)
+    if refused:
+        raise ClusterError(refused)
+    result = erase(cluster, optout_rules.REMOVE_OP, {"optout_request_id": optout_request_id}, request_id)
+    # Every replica holds its own row of the one opt-out: the most any replica removed, not a sum over shards.
+    result["erased"] = {"optouts_removed": max([a["erased"]["optouts_removed"] for r in result["receipts"]
+                                                for a in r["applied"] if a["seq"] == result["entry"]["seq"]] or [0])}
+    return result
 
 
 # ---- moving buckets between shards (move.py; docs/scale.md, "Moving buckets") -------------------

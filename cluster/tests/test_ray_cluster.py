@@ -2,8 +2,9 @@
 a whole node killed (queries answered by the other node's replicas) and brought back, replicas
 killed between a query's state check and its call and during a query loop, a missing shard,
 forget reaching every replica's bytes, a replica down during an erasure quarantined until it has
-replayed the ledger, an opt-out on every replica, and replicas whose corpus is gone rebuilt from
-their siblings.
+replayed the ledger, an opt-out on every replica, opt-outs listed and removed across the cluster
+(through the ledger, a replica down during the removal caught up by `up`), and replicas whose
+corpus is gone rebuilt from their siblings.
 
 Heavy (Ray nodes, ~100 images embedded twice): not part of ctest. Run it with
 scripts/check/ray-cluster.sh, which makes the virtualenv and builds facesearch first. Test images
@@ -430,6 +431,12 @@ class RayClusterTest(unittest.TestCase):
         self.assertIn(p.returncode, (0, 1), p.stderr)
         self.assertEqual(merged["shards_missing"], [])
         self.assertNotIn(victim, [m["image"] for r in merged["results"] for m in r["matches"]])
+        # Nor does it take an ingest: it would take what its sibling refuses (or, after an opt-out's
+        # removal it missed, refuse what its sibling takes).
+        p = self.cli("ingest", victim)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn(f"replica {down} refused a batch", p.stderr)
+        self.assertIn("quarantined: applied ledger entries up to", p.stderr)
         # `up` has it replay the ledger from its last applied seq; it rejoins.
         p = self.cli("up")
         self.assertEqual(p.returncode, 0, p.stderr)
@@ -453,6 +460,70 @@ class RayClusterTest(unittest.TestCase):
             self.assertIn(result["entry"]["request_id"], self.audited_request_ids(corpus, "optout"))
         p, merged = self.cluster_query(person)
         self.assertEqual(p.returncode, 1, p.stderr)
+
+    def optout_list(self, *extra):
+        """`facesearch --cluster FILE optout list --json`: the binary hands it to facesearch-cluster optout-list."""
+        runner = os.path.join(os.path.dirname(sys.executable), "facesearch-cluster")
+        p = run([FACESEARCH, "--cluster", self.cluster_file, "optout", "list", "--json", *extra],
+                env=dict(os.environ, FACESEARCH_CLUSTER=runner))
+        return p, (json.loads(p.stdout) if p.stdout.strip() else None)
+
+    def test_7b_optout_list_and_remove_across_the_cluster_through_the_ledger(self):
+        # -t 0.01: this person's transformed copies stay in the corpora for the tests after this one
+        person = os.path.join(TEST_IMAGES, "biden.jpg")
+        needle = embedding_bytes(person)  # what the opt-out stores on every replica
+        p = self.cli("optout", person, "-t", "0.01", "--reason", "test 7b", "--request-id", "rq-7b")
+        self.assertIn(p.returncode, (0, 1), p.stderr)
+        self.assertTrue(json.loads(p.stdout)["complete"])
+        names = [f"shard{s}-r{i}" for s in range(SHARDS) for i in (0, 1)]
+        p, listed = self.optout_list()
+        self.assertEqual(p.returncode, 0, p.stderr)
+        mine = next(o for o in listed["optouts"] if o["request_id"] == "rq-7b")
+        self.assertEqual(sorted(mine["held_by"]), names)  # once, held by every replica
+        self.assertEqual((mine["missing_from"], mine["unexpected_on"], mine["reason"]), ([], [], "test 7b"))
+        self.assertTrue(listed["consistent"])
+        self.assertNotIn(base64.b64encode(needle).decode(), p.stdout)
+        for corpus in self.corpora():
+            self.assertNotEqual(files_holding(corpus, needle), [], corpus)
+        # A stray, added on one replica alone, is named; removed there, the list is whole again.
+        stray_on = self.replica_corpus(0, 1)
+        p = run([FACESEARCH, "--corpus", stray_on, "optout", "add", "--json", person, "-t", "0.01"])
+        self.assertEqual(p.returncode, 0, p.stderr)
+        stray_id = str(json.loads(p.stdout)["id"])
+        p = self.cli("optout-list", "--json")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("UNEXPECTED", p.stderr)
+        stray = [o for o in json.loads(p.stdout)["optouts"] if o["request_id"] is None]
+        self.assertEqual([o["unexpected_on"] for o in stray], [["shard0-r1"]])
+        self.assertEqual(run([FACESEARCH, "--corpus", stray_on, "optout", "remove", stray_id]).returncode, 0)
+        # An id no replica holds: refused, nothing appended to the ledger.
+        entries = len(json.loads(self.cli("ledger").stdout)["status"])
+        p = self.cli("optout-remove", "rq-none")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("no replica holds an opt-out added under request id rq-none", p.stderr)
+        self.assertEqual(len(json.loads(self.cli("ledger").stdout)["status"]), entries)
+        # Removed with one replica's actor down: not complete until `up` has it replay the entry.
+        down = "shard1-r0"
+        self.on_ray(f"ray.kill(ray.get_actor({down!r}, namespace=c.name), no_restart=True)")
+        p = self.cli("optout-remove", "rq-7b")
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn("is NOT complete", p.stderr)
+        result = json.loads(p.stdout)
+        self.assertEqual((result["quarantined"], result["erased"]), ([down], {"optouts_removed": 1}))
+        self.assertEqual(result["entry"]["op"], "optout-remove")
+        self.assertNotEqual(files_holding(self.replica_corpus(1, 0), needle), [])  # not yet replayed there
+        p = self.cli("up")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["replicas"][down]["seq"], result["entry"]["seq"])
+        self.assertEqual(self.cli("ledger").returncode, 0)
+        p, listed = self.optout_list()
+        self.assertIn(p.returncode, (0, 1), p.stderr)  # 1: none left (test 7's, when it ran, stays)
+        self.assertNotIn("rq-7b", [o["request_id"] for o in listed["optouts"]])
+        self.assertTrue(listed["consistent"])
+        for n in ("n1", "n2"):  # every file of every replica: the opt-out's embedding is gone
+            self.assertEqual(files_holding(os.path.join(self.tmp, n), needle), [])
+        for corpus in self.corpora():
+            self.assertIn(result["entry"]["request_id"], self.audited_request_ids(corpus, "optout"))
 
     def test_8_a_replica_whose_corpus_is_gone_is_rebuilt_from_its_sibling(self):
         erased = [embedding_bytes(image) for image in self.images[:2]]  # by tests 5 and 6

@@ -103,6 +103,10 @@ struct OptOutResult {
 Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& request);
 Result<std::vector<OptOutRecord>> ListOptOuts(const CorpusConfig& config);
 Status RemoveOptOut(const CorpusConfig& config, int64_t id);
+// Removes the opt-out(s) added under `request_id` (`optout add` run with --request-id: a cluster
+// ledger entry, the same on every replica while the row ids differ) and scrubs their embeddings.
+// Returns their ids. Errors: kNotFound when none was added under it; those of RemoveOptOut.
+Result<std::vector<int64_t>> RemoveOptOutsOfRequest(const CorpusConfig& config, const std::string& request_id);
 
 // ---- permissions -------------------------------------------------------------------------------
 

@@ -61,6 +61,9 @@ struct OptOutRecord {
   float threshold = 0.6f;
   std::string reason;
   std::string added_at;
+  // The --request-id it was added under (a cluster ledger entry: the key that names this opt-out
+  // on every replica, whose row ids differ); "" when none.
+  std::string request_id;
 };
 
 // What one erasure removed.

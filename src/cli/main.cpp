@@ -58,15 +58,16 @@ void SetUpLogging(int verbose, bool quiet) {
 // this process's place (exec: its output, exit status and signals are the command's). The sharded
 // search, the ledger and the receipts live in one place, the Python runner on Ray (docs/scale.md);
 // the binary stays free of Ray and of a second implementation. `optout add PHOTO` maps to the
-// runner's `optout PHOTO`; `audit verify` keeps its action. The runner is $FACESEARCH_CLUSTER,
-// else facesearch-cluster on PATH.
+// runner's `optout PHOTO`, `optout list` and `optout remove REQUEST_ID` to its `optout-list` and
+// `optout-remove`; `audit verify` keeps its action. The runner is $FACESEARCH_CLUSTER, else
+// facesearch-cluster on PATH.
 int ExecCluster(int argc, char** argv) {
   static const char* const kMapped[] = {"query", "info", "forget", "optout", "compare", "audit", "verify"};
   if (argc < 4 || std::find_if(std::begin(kMapped), std::end(kMapped), [&](const char* c) {
                     return std::strcmp(c, argv[3]) == 0;
                   }) == std::end(kMapped)) {
-    std::cerr << "facesearch: error: --cluster FILE is followed by query, compare, info, forget, optout add, audit or "
-                 "verify, e.g. facesearch --cluster cluster.json query probe.jpg\n";
+    std::cerr << "facesearch: error: --cluster FILE is followed by query, compare, info, forget, optout add|list|remove, "
+                 "audit or verify, e.g. facesearch --cluster cluster.json query probe.jpg\n";
     return kExitError;
   }
   const char* runner = std::getenv("FACESEARCH_CLUSTER");
@@ -74,10 +75,17 @@ int ExecCluster(int argc, char** argv) {
   std::vector<char*> args{const_cast<char*>(runner), argv[3], const_cast<char*>("--cluster"), argv[2]};
   int rest = 4;
   if (std::strcmp(argv[3], "optout") == 0) {
-    if (argc < 5 || std::strcmp(argv[4], "add") != 0) {
-      std::cerr << "facesearch: error: with --cluster, optout takes add PHOTO (list and remove run per replica)\n";
+    static const char* const kOptoutRunner[][2] = {
+        {"add", "optout"}, {"list", "optout-list"}, {"remove", "optout-remove"}};
+    const auto* action = std::find_if(std::begin(kOptoutRunner), std::end(kOptoutRunner), [&](const auto& a) {
+      return argc >= 5 && std::strcmp(a[0], argv[4]) == 0;
+    });
+    if (action == std::end(kOptoutRunner)) {
+      std::cerr << "facesearch: error: with --cluster, optout takes add PHOTO, list, or remove REQUEST_ID (the "
+                   "request_id of `optout list --json`)\n";
       return kExitError;
     }
+    args[1] = const_cast<char*>((*action)[1]);
     rest = 5;
   }
   for (int i = rest; i < argc; ++i) args.push_back(argv[i]);
@@ -123,7 +131,7 @@ int Main(int argc, char** argv) {
   AddAccountabilityOptions(app, ctx);
   std::string cluster_file;  // only here to be refused: Main execs the runner when --cluster comes first
   app.add_option("--cluster", cluster_file,
-                 "Run query, compare, info, forget, optout add, audit or verify on a sharded cluster through "
+                 "Run query, compare, info, forget, optout add|list|remove, audit or verify on a sharded cluster through "
                  "facesearch-cluster "
                  "(docs/scale.md); must come first: facesearch --cluster cluster.json query probe.jpg")
       ->check([](const std::string&) {

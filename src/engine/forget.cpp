@@ -260,6 +260,7 @@ Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& 
   record.embedding = probe.face.embedding;
   record.threshold = threshold;
   record.reason = request.reason;
+  record.request_id = config.audit.request_id;
   OptOutResult result;
   FS_ASSIGN(result.id, store->AddOptOut(record, MakeAuditRecord(config.audit,
                                                                 {"optout", params, {probe.sha256}, ""})));
@@ -292,6 +293,17 @@ Status RemoveOptOut(const CorpusConfig& config, int64_t id) {
   const std::string params = JsonText({{"op", "remove"}, {"optout_id", id}});
   FS_TRY(store->RemoveOptOut(id, MakeAuditRecord(config.audit, {"optout", params, {}, "null"})));
   return FinishScrubOrWarn(*store, paths);  // the removed embedding leaves the WAL too
+}
+
+Result<std::vector<int64_t>> RemoveOptOutsOfRequest(const CorpusConfig& config, const std::string& request_id) {
+  FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
+  FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
+  FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kWrite));
+  const std::string params = JsonText({{"op", "remove"}, {"optout_request_id", request_id}});
+  FS_ASSIGN(std::vector<int64_t> ids,
+            store->RemoveOptOutsOfRequest(request_id, MakeAuditRecord(config.audit, {"optout", params, {}, ""})));
+  FS_TRY(FinishScrubOrWarn(*store, paths));
+  return ids;
 }
 
 }  // namespace facesearch

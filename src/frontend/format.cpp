@@ -746,17 +746,20 @@ std::string OptOutAdded(const OptOutResult& result, bool json) {
 }
 
 std::string OptOutList(const std::vector<OptOutRecord>& list, bool json) {
-  std::string out = json ? "" : "ID    THRESHOLD  ADDED                 REASON\n";
+  std::string out = json ? "" : "ID    THRESHOLD  ADDED                 REQUEST     REASON\n";
   for (const OptOutRecord& o : list) {  // never the embedding
     const double threshold = RoundDecimals(o.threshold, 4);
+    const Json request = o.request_id.empty() ? Json() : Json(o.request_id);
     if (json) {
-      out += JsonText({{"id", o.id}, {"threshold", threshold}, {"added_at", o.added_at}, {"reason", o.reason}}) + "\n";
+      out += JsonText({{"id", o.id}, {"threshold", threshold}, {"added_at", o.added_at}, {"reason", o.reason},
+                       {"request_id", request}}) + "\n";
     } else {
       const std::string id = std::to_string(o.id);
       const std::string shown = fmt::format("{}", threshold);
+      const std::string rid = o.request_id.empty() ? "-" : TerminalText(o.request_id);
       out += id + std::string(id.size() < 6 ? 6 - id.size() : 1, ' ') + shown +
-             std::string(shown.size() < 11 ? 11 - shown.size() : 1, ' ') + TerminalText(o.added_at) + "  " +
-             TerminalText(o.reason) + "\n";
+             std::string(shown.size() < 11 ? 11 - shown.size() : 1, ' ') + TerminalText(o.added_at) + "  " + rid +
+             std::string(rid.size() < 12 ? 12 - rid.size() : 1, ' ') + TerminalText(o.reason) + "\n";
     }
   }
   return out;
@@ -765,6 +768,14 @@ std::string OptOutList(const std::vector<OptOutRecord>& list, bool json) {
 std::string OptOutRemoved(int64_t id, bool json) {
   if (json) return JsonText({{"id", id}, {"removed", true}}) + "\n";
   return "opt-out " + std::to_string(id) + " removed; faces erased earlier stay erased\n";
+}
+
+std::string OptOutsOfRequestRemoved(const std::string& request_id, const std::vector<int64_t>& ids, bool json) {
+  if (json) return JsonText({{"ids", ids}, {"request_id", request_id}, {"removed", true}}) + "\n";
+  std::string listed;
+  for (int64_t id : ids) listed += (listed.empty() ? "" : ", ") + std::to_string(id);
+  return "opt-out " + listed + " (request " + TerminalText(request_id) +
+         ") removed; faces erased earlier stay erased\n";
 }
 
 std::vector<LogLine> QueryMessages(const std::vector<ProbeOutcome>& outcomes, OutputFormat format) {

@@ -135,6 +135,8 @@ int WriteFaces(std::ostream& out, const std::vector<std::string>& images, bool j
 std::string OptOutAdded(const OptOutResult& result, bool json);
 std::string OptOutList(const std::vector<OptOutRecord>& list, bool json);
 std::string OptOutRemoved(int64_t id, bool json);
+// `optout remove --request RID`: the ids it removed (one, unless the request was applied twice).
+std::string OptOutsOfRequestRemoved(const std::string& request_id, const std::vector<int64_t>& ids, bool json);
 
 // [[x,y],...]
 Json LandmarksJson(std::span<const Point> landmarks);

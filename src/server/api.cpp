@@ -639,7 +639,15 @@ ApiResponse Api::OptOutRemove(const ApiRequest& request, const Caller& caller) {
   if (!json) return FromParse(json.error());
   auto id = Number<int64_t>(request, "id", 1, std::numeric_limits<int64_t>::max());
   if (!id) return FromParse(id.error());
-  if (!*id) return ErrorResponse(400, "bad-request", "parameter id is missing: the opt-out to remove (GET /v1/optout lists them)");
+  if (const std::string* added_under = Param(request, "request")) {  // `optout remove --request RID`
+    if (*id) return ErrorResponse(400, "bad-request", "give id or request, not both");
+    auto ids = RemoveOptOutsOfRequest(WriteConfig(request, caller), *added_under);
+    if (!ids) return FromError(ids.error());
+    return Formatted(frontend::OptOutsOfRequestRemoved(*added_under, *ids, *json), TextOr(*json), 0, {});
+  }
+  if (!*id)
+    return ErrorResponse(400, "bad-request",
+                         "parameter id (or request) is missing: the opt-out to remove (GET /v1/optout lists them)");
   if (Status s = RemoveOptOut(WriteConfig(request, caller), **id); !s) return FromError(s.error());
   return Formatted(frontend::OptOutRemoved(**id, *json), TextOr(*json), 0, {});
 }

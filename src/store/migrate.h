@@ -17,6 +17,9 @@
 //            camera_model, gps_lat, gps_lon, exif_problem; issue #20), NULL on older rows.
 //   v7 → v8: videos: images.duration_s, and the faces' video_frame, video_at_s, video_first_s,
 //            video_last_s (the track a stored face stands for; issue #20).
+//   v8 → v9: the kept clusters, labels and "different people" links (issue #21).
+//   v9 → v10: optouts.request_id, the --request-id an opt-out was added under (a cluster ledger
+//            entry, the key a cluster removes it by; issue #19), backfilled from the audit log.
 #pragma once
 
 #include <sqlite3.h>
@@ -50,6 +53,11 @@ Status CreateMediaV7(sqlite3* db);
 Status CreateVideosV8(sqlite3* db);
 // The v9 kept-cluster tables; also run when creating a new corpus.
 Status CreateClustersV9(sqlite3* db);
+// The v10 optouts.request_id column, filled from the audit log; also run when creating a new corpus.
+Status CreateOptoutRequestsV10(sqlite3* db);
+// SELECT of (optout_id, request_id) from the audit records of `optout add` run with --request-id:
+// what v10 fills the column from, and what a read-only open of an older schema reads it from.
+extern const char* const kOptoutRequestsInAuditSql;
 
 // Upgrades a database at `from` (>= 1) to kSchemaVersion, bumping user_version and the meta
 // schema_version. No-op when already current. Logs what it did.

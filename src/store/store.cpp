@@ -195,6 +195,7 @@ Status InitOrCheck(sqlite3* db, const fs::path& path, const std::string* model_i
     FS_TRY(migrate::CreateMediaV7(db));
     FS_TRY(migrate::CreateVideosV8(db));
     FS_TRY(migrate::CreateClustersV9(db));
+    FS_TRY(migrate::CreateOptoutRequestsV10(db));
     const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
     FS_TRY(Exec(db, set_version.c_str()));
     FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));

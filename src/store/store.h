@@ -30,9 +30,9 @@ namespace facesearch {
 // v2 added the audit, tombstones and optouts tables; v3 the images' provenance and error kind
 // columns and the input_issues table; v4 the trigger-kept counts table; v5 the users table of
 // `facesearch serve`; v6 the subjects tables; v7 the perceptual hash and EXIF columns; v8 the
-// video columns of images and faces; v9 the kept clusters, labels and "different people" links
-// (store_migrate.cpp upgrades older versions on open).
-inline constexpr int kSchemaVersion = 9;
+// video columns of images and faces; v9 the kept clusters, labels and "different people" links;
+// v10 the request id that added each opt-out (store_migrate.cpp upgrades older versions on open).
+inline constexpr int kSchemaVersion = 10;
 
 enum class ImageStatus { kOk, kNoFace, kError };
 const char* ImageStatusName(ImageStatus s);  // "ok", "noface", "error"
@@ -238,6 +238,10 @@ class Store {
   Result<std::vector<OptOutRecord>> OptOuts();  // empty on an older read-only schema
   // kNotFound when no opt-out has this id.
   Status RemoveOptOut(int64_t id, AuditRecord record);
+  // Removes every opt-out added under `request_id` (a cluster ledger entry's id; one row, unless
+  // the entry was applied twice) in one transaction with `record`, whose results become their ids.
+  // Returns those ids. kNotFound when none was added under it.
+  Result<std::vector<int64_t>> RemoveOptOutsOfRequest(const std::string& request_id, AuditRecord record);
 
   // ---- subjects (store_subjects.cpp, schema v6) ---------------------------------------------------
   // Every subject with its references, by name; with `name`, that one only (none: empty).

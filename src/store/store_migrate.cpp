@@ -200,6 +200,30 @@ CREATE INDEX face_apart_b ON face_apart(face_b);
 
 Status CreateClustersV9(sqlite3* db) { return sqlite::Exec(db, kClustersV9Sql); }
 
+namespace {
+// Opt-outs across a sharded cluster (docs/scale.md): a cluster removes an opt-out by the request
+// id of the ledger entry that added it, because each replica gave it a row id of its own. The id
+// is stored on the row rather than looked up in the audit log at each removal: a lookup would scan
+// a log that grows with every query, and `optout list` shows it at no cost. Opt-outs added before
+// get the request id their audit record holds (`optout add` with --request-id, as a cluster
+// replica runs it): one pass over the log, only when there are opt-outs; NULL when none.
+const char* const kOptoutRequestsV10Sql = "ALTER TABLE optouts ADD COLUMN request_id TEXT;";
+}  // namespace
+
+const char* const kOptoutRequestsInAuditSql =
+    "SELECT json_extract(results, '$.optout_id') AS optout_id, json_extract(params, '$.request_id') AS request_id "
+    "FROM audit WHERE action = 'optout' AND json_valid(params) AND json_valid(results) "
+    "AND json_extract(params, '$.op') = 'add' AND json_extract(params, '$.request_id') IS NOT NULL";
+
+Status CreateOptoutRequestsV10(sqlite3* db) {
+  FS_TRY(sqlite::Exec(db, kOptoutRequestsV10Sql));
+  FS_ASSIGN(int64_t optouts, sqlite::QueryInt(db, "SELECT COUNT(*) FROM optouts"));
+  if (!optouts) return Ok();
+  const std::string backfill = std::string("UPDATE optouts SET request_id = added.request_id FROM (") +
+                               kOptoutRequestsInAuditSql + ") AS added WHERE added.optout_id = optouts.id";
+  return sqlite::Exec(db, backfill.c_str());
+}
+
 Status Upgrade(sqlite3* db, int64_t from) {
   if (from >= kSchemaVersion) return Ok();
   if (from < 1) return Fail(ErrorCode::kInternal, "cannot upgrade schema version " + std::to_string(from));
@@ -211,13 +235,14 @@ Status Upgrade(sqlite3* db, int64_t from) {
   if (from <= 6) FS_TRY(CreateMediaV7(db));
   if (from <= 7) FS_TRY(CreateVideosV8(db));
   if (from <= 8) FS_TRY(CreateClustersV9(db));
+  if (from <= 9) FS_TRY(CreateOptoutRequestsV10(db));
   const std::string set_version = "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   FS_TRY(sqlite::Exec(db, set_version.c_str()));
   FS_TRY(meta::Write(db, meta::kSchemaVersionKey, std::to_string(kSchemaVersion)));
   // What each step added, from the first one this database lacked.
   static const char* const kAdded[] = {"audit log, erasure tombstones, opt-outs", "provenance, error kinds, input issues",
                                        "stored counts", "API users", "subjects", "perceptual hashes and EXIF",
-                                       "video columns", "kept clusters and labels"};
+                                       "video columns", "kept clusters and labels", "opt-outs' request ids"};
   static_assert(std::size(kAdded) == kSchemaVersion - 1, "one entry per upgrade step");
   std::string added;
   for (int64_t v = from; v < kSchemaVersion; ++v) added += (added.empty() ? "" : ", ") + std::string(kAdded[v - 1]);

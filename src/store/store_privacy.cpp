@@ -9,6 +9,7 @@
 #include "store/audit_chain.h"
 #include "store/face_codec.h"
 #include "store/meta.h"
+#include "store/migrate.h"
 #include "store/sqlite.h"
 #include "store/store.h"
 
@@ -269,9 +270,10 @@ Result<EraseCounts> Store::Erase(const std::vector<int64_t>& image_ids,
 Result<int64_t> Store::AddOptOut(const OptOutRecord& o, AuditRecord record) {
   FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
   FS_ASSIGN(Stmt insert, Stmt::Prepare(db_,
-      "INSERT INTO optouts(embedding, threshold, reason, added_at) VALUES(?, ?, ?, ?)"));
+      "INSERT INTO optouts(embedding, threshold, reason, added_at, request_id) VALUES(?, ?, ?, ?, ?)"));
   insert.BindBlob(1, codec::EncodeEmbedding(o.embedding)).Bind(2, double{o.threshold});
   insert.Bind(3, o.reason).Bind(4, o.added_at.empty() ? IsoUtcNow() : o.added_at);
+  if (!o.request_id.empty()) insert.Bind(5, o.request_id);  // else NULL: added outside any cluster request
   FS_TRY(insert.Run());
   const int64_t id = sqlite3_last_insert_rowid(db_);
   record.results = JsonText({{"optout_id", id}});
@@ -284,8 +286,13 @@ Result<std::vector<OptOutRecord>> Store::OptOuts() {
   std::vector<OptOutRecord> out;
   FS_ASSIGN(bool has, HasTable(db_, "optouts"));
   if (!has) return out;
-  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_,
-      "SELECT id, embedding, threshold, reason, added_at FROM optouts ORDER BY id"));
+  // v10 added request_id; an older schema, opened read-only, has it in its audit log only.
+  const std::string request_id =
+      version_ >= 10 ? "COALESCE(o.request_id, '') FROM optouts o"
+                     : std::string("COALESCE(added.request_id, '') FROM optouts o LEFT JOIN (") +
+                           migrate::kOptoutRequestsInAuditSql + ") AS added ON added.optout_id = o.id";
+  const std::string sql = "SELECT o.id, o.embedding, o.threshold, o.reason, o.added_at, " + request_id + " ORDER BY o.id";
+  FS_ASSIGN(Stmt stmt, Stmt::Prepare(db_, sql.c_str()));
   for (;;) {
     FS_ASSIGN(bool row, stmt.Step());
     if (!row) return out;
@@ -293,7 +300,7 @@ Result<std::vector<OptOutRecord>> Store::OptOuts() {
     if (!embedding)
       return Fail(ErrorCode::kCorrupt, "opt-out " + std::to_string(stmt.Int(0)) + " has a malformed embedding");
     out.push_back(OptOutRecord{stmt.Int(0), *embedding, static_cast<float>(stmt.Double(2)),
-                               stmt.Text(3), stmt.Text(4)});
+                               stmt.Text(3), stmt.Text(4), stmt.Text(5)});
   }
 }
 
@@ -308,6 +315,24 @@ Status Store::RemoveOptOut(int64_t id, AuditRecord record) {
   FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
   FS_TRY(MarkScrubPending(db_, stored));  // the opt-out's embedding is erased too
   return txn.Commit();
+}
+
+Result<std::vector<int64_t>> Store::RemoveOptOutsOfRequest(const std::string& request_id, AuditRecord record) {
+  FS_ASSIGN(Transaction txn, Transaction::Begin(db_, /*immediate=*/true));
+  FS_ASSIGN(Stmt find, Stmt::Prepare(db_, "SELECT id FROM optouts WHERE request_id = ? ORDER BY id"));
+  find.Bind(1, request_id);
+  FS_ASSIGN(std::vector<int64_t> ids, Ids(find));
+  if (ids.empty())
+    return Fail(ErrorCode::kNotFound, "no opt-out was added under request id " + request_id +
+                                          " (see `facesearch optout list --json`, its request_id)");
+  FS_ASSIGN(Stmt del, Stmt::Prepare(db_, "DELETE FROM optouts WHERE request_id = ?"));
+  del.Bind(1, request_id);
+  FS_TRY(del.Run());
+  record.results = JsonText({{"optout_ids", ids}});
+  FS_ASSIGN(AuditRecord stored, AppendAuditInTransaction(db_, std::move(record)));
+  FS_TRY(MarkScrubPending(db_, stored));  // the opt-outs' embeddings are erased too
+  FS_TRY(txn.Commit());
+  return ids;
 }
 
 Result<bool> Store::ScrubPending() {
