@@ -391,6 +391,16 @@ TEST_CASE("serve refuses bad requests with a clear JSON error, writes nothing an
   CHECK(busy->status == 503);
   CHECK(busy->get_header_value("Retry-After") == "5");
   CHECK(ErrorCodeOf(busy) == "busy");
+  // A refused client that asks to keep its connection is told, and shown, that it is closed: an
+  // overloaded server sheds connections rather than holding them open for more refusals.
+  const int kept = Connect(small);
+  const std::string keep_alive = "GET /v1/info HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+  REQUIRE(write(kept, keep_alive.data(), keep_alive.size()) == static_cast<ssize_t>(keep_alive.size()));
+  const auto [refusal, shed] = ReadUntilClosed(kept, 2);
+  close(kept);
+  CHECK(refusal.rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(refusal.find("Connection: close\r\n") != std::string::npos);
+  CHECK(shed);
   for (int fd : slow_clients) close(fd);
   // The worker frees once it reads the closed connections; until then a client is told to retry.
   int status = 503;
