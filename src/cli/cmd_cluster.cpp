@@ -171,8 +171,11 @@ void RunCluster(Context& ctx, const ClusterArgs& args) {
   if (args.update) {
     auto report = UpdateClusters(ctx.Config(), args.options);
     if (!report) return ctx.Report(report.error());
-    spdlog::info("{} new face(s) within distance {}: {} joined saved clusters, {} new cluster(s)", report->new_faces,
-                 report->threshold, report->joined, report->created);
+    if (report->new_faces == 0)
+      spdlog::info("nothing new since the save: every face is in a saved cluster (nothing was changed)");
+    else
+      spdlog::info("{} new face(s) within distance {}: {} joined saved clusters, {} new cluster(s)",
+                   report->new_faces, report->threshold, report->joined, report->created);
     WriteClusters(report->clusters, args.format,
                   {{"new_faces", report->new_faces}, {"joined", report->joined}, {"created", report->created}});
     ctx.exit_code = report->new_faces == 0 ? kExitNoMatch : kExitMatch;
