@@ -493,10 +493,10 @@ std::optional<Embedding> VectorIndex::Vector(int64_t face_id) const {
 
 IndexSpec VectorIndex::built_spec() const { return candidates_->built_spec(main_rows()); }
 
-int64_t VectorIndex::memory_bytes() const {
-  // The float vectors and their ids (mapped pages are the file's), plus the structure.
-  return ntotal() * static_cast<int64_t>(kEmbeddingDim * sizeof(float) + sizeof(int64_t)) +
-         candidates_->memory_bytes(main_rows());
+IndexFootprint VectorIndex::footprint() const {
+  IndexFootprint f = candidates_->footprint(main_rows());
+  f.mapped_bytes += ntotal() * static_cast<int64_t>(kEmbeddingDim * sizeof(float) + sizeof(int64_t));
+  return f;
 }
 
 }  // namespace facesearch

@@ -156,8 +156,9 @@ class VectorIndex {
   void SetProbes(int nprobe);
   // The parameters the candidate structure really has (nlist, pq_bits... as trained).
   IndexSpec built_spec() const;
-  // Bytes of float vectors and ids (mapped or held), plus codes / lists / graph of the kind.
-  int64_t memory_bytes() const;
+  // What a process that opens this index's saved file holds (IndexFootprint): its float vectors and
+  // ids mapped, and the structure of its kind, resident or mapped.
+  IndexFootprint footprint() const;
   // Every live face id in the index, in insertion order.
   std::vector<int64_t> ids() const;
   // The float vector stored for `face_id` (what exact search and re-ranking use); nullopt when the
