@@ -281,7 +281,7 @@ void AddClusterCommand(CLI::App& app, Context& ctx) {
       "the user and --case; `show` prints who placed each face, when, and its record. A label\n"
       "says the faces are that subject; it adds no reference (use `subject add --face-id`).\n"
       "Exit status: 0 at least one cluster of --min-size faces (--update: a new face placed), 1\n"
-      "none, 2 error.\n\n"
+      "none (--update with nothing new since the save says so and writes nothing), 2 error.\n\n"
       "Examples:\n"
       "  facesearch cluster\n"
       "  facesearch cluster --min-size 5 --format jsonl | jq -r '[.cluster, .size] | @tsv'\n"
