@@ -253,6 +253,16 @@ TEST_CASE("Kept clusters: saved with stable ids, labelled, merged, split, kept a
   CHECK(shown["faces"][2]["face_id"].num() == added);
   CHECK(shown["faces"][2]["how"].str() == "update");
   CHECK(shown["faces"][2]["placed"]["case"].str() == "C-9");
+  // Updated again with nothing indexed since: said so, exit 1, and no record or change written.
+  const auto clusters_after_update = c.Saved();
+  const size_t records_after_update = c.AuditRecords();  // after `cluster list` (audited) and `audit`
+  const RunResult nothing = c.Run({"--case", "C-9", "cluster", "--update", "-f", "json"});
+  INFO(nothing.err);
+  CHECK(nothing.exit_code == 1);
+  CHECK(nothing.err.find("nothing new since the save") != std::string::npos);
+  CHECK(ParseJson(nothing.out)["new_faces"].num() == 0);
+  CHECK(c.AuditRecords() == records_after_update);
+  CHECK(c.Saved() == clusters_after_update);
 
   // Erasure: a forgotten face leaves its cluster.
   c.Must({"forget", "--face-id", std::to_string(added)});

@@ -145,6 +145,12 @@ std::string AddUser(const CorpusDir& c, const std::string& name, const std::stri
   return Trim(r.out);
 }
 
+size_t CountOf(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
 size_t AuditRecords(const CorpusDir& c) {
   RunResult r = c.Run({"audit", "--format", "jsonl"});
   REQUIRE(r.exit_code == 0);
@@ -185,7 +191,7 @@ TEST_CASE("serve answers each endpoint for the roles that hold its right, refuse
                                                      {"curator", AddUser(c, "cora", "curator")},
                                                      {"admin", AddUser(c, "adam", "admin")},
                                                      {"auditor", AddUser(c, "audrey", "auditor")}};
-  Server server(c, {"--detect-max-side", "600"});
+  Server server(c, {"--detect-max-side", "600", "-v"});  // -v: the log says when models are loaded
   const fs::path probe = TestImage("obama2.jpg");
 
   CHECK(Get(server, "/v1/health", "")->status == 200);
@@ -257,13 +263,18 @@ TEST_CASE("serve answers each endpoint for the roles that hold its right, refuse
   CHECK(metrics->body.find("\nfacesearch_faces 1\n") != std::string::npos);
   CHECK(metrics->body.find("facesearch_requests_total{path=\"/v1/query\",status=\"200\"} 3") != std::string::npos);
   // A curator's opt-out erases the matching face from the server's memory before it answers: the
-  // next query finds nothing. It is audited with the curator and the case.
+  // next query finds nothing. It is audited with the curator and the case. Its photo is analysed
+  // by the analyzer the queries used, not by models loaded for it.
+  auto model_loads = [&] { return CountOf(server.Log(), "loading models from"); };
+  const size_t loads_before_optout = model_loads();
+  CHECK(loads_before_optout > 0);
   auto opted = PostPhotos(server, "/v1/optout?case=K-8&reason=ticket%20881", tokens.at("curator"),
                           {{"photo", TestImage("biden.jpg")}});
   REQUIRE(opted);
   INFO(opted->body);
   CHECK(opted->status == 200);
   CHECK(json::parse(opted->body) == json{{"id", 1}, {"faces_erased", 1}, {"images_erased", 1}});
+  CHECK(model_loads() == loads_before_optout);
   auto after = PostPhotos(server, "/v1/query", tokens.at("searcher"), {{"image", TestImage("biden.jpg")}});
   REQUIRE(after);
   CHECK(after->get_header_value("X-Facesearch-Exit") == "1");
@@ -391,6 +402,16 @@ TEST_CASE("serve refuses bad requests with a clear JSON error, writes nothing an
   CHECK(busy->status == 503);
   CHECK(busy->get_header_value("Retry-After") == "5");
   CHECK(ErrorCodeOf(busy) == "busy");
+  // A refused client that asks to keep its connection is told, and shown, that it is closed: an
+  // overloaded server sheds connections rather than holding them open for more refusals.
+  const int kept = Connect(small);
+  const std::string keep_alive = "GET /v1/info HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+  REQUIRE(write(kept, keep_alive.data(), keep_alive.size()) == static_cast<ssize_t>(keep_alive.size()));
+  const auto [refusal, shed] = ReadUntilClosed(kept, 2);
+  close(kept);
+  CHECK(refusal.rfind("HTTP/1.1 503", 0) == 0);
+  CHECK(refusal.find("Connection: close\r\n") != std::string::npos);
+  CHECK(shed);
   for (int fd : slow_clients) close(fd);
   // The worker frees once it reads the closed connections; until then a client is told to retry.
   int status = 503;

@@ -180,6 +180,41 @@ TEST_CASE("Save then Load gives identical search results, ntotal and max_id", "[
   }
 }
 
+TEST_CASE("RowsOf finds the asked ids' vectors in the file, its delta and memory, in id order, and leaves out "
+          "erased and unknown ids",
+          "[index]") {
+  test::TempDir dir;
+  const size_t n = 60;
+  const auto vectors = RandomVectors(n, 5);
+  std::vector<int64_t> ids(n);
+  for (size_t i = 0; i < n; ++i) ids[i] = 10 + 2 * static_cast<int64_t>(i);  // 10, 12, ... 128
+  auto index = VectorIndex::CreateEmpty();
+  REQUIRE(index->Add(std::span(ids).first(40), std::span(vectors).first(40 * kEmbeddingDim)));
+  const fs::path path = dir / "faces.faiss";
+  auto saved = index->Save(path, kStamp);
+  REQUIRE(saved);
+  auto loaded = VectorIndex::Load(path, saved->size, saved->checksum, kStamp, {}, /*writable=*/true);
+  REQUIRE(loaded);
+  VectorIndex& mapped = **loaded;  // rows 0-39 in the file's main segment
+  REQUIRE(mapped.Add(std::span(ids).subspan(40, 10), std::span(vectors).subspan(40 * kEmbeddingDim, 10 * kEmbeddingDim)));
+  REQUIRE(mapped.Save(path, kStamp));  // rows 40-49: a delta chunk of the file
+  REQUIRE(mapped.Add(std::span(ids).subspan(50), std::span(vectors).subspan(50 * kEmbeddingDim)));  // 50-59 in memory
+  REQUIRE(mapped.Erase(std::vector<int64_t>{ids[3]}));
+
+  // Asked: one id of each segment, the erased one, and ids the index never held (11, 999).
+  const std::vector<int64_t> asked = {ids[0], ids[3], 11, ids[39], ids[45], ids[59], 999};
+  const auto rows = mapped.RowsOf(asked);
+  REQUIRE(rows.size() == 4);
+  const size_t expected[] = {0, 39, 45, 59};
+  for (size_t i = 0; i < rows.size(); ++i) {
+    INFO(i);
+    CHECK(rows[i].first == ids[expected[i]]);
+    CHECK(std::equal(rows[i].second, rows[i].second + kEmbeddingDim,
+                     vectors.begin() + static_cast<std::ptrdiff_t>(expected[i] * kEmbeddingDim)));
+  }
+  CHECK(mapped.RowsOf(std::vector<int64_t>{}).empty());
+}
+
 TEST_CASE("Load refuses a truncated index file and ignores bytes past its committed length", "[index]") {
   test::TempDir dir;
   const fs::path path = dir / "faces.faiss";

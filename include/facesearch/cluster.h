@@ -87,7 +87,8 @@ Result<ClusterReport> ClusterCorpus(const CorpusConfig& config, const ClusterOpt
 // joins the saved cluster (or the new group) holding most of its links, ties to the nearest, never
 // one with a face it is "different" from or one labelled with a subject it is marked not to be; a
 // face with no link starts a new cluster. Saved faces
-// never move. Returns the clusters that gained faces (all sizes). Audited ("cluster", op update).
+// never move. Returns the clusters that gained faces (all sizes). Audited ("cluster", op update)
+// when a face was placed; with none to place nothing is written (new_faces 0).
 // Errors: kNotFound (no corpus, nothing saved yet: run --save first), and those of ClusterCorpus.
 Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOptions& options);
 

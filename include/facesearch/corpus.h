@@ -72,6 +72,10 @@ class Corpus {
   // landmarks, scores, quality. Nothing is searched or audited. Errors: those of
   // PhotoAnalyzer::Analyze.
   Result<PhotoFaces> Analyze(const ProbeImage& photo, const PipelineOptions& pipeline);
+  // The same, analysed as Query analyses a probe: in the corpus's embedding mode, so that its
+  // embeddings compare with the corpus's (an opt-out's face: AddOptOut with the PhotoFaces).
+  // Errors: those of Analyze; kInvalidArgument for an embedding that is not the corpus's.
+  Result<PhotoFaces> AnalyzeAsProbe(const ProbeImage& photo, const PipelineOptions& pipeline);
 
   // The corpus's users as stored now (a revocation by another process counts at once), with their
   // token hashes, for FindUserByToken (facesearch/users.h). Errors: kDatabase.

@@ -32,7 +32,13 @@ struct CorpusInfo {
   int64_t index_bytes = 0;         // the index file's size
   std::string index_kind;          // of the index file: "exact", "int8", "ivf", "ivfpq", "hnsw"
   std::string index_setting;       // the corpus's setting (`reindex`), e.g. "kind=ivfpq nlist=0 ..."
-  int64_t index_memory_bytes = 0;  // vectors, ids and codes / lists / graph when last saved
+  // What a process that opens the index file holds, as of the last save: resident (read onto the
+  // heap: FAISS centroids and codebooks, an HNSW graph and its copy of the vectors) and mapped
+  // (the file's pages, read on demand: float vectors and ids, int8 codes, IVF lists); memory is
+  // their sum.
+  int64_t index_memory_bytes = 0;
+  int64_t index_resident_bytes = 0;
+  int64_t index_mapped_bytes = 0;
   // The last `reindex`: its parameters as built, recall@10 against exact search, and when.
   std::string index_params;
   std::optional<double> index_recall_at_10;
@@ -71,7 +77,7 @@ struct ReindexSummary {
   double recall_at_10 = 1.0;  // against exact search, own face excluded (VectorIndex::MeasureRecall)
   int recall_queries = 0;
   double build_seconds = 0;
-  int64_t memory_bytes = 0;
+  int64_t resident_bytes = 0, mapped_bytes = 0;  // as CorpusInfo's index_resident_bytes, index_mapped_bytes
   int64_t generation = 0;
 };
 

@@ -85,6 +85,8 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
 
 // ---- opt-out -----------------------------------------------------------------------------------
 
+struct PhotoFaces;  // facesearch/analyze.h
+
 struct OptOutRequest {
   ProbeImage photo;  // the largest face in it is the person opting out (a file, or uploaded bytes)
   std::optional<float> threshold;  // unset: the corpus model's SamePersonDistance (dlib: 0.6)
@@ -101,6 +103,10 @@ struct OptOutResult {
 // matching face already indexed, like Forget. Ingest then skips matching faces and queries never
 // return them. Errors: kInvalidArgument when the photo has no face; those of Forget.
 Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& request);
+// The same for a photo already analysed in the corpus's embedding mode (a server's resident
+// analyzers: Corpus::AnalyzeAsProbe), so that no models are loaded for it; request.photo is not
+// read again.
+Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& request, const PhotoFaces& photo);
 Result<std::vector<OptOutRecord>> ListOptOuts(const CorpusConfig& config);
 Status RemoveOptOut(const CorpusConfig& config, int64_t id);
 // Removes the opt-out(s) added under `request_id` (`optout add` run with --request-id: a cluster

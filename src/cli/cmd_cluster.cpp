@@ -171,8 +171,11 @@ void RunCluster(Context& ctx, const ClusterArgs& args) {
   if (args.update) {
     auto report = UpdateClusters(ctx.Config(), args.options);
     if (!report) return ctx.Report(report.error());
-    spdlog::info("{} new face(s) within distance {}: {} joined saved clusters, {} new cluster(s)", report->new_faces,
-                 report->threshold, report->joined, report->created);
+    if (report->new_faces == 0)
+      spdlog::info("nothing new since the save: every face is in a saved cluster (nothing was changed)");
+    else
+      spdlog::info("{} new face(s) within distance {}: {} joined saved clusters, {} new cluster(s)",
+                   report->new_faces, report->threshold, report->joined, report->created);
     WriteClusters(report->clusters, args.format,
                   {{"new_faces", report->new_faces}, {"joined", report->joined}, {"created", report->created}});
     ctx.exit_code = report->new_faces == 0 ? kExitNoMatch : kExitMatch;
@@ -278,7 +281,7 @@ void AddClusterCommand(CLI::App& app, Context& ctx) {
       "the user and --case; `show` prints who placed each face, when, and its record. A label\n"
       "says the faces are that subject; it adds no reference (use `subject add --face-id`).\n"
       "Exit status: 0 at least one cluster of --min-size faces (--update: a new face placed), 1\n"
-      "none, 2 error.\n\n"
+      "none (--update with nothing new since the save says so and writes nothing), 2 error.\n\n"
       "Examples:\n"
       "  facesearch cluster\n"
       "  facesearch cluster --min-size 5 --format jsonl | jq -r '[.cluster, .size] | @tsv'\n"

@@ -71,7 +71,9 @@ void AddReindexCommand(CLI::App& app, Context& ctx) {
                              {"recall_at_10", r->recall_queries > 0 ? Json(RoundDecimals(r->recall_at_10, 4)) : Json()},
                              {"recall_queries", r->recall_queries},
                              {"build_seconds", RoundDecimals(r->build_seconds, 3)},
-                             {"memory_bytes", r->memory_bytes},
+                             {"memory_bytes", r->resident_bytes + r->mapped_bytes},
+                             {"resident_bytes", r->resident_bytes},
+                             {"mapped_bytes", r->mapped_bytes},
                              {"generation", r->generation}})
                 << "\n";
     } else {
@@ -81,7 +83,8 @@ void AddReindexCommand(CLI::App& app, Context& ctx) {
                 << " against exact search ("
                 << r->recall_queries << " corpus faces as probes, own face excluded)\n"
                 << "build:      " << Fixed(r->build_seconds, 2) << " s\n"
-                << "memory:     " << r->memory_bytes << " bytes\n";
+                << "memory:     " << r->resident_bytes << " bytes resident, " << r->mapped_bytes
+                << " bytes mapped from the index file\n";
     }
     ctx.exit_code = kExitMatch;
   });

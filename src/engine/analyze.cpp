@@ -201,6 +201,16 @@ Result<PhotoFaces> Corpus::Analyze(const ProbeImage& photo, const PipelineOption
   return analyzer->Analyze(photo);
 }
 
+Result<PhotoFaces> Corpus::AnalyzeAsProbe(const ProbeImage& photo, const PipelineOptions& pipeline) {
+  PipelineOptions resolved = pipeline;
+  {
+    std::lock_guard store_lock(impl_->store_mu);
+    FS_ASSIGN(resolved.embedding, impl_->ModeFor(resolved));
+  }
+  FS_ASSIGN(Impl::Lease analyzer, impl_->LeaseAnalyzer(resolved));
+  return analyzer->Analyze(photo);
+}
+
 Result<CompareResult> Corpus::Compare(const ProbeImage& a, const ProbeImage& b, const CompareOptions& options,
                                       const AuditContext& audit) {
   PipelineOptions pipeline = options.pipeline;

@@ -313,6 +313,12 @@ Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOp
     if (!group_of.count(id)) fresh.push_back(id);
   FS_ASSIGN(std::vector<FaceRecord> rows, o.store->GetFaces(fresh));
   std::erase_if(rows, [&](const FaceRecord& r) { return o.optouts.Matches(r.face.embedding); });
+  ClusterReport report;
+  report.threshold = threshold;
+  report.faces = static_cast<int64_t>(all.size());
+  report.clusters_total = static_cast<int64_t>(saved.size());
+  // Nothing to place: no change to commit, and no face shown, so no audit record either.
+  if (rows.empty()) return report;
   std::vector<Embedding> embeddings;
   for (const FaceRecord& r : rows) embeddings.push_back(r.face.embedding);
 
@@ -332,8 +338,6 @@ Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOp
     for (const SubjectExclusion& e : s.exclusions) not_subject[e.face_id].insert(s.id);
   std::map<int64_t, std::vector<int64_t>> added;  // group -> its new faces
   int64_t new_groups = 0;
-  ClusterReport report;
-  report.threshold = threshold;
   for (size_t q = 0; q < rows.size(); ++q) {
     const int64_t face = rows[q].face_id;
     std::set<int64_t> barred;
@@ -379,7 +383,6 @@ Result<ClusterReport> UpdateClusters(const CorpusConfig& config, const ClusterOp
     for (const FaceRecord& r : records) c.faces.push_back(FaceOf(r));
   }
   SortLargestFirst(report.clusters);
-  report.faces = static_cast<int64_t>(all.size());
   report.clusters_total = static_cast<int64_t>(saved.size());
   FS_TRY(AttachSaved(*o.store, report.clusters));
   return report;

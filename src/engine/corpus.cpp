@@ -393,9 +393,13 @@ std::string DescribeIndex(Store& store, const CorpusPaths& paths, CorpusInfo& in
   info.index_vectors = s.ntotal;
   info.index_bytes = s.size;
   info.index_kind = s.kind;
-  // Snapshots saved before index format 2 were exact: float vectors and ids.
-  info.index_memory_bytes = s.memory_bytes >= 0 ? s.memory_bytes
-                                                : s.ntotal * static_cast<int64_t>(kEmbeddingDim * 4 + 8);
+  // Snapshots saved before index format 2 were exact: float vectors and ids, which every kind
+  // maps; those saved before the split recorded the sum only, so their structure counts as
+  // resident until the next save.
+  const int64_t rows = s.ntotal * static_cast<int64_t>(kEmbeddingDim * 4 + 8);
+  info.index_memory_bytes = s.memory_bytes >= 0 ? s.memory_bytes : rows;
+  info.index_mapped_bytes = s.mapped_bytes >= 0 ? s.mapped_bytes : std::min(rows, info.index_memory_bytes);
+  info.index_resident_bytes = info.index_memory_bytes - info.index_mapped_bytes;
   const IndexRecord record{*snap, info.generation, *delete_generation, info.model_identity};
   IndexFileFacts facts;
   if (!JudgeIndexRecord(record)) {  // the file it names may be read

@@ -22,6 +22,7 @@
 #include "engine/corpus.h"
 #include "engine/privacy_internal.h"
 #include "face/models.h"
+#include "facesearch/analyze.h"
 #include "facesearch/subject.h"
 #include "index/corpus_index.h"
 
@@ -35,23 +36,22 @@ struct PhotoFace {
   Face face;
 };
 
-// The largest face of `photo`. Errors: kInvalidArgument when it has none; read/decode/model errors.
-Result<PhotoFace> LargestFace(const CorpusConfig& config, const ProbeImage& photo,
-                              const PipelineOptions& pipeline) {
-  DecodeLimits limits = LimitsFrom(pipeline);
-  FS_ASSIGN(std::string bytes, ReadProbeBytes(photo, static_cast<size_t>(limits.max_bytes)));
-  auto image = DecodeImage(bytes, limits);
-  if (!image) return Fail(ErrorCode::kDecode, "cannot read " + photo.name + ": " + image.error().message);
-  FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, pipeline));
-  FS_ASSIGN(auto analyzer, LoadAnalyzer(config, resolved));
-  FS_ASSIGN(std::vector<Face> faces, analyzer->Analyze(*image));
-  if (faces.empty())
-    return Fail(ErrorCode::kInvalidArgument, "no face found in " + photo.name +
+// The largest face of an analysed photo. Errors: kInvalidArgument when it has none.
+Result<PhotoFace> LargestFace(const PhotoFaces& photo) {
+  if (photo.faces.empty())
+    return Fail(ErrorCode::kInvalidArgument, "no face found in " + photo.path +
                                                  "; try --upsample 2 or --detector cnn");
-  auto largest = std::max_element(faces.begin(), faces.end(), [](const Face& a, const Face& b) {
-    return a.box.w * a.box.h < b.box.w * b.box.h;
-  });
-  return PhotoFace{Sha256Hex(bytes), *largest};
+  FS_ASSIGN(const int largest, ChooseFace(photo, std::nullopt));
+  return PhotoFace{photo.sha256, photo.faces[static_cast<size_t>(largest)]};
+}
+
+// `photo` analysed in the corpus's embedding mode with models loaded for this call (a command
+// runs once; a server passes what its resident analyzers found instead).
+Result<PhotoFaces> AnalyzeWithNewModels(const CorpusConfig& config, const ProbeImage& photo,
+                                        const PipelineOptions& pipeline) {
+  FS_ASSIGN(PipelineOptions resolved, WithCorpusEmbedding(config, pipeline));
+  FS_ASSIGN(auto analyzer, PhotoAnalyzer::Load(config, resolved));
+  return analyzer->Analyze(photo);
 }
 
 Result<std::vector<int64_t>> FacesWithin(Store& store, const Embedding& e, float threshold) {
@@ -161,7 +161,8 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
   AuditEvent event{"forget", "", {}, ""};
   std::optional<PhotoFace> probe;
   if (like) {
-    FS_ASSIGN(probe, LargestFace(config, ProbeImage::File(request.like_photo), request.pipeline));
+    FS_ASSIGN(PhotoFaces photo, AnalyzeWithNewModels(config, ProbeImage::File(request.like_photo), request.pipeline));
+    FS_ASSIGN(probe, LargestFace(photo));
     event.probe_sha256.push_back(probe->sha256);
   }
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
@@ -248,8 +249,14 @@ Result<ForgetSummary> Forget(const CorpusConfig& config, const ForgetRequest& re
 }
 
 Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& request) {
+  FS_TRY(CheckExistingCorpus(config));
+  FS_ASSIGN(PhotoFaces photo, AnalyzeWithNewModels(config, request.photo, request.pipeline));
+  return AddOptOut(config, request, photo);
+}
+
+Result<OptOutResult> AddOptOut(const CorpusConfig& config, const OptOutRequest& request, const PhotoFaces& photo) {
   FS_ASSIGN(const CorpusPaths paths, CheckExistingCorpus(config));
-  FS_ASSIGN(PhotoFace probe, LargestFace(config, request.photo, request.pipeline));
+  FS_ASSIGN(PhotoFace probe, LargestFace(photo));
   FS_ASSIGN(FileLock lock, LockCorpusForWriting(paths, config.lock_wait_s));
   FS_ASSIGN(auto store, OpenStore(paths, StoreUse::kModels));
   FS_ASSIGN(const float threshold, ThresholdFor(*store, request.threshold));

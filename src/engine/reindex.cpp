@@ -82,7 +82,9 @@ Result<ReindexSummary> ReindexCorpus(const CorpusConfig& config, const ReindexOp
   summary.recall_at_10 = recall.recall_at_10;
   summary.recall_queries = recall.queries;
   summary.build_seconds = build_s;
-  summary.memory_bytes = opened.index->memory_bytes();
+  const IndexFootprint footprint = opened.index->footprint();
+  summary.resident_bytes = footprint.resident_bytes;
+  summary.mapped_bytes = footprint.mapped_bytes;
   FS_ASSIGN(summary.generation, store->Generation());
   char recall_text[32], seconds_text[32];
   std::snprintf(recall_text, sizeof recall_text, "%.4f", summary.recall_at_10);

@@ -54,7 +54,7 @@ std::vector<Detection> CnnDetector::Detect(const RgbImage& image, int upsample) 
   std::vector<Detection> out;
   for (const dlib::mmod_rect& d : impl_->net(img)) {
     dlib::rectangle r = pyr.rect_down(d.rect, static_cast<unsigned>(std::max(upsample, 0)));
-    out.push_back({ToBox(r), d.detection_confidence});
+    out.push_back({ToBox(r), d.detection_confidence, std::nullopt});
   }
   return out;
 }

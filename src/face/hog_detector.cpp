@@ -39,7 +39,7 @@ std::vector<Detection> DetectHog(dlib::frontal_face_detector& detector,
   }
   std::vector<Detection> out;
   out.reserve(dets.size());
-  for (const auto& d : dets) out.push_back({ToBox(d.rect), d.detection_confidence});
+  for (const auto& d : dets) out.push_back({ToBox(d.rect), d.detection_confidence, std::nullopt});
   return out;
 }
 

@@ -548,6 +548,8 @@ std::string InfoJson(const CorpusInfo& info) {
                    {"index_kind", info.index_kind},
                    {"index_setting", info.index_setting},
                    {"index_memory_bytes", info.index_memory_bytes},
+                   {"index_resident_bytes", info.index_resident_bytes},
+                   {"index_mapped_bytes", info.index_mapped_bytes},
                    {"index_params", info.index_params},
                    {"index_recall_at_10", recall ? Json(RoundDecimals(*recall, 4)) : Json(nullptr)},
                    {"index_recall_queries", info.index_recall_queries},
@@ -578,7 +580,9 @@ std::string InfoText(const CorpusInfo& info) {
       << "index:           " << info.index_state << ", " << info.index_vectors << " vectors, " << info.index_bytes
       << " bytes (generation " << info.generation << ")\n"
       << "index kind:      " << info.index_kind << (info.index_params.empty() ? "" : " (" + info.index_params + ")")
-      << ", " << info.index_memory_bytes << " bytes in memory\n";
+      << "\n"
+      << "index memory:    " << info.index_resident_bytes << " bytes resident, " << info.index_mapped_bytes
+      << " bytes mapped from the index file (paged in as searches read them)\n";
   if (!info.index_built_at.empty())
     out << "index recall@10: " << (info.index_recall_at_10 ? Fixed4(*info.index_recall_at_10) : std::string("not measured"))
         << " against exact search (" << info.index_recall_queries << " probes; built in "

@@ -71,9 +71,9 @@ class Int8Candidates final : public CandidateStructure {
     return found;
   }
 
-  int64_t memory_bytes(int64_t /*n*/) const override {
-    if (!codes_) return 0;
-    return static_cast<int64_t>(codes_->code_bytes() + 2 * kEmbeddingDim * sizeof(float));
+  IndexFootprint footprint(int64_t /*n*/) const override {  // the codes are the file's; the ranges are read
+    if (!codes_) return {};
+    return {static_cast<int64_t>(2 * kEmbeddingDim * sizeof(float)), static_cast<int64_t>(codes_->code_bytes())};
   }
 
   std::span<const uint8_t> Codes(IndexFileHeader& header) const override {

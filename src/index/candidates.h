@@ -79,8 +79,8 @@ class CandidateStructure {
                                    int k) const = 0;
   // The parameters the structure really has over `n` vectors (as trained, when it is).
   virtual IndexSpec built_spec(int64_t n) const { return EffectiveIndexSpec(spec_, n); }
-  // Bytes the structure holds in memory over `n` vectors (codes, lists, graph).
-  virtual int64_t memory_bytes(int64_t /*n*/) const { return 0; }
+  // The structure's part of VectorIndex::footprint() over `n` vectors (codes, lists, graph).
+  virtual IndexFootprint footprint(int64_t /*n*/) const { return {}; }
   // Appends the structure's serialisation (an index file's second part) to `out`; nothing when
   // there is none. Throws what FAISS throws.
   virtual void Write(faiss::IOWriter& out) const;

@@ -146,7 +146,7 @@ class FaissCandidates : public CandidateStructure {
     return s;
   }
 
-  int64_t memory_bytes(int64_t n) const override { return index_ ? StructureBytes(n) : 0; }
+  IndexFootprint footprint(int64_t n) const override { return index_ ? StructureFootprint(n) : IndexFootprint{}; }
 
   void Write(faiss::IOWriter& out) const override {
     if (index_) faiss::write_index(index_.get(), &out);
@@ -197,8 +197,8 @@ class FaissCandidates : public CandidateStructure {
   virtual void ApplyQueryParams() = 0;
   // The trained structure's parameters into `s`.
   virtual void DescribeBuilt(IndexSpec& s) const = 0;
-  // Bytes of the trained structure over n rows.
-  virtual int64_t StructureBytes(int64_t n) const = 0;
+  // The trained structure over n rows, as a process that opens the file holds it.
+  virtual IndexFootprint StructureFootprint(int64_t n) const = 0;
 
   std::string WrongType() const {
     return std::string("its approximate part is not a FAISS ") + IndexKindName(spec_.kind) + " index";
@@ -346,9 +346,10 @@ class IvfCandidates : public FaissCandidates {
     s.nprobe = static_cast<int>(ivf().nprobe);
   }
 
-  int64_t StructureBytes(int64_t n) const override {
-    return static_cast<int64_t>(ivf().nlist * kEmbeddingDim * sizeof(float)) +  // centroids
-           n * static_cast<int64_t>(ivf().code_size + sizeof(idx_t));          // lists
+  IndexFootprint StructureFootprint(int64_t n) const override {
+    // The centroids and each list's place are read; the lists stay in the file (mapped_lists.h).
+    return {static_cast<int64_t>(ivf().nlist * (kEmbeddingDim * sizeof(float) + 2 * sizeof(size_t))),
+            n * static_cast<int64_t>(ivf().code_size + sizeof(idx_t))};
   }
 };
 
@@ -414,9 +415,10 @@ class IvfPqCandidates final : public IvfCandidates {
     s.pq_bits = static_cast<int>(pq().pq.nbits);
   }
 
-  int64_t StructureBytes(int64_t n) const override {
-    return IvfCandidates::StructureBytes(n) +
-           static_cast<int64_t>((pq().pq.centroids.size() + pq().precomputed_table.size()) * sizeof(float));
+  IndexFootprint StructureFootprint(int64_t n) const override {
+    IndexFootprint f = IvfCandidates::StructureFootprint(n);
+    f.resident_bytes += static_cast<int64_t>((pq().pq.centroids.size() + pq().precomputed_table.size()) * sizeof(float));
+    return f;
   }
 };
 
@@ -502,11 +504,12 @@ class HnswCandidates final : public FaissCandidates {
     s.ef_search = hnsw().hnsw.efSearch;
   }
 
-  int64_t StructureBytes(int64_t n) const override {
+  IndexFootprint StructureFootprint(int64_t n) const override {  // FAISS reads all of it
     const faiss::HNSW& g = hnsw().hnsw;
-    return n * static_cast<int64_t>(kEmbeddingDim * sizeof(float)) +  // HNSWFlat's own copy
-           static_cast<int64_t>(g.neighbors.size() * sizeof(g.neighbors[0]) +
-                                g.levels.size() * sizeof(int) + g.offsets.size() * sizeof(size_t));
+    return {n * static_cast<int64_t>(kEmbeddingDim * sizeof(float)) +  // HNSWFlat's own copy
+                static_cast<int64_t>(g.neighbors.size() * sizeof(g.neighbors[0]) +
+                                     g.levels.size() * sizeof(int) + g.offsets.size() * sizeof(size_t)),
+            0};
   }
 };
 

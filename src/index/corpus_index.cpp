@@ -344,9 +344,10 @@ Status SaveCorpusIndex(Store& store, VectorIndex& index, const fs::path& index_d
 }
 
 IndexSnapshot SnapshotOf(const VectorIndex& index, int64_t generation, const SavedFile& saved) {
+  const IndexFootprint f = index.footprint();
   return IndexSnapshot{generation,    index.max_id(),  index.ntotal(),
                        saved.size,    saved.checksum,  kIndexFileName,
-                       IndexKindName(index.spec().kind), index.memory_bytes()};
+                       IndexKindName(index.spec().kind), f.resident_bytes + f.mapped_bytes, f.mapped_bytes};
 }
 
 }  // namespace facesearch

@@ -87,6 +87,15 @@ struct IndexFileContents {
   std::span<const float> delta_rows;
 };
 
+// What an index costs a process that opens its saved file: bytes read onto the heap (FAISS
+// centroids, codebooks, an HNSW graph and its copy of the vectors) and bytes left in the mapped
+// file, paged in on demand and shared through the page cache (float vectors and ids, int8 codes,
+// IVF lists). A query's RSS grows with the resident part, not the mapped one.
+struct IndexFootprint {
+  int64_t resident_bytes = 0;
+  int64_t mapped_bytes = 0;
+};
+
 // Size and checksum of a saved file, as the Store records them.
 struct SavedFile {
   int64_t size = 0;

@@ -306,9 +306,6 @@ void VectorIndex::Adopt(VectorIndex& other) {
   structure_dirty_ = other.structure_dirty_;
   rewrite_ = other.rewrite_;
   max_id_ = other.max_id_;
-  std::lock_guard lock(rows_by_id_mu_);
-  rows_by_id_.clear();
-  rows_by_id_built_ = false;
 }
 
 Status VectorIndex::Install(std::vector<int64_t> ids, std::vector<float> vectors, bool keep_training) {
@@ -324,11 +321,6 @@ Status VectorIndex::Install(std::vector<int64_t> ids, std::vector<float> vectors
   structure_dirty_ = false;
   file_.reset();
   rewrite_ = true;
-  {
-    std::lock_guard lock(rows_by_id_mu_);
-    rows_by_id_.clear();
-    rows_by_id_built_ = false;
-  }
   return Ok();
 }
 
@@ -475,28 +467,26 @@ std::vector<int64_t> VectorIndex::ids() const {
   return ids;
 }
 
-std::optional<Embedding> VectorIndex::Vector(int64_t face_id) const {
-  std::lock_guard lock(rows_by_id_mu_);
-  if (!rows_by_id_built_) {
-    rows_by_id_.reserve(static_cast<size_t>(ntotal()));
-    for (const search::FlatView& s : Segments())
-      for (size_t r = 0; r < s.n; ++r)
-        if (s.ids[r] >= 0) rows_by_id_[s.ids[r]] = s.rows + r * kEmbeddingDim;
-    rows_by_id_built_ = true;
-  }
-  auto row = rows_by_id_.find(face_id);
-  if (row == rows_by_id_.end()) return std::nullopt;
-  Embedding e{};
-  std::copy_n(row->second, kEmbeddingDim, e.begin());
-  return e;
+std::vector<std::pair<int64_t, const float*>> VectorIndex::RowsOf(std::span<const int64_t> sorted_ids) const {
+  std::vector<std::pair<int64_t, const float*>> found;
+  for (const search::FlatView& s : Segments())
+    for (size_t r = 0; r < s.n; ++r)
+      if (s.ids[r] >= 0 && std::binary_search(sorted_ids.begin(), sorted_ids.end(), s.ids[r]))
+        found.emplace_back(s.ids[r], s.rows + r * kEmbeddingDim);
+  // Rows are in id order unless a file is damaged; then an id held twice gives its last row.
+  auto by_id = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::stable_sort(found.begin(), found.end(), by_id);
+  auto last = std::unique(found.rbegin(), found.rend(), [](const auto& a, const auto& b) { return a.first == b.first; });
+  found.erase(found.begin(), last.base());
+  return found;
 }
 
 IndexSpec VectorIndex::built_spec() const { return candidates_->built_spec(main_rows()); }
 
-int64_t VectorIndex::memory_bytes() const {
-  // The float vectors and their ids (mapped pages are the file's), plus the structure.
-  return ntotal() * static_cast<int64_t>(kEmbeddingDim * sizeof(float) + sizeof(int64_t)) +
-         candidates_->memory_bytes(main_rows());
+IndexFootprint VectorIndex::footprint() const {
+  IndexFootprint f = candidates_->footprint(main_rows());
+  f.mapped_bytes += ntotal() * static_cast<int64_t>(kEmbeddingDim * sizeof(float) + sizeof(int64_t));
+  return f;
 }
 
 }  // namespace facesearch

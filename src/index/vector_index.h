@@ -15,8 +15,6 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <unordered_map>
 #include <optional>
 #include <span>
 #include <string>
@@ -156,13 +154,16 @@ class VectorIndex {
   void SetProbes(int nprobe);
   // The parameters the candidate structure really has (nlist, pq_bits... as trained).
   IndexSpec built_spec() const;
-  // Bytes of float vectors and ids (mapped or held), plus codes / lists / graph of the kind.
-  int64_t memory_bytes() const;
+  // What a process that opens this index's saved file holds (IndexFootprint): its float vectors and
+  // ids mapped, and the structure of its kind, resident or mapped.
+  IndexFootprint footprint() const;
   // Every live face id in the index, in insertion order.
   std::vector<int64_t> ids() const;
-  // The float vector stored for `face_id` (what exact search and re-ranking use); nullopt when the
-  // index does not hold that id.
-  std::optional<Embedding> Vector(int64_t face_id) const;
+  // The float vectors stored for `sorted_ids` (increasing; what exact search and re-ranking use),
+  // found in one pass over the rows, in memory that grows with the ids asked for, not with the
+  // index: (id, its kEmbeddingDim floats) in id order, for the ids the index holds. The pointers
+  // are valid until the index next changes.
+  std::vector<std::pair<int64_t, const float*>> RowsOf(std::span<const int64_t> sorted_ids) const;
   // The largest face id in the index; 0 when it is empty.
   int64_t max_id() const { return max_id_; }
 
@@ -189,9 +190,6 @@ class VectorIndex {
   bool structure_dirty_ = false;                    // file_'s structure section scrubbed in place
   bool rewrite_ = true;                             // Save must write a whole file
   int64_t max_id_ = 0;
-  mutable std::mutex rows_by_id_mu_;                // Vector()'s lookup table, built on first use
-  mutable bool rows_by_id_built_ = false;
-  mutable std::unordered_map<int64_t, const float*> rows_by_id_;
 };
 
 }  // namespace facesearch

@@ -618,7 +618,10 @@ ApiResponse Api::OptOutAdd(const ApiRequest& request, const Caller& caller) {
   auto parsed = ParseOptOut(request);
   if (!parsed) return FromParse(parsed.error());
   parsed->request.pipeline = options_.pipeline;
-  auto result = AddOptOut(WriteConfig(request, caller), parsed->request);
+  // The person's face is found by the server's resident analyzers, as a query's probe is.
+  auto photo = corpus_.AnalyzeAsProbe(parsed->request.photo, options_.pipeline);
+  if (!photo) return FromError(photo.error());
+  auto result = AddOptOut(WriteConfig(request, caller), parsed->request, *photo);
   if (!result) return FromError(result.error());
   // The faces it erased leave this process's index before the answer, as a forget's.
   if (Status s = corpus_.Refresh(); !s) return FromError(s.error());

@@ -112,6 +112,22 @@ void Apply(const ApiResponse& answer, httplib::Response& res) {
   res.set_content(answer.body, answer.content_type);
 }
 
+// Apply, then close the connection: an overloaded server sheds the clients it refuses instead of
+// holding their sockets (and a thread) open for more refusals. cpp-httplib 0.11 decides whether to
+// keep a connection before the handlers run and offers no way to change its mind, except that a
+// failed body write ends the connection: so the body goes out through a provider that writes it in
+// full, then reports failure.
+void ApplyAndClose(const ApiResponse& answer, httplib::Response& res) {
+  res.status = answer.status;
+  for (const auto& [name, value] : answer.headers) res.set_header(name, value);
+  res.set_header("Connection", "close");
+  res.set_content_provider(answer.body.size(), answer.content_type,
+                           [body = answer.body](size_t offset, size_t length, httplib::DataSink& sink) {
+                             sink.write(body.data() + offset, length);
+                             return false;
+                           });
+}
+
 // The refusals cpp-httplib makes itself (a body over the cap, a malformed request line) get the
 // API's JSON error body too.
 ApiResponse TransportError(int status) {
@@ -131,7 +147,7 @@ void AccessLog(const httplib::Request& req, const httplib::Response& res, const 
                     {"path", req.path},
                     {"status", res.status},
                     {"bytes_in", std::atoll(req.get_header_value("Content-Length").c_str())},
-                    {"bytes_out", res.body.size()},
+                    {"bytes_out", res.body.empty() ? res.content_length_ : res.body.size()},  // provider or body
                     {"ms", RoundDecimals(seconds * 1000, 1)}};
   spdlog::info("access {}", JsonText(line));
 }
@@ -182,8 +198,7 @@ Status Serve(const CorpusConfig& config, const ServeOptions& options, const std:
     ApiResponse busy = ErrorResponse(503, "busy", draining ? "the server is shutting down: retry on another one"
                                                            : "the server is busy with other requests: retry in a few seconds");
     busy.headers.emplace_back("Retry-After", "5");
-    busy.headers.emplace_back("Connection", "close");
-    Apply(busy, res);
+    ApplyAndClose(busy, res);
     api.Record(ToApiRequest(req), res.status, 0);
     AccessLog(req, res, "-", 0);
     return httplib::Server::HandlerResponse::Handled;
@@ -199,7 +214,7 @@ Status Serve(const CorpusConfig& config, const ServeOptions& options, const std:
   };
   server->Get(".*", handle).Post(".*", handle).Put(".*", handle).Delete(".*", handle).Patch(".*", handle);
   server->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;  // the API's own refusal
+    if (res.has_header("Content-Type")) return;  // the API's own refusal
     Apply(TransportError(res.status), res);
     AccessLog(req, res, "-", 0);
   });

@@ -78,7 +78,8 @@ Status WriteIndexSnapshot(sqlite3* db, const IndexSnapshot& snap) {
   FS_TRY(Write(db, "index.sha256", snap.sha256));
   FS_TRY(Write(db, "index.file", snap.file));
   FS_TRY(Write(db, "index.kind", snap.kind));
-  return Write(db, "index.memory_bytes", std::to_string(snap.memory_bytes));
+  FS_TRY(Write(db, "index.memory_bytes", std::to_string(snap.memory_bytes)));
+  return Write(db, "index.mapped_bytes", std::to_string(snap.mapped_bytes));
 }
 
 }  // namespace meta
@@ -342,9 +343,13 @@ Result<std::optional<IndexSnapshot>> Store::GetIndexSnapshot() {
   // Recorded since index format 2; a snapshot without them is an exact index.
   FS_ASSIGN(std::optional<std::string> kind, meta::Read(db_, "index.kind"));
   if (kind) snap.kind = *kind;
-  FS_ASSIGN(std::optional<std::string> memory, meta::Read(db_, "index.memory_bytes"));
-  if (memory) {
-    FS_ASSIGN(snap.memory_bytes, meta::ReadInt(db_, "index.memory_bytes"));
+  // The footprint: its sum since index format 2, its mapped part since issue #19; -1 when not recorded.
+  for (auto [key, value] : {std::pair{"index.memory_bytes", &snap.memory_bytes},
+                            std::pair{"index.mapped_bytes", &snap.mapped_bytes}}) {
+    FS_ASSIGN(std::optional<std::string> recorded, meta::Read(db_, key));
+    if (recorded) {
+      FS_ASSIGN(*value, meta::ReadInt(db_, key));
+    }
   }
   FS_TRY(txn.Commit());
   return std::optional<IndexSnapshot>(std::move(snap));

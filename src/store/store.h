@@ -76,7 +76,10 @@ struct IndexSnapshot {
   std::string sha256;       // of the file's bytes
   std::string file;         // file name inside the index directory
   std::string kind = "exact";  // IndexKindName of the file's index (index format 2)
-  int64_t memory_bytes = -1;   // VectorIndex::memory_bytes() when saved; -1: not recorded
+  // VectorIndex::footprint() when saved: resident plus mapped, and the mapped part; -1: not
+  // recorded (memory_bytes before index format 2, mapped_bytes before issue #19's split).
+  int64_t memory_bytes = -1;
+  int64_t mapped_bytes = -1;
 };
 
 class Store {
