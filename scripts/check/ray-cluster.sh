@@ -6,11 +6,11 @@
 #
 # Heavy, so not part of scripts/test.sh or CI: sets up the Debian packages, models and test images,
 # builds facesearch, makes the Ray virtualenv (scripts/setup-ray.sh: the pinned ray from PyPI), then
-# runs the tests. FS_RAY_TEST_VARIANTS (default 15: 105 images) and FS_RAY_TEST_PROBES (default 8)
-# size the run; its 12 tests took 11 min 10 s under nice -n 5 on the 2-core VM shared with a
-# 30M-face compaction (137 s of CPU in the test process and its children; the Ray actors' CPU is
-# not counted there; the first 9 took ~4 min with the VM otherwise idle). Only the Ray processes it
-# started are stopped.
+# runs the tests. FS_RAY_TEST_VARIANTS (default 15: 105 images), FS_RAY_TEST_PROBES (default 8) and
+# FS_RAY_TEST_EXTRA_IMAGES (a file listing more images, e.g. LFW; then run -k test_1_ -k test_2_ only)
+# size the run; its 16 tests took 28.6 min under nice -n 5 on the 2-core VM beside a full CI run
+# (the first 9 took ~4 min with the VM otherwise idle). Only the Ray processes it started are
+# stopped.
 set -euo pipefail
 
 # shellcheck source=scripts/lib/build.sh
