@@ -366,7 +366,7 @@ def quarantine_reason(state_seq, head_seq):
 
 def evaluate(cluster, head_seq, receipts):
     """Whether an erasure at `head_seq` is complete. `receipts`: {replica name: receipt} for the
-    replicas that answered (receipt: "seq", "live_digest", "corpus"). Returns {"complete",
+    replicas that answered (receipt: "seq", "live_digest", "holds_corpus"). Returns {"complete",
     "quarantined": [names behind the head or silent, or holding no corpus while a sibling holds
     one], "shards_disagreeing": [shard ids whose up-to-date replicas hold different faces]}.
 
@@ -378,10 +378,10 @@ def evaluate(cluster, head_seq, receipts):
     for shard in cluster.shards:
         digests, reached = set(), [receipts[r.name] for r in shard.replicas
                                    if r.name in receipts and receipts[r.name]["seq"] >= head_seq]
-        sibling_holds_corpus = any(got.get("corpus", True) for got in reached)
+        sibling_holds_corpus = any(got.get("holds_corpus", True) for got in reached)
         for r in shard.replicas:
             got = receipts.get(r.name)
-            if got is None or got["seq"] < head_seq or (not got.get("corpus", True) and sibling_holds_corpus):
+            if got is None or got["seq"] < head_seq or (not got.get("holds_corpus", True) and sibling_holds_corpus):
                 quarantined.append(r.name)
             else:
                 digests.add(got["live_digest"])
@@ -427,12 +427,12 @@ def status(cluster, entries, receipts):
     corpus (evaluate's rule: it lacks the sibling's tombstones until rebuilt)."""
     shard_of = {r.name: r.shard for r in cluster.replicas()}
     reached = {name: 0 for name in shard_of}
-    with_corpus = {r["replica"] for r in receipts if r.get("replica") in shard_of and r.get("corpus", True)}
+    with_corpus = {r["replica"] for r in receipts if r.get("replica") in shard_of and r.get("holds_corpus", True)}
     for r in receipts:
         name = r.get("replica")
         if name not in reached:
             continue
-        if not r.get("corpus", True) and any(o != name and shard_of[o] == shard_of[name] for o in with_corpus):
+        if not r.get("holds_corpus", True) and any(o != name and shard_of[o] == shard_of[name] for o in with_corpus):
             continue
         reached[name] = max(reached[name], r.get("seq", 0))
     out = []

@@ -431,10 +431,11 @@ def _receipt(argv, corpus):
     holds a corpus at all (ledger.evaluate)."""
     v = _audit_verify(argv, corpus)
     if v is None:
-        return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest(), "corpus": False}
+        return {"audit_head": "", "faces": 0, "live_digest": hashlib.sha256(b"").hexdigest(),
+                "holds_corpus": False}
     if not v["intact"]:
         raise ClusterError(f"the audit log of {corpus} is broken at record {v['first_bad']}: {v['problem']}")
-    return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"], "corpus": True}
+    return {"audit_head": v["head"], "faces": v["faces"], "live_digest": v["live_digest"], "holds_corpus": True}
 
 
 def _health(argv, corpus, extra=(), model=None):

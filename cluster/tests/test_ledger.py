@@ -215,7 +215,8 @@ class ReplayTest(unittest.TestCase):
 
 
 def receipt(seq, digest="d1", corpus=True):
-    return {"seq": seq, "live_digest": digest, "corpus": corpus}
+    # "corpus" is the replica's path in a real receipt (erase adds it): the flag has its own name.
+    return {"seq": seq, "live_digest": digest, "holds_corpus": corpus, "corpus": "/srv/fs/s0"}
 
 
 def ledger_empty_digest():
@@ -268,7 +269,7 @@ class VerdictTest(unittest.TestCase):
         # A new shard before its first import: no corpus on either replica, nothing to copy.
         fresh = dict(lone, **{"shard0-r1": empty})
         self.assertTrue(ledger.evaluate(c, 5, fresh)["complete"])
-        # A receipt from an actor older than the "corpus" field counts as holding one.
+        # A receipt from an actor older than the "holds_corpus" field counts as holding one.
         old = dict(lone, **{"shard0-r0": {"seq": 5, "live_digest": ledger_empty_digest()}})
         self.assertTrue(ledger.evaluate(c, 5, old)["complete"])
 
